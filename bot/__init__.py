@@ -1,0 +1,2 @@
+"""tradewatch package."""
+__version__ = "0.1.0"
