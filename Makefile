@@ -20,7 +20,7 @@ sysdeps:
 	@bash scripts/sysdeps.sh
 
 run: deps
-	$(BIN)/python -m bot run
+	SIM_SPEED=$${SIM_SPEED:-60} $(BIN)/python -m bot run
 
 test: deps sysdeps
 	$(BIN)/python -m pytest -q

@@ -1,1 +1,63 @@
-"""tradewatch package."""
+"""The trade store: signals, orders, deals, trades, snapshots and daily results.
+
+    from db import init_db, Repository
+    repo = Repository(init_db())          # migrates to the newest schema first
+
+SQLite (data/tradewatch.db) by default, PostgreSQL when DATABASE_URL says so.
+Callers exchange plain records with `Repository`; ORM models stay inside `db`.
+"""
+
+from db.database import Database, init_db
+from db.errors import (
+    DuplicateClientOrderId,
+    DuplicateSignal,
+    OutcomeConflict,
+    StoreError,
+    TradeConflict,
+    UnknownOrder,
+    UnknownSignal,
+    UnknownTrade,
+)
+from db.records import (
+    AccountSnapshot,
+    DailyPerformance,
+    DealRecord,
+    OrderIntent,
+    OrderOutcome,
+    OrderRow,
+    PositionSnapshot,
+    SignalRecord,
+    TradeClose,
+    TradeOpen,
+    TradeRow,
+)
+from db.repository import Repository
+from db.url import DEFAULT_URL, redact_url, resolve_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "AccountSnapshot",
+    "DailyPerformance",
+    "Database",
+    "DealRecord",
+    "DuplicateClientOrderId",
+    "DuplicateSignal",
+    "OrderIntent",
+    "OrderOutcome",
+    "OrderRow",
+    "OutcomeConflict",
+    "PositionSnapshot",
+    "Repository",
+    "SignalRecord",
+    "StoreError",
+    "TradeClose",
+    "TradeConflict",
+    "TradeOpen",
+    "TradeRow",
+    "UnknownOrder",
+    "UnknownSignal",
+    "UnknownTrade",
+    "init_db",
+    "redact_url",
+    "resolve_url",
+]

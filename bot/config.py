@@ -1,0 +1,242 @@
+"""Settings from the environment (and an optional `.env`), validated once at start.
+
+Every setting has one parser and one default here; `.env.example` lists them all. An invalid
+value raises `ConfigError` whose message names the setting and what is wrong, so the CLI can
+exit 2 with a single line instead of failing somewhere deep in the first cycle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from mt5bridge import constants as mt5
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message is one line naming the setting."""
+
+
+TIMEFRAMES = {
+    "M1": mt5.TIMEFRAME_M1,
+    "M5": mt5.TIMEFRAME_M5,
+    "M15": mt5.TIMEFRAME_M15,
+    "M30": mt5.TIMEFRAME_M30,
+    "H1": mt5.TIMEFRAME_H1,
+}
+MT5_MODES = ("sim", "bridge", "native")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _decimal_between(low: str, high: str) -> Callable[[str], Decimal]:
+    def parse(raw: str) -> Decimal:
+        try:
+            value = Decimal(raw.strip())
+        except InvalidOperation:
+            raise ValueError(f"expected a decimal number, got {raw!r}") from None
+        if not value.is_finite() or not Decimal(low) <= value <= Decimal(high):
+            raise ValueError(f"must be between {low} and {high}, got {raw.strip()}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw.strip()!r}")
+        return value
+
+    return parse
+
+
+def _csv_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("must list at least one name")
+    for name in names:
+        if not name.replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"invalid name {name!r}")
+    return names
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    return tuple(name.upper() for name in _csv_names(raw))
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+def _database_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
+        raise ValueError("must be a sqlite:// or postgresql:// URL")
+    if value.startswith("postgres:"):
+        value = "postgresql:" + value[len("postgres:") :]
+    return value
+
+
+def _setting(env: str, default: str, parse: Callable[[str], object], secret: bool = False, doc: str = ""):
+    return field(default=None, metadata={"env": env, "default": default, "parse": parse, "secret": secret, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All bot settings. Build with `Settings.from_env()`; fields are already parsed and valid."""
+
+    mt5_mode: str = _setting("MT5_MODE", "sim", _choice(MT5_MODES), doc="sim | bridge | native")
+    mt5_host: str = _setting("MT5_HOST", "127.0.0.1", _text, doc="bridge host")
+    mt5_port: int = _setting("MT5_PORT", "18812", _int_between(1, 65535), doc="bridge port")
+    mt5_bridge_token: str | None = _setting("MT5_BRIDGE_TOKEN", "", _optional_text, secret=True, doc="shared bridge token")
+    mt5_bridge_timeout: float = _setting("MT5_BRIDGE_TIMEOUT", "10", _float_between(0.1, 300), doc="seconds per bridge call")
+    mt5_login: int | None = _setting("MT5_LOGIN", "", lambda r: _int_between(1, 10**12)(r) if r.strip() else None, doc="broker account login")
+    mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
+    mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
+    mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
+    sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
+    sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
+    database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
+    symbols: tuple[str, ...] = _setting("SYMBOLS", "EURUSD,GBPUSD,USDJPY,XAUUSD", _symbols, doc="symbols to trade")
+    strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")
+    timeframe: str = _setting("TIMEFRAME", "M1", _choice(tuple(TIMEFRAMES), upper=True), doc="bar timeframe")
+    bars: int = _setting("BARS", "120", _int_between(30, 5000), doc="bars read per symbol per cycle")
+    cycle_seconds: float = _setting("CYCLE_SECONDS", "30", _float_between(0.01, 86400), doc="cycle interval (simulated time when accelerated)")
+    risk_per_trade: Decimal = _setting("RISK_PER_TRADE", "1.0", _decimal_between("0.01", "10"), doc="percent of equity risked per trade")
+    max_positions_per_symbol: int = _setting("MAX_POSITIONS_PER_SYMBOL", "2", _int_between(1, 100), doc="open positions cap per symbol")
+    atr_period: int = _setting("ATR_PERIOD", "14", _int_between(2, 500), doc="ATR period for stops")
+    sl_atr_multiple: Decimal = _setting("SL_ATR_MULTIPLE", "2.0", _decimal_between("0.1", "50"), doc="stop-loss distance in ATRs")
+    tp_atr_multiple: Decimal = _setting("TP_ATR_MULTIPLE", "3.0", _decimal_between("0.1", "100"), doc="take-profit distance in ATRs")
+    deviation_points: int = _setting("DEVIATION_POINTS", "20", _int_between(0, 10000), doc="max slippage in points")
+    magic: int = _setting("MAGIC", "20260101", _int_between(1, 2**31 - 1), doc="magic number of this bot's orders")
+    history_days: int = _setting("HISTORY_DAYS", "7", _int_between(1, 3650), doc="deal history looked at on start")
+    log_level: str = _setting("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), doc="DEBUG | INFO | WARNING | ERROR")
+    metrics_port: int = _setting("METRICS_PORT", "8000", _int_between(0, 65535), doc="port of /metrics /healthz /readyz /status (0: any)")
+    metrics_host: str = _setting("METRICS_HOST", "0.0.0.0", _text, doc="bind address of the telemetry server")
+    loki_url: str | None = _setting("LOKI_URL", "", _url, doc="Loki base URL; empty: no Loki push")
+    alertmanager_url: str | None = _setting("ALERTMANAGER_URL", "", _url, doc="Alertmanager base URL; empty: no direct alerts")
+    env: str = _setting("ENV", "dev", _text, doc="environment label on logs")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
+        """Parse every setting; `.env` fills only what the real environment leaves unset."""
+        source: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            source.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        source.update(os.environ if environ is None else environ)
+        values = {}
+        for f in fields(cls):
+            meta = f.metadata
+            raw = source.get(meta["env"], meta["default"])
+            try:
+                values[f.name] = meta["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{meta['env']}: {exc}") from None
+        settings = cls(**values)
+        settings._check_combinations()
+        return settings
+
+    def _check_combinations(self) -> None:
+        if self.mt5_mode == "bridge" and not self.mt5_bridge_token:
+            raise ConfigError("MT5_BRIDGE_TOKEN: required when MT5_MODE=bridge")
+        if self.tp_atr_multiple <= 0 or self.sl_atr_multiple <= 0:
+            raise ConfigError("SL_ATR_MULTIPLE: stop distances must be positive")
+
+    @property
+    def timeframe_code(self) -> int:
+        return TIMEFRAMES[self.timeframe]
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        found = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                found.append(str(value))
+        if self.database_url and "@" in self.database_url:
+            from urllib.parse import urlsplit
+
+            password = urlsplit(self.database_url).password
+            if password:
+                found.append(password)
+        return found
+
+    def describe(self) -> dict[str, object]:
+        """Every setting by its variable name, secrets masked (for check-config and the status page)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                value = "***"
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, Decimal):
+                value = str(value)
+            out[f.metadata["env"]] = value
+        return out
+
+
+def env_example() -> str:
+    """The text of `.env.example`, generated from the settings so the two never drift apart."""
+    lines = ["# tradewatch bot settings (every one optional; shown with its default)"]
+    for f in fields(Settings):
+        meta = f.metadata
+        lines.append(f"# {meta['doc']}")
+        lines.append(f"{meta['env']}={meta['default']}")
+    return "\n".join(lines) + "\n"

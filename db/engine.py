@@ -1,0 +1,73 @@
+"""Engines tuned for an unattended process: durable SQLite, self-healing PostgreSQL pools.
+
+SQLite: WAL (readers never block the writer), synchronous=FULL (a committed
+trade survives power loss), foreign keys on, a busy timeout, and every
+transaction opened with BEGIN IMMEDIATE so two writers queue on the lock
+instead of failing with "database is locked" half-way through.
+PostgreSQL: a small pool that tests connections before use (the server may
+have restarted), recycles them, and detects dead peers with TCP keepalives.
+"""
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import StaticPool
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+POSTGRES_POOL = {
+    "pool_size": 5,
+    "max_overflow": 5,
+    "pool_timeout": 30,
+    "pool_recycle": 1800,
+    "pool_pre_ping": True,
+}
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 10,
+    "application_name": "tradewatch",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def create_store_engine(url: URL) -> Engine:
+    """An engine for a URL from `db.url.resolve_url`."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(url, connect_args=dict(POSTGRES_CONNECT_ARGS), **POSTGRES_POOL)
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if _is_memory(url):
+        # One shared connection, or every checkout would see a different empty database.
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        if not url.query.get("uri"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:
+        # Take transaction control away from the sqlite3 module: we emit BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,259 @@
+"""The trade store's tables as SQLAlchemy models (private to `db`: callers get records).
+
+Every row names the trading `account` (the MT5 login) so one database can
+serve several accounts.  Money columns are NUMERIC(18, 2), prices
+NUMERIC(18, 6), volumes NUMERIC(12, 2), timestamps aware UTC; see `db.types`.
+Constraint names follow `NAMING_CONVENTION` so migrations can name them too.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.types import Identifier, UTCDateTime, cash_type, price_type, volume_type
+from db.vocabulary import (
+    ACCOUNT_LEN,
+    COMMENT_LEN,
+    ID_LEN,
+    NAME_LEN,
+    ORDER_STATUSES,
+    PURPOSES,
+    SIDES,
+    SIGNALS,
+    SYMBOL_LEN,
+    sql_in,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _account() -> Mapped[str]:
+    return mapped_column(String(ACCOUNT_LEN))
+
+
+def _id() -> Mapped[int]:
+    return mapped_column(Identifier, primary_key=True, autoincrement=True)
+
+
+class SignalModel(Base):
+    """What a strategy concluded for a symbol in one cycle; one row per (account, cycle, symbol, strategy)."""
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        UniqueConstraint("account", "cycle_id", "symbol", "strategy"),
+        CheckConstraint(sql_in("signal", SIGNALS), name="signal"),
+        Index(None, "account", "time"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    cycle_id: Mapped[str] = mapped_column(String(ID_LEN))
+    correlation_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LEN))
+    strategy: Mapped[str] = mapped_column(String(NAME_LEN))
+    signal: Mapped[str] = mapped_column(String(4))
+    confidence: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(price_type())
+    executed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class OrderModel(Base):
+    """An order intent, written before it is sent, and the single outcome it ends with."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(sql_in("side", SIDES), name="side"),
+        CheckConstraint(sql_in("purpose", PURPOSES), name="purpose"),
+        CheckConstraint(sql_in("status", ORDER_STATUSES), name="status"),
+        Index(None, "account", "status"),
+    )
+
+    id: Mapped[int] = _id()
+    client_order_id: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
+    account: Mapped[str] = _account()
+    correlation_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    signal_id: Mapped[int | None] = mapped_column(Identifier, ForeignKey("signals.id", ondelete="SET NULL"))
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LEN))
+    strategy: Mapped[str] = mapped_column(String(NAME_LEN))
+    side: Mapped[str] = mapped_column(String(4))
+    purpose: Mapped[str] = mapped_column(String(5))
+    position_ticket: Mapped[int | None] = mapped_column(BigInteger)
+    volume: Mapped[Decimal] = mapped_column(volume_type())
+    requested_price: Mapped[Decimal] = mapped_column(price_type())
+    sl: Mapped[Decimal | None] = mapped_column(price_type())
+    tp: Mapped[Decimal | None] = mapped_column(price_type())
+    deviation: Mapped[int] = mapped_column(Integer)
+    magic: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(String(COMMENT_LEN))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(8), server_default=text("'pending'"))
+    retcode: Mapped[int | None] = mapped_column(Integer)
+    broker_order: Mapped[int | None] = mapped_column(BigInteger)
+    broker_deal: Mapped[int | None] = mapped_column(BigInteger)
+    fill_price: Mapped[Decimal | None] = mapped_column(price_type())
+    fill_volume: Mapped[Decimal | None] = mapped_column(volume_type())
+    message: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DealModel(Base):
+    """A deal from the broker's history, as MT5 reports it (type, entry and reason are MT5 enums)."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        UniqueConstraint("account", "ticket"),
+        Index(None, "account", "time"),
+        Index(None, "account", "position_id"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    ticket: Mapped[int] = mapped_column(BigInteger)
+    order_ticket: Mapped[int] = mapped_column(BigInteger)
+    position_id: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LEN))
+    type: Mapped[int] = mapped_column(Integer)
+    entry: Mapped[int] = mapped_column(Integer)
+    volume: Mapped[Decimal] = mapped_column(volume_type())
+    price: Mapped[Decimal] = mapped_column(price_type())
+    profit: Mapped[Decimal] = mapped_column(cash_type())
+    commission: Mapped[Decimal] = mapped_column(cash_type())
+    swap: Mapped[Decimal] = mapped_column(cash_type())
+    magic: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(String(COMMENT_LEN))
+    reason: Mapped[int] = mapped_column(Integer)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TradeModel(Base):
+    """A position from open to close, keyed by its MT5 position ticket; `profit` is net of costs."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        UniqueConstraint("account", "ticket"),
+        CheckConstraint(sql_in("direction", SIDES), name="direction"),
+        CheckConstraint(
+            "NOT is_closed OR (exit_time IS NOT NULL AND exit_price IS NOT NULL AND profit IS NOT NULL)",
+            name="closed_has_exit",
+        ),
+        Index(None, "account", "is_closed"),
+        Index(None, "account", "exit_time"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    ticket: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LEN))
+    direction: Mapped[str] = mapped_column(String(4))
+    volume: Mapped[Decimal] = mapped_column(volume_type())
+    entry_price: Mapped[Decimal] = mapped_column(price_type())
+    exit_price: Mapped[Decimal | None] = mapped_column(price_type())
+    entry_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    exit_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    profit: Mapped[Decimal | None] = mapped_column(cash_type())
+    gross_profit: Mapped[Decimal | None] = mapped_column(cash_type())
+    commission: Mapped[Decimal | None] = mapped_column(cash_type())
+    swap: Mapped[Decimal | None] = mapped_column(cash_type())
+    profit_pips: Mapped[Decimal | None] = mapped_column(cash_type())
+    stop_loss: Mapped[Decimal | None] = mapped_column(price_type())
+    take_profit: Mapped[Decimal | None] = mapped_column(price_type())
+    strategy_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    ml_confidence: Mapped[float | None] = mapped_column(Float)
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    is_closed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    client_order_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    magic: Mapped[int] = mapped_column(BigInteger)
+    correlation_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+
+
+class PositionSnapshotModel(Base):
+    """One open position as seen at one moment; one row per (account, time, ticket)."""
+
+    __tablename__ = "position_snapshots"
+    __table_args__ = (
+        UniqueConstraint("account", "time", "ticket"),
+        CheckConstraint(sql_in("direction", SIDES), name="direction"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    ticket: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LEN))
+    direction: Mapped[str] = mapped_column(String(4))
+    volume: Mapped[Decimal] = mapped_column(volume_type())
+    price_open: Mapped[Decimal] = mapped_column(price_type())
+    price_current: Mapped[Decimal] = mapped_column(price_type())
+    sl: Mapped[Decimal | None] = mapped_column(price_type())
+    tp: Mapped[Decimal | None] = mapped_column(price_type())
+    profit: Mapped[Decimal] = mapped_column(cash_type())
+    swap: Mapped[Decimal] = mapped_column(cash_type())
+
+
+class AccountSnapshotModel(Base):
+    """Balance, equity and margin at one moment; one row per (account, time)."""
+
+    __tablename__ = "account_snapshots"
+    __table_args__ = (UniqueConstraint("account", "time"),)
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    balance: Mapped[Decimal] = mapped_column(cash_type())
+    equity: Mapped[Decimal] = mapped_column(cash_type())
+    profit: Mapped[Decimal] = mapped_column(cash_type())
+    margin: Mapped[Decimal] = mapped_column(cash_type())
+    free_margin: Mapped[Decimal] = mapped_column(cash_type())
+    margin_level: Mapped[Decimal | None] = mapped_column(cash_type())
+    open_positions: Mapped[int] = mapped_column(Integer)
+
+
+class DailyPerformanceModel(Base):
+    """The day's results for one account (UTC days); one row per (account, date), rewritten as the day goes."""
+
+    __tablename__ = "daily_performance"
+    __table_args__ = (UniqueConstraint("account", "date"),)
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    date: Mapped[date] = mapped_column(Date)
+    trades: Mapped[int] = mapped_column(Integer)
+    winners: Mapped[int] = mapped_column(Integer)
+    losers: Mapped[int] = mapped_column(Integer)
+    profit: Mapped[Decimal] = mapped_column(cash_type())
+    pips: Mapped[Decimal] = mapped_column(cash_type())
+    win_rate: Mapped[float] = mapped_column(Float)
+    largest_win: Mapped[Decimal] = mapped_column(cash_type())
+    largest_loss: Mapped[Decimal] = mapped_column(cash_type())
+    max_drawdown: Mapped[Decimal] = mapped_column(cash_type())
+    end_balance: Mapped[Decimal | None] = mapped_column(cash_type())
+    end_equity: Mapped[Decimal | None] = mapped_column(cash_type())

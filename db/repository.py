@@ -1,0 +1,399 @@
+"""The engine's only door to the store: records in, records out, one short transaction per call.
+
+Every write is idempotent, so a caller that is unsure whether a call landed
+(a crash, a timeout, a restart) can simply repeat it:
+- a repeat leaves the same rows (INSERT ... ON CONFLICT on each table's natural key);
+- a repeat with *different* content for the same key is refused with a
+  `StoreError` instead of silently keeping either version.
+Conditional UPDATEs (`... WHERE status IN ('pending', 'unknown')`) make state
+transitions atomic, so two writers racing on one order cannot both win.
+"""
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, false, func, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from db.database import Database
+from db.errors import (
+    DuplicateClientOrderId,
+    DuplicateSignal,
+    OutcomeConflict,
+    TradeConflict,
+    UnknownOrder,
+    UnknownSignal,
+    UnknownTrade,
+)
+from db.models import (
+    AccountSnapshotModel,
+    Base,
+    DailyPerformanceModel,
+    DealModel,
+    OrderModel,
+    PositionSnapshotModel,
+    SignalModel,
+    TradeModel,
+)
+from db.records import (
+    AccountSnapshot,
+    DailyPerformance,
+    DealRecord,
+    OrderIntent,
+    OrderOutcome,
+    OrderRow,
+    PositionSnapshot,
+    SignalRecord,
+    TradeClose,
+    TradeOpen,
+    TradeRow,
+)
+from db.types import Money
+from db.upsert import insert_for
+from db.validation import require_aware
+from db.vocabulary import ACCOUNT_LEN, OPEN_ORDER_STATUSES, ORDER_STATUSES
+
+View = TypeVar("View")
+
+_SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
+_TRADE_KEY = ("account", "ticket")
+# What identifies an outcome.  message and resolved_at only describe when and how we learned it,
+# and retcode is compared only when both sides have one (history reconciliation may not know it).
+_OUTCOME_FACTS = ("status", "broker_order", "broker_deal", "fill_price", "fill_volume")
+
+
+class Repository:
+    """Signals, orders, deals, trades, snapshots and daily results of the trading engine."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # -- signals -------------------------------------------------------------------------
+
+    def record_signal(self, rec: SignalRecord) -> int:
+        """Store a signal, returning its id (the existing id when repeated)."""
+        values = _values(rec)
+        table = _table(SignalModel)
+        with self._db.session() as session:
+            inserted = session.execute(
+                insert_for(session, table)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=list(_SIGNAL_KEY))
+                .returning(table.c.id)
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return inserted
+            row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
+            differing = _differences(row, values)
+            if differing:
+                raise DuplicateSignal(
+                    f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
+                    f"already recorded with different {', '.join(differing)}"
+                )
+            return row.id
+
+    def mark_signal_executed(self, signal_id: int) -> None:
+        """Flag a signal as acted upon."""
+        table = _table(SignalModel)
+        with self._db.session() as session:
+            result = session.execute(update(table).where(table.c.id == signal_id).values(executed=True))
+            if result.rowcount == 0:
+                raise UnknownSignal(f"no signal with id {signal_id}")
+
+    # -- orders --------------------------------------------------------------------------
+
+    def record_order_intent(self, intent: OrderIntent) -> None:
+        """Store an order before it is sent; repeating the identical intent is a no-op."""
+        values = _values(intent)
+        table = _table(OrderModel)
+        with self._db.session() as session:
+            result = session.execute(
+                insert_for(session, table)
+                .values(**values, status="pending", message="")
+                .on_conflict_do_nothing(index_elements=["client_order_id"])
+            )
+            if result.rowcount == 1:
+                return
+            row = _order(session, intent.client_order_id)
+            differing = _differences(row, values)
+            if differing:
+                raise DuplicateClientOrderId(
+                    f"client_order_id {intent.client_order_id!r} already recorded with different "
+                    f"{', '.join(differing)}"
+                )
+
+    def record_order_outcome(self, outcome: OrderOutcome) -> None:
+        """Settle an order. 'unknown' can later become final; a final outcome never changes."""
+        values = _values(outcome)
+        client_order_id = values.pop("client_order_id")
+        table = _table(OrderModel)
+        with self._db.session() as session:
+            result = session.execute(
+                update(table)
+                .where(table.c.client_order_id == client_order_id, table.c.status.in_(OPEN_ORDER_STATUSES))
+                .values(**values)
+            )
+            if result.rowcount == 1:
+                return
+            row = _order(session, client_order_id)
+            if row is None:
+                raise UnknownOrder(
+                    f"no order with client_order_id {client_order_id!r}: record the intent first"
+                )
+            facts = {name: values[name] for name in _OUTCOME_FACTS}
+            if outcome.retcode is not None and row.retcode is not None:
+                facts["retcode"] = outcome.retcode
+            differing = _differences(row, facts)
+            if differing:
+                raise OutcomeConflict(
+                    f"order {client_order_id!r} is already {row.status} (retcode {row.retcode}); "
+                    f"refusing {outcome.status} with different {', '.join(differing)}"
+                )
+
+    def get_order(self, client_order_id: str) -> OrderRow | None:
+        with self._db.session() as session:
+            row = _order(session, client_order_id)
+            return None if row is None else _view(OrderRow, row)
+
+    def orders_by_status(self, account: str, status: str) -> list[OrderRow]:
+        """Orders of an account in one status, oldest first (e.g. 'unknown' ones to reconcile)."""
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"order status must be one of {', '.join(ORDER_STATUSES)}, got {status!r}")
+        query = (
+            select(OrderModel)
+            .where(OrderModel.account == account, OrderModel.status == status)
+            .order_by(OrderModel.created_at, OrderModel.id)
+        )
+        return self._views(OrderRow, query)
+
+    # -- deals ---------------------------------------------------------------------------
+
+    def record_deal(self, rec: DealRecord) -> bool:
+        """Upsert a broker deal on (account, ticket); True if it was not known before."""
+        values = _values(rec)
+        table = _table(DealModel)
+        with self._db.session() as session:
+            result = session.execute(
+                insert_for(session, table)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["account", "ticket"])
+            )
+            if result.rowcount == 1:
+                return True
+            changed = [table.c[name].is_distinct_from(value) for name, value in values.items()]
+            session.execute(
+                update(table)
+                .where(table.c.account == rec.account, table.c.ticket == rec.ticket)
+                .where(or_(*changed))
+                .values(**values)
+            )
+            return False
+
+    def known_deal_tickets(self, account: str, since: datetime | None = None) -> set[int]:
+        """Tickets of the account's stored deals, optionally only those at or after `since`."""
+        query = select(DealModel.ticket).where(DealModel.account == account)
+        if since is not None:
+            require_aware("since", since)
+            query = query.where(DealModel.time >= since)
+        with self._db.session() as session:
+            return set(session.scalars(query))
+
+    def last_deal_time(self, account: str) -> datetime | None:
+        """Time of the account's newest stored deal: where a history scan can resume."""
+        with self._db.session() as session:
+            return session.scalar(select(func.max(DealModel.time)).where(DealModel.account == account))
+
+    # -- trades --------------------------------------------------------------------------
+
+    def open_trade(self, t: TradeOpen) -> bool:
+        """Store a newly opened position; True if it was not already stored."""
+        table = _table(TradeModel)
+        with self._db.session() as session:
+            result = session.execute(
+                insert_for(session, table)
+                .values(**_values(t))
+                .on_conflict_do_nothing(index_elements=list(_TRADE_KEY))
+            )
+            return result.rowcount == 1
+
+    def close_trade(self, c: TradeClose) -> bool:
+        """Mark a trade closed with its exit and net profit; True if this call closed it, False on a repeat."""
+        cash = _column_type(TradeModel, "profit")
+        gross, commission, swap = (
+            cash.quantize(c.gross_profit),
+            cash.quantize(c.commission),
+            cash.quantize(c.swap),
+        )
+        values = {
+            "exit_price": c.exit_price,
+            "exit_time": c.exit_time,
+            "gross_profit": gross,
+            "commission": commission,
+            "swap": swap,
+            "profit": gross + commission + swap,  # net, from the stored parts so they always add up
+            "profit_pips": c.profit_pips,
+        }
+        table = _table(TradeModel)
+        with self._db.session() as session:
+            result = session.execute(
+                update(table)
+                .where(table.c.account == c.account, table.c.ticket == c.ticket, table.c.is_closed == false())
+                .values(is_closed=True, **values)
+            )
+            if result.rowcount == 1:
+                return True
+            row = _trade(session, c.account, c.ticket)
+            if row is None:
+                raise UnknownTrade(
+                    f"no trade for account {c.account} ticket {c.ticket}: open_trade must come first"
+                )
+            differing = _differences(row, values)
+            if differing:
+                raise TradeConflict(
+                    f"trade {c.ticket} of account {c.account} is already closed with different {', '.join(differing)}"
+                )
+            return False
+
+    def get_trade(self, account: str, ticket: int) -> TradeRow | None:
+        with self._db.session() as session:
+            row = _trade(session, account, ticket)
+            return None if row is None else _view(TradeRow, row)
+
+    def open_trades(self, account: str) -> list[TradeRow]:
+        """The account's trades not yet closed, oldest first."""
+        query = (
+            select(TradeModel)
+            .where(TradeModel.account == account, TradeModel.is_closed == false())
+            .order_by(TradeModel.entry_time, TradeModel.id)
+        )
+        return self._views(TradeRow, query)
+
+    def trades_by_correlation(self, correlation_id: str) -> list[TradeRow]:
+        query = (
+            select(TradeModel)
+            .where(TradeModel.correlation_id == correlation_id)
+            .order_by(TradeModel.entry_time, TradeModel.id)
+        )
+        return self._views(TradeRow, query)
+
+    def closed_trades_between(self, account: str, start: datetime, end: datetime) -> list[TradeRow]:
+        """Trades closed in [start, end), in closing order."""
+        require_aware("start", start)
+        require_aware("end", end)
+        query = (
+            select(TradeModel)
+            .where(
+                TradeModel.account == account,
+                TradeModel.is_closed == true(),
+                TradeModel.exit_time >= start,
+                TradeModel.exit_time < end,
+            )
+            .order_by(TradeModel.exit_time, TradeModel.id)
+        )
+        return self._views(TradeRow, query)
+
+    # -- snapshots and daily results -----------------------------------------------------
+
+    def record_position_snapshots(
+        self, account: str, time: datetime, positions: list[PositionSnapshot]
+    ) -> None:
+        """Store the open positions seen at `time` (one row per position; repeats are ignored)."""
+        if not isinstance(account, str) or not 0 < len(account) <= ACCOUNT_LEN:
+            raise ValueError(f"account must be a non-empty string of at most {ACCOUNT_LEN} characters")
+        require_aware("time", time)
+        if not positions:
+            return
+        rows = [{"account": account, "time": time, **_values(position)} for position in positions]
+        table = _table(PositionSnapshotModel)
+        with self._db.session() as session:
+            session.execute(
+                insert_for(session, table).on_conflict_do_nothing(
+                    index_elements=["account", "time", "ticket"]
+                ),
+                rows,
+            )
+
+    def record_account_snapshot(self, s: AccountSnapshot) -> None:
+        """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
+        table = _table(AccountSnapshotModel)
+        with self._db.session() as session:
+            session.execute(
+                insert_for(session, table)
+                .values(**_values(s))
+                .on_conflict_do_nothing(index_elements=["account", "time"])
+            )
+
+    def last_account_snapshot(self, account: str) -> AccountSnapshot | None:
+        query = (
+            select(AccountSnapshotModel)
+            .where(AccountSnapshotModel.account == account)
+            .order_by(AccountSnapshotModel.time.desc())
+            .limit(1)
+        )
+        snapshots = self._views(AccountSnapshot, query)
+        return snapshots[0] if snapshots else None
+
+    def upsert_daily_performance(self, d: DailyPerformance) -> None:
+        """Write the day's results, replacing what was stored for that (account, date)."""
+        values = _values(d)
+        table = _table(DailyPerformanceModel)
+        with self._db.session() as session:
+            statement = insert_for(session, table).values(**values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["account", "date"],
+                set_={name: statement.excluded[name] for name in values if name not in ("account", "date")},
+            )
+            session.execute(statement)
+
+    # -- health --------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True if the store is reachable and writable."""
+        return self._db.ping()
+
+    def _views(self, cls: type[View], query: Any) -> list[View]:
+        with self._db.session() as session:
+            return [_view(cls, row) for row in session.scalars(query)]
+
+
+def _table(model: type[Base]) -> Table:
+    return model.__table__  # type: ignore[return-value]
+
+
+def _values(record: Any) -> dict[str, Any]:
+    """A record's fields as column values (not dataclasses.asdict: no deep copies needed)."""
+    return {field.name: getattr(record, field.name) for field in fields(record)}
+
+
+def _view(cls: type[View], row: Base) -> View:
+    return cls(**{field.name: getattr(row, field.name) for field in fields(cls)})
+
+
+def _column_type(model: type[Base], name: str) -> Money:
+    return _table(model).c[name].type  # type: ignore[return-value]
+
+
+def _differences(row: Base, wanted: dict[str, Any]) -> list[str]:
+    """Names of the fields whose stored value differs from what the column would store for `wanted`."""
+    table = row.__table__
+    differing = []
+    for name, value in wanted.items():
+        column_type = table.c[name].type
+        if isinstance(column_type, Money) and value is not None:
+            value = column_type.quantize(value)
+        if getattr(row, name) != value:
+            differing.append(name)
+    return differing
+
+
+def _order(session: Session, client_order_id: str) -> OrderModel | None:
+    return session.scalars(
+        select(OrderModel).where(OrderModel.client_order_id == client_order_id)
+    ).one_or_none()
+
+
+def _trade(session: Session, account: str, ticket: int) -> TradeModel | None:
+    return session.scalars(
+        select(TradeModel).where(TradeModel.account == account, TradeModel.ticket == ticket)
+    ).one_or_none()

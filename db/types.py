@@ -1,0 +1,107 @@
+"""Column types that keep money exact and timestamps in UTC on every backend.
+
+SQLite has neither a decimal nor a timezone-aware type: left alone, SQLAlchemy
+stores a `Numeric` as a binary float and silently drops the offset of an aware
+datetime (storing 12:00+02:00 as 12:00).  These decorators make both backends
+behave like PostgreSQL: values are rounded to the column's scale as NUMERIC
+does, and datetimes go in as UTC and come back as aware UTC.
+"""
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import BigInteger, DateTime, Integer, Numeric
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# SQLite keeps NUMERIC values as 8-byte floats: exact for 15 significant digits.
+SQLITE_EXACT_DIGITS = 15
+
+# Surrogate keys: 64-bit on PostgreSQL (snapshot tables grow for months); on SQLite
+# only INTEGER PRIMARY KEY is the auto-incrementing rowid.
+Identifier = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that only accepts aware datetimes and always returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        # SQLite stores the text 'YYYY-MM-DD HH:MM:SS.ffffff' (fixed width, so it sorts): all UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """A fixed-point Decimal column: NUMERIC(precision, scale) with PostgreSQL's rounding everywhere.
+
+    Used for money, prices and volumes alike; floats are refused so that binary
+    rounding never enters the money path.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.quantum = Decimal(1).scaleb(-scale)
+        self.limit = Decimal(10) ** (precision - scale)
+
+    def quantize(self, value: Decimal | int) -> Decimal:
+        """The value as the column stores it: rounded half away from zero to the scale, like NUMERIC."""
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise TypeError(f"expected Decimal, got {type(value).__name__} {value!r}")
+        amount = Decimal(value)
+        if not amount.is_finite():
+            raise ValueError(f"{amount} is not a finite amount")
+        amount = amount.quantize(self.quantum, rounding=ROUND_HALF_UP)
+        if abs(amount) >= self.limit:
+            raise ValueError(f"{amount} does not fit NUMERIC({self.impl.precision}, {self.impl.scale})")
+        return amount
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        amount = self.quantize(value)
+        if dialect.name == "sqlite" and len(amount.as_tuple().digits) > SQLITE_EXACT_DIGITS:
+            raise ValueError(
+                f"{amount} has more than {SQLITE_EXACT_DIGITS} digits: SQLite cannot store it exactly"
+            )
+        return amount
+
+    def process_result_value(self, value: Decimal | None, dialect: Dialect) -> Decimal | None:
+        # SQLite hands back a float that Numeric already formatted to the scale; normalise both backends.
+        return None if value is None else Decimal(value).quantize(self.quantum)
+
+
+def price_type() -> Money:
+    """Prices and stop levels: NUMERIC(18, 6)."""
+    return Money(18, 6)
+
+
+def cash_type() -> Money:
+    """Amounts of account currency: NUMERIC(18, 2)."""
+    return Money(18, 2)
+
+
+def volume_type() -> Money:
+    """Volumes in lots: NUMERIC(12, 2)."""
+    return Money(12, 2)

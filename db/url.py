@@ -1,0 +1,44 @@
+"""Which database to use, and how to name it in logs without its password.
+
+SQLite at `data/tradewatch.db` (relative to the working directory) unless
+`DATABASE_URL` says otherwise; `postgresql://` and `postgres://` URLs are
+pinned to psycopg2, the driver we ship (SQLAlchemy 2.1 would pick psycopg 3).
+"""
+
+import os
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_URL = "sqlite:///data/tradewatch.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_SECRET_QUERY_KEYS = {"password", "sslpassword"}
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL as text with its password (also one given as a query parameter) replaced by ***."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        return "<unparseable database URL>"
+    secrets = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secrets:
+        parsed = parsed.update_query_dict(secrets)
+    return parsed.render_as_string(hide_password=True)
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """The URL to connect to: `url`, else $DATABASE_URL (if non-empty), else the default SQLite file."""
+    raw = url if url is not None else (os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    try:
+        parsed = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not a valid database URL: {redact_url(raw)}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"unsupported database backend {backend!r} in {redact_url(parsed)}: use sqlite or postgresql"
+        )
+    return parsed

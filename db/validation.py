@@ -1,0 +1,79 @@
+"""One-line refusals for malformed records, before they reach the database.
+
+Checks every field of a record against its annotation: Decimal fields take
+Decimal (or int), never float; datetimes must be timezone-aware; text must fit
+its column; None only where the annotation allows it.  Checking here gives the
+same clear error on SQLite (which would store anything) and PostgreSQL.
+"""
+
+import dataclasses
+import math
+import types
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from db.vocabulary import TEXT_LIMITS
+
+
+@cache
+def _field_types(cls: type) -> tuple[tuple[str, type, bool], ...]:
+    """(name, base type, None allowed) for each dataclass field."""
+    hints = get_type_hints(cls)
+    result = []
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        optional = False
+        if get_origin(hint) in (Union, types.UnionType):
+            members = [arg for arg in get_args(hint) if arg is not type(None)]
+            optional = len(members) < len(get_args(hint))
+            hint = members[0]
+        result.append((field.name, hint, optional))
+    return tuple(result)
+
+
+def check_record(record: Any, choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Raise TypeError/ValueError naming the first field of `record` that the store would refuse."""
+    owner = type(record).__name__
+    for name, kind, optional in _field_types(type(record)):
+        value = getattr(record, name)
+        where = f"{owner}.{name}"
+        if value is None:
+            if not optional:
+                raise ValueError(f"{where} is required")
+            continue
+        _check_value(where, name, kind, value)
+        if choices and name in choices and value not in choices[name]:
+            raise ValueError(f"{where} must be one of {', '.join(choices[name])}, got {value!r}")
+
+
+def _check_value(where: str, name: str, kind: type, value: Any) -> None:
+    if kind is Decimal:
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise TypeError(f"{where} must be a Decimal, got {type(value).__name__} {value!r}")
+        if not Decimal(value).is_finite():
+            raise ValueError(f"{where} must be finite, got {value}")
+    elif kind is datetime:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{where} must be a datetime, got {type(value).__name__}")
+        require_aware(where, value)
+    elif kind is date:
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise TypeError(f"{where} must be a date, got {type(value).__name__}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, float | int):
+            raise TypeError(f"{where} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value}")
+    elif kind is int or kind is bool or kind is str:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"{where} must be {kind.__name__}, got {type(value).__name__}")
+        if kind is str and name in TEXT_LIMITS and len(value) > TEXT_LIMITS[name]:
+            raise ValueError(f"{where} is longer than {TEXT_LIMITS[name]} characters: {value[:80]!r}")
+
+
+def require_aware(where: str, value: datetime) -> None:
+    """Refuse naive datetimes: the store keeps UTC and cannot guess a naive value's zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{where} must be timezone-aware (UTC), got naive {value.isoformat()}")
