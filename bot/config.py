@@ -234,9 +234,9 @@ class Settings:
 
 def env_example() -> str:
     """The text of `.env.example`, generated from the settings so the two never drift apart."""
-    lines = ["# tradewatch bot settings (every one optional; shown with its default)"]
+    lines = ["# --- bot settings: every one optional, shown commented out with its default ---"]
     for f in fields(Settings):
         meta = f.metadata
         lines.append(f"# {meta['doc']}")
-        lines.append(f"{meta['env']}={meta['default']}")
+        lines.append(f"# {meta['env']}={meta['default']}")
     return "\n".join(lines) + "\n"

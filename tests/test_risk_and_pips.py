@@ -94,3 +94,11 @@ def test_atr_simple_mean_of_true_range():
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         load_strategies(("ma_crossover", "nope"))
+
+
+def test_stops_floor_includes_spread_and_slippage():
+    s = spec(stops=10)
+    stops = stops_from_atr(s, "BUY", Decimal("1.10020"), Decimal("0.0000001"), Decimal(1), Decimal(1),
+                           spread=Decimal("0.00020"), slippage_points=5)
+    # floor = (10 + 1 + 5) points + 20 points of spread = 36 points
+    assert Decimal("1.10020") - stops.sl == Decimal("0.00036")

@@ -14,9 +14,22 @@ class Stops:
     tp: Decimal
 
 
-def stops_from_atr(spec: SymbolSpec, side: str, entry: Decimal, atr: Decimal, sl_mult: Decimal, tp_mult: Decimal) -> Stops:
-    """SL/TP at ATR multiples from the entry, never closer than the symbol's stops level."""
-    minimum = spec.point * (spec.stops_level + 1)
+def stops_from_atr(
+    spec: SymbolSpec,
+    side: str,
+    entry: Decimal,
+    atr: Decimal,
+    sl_mult: Decimal,
+    tp_mult: Decimal,
+    spread: Decimal = Decimal(0),
+    slippage_points: int = 0,
+) -> Stops:
+    """SL/TP at ATR multiples from the entry, never closer than the broker accepts.
+
+    The broker measures stops from the closing side of the quote at fill time, so the floor is the
+    stops level plus the spread plus the slippage we allow.
+    """
+    minimum = spec.point * (spec.stops_level + 1 + slippage_points) + spread
     sl_distance = max(atr * sl_mult, minimum)
     tp_distance = max(atr * tp_mult, minimum)
     quantum = spec.point

@@ -1,0 +1,204 @@
+"""Keep the store's books in step with the broker: deals, trades and unknown order outcomes.
+
+The broker is the source of truth. Trades are derived from deals (an IN deal opens a trade, the
+OUT deals of a position that is no longer open close it), so a position opened and stopped out
+between two cycles is still recorded, and replaying the same deals changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from db import DealRecord, OrderOutcome, Repository, TradeClose, TradeOpen
+
+from mt5bridge import constants as mt5
+
+from ..gateway import Deal, Gateway
+from ..pips import profit_in_pips
+from .orders import client_order_id_from
+
+log = logging.getLogger("bot.books")
+
+#: How long an order with an unknown outcome may stay untraceable at the broker before we conclude
+#: that it never executed (broker time).
+UNKNOWN_ORDER_GRACE = timedelta(minutes=5)
+#: Deals are fetched with this overlap so a deal stamped a little before the last look is not missed.
+DEAL_WINDOW_OVERLAP = timedelta(hours=1)
+FAR_AHEAD = timedelta(days=7)
+
+
+def _direction(deal_type: int) -> str:
+    return "BUY" if deal_type == mt5.DEAL_TYPE_BUY else "SELL"
+
+
+class Books:
+    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, digits: dict[str, int]):
+        self.gateway = gateway
+        self.repo = repo
+        self.account = account
+        self.magic = magic
+        self.digits = digits
+        self._deals_since: datetime | None = None
+        self._our_positions: set[int] = {t.ticket for t in repo.open_trades(account)}
+        self._recorded: set[int] | None = None  # deal tickets already in the store (recent window)
+
+    def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
+        """Record new deals, open and close trades. Returns (trades opened, trades closed)."""
+        since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
+        if self._recorded is None:
+            self._recorded = self.repo.known_deal_tickets(self.account, since)
+        deals = sorted(self.gateway.deals(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
+        opened = closed = 0
+        closing: set[int] = set()
+        for deal in deals:
+            if deal.entry == mt5.DEAL_ENTRY_IN and deal.magic == self.magic:
+                self._our_positions.add(deal.position_id)
+            if deal.ticket in self._recorded:
+                continue
+            if deal.position_id not in self._our_positions and deal.magic != self.magic:
+                continue
+            self.repo.record_deal(self._deal_record(deal))
+            self._recorded.add(deal.ticket)
+            if deal.entry == mt5.DEAL_ENTRY_IN:
+                opened += self._open_trade(deal)
+            elif deal.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY):
+                closing.add(deal.position_id)
+        for position_id in sorted(closing - open_tickets):
+            closed += self._close_trade(position_id)
+        self._deals_since = now
+        return opened, closed
+
+    def _deal_record(self, deal: Deal) -> DealRecord:
+        return DealRecord(
+            account=self.account,
+            ticket=deal.ticket,
+            order_ticket=deal.order,
+            position_id=deal.position_id,
+            symbol=deal.symbol,
+            type=deal.type,
+            entry=deal.entry,
+            volume=deal.volume,
+            price=deal.price,
+            profit=deal.profit,
+            commission=deal.commission,
+            swap=deal.swap,
+            magic=deal.magic,
+            comment=deal.comment,
+            reason=deal.reason,
+            time=deal.time,
+        )
+
+    def _open_trade(self, deal: Deal) -> int:
+        client_order_id = client_order_id_from(deal.comment)
+        intent = self.repo.get_order(client_order_id) if client_order_id else None
+        inserted = self.repo.open_trade(
+            TradeOpen(
+                account=self.account,
+                ticket=deal.position_id,
+                symbol=deal.symbol,
+                direction=_direction(deal.type),
+                volume=deal.volume,
+                entry_price=deal.price,
+                entry_time=deal.time,
+                stop_loss=intent.sl if intent else None,
+                take_profit=intent.tp if intent else None,
+                strategy_name=intent.strategy if intent else None,
+                ml_confidence=None,
+                client_order_id=client_order_id,
+                magic=deal.magic,
+                correlation_id=intent.correlation_id if intent else None,
+            )
+        )
+        if inserted:
+            log.info(
+                "trade opened",
+                extra={"ticket": deal.position_id, "symbol": deal.symbol, "price": str(deal.price),
+                       "correlation_id": intent.correlation_id if intent else None},
+            )
+        return int(inserted)
+
+    def _close_trade(self, position_id: int) -> int:
+        deals = self.gateway.deals_for_position(position_id)
+        entries = [d for d in deals if d.entry == mt5.DEAL_ENTRY_IN]
+        exits = [d for d in deals if d.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)]
+        if not entries or not exits:
+            return 0
+        for deal in deals:
+            if deal.ticket not in (self._recorded or ()):
+                self.repo.record_deal(self._deal_record(deal))
+        entry = entries[0]
+        trade = self.repo.get_trade(self.account, position_id)
+        if trade is None:
+            self._open_trade(entry)
+            trade = self.repo.get_trade(self.account, position_id)
+        if trade is None or trade.is_closed:
+            return 0
+        exit_volume = sum((d.volume for d in exits), Decimal(0))
+        exit_price = sum((d.price * d.volume for d in exits), Decimal(0)) / exit_volume
+        digits = self.digits.get(entry.symbol, 5)
+        exit_price = exit_price.quantize(Decimal(1).scaleb(-digits))
+        direction = _direction(entry.type)
+        self.repo.close_trade(
+            TradeClose(
+                account=self.account,
+                ticket=position_id,
+                exit_price=exit_price,
+                exit_time=max(d.time for d in exits),
+                gross_profit=sum((d.profit for d in exits), Decimal(0)),
+                commission=sum((d.commission for d in deals), Decimal(0)),
+                swap=sum((d.swap for d in deals), Decimal(0)),
+                profit_pips=profit_in_pips(entry.symbol, digits, direction, entry.price, exit_price),
+            )
+        )
+        closed = self.repo.get_trade(self.account, position_id)
+        log.info(
+            "trade closed",
+            extra={"ticket": position_id, "symbol": entry.symbol, "profit": str(closed.profit) if closed else None,
+                   "correlation_id": closed.correlation_id if closed else None},
+        )
+        return 1
+
+    def resolve_unknown_orders(self, now: datetime) -> int:
+        """Look up every order whose outcome is unknown; never resend it. Returns how many were resolved."""
+        pending = self.repo.orders_by_status(self.account, "unknown")
+        if not pending:
+            return 0
+        oldest = min(o.created_at for o in pending)
+        by_client_id = {}
+        for order in self.gateway.history_orders(oldest - DEAL_WINDOW_OVERLAP, now + FAR_AHEAD):
+            client_order_id = client_order_id_from(order.comment)
+            if client_order_id and order.magic == self.magic:
+                by_client_id[client_order_id] = order
+        resolved = 0
+        for intent in pending:
+            found = by_client_id.get(intent.client_order_id)
+            if found is not None and found.state == mt5.ORDER_STATE_FILLED:
+                outcome = OrderOutcome(
+                    client_order_id=intent.client_order_id, status="filled", retcode=mt5.TRADE_RETCODE_DONE,
+                    broker_order=found.ticket, broker_deal=None, fill_price=found.price, fill_volume=found.volume,
+                    message="resolved: found at the broker", resolved_at=now,
+                )
+            elif found is not None:
+                outcome = OrderOutcome(
+                    client_order_id=intent.client_order_id, status="rejected", retcode=None, broker_order=found.ticket,
+                    broker_deal=None, fill_price=None, fill_volume=None,
+                    message=f"resolved: broker order in state {found.state}", resolved_at=now,
+                )
+            elif now - intent.created_at >= UNKNOWN_ORDER_GRACE:
+                outcome = OrderOutcome(
+                    client_order_id=intent.client_order_id, status="rejected", retcode=None, broker_order=None,
+                    broker_deal=None, fill_price=None, fill_volume=None,
+                    message="resolved: no trace at the broker", resolved_at=now,
+                )
+            else:
+                continue
+            self.repo.record_order_outcome(outcome)
+            resolved += 1
+            log.info(
+                "unknown order resolved",
+                extra={"client_order_id": intent.client_order_id, "outcome": outcome.status,
+                       "correlation_id": intent.correlation_id, "message": outcome.message},
+            )
+        return resolved

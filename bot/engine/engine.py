@@ -1,0 +1,307 @@
+"""The trading cycle: sync the books, read bars, ask each strategy, size, send, snapshot.
+
+The engine knows the gateway interface, the repository and the strategies; it does not know which
+terminal is behind the gateway, which database is behind the repository, or how it is observed
+(telemetry plugs in through `EngineObserver`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
+
+from ..config import Settings
+from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
+from .books import Books
+from .orders import OrderSender
+from .risk import position_volume, stops_from_atr
+from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+
+log = logging.getLogger("bot.engine")
+
+
+class EngineObserver:
+    """What the engine reports as it goes. The default does nothing; telemetry overrides it."""
+
+    def cycle_finished(self, report: CycleReport) -> None: ...
+
+    def signal(self, symbol: str, strategy: str, action: str) -> None: ...
+
+    def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None: ...
+
+    def account(self, state: AccountState) -> None: ...
+
+    def positions(self, counts: dict[str, int]) -> None: ...
+
+
+@dataclass
+class CycleReport:
+    cycle_id: str
+    number: int
+    started_at: datetime | None = None
+    duration_seconds: float = 0.0
+    signals: Counter = field(default_factory=Counter)
+    orders: Counter = field(default_factory=Counter)
+    trades_opened: int = 0
+    trades_closed: int = 0
+    unknown_resolved: int = 0
+    open_positions: int = 0
+    equity: Decimal | None = None
+    balance: Decimal | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        gateway: Gateway,
+        repo: Repository,
+        strategies: list[Strategy],
+        observer: EngineObserver | None = None,
+    ):
+        self.settings = settings
+        self.gateway = gateway
+        self.repo = repo
+        self.strategies = strategies
+        self.observer = observer or EngineObserver()
+        self.account_id: str | None = None
+        self.specs: dict[str, SymbolSpec] = {}
+        self.books: Books | None = None
+        self.sender: OrderSender | None = None
+        self.cycles = 0
+        self.last_report: CycleReport | None = None
+        self._last_bar: dict[tuple[str, str], int] = {}
+        self._known_symbols: set[str] = set()
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect and learn the account and symbols. Raises a GatewayError when the terminal is out of reach."""
+        if not self.gateway.connected:
+            self.gateway.connect()
+        account = self.gateway.account()
+        self.account_id = str(account.login)
+        for name in self.settings.symbols:
+            self.specs[name] = self.gateway.symbol(name)
+        digits = {name: spec.digits for name, spec in self.specs.items()}
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
+        self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic, self.settings.deviation_points)
+        log.info(
+            "engine started",
+            extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
+                   "balance": str(account.balance), "equity": str(account.equity)},
+        )
+
+    @property
+    def started(self) -> bool:
+        return self.books is not None
+
+    # -- the cycle ---------------------------------------------------------------------------
+
+    def run_cycle(self) -> CycleReport:
+        self.cycles += 1
+        report = CycleReport(cycle_id=new_cycle_id(), number=self.cycles)
+        began = time.perf_counter()
+        with cycle_context(report.cycle_id):
+            try:
+                if not self.gateway.connected or not self.started:
+                    self.gateway.connect()
+                    if not self.started:
+                        self.start()
+                self._cycle(report)
+            except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
+                report.error = f"{type(exc).__name__}: {exc}"
+                log.error("cycle failed: %s", report.error, exc_info=not _is_expected(exc))
+            report.duration_seconds = time.perf_counter() - began
+            self.last_report = report
+            self.observer.cycle_finished(report)
+            log.info(
+                "cycle %d %s: %d signals, %d orders, %d opened, %d closed, %d positions, equity %s",
+                report.number,
+                "ok" if report.ok else "failed",
+                sum(report.signals.values()),
+                sum(report.orders.values()),
+                report.trades_opened,
+                report.trades_closed,
+                report.open_positions,
+                report.equity,
+                extra={
+                    "cycle": report.number,
+                    "duration_ms": round(report.duration_seconds * 1000, 3),
+                    "signals": dict(report.signals),
+                    "orders": dict(report.orders),
+                    "error": report.error,
+                },
+            )
+        return report
+
+    def _cycle(self, report: CycleReport) -> None:
+        assert self.books is not None and self.sender is not None
+        now = self._broker_now()
+        report.started_at = now
+        positions = self._our_positions()
+        report.trades_opened, report.trades_closed = self.books.sync(
+            now, self.settings.history_days, {p.ticket for p in positions}
+        )
+        report.unknown_resolved = self.books.resolve_unknown_orders(now)
+        account = self.gateway.account()
+        for symbol, spec in self.specs.items():
+            bars = self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1)
+            closed = _closed_bars(bars)
+            last_closed = int(closed.time[-1])
+            quote: Quote | None = None
+            for strategy in self.strategies:
+                key = (symbol, strategy.name)
+                if self._last_bar.get(key) == last_closed:
+                    continue  # one signal per closed bar
+                self._last_bar[key] = last_closed
+                signal = strategy.evaluate(closed)
+                if quote is None:
+                    quote = self.gateway.quote(symbol)
+                positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
+        positions = self._our_positions()
+        if report.orders:
+            opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
+            report.trades_opened += opened
+            report.trades_closed += closed_count
+            account = self.gateway.account()
+        self._snapshot(now, account, positions, report)
+
+    def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
+        correlation_id = new_correlation_id()
+        with correlation_context(correlation_id):
+            price = quote.ask if signal.action == BUY else quote.bid
+            signal_id = self.repo.record_signal(
+                SignalRecord(
+                    account=self.account_id,
+                    time=now,
+                    cycle_id=report.cycle_id,
+                    correlation_id=correlation_id,
+                    symbol=spec.name,
+                    strategy=strategy.name,
+                    signal=signal.action,
+                    confidence=float(signal.confidence),
+                    reason=signal.reason,
+                    price=price if signal.action != HOLD else quote.bid,
+                )
+            )
+            report.signals[signal.action] += 1
+            self.observer.signal(spec.name, strategy.name, signal.action)
+            log.log(
+                logging.INFO if signal.action != HOLD else logging.DEBUG,
+                "signal %s %s %s",
+                signal.action,
+                spec.name,
+                strategy.name,
+                extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
+                       "confidence": signal.confidence, "reason": signal.reason},
+            )
+            if signal.action == HOLD:
+                return positions
+            acted = False
+            for position in self._strategy_positions(positions, spec.name, strategy.name):
+                if position.direction != signal.action:
+                    acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
+                                        side=signal.action, purpose="close", volume=position.volume,
+                                        price=quote.ask if signal.action == BUY else quote.bid,
+                                        position_ticket=position.ticket)
+            positions = self._our_positions() if acted else positions
+            same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
+            on_symbol = [p for p in positions if p.symbol == spec.name]
+            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol:
+                return positions
+            distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
+            if distance <= 0:
+                return positions
+            stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
+                                   self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
+                                   slippage_points=self.settings.deviation_points)
+            volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
+            if self._send(report, now, correlation_id, signal_id, spec.name, strategy.name, side=signal.action,
+                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp):
+                positions = self._our_positions()
+            return positions
+
+    def _send(self, report, now, correlation_id, signal_id, symbol, strategy, **order) -> bool:
+        outcome = self.sender.send(now=now, correlation_id=correlation_id, signal_id=signal_id, symbol=symbol,
+                                   strategy=strategy, **order)
+        report.orders[outcome.status] += 1
+        self.observer.order(symbol, strategy, order["side"], outcome.status)
+        if outcome.status == "filled" and signal_id is not None:
+            self.repo.mark_signal_executed(signal_id)
+        return outcome.status != "rejected"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _broker_now(self) -> datetime:
+        return self.gateway.quote(self.settings.symbols[0]).time
+
+    def _our_positions(self) -> list[Position]:
+        return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
+
+    def _strategy_positions(self, positions: list[Position], symbol: str, strategy: str) -> list[Position]:
+        owners = self._position_strategies()
+        return [p for p in positions if p.symbol == symbol and owners.get(p.ticket) == strategy]
+
+    def _position_strategies(self) -> dict[int, str | None]:
+        return {t.ticket: t.strategy_name for t in self.repo.open_trades(self.account_id)}
+
+    def _snapshot(self, now: datetime, account: AccountState, positions: list[Position], report: CycleReport) -> None:
+        self.repo.record_account_snapshot(
+            AccountSnapshot(
+                account=self.account_id,
+                time=now,
+                balance=account.balance,
+                equity=account.equity,
+                profit=account.profit,
+                margin=account.margin,
+                free_margin=account.free_margin,
+                margin_level=account.margin_level,
+                open_positions=len(positions),
+            )
+        )
+        if positions:
+            self.repo.record_position_snapshots(
+                self.account_id,
+                now,
+                [
+                    PositionSnapshot(
+                        ticket=p.ticket, symbol=p.symbol, direction=p.direction, volume=p.volume,
+                        price_open=p.price_open, price_current=p.price_current, sl=p.sl, tp=p.tp,
+                        profit=p.profit, swap=p.swap,
+                    )
+                    for p in positions
+                ],
+            )
+        counts = {symbol: 0 for symbol in self.specs}
+        for p in positions:
+            counts[p.symbol] = counts.get(p.symbol, 0) + 1
+        report.open_positions = len(positions)
+        report.equity, report.balance = account.equity, account.balance
+        self.observer.account(account)
+        self.observer.positions(counts)
+
+
+def _closed_bars(bars):
+    """Drop the bar still forming: strategies only ever see complete bars."""
+    from ..gateway import Bars
+
+    return Bars(bars.symbol, bars.time[:-1], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1])
+
+
+def _is_expected(exc: Exception) -> bool:
+    from ..gateway import GatewayError
+
+    return isinstance(exc, GatewayError)

@@ -1,0 +1,171 @@
+"""Order identity and the send path: persist the intent, send once, record exactly one outcome.
+
+MT5 has no broker-side idempotency key, so every order carries a short client order id at the
+start of its `comment` (next to our `magic`): that is how an order whose reply was lost is found
+again at the broker, instead of being sent a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from db import OrderIntent, OrderOutcome, Repository
+
+from ..gateway import (
+    BrokerUnavailable,
+    ConnectionLost,
+    Gateway,
+    GatewayError,
+    OrderRejected,
+    OrderRequest,
+    OutcomeUnknown,
+)
+
+log = logging.getLogger("bot.orders")
+
+_CLIENT_ID = re.compile(r"^(tw[0-9a-f]{10})\b")
+COMMENT_LIMIT = 31  # MT5 truncates order comments at 31 characters
+
+
+def new_client_order_id() -> str:
+    return "tw" + secrets.token_hex(5)
+
+
+def order_comment(client_order_id: str, strategy: str) -> str:
+    return f"{client_order_id} {strategy}"[:COMMENT_LIMIT]
+
+
+def client_order_id_from(comment: str) -> str | None:
+    match = _CLIENT_ID.match(comment or "")
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    client_order_id: str
+    status: str  # filled | rejected | unknown
+    retcode: int | None
+    fill_price: Decimal | None
+    broker_order: int | None
+
+
+class OrderSender:
+    """Sends market orders so that none is lost and none is sent twice."""
+
+    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, deviation: int):
+        self.gateway = gateway
+        self.repo = repo
+        self.account = account
+        self.magic = magic
+        self.deviation = deviation
+
+    def send(
+        self,
+        *,
+        now: datetime,
+        correlation_id: str,
+        signal_id: int | None,
+        symbol: str,
+        strategy: str,
+        side: str,
+        purpose: str,
+        volume: Decimal,
+        price: Decimal,
+        sl: Decimal | None = None,
+        tp: Decimal | None = None,
+        position_ticket: int | None = None,
+    ) -> SendOutcome:
+        client_order_id = new_client_order_id()
+        comment = order_comment(client_order_id, strategy)
+        # The intent is durable before anything leaves the process: a crash after this line
+        # leaves an order we can look up, never one we do not know about.
+        self.repo.record_order_intent(
+            OrderIntent(
+                client_order_id=client_order_id,
+                account=self.account,
+                correlation_id=correlation_id,
+                signal_id=signal_id,
+                symbol=symbol,
+                strategy=strategy,
+                side=side,
+                purpose=purpose,
+                position_ticket=position_ticket,
+                volume=volume,
+                requested_price=price,
+                sl=sl,
+                tp=tp,
+                deviation=self.deviation,
+                magic=self.magic,
+                comment=comment,
+                created_at=now,
+            )
+        )
+        request = OrderRequest(
+            symbol=symbol,
+            side=side,
+            volume=volume,
+            price=price,
+            sl=sl,
+            tp=tp,
+            deviation=self.deviation,
+            magic=self.magic,
+            comment=comment,
+            position=position_ticket,
+        )
+        retcode: int | None = None
+        fill_price: Decimal | None = None
+        broker_order = broker_deal = None
+        fill_volume = None
+        try:
+            result = self.gateway.order_send(request)
+            status, retcode, message = "filled", result.retcode, result.comment or "done"
+            fill_price, fill_volume = result.price, result.volume
+            broker_order, broker_deal = result.order, result.deal
+        except OrderRejected as exc:
+            status, retcode, message = "rejected", exc.retcode, exc.message or str(exc)
+        except BrokerUnavailable as exc:
+            status, message = "rejected", f"not sent: {exc}"
+        except (OutcomeUnknown, ConnectionLost) as exc:
+            status, message = "unknown", str(exc)
+        except GatewayError as exc:
+            status, message = "unknown", f"unexpected gateway error: {exc}"
+        self.repo.record_order_outcome(
+            OrderOutcome(
+                client_order_id=client_order_id,
+                status=status,
+                retcode=retcode,
+                broker_order=broker_order,
+                broker_deal=broker_deal,
+                fill_price=fill_price,
+                fill_volume=fill_volume,
+                message=message[:500],
+                resolved_at=now,
+            )
+        )
+        log.log(
+            logging.WARNING if status == "unknown" else logging.INFO,
+            "order %s %s %s %s: %s",
+            purpose,
+            side,
+            volume,
+            symbol,
+            status,
+            extra={
+                "client_order_id": client_order_id,
+                "symbol": symbol,
+                "strategy": strategy,
+                "side": side,
+                "volume": str(volume),
+                "price": str(price),
+                "outcome": status,
+                "retcode": retcode,
+                "ticket": broker_order,
+                "fill_price": str(fill_price) if fill_price is not None else None,
+            },
+        )
+        return SendOutcome(client_order_id, status, retcode, fill_price, broker_order)

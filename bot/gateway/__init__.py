@@ -1,0 +1,36 @@
+"""The gateway: one interface to the trading terminal, typed errors, plain values."""
+
+from .base import CallObserver, Gateway
+from .errors import BrokerUnavailable, ConnectionLost, GatewayError, OrderRejected, OutcomeUnknown
+from .types import (
+    AccountState,
+    Bars,
+    Deal,
+    HistoryOrder,
+    OrderRequest,
+    OrderResult,
+    Position,
+    Quote,
+    SymbolSpec,
+    TerminalState,
+)
+
+__all__ = [
+    "AccountState",
+    "Bars",
+    "BrokerUnavailable",
+    "CallObserver",
+    "ConnectionLost",
+    "Deal",
+    "Gateway",
+    "GatewayError",
+    "HistoryOrder",
+    "OrderRejected",
+    "OrderRequest",
+    "OrderResult",
+    "OutcomeUnknown",
+    "Position",
+    "Quote",
+    "SymbolSpec",
+    "TerminalState",
+]

@@ -1,0 +1,80 @@
+"""The one gateway interface the engine talks to, whatever terminal sits behind it.
+
+Like NautilusTrader's execution-client / venue-adapter split: `Gateway` is the contract, and
+`bot.gateway.mt5api.Mt5ApiGateway` adapts any object with the MetaTrader5 call surface (the real
+package, our bridge client, the simulated terminal) to it. Nothing above this module knows which
+terminal it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+
+from .errors import GatewayError
+from .types import (
+    AccountState,
+    Bars,
+    Deal,
+    HistoryOrder,
+    OrderRequest,
+    OrderResult,
+    Position,
+    Quote,
+    SymbolSpec,
+    TerminalState,
+)
+
+#: Called after every broker call with (call name, seconds, error or None). Telemetry hooks in here.
+CallObserver = Callable[[str, float, GatewayError | None], None]
+
+
+class Gateway(ABC):
+    """A connection to one trading account at one terminal."""
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """Whether the last call reached the terminal (no call is made to find out)."""
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the transport and initialise the terminal; raises BrokerUnavailable."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def terminal(self) -> TerminalState: ...
+
+    @abstractmethod
+    def account(self) -> AccountState: ...
+
+    @abstractmethod
+    def symbol(self, name: str) -> SymbolSpec: ...
+
+    @abstractmethod
+    def quote(self, name: str) -> Quote: ...
+
+    @abstractmethod
+    def bars(self, symbol: str, timeframe: int, count: int) -> Bars: ...
+
+    @abstractmethod
+    def positions(self, symbol: str | None = None) -> list[Position]: ...
+
+    @abstractmethod
+    def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]: ...
+
+    @abstractmethod
+    def deals_for_position(self, position_id: int) -> list[Deal]: ...
+
+    @abstractmethod
+    def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]: ...
+
+    @abstractmethod
+    def order_send(self, request: OrderRequest) -> OrderResult:
+        """Send once. Raises OrderRejected, OutcomeUnknown, ConnectionLost or BrokerUnavailable.
+
+        Never retried here: a resend could double an order that did execute.
+        """

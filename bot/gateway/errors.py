@@ -1,0 +1,38 @@
+"""Typed gateway failures: what the engine must do differs for each, so they are distinct types.
+
+- `BrokerUnavailable`: nothing reached the terminal (connection refused, auth refused). A request was
+  certainly not sent.
+- `ConnectionLost`: the terminal went away; a read can be retried after reconnecting.
+- `OutcomeUnknown`: an order may or may not have executed (timeout, retcodes 10012/10031, IPC timeout).
+  It is never resent automatically: it is looked up at the broker by its client order id.
+- `OrderRejected`: the broker answered with a final retcode; nothing executed.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every gateway failure; `kind` is the label used in metrics and logs."""
+
+    kind = "error"
+
+
+class BrokerUnavailable(GatewayError):
+    kind = "unavailable"
+
+
+class ConnectionLost(GatewayError):
+    kind = "connection_lost"
+
+
+class OutcomeUnknown(GatewayError):
+    kind = "outcome_unknown"
+
+
+class OrderRejected(GatewayError):
+    kind = "rejected"
+
+    def __init__(self, retcode: int, message: str):
+        super().__init__(f"order rejected: retcode {retcode} ({message})")
+        self.retcode = retcode
+        self.message = message

@@ -1,0 +1,238 @@
+"""The bot's Prometheus metrics, all in one registry owned by :class:`BotMetrics`.
+
+Why one object with its own registry: tests (and a future multi-account process) can
+create several without "duplicated timeseries" clashes in the global registry, and
+every series carries ``account`` as its first label so one Prometheus can watch many
+bots. Metric and label names are a contract with the dashboards and alert rules:
+change them only together with those.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
+from bot.telemetry.context import correlation_id
+
+CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# tradewatch_circuit_state values; the `to` label of transitions uses the same names.
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _number(what: str, value: object) -> float:
+    """A finite float from int/float/Decimal, or a one-line error naming the bad input."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise TypeError(f"{what} must be a number (int, float or Decimal), got {type(value).__name__}: {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return result
+
+
+def _label(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"metric label {what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _circuit_state(state: str) -> str:
+    name = str(state).strip().lower().replace("-", "_")
+    if name not in CIRCUIT_STATES:
+        raise ValueError(f"unknown circuit state {state!r}: expected one of {', '.join(CIRCUIT_STATES)}")
+    return name
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("tradewatch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class BotMetrics:
+    """Every tradewatch metric for one account, plus helpers the engine calls.
+
+    The raw metric objects are public attributes (``metrics.orders`` …) for rare uses;
+    prefer the helpers, which fill in ``account`` and validate input. ``registry`` is
+    what the telemetry server exposes.
+    """
+
+    def __init__(self, account: str, registry: CollectorRegistry | None = None, version: str | None = None) -> None:
+        self.account = _label("account", str(account))
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        acct = ["account"]
+
+        self.cycle_duration = Histogram("tradewatch_cycle_duration_seconds", "Wall time of one engine cycle.",
+                                        acct, registry=r, buckets=CYCLE_BUCKETS)
+        self.last_cycle_timestamp = Gauge("tradewatch_last_cycle_timestamp_seconds",
+                                          "Unix time at which the last cycle finished.", acct, registry=r)
+        self.cycles = Counter("tradewatch_cycles_total", "Engine cycles completed.", acct, registry=r)
+
+        self.broker_request_duration = Histogram(
+            "tradewatch_broker_request_duration_seconds", "Latency of broker (MT5) calls; order_send carries "
+            "the correlation_id as an exemplar.", acct + ["call"], registry=r, buckets=BROKER_BUCKETS)
+        self.broker_errors = Counter("tradewatch_broker_errors_total", "Failed broker calls by call and error kind.",
+                                     acct + ["call", "kind"], registry=r)
+        self.broker_connected = Gauge("tradewatch_broker_connected", "1 when the broker terminal is connected.",
+                                      acct, registry=r)
+        self.broker_reconnects = Counter("tradewatch_broker_reconnects_total", "Broker reconnections.", acct,
+                                         registry=r)
+
+        self.signals = Counter("tradewatch_signals_total", "Strategy signals.",
+                               acct + ["symbol", "strategy", "signal"], registry=r)
+        self.orders = Counter("tradewatch_orders_total", "Orders by outcome.",
+                              acct + ["symbol", "strategy", "side", "outcome"], registry=r)
+
+        self.open_positions = Gauge("tradewatch_open_positions", "Open positions per symbol.", acct + ["symbol"],
+                                    registry=r)
+        self.account_balance = Gauge("tradewatch_account_balance", "Account balance in deposit currency.", acct,
+                                     registry=r)
+        self.account_equity = Gauge("tradewatch_account_equity", "Account equity in deposit currency.", acct,
+                                    registry=r)
+        self.account_margin_level = Gauge(
+            "tradewatch_account_margin_level_ratio", "Equity / used margin (MT5 margin level / 100); "
+            "NaN while no margin is in use.", acct, registry=r)
+
+        self.log_records_dropped = Counter("tradewatch_log_records_dropped_total",
+                                           "Log lines lost before reaching Loki.", acct, registry=r)
+        self.build_info = Gauge("tradewatch_build_info", "Always 1; the version label says what runs.",
+                                acct + ["version"], registry=r)
+
+        self.order_queue_depth = Gauge("tradewatch_order_queue_depth", "Orders waiting to be sent.", acct,
+                                       registry=r)
+        self.store_spool_depth = Gauge("tradewatch_store_spool_depth", "Events waiting to be written to the store.",
+                                       acct, registry=r)
+        self.circuit_state = Gauge("tradewatch_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+                                   acct + ["breaker"], registry=r)
+        self.circuit_transitions = Counter("tradewatch_circuit_transitions_total", "Circuit breaker state changes.",
+                                           acct + ["breaker", "to"], registry=r)
+        self.orders_replayed = Counter("tradewatch_orders_replayed_total", "Orders replayed after a restart.", acct,
+                                       registry=r)
+        self.orders_expired = Counter("tradewatch_orders_expired_total", "Queued orders dropped unsent, by reason.",
+                                      acct + ["reason"], registry=r)
+
+        r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
+        r.register(PsutilProcessCollector(self.account))
+
+        # Series that exist from the start, so rate()/absent() work before the first event.
+        for metric in (self.cycle_duration, self.last_cycle_timestamp, self.cycles, self.broker_connected,
+                       self.broker_reconnects, self.account_balance, self.account_equity, self.account_margin_level,
+                       self.log_records_dropped, self.order_queue_depth, self.store_spool_depth,
+                       self.orders_replayed):
+            metric.labels(self.account)
+        self.account_margin_level.labels(self.account).set(math.nan)
+        self.build_info.labels(self.account, version or _package_version()).set(1)
+
+        self._lock = threading.Lock()
+        self._position_symbols: set[str] = set()
+        self._circuit_states: dict[str, str] = {}
+
+    # -- cycle ---------------------------------------------------------------------------
+
+    def observe_cycle(self, duration_s: float, finished_at_epoch: float) -> None:
+        """Record one finished cycle: its duration, its end time, and the count."""
+        duration = _number("cycle duration", duration_s)
+        finished = _number("cycle finish time", finished_at_epoch)
+        self.cycle_duration.labels(self.account).observe(duration)
+        self.last_cycle_timestamp.labels(self.account).set(finished)
+        self.cycles.labels(self.account).inc()
+
+    # -- broker --------------------------------------------------------------------------
+
+    def observe_broker_call(self, call: str, duration_s: float, error_kind: str | None = None,
+                            exemplar: Mapping[str, str] | None = None) -> None:
+        """Record one broker call's latency and, if it failed, its error kind.
+
+        ``exemplar`` defaults to ``{"correlation_id": <current id>}`` for ``order_send``
+        when a correlation id is set, so a slow order links to its logs in Grafana.
+        """
+        call = _label("call", call)
+        duration = _number("broker call duration", duration_s)
+        if exemplar is None and call == "order_send":
+            current = correlation_id.get()
+            exemplar = {"correlation_id": current} if current else None
+        self.broker_request_duration.labels(self.account, call).observe(
+            duration, exemplar=dict(exemplar) if exemplar else None)
+        if error_kind is not None:
+            self.broker_errors.labels(self.account, call, _label("error_kind", error_kind)).inc()
+
+    def set_connected(self, connected: bool) -> None:
+        self.broker_connected.labels(self.account).set(1 if connected else 0)
+
+    def count_reconnect(self) -> None:
+        self.broker_reconnects.labels(self.account).inc()
+
+    # -- trading -------------------------------------------------------------------------
+
+    def count_signal(self, symbol: str, strategy: str, signal: str) -> None:
+        self.signals.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
+                            _label("signal", signal)).inc()
+
+    def count_order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
+        self.orders.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
+                           _label("side", side), _label("outcome", outcome)).inc()
+
+    def set_positions(self, counts: Mapping[str, int]) -> None:
+        """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed)."""
+        values = {_label("symbol", symbol): int(_number(f"position count for {symbol}", n))
+                  for symbol, n in counts.items()}
+        with self._lock:
+            self._position_symbols |= values.keys()
+            for symbol in self._position_symbols:
+                self.open_positions.labels(self.account, symbol).set(values.get(symbol, 0))
+
+    def set_account(self, balance: float | Decimal, equity: float | Decimal,
+                    margin_level_percent: float | Decimal | None) -> None:
+        """Balance, equity and margin level (MT5 percent; exported as a ratio).
+
+        MT5 reports margin level 0 (or the gateway None) when no margin is used: that is
+        exported as NaN, so "margin level below X" alerts don't fire on a flat account.
+        """
+        balance_f = _number("balance", balance)
+        equity_f = _number("equity", equity)
+        if margin_level_percent is None:
+            ratio = math.nan
+        else:
+            percent = _number("margin level", margin_level_percent)
+            ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
+        self.account_balance.labels(self.account).set(balance_f)
+        self.account_equity.labels(self.account).set(equity_f)
+        self.account_margin_level.labels(self.account).set(ratio)
+
+    # -- plumbing health -----------------------------------------------------------------
+
+    def count_log_drops(self, count: int = 1) -> None:
+        """The ``on_drop`` callback for :class:`bot.telemetry.loki.LokiHandler`."""
+        self.log_records_dropped.labels(self.account).inc(count)
+
+    def set_order_queue_depth(self, depth: int) -> None:
+        self.order_queue_depth.labels(self.account).set(_number("order queue depth", depth))
+
+    def set_store_spool_depth(self, depth: int) -> None:
+        self.store_spool_depth.labels(self.account).set(_number("store spool depth", depth))
+
+    def set_circuit_state(self, breaker: str, state: str) -> None:
+        """Set a breaker's state (closed | half_open | open); a change also counts a transition."""
+        breaker = _label("breaker", breaker)
+        name = _circuit_state(state)
+        with self._lock:
+            previous = self._circuit_states.get(breaker)
+            self._circuit_states[breaker] = name
+        self.circuit_state.labels(self.account, breaker).set(CIRCUIT_STATES[name])
+        if previous is not None and previous != name:
+            self.circuit_transitions.labels(self.account, breaker, name).inc()
+
+    def count_replayed(self, count: int = 1) -> None:
+        self.orders_replayed.labels(self.account).inc(count)
+
+    def count_expired(self, reason: str, count: int = 1) -> None:
+        self.orders_expired.labels(self.account, _label("reason", reason)).inc(count)

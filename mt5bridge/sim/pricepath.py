@@ -1,0 +1,150 @@
+"""Random access to a symbol's seeded ticks and bars, with caches sized for a polling bot.
+
+A bot that reads 100 bars of several symbols every cycle must not pay for generation each time:
+days of ticks are generated once (numpy, a few ms each) and kept in a small LRU; bars are kept per
+(day, timeframe) in a larger one; the forming bar is recomputed only when its tick changes. Paths
+are shared between terminals with the same seed, because they are pure functions of it.
+"""
+
+import threading
+import zlib
+from collections import OrderedDict
+from functools import lru_cache
+
+import numpy as np
+
+from .daypath import DayTicks, aggregate_bars, generate_day
+from .levels import HourlyLevels
+from .records import RATES_DTYPE
+from .symbols import SYMBOLS, SymbolSpec
+from .tradingtime import DAY_SECONDS, tick_epoch
+
+DAY_CACHE_SIZE = 4  # ~2 MB of ticks per symbol
+BAR_ROWS_BUDGET = 150_000  # per timeframe: covers MT5's default maxbars of M1 history
+
+
+class _Lru:
+    """A minimal LRU mapping (callers hold the path lock)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
+class PricePath:
+    """Ticks (integer points, one per trading second) and bars of one symbol for one seed."""
+
+    def __init__(self, seed: int, spec: SymbolSpec):
+        self.spec = spec
+        self._seed = seed
+        self._key = zlib.crc32(spec.name.encode())  # stable: adding symbols changes no path
+        self._levels = HourlyLevels(seed, self._key, spec.annual_vol)
+        self._days = _Lru(DAY_CACHE_SIZE)
+        self._bars: dict[int, _Lru] = {}
+        self._forming: dict[int, tuple[int, np.ndarray]] = {}
+        self._lock = threading.RLock()
+
+    def day(self, day: int) -> DayTicks:
+        with self._lock:
+            ticks = self._days.get(day)
+            if ticks is None:
+                ticks = generate_day(self._levels, self.spec, self._seed, self._key, day)
+                self._days.put(day, ticks)
+            return ticks
+
+    def tick(self, k: int) -> tuple[int, int]:
+        """(bid, ask) in points at tick ``k``."""
+        day, offset = divmod(k, DAY_SECONDS)
+        ticks = self.day(day)
+        bid = int(ticks.bid[offset])
+        return bid, bid + int(ticks.spread[offset])
+
+    def window(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """(bid, ask) arrays in points for ticks ``first..last`` of one trading day."""
+        day, start = divmod(first, DAY_SECONDS)
+        if last // DAY_SECONDS != day:
+            raise ValueError("a window must stay within one trading day")
+        ticks = self.day(day)
+        stop = start + last - first + 1
+        bid = ticks.bid[start:stop]
+        return bid, bid + ticks.spread[start:stop]
+
+    def bars(self, seconds: int, first: int, last: int, now_k: int) -> np.ndarray:
+        """Bars ``first..last`` (bar n covers ticks n*seconds …) as of tick ``now_k``.
+
+        Bars after the one containing ``now_k`` must not be requested: they are the future.
+        """
+        forming = now_k // seconds
+        if last > forming:
+            raise ValueError("bars from the future were requested")
+        per_day = DAY_SECONDS // seconds
+        out = np.empty(max(0, last - first + 1), dtype=RATES_DTYPE)
+        with self._lock:
+            complete_last = min(last, forming - 1)
+            n = first
+            while n <= complete_last:
+                day = n // per_day
+                stop = min(complete_last, (day + 1) * per_day - 1)
+                offset = day * per_day
+                out[n - first : stop - first + 1] = self._day_bars(seconds, day)[
+                    n - offset : stop - offset + 1
+                ]
+                n = stop + 1
+            if last == forming:
+                out[-1] = self._forming_bar(seconds, now_k)
+        return out
+
+    def _day_bars(self, seconds: int, day: int) -> np.ndarray:
+        cache = self._bars.get(seconds)
+        if cache is None:
+            cache = self._bars[seconds] = _Lru(max(4, BAR_ROWS_BUDGET // (DAY_SECONDS // seconds)))
+        bars = cache.get(day)
+        if bars is None:
+            ticks = self.day(day)
+            bars = aggregate_bars(self.spec, ticks.bid, ticks.spread, tick_epoch(day * DAY_SECONDS), seconds)
+            cache.put(day, bars)
+        return bars
+
+    def _forming_bar(self, seconds: int, now_k: int) -> np.ndarray:
+        cached = self._forming.get(seconds)
+        if cached is not None and cached[0] == now_k:
+            return cached[1]
+        bar_start = now_k - now_k % seconds
+        day, offset = divmod(bar_start, DAY_SECONDS)
+        ticks = self.day(day)
+        stop = offset + now_k - bar_start + 1
+        bid, spread = ticks.bid[offset:stop], ticks.spread[offset:stop]
+        scale = self.spec.scale
+        bar = np.array(
+            (
+                tick_epoch(bar_start),
+                bid[0] / scale,
+                bid.max() / scale,
+                bid.min() / scale,
+                bid[-1] / scale,
+                np.count_nonzero(bid[1:] != bid[:-1]) + 1,
+                spread.min(),
+                0,
+            ),
+            dtype=RATES_DTYPE,
+        )
+        self._forming[seconds] = (now_k, bar)
+        return bar
+
+
+@lru_cache(maxsize=48)
+def price_path(seed: int, symbol: str) -> PricePath:
+    """The shared path for (seed, symbol); deterministic, so sharing is safe."""
+    return PricePath(seed, SYMBOLS[symbol])

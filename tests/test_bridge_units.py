@@ -1,0 +1,462 @@
+"""In-process unit tests of the bridge pieces: to_plain, argument validation, dispatch, backends.
+
+The end-to-end behaviour (real server subprocess, real SimTerminal) is in test_bridge.py;
+these pin down the small rules that are awkward to reach through a socket.
+"""
+
+import collections
+import datetime as dt
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from rpyc.utils.authenticators import AuthenticationError
+
+from mt5bridge import constants as mt5
+from mt5bridge.backends import BackendUnavailable, Metatrader5Backend, make_backend
+from mt5bridge.plain import to_plain
+from mt5bridge.server import (
+    AUTH_OK,
+    AUTH_REFUSED,
+    CALLS,
+    TOKEN_LENGTH,
+    Dispatcher,
+    JsonLineFormatter,
+    TokenAuthenticator,
+    resolve_timeout,
+)
+
+Request = collections.namedtuple("Request", "action symbol volume price")
+OrderSendResult = collections.namedtuple("OrderSendResult", "retcode deal order volume price comment request")
+Tick = collections.namedtuple("Tick", "time bid ask last volume time_msc flags volume_real")
+
+
+def assert_plain(value):
+    """Only exact JSON types: a netref or namedtuple would fail the `type(...) is` checks."""
+    if type(value) is dict:
+        for key, item in value.items():
+            assert type(key) is str
+            assert_plain(item)
+    elif type(value) is list:
+        for item in value:
+            assert_plain(item)
+    else:
+        assert type(value) in (str, int, float, bool, type(None)), type(value)
+
+
+# --- to_plain ------------------------------------------------------------------------------
+
+
+def test_to_plain_nested_namedtuple_becomes_nested_dict():
+    result = OrderSendResult(
+        mt5.TRADE_RETCODE_DONE, 7, 8, 0.1, 1.1, "done", Request(mt5.TRADE_ACTION_DEAL, "EURUSD", 0.1, 1.1)
+    )
+    plain = to_plain(result)
+    assert plain["request"] == {"action": 1, "symbol": "EURUSD", "volume": 0.1, "price": 1.1}
+    assert plain["retcode"] == 10009
+    assert_plain(plain)
+
+
+def test_to_plain_tuple_of_namedtuples_and_numpy_scalars():
+    ticks = (Tick(np.int64(1700000000), np.float64(1.08512), 1.08514, 0.0, np.uint64(3), 1, 2, 3.0),)
+    plain = to_plain(ticks)
+    assert plain == [
+        {
+            "time": 1700000000,
+            "bid": 1.08512,
+            "ask": 1.08514,
+            "last": 0.0,
+            "volume": 3,
+            "time_msc": 1,
+            "flags": 2,
+            "volume_real": 3.0,
+        }
+    ]
+    assert_plain(plain)
+
+
+def test_to_plain_structured_array_gives_python_scalars():
+    rates = np.array(
+        [(1700000000, 1.1, 1.2, 1.0, 1.15, 42, 3, 0)],
+        dtype=[
+            ("time", "<i8"),
+            ("open", "<f8"),
+            ("high", "<f8"),
+            ("low", "<f8"),
+            ("close", "<f8"),
+            ("tick_volume", "<u8"),
+            ("spread", "<i4"),
+            ("real_volume", "<u8"),
+        ],
+    )
+    plain = to_plain(rates)
+    assert plain == [
+        {
+            "time": 1700000000,
+            "open": 1.1,
+            "high": 1.2,
+            "low": 1.0,
+            "close": 1.15,
+            "tick_volume": 42,
+            "spread": 3,
+            "real_volume": 0,
+        }
+    ]
+    assert_plain(plain)
+    assert to_plain(rates[0]) == plain[0]
+
+
+def test_to_plain_keeps_none_and_plain_arrays():
+    assert to_plain(None) is None
+    assert to_plain(np.arange(4).reshape(2, 2)) == [[0, 1], [2, 3]]
+    assert to_plain((500, 4321, "01 Jan 2025")) == [500, 4321, "01 Jan 2025"]
+
+
+# --- dispatch and validation with a recording fake terminal ----------------------------------
+
+
+class RecordingTerminal:
+    """Records calls; enough of the MT5 surface to see what reached the 'terminal'."""
+
+    def __init__(self):
+        self.calls = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def symbol_info(self, symbol):
+        self.calls.append(("symbol_info", symbol))
+        return None
+
+    def order_send(self, request):
+        self.calls.append(("order_send", request))
+        return OrderSendResult(
+            mt5.TRADE_RETCODE_DONE, 1, 2, request["volume"], 1.1, "", Request(1, "X", 0.1, 1.1)
+        )
+
+    def history_deals_get(self, *args, **kwargs):
+        self.calls.append(("history_deals_get", args, kwargs))
+        return ()
+
+    def account_info(self):
+        raise RuntimeError("terminal exploded")
+
+    def terminal_info(self):
+        self.entered.set()
+        self.release.wait(5)
+        return None
+
+    def control(self, command, params):
+        self.calls.append(("control", command, params))
+        return {"ok": True}
+
+
+def run(dispatcher, name, payload):
+    return json.loads(dispatcher.dispatch(name, payload if isinstance(payload, str) else json.dumps(payload)))
+
+
+@pytest.fixture
+def terminal():
+    return RecordingTerminal()
+
+
+@pytest.fixture
+def dispatcher(terminal):
+    return Dispatcher(terminal, allow_sim_control=False, lock_timeout=0.3)
+
+
+def test_allowlist_is_exactly_the_mt5_calls_plus_sim_control():
+    assert set(CALLS) == {
+        "initialize",
+        "login",
+        "shutdown",
+        "version",
+        "last_error",
+        "terminal_info",
+        "account_info",
+        "symbol_info",
+        "symbol_info_tick",
+        "symbols_get",
+        "copy_rates_from_pos",
+        "order_check",
+        "order_send",
+        "positions_get",
+        "orders_get",
+        "history_orders_get",
+        "history_deals_get",
+        "sim_control",
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["eval", "__class__", "__init__", "control", "_run", "exposed_call", 42, None]
+)
+def test_names_outside_the_allowlist_never_reach_the_terminal(dispatcher, terminal, name):
+    reply = json.loads(dispatcher.dispatch(name, "{}"))
+    assert reply["ok"] is False and reply["error"]["kind"] == "bad_request"
+    assert terminal.calls == []
+
+
+def test_sim_control_refused_unless_the_backend_is_the_sim(dispatcher, terminal):
+    reply = run(dispatcher, "sim_control", {"command": "clear_faults"})
+    assert reply["error"]["message"] == "'sim_control' is not an allowed call"
+    allowed = Dispatcher(terminal, allow_sim_control=True, lock_timeout=0.3)
+    assert run(allowed, "sim_control", {"command": "clear_faults", "params": {}}) == {
+        "ok": True,
+        "result": {"ok": True},
+    }
+    assert terminal.calls == [("control", "clear_faults", {})]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("symbol_info", {"symbol": 5}, "symbol_info: symbol must be a string, got int"),
+        ("symbol_info", {}, "symbol_info: missing argument 'symbol'"),
+        ("symbol_info", {"symbol": "EURUSD", "extra": 1}, "symbol_info: unexpected argument(s) 'extra'"),
+        ("symbol_info", "[1, 2]", "symbol_info: payload must be a JSON object"),
+        ("symbol_info", "not json", "symbol_info: payload is not valid JSON"),
+        (
+            "order_send",
+            {"request": {"action": 1, "volume": True}},
+            "order_send: request.volume must be a finite number",
+        ),
+        (
+            "order_send",
+            '{"request": {"action": 1, "price": NaN}}',
+            "order_send: request.price must be a finite number",
+        ),
+        (
+            "order_send",
+            {"request": {"action": 1, "magic": 1.5}},
+            "order_send: request.magic must be int, got float",
+        ),
+        (
+            "order_send",
+            {"request": {"action": 1, "__class__": 1}},
+            "order_send: unknown request field '__class__'",
+        ),
+        ("order_send", {"request": {"symbol": "EURUSD"}}, "order_send: request needs an 'action'"),
+        ("order_send", {"request": "action=1"}, "order_send: request must be an object, got str"),
+        (
+            "copy_rates_from_pos",
+            {"symbol": "EURUSD", "timeframe": 1, "start_pos": -1, "count": 5},
+            "copy_rates_from_pos: start_pos must be >= 0",
+        ),
+        (
+            "history_deals_get",
+            {"date_from": 1, "date_to": 2, "ticket": 3},
+            "history_deals_get: give exactly one of (date_from, date_to), ticket, position",
+        ),
+        ("history_deals_get", {"date_from": 1}, "history_deals_get: date_from and date_to go together"),
+        (
+            "positions_get",
+            {"symbol": "EURUSD", "ticket": 3},
+            "positions_get: give at most one of symbol, group, ticket (got symbol, ticket)",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_terminal(dispatcher, terminal, name, payload, message):
+    reply = run(dispatcher, name, payload)
+    assert reply == {"ok": False, "error": {"kind": "bad_request", "message": message}}
+    assert terminal.calls == []
+
+
+def test_order_request_numbers_are_normalised(dispatcher, terminal):
+    reply = run(
+        dispatcher,
+        "order_send",
+        {
+            "request": {
+                "action": 1,
+                "symbol": "EURUSD",
+                "volume": 1,
+                "price": 1.0851,
+                "type": mt5.ORDER_TYPE_BUY,
+                "comment": "tw:abc",
+            }
+        },
+    )
+    assert reply["ok"] is True and reply["result"]["request"]["symbol"] == "X"
+    sent = terminal.calls[0][1]
+    assert sent == {
+        "action": 1,
+        "symbol": "EURUSD",
+        "volume": 1.0,
+        "price": 1.0851,
+        "type": 0,
+        "comment": "tw:abc",
+    }
+    assert type(sent["volume"]) is float
+
+
+def test_history_dates_reach_the_backend_as_utc_datetimes(dispatcher, terminal):
+    assert run(
+        dispatcher, "history_deals_get", {"date_from": 1700000000, "date_to": 1700003600, "group": "*USD*"}
+    ) == {"ok": True, "result": []}
+    assert run(dispatcher, "history_deals_get", {"position": 77})["ok"] is True
+    assert terminal.calls == [
+        (
+            "history_deals_get",
+            (
+                dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC),
+                dt.datetime(2023, 11, 14, 23, 13, 20, tzinfo=dt.UTC),
+            ),
+            {"group": "*USD*"},
+        ),
+        ("history_deals_get", (), {"position": 77}),
+    ]
+
+
+def test_backend_exception_comes_back_as_data_without_traceback(dispatcher):
+    reply = run(dispatcher, "account_info", {})
+    assert reply == {
+        "ok": False,
+        "error": {"kind": "backend_error", "message": "account_info: RuntimeError: terminal exploded"},
+    }
+
+
+def test_calls_are_serialised_and_a_hung_terminal_reports_busy(dispatcher, terminal):
+    first = threading.Thread(target=dispatcher.dispatch, args=("terminal_info", "{}"))
+    first.start()
+    try:
+        assert terminal.entered.wait(5)
+        reply = run(dispatcher, "symbol_info", {"symbol": "EURUSD"})
+        assert reply["error"]["kind"] == "busy"
+        assert terminal.calls == []
+    finally:
+        terminal.release.set()
+        first.join(5)
+    assert run(dispatcher, "symbol_info", {"symbol": "EURUSD"}) == {"ok": True, "result": None}
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+
+class FakeMetaTrader5:
+    def __init__(self):
+        self.initialize_calls = []
+
+    def initialize(self, *args, **kwargs):
+        self.initialize_calls.append((args, kwargs))
+        return True
+
+
+def test_metatrader5_backend_initialises_with_environment_credentials(caplog):
+    module = FakeMetaTrader5()
+    backend = Metatrader5Backend(
+        module,
+        environ={
+            "MT5_LOGIN": "5001234",
+            "MT5_PASSWORD": "pa55-word",
+            "MT5_SERVER": "Broker-Demo",
+            "MT5_PATH": r"C:\mt5\terminal64.exe",
+        },
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert backend.initialize() is True
+    assert module.initialize_calls == [
+        ((r"C:\mt5\terminal64.exe",), {"login": 5001234, "password": "pa55-word", "server": "Broker-Demo"})
+    ]
+    assert "pa55-word" not in caplog.text
+
+
+def test_metatrader5_backend_prefers_credentials_from_the_caller():
+    module = FakeMetaTrader5()
+    backend = Metatrader5Backend(module, environ={"MT5_LOGIN": "1", "MT5_PASSWORD": "env"})
+    backend.initialize(login=2, password="given", server="S")
+    assert module.initialize_calls == [((), {"login": 2, "password": "given", "server": "S"})]
+
+
+def test_metatrader5_backend_rejects_a_non_numeric_login():
+    backend = Metatrader5Backend(FakeMetaTrader5(), environ={"MT5_LOGIN": "abc"})
+    with pytest.raises(ValueError, match="MT5_LOGIN must be an integer account number"):
+        backend.initialize()
+
+
+def test_make_backend_rejects_unknown_names_and_missing_metatrader5(monkeypatch):
+    with pytest.raises(ValueError, match="unknown backend 'mt4'"):
+        make_backend("mt4")
+    monkeypatch.setitem(sys.modules, "MetaTrader5", None)  # as on Linux: the import fails
+    with pytest.raises(BackendUnavailable, match="runs only in Windows Python"):
+        make_backend("metatrader5")
+    with pytest.raises(ValueError, match="takes no options"):
+        make_backend("metatrader5", seed=1)
+
+
+def test_bridge_modules_import_only_stdlib_and_rpyc():
+    """The server must run on a Windows Python with only MetaTrader5 + rpyc (+ numpy) installed."""
+    code = (
+        "import sys\n"
+        "import mt5bridge.server, mt5bridge.client, mt5bridge.plain, mt5bridge.errors, mt5bridge.backends\n"
+        "tops = {name.split('.')[0] for name in sys.modules}\n"
+        "extra = sorted(t for t in tops if t not in sys.stdlib_module_names and not t.startswith('_'))\n"
+        "sys.stdout.write(','.join(extra))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert set(out.stdout.split(",")) == {"mt5bridge", "rpyc"}
+
+
+def test_json_line_formatter_writes_one_object_with_extras():
+    record = logging.LogRecord("mt5bridge.server", logging.INFO, __file__, 1, "call %s", ("x",), None)
+    record.latency_ms = 1.5
+    line = JsonLineFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["msg"] == "call x" and entry["latency_ms"] == 1.5 and entry["level"] == "INFO"
+
+
+def test_timeout_comes_from_the_argument_then_the_environment_then_ten_seconds():
+    assert resolve_timeout(2.5, {"MT5_BRIDGE_TIMEOUT": "7"}) == 2.5
+    assert resolve_timeout(None, {"MT5_BRIDGE_TIMEOUT": "7"}) == 7.0
+    assert resolve_timeout(None, {}) == 10.0
+    with pytest.raises(ValueError, match="MT5_BRIDGE_TIMEOUT must be a number of seconds, got 'soon'"):
+        resolve_timeout(None, {"MT5_BRIDGE_TIMEOUT": "soon"})
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        resolve_timeout(0, {})
+
+
+# --- token handshake ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def socket_pair():
+    server_side, client_side = socket.socketpair()
+    yield server_side, client_side
+    server_side.close()
+    client_side.close()
+
+
+def test_handshake_accepts_the_right_token(socket_pair):
+    server_side, client_side = socket_pair
+    client_side.sendall(TOKEN_LENGTH.pack(6) + b"s3cret")
+    sock, credentials = TokenAuthenticator("s3cret", timeout=1)(server_side)
+    assert sock is server_side and credentials is None and sock.gettimeout() is None
+    assert client_side.recv(2) == AUTH_OK
+
+
+@pytest.mark.parametrize(
+    "offer", [TOKEN_LENGTH.pack(6) + b"s3creT", TOKEN_LENGTH.pack(0), TOKEN_LENGTH.pack(10**6) + b"s3cret"]
+)
+def test_handshake_refuses_wrong_empty_and_oversized_tokens(socket_pair, offer, caplog):
+    server_side, client_side = socket_pair
+    client_side.sendall(offer)
+    with pytest.raises(AuthenticationError):
+        TokenAuthenticator("s3cret", timeout=1)(server_side)
+    assert client_side.recv(2) == AUTH_REFUSED
+    assert "s3cret" not in caplog.text and "s3creT" not in caplog.text
+
+
+def test_handshake_gives_up_on_a_silent_peer(socket_pair):
+    server_side, _ = socket_pair
+    with pytest.raises(AuthenticationError):
+        TokenAuthenticator("s3cret", timeout=0.2)(server_side)
+
+
+def test_an_empty_server_token_is_rejected():
+    with pytest.raises(ValueError, match="an empty token would let anyone in"):
+        TokenAuthenticator("", timeout=1)
