@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from .config import ConfigError, Settings
@@ -54,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         from .app import BotApp
+        from .telemetry.logging import setup_logging
 
-        logging.basicConfig(level=settings.log_level, stream=sys.stdout)
+        setup_logging(settings.log_level, service="bot", env=settings.env, secrets=settings.secrets())
         try:
             app = BotApp(settings, speed=args.speed)
         except ValueError as exc:

@@ -169,6 +169,8 @@ class Settings:
     metrics_host: str = _setting("METRICS_HOST", "0.0.0.0", _text, doc="bind address of the telemetry server")
     loki_url: str | None = _setting("LOKI_URL", "", _url, doc="Loki base URL; empty: no Loki push")
     alertmanager_url: str | None = _setting("ALERTMANAGER_URL", "", _url, doc="Alertmanager base URL; empty: no direct alerts")
+    terminal_alert_seconds: float = _setting("TERMINAL_ALERT_SECONDS", "60", _float_between(1, 86400),
+                                             doc="terminal unreachable this long: the bot raises an alert")
     env: str = _setting("ENV", "dev", _text, doc="environment label on logs")
 
     @classmethod

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from bot.engine.risk import position_volume, stops_from_atr
-from bot.engine.strategies import BUY, HOLD, SELL, MovingAverageCrossover, RsiMeanReversion, atr, load_strategies, rsi
+from bot.engine.strategies import (
+    BUY,
+    HOLD,
+    SELL,
+    MovingAverageCrossover,
+    RsiMeanReversion,
+    atr,
+    load_strategies,
+    rsi,
+)
 from bot.gateway import Bars, SymbolSpec
 from bot.pips import pip_size, profit_in_pips
 

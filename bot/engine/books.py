@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from db import DealRecord, OrderOutcome, Repository, TradeClose, TradeOpen
-
 from mt5bridge import constants as mt5
 
 from ..gateway import Deal, Gateway

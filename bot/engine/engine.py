@@ -22,7 +22,7 @@ from ..telemetry.context import correlation_context, cycle_context, new_correlat
 from .books import Books
 from .orders import OrderSender
 from .risk import position_volume, stops_from_atr
-from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .strategies import BUY, HOLD, Signal, Strategy, atr
 
 log = logging.getLogger("bot.engine")
 
@@ -56,6 +56,7 @@ class CycleReport:
     equity: Decimal | None = None
     balance: Decimal | None = None
     error: str | None = None
+    error_expected: bool = False  # a gateway failure (terminal away), not a bug
 
     @property
     def ok(self) -> bool:
@@ -123,7 +124,8 @@ class Engine:
                 self._cycle(report)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
-                log.error("cycle failed: %s", report.error, exc_info=not _is_expected(exc))
+                report.error_expected = _is_expected(exc)
+                log.error("cycle failed: %s", report.error, exc_info=not report.error_expected)
             report.duration_seconds = time.perf_counter() - began
             self.last_report = report
             self.observer.cycle_finished(report)

@@ -1,0 +1,146 @@
+"""Where the engine meets telemetry: engine events become metrics, history and alerts.
+
+The engine reports through `EngineObserver` and the gateway through its call observer; this
+module turns those reports into Prometheus series (`BotMetrics`), the per-minute metrics history
+and Alertmanager alerts, so neither the engine nor telemetry needs to know the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from .engine import CycleReport, EngineObserver
+from .gateway import AccountState, GatewayError
+from .telemetry.alerts import AlertmanagerClient
+from .telemetry.metrics import BotMetrics
+
+
+@dataclass(frozen=True)
+class CycleFigures:
+    """One cycle's figures, kept in the bounded in-memory window and rolled up per minute."""
+
+    finished_at: float
+    duration_seconds: float
+    signals: int
+    orders: int
+    trades_executed: int
+    broker_calls: int
+    broker_latency_seconds: float
+    memory_rss_bytes: int
+    cpu_percent: float
+    ok: bool
+
+
+class Instrumentation(EngineObserver):
+    """Engine observer + gateway call observer feeding metrics, history and alerts."""
+
+    WINDOW = 2000  # cycles kept in memory for /status; older figures live in the database
+    ALERT_CYCLE_ERROR = "BotCycleError"
+    ALERT_TERMINAL = "BotTerminalUnreachable"
+
+    def __init__(
+        self,
+        metrics: BotMetrics,
+        history_sink: Any = None,
+        alerts: AlertmanagerClient | None = None,
+        terminal_alert_after: float = 60.0,
+    ):
+        self.metrics = metrics
+        self.history_sink = history_sink
+        self.alerts = alerts
+        self.terminal_alert_after = terminal_alert_after
+        self.window: deque[CycleFigures] = deque(maxlen=self.WINDOW)
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        self._calls = 0
+        self._latency = 0.0
+        self._unreachable_since: float | None = None
+        self._terminal_alerting = False
+        self._cycle_alerting = False
+        self.last_positions: dict[str, int] = {}
+
+    # -- gateway ---------------------------------------------------------------------------
+
+    def on_broker_call(self, call: str, seconds: float, error: GatewayError | None) -> None:
+        self.metrics.observe_broker_call(call, seconds, error.kind if error else None)
+        self._calls += 1
+        self._latency += seconds
+        if error is None or error.kind not in ("connection_lost", "unavailable"):
+            self.metrics.set_connected(error is None or error.kind != "outcome_unknown")
+            self._unreachable_since = None
+            if self._terminal_alerting and error is None:
+                self._terminal_alerting = False
+                if self.alerts:
+                    self.alerts.resolve(self.ALERT_TERMINAL)
+        else:
+            self.metrics.set_connected(False)
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+
+    # -- engine ----------------------------------------------------------------------------
+
+    def signal(self, symbol: str, strategy: str, action: str) -> None:
+        self.metrics.count_signal(symbol, strategy, action)
+
+    def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
+        self.metrics.count_order(symbol, strategy, side, outcome)
+
+    def account(self, state: AccountState) -> None:
+        self.metrics.set_account(state.balance, state.equity, state.margin_level)
+
+    def positions(self, counts: dict[str, int]) -> None:
+        self.last_positions = dict(counts)
+        self.metrics.set_positions(counts)
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        now = time.time()
+        self.metrics.observe_cycle(report.duration_seconds, now)
+        figures = CycleFigures(
+            finished_at=now,
+            duration_seconds=report.duration_seconds,
+            signals=sum(report.signals.values()),
+            orders=sum(report.orders.values()),
+            trades_executed=report.orders.get("filled", 0),
+            broker_calls=self._calls,
+            broker_latency_seconds=self._latency,
+            memory_rss_bytes=self._process.memory_info().rss,
+            cpu_percent=self._process.cpu_percent(None),
+            ok=report.ok,
+        )
+        self._calls, self._latency = 0, 0.0
+        self.window.append(figures)
+        if self.history_sink is not None:
+            self.history_sink.add(figures)
+        self._check_alerts(report)
+
+    def _check_alerts(self, report: CycleReport) -> None:
+        if self.alerts is None:
+            return
+        crashed = report.error is not None and not report.error_expected
+        if crashed and not self._cycle_alerting:
+            self._cycle_alerting = True
+            self.alerts.fire(self.ALERT_CYCLE_ERROR, "critical", "A trading cycle failed with an unhandled error",
+                             f"cycle {report.number}: {report.error}")
+        elif report.ok and self._cycle_alerting:
+            self._cycle_alerting = False
+            self.alerts.resolve(self.ALERT_CYCLE_ERROR)
+        if (self._unreachable_since is not None and not self._terminal_alerting
+                and time.monotonic() - self._unreachable_since >= self.terminal_alert_after):
+            self._terminal_alerting = True
+            self.alerts.fire(self.ALERT_TERMINAL, "critical", "The trading terminal is unreachable",
+                             f"no answer from the terminal for over {self.terminal_alert_after:.0f} s: {report.error}")
+
+    # -- status ----------------------------------------------------------------------------
+
+    def process_figures(self) -> dict[str, Any]:
+        with self._process.oneshot():
+            return {
+                "memory_rss_bytes": self._process.memory_info().rss,
+                "cpu_percent": self._process.cpu_percent(None),
+                "threads": self._process.num_threads(),
+            }
