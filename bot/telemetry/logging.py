@@ -141,3 +141,20 @@ def set_account(account: str) -> None:
         _State.formatter.account = account
     if _State.loki is not None:
         _State.loki.set_account(account)
+
+
+def attach_loki(loki: LokiHandler) -> None:
+    """Add a Loki handler to the logging already set up, keeping its stream and level.
+
+    The bot sets up stdout logging before it knows its account; Loki joins once it does.
+    """
+    root = logging.getLogger()
+    if _State.loki is not None and _State.loki is not loki:
+        root.removeHandler(_State.loki)
+    if _State.formatter is None:
+        setup_logging(loki=loki)
+        return
+    loki.setFormatter(_State.formatter)
+    if loki not in root.handlers:
+        root.addHandler(loki)
+    _State.loki = loki

@@ -14,6 +14,7 @@ import math
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
@@ -133,6 +134,7 @@ class BotMetrics:
         self.build_info.labels(self.account, version or _package_version()).set(1)
 
         self._lock = threading.Lock()
+        self._broker_children: dict[str, Any] = {}
         self._position_symbols: set[str] = set()
         self._circuit_states: dict[str, str] = {}
 
@@ -155,13 +157,15 @@ class BotMetrics:
         ``exemplar`` defaults to ``{"correlation_id": <current id>}`` for ``order_send``
         when a correlation id is set, so a slow order links to its logs in Grafana.
         """
-        call = _label("call", call)
+        child = self._broker_children.get(call)
+        if child is None:  # first call of this name: validate once, then reuse the labelled child
+            child = self.broker_request_duration.labels(self.account, _label("call", call))
+            self._broker_children[call] = child
         duration = _number("broker call duration", duration_s)
         if exemplar is None and call == "order_send":
             current = correlation_id.get()
             exemplar = {"correlation_id": current} if current else None
-        self.broker_request_duration.labels(self.account, call).observe(
-            duration, exemplar=dict(exemplar) if exemplar else None)
+        child.observe(duration, exemplar=dict(exemplar) if exemplar else None)
         if error_kind is not None:
             self.broker_errors.labels(self.account, call, _label("error_kind", error_kind)).inc()
 

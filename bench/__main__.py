@@ -1,0 +1,30 @@
+"""Run the benchmarks and print their figures."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import bench
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    failed = 0
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        if not hasattr(module, "main"):
+            continue
+        sys.stdout.write(f"\n=== bench {name} ===\n")
+        sys.stdout.flush()
+        try:
+            module.main()
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+            failed += 1
+            sys.stdout.write(f"bench {name} failed: {type(exc).__name__}: {exc}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
