@@ -1,10 +1,10 @@
-# tradewatch: make run | make test | make bench | make lint
+# tradewatch: make run | make test | make bench | make chaos | make lint | make stack | make stack-down
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint deps sysdeps clean
+.PHONY: run test bench chaos lint deps sysdeps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,21 @@ test: deps sysdeps
 bench: deps sysdeps
 	$(BIN)/python -m bench
 
+# The long chaos run alone (also part of `make bench`): bridge killed 20 times, Postgres restarted 5 times.
+chaos: deps sysdeps
+	$(BIN)/python -m bench chaos
+
 lint: deps
 	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
+
+# The monitoring stack without Docker (Postgres, Prometheus, Alertmanager, sim bridge, bot, exporter
+# on loopback; state, logs and pid files under .stack/). `make stack-down` stops exactly that.
+.PHONY: stack stack-down
+stack: deps sysdeps
+	$(BIN)/python -m stack up
+
+stack-down:
+	$(BIN)/python -m stack down

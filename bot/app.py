@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from db import Repository, init_db, redact_url
@@ -19,10 +20,14 @@ from .config import Settings
 from .engine import Engine, load_strategies
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim
+from .history import MinuteRollup
 from .instrumentation import Instrumentation
+from .resilience.order_queue import OrderQueue
+from .resilience.supervisor import ConnectionSupervisor
+from .store import CircuitBreaker, SpooledRepository, is_connectivity_error
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.health import LivenessTracker, TelemetryServer
-from .telemetry.logging import set_account, setup_logging
+from .telemetry.logging import attach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
 
@@ -51,6 +56,19 @@ class Pacer:
             self.stop_event.wait(self.wall_interval)
 
 
+def local_file(configured: str, database_url: Any, name: str) -> str:
+    """Where a local durable file lives: as configured, else next to a SQLite store, else under data/.
+
+    Next to the SQLite file keeps one bot's files together (and tests' runs apart).
+    """
+    if configured:
+        return configured
+    url = str(database_url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return f"{url[len('sqlite:///'):]}.{name}.db"
+    return f"data/{name}.db"
+
+
 class BotApp:
     def __init__(self, settings: Settings, speed: float | None = None, sim: Any = None, stepped: bool = False):
         self.settings = settings
@@ -59,18 +77,49 @@ class BotApp:
             sim = make_sim(replace(settings, sim_speed=self.speed), stepped=stepped)
         self.sim = sim
         self.started_at = time.time()
-        self.database = init_db(settings.database_url)
-        self.repo = Repository(self.database)
-        self.gateway = make_gateway(settings, sim=sim)
-        self.strategies = load_strategies(settings.strategies)
-        self.engine = Engine(settings, self.gateway, self.repo, self.strategies)
-        self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
-        self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.metrics: BotMetrics | None = None
         self.instrumentation: Instrumentation | None = None
+        self.database = init_db(settings.database_url)
+        self.db_breaker = CircuitBreaker(
+            "store", settings.db_breaker_failures, settings.db_breaker_reset_seconds, is_failure=is_connectivity_error,
+            on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
+        )
+        # Every store write goes through the spool when the database is unreachable (zero lost rows).
+        self.repo = SpooledRepository(
+            Repository(self.database), local_file(settings.store_spool_path, self.database.url, "store_spool"),
+            breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
+        )
+        self.gateway = make_gateway(settings, sim=sim)
+        self.strategies = load_strategies(settings.strategies)
+        self._build_resilience(sim if stepped else None)
+        self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
+                             order_queue=self.order_queue, order_breaker=self.order_breaker)
+        self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
+        self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
         self.loki: LokiHandler | None = None
         self.alerts: AlertmanagerClient | None = None
+        self.history: MinuteRollup | None = None
+
+    def _build_resilience(self, stepped_sim: Any) -> None:
+        """Supervisor, durable order queue and order breaker; their events reach the metrics once started.
+
+        With a stepped simulator, backoff and breaker timeouts run on simulated time, so a test
+        that steps the clock sees the same schedule a live bot sees on the wall clock.
+        """
+        clock = (lambda: stepped_sim.now().timestamp()) if stepped_sim is not None else time.monotonic
+        s = self.settings
+        self.supervisor = ConnectionSupervisor(
+            self.gateway, initial_backoff=s.reconnect_initial_seconds, max_backoff=s.reconnect_max_seconds,
+            jitter=min(1.0, s.reconnect_initial_seconds), clock=clock,
+            on_reconnect=lambda outage: self.instrumentation and self.instrumentation.reconnected(outage),
+        )
+        self.order_queue = OrderQueue(local_file(s.order_queue_path, self.database.url, "order_queue"),
+                                      on_depth=lambda n: self.metrics and self.metrics.set_order_queue_depth(n))
+        self.order_breaker = CircuitBreaker(
+            "orders", s.order_breaker_failures, s.order_breaker_reset_seconds, clock=clock,
+            on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
+        )
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -95,16 +144,20 @@ class BotApp:
                 {"service": "bot", "account": account, "env": self.settings.env},
                 on_drop=self.metrics.count_log_drops,
             )
-            setup_logging(self.settings.log_level, service="bot", account=account, env=self.settings.env,
-                          secrets=self.settings.secrets(), loki=self.loki)
+            attach_loki(self.loki)
         set_account(account)
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
-        self.instrumentation = Instrumentation(self.metrics, alerts=self.alerts,
+        self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report)
+        self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)
         self.engine.observer = self.instrumentation
         self.metrics.set_connected(self.gateway.connected)
+        self.metrics.set_order_queue_depth(self.order_queue.depth)
+        self.metrics.set_circuit_state(self.order_breaker.name, self.order_breaker.state)
+        self.metrics.set_circuit_state(self.db_breaker.name, self.db_breaker.state)
+        self.metrics.set_store_spool_depth(self.repo.depth)
         if serve:
             self.server = TelemetryServer(
                 self.metrics,
@@ -117,18 +170,34 @@ class BotApp:
             self.server.start()
             log.info("telemetry serving", extra={"port": self.server.port})
 
+    def write_daily_report(self, day: date) -> None:
+        """The trading day rolled over: store the finished day's daily_performance row."""
+        from .reports import daily_report
+
+        result = daily_report(self.database, self.repo, self.account, day)
+        log.info("daily report", extra={"date": day.isoformat(), "trades": result.trades,
+                                        "profit": str(result.profit), "win_rate": result.win_rate})
+
     # -- health --------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks = {
-            "terminal_connected": self.gateway.connected,
-            "store_writable": self.repo.ping(),
+            "terminal_connected": self.gateway.connected and self.supervisor.usable,
+            "reconciled": self.engine.halted_reason is None,
+            "orders_circuit_closed": self.order_breaker.state != "open",
+            "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
         }
         report = self.engine.last_report
         details: dict[str, Any] = {name: ("ok" if ok else "failing") for name, ok in checks.items()}
         if report is not None and report.error:
             details["last_error"] = report.error
+        if not checks["terminal_connected"] and self.supervisor.reason:
+            details["terminal_reason"] = self.supervisor.reason
+        if self.engine.halted_reason:
+            details["halted_reason"] = self.engine.halted_reason
+        if self.repo.depth:
+            details["store_spool_depth"] = self.repo.depth
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -188,8 +257,21 @@ class BotApp:
         log.info("bot stopped", extra={"cycles": done})
         return 0
 
+    def _close_resilience(self, deadline: float) -> None:
+        """Flush the store spool within the time left (what remains stays durable for the next start)."""
+        try:
+            self.repo.flush(max(0.1, deadline - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - shutting down: report, keep the spool for next time
+            log.warning("store spool not flushed at shutdown: %s", exc)
+        if self.repo.depth:
+            log.warning("store spool keeps %d writes for the next start", self.repo.depth)
+        self.repo.close()
+        self.order_queue.close()
+
     def close(self) -> None:
-        deadline = time.monotonic() + SHUTDOWN_FLUSH_SECONDS
+        deadline = time.monotonic() + self.settings.shutdown_flush_seconds
+        if self.history is not None:
+            self.history.flush()
         self.gateway.close()
         if self.server is not None:
             self.server.stop()
@@ -198,4 +280,5 @@ class BotApp:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))
+        self._close_resilience(deadline)
         self.database.dispose()

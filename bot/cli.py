@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
+from datetime import UTC, date, datetime
 
 from .config import ConfigError, Settings
 
@@ -31,7 +33,73 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_positive_float, default=None,
                      help="simulated seconds per wall second (sim mode; default SIM_SPEED)")
     sub.add_parser("check-config", help="validate the settings and show them (secrets masked)")
+
+    metrics = sub.add_parser("metrics", help="the stored metrics history")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    export = metrics_sub.add_parser("export", help="write the metrics history to a file")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--since", type=_moment, default=None, help="ISO date or time (UTC), inclusive")
+    export.add_argument("--until", type=_moment, default=None, help="ISO date or time (UTC), exclusive")
+    export.add_argument("--account", default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
+    export.add_argument("--out", required=True, help="output file ('-' for stdout)")
+
+    report = sub.add_parser("report", help="trading reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
+    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: today)")
+    daily.add_argument("--account", default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     return parser
+
+
+def _moment(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {raw!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _day(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {raw!r}") from None
+
+
+def _default_account(settings: Settings, given: str | None) -> str:
+    if given:
+        return given
+    if settings.mt5_login:
+        return str(settings.mt5_login)
+    if settings.mt5_mode == "sim":
+        from mt5bridge.sim import SimTerminal
+
+        return str(inspect.signature(SimTerminal).parameters["login"].default)
+    raise ConfigError("--account: required when MT5_LOGIN is not set")
+
+
+def _store_command(args: argparse.Namespace, settings: Settings) -> int:
+    from db import Repository, init_db
+
+    from .reports import daily_report, export_metrics, format_daily
+
+    account = _default_account(settings, args.account)
+    database = init_db(settings.database_url)
+    try:
+        repo = Repository(database)
+        if args.command == "metrics":
+            text = export_metrics(repo.metrics_history(account, args.since, args.until), args.format)
+            if args.out == "-":
+                sys.stdout.write(text)
+            else:
+                with open(args.out, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+            return 0
+        day = args.date or datetime.now(UTC).date()
+        sys.stdout.write(format_daily(daily_report(database, repo, account, day)))
+        return 0
+    finally:
+        database.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         sys.stdout.write(json.dumps(settings.describe(), indent=2, default=str) + "\n")
         return 0
+    if args.command in ("metrics", "report"):
+        try:
+            return _store_command(args, settings)
+        except (ConfigError, ValueError, OSError) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
     if args.command == "run":
         from .app import BotApp
         from .telemetry.logging import setup_logging

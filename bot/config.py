@@ -172,6 +172,28 @@ class Settings:
     terminal_alert_seconds: float = _setting("TERMINAL_ALERT_SECONDS", "60", _float_between(1, 86400),
                                              doc="terminal unreachable this long: the bot raises an alert")
     env: str = _setting("ENV", "dev", _text, doc="environment label on logs")
+    reconnect_initial_seconds: float = _setting("RECONNECT_INITIAL_SECONDS", "0.5", _float_between(0.01, 3600),
+                                                doc="first reconnect backoff; doubles per failed attempt (with jitter)")
+    reconnect_max_seconds: float = _setting("RECONNECT_MAX_SECONDS", "30", _float_between(0.01, 3600),
+                                            doc="cap of the reconnect backoff")
+    order_ttl_seconds: float = _setting("ORDER_TTL_SECONDS", "120", _float_between(1, 86400),
+                                        doc="a queued order older than this (broker time) is expired, never sent")
+    order_max_deviation_points: int = _setting("ORDER_MAX_DEVIATION_POINTS", "50", _int_between(0, 100000),
+                                               doc="a queued order is expired if the price moved more than this")
+    order_queue_path: str = _setting("ORDER_QUEUE_PATH", "", _text,
+                                     doc="durable order queue (SQLite file); empty: next to a SQLite store, else data/order_queue.db")
+    order_breaker_failures: int = _setting("ORDER_BREAKER_FAILURES", "5", _int_between(1, 1000),
+                                           doc="consecutive failed order sends that open the order circuit")
+    order_breaker_reset_seconds: float = _setting("ORDER_BREAKER_RESET_SECONDS", "60", _float_between(0.01, 86400),
+                                                  doc="open order circuit: seconds before one trial order")
+    db_breaker_failures: int = _setting("DB_BREAKER_FAILURES", "3", _int_between(1, 1000),
+                                        doc="consecutive database failures that open the database circuit")
+    db_breaker_reset_seconds: float = _setting("DB_BREAKER_RESET_SECONDS", "10", _float_between(0.01, 86400),
+                                               doc="open database circuit: seconds before one trial write")
+    store_spool_path: str = _setting("STORE_SPOOL_PATH", "", _text,
+                                     doc="spool of store writes while the database is down; empty: next to a SQLite store, else data/store_spool.db")
+    shutdown_flush_seconds: float = _setting("SHUTDOWN_FLUSH_SECONDS", "5", _float_between(0.1, 600),
+                                             doc="on SIGTERM: time allowed to flush the spool and the log queue")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:

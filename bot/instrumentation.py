@@ -7,9 +7,11 @@ and Alertmanager alerts, so neither the engine nor telemetry needs to know the o
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psutil
@@ -18,6 +20,8 @@ from .engine import CycleReport, EngineObserver
 from .gateway import AccountState, GatewayError
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.metrics import BotMetrics
+
+log = logging.getLogger("bot.instrumentation")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class CycleFigures:
     memory_rss_bytes: int
     cpu_percent: float
     ok: bool
+    broker_time: datetime | None = None
 
 
 class Instrumentation(EngineObserver):
@@ -62,6 +67,8 @@ class Instrumentation(EngineObserver):
         self._unreachable_since: float | None = None
         self._terminal_alerting = False
         self._cycle_alerting = False
+        self._connected: bool | None = None
+        self._process_sample = (0.0, 0, 0.0)  # (monotonic time, rss, cpu percent)
         self.last_positions: dict[str, int] = {}
 
     # -- gateway ---------------------------------------------------------------------------
@@ -71,16 +78,30 @@ class Instrumentation(EngineObserver):
         self._calls += 1
         self._latency += seconds
         if error is None or error.kind not in ("connection_lost", "unavailable"):
-            self.metrics.set_connected(error is None or error.kind != "outcome_unknown")
+            self._set_connected(error is None or error.kind != "outcome_unknown")
             self._unreachable_since = None
             if self._terminal_alerting and error is None:
                 self._terminal_alerting = False
                 if self.alerts:
                     self.alerts.resolve(self.ALERT_TERMINAL)
         else:
-            self.metrics.set_connected(False)
+            self._set_connected(False)
             if self._unreachable_since is None:
                 self._unreachable_since = time.monotonic()
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self._connected:
+            self._connected = connected
+            self.metrics.set_connected(connected)
+
+    def _sample_process(self) -> tuple[int, float]:
+        """RSS and CPU percent, sampled at most once a second: the loop may run thousands of cycles a second."""
+        taken, rss, cpu = self._process_sample
+        now = time.monotonic()
+        if now - taken >= 1.0:
+            rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
+            self._process_sample = (now, rss, cpu)
+        return rss, cpu
 
     # -- engine ----------------------------------------------------------------------------
 
@@ -97,9 +118,44 @@ class Instrumentation(EngineObserver):
         self.last_positions = dict(counts)
         self.metrics.set_positions(counts)
 
+    # -- resilience (supervisor, order queue, breakers, reconciliation) --------------------
+
+    ALERT_CIRCUIT = "BotCircuitOpen"
+    ALERT_HALTED = "BotTradingHalted"
+
+    def reconnected(self, outage_seconds: float) -> None:
+        self.metrics.count_reconnect()
+        self._set_connected(True)
+
+    def circuit(self, breaker: str, state: str) -> None:
+        """A breaker changed state: metric always; opening is an ERROR log and an alert, closing resolves it."""
+        self.metrics.set_circuit_state(breaker, state)
+        if state == "open":
+            log.error("circuit %s opened: calls stop until it resets", breaker, extra={"breaker": breaker})
+            if self.alerts:
+                self.alerts.fire(self.ALERT_CIRCUIT, "critical", f"The {breaker} circuit breaker is open",
+                                 f"{breaker}: too many consecutive failures; it retries by itself", breaker=breaker)
+        elif state == "closed" and self.alerts:
+            self.alerts.resolve(self.ALERT_CIRCUIT, breaker=breaker)
+
+    def order_replayed(self) -> None:
+        self.metrics.count_replayed()
+
+    def order_expired(self, reason: str) -> None:
+        self.metrics.count_expired(reason)
+
+    def trading_halted(self, reason: str | None) -> None:
+        if reason is not None:
+            log.error("trading halted: %s", reason, extra={"reason": reason})
+            if self.alerts:
+                self.alerts.fire(self.ALERT_HALTED, "critical", "The bot cannot reconcile with the broker", reason)
+        elif self.alerts:
+            self.alerts.resolve(self.ALERT_HALTED)
+
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()
         self.metrics.observe_cycle(report.duration_seconds, now)
+        rss, cpu = self._sample_process()
         figures = CycleFigures(
             finished_at=now,
             duration_seconds=report.duration_seconds,
@@ -108,9 +164,10 @@ class Instrumentation(EngineObserver):
             trades_executed=report.orders.get("filled", 0),
             broker_calls=self._calls,
             broker_latency_seconds=self._latency,
-            memory_rss_bytes=self._process.memory_info().rss,
-            cpu_percent=self._process.cpu_percent(None),
+            memory_rss_bytes=rss,
+            cpu_percent=cpu,
             ok=report.ok,
+            broker_time=report.started_at,
         )
         self._calls, self._latency = 0, 0.0
         self.window.append(figures)

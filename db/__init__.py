@@ -5,6 +5,8 @@
 
 SQLite (data/tradewatch.db) by default, PostgreSQL when DATABASE_URL says so.
 Callers exchange plain records with `Repository`; ORM models stay inside `db`.
+Analytics over the closed trades (kept exact by rollups, db.rollups) are in
+`db.analytics`; what the exporter shows per scrape in `db.scoreboard`.
 """
 
 from db.database import Database, init_db
@@ -18,6 +20,7 @@ from db.errors import (
     UnknownSignal,
     UnknownTrade,
 )
+from db.metrics_history import MetricsMinute
 from db.records import (
     AccountSnapshot,
     DailyPerformance,
@@ -42,6 +45,7 @@ __all__ = [
     "DealRecord",
     "DuplicateClientOrderId",
     "DuplicateSignal",
+    "MetricsMinute",
     "OrderIntent",
     "OrderOutcome",
     "OrderRow",

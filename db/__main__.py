@@ -3,6 +3,8 @@
 python -m db upgrade [REVISION]    # default: head
 python -m db downgrade REVISION    # e.g. base, or 0001
 python -m db current               # the database's revision, and the code's head
+python -m db seed-demo --trades N --accounts K   # demo trades for dashboards and benchmarks
+python -m db verify-rollups        # compare the analytics rollups with the raw trades
 """
 
 import argparse
@@ -11,8 +13,9 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from db import migrate
+from db import migrate, rollups
 from db.database import Database
+from db.seed import seed_demo
 from db.url import redact_url
 
 log = logging.getLogger("db")
@@ -29,7 +32,20 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = commands.add_parser("downgrade", help="migrate the schema back")
     downgrade.add_argument("revision")
     commands.add_parser("current", help="show the schema revision")
+    seed = commands.add_parser("seed-demo", help="fill the store with realistic demo trades")
+    seed.add_argument("--trades", type=_positive_int, default=10_000, help="closed trades in total")
+    seed.add_argument("--accounts", type=_positive_int, default=2, help="demo accounts to spread them over")
+    seed.add_argument("--years", type=float, default=3.0, help="how many years of history")
+    seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    commands.add_parser("verify-rollups", help="check the analytics rollups against the raw trades")
     return parser
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +60,16 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "downgrade":
                 migrate.downgrade(database.engine, args.revision)
                 log.info("%s downgraded to %s", where, migrate.current_revision(database.engine) or "base")
+            elif args.command == "seed-demo":
+                migrate.upgrade(database.engine, "head")
+                summary = seed_demo(database, args.trades, args.accounts, args.years, args.seed)
+                log.info(
+                    "%s seeded: %d closed and %d open trades, %d signals, %d snapshots in accounts %s",
+                    where, summary.closed_trades, summary.open_trades, summary.signals, summary.snapshots,
+                    ", ".join(summary.accounts),
+                )
+            elif args.command == "verify-rollups":
+                return _verify_rollups(database)
             else:
                 current = migrate.current_revision(database.engine)
                 head = migrate.head_revision()
@@ -53,6 +79,22 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         log.error("%s failed: %s", args.command, reason)
         return 1
+    return 0
+
+
+def _verify_rollups(database: Database) -> int:
+    with database.engine.connect() as connection:
+        problems = {
+            account: rollups.verify(connection, account) for account in rollups.accounts_with_closed_trades(connection)
+        }
+    for account, found in problems.items():
+        for problem in found[:20]:
+            log.error("account %s: %s", account, problem)
+    bad = [account for account, found in problems.items() if found]
+    if bad:
+        log.error("rollups disagree with the trades of %d account(s): %s", len(bad), ", ".join(bad))
+        return 1
+    log.info("rollups agree with the trades of %d account(s)", len(problems))
     return 0
 
 

@@ -10,21 +10,26 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from db.types import Identifier, UTCDateTime, cash_type, price_type, volume_type
@@ -257,3 +262,158 @@ class DailyPerformanceModel(Base):
     max_drawdown: Mapped[Decimal] = mapped_column(cash_type())
     end_balance: Mapped[Decimal | None] = mapped_column(cash_type())
     end_equity: Mapped[Decimal | None] = mapped_column(cash_type())
+
+
+# -- analytics: rollups kept current by the transaction that closes a trade (db.rollups) -----
+
+# The "all strategies" / "all symbols" value of a rollup row's strategy or symbol.  MT5 symbol
+# names never contain '*'; a trade without a strategy is rolled up under '' (empty).
+ANY = "*"
+SPANS = ("day", "month", "all")
+HOURS = range(24)
+
+
+HOUR_TRADES_COLUMNS = tuple(f"h{hour:02d}_trades" for hour in HOURS)
+HOUR_CENTS_COLUMNS = tuple(f"h{hour:02d}_cents" for hour in HOURS)
+
+
+def _hour_columns() -> list[Column]:
+    """Trades and net profit per UTC hour of exit, pivoted into columns: one row answers 'by hour'."""
+    trades = [Column(name, Integer, nullable=False) for name in HOUR_TRADES_COLUMNS]
+    cents = [Column(name, BigInteger, nullable=False) for name in HOUR_CENTS_COLUMNS]
+    return trades + cents
+
+
+# Amounts are integer hundredths (cents of the account currency, hundredths of a pip): sums stay
+# exact on SQLite too, whose NUMERIC is a binary float.  Path columns describe the equity curve of
+# the row's selection (closed trades in exit order, ties by trade id); see db.ledger.
+trade_rollups = Table(
+    "trade_rollups",
+    Base.metadata,
+    Column("account", String(ACCOUNT_LEN), nullable=False),
+    Column("span", String(5), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("strategy", String(NAME_LEN), nullable=False),
+    Column("symbol", String(SYMBOL_LEN), nullable=False),
+    Column("trades", Integer, nullable=False),
+    Column("winners", Integer, nullable=False),
+    Column("losers", Integer, nullable=False),
+    Column("profit_cents", BigInteger, nullable=False),
+    Column("win_cents", BigInteger, nullable=False),
+    Column("loss_cents", BigInteger, nullable=False),
+    Column("pips_hundredths", BigInteger, nullable=False),
+    Column("largest_win_cents", BigInteger, nullable=True),
+    Column("largest_loss_cents", BigInteger, nullable=True),
+    # The period's own path, starting from 0 at the period start: highest and lowest point, deepest fall.
+    Column("period_peak_cents", BigInteger, nullable=False),
+    Column("period_trough_cents", BigInteger, nullable=False),
+    Column("period_drawdown_cents", BigInteger, nullable=False),
+    # The selection's path since its first trade: where it ends, its running peak, and the deepest
+    # drawdown (amount and ratio to initial balance + peak) reached by a trade of this period.
+    Column("end_cum_cents", BigInteger, nullable=False),
+    Column("end_peak_cents", BigInteger, nullable=False),
+    Column("max_drawdown_cents", BigInteger, nullable=False),
+    Column("max_drawdown_ratio", Float, nullable=True),
+    Column("last_exit_time", UTCDateTime(), nullable=False),
+    Column("last_trade_id", BigInteger, nullable=False),
+    *_hour_columns(),
+    PrimaryKeyConstraint("account", "span", "period_start", "strategy", "symbol"),
+    CheckConstraint(sql_in("span", SPANS), name="span"),
+    # One selection's periods in order; trades and profit in the key make the narrow reads
+    # (day/week/weekday buckets, correlation) index-only.
+    Index("ix_trade_rollups_selection", "account", "span", "strategy", "symbol", "period_start", "trades",
+          "profit_cents"),
+)
+
+
+class TradeRollupModel(Base):
+    """Closed-trade totals per (account, day | month | all time, strategy or '*', symbol or '*')."""
+
+    __table__ = trade_rollups
+
+
+class EquityBaseModel(Base):
+    """Where an account's closed-trade equity curve starts; one row per account, also its rollup lock."""
+
+    __tablename__ = "equity_bases"
+
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
+    initial_balance: Mapped[Decimal] = mapped_column(cash_type())
+    snapshot_time: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the snapshot it was taken from
+    first_exit_time: Mapped[datetime] = mapped_column(UTCDateTime())  # the earliest exit when it was set
+
+
+class SignalCountModel(Base):
+    """Signals recorded per (account, strategy, signal, executed), kept by the repository's writes."""
+
+    __tablename__ = "signal_counts"
+    __table_args__ = (CheckConstraint(sql_in("signal", SIGNALS), name="signal"),)
+
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(4), primary_key=True)
+    executed: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- the alert sink (exporter POST /api/v1/alerts) ---------------------------------------------
+
+ALERT_STATUSES = ("firing", "resolved")
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class AlertModel(Base):
+    """One alert episode as Alertmanager reported it: (fingerprint, starts_at) is one firing."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("fingerprint", "starts_at"),
+        CheckConstraint(sql_in("status", ALERT_STATUSES), name="status"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = _id()
+    fingerprint: Mapped[str] = mapped_column(String(ID_LEN))
+    status: Mapped[str] = mapped_column(String(8))
+    alertname: Mapped[str] = mapped_column(String(NAME_LEN * 2))
+    severity: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    labels: Mapped[dict] = mapped_column(JSONDocument)
+    annotations: Mapped[dict] = mapped_column(JSONDocument)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- the bot's metrics history (one row per account and minute) -------------------------------
+
+
+class MetricsMinuteModel(Base):
+    """What the bot did in one minute: counts and sums add up, maxima and last samples replace."""
+
+    __tablename__ = "metrics_history"
+    __table_args__ = (UniqueConstraint("account", "minute"),)
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    minute: Mapped[datetime] = mapped_column(UTCDateTime())
+    cycles: Mapped[int] = mapped_column(Integer)
+    cycle_seconds_sum: Mapped[float] = mapped_column(Float)
+    cycle_seconds_max: Mapped[float] = mapped_column(Float)
+    signals: Mapped[int] = mapped_column(Integer)
+    orders: Mapped[int] = mapped_column(Integer)
+    trades_executed: Mapped[int] = mapped_column(Integer)
+    broker_latency_seconds_sum: Mapped[float] = mapped_column(Float)
+    broker_calls: Mapped[int] = mapped_column(Integer)
+    memory_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+
+
+# The exporter counts open trades per account and symbol on every scrape: a partial index keeps
+# that to the few open rows instead of the whole (mostly closed) table.
+Index(
+    "ix_trades_open_account_symbol",
+    TradeModel.account,
+    TradeModel.symbol,
+    postgresql_where=TradeModel.is_closed == false(),
+    sqlite_where=TradeModel.is_closed == false(),
+)

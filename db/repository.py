@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from db import metrics_history as minutes_store
+from db import rollups, signal_counts
 from db.database import Database
 from db.errors import (
     DuplicateClientOrderId,
@@ -26,6 +28,8 @@ from db.errors import (
     UnknownSignal,
     UnknownTrade,
 )
+from db.ledger import ClosedTrade
+from db.metrics_history import MetricsMinute
 from db.models import (
     AccountSnapshotModel,
     Base,
@@ -83,6 +87,7 @@ class Repository:
                 .returning(table.c.id)
             ).scalar_one_or_none()
             if inserted is not None:
+                signal_counts.bump(session.connection(), rec.account, rec.strategy, rec.signal, executed=False)
                 return inserted
             row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
             differing = _differences(row, values)
@@ -94,11 +99,21 @@ class Repository:
             return row.id
 
     def mark_signal_executed(self, signal_id: int) -> None:
-        """Flag a signal as acted upon."""
+        """Flag a signal as acted upon (a repeat is a no-op)."""
         table = _table(SignalModel)
         with self._db.session() as session:
-            result = session.execute(update(table).where(table.c.id == signal_id).values(executed=True))
-            if result.rowcount == 0:
+            flagged = session.execute(
+                update(table)
+                .where(table.c.id == signal_id, table.c.executed == false())
+                .values(executed=True)
+                .returning(table.c.account, table.c.strategy, table.c.signal)
+            ).first()
+            if flagged is not None:
+                connection = session.connection()
+                signal_counts.bump(connection, *flagged, executed=False, by=-1)
+                signal_counts.bump(connection, *flagged, executed=True)
+                return
+            if session.scalar(select(table.c.id).where(table.c.id == signal_id)) is None:
                 raise UnknownSignal(f"no signal with id {signal_id}")
 
     # -- orders --------------------------------------------------------------------------
@@ -218,7 +233,10 @@ class Repository:
             return result.rowcount == 1
 
     def close_trade(self, c: TradeClose) -> bool:
-        """Mark a trade closed with its exit and net profit; True if this call closed it, False on a repeat."""
+        """Mark a trade closed with its exit and net profit; True if this call closed it, False on a repeat.
+
+        The same transaction counts the trade in the analytics rollups (db.rollups).
+        """
         cash = _column_type(TradeModel, "profit")
         gross, commission, swap = (
             cash.quantize(c.gross_profit),
@@ -236,12 +254,14 @@ class Repository:
         }
         table = _table(TradeModel)
         with self._db.session() as session:
-            result = session.execute(
+            closed = session.execute(
                 update(table)
                 .where(table.c.account == c.account, table.c.ticket == c.ticket, table.c.is_closed == false())
                 .values(is_closed=True, **values)
-            )
-            if result.rowcount == 1:
+                .returning(*rollups.closed_trade_columns())
+            ).first()
+            if closed is not None:
+                rollups.record_close(session.connection(), ClosedTrade(**closed._mapping))
                 return True
             row = _trade(session, c.account, c.ticket)
             if row is None:
@@ -345,6 +365,25 @@ class Repository:
                 set_={name: statement.excluded[name] for name in values if name not in ("account", "date")},
             )
             session.execute(statement)
+
+    # -- the bot's metrics history -----------------------------------------------------------
+
+    def record_metrics_minute(self, m: MetricsMinute) -> None:
+        """Add a flush of the bot's counters to its minute: counts and sums add, max and last replace."""
+        with self._db.session() as session:
+            minutes_store.record_minute(session.connection(), m)
+
+    def metrics_history(
+        self, account: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[MetricsMinute]:
+        """The account's stored minutes in [since, until), oldest first."""
+        with self._db.session() as session:
+            return minutes_store.minutes(session.connection(), account, since, until)
+
+    def prune_metrics_history(self, account: str, older_than: datetime) -> int:
+        """Retention: delete the account's minutes before `older_than`, returning how many."""
+        with self._db.session() as session:
+            return minutes_store.prune(session.connection(), account, older_than)
 
     # -- health --------------------------------------------------------------------------
 

@@ -24,7 +24,13 @@ TABLES = {
     "position_snapshots",
     "account_snapshots",
     "daily_performance",
+    "trade_rollups",
+    "equity_bases",
+    "signal_counts",
+    "alerts",
+    "metrics_history",
 }
+HEAD = "0003"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
@@ -33,6 +39,8 @@ UNIQUE = {
     "position_snapshots": {("account", "time", "ticket")},
     "account_snapshots": {("account", "time")},
     "daily_performance": {("account", "date")},
+    "alerts": {("fingerprint", "starts_at")},
+    "metrics_history": {("account", "minute")},
 }
 INDEXES = {
     "signals": {("correlation_id",), ("account", "time")},
@@ -82,7 +90,7 @@ def drift(database: Database, metadata: MetaData = Base.metadata) -> list:
 def test_upgrade_head_creates_the_schema_of_the_models(empty_db):
     assert migrate.current_revision(empty_db.engine) is None
     migrate.upgrade(empty_db.engine)
-    assert migrate.current_revision(empty_db.engine) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(empty_db.engine) == migrate.head_revision() == HEAD
     inspector = inspect(empty_db.engine)
     assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
     for table, expected in UNIQUE.items():
@@ -159,9 +167,7 @@ def test_init_db_is_repeatable_and_safe_from_threads(url):
         assert errors == []
         handles.append(init_db(url))
         with handles[-1].engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0001"
-            ]
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     finally:
         for handle in handles:
             handle.dispose()
@@ -207,7 +213,7 @@ def test_cli_upgrade_uses_the_default_sqlite_file_from_any_directory(tmp_path):
     assert (tmp_path / "data" / "tradewatch.db").is_file()
     current = run_cli("current", env=cli_env(None), cwd=tmp_path)
     assert current.returncode == 0, current.stderr
-    assert current.stdout.strip() == "0001 (up to date)"
+    assert current.stdout.strip() == f"{HEAD} (up to date)"
 
 
 def test_cli_upgrade_and_downgrade_on_postgres_without_leaking_the_password(
@@ -216,14 +222,14 @@ def test_cli_upgrade_and_downgrade_on_postgres_without_leaking_the_password(
     env = cli_env(postgres_url)
     result = run_cli("upgrade", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "upgraded to 0001" in result.stderr
+    assert f"upgraded to {HEAD}" in result.stderr
     assert pg_cluster.password not in result.stdout + result.stderr
     assert "***" in result.stderr
     with Database(postgres_url) as database:
         assert drift(database) == []
     result = run_cli("downgrade", "base", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert run_cli("current", env=env, cwd=tmp_path).stdout.strip() == "base (head is 0001)"
+    assert run_cli("current", env=env, cwd=tmp_path).stdout.strip() == f"base (head is {HEAD})"
 
 
 def test_cli_reports_a_bad_url_in_one_line(tmp_path):

@@ -8,6 +8,7 @@ between two cycles is still recorded, and replaying the same deals changes nothi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -28,6 +29,18 @@ DEAL_WINDOW_OVERLAP = timedelta(hours=1)
 FAR_AHEAD = timedelta(days=7)
 
 
+@dataclass(frozen=True)
+class BrokerTrace:
+    """What the broker knows of one client order id."""
+
+    filled: bool
+    ticket: int | None
+    price: Decimal | None
+    volume: Decimal | None
+    what: str
+    pending: bool = False
+
+
 def _direction(deal_type: int) -> str:
     return "BUY" if deal_type == mt5.DEAL_TYPE_BUY else "SELL"
 
@@ -41,13 +54,15 @@ class Books:
         self.digits = digits
         self._deals_since: datetime | None = None
         self._our_positions: set[int] = {t.ticket for t in repo.open_trades(account)}
-        self._recorded: set[int] | None = None  # deal tickets already in the store (recent window)
+        # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
+        # so months of trading do not grow this (or `_our_positions`, pruned as trades close).
+        self._recorded: dict[int, datetime] | None = None
 
     def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
         """Record new deals, open and close trades. Returns (trades opened, trades closed)."""
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
-            self._recorded = self.repo.known_deal_tickets(self.account, since)
+            self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
         deals = sorted(self.gateway.deals(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
         opened = closed = 0
         closing: set[int] = set()
@@ -59,14 +74,18 @@ class Books:
             if deal.position_id not in self._our_positions and deal.magic != self.magic:
                 continue
             self.repo.record_deal(self._deal_record(deal))
-            self._recorded.add(deal.ticket)
+            self._recorded[deal.ticket] = deal.time
             if deal.entry == mt5.DEAL_ENTRY_IN:
                 opened += self._open_trade(deal)
             elif deal.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY):
                 closing.add(deal.position_id)
         for position_id in sorted(closing - open_tickets):
             closed += self._close_trade(position_id)
+            self._our_positions.discard(position_id)
         self._deals_since = now
+        horizon = since - DEAL_WINDOW_OVERLAP  # older deals are never fetched again
+        for ticket in [t for t, at in self._recorded.items() if at < horizon]:
+            del self._recorded[ticket]
         return opened, closed
 
     def _deal_record(self, deal: Deal) -> DealRecord:
@@ -159,31 +178,66 @@ class Books:
         )
         return 1
 
-    def resolve_unknown_orders(self, now: datetime) -> int:
-        """Look up every order whose outcome is unknown; never resend it. Returns how many were resolved."""
-        pending = self.repo.orders_by_status(self.account, "unknown")
+    def find_at_broker(self, client_order_ids: set[str], since: datetime, now: datetime) -> dict[str, BrokerTrace]:
+        """Every trace of these client order ids at the broker, by magic and comment.
+
+        Looks in order history, deal history, open positions and pending orders: a market order
+        that executed leaves at least a filled history order and an IN deal.
+        """
+        if not client_order_ids:
+            return {}
+        found: dict[str, BrokerTrace] = {}
+
+        def ours(comment: str, magic: int) -> str | None:
+            client_order_id = client_order_id_from(comment)
+            return client_order_id if magic == self.magic and client_order_id in client_order_ids else None
+
+        for order in self.gateway.history_orders(since - DEAL_WINDOW_OVERLAP, now + FAR_AHEAD):
+            cid = ours(order.comment, order.magic)
+            if cid and (cid not in found or order.state == mt5.ORDER_STATE_FILLED):
+                filled = order.state == mt5.ORDER_STATE_FILLED
+                found[cid] = BrokerTrace(filled, order.ticket, order.price if filled else None,
+                                         order.volume if filled else None, f"order in state {order.state}")
+        for deal in self.gateway.deals(since - DEAL_WINDOW_OVERLAP, now + FAR_AHEAD):
+            cid = ours(deal.comment, deal.magic)
+            if cid and (cid not in found or not found[cid].filled):
+                found[cid] = BrokerTrace(True, deal.order, deal.price, deal.volume, "deal found")
+        for position in self.gateway.positions():
+            cid = ours(position.comment, position.magic)
+            if cid and cid not in found:
+                found[cid] = BrokerTrace(True, None, position.price_open, position.volume, "open position found")
+        for order in self.gateway.open_orders():
+            cid = ours(order.comment, order.magic)
+            if cid and cid not in found:
+                found[cid] = BrokerTrace(False, order.ticket, None, None, "pending at the broker", pending=True)
+        return found
+
+    def resolve_unknown_orders(self, now: datetime, skip: frozenset[str] | set[str] = frozenset()) -> int:
+        """Look up every order whose outcome is unknown (or whose intent has no outcome after a crash)
+        at the broker; never resend it. `skip`: ids known not to have been sent. Returns how many were resolved.
+        """
+        pending = [o for status in ("unknown", "pending") for o in self.repo.orders_by_status(self.account, status)
+                   if o.client_order_id not in skip]
         if not pending:
             return 0
         oldest = min(o.created_at for o in pending)
-        by_client_id = {}
-        for order in self.gateway.history_orders(oldest - DEAL_WINDOW_OVERLAP, now + FAR_AHEAD):
-            client_order_id = client_order_id_from(order.comment)
-            if client_order_id and order.magic == self.magic:
-                by_client_id[client_order_id] = order
+        traces = self.find_at_broker({o.client_order_id for o in pending}, oldest, now)
         resolved = 0
         for intent in pending:
-            found = by_client_id.get(intent.client_order_id)
-            if found is not None and found.state == mt5.ORDER_STATE_FILLED:
+            found = traces.get(intent.client_order_id)
+            if found is not None and found.pending:
+                continue  # still working at the broker: look again next cycle
+            if found is not None and found.filled:
                 outcome = OrderOutcome(
                     client_order_id=intent.client_order_id, status="filled", retcode=mt5.TRADE_RETCODE_DONE,
                     broker_order=found.ticket, broker_deal=None, fill_price=found.price, fill_volume=found.volume,
-                    message="resolved: found at the broker", resolved_at=now,
+                    message=f"resolved: {found.what} at the broker", resolved_at=now,
                 )
             elif found is not None:
                 outcome = OrderOutcome(
                     client_order_id=intent.client_order_id, status="rejected", retcode=None, broker_order=found.ticket,
                     broker_deal=None, fill_price=None, fill_volume=None,
-                    message=f"resolved: broker order in state {found.state}", resolved_at=now,
+                    message=f"resolved: broker {found.what}", resolved_at=now,
                 )
             elif now - intent.created_at >= UNKNOWN_ORDER_GRACE:
                 outcome = OrderOutcome(
@@ -201,3 +255,35 @@ class Books:
                        "correlation_id": intent.correlation_id, "message": outcome.message},
             )
         return resolved
+
+    # -- start-up reconciliation --------------------------------------------------------------
+
+    def reconcile(self, now: datetime, history_days: int, open_positions: list) -> tuple[int, int, int]:
+        """Bring the store in line with the broker before any new order.
+
+        Deals since the last known state are recorded (trades opened/closed from them), positions
+        with our magic the store does not know are adopted, and trades the store holds open but the
+        broker has closed are closed out. Returns (opened, closed, adopted).
+        """
+        last = self.repo.last_deal_time(self.account)
+        if last is not None:
+            last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+            self._deals_since = min(last, now - timedelta(days=history_days))
+        open_tickets = {p.ticket for p in open_positions}
+        opened, closed = self.sync(now, history_days, open_tickets)
+        adopted = 0
+        for position in open_positions:
+            if self.repo.get_trade(self.account, position.ticket) is None:
+                entries = [d for d in self.gateway.deals_for_position(position.ticket)
+                           if d.entry == mt5.DEAL_ENTRY_IN]
+                if entries:
+                    self._our_positions.add(position.ticket)
+                    for deal in entries:
+                        if deal.ticket not in (self._recorded or ()):
+                            self.repo.record_deal(self._deal_record(deal))
+                    adopted += self._open_trade(entries[0])
+                    log.warning("position adopted", extra={"ticket": position.ticket, "symbol": position.symbol})
+        for trade in self.repo.open_trades(self.account):
+            if trade.ticket not in open_tickets:
+                closed += self._close_trade(trade.ticket)
+        return opened, closed, adopted

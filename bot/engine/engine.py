@@ -11,18 +11,22 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..resilience.order_flow import OrderFlow
+from ..resilience.order_queue import OrderQueue, QueuedOrder
+from ..resilience.supervisor import ConnectionSupervisor
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
 from .books import Books
-from .orders import OrderSender
+from .orders import OrderSender, SendOutcome, new_client_order_id
 from .risk import position_volume, stops_from_atr
-from .strategies import BUY, HOLD, Signal, Strategy, atr
+from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
 
 log = logging.getLogger("bot.engine")
 
@@ -40,6 +44,13 @@ class EngineObserver:
 
     def positions(self, counts: dict[str, int]) -> None: ...
 
+    def order_replayed(self) -> None: ...
+
+    def order_expired(self, reason: str) -> None: ...
+
+    def trading_halted(self, reason: str | None) -> None:
+        """Reconciliation failed (reason) or succeeded again (None)."""
+
 
 @dataclass
 class CycleReport:
@@ -52,6 +63,8 @@ class CycleReport:
     trades_opened: int = 0
     trades_closed: int = 0
     unknown_resolved: int = 0
+    replayed: int = 0
+    expired: int = 0
     open_positions: int = 0
     equity: Decimal | None = None
     balance: Decimal | None = None
@@ -71,12 +84,23 @@ class Engine:
         repo: Repository,
         strategies: list[Strategy],
         observer: EngineObserver | None = None,
+        *,
+        supervisor: ConnectionSupervisor | None = None,
+        order_queue: OrderQueue | None = None,
+        order_breaker: Any = None,
     ):
         self.settings = settings
         self.gateway = gateway
         self.repo = repo
         self.strategies = strategies
         self.observer = observer or EngineObserver()
+        self.supervisor = supervisor or ConnectionSupervisor(gateway)
+        self.order_queue = order_queue or OrderQueue(":memory:")
+        self.order_breaker = order_breaker
+        self.flow: OrderFlow | None = None
+        self._spooling_since: float | None = None
+        self.reconciled = False
+        self.halted_reason: str | None = "not reconciled with the broker yet"
         self.account_id: str | None = None
         self.specs: dict[str, SymbolSpec] = {}
         self.books: Books | None = None
@@ -99,6 +123,14 @@ class Engine:
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic, self.settings.deviation_points)
+        self.flow = OrderFlow(
+            self.order_queue, self.sender, self.repo,
+            can_send=lambda: self.supervisor.usable and self.gateway.connected,
+            breaker=self.order_breaker,
+            on_replayed=lambda: self.observer.order_replayed(),
+            on_expired=lambda reason: self.observer.order_expired(reason),
+            freshness=self._freshness,
+        )
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -117,15 +149,22 @@ class Engine:
         began = time.perf_counter()
         with cycle_context(report.cycle_id):
             try:
-                if not self.gateway.connected or not self.started:
-                    self.gateway.connect()
+                self._flush_store()
+                if not self.supervisor.check():
+                    # Keep cycling: health is served, the spool flushes, the next attempt is scheduled.
+                    report.error = f"TerminalUnavailable: {self.supervisor.reason}"
+                    report.error_expected = True
+                else:
                     if not self.started:
                         self.start()
-                self._cycle(report)
+                    self._cycle(report)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
                 report.error_expected = _is_expected(exc)
-                log.error("cycle failed: %s", report.error, exc_info=not report.error_expected)
+                if getattr(exc, "kind", None) in ("connection_lost", "unavailable", "outcome_unknown"):
+                    self.supervisor.mark_lost(str(exc))
+                log.log(logging.WARNING if report.error_expected else logging.ERROR, "cycle failed: %s",
+                        report.error, exc_info=not report.error_expected)
             report.duration_seconds = time.perf_counter() - began
             self.last_report = report
             self.observer.cycle_finished(report)
@@ -154,10 +193,18 @@ class Engine:
         now = self._broker_now()
         report.started_at = now
         positions = self._our_positions()
-        report.trades_opened, report.trades_closed = self.books.sync(
-            now, self.settings.history_days, {p.ticket for p in positions}
-        )
-        report.unknown_resolved = self.books.resolve_unknown_orders(now)
+        if not self.reconciled:
+            self._reconcile(now, positions, report)
+        else:
+            report.trades_opened, report.trades_closed = self.books.sync(
+                now, self.settings.history_days, {p.ticket for p in positions}
+            )
+        # Unknown outcomes are resolved at the broker before anything is replayed or sent.
+        report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
+        self.flow.settle_in_flight()
+        report.replayed, report.expired = self._replay(now, report)
+        if report.replayed:
+            positions = self._our_positions()
         account = self.gateway.account()
         for symbol, spec in self.specs.items():
             bars = self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1)
@@ -236,14 +283,105 @@ class Engine:
                 positions = self._our_positions()
             return positions
 
-    def _send(self, report, now, correlation_id, signal_id, symbol, strategy, **order) -> bool:
-        outcome = self.sender.send(now=now, correlation_id=correlation_id, signal_id=signal_id, symbol=symbol,
-                                   strategy=strategy, **order)
+    def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
+              sl=None, tp=None, position_ticket=None) -> bool:
+        spec = self.specs[symbol]
+        order = QueuedOrder(
+            client_order_id=new_client_order_id(), account=self.account_id, correlation_id=correlation_id,
+            signal_id=signal_id, symbol=symbol, strategy=strategy, side=side, purpose=purpose, volume=volume,
+            price=price, sl=sl, tp=tp, position_ticket=position_ticket,
+            deviation_points=self.settings.deviation_points,
+            max_deviation=spec.point * self.settings.order_max_deviation_points,
+            decided_at=now, expires_at=now + timedelta(seconds=self.settings.order_ttl_seconds),
+        )
+        outcome = self.flow.submit(order, price)
+        self._count(report, order, outcome)
+        return outcome.status not in ("rejected", "duplicate")
+
+    def _count(self, report: CycleReport, order: QueuedOrder, outcome: SendOutcome) -> None:
         report.orders[outcome.status] += 1
-        self.observer.order(symbol, strategy, order["side"], outcome.status)
-        if outcome.status == "filled" and signal_id is not None:
-            self.repo.mark_signal_executed(signal_id)
-        return outcome.status != "rejected"
+        if outcome.status == "queued":
+            return  # counted once it is sent or expired
+        self.observer.order(order.symbol, order.strategy, order.side, outcome.status)
+        if outcome.status == "filled" and order.signal_id is not None:
+            self.repo.mark_signal_executed(order.signal_id)
+
+    def _flush_store(self) -> None:
+        """Drain the store spool a little each cycle (a no-op on a plain Repository)."""
+        maybe_flush = getattr(self.repo, "maybe_flush", None)
+        if maybe_flush is None:
+            return
+        try:
+            maybe_flush()
+        except Exception as exc:  # noqa: BLE001 - the database being away must not stop the cycle
+            log.warning("store spool flush failed: %s", exc)
+        depth = self.repo.depth
+        if depth and self._spooling_since is None:
+            self._spooling_since = time.monotonic()
+        elif not depth and self._spooling_since is not None:
+            log.info("store spool drained", extra={"spooled_for_s": round(time.monotonic() - self._spooling_since, 3)})
+            self._spooling_since = None
+
+    # -- reconciliation and replay -------------------------------------------------------------
+
+    def _reconcile(self, now: datetime, positions: list[Position], report: CycleReport) -> None:
+        """Store vs broker before any new order; while it fails the engine stays halted (raises)."""
+        try:
+            opened, closed, adopted = self.books.reconcile(now, self.settings.history_days, positions)
+            self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
+            self.flow.settle_in_flight()
+        except Exception as exc:
+            reason = f"reconciliation failed: {type(exc).__name__}: {exc}"
+            if self.halted_reason != reason:
+                self.halted_reason = reason
+                self.observer.trading_halted(reason)
+            raise
+        report.trades_opened, report.trades_closed = opened, closed
+        self.reconciled, self.halted_reason = True, None
+        self.observer.trading_halted(None)
+        log.info("reconciled with the broker", extra={"opened": opened, "closed": closed, "adopted": adopted,
+                                                      "queued": self.order_queue.depth})
+
+    def _replay(self, now: datetime, report: CycleReport) -> tuple[int, int]:
+        if not self.order_queue.depth:
+            return 0, 0
+
+        def at_broker(ids: set[str]) -> set[str]:
+            oldest = min((o.decided_at for o in self.order_queue.in_state("queued")), default=now)
+            return set(self.books.find_at_broker(ids, oldest, now))
+
+        def judge(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
+            quote = self.gateway.quote(order.symbol)
+            price = quote.ask if order.side == BUY else quote.bid
+            if abs(price - order.price) > order.max_deviation:
+                return None, "deviation"
+            if order.purpose == "close":
+                if not any(p.ticket == order.position_ticket for p in self._our_positions()):
+                    return None, "position_closed"
+                return price, None
+            strategy = next((s for s in self.strategies if s.name == order.strategy), None)
+            if strategy is None:
+                return None, "strategy"
+            bars = _closed_bars(self.gateway.bars(order.symbol, self.settings.timeframe_code, self.settings.bars + 1))
+            opposite = SELL if order.side == BUY else BUY
+            if strategy.evaluate(bars).action == opposite:
+                return None, "strategy"
+            return price, None
+
+        def sent(order: QueuedOrder, outcome: SendOutcome) -> None:
+            self._count(report, order, outcome)
+
+        return self.flow.replay(now, judge, at_broker, on_sent=sent)
+
+    def _freshness(self, order: QueuedOrder) -> tuple[datetime, str | None]:
+        """Right before a send: is the decision still inside its TTL and its price deviation?"""
+        quote = self.gateway.quote(order.symbol)
+        if quote.time > order.expires_at:
+            return quote.time, "ttl"
+        price = quote.ask if order.side == BUY else quote.bid
+        if abs(price - order.price) > order.max_deviation:
+            return quote.time, "deviation"
+        return quote.time, None
 
     # -- helpers -----------------------------------------------------------------------------
 

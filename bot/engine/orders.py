@@ -48,7 +48,7 @@ def client_order_id_from(comment: str) -> str | None:
 @dataclass(frozen=True)
 class SendOutcome:
     client_order_id: str
-    status: str  # filled | rejected | unknown
+    status: str  # filled | rejected | unknown | not_sent (| queued | expired from the order flow)
     retcode: int | None
     fill_price: Decimal | None
     broker_order: int | None
@@ -79,8 +79,18 @@ class OrderSender:
         sl: Decimal | None = None,
         tp: Decimal | None = None,
         position_ticket: int | None = None,
+        client_order_id: str | None = None,
+        decided_price: Decimal | None = None,
+        decided_at: datetime | None = None,
     ) -> SendOutcome:
-        client_order_id = new_client_order_id()
+        """Record the intent, send once at `price`, record the outcome.
+
+        A queued order keeps its `client_order_id` and the intent records what was decided
+        (`decided_price`, `decided_at`), so repeating the intent after a crash is a no-op.
+        Status "not_sent" means nothing left the process (no outcome is recorded: the caller
+        keeps the order queued and later sends or expires it under the same id).
+        """
+        client_order_id = client_order_id or new_client_order_id()
         comment = order_comment(client_order_id, strategy)
         # The intent is durable before anything leaves the process: a crash after this line
         # leaves an order we can look up, never one we do not know about.
@@ -96,13 +106,13 @@ class OrderSender:
                 purpose=purpose,
                 position_ticket=position_ticket,
                 volume=volume,
-                requested_price=price,
+                requested_price=decided_price if decided_price is not None else price,
                 sl=sl,
                 tp=tp,
                 deviation=self.deviation,
                 magic=self.magic,
                 comment=comment,
-                created_at=now,
+                created_at=decided_at or now,
             )
         )
         request = OrderRequest(
@@ -129,7 +139,9 @@ class OrderSender:
         except OrderRejected as exc:
             status, retcode, message = "rejected", exc.retcode, exc.message or str(exc)
         except BrokerUnavailable as exc:
-            status, message = "rejected", f"not sent: {exc}"
+            log.warning("order %s %s %s not sent: %s", purpose, side, symbol, exc,
+                        extra={"client_order_id": client_order_id, "outcome": "not_sent"})
+            return SendOutcome(client_order_id, "not_sent", None, None, None)
         except (OutcomeUnknown, ConnectionLost) as exc:
             status, message = "unknown", str(exc)
         except GatewayError as exc:

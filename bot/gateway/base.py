@@ -42,6 +42,11 @@ class Gateway(ABC):
     def connect(self) -> None:
         """Open the transport and initialise the terminal; raises BrokerUnavailable."""
 
+    def reconnect(self) -> str:
+        """Re-open the connection, cheapest layer first; returns the layer used. Raises GatewayError."""
+        self.connect()
+        return "transport"
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -71,6 +76,10 @@ class Gateway(ABC):
 
     @abstractmethod
     def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]: ...
+
+    def open_orders(self) -> list[HistoryOrder]:
+        """Pending orders at the broker (a market order may briefly sit here)."""
+        return []
 
     @abstractmethod
     def order_send(self, request: OrderRequest) -> OrderResult:

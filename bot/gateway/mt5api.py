@@ -110,14 +110,35 @@ class Mt5ApiGateway(Gateway):
     # -- connection -------------------------------------------------------------------------
 
     def connect(self) -> None:
+        """Both layers: a new transport (bridge connection), then the terminal session."""
         self.close()
+        try:
+            self._api = self._api_factory()
+        except (BridgeUnavailable, BridgeAuthError, OSError) as exc:
+            self._observe("initialize", 0.0, BrokerUnavailable(str(exc)))
+            raise BrokerUnavailable(f"cannot reach the terminal: {exc}") from None
+        self._open_session()
+
+    def reconnect(self) -> str:
+        """Reconnect in layers; returns which layer it took ("session" or "transport").
+
+        When the transport still answers (the terminal lost its broker, or was shut down), only
+        the session is re-opened; when the transport is dead, a new one is opened first.
+        """
+        if self._api is not None and not getattr(self._api, "closed", False):
+            try:
+                self._open_session()
+                return "session"
+            except GatewayError as exc:
+                log.info("session re-open failed, opening a new transport: %s", exc, extra={"gateway": self.name})
+        self.connect()
+        return "transport"
+
+    def _open_session(self) -> None:
+        """`initialize` (with the account credentials) on the current transport."""
         started = time.perf_counter()
         error: GatewayError | None = None
         try:
-            try:
-                self._api = self._api_factory()
-            except (BridgeUnavailable, BridgeAuthError, OSError) as exc:
-                raise BrokerUnavailable(f"cannot reach the terminal: {exc}") from None
             ok = self._invoke("initialize", lambda: self._api.initialize(**self._credentials))
             if not ok:
                 code, message = self._last_error()
@@ -181,8 +202,10 @@ class Mt5ApiGateway(Gateway):
     def _call(self, call: str, *args: Any, convert: bool = True, **kwargs: Any) -> Any:
         """Call, time, log and classify; returns plain data (dicts, lists) unless `convert` is False."""
         if self._api is None:
-            self._observe(call, 0.0, ConnectionLost(f"{call}: not connected"))
-            raise ConnectionLost(f"{call}: not connected to the terminal")
+            # Nothing leaves the process: for order_send that is "not sent", not "outcome unknown".
+            error_type = BrokerUnavailable if call == "order_send" else ConnectionLost
+            self._observe(call, 0.0, error_type(f"{call}: not connected"))
+            raise error_type(f"{call}: not connected to the terminal")
         started = time.perf_counter()
         error: GatewayError | None = None
         result: Any = None
@@ -350,7 +373,12 @@ class Mt5ApiGateway(Gateway):
         return [self._deal(r) for r in rows if r.get("symbol")]
 
     def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]:
-        rows = self._call("history_orders_get", date_from, date_to)
+        return self._orders(self._call("history_orders_get", date_from, date_to))
+
+    def open_orders(self) -> list[HistoryOrder]:
+        return self._orders(self._call("orders_get"))
+
+    def _orders(self, rows: list[dict]) -> list[HistoryOrder]:
         out = []
         for r in rows:
             digits = self._digits_of(r["symbol"])

@@ -1,0 +1,367 @@
+"""Chaos run: the real bot process against the simulated broker over the real bridge and a real Postgres.
+
+Kills the bridge server (SIGKILL), also in the middle of an order (executed, reply lost), stops and
+restarts Postgres, keeps Loki unreachable, and SIGKILLs and restarts the bot. Afterwards the
+simulator's own books (restored from its --state file) are compared with the store and the logs:
+lost trade rows, duplicate orders, orders sent past TTL or deviation, unresolved outcomes, and
+whether the bot ever exited by itself. `main()` runs the long version and prints the figures;
+tests/test_chaos.py runs a short one through `run_chaos`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the throwaway Postgres helper lives with the tests
+
+from pgcluster import PgCluster  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+log = logging.getLogger("bench.chaos")
+
+SEED = 4242
+SPEED = 600.0  # simulated seconds per wall second
+CYCLE_SECONDS = 0.05  # wall seconds per cycle (30 simulated seconds at SPEED)
+ORDER_TTL_SECONDS = 1800  # broker seconds (3 wall seconds)
+MAX_DEVIATION_POINTS = 300
+DEVIATION_POINTS = 20
+MAGIC = 20260101
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Postgres(PgCluster):
+    """The throwaway cluster, stoppable and restartable on the same port (clients see it go away).
+
+    Commits are durable here (synchronous_commit on), as on any real server: the test clusters turn
+    that off for speed, and an immediate stop would then lose commits the bot was told succeeded.
+    """
+
+    def _server_options(self) -> str:
+        return super()._server_options().replace("-c synchronous_commit='off'", "-c synchronous_commit='on'")
+
+    def stop_server(self) -> None:
+        self._pg_ctl("stop", "-w", "-t", "60", "-m", "immediate")
+
+    def start_server(self) -> None:
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file), "-o", self._server_options())
+
+
+class Bridge:
+    """`python -m mt5bridge.server --backend sim --state FILE` on a fixed port, killable and restartable."""
+
+    def __init__(self, workdir: Path, token: str, port: int):
+        self.workdir, self.token, self.port = workdir, token, port
+        self.state = workdir / "sim-state.json"
+        self.log_path = workdir / "bridge.log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--seed", str(SEED), "--speed",
+                 str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT, env={**_base_env(), "MT5_BRIDGE_TOKEN": self.token}, stdout=out, stderr=out,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("bridge did not start: " + self.log_path.read_text()[-2000:])
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def control(self, command: str, **params) -> None:
+        from mt5bridge.client import connect
+
+        with connect("127.0.0.1", self.port, token=self.token, timeout=5) as client:
+            client.sim_control(command, **params)
+
+    def filled_count(self) -> int:
+        return self.log_path.read_text(errors="replace").count("order_send filled")
+
+
+class Bot:
+    """`python -m bot run` in bridge mode; SIGKILLable; its JSON log lines go to one file."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.workdir, self.env = workdir, env
+        self.log_path = workdir / "bot.log"
+        self.proc: subprocess.Popen | None = None
+        self.exited_by_itself: list[int] = []
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=self.workdir, env=self.env,
+                                         stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.exited_by_itself.append(self.proc.returncode)
+
+    def kill(self) -> None:
+        self.check_alive()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        self.check_alive()
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def records(self) -> list[dict]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+    def cycles(self) -> int:
+        return self.log_path.read_text(errors="replace").count("\"cycle ")
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MT5_", "DATABASE_", "LOKI_", "ORDER_"))}
+
+
+@dataclass
+class ChaosResult:
+    cycles: int = 0
+    bridge_kills: int = 0
+    mid_order_kills: int = 0
+    pg_restarts: int = 0
+    bot_kills: int = 0
+    broker_orders: int = 0
+    broker_deals: int = 0
+    lost_deal_rows: int = 0
+    lost_trade_rows: int = 0
+    duplicate_orders: int = 0
+    sent_past_ttl: int = 0
+    sent_past_deviation: int = 0
+    unresolved: int = 0
+    untraced_in_logs: int = 0
+    replayed: int = 0
+    expired: int = 0
+    resolved_at_broker: int = 0
+    bot_exits_by_itself: list[int] = field(default_factory=list)
+    shutdown_code: int | None = None
+    reconnect_seconds: list[float] = field(default_factory=list)
+    spool_drain_seconds: list[float] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if not isinstance(v, list)}
+        out["bot_exits_by_itself"] = self.bot_exits_by_itself
+        out["violations"] = self.violations
+        for name, values in (("reconnect", self.reconnect_seconds), ("spool_drain", self.spool_drain_seconds)):
+            out[f"{name}_count"] = len(values)
+            out[f"{name}_p50_s"] = round(statistics.median(values), 3) if values else None
+            out[f"{name}_p95_s"] = round(_p95(values), 3) if values else None
+        return out
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def _stamp(record: dict) -> float:
+    return datetime.strptime(record["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1, pg_every: int = 2,
+              bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5) -> ChaosResult:
+    """One chaos run; every child process is gone when it returns (or raises)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = ChaosResult()
+    token = "chaos-" + uuid.uuid4().hex
+    pg = Postgres(tempfile.mkdtemp(prefix="tradewatch-chaos-pg-"))
+    bridge = Bridge(workdir, token, free_port())
+    bot: Bot | None = None
+    pg_back_at: list[float] = []
+    try:
+        pg.start()
+        url = pg.create_database("chaos")
+        bridge.start()
+        env = {**_base_env(), "MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(bridge.port),
+               "MT5_BRIDGE_TOKEN": token, "MT5_BRIDGE_TIMEOUT": "2", "DATABASE_URL": url,
+               "LOKI_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there: Loki is unreachable
+               "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1", "LOG_LEVEL": "INFO",
+               "CYCLE_SECONDS": str(CYCLE_SECONDS), "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",
+               "ORDER_TTL_SECONDS": str(ORDER_TTL_SECONDS), "ORDER_MAX_DEVIATION_POINTS": str(MAX_DEVIATION_POINTS),
+               "DEVIATION_POINTS": str(DEVIATION_POINTS), "MAGIC": str(MAGIC),
+               "RECONNECT_INITIAL_SECONDS": "0.1", "RECONNECT_MAX_SECONDS": "1",
+               "ORDER_BREAKER_FAILURES": "5", "ORDER_BREAKER_RESET_SECONDS": "2",
+               "DB_BREAKER_FAILURES": "2", "DB_BREAKER_RESET_SECONDS": "1",
+               "ORDER_QUEUE_PATH": str(workdir / "order_queue.db"), "STORE_SPOOL_PATH": str(workdir / "spool.db")}
+        bot = Bot(workdir, env)
+        bot.start()
+        _wait_for(lambda: bot.cycles() >= 20, 60, "the bot's first cycles")
+        for round_no in range(rounds):
+            for _ in range(bridge_kills_per_round):
+                time.sleep(pause)
+                bot.check_alive()
+                bridge.kill()
+                result.bridge_kills += 1
+                time.sleep(0.5)
+                bridge.start()
+            # Execute, then lose the reply, then kill the terminal while the client waits.
+            time.sleep(pause)
+            before = bridge.filled_count()
+            bridge.control("fault_timeout_after_execute", count=1, delay=5.0)
+            if _wait_for(lambda before=before: bridge.filled_count() > before, 20, None):
+                time.sleep(0.3)
+                bridge.kill()
+                result.bridge_kills += 1
+                result.mid_order_kills += 1
+                time.sleep(0.5)
+                bridge.start()
+            if pg_every and round_no % pg_every == 0:
+                time.sleep(pause)
+                pg.stop_server()
+                result.pg_restarts += 1
+                time.sleep(pause * 2)
+                pg.start_server()
+                pg_back_at.append(time.time())
+            if bot_kill_every and round_no % bot_kill_every == bot_kill_every - 1:
+                time.sleep(pause)
+                bot.kill()
+                result.bot_kills += 1
+                bot.start()
+        time.sleep(settle_seconds)  # unknown outcomes need UNKNOWN_ORDER_GRACE of broker time
+        bot.check_alive()
+        result.shutdown_code = bot.stop()
+        result.bot_exits_by_itself = bot.exited_by_itself
+    finally:
+        if bot is not None and bot.proc is not None and bot.proc.poll() is None:
+            bot.proc.kill()
+            bot.proc.wait(10)
+        bridge.kill()
+        try:
+            _compare(result, bridge, bot, pg, pg_back_at) if result.shutdown_code is not None else None
+        finally:
+            pg.destroy()
+    return result
+
+
+def _wait_for(predicate, seconds: float, what: str | None) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    if what is not None:
+        raise RuntimeError(f"timed out waiting for {what}")
+    return False
+
+
+def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_back_at: list[float]) -> None:
+    from mt5bridge.sim import SimTerminal
+
+    sim = SimTerminal(seed=SEED, stepped=True, state_file=str(bridge.state))
+    sim.initialize()
+    orders = [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == MAGIC and o.comment.startswith("tw")]
+    deals = [d for d in sim.history_deals_get(EPOCH, FAR) if d.symbol]
+    result.broker_orders, result.broker_deals = len(orders), len(deals)
+    per_id = Counter(o.comment.split()[0] for o in orders)
+    result.duplicate_orders = sum(n - 1 for n in per_id.values())
+
+    engine = create_engine(pg.url_for("chaos"))
+    try:
+        with engine.connect() as conn:
+            stored_deals = {r.ticket for r in conn.execute(text("select ticket from deals"))}
+            trades = {r.ticket for r in conn.execute(text("select ticket from trades"))}
+            intents = {r.client_order_id: r for r in conn.execute(text(
+                "select client_order_id, status, requested_price, created_at, message from orders"))}
+    finally:
+        engine.dispose()
+    result.lost_deal_rows = len({d.ticket for d in deals} - stored_deals)
+    result.lost_trade_rows = len({d.position_id for d in deals} - trades)
+    result.unresolved = sum(1 for r in intents.values() if r.status in ("pending", "unknown"))
+    result.resolved_at_broker = sum(1 for r in intents.values() if (r.message or "").startswith("resolved"))
+    specs = {name: sim.symbol_info(name) for name in {o.symbol for o in orders}}
+    for order in orders:
+        intent = intents.get(order.comment.split()[0])
+        if intent is None:
+            result.sent_past_ttl += 1  # an order we have no record of counts against us
+            result.violations.append(f"broker order {order.ticket} ({order.comment}) has no intent in the store")
+            continue
+        created = intent.created_at if intent.created_at.tzinfo else intent.created_at.replace(tzinfo=UTC)
+        setup = datetime.fromtimestamp(order.time_setup, UTC)
+        if setup - created > timedelta(seconds=ORDER_TTL_SECONDS):
+            result.sent_past_ttl += 1
+            result.violations.append(f"{order.comment}: decided {created.isoformat()}, executed {setup.isoformat()}"
+                                     f" ({intent.status}: {intent.message})")
+        point = Decimal(str(specs[order.symbol].point))
+        filled = Decimal(str(order.price_current or order.price_open))
+        if abs(filled - Decimal(str(intent.requested_price))) > (MAX_DEVIATION_POINTS + DEVIATION_POINTS) * point:
+            result.sent_past_deviation += 1
+            result.violations.append(f"{order.comment}: requested {intent.requested_price}, filled {filled}")
+
+    records = bot.records()
+    logged_ids = {r.get("client_order_id") for r in records if r.get("client_order_id")}
+    result.untraced_in_logs = len(set(per_id) - logged_ids)
+    result.cycles = sum(1 for r in records if str(r.get("message", "")).startswith("cycle "))
+    result.replayed = sum(1 for r in records if r.get("message", "").startswith("queued order replayed"))
+    result.expired = sum(1 for r in records if r.get("message", "").startswith("queued order expired"))
+    result.reconnect_seconds = [r["outage_s"] for r in records if "outage_s" in r]
+    drained = [_stamp(r) for r in records if r.get("message") == "store spool drained"]
+    for back in pg_back_at:
+        after = [t - back for t in drained if t >= back - 0.5]
+        if after:
+            result.spool_drain_seconds.append(max(0.0, min(after)))
+
+
+def main() -> int:
+    """The long run: >= 10 000 cycles, the bridge killed 20 times, Postgres restarted 5 times."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    workdir = Path(tempfile.mkdtemp(prefix="tradewatch-chaos-"))
+    started = time.monotonic()
+    result = run_chaos(workdir, rounds=10, bridge_kills_per_round=1, pg_every=2, bot_kill_every=5,
+                       settle_seconds=20.0, pause=10_000 * CYCLE_SECONDS / 10 / 4)
+    figures = result.figures()
+    figures["wall_seconds"] = round(time.monotonic() - started, 1)
+    figures["workdir"] = str(workdir)
+    sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    bad = (result.lost_deal_rows or result.lost_trade_rows or result.duplicate_orders or result.sent_past_ttl
+           or result.sent_past_deviation or result.unresolved or result.bot_exits_by_itself or result.shutdown_code)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

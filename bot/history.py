@@ -1,0 +1,95 @@
+"""Metrics history and the daily report: what the bot did, kept beyond the in-memory window.
+
+Each cycle's figures are added to the current wall-clock minute and written to the store as one
+`metrics_history` row per minute (counts and sums add up, so a minute flushed in pieces is still
+right); old minutes are pruned, so nothing grows without bound. When the broker's trading day
+rolls over, the finished day's `daily_performance` row is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from db.metrics_history import MetricsMinute
+
+log = logging.getLogger("bot.history")
+
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+class MinuteRollup:
+    """Sink for `Instrumentation`: per-minute metrics history plus the day rollover."""
+
+    def __init__(
+        self,
+        repo: Any,
+        account: str,
+        retention_days: int = 30,
+        on_day_closed: Callable[[date], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.repo = repo
+        self.account = account
+        self.retention = timedelta(days=retention_days)
+        self.on_day_closed = on_day_closed
+        self.clock = clock
+        self._minute: datetime | None = None
+        self._sums: dict[str, Any] = {}
+        self._last_prune = 0.0
+        self._trading_day: date | None = None
+
+    def add(self, figures: Any) -> None:
+        minute = datetime.fromtimestamp(figures.finished_at, tz=UTC).replace(second=0, microsecond=0)
+        if self._minute is not None and minute != self._minute:
+            self.flush()
+        if self._minute is None:
+            self._minute = minute
+            self._sums = {"cycles": 0, "cycle_seconds_sum": 0.0, "cycle_seconds_max": 0.0, "signals": 0,
+                          "orders": 0, "trades_executed": 0, "broker_latency_seconds_sum": 0.0, "broker_calls": 0}
+        s = self._sums
+        s["cycles"] += 1
+        s["cycle_seconds_sum"] += figures.duration_seconds
+        s["cycle_seconds_max"] = max(s["cycle_seconds_max"], figures.duration_seconds)
+        s["signals"] += figures.signals
+        s["orders"] += figures.orders
+        s["trades_executed"] += figures.trades_executed
+        s["broker_latency_seconds_sum"] += figures.broker_latency_seconds
+        s["broker_calls"] += figures.broker_calls
+        s["memory_rss_bytes"] = figures.memory_rss_bytes
+        s["cpu_percent"] = figures.cpu_percent
+        broker_time = getattr(figures, "broker_time", None)
+        if broker_time is not None:
+            self._roll_day(broker_time.date())
+
+    def flush(self) -> None:
+        """Write the current minute (also called at shutdown). A store failure is logged, not raised."""
+        if self._minute is None:
+            return
+        minute, sums = self._minute, self._sums
+        self._minute, self._sums = None, {}
+        try:
+            self.repo.record_metrics_minute(MetricsMinute(account=self.account, minute=minute, **sums))
+            now = self.clock()
+            if now - self._last_prune >= PRUNE_EVERY_SECONDS:
+                self._last_prune = now
+                self.repo.prune_metrics_history(self.account, minute - self.retention)
+        except Exception as exc:  # noqa: BLE001 - history must never stop trading
+            log.warning("metrics history not stored: %s", exc, extra={"minute": minute.isoformat()})
+
+    def _roll_day(self, today: date) -> None:
+        if self._trading_day is None:
+            self._trading_day = today
+            return
+        if today == self._trading_day:
+            return
+        finished, self._trading_day = self._trading_day, today
+        if self.on_day_closed is None:
+            return
+        try:
+            self.on_day_closed(finished)
+        except Exception as exc:  # noqa: BLE001 - the report must never stop trading
+            log.warning("daily report for %s not written: %s", finished, exc)

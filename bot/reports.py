@@ -1,0 +1,69 @@
+"""Operator reports: the daily summary and the metrics-history export.
+
+Both read the store only through `db` (the repository and `db.analytics`); the CLI prints what
+they return.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from db import DailyPerformance, Repository
+from db.metrics_history import MetricsMinute
+
+
+def daily_report(database: Any, repo: Repository, account: str, day: date) -> DailyPerformance:
+    """Compute the day's figures from the closed trades and store them as its `daily_performance` row."""
+    from db.analytics import daily_performance
+
+    result = daily_performance(database, account, day)
+    repo.upsert_daily_performance(result)
+    return result
+
+
+def format_daily(d: DailyPerformance) -> str:
+    win_rate = f"{Decimal(str(d.win_rate)) * 100:.1f} %" if d.win_rate is not None else "n/a"
+    rows = [
+        ("date", d.date.isoformat()),
+        ("account", d.account),
+        ("trades", d.trades),
+        ("winners", d.winners),
+        ("losers", d.losers),
+        ("win rate", win_rate),
+        ("profit", d.profit),
+        ("pips", d.pips),
+        ("largest win", d.largest_win),
+        ("largest loss", d.largest_loss),
+        ("max drawdown", d.max_drawdown),
+        ("end balance", d.end_balance),
+        ("end equity", d.end_equity),
+    ]
+    return "\n".join(f"{name:<13} {'' if value is None else value}" for name, value in rows) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def export_metrics(minutes: list[MetricsMinute], fmt: str) -> str:
+    """The metrics history as JSON (a list of objects) or CSV (a header row, then one row a minute)."""
+    records = [{k: _plain(v) for k, v in asdict(m).items()} for m in minutes]
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(MetricsMinute)], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return out.getvalue()
+    raise ValueError(f"unknown format {fmt!r}: use json or csv")

@@ -1,0 +1,565 @@
+"""Trade analytics a trader can trust, answered from the rollups in milliseconds at any size.
+
+Every figure is computed from `trade_rollups` (db.rollups keeps them equal to the raw
+trades, in the closing transaction), never by scanning the trades table.
+
+Definitions and edge cases:
+- Profit is net: gross profit + commission + swap, as stored on the trade.
+- A trade is a winner when its net profit is > 0, a loser when < 0; a breakeven trade
+  (exactly 0.00) is neither, but counts in `trades`.  win_rate = winners / trades.
+- Pips are the trade's `profit_pips`, measured in the symbol's pip size (bot.pips:
+  0.0001 for EURUSD, 0.01 for JPY pairs, 0.1 for gold).
+- profit_factor = sum of winners' profit / |sum of losers' profit|; None without losers.
+- expectancy = win_rate x average win + loss_rate x average loss, which is the average
+  net profit per trade (breakevens add nothing), rounded to the cent like every amount.
+- Days, weeks (starting Monday), months and hours are UTC, by the trade's exit time.
+- A Selection restricts to one account and optionally a symbol, a strategy and a range of
+  UTC days (both ends included).
+- Drawdown: the equity curve of the selection is initial balance + cumulative net profit
+  of its trades in closing order (exit time, then id), starting at the account's initial
+  balance (db.rollups.lock_base: the newest snapshot's balance before the account's first
+  exit).  After each trade, drawdown = peak equity so far - equity, and its ratio =
+  drawdown / peak equity (None while peak equity is not positive).  A date range selects
+  which trades' drawdowns are reported; the peak is the selection's since its first trade.
+- Correlation: Pearson correlation of daily net P&L between symbols (or strategies),
+  over the UTC days on which the selection closed at least one trade (a series is 0 on
+  days it did not trade); None where a series does not vary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy
+from sqlalchemy import ColumnElement, String, Subquery, cast, func, select, union_all
+
+from db.database import Database
+from db.ledger import ALL_TIME, CENT, cents, drawdown_ratio, from_cents, month_start
+from db.models import (
+    ANY,
+    HOUR_CENTS_COLUMNS,
+    HOUR_TRADES_COLUMNS,
+    HOURS,
+    AccountSnapshotModel,
+    DailyPerformanceModel,
+    EquityBaseModel,
+    trade_rollups,
+)
+from db.reading import plain_rows, reading
+from db.records import DailyPerformance
+from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
+
+BUCKETS = ("hour", "weekday", "day", "week", "month")
+CORRELATE_BY = ("symbol", "strategy")
+
+_R = trade_rollups.c  # the rollup columns, used in nearly every expression here
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which closed trades a figure covers: one account, optionally a symbol, a strategy and UTC days."""
+
+    account: str
+    start: date | None = None  # first UTC day included
+    end: date | None = None  # last UTC day included
+    symbol: str | None = None
+    strategy: str | None = None
+
+    def __post_init__(self) -> None:
+        _text("account", self.account, ACCOUNT_LEN, required=True)
+        _text("symbol", self.symbol, SYMBOL_LEN)
+        _text("strategy", self.strategy, NAME_LEN)
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+                raise TypeError(f"Selection.{name} must be a date, got {type(value).__name__}")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"Selection.start {self.start} is after end {self.end}")
+
+    @property
+    def grain(self) -> tuple[str, str]:
+        """The rollup (strategy, symbol) of the whole selection."""
+        return (ANY if self.strategy is None else self.strategy, self.symbol or ANY)
+
+
+def _text(name: str, value: object, limit: int, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value or len(value) > limit or value == ANY:
+        raise ValueError(f"Selection.{name} must be a non-empty name of at most {limit} characters")
+
+
+# -- records returned ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyPerformance:
+    strategy: str  # '' for trades without a strategy
+    trades: int
+    winners: int
+    losers: int
+    breakevens: int
+    win_rate: float
+    total_profit: Decimal
+    average_profit: Decimal
+    gross_profit: Decimal  # sum of the winners
+    gross_loss: Decimal  # sum of the losers (<= 0)
+    profit_factor: float | None
+    expectancy: Decimal
+    largest_win: Decimal | None
+    largest_loss: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolPerformance:
+    symbol: str
+    trades: int
+    winners: int
+    losers: int
+    breakevens: int
+    win_rate: float
+    profit: Decimal
+    pips: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBucket:
+    """Trades and net profit of one bucket: hour 0-23, weekday 0-6 (Monday 0), ISO day, week's Monday, YYYY-MM."""
+
+    key: int | str
+    trades: int
+    profit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    by: str
+    names: list[str]
+    days: int
+    matrix: list[list[float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    trades: int
+    initial_balance: Decimal
+    equity: Decimal  # after the selection's last trade
+    peak_equity: Decimal
+    current_drawdown: Decimal
+    current_drawdown_ratio: float | None
+    max_drawdown: Decimal
+    max_drawdown_ratio: float | None
+    as_of: datetime | None  # exit time of that last trade
+
+
+# -- which rollup rows cover a selection -------------------------------------------------------
+
+
+def _periods(selection: Selection, all_time_ok: bool = True) -> list[tuple[str, date | None, date | None]]:
+    """(span, first, end) row ranges covering the selected days exactly: whole months from month rows,
+    the partial months at either end from day rows, or the all-time row when no days are chosen."""
+    lo = selection.start
+    hi = None if selection.end is None else selection.end + timedelta(days=1)  # exclusive
+    if lo is None and hi is None and all_time_ok:
+        return [("all", ALL_TIME, None)]
+    first_month = None if lo is None else (lo if lo.day == 1 else _next_month(lo))
+    end_month = None if hi is None else month_start(hi)
+    if first_month is not None and end_month is not None and first_month >= end_month:
+        return [("day", lo, hi)]
+    periods: list[tuple[str, date | None, date | None]] = [("month", first_month, end_month)]
+    if lo is not None and lo < first_month:
+        periods.append(("day", lo, first_month))
+    if hi is not None and end_month < hi:
+        periods.append(("day", end_month, hi))
+    return periods
+
+
+def _covering(selection: Selection, columns: list, where: tuple, all_time_ok: bool = True) -> Subquery:
+    """The rollup rows of `_periods`, as one UNION ALL of index range scans (an OR of the ranges
+    would make SQLite scan every row of the account)."""
+    parts = []
+    for span, lo, hi in _periods(selection, all_time_ok):
+        conditions = [_R.account == selection.account, *where, _R.span == span]
+        if span == "all":
+            conditions.append(_R.period_start == ALL_TIME)
+        if lo is not None and span != "all":
+            conditions.append(_R.period_start >= lo)
+        if hi is not None:
+            conditions.append(_R.period_start < hi)
+        parts.append(select(*columns).where(*conditions))
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("covering")
+
+
+def _days(selection: Selection) -> tuple[ColumnElement[bool], ...]:
+    conditions = [_R.span == "day"]
+    if selection.start is not None:
+        conditions.append(_R.period_start >= selection.start)
+    if selection.end is not None:
+        conditions.append(_R.period_start < selection.end + timedelta(days=1))
+    return tuple(conditions)
+
+
+def _day_text() -> ColumnElement[str]:
+    """period_start as 'YYYY-MM-DD' text (what both backends give for a DATE cast to text)."""
+    return cast(_R.period_start, String).label("day")
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _grain_is(selection: Selection) -> tuple[ColumnElement[bool], ...]:
+    strategy, symbol = selection.grain
+    return (_R.strategy == strategy, _R.symbol == symbol)
+
+
+# -- performance by strategy and by symbol ---------------------------------------------------
+
+
+def strategy_performance(database: Database, selection: Selection) -> list[StrategyPerformance]:
+    """One line per strategy (only the selected one when the selection names it), by name."""
+    strategy_filter = _R.strategy != ANY if selection.strategy is None else _R.strategy == selection.strategy
+    rows = _covering(
+        selection,
+        [_R.strategy, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents, _R.loss_cents,
+         _R.largest_win_cents, _R.largest_loss_cents],
+        (strategy_filter, _R.symbol == (selection.symbol or ANY)),
+    )
+    query = (
+        select(
+            rows.c.strategy,
+            func.sum(rows.c.trades),
+            func.sum(rows.c.winners),
+            func.sum(rows.c.losers),
+            func.sum(rows.c.profit_cents),
+            func.sum(rows.c.win_cents),
+            func.sum(rows.c.loss_cents),
+            func.max(rows.c.largest_win_cents),
+            func.min(rows.c.largest_loss_cents),
+        )
+        .group_by(rows.c.strategy)
+        .order_by(rows.c.strategy)
+    )
+    with reading(database) as connection:
+        rows = connection.execute(query).all()
+    return [_strategy_line(*row) for row in rows]
+
+
+def _strategy_line(strategy, trades, winners, losers, profit, wins, losses, largest_win, largest_loss):
+    trades, winners, losers, profit, wins, losses = map(int, (trades, winners, losers, profit, wins, losses))
+    average = _average(profit, trades)
+    return StrategyPerformance(
+        strategy=strategy,
+        trades=trades,
+        winners=winners,
+        losers=losers,
+        breakevens=trades - winners - losers,
+        win_rate=winners / trades,
+        total_profit=from_cents(profit),
+        average_profit=average,
+        gross_profit=from_cents(wins),
+        gross_loss=from_cents(losses),
+        profit_factor=wins / -losses if losses else None,
+        expectancy=average,
+        largest_win=None if largest_win is None else from_cents(int(largest_win)),
+        largest_loss=None if largest_loss is None else from_cents(int(largest_loss)),
+    )
+
+
+def _average(total_cents: int, count: int) -> Decimal:
+    return (Decimal(total_cents) / count / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def symbol_performance(database: Database, selection: Selection) -> list[SymbolPerformance]:
+    """One line per symbol (only the selected one when the selection names it), by name."""
+    symbol_filter = _R.symbol != ANY if selection.symbol is None else _R.symbol == selection.symbol
+    strategy = ANY if selection.strategy is None else selection.strategy
+    rows = _covering(
+        selection,
+        [_R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.pips_hundredths],
+        (_R.strategy == strategy, symbol_filter),
+    )
+    query = (
+        select(
+            rows.c.symbol,
+            func.sum(rows.c.trades),
+            func.sum(rows.c.winners),
+            func.sum(rows.c.losers),
+            func.sum(rows.c.profit_cents),
+            func.sum(rows.c.pips_hundredths),
+        )
+        .group_by(rows.c.symbol)
+        .order_by(rows.c.symbol)
+    )
+    with reading(database) as connection:
+        rows = connection.execute(query).all()
+    lines = []
+    for symbol, trades, winners, losers, profit, pips in rows:
+        trades, winners, losers = int(trades), int(winners), int(losers)
+        lines.append(
+            SymbolPerformance(
+                symbol=symbol,
+                trades=trades,
+                winners=winners,
+                losers=losers,
+                breakevens=trades - winners - losers,
+                win_rate=winners / trades,
+                profit=from_cents(int(profit)),
+                pips=from_cents(int(pips)),
+            )
+        )
+    return lines
+
+
+# -- time buckets ------------------------------------------------------------------------------
+
+
+def time_performance(database: Database, selection: Selection, bucket: str) -> list[TimeBucket]:
+    """Trades and profit by hour of day or weekday (every bucket listed), or by day, week or month."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+    if bucket == "hour":
+        return _by_hour(database, selection)
+    columns = [_day_text(), _R.trades, _R.profit_cents]
+    if bucket == "month":
+        rows = _covering(selection, columns, _grain_is(selection), all_time_ok=False)
+        query = select(rows.c.day, rows.c.trades, rows.c.profit_cents)
+    else:
+        query = select(*columns).where(_R.account == selection.account, *_grain_is(selection), *_days(selection))
+    with reading(database) as connection:
+        rows = plain_rows(connection, query)
+    totals: dict[int | str, list[int]] = {}
+    if bucket == "weekday":
+        totals = {weekday: [0, 0] for weekday in range(7)}
+    key_of = {
+        "weekday": lambda day: date.fromisoformat(day).weekday(),
+        "day": lambda day: day,
+        "week": _monday,
+        "month": lambda day: day[:7],
+    }[bucket]
+    for day, trades, profit in rows:
+        total = totals.setdefault(key_of(day), [0, 0])
+        total[0] += trades
+        total[1] += profit
+    return [TimeBucket(key, trades, from_cents(profit)) for key, (trades, profit) in sorted(totals.items())]
+
+
+def _monday(day: str) -> str:
+    """The Monday starting the ISO week of a 'YYYY-MM-DD' day."""
+    moment = date.fromisoformat(day)
+    return (moment - timedelta(days=moment.weekday())).isoformat()
+
+
+def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
+    names = HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS
+    rows = _covering(selection, [_R[name] for name in names], _grain_is(selection))
+    query = select(*(func.sum(rows.c[name]) for name in names))
+    with reading(database) as connection:
+        sums = [int(value or 0) for value in connection.execute(query).one()]
+    return [TimeBucket(h, sums[h], from_cents(sums[24 + h])) for h in HOURS]
+
+
+# -- correlation -------------------------------------------------------------------------------
+
+
+def correlation(database: Database, selection: Selection, by: str) -> Correlation:
+    """Pearson correlation matrix of daily net P&L between the selection's symbols or strategies."""
+    if by not in CORRELATE_BY:
+        raise ValueError(f"by must be one of {', '.join(CORRELATE_BY)}, got {by!r}")
+    strategy, symbol = selection.grain
+    if by == "symbol":
+        name, fixed = _R.symbol, _R.strategy == strategy
+        chosen = None if selection.symbol is None else [selection.symbol]
+    else:
+        name, fixed = _R.strategy, _R.symbol == symbol
+        chosen = None if selection.strategy is None else [selection.strategy]
+    # One row per series with its days and amounts packed into two texts (both aggregates see the
+    # group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
+    with reading(database) as connection:
+        if chosen is None:  # the names, from the all-time rows: then one index range per name
+            chosen = list(connection.execute(
+                select(name).where(_R.account == selection.account, fixed, name != ANY, _R.span == "all",
+                                   _R.period_start == ALL_TIME)
+            ).scalars())
+        query = (
+            select(
+                name,
+                func.aggregate_strings(_day_text(), ","),
+                func.aggregate_strings(cast(_R.profit_cents, String), ","),
+            )
+            .where(_R.account == selection.account, fixed, name.in_(chosen), *_days(selection))
+            .group_by(name)
+            .order_by(name)
+        )
+        rows = plain_rows(connection, query)
+    names = [row[0] for row in rows]
+    series_days = [numpy.array(row[1].split(","), dtype="datetime64[D]") for row in rows]
+    series_cents = [numpy.array(row[2].split(","), dtype=numpy.int64) for row in rows]
+    days = numpy.unique(numpy.concatenate(series_days)) if rows else numpy.array([], dtype="datetime64[D]")
+    dense = numpy.zeros((len(names), len(days)), dtype=numpy.int64)
+    for i, (when, amounts) in enumerate(zip(series_days, series_cents, strict=True)):
+        dense[i, numpy.searchsorted(days, when)] = amounts
+    series = dense / 100
+    return Correlation(by=by, names=names, days=len(days), matrix=pearson_matrix(series))
+
+
+def pearson_matrix(series) -> list[list[float | None]]:
+    """Pairwise Pearson correlation of equally long series (rows); None where one does not vary."""
+    data = numpy.asarray(series, dtype=float)
+    if data.size == 0:
+        return [[None] * len(series) for _ in range(len(series))]
+    if data.shape[1] < 2:
+        return [[None] * len(series) for _ in series]
+    centered = data - data.mean(axis=1, keepdims=True)
+    covariance = centered @ centered.T
+    spread = numpy.sqrt(numpy.diag(covariance))
+    matrix: list[list[float | None]] = []
+    for i in range(len(series)):
+        line: list[float | None] = []
+        for j in range(len(series)):
+            denominator = spread[i] * spread[j]
+            if denominator == 0 or not math.isfinite(denominator):
+                line.append(None)
+            elif i == j:
+                line.append(1.0)
+            else:
+                line.append(max(-1.0, min(1.0, float(covariance[i, j] / denominator))))
+        matrix.append(line)
+    return matrix
+
+
+# -- drawdown ----------------------------------------------------------------------------------
+
+
+def drawdown(database: Database, selection: Selection) -> Drawdown:
+    """Current and maximum drawdown of the selection's closed-trade equity curve, exact per trade."""
+    rows = _covering(
+        selection,
+        [_R.period_start, _R.trades, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_cents,
+         _R.max_drawdown_ratio, _R.last_exit_time],
+        _grain_is(selection),
+    )
+    query = select(
+        rows.c.trades,
+        rows.c.end_cum_cents,
+        rows.c.end_peak_cents,
+        rows.c.max_drawdown_cents,
+        rows.c.max_drawdown_ratio,
+        rows.c.last_exit_time,
+    ).order_by(rows.c.period_start)
+    with reading(database) as connection:
+        rows = connection.execute(query).all()
+        base = initial_balance_cents(connection, selection.account)
+    return drawdown_from_rows(base, rows)
+
+
+def drawdown_from_rows(base: int, rows: Iterable) -> Drawdown:
+    """Fold (trades, end_cum, end_peak, max_dd, max_ratio, last_exit) rows given in time order."""
+    trades, max_dd, max_ratio, last = 0, 0, None, None
+    for row in rows:
+        trades += row[0]
+        max_dd = max(max_dd, row[3])
+        if row[4] is not None:
+            max_ratio = row[4] if max_ratio is None else max(max_ratio, row[4])
+        last = row
+    cum, peak = (last[1], last[2]) if last is not None else (0, 0)
+    current = peak - cum
+    return Drawdown(
+        trades=trades,
+        initial_balance=from_cents(base),
+        equity=from_cents(base + cum),
+        peak_equity=from_cents(base + peak),
+        current_drawdown=from_cents(current),
+        current_drawdown_ratio=drawdown_ratio(current, peak, base) if last is not None else None,
+        max_drawdown=from_cents(max_dd),
+        max_drawdown_ratio=max_ratio,
+        as_of=None if last is None else last[5],
+    )
+
+
+def initial_balance_cents(connection, account: str) -> int:
+    """Where the account's equity curve starts (0 until its first trade closes)."""
+    table = EquityBaseModel.__table__
+    value = connection.execute(
+        select(table.c.initial_balance).where(table.c.account == account)
+    ).scalar_one_or_none()
+    return 0 if value is None else cents(value)
+
+
+# -- daily results -----------------------------------------------------------------------------
+
+
+def daily_performance(database: Database, account: str, day: date) -> DailyPerformance:
+    """One UTC day's results from the trades that closed that day and the day's last account snapshot.
+
+    max_drawdown is the deepest fall of that day's own equity path (from 0 at midnight).
+    """
+    Selection(account, day, day)  # validates the arguments
+    snapshots = AccountSnapshotModel.__table__
+    day_start = datetime.combine(day, time(), tzinfo=UTC)
+    with reading(database) as connection:
+        row = connection.execute(
+            select(
+                _R.trades,
+                _R.winners,
+                _R.losers,
+                _R.profit_cents,
+                _R.pips_hundredths,
+                _R.largest_win_cents,
+                _R.largest_loss_cents,
+                _R.period_drawdown_cents,
+            ).where(
+                _R.account == account,
+                _R.strategy == ANY,
+                _R.symbol == ANY,
+                _R.span == "day",
+                _R.period_start == day,
+            )
+        ).first()
+        snapshot = connection.execute(
+            select(snapshots.c.balance, snapshots.c.equity)
+            .where(
+                snapshots.c.account == account,
+                snapshots.c.time >= day_start,
+                snapshots.c.time < day_start + timedelta(days=1),
+            )
+            .order_by(snapshots.c.time.desc())
+            .limit(1)
+        ).first()
+    trades, winners, losers, profit, pips, largest_win, largest_loss, fall = row or (0, 0, 0, 0, 0, None, None, 0)
+    return DailyPerformance(
+        account=account,
+        date=day,
+        trades=trades,
+        winners=winners,
+        losers=losers,
+        profit=from_cents(profit),
+        pips=from_cents(pips),
+        win_rate=winners / trades if trades else 0.0,
+        largest_win=from_cents(largest_win or 0),
+        largest_loss=from_cents(largest_loss or 0),
+        max_drawdown=from_cents(fall),
+        end_balance=None if snapshot is None else snapshot.balance,
+        end_equity=None if snapshot is None else snapshot.equity,
+    )
+
+
+def daily_summaries(
+    database: Database, account: str, start: date | None = None, end: date | None = None
+) -> list[DailyPerformance]:
+    """The stored daily_performance rows of an account (what the bot wrote at each day's end), by date."""
+    Selection(account, start, end)  # validates the arguments
+    table = DailyPerformanceModel.__table__
+    names = [name for name in DailyPerformance.__dataclass_fields__]
+    query = select(*(table.c[name] for name in names)).where(table.c.account == account)
+    if start is not None:
+        query = query.where(table.c.date >= start)
+    if end is not None:
+        query = query.where(table.c.date <= end)
+    with reading(database) as connection:
+        rows = connection.execute(query.order_by(table.c.date)).all()
+    return [DailyPerformance(**row._mapping) for row in rows]

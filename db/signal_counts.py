@@ -1,0 +1,39 @@
+"""Signals recorded per (account, strategy, signal, executed), kept in step with the signals table.
+
+Why: the exporter's `tradewatch_signals_recorded_total` must not count the signals table
+(millions of rows: one per cycle, symbol and strategy) on every scrape.  The repository
+moves these counters in the same transaction as the signal write, so they always agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, insert, select
+
+from db.conflict import insert_for_connection
+from db.models import SignalCountModel, SignalModel
+
+_COUNTS = SignalCountModel.__table__
+_SIGNALS = SignalModel.__table__
+
+
+def bump(connection: Connection, account: str, strategy: str, signal: str, executed: bool, by: int = 1) -> None:
+    """Add `by` (which may be negative) to one counter, creating it at 0 first."""
+    statement = insert_for_connection(connection, _COUNTS).values(
+        account=account, strategy=strategy, signal=signal, executed=executed, count=by
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["account", "strategy", "signal", "executed"],
+        set_={"count": _COUNTS.c["count"] + statement.excluded["count"]},
+    )
+    connection.execute(statement)
+
+
+def recount(connection: Connection) -> None:
+    """Rebuild every counter from the signals table (after a bulk load or a migration)."""
+    connection.execute(_COUNTS.delete())
+    grouped = select(
+        _SIGNALS.c.account, _SIGNALS.c.strategy, _SIGNALS.c.signal, _SIGNALS.c.executed, func.count()
+    ).group_by(_SIGNALS.c.account, _SIGNALS.c.strategy, _SIGNALS.c.signal, _SIGNALS.c.executed)
+    connection.execute(
+        insert(_COUNTS).from_select(["account", "strategy", "signal", "executed", "count"], grouped)
+    )

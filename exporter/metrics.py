@@ -1,0 +1,148 @@
+"""/metrics: the store's trading figures as Prometheus metrics, every series labelled with `account`.
+
+Why a custom collector: the figures live in the database, so each scrape reads them
+fresh (db.scoreboard: a handful of indexed queries, never a scan of the trades) instead
+of mirroring them in process state that could drift.  When the database cannot be
+read, the scrape still answers, with tradewatch_exporter_database_up 0 and no trading
+series (an old value presented as current would be worse than none).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.database import Database
+from db.scoreboard import AccountBoard, scoreboard
+
+log = logging.getLogger(__name__)
+
+
+class TradingCollector(Collector):
+    """Reads db.scoreboard on every collect() and turns it into metric families."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+        self._database = database
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        now = self._clock()
+        try:
+            boards = scoreboard(self._database, now.date())
+        except SQLAlchemyError as exc:
+            log.warning("scrape could not read the database: %s", _reason(exc))
+            boards = None
+        up = GaugeMetricFamily("tradewatch_exporter_database_up", "1 if the last scrape could read the database.")
+        up.add_metric([], 0.0 if boards is None else 1.0)
+        yield up
+        if boards is not None:
+            yield from trading_families(boards, now)
+        duration = GaugeMetricFamily(
+            "tradewatch_exporter_scrape_duration_seconds", "Time this scrape spent reading the database."
+        )
+        duration.add_metric([], time.perf_counter() - started)
+        yield duration
+
+
+def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metric]:
+    """The trading metric families for some account boards."""
+    profit = GaugeMetricFamily(
+        "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
+        labels=["account", "strategy", "symbol"],
+    )
+    closed = CounterMetricFamily(
+        "tradewatch_trades_closed", "Closed trades by result: win (net > 0), loss (< 0), breakeven (= 0).",
+        labels=["account", "strategy", "symbol", "result"],
+    )
+    win_ratio = GaugeMetricFamily(
+        "tradewatch_win_ratio", "Winners / closed trades, per strategy.", labels=["account", "strategy"]
+    )
+    profit_factor = GaugeMetricFamily(
+        "tradewatch_profit_factor", "Gross profit / gross loss of closed trades, per strategy (+Inf without losses).",
+        labels=["account", "strategy"],
+    )
+    drawdown = GaugeMetricFamily(
+        "tradewatch_drawdown_ratio", "Current drawdown of the closed-trade equity curve, relative to its peak.",
+        labels=["account"],
+    )
+    max_drawdown = GaugeMetricFamily(
+        "tradewatch_max_drawdown_ratio", "Deepest drawdown of the closed-trade equity curve, relative to its peak.",
+        labels=["account"],
+    )
+    daily = GaugeMetricFamily(
+        "tradewatch_daily_profit", "Net profit of the trades closed today (UTC).", labels=["account"]
+    )
+    equity = GaugeMetricFamily("tradewatch_snapshot_equity", "Equity of the newest account snapshot.", labels=["account"])
+    balance = GaugeMetricFamily(
+        "tradewatch_snapshot_balance", "Balance of the newest account snapshot.", labels=["account"]
+    )
+    margin = GaugeMetricFamily(
+        "tradewatch_snapshot_margin_level_ratio", "Margin level of the newest snapshot (1 = 100 %).", labels=["account"]
+    )
+    age = GaugeMetricFamily(
+        "tradewatch_snapshot_age_seconds", "Seconds since the newest account snapshot.", labels=["account"]
+    )
+    last_trade = GaugeMetricFamily(
+        "tradewatch_last_trade_timestamp_seconds", "Exit time of the newest closed trade (Unix seconds).",
+        labels=["account"],
+    )
+    open_trades = GaugeMetricFamily(
+        "tradewatch_open_trades", "Trades open in the store, per symbol.", labels=["account", "symbol"]
+    )
+    # A gauge despite the _total name (kept as agreed): a signal moves from executed="false" to
+    # "true" when acted upon, so the "false" series can go down, which a counter must never do.
+    signals = GaugeMetricFamily(
+        "tradewatch_signals_recorded_total",
+        "Strategy signals stored, by signal and whether they were executed (a gauge: see the source).",
+        labels=["account", "strategy", "signal", "executed"],
+    )
+    for board in boards:
+        account = board.account
+        for pair in board.pairs:
+            profit.add_metric([account, pair.strategy, pair.symbol], float(pair.profit))
+            for result, count in (("win", pair.winners), ("loss", pair.losers), ("breakeven", pair.breakevens)):
+                closed.add_metric([account, pair.strategy, pair.symbol, result], count)
+        for strategy in board.strategies:
+            win_ratio.add_metric([account, strategy.strategy], strategy.win_ratio)
+            factor = strategy.profit_factor
+            if factor is not None:
+                profit_factor.add_metric([account, strategy.strategy], factor)
+        if board.drawdown_ratio is not None:
+            drawdown.add_metric([account], board.drawdown_ratio)
+        if board.max_drawdown_ratio is not None:
+            max_drawdown.add_metric([account], board.max_drawdown_ratio)
+        daily.add_metric([account], float(board.daily_profit))
+        if board.last_trade_time is not None:
+            last_trade.add_metric([account], board.last_trade_time.timestamp())
+        snapshot = board.snapshot
+        if snapshot is not None:
+            equity.add_metric([account], float(snapshot.equity))
+            balance.add_metric([account], float(snapshot.balance))
+            if snapshot.margin_level is not None:
+                margin.add_metric([account], float(snapshot.margin_level) / 100)
+            age.add_metric([account], max(0.0, (now - snapshot.time).total_seconds()))
+        for symbol, count in sorted(board.open_trades.items()):
+            open_trades.add_metric([account, symbol], count)
+        for strategy_name, signal, executed, count in board.signals:
+            signals.add_metric([account, strategy_name, signal, "true" if executed else "false"], count)
+    yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, equity, balance, margin,
+                age, last_trade, open_trades, signals)
+
+
+def build_registry(database: Database, clock: Callable[[], datetime]) -> CollectorRegistry:
+    """A registry of its own (not the process-global one) holding only the trading collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TradingCollector(database, clock))
+    return registry
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]

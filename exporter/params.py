@@ -1,0 +1,121 @@
+"""Query parameters of the REST API, parsed into typed values or refused with a 400 naming them.
+
+Why strict: a typo such as `?form=2024-01-01` silently ignored would return all-time
+figures that look plausible.  Every endpoint lists the parameters it accepts; anything
+else, a repeated parameter or a malformed value is a BadParameter.  Values only ever
+become bound parameters of SQLAlchemy expressions, never SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from werkzeug.datastructures import MultiDict
+
+from db.browse import MAX_PAGE, Cursor
+from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SIGNALS, SYMBOL_LEN
+
+FORMATS = ("json", "csv")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class BadParameter(ValueError):
+    """A query parameter the API refuses: answered with 400 and {"error": ..., "parameter": name}."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class Params:
+    """The query string of one request, read only through the typed getters below."""
+
+    def __init__(self, args: MultiDict, allowed: set[str]) -> None:
+        allowed = allowed | {"format"}
+        for name in args:
+            if name not in allowed:
+                raise BadParameter(name, f"unknown parameter {name[:40]!r}; accepted: {', '.join(sorted(allowed))}")
+            if len(args.getlist(name)) > 1:
+                raise BadParameter(name, f"parameter {name!r} is given more than once")
+        self._args = args
+
+    def text(self, name: str, limit: int, required: bool = False) -> str | None:
+        value = self._args.get(name)
+        if value is None or value == "":
+            if required:
+                raise BadParameter(name, f"parameter {name!r} is required")
+            return None
+        if len(value) > limit or not value.isprintable() or value == "*":
+            raise BadParameter(name, f"parameter {name!r} must be a name of at most {limit} characters")
+        return value
+
+    def account(self) -> str:
+        return self.text("account", ACCOUNT_LEN, required=True)  # type: ignore[return-value]
+
+    def symbol(self) -> str | None:
+        return self.text("symbol", SYMBOL_LEN)
+
+    def strategy(self) -> str | None:
+        return self.text("strategy", NAME_LEN)
+
+    def day(self, name: str) -> date | None:
+        value = self._args.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            if not _DAY.fullmatch(value):
+                raise ValueError
+            return date.fromisoformat(value)
+        except ValueError:
+            raise BadParameter(name, f"parameter {name!r} must be a date as YYYY-MM-DD, got {value[:40]!r}") from None
+
+    def days(self) -> tuple[date | None, date | None]:
+        start, end = self.day("from"), self.day("to")
+        if start is not None and end is not None and start > end:
+            raise BadParameter("from", f"parameter 'from' ({start}) is after 'to' ({end})")
+        return start, end
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self._args.get(name)
+        if value is None or value == "":
+            return default
+        if value not in choices:
+            raise BadParameter(name, f"parameter {name!r} must be one of {', '.join(choices)}, got {value[:40]!r}")
+        return value
+
+    def flag(self, name: str) -> bool | None:
+        value = self.choice(name, ("true", "false"))
+        return None if value is None else value == "true"
+
+    def limit(self, default: int = 100) -> int:
+        value = self._args.get("limit")
+        if value is None or value == "":
+            return default
+        if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+            raise BadParameter("limit", f"parameter 'limit' must be an integer from 1 to {MAX_PAGE}, got {value[:40]!r}")
+        return int(value)
+
+    def cursor(self) -> Cursor | None:
+        value = self._args.get("cursor")
+        if value is None or value == "":
+            return None
+        try:
+            return Cursor.decode(value)
+        except (ValueError, OverflowError):
+            raise BadParameter("cursor", "parameter 'cursor' must be a next_cursor returned by this API") from None
+
+    def before_id(self) -> int | None:
+        value = self._args.get("cursor")
+        if value is None or value == "":
+            return None
+        if not value.isdigit() or len(value) > 18:
+            raise BadParameter("cursor", "parameter 'cursor' must be a next_cursor returned by this API")
+        return int(value)
+
+    def signal(self) -> str | None:
+        return self.choice("signal", SIGNALS)
+
+    def format(self) -> str:
+        return self.choice("format", FORMATS, default="json")  # type: ignore[return-value]
+
