@@ -2,20 +2,18 @@
 
 Why render instead of separate native configs: the stack must run the SAME routing, rules and
 scrape jobs as docker-compose.yml. Only addresses change (compose service names -> 127.0.0.1
-ports, via tests/monitoring_helpers.prometheus_config_with_targets and
+ports, via prometheus_config_with_targets and
 deploy/render_alertmanager.py --sink-url), plus the explicit `Timings` overrides below, which
 default to "as committed" and exist so the end-to-end test can run in minutes.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -24,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_RULES_DIR = REPO / "prometheus" / "rules"
 ALERTMANAGER_SOURCE = REPO / "alertmanager" / "alertmanager.yml"
 RENDER_ALERTMANAGER = REPO / "deploy" / "render_alertmanager.py"
-MONITORING_HELPERS = REPO / "tests" / "monitoring_helpers.py"
+PROMETHEUS_CONFIG = REPO / "prometheus" / "prometheus.yml"
 
 
 @dataclass(frozen=True)
@@ -48,22 +46,30 @@ class Timings:
         return bool(self.alert_for)
 
 
-def monitoring_helpers() -> ModuleType:
-    """tests/monitoring_helpers.py (the one place that knows how to repoint prometheus.yml)."""
-    module = sys.modules.get("monitoring_helpers")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("monitoring_helpers", MONITORING_HELPERS)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["monitoring_helpers"] = module
-        spec.loader.exec_module(module)
-    return module
+def prometheus_config_with_targets(targets: Mapping[str, Sequence[str]],
+                                   alertmanagers: Sequence[str] | None = None) -> dict[str, Any]:
+    """The committed prometheus.yml with the static targets of the named jobs replaced.
+
+    prometheus_config_with_targets({"bot": ["127.0.0.1:8000"], ...}, alertmanagers=["127.0.0.1:9093"]).
+    Unknown job names raise ValueError.
+    """
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    unknown = sorted(set(targets) - set(jobs))
+    if unknown:
+        raise ValueError(f"unknown scrape jobs {unknown}; known: {sorted(jobs)}")
+    for name, addresses in targets.items():
+        jobs[name]["static_configs"] = [{"targets": list(addresses)}]
+    if alertmanagers is not None:
+        for alerting in config.get("alerting", {}).get("alertmanagers", []):
+            alerting["static_configs"] = [{"targets": list(alertmanagers)}]
+    return config
 
 
 def prometheus_config(targets: Mapping[str, Sequence[str]], alertmanager: str, rules_dir: Path,
                       timings: Timings) -> dict[str, Any]:
     """prometheus.yml with loopback targets; jobs missing from `targets` (e.g. loki) are dropped."""
-    config = monitoring_helpers().prometheus_config_with_targets(targets, alertmanagers=[alertmanager])
+    config = prometheus_config_with_targets(targets, alertmanagers=[alertmanager])
     config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] in targets]
     config["rule_files"] = [str(rules_dir / "*.yml")]
     for key in ("scrape_interval", "evaluation_interval"):

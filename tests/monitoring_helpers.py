@@ -331,21 +331,5 @@ def logql_syntax_errors(queries: Sequence[Query]) -> list[str]:
 
 # --- configs for other places ----------------------------------------------------------------
 
-def prometheus_config_with_targets(targets: Mapping[str, Sequence[str]],
-                                   alertmanagers: Sequence[str] | None = None) -> dict[str, Any]:
-    """The committed prometheus.yml with the static targets of the named jobs replaced.
-
-    For the native stack: prometheus_config_with_targets({"bot": ["127.0.0.1:8000"], ...},
-    alertmanagers=["127.0.0.1:9093"]). Unknown job names raise ValueError.
-    """
-    config = load_yaml(PROMETHEUS_CONFIG)
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    unknown = sorted(set(targets) - set(jobs))
-    if unknown:
-        raise ValueError(f"unknown scrape jobs {unknown}; known: {sorted(jobs)}")
-    for name, addresses in targets.items():
-        jobs[name]["static_configs"] = [{"targets": list(addresses)}]
-    if alertmanagers is not None:
-        for alerting in config.get("alerting", {}).get("alertmanagers", []):
-            alerting["static_configs"] = [{"targets": list(alertmanagers)}]
-    return config
+# The native stack and these tests repoint prometheus.yml the same way: one implementation, in stack/.
+from stack.configs import prometheus_config_with_targets  # noqa: E402,F401
