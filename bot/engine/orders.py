@@ -115,6 +115,17 @@ class OrderSender:
                 created_at=decided_at or now,
             )
         )
+        # Logged before the send: if the process dies while the request is in flight, the log still
+        # holds the client order id that the broker's history will show.
+        log.info(
+            "order intent %s %s %s %s",
+            purpose,
+            side,
+            volume,
+            symbol,
+            extra={"client_order_id": client_order_id, "symbol": symbol, "strategy": strategy, "side": side,
+                   "volume": str(volume), "price": str(price), "purpose": purpose},
+        )
         request = OrderRequest(
             symbol=symbol,
             side=side,

@@ -34,9 +34,9 @@ from db.records import (
 from db.types import Money
 from db.vocabulary import OPEN_ORDER_STATUSES
 
-MAX_SETTLED_ORDERS = 5_000
-MAX_CLOSED_TRADES = 5_000
-MAX_DEALS_PER_ACCOUNT = 200_000
+MAX_SETTLED_ORDERS = 1_000
+MAX_CLOSED_TRADES = 1_000
+MAX_DEALS_PER_ACCOUNT = 20_000
 _TICK = timedelta(microseconds=1)
 
 
