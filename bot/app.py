@@ -33,8 +33,6 @@ from .telemetry.metrics import BotMetrics
 
 log = logging.getLogger("bot.app")
 
-SHUTDOWN_FLUSH_SECONDS = 5.0
-
 
 class Pacer:
     """Waits between cycles: wall-clock sleep scaled by speed, or a step of a stepped simulated clock."""
