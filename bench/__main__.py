@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(f"\n=== bench {name} ===\n")
         sys.stdout.flush()
         try:
-            module.main()
+            if module.main():  # a non-zero return: the benchmark's own checks failed
+                failed += 1
+                sys.stdout.write(f"bench {name} reported failure\n")
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
             failed += 1
             sys.stdout.write(f"bench {name} failed: {type(exc).__name__}: {exc}\n")

@@ -44,6 +44,7 @@ DEVIATION_POINTS = 20
 MAGIC = 20260101
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
+LONG_RUN_CYCLES = int(os.environ.get("BENCH_CHAOS_CYCLES", "10000"))
 
 
 def free_port() -> int:
@@ -120,6 +121,7 @@ class Bot:
         self.log_path = workdir / "bot.log"
         self.proc: subprocess.Popen | None = None
         self.exited_by_itself: list[int] = []
+        self._counted_to, self._cycles = 0, 0
 
     def start(self) -> None:
         with self.log_path.open("ab") as out:
@@ -152,7 +154,16 @@ class Bot:
         return out
 
     def cycles(self) -> int:
-        return self.log_path.read_text(errors="replace").count("\"cycle ")
+        """Cycles logged so far, over every run of the bot (reads only what was appended since last time)."""
+        if not self.log_path.exists():
+            return 0
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(self._counted_to)
+            chunk = log_file.read()
+        complete = chunk.rfind(b"\n") + 1
+        self._cycles += chunk[:complete].count(b'"message": "cycle ')
+        self._counted_to += complete
+        return self._cycles
 
 
 def _base_env() -> dict[str, str]:
@@ -205,8 +216,14 @@ def _stamp(record: dict) -> float:
 
 
 def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1, pg_every: int = 2,
-              bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5) -> ChaosResult:
-    """One chaos run; every child process is gone when it returns (or raises)."""
+              bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5,
+              min_cycles: int = 0) -> ChaosResult:
+    """One chaos run; every child process is gone when it returns (or raises).
+
+    With `min_cycles`, the rounds of faults are spread over that many bot cycles (round k starts
+    once the bot has logged k/rounds of them) and the run goes on until it has logged them all, so
+    the count does not depend on how fast the machine happens to be.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     result = ChaosResult()
     token = "chaos-" + uuid.uuid4().hex
@@ -233,6 +250,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
         bot.start()
         _wait_for(lambda: bot.cycles() >= 20, 60, "the bot's first cycles")
         for round_no in range(rounds):
+            _wait_for_cycles(bot, min_cycles * round_no // rounds)
             for _ in range(bridge_kills_per_round):
                 time.sleep(pause)
                 bot.check_alive()
@@ -244,13 +262,14 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
             time.sleep(pause)
             before = bridge.filled_count()
             bridge.control("fault_timeout_after_execute", count=1, delay=5.0)
-            if _wait_for(lambda before=before: bridge.filled_count() > before, 20, None):
+            if _wait_for(lambda before=before: bridge.filled_count() > before, 60, None):
                 time.sleep(0.3)
-                bridge.kill()
-                result.bridge_kills += 1
                 result.mid_order_kills += 1
-                time.sleep(0.5)
-                bridge.start()
+            # No order came in time (no signal): the terminal dies anyway, with the fault still armed.
+            bridge.kill()
+            result.bridge_kills += 1
+            time.sleep(0.5)
+            bridge.start()
             if pg_every and round_no % pg_every == 0:
                 time.sleep(pause)
                 pg.stop_server()
@@ -263,6 +282,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                 bot.kill()
                 result.bot_kills += 1
                 bot.start()
+        _wait_for_cycles(bot, min_cycles)
         time.sleep(settle_seconds)  # unknown outcomes need UNKNOWN_ORDER_GRACE of broker time
         bot.check_alive()
         result.shutdown_code = bot.stop()
@@ -288,6 +308,19 @@ def _wait_for(predicate, seconds: float, what: str | None) -> bool:
     if what is not None:
         raise RuntimeError(f"timed out waiting for {what}")
     return False
+
+
+def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> None:
+    """Block until the bot has logged `target` cycles in all; fail if it stops making progress."""
+    seen, progressed = bot.cycles(), time.monotonic()
+    while seen < target:
+        time.sleep(1.0)
+        bot.check_alive()
+        now = bot.cycles()
+        if now > seen:
+            seen, progressed = now, time.monotonic()
+        elif time.monotonic() - progressed > stall_seconds:
+            raise RuntimeError(f"the bot logged no cycle for {stall_seconds:.0f} s (at {seen} of {target})")
 
 
 def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_back_at: list[float]) -> None:
@@ -353,16 +386,19 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tradewatch-chaos-"))
     started = time.monotonic()
     result = run_chaos(workdir, rounds=10, bridge_kills_per_round=1, pg_every=2, bot_kill_every=5,
-                       # The cycles between faults run at the machine's pace: on a loaded 2-core machine a
-                       # cycle takes ~2.5x its nominal interval, so the pauses are sized for >= 10 000 there.
-                       settle_seconds=20.0, pause=10_000 * CYCLE_SECONDS / 10 / 4 * 3)
+                       settle_seconds=20.0, pause=3.0, min_cycles=LONG_RUN_CYCLES)
     figures = result.figures()
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     figures["workdir"] = str(workdir)
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    short = [f"{name} {got} < {wanted}" for name, got, wanted in (
+        ("cycles", result.cycles, LONG_RUN_CYCLES), ("bridge kills", result.bridge_kills, 20),
+        ("postgres restarts", result.pg_restarts, 5)) if got < wanted]
+    if short:
+        sys.stdout.write("the run fell short of its size: " + ", ".join(short) + "\n")
     bad = (result.lost_deal_rows or result.lost_trade_rows or result.duplicate_orders or result.sent_past_ttl
            or result.sent_past_deviation or result.unresolved or result.bot_exits_by_itself or result.shutdown_code)
-    return 1 if bad else 0
+    return 1 if bad or short else 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .telemetry.metrics import BotMetrics
 log = logging.getLogger("bot.instrumentation")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CycleFigures:
     """One cycle's figures, kept in the bounded in-memory window and rolled up per minute."""
 

@@ -34,9 +34,13 @@ from db.records import (
 from db.types import Money
 from db.vocabulary import OPEN_ORDER_STATUSES
 
-MAX_SETTLED_ORDERS = 1_000
-MAX_CLOSED_TRADES = 1_000
-MAX_DEALS_PER_ACCOUNT = 20_000
+# Settled orders and closed trades are read back only within a cycle or two of settling (the deal
+# that settles an order arrives in the next history sync; a close is re-checked once), and deal
+# tickets only when the books start: a few hundred rows cover any outage, and keep the bot's memory
+# flat over months (each mirrored row is about 1.5 KB).
+MAX_SETTLED_ORDERS = 256
+MAX_CLOSED_TRADES = 256
+MAX_DEALS_PER_ACCOUNT = 5_000
 _TICK = timedelta(microseconds=1)
 
 
