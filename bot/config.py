@@ -162,6 +162,8 @@ class Settings:
     sl_atr_multiple: Decimal = _setting("SL_ATR_MULTIPLE", "2.0", _decimal_between("0.1", "50"), doc="stop-loss distance in ATRs")
     tp_atr_multiple: Decimal = _setting("TP_ATR_MULTIPLE", "3.0", _decimal_between("0.1", "100"), doc="take-profit distance in ATRs")
     deviation_points: int = _setting("DEVIATION_POINTS", "20", _int_between(0, 10000), doc="max slippage in points")
+    requote_retries: int = _setting("REQUOTE_RETRIES", "2", _int_between(0, 10),
+                                    doc="requoted order (10004/10020/10021): resends at the fresh price, within TTL and deviation")
     magic: int = _setting("MAGIC", "20260101", _int_between(1, 2**31 - 1), doc="magic number of this bot's orders")
     history_days: int = _setting("HISTORY_DAYS", "7", _int_between(1, 3650), doc="deal history looked at on start")
     log_level: str = _setting("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), doc="DEBUG | INFO | WARNING | ERROR")

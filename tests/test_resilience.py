@@ -251,3 +251,47 @@ def test_a_failed_reconciliation_halts_trading_and_says_why(app, monkeypatch):
     monkeypatch.undo()
     report = engine.run_cycle()
     assert report.ok and app.readiness()[0]
+
+
+def test_a_requoted_order_is_resent_once_at_the_fresh_price(app):
+    app, sim = app
+    engine = app.engine
+    ask = engine.gateway.quote("EURUSD").ask
+    order = _order(engine.account_id, sim.now(), price=str(ask))
+    # Sent at a price 100 points off the market, the simulated broker requotes (deviation 20 points);
+    # the decision itself is fresh, so the sender resends at the current ask under the same id.
+    outcome = engine.flow.submit(order, ask - Decimal("0.00100"))
+    assert outcome.status == "filled" and outcome.fill_price == ask, outcome
+    assert _broker_orders_by_client_id(sim)[order.client_order_id] == 1
+    row = engine.repo.get_order(order.client_order_id)
+    assert row.status == "filled" and row.requested_price == ask
+
+
+def test_requotes_stop_after_the_retries_or_when_the_decision_went_stale(app):
+    app, sim = app
+    engine = app.engine
+    ask = engine.gateway.quote("EURUSD").ask
+    sim.fault_reject_next(3, mt5.TRADE_RETCODE_REQUOTE)  # REQUOTE_RETRIES=2: three tries, all requoted
+    gave_up = _order(engine.account_id, sim.now(), price=str(ask))
+    outcome = engine.flow.submit(gave_up, ask)
+    assert (outcome.status, outcome.retcode) == ("rejected", mt5.TRADE_RETCODE_REQUOTE)
+    assert sim._faults.reject_count == 0  # noqa: SLF001 - every retry reached the broker
+    assert engine.repo.get_order(gave_up.client_order_id).status == "rejected"
+
+    sim.clear_faults()
+    sim.fault_reject_next(1, mt5.TRADE_RETCODE_PRICE_CHANGED)
+    checks = []
+    fresh_then_moved = engine.flow.freshness
+
+    def judge(order):  # fresh at the first look, the price has run away by the requote
+        checks.append(order.client_order_id)
+        verdict = fresh_then_moved(order)
+        return verdict if len(checks) == 1 else verdict._replace(stale="deviation")
+
+    engine.flow.freshness = judge
+    moved = _order(engine.account_id, sim.now(), price=str(ask))
+    outcome = engine.flow.submit(moved, ask)
+    assert (outcome.status, outcome.retcode) == ("rejected", mt5.TRADE_RETCODE_PRICE_CHANGED)
+    assert len(checks) == 2
+    assert _broker_orders_by_client_id(sim)[gave_up.client_order_id] == 0
+    assert _broker_orders_by_client_id(sim)[moved.client_order_id] == 0

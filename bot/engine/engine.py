@@ -19,7 +19,7 @@ from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
-from ..resilience.order_flow import OrderFlow
+from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
@@ -122,7 +122,8 @@ class Engine:
             self.specs[name] = self.gateway.symbol(name)
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
-        self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic, self.settings.deviation_points)
+        self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
+                                  self.settings.deviation_points, requote_retries=self.settings.requote_retries)
         self.flow = OrderFlow(
             self.order_queue, self.sender, self.repo,
             can_send=lambda: self.supervisor.usable and self.gateway.connected,
@@ -373,15 +374,15 @@ class Engine:
 
         return self.flow.replay(now, judge, at_broker, on_sent=sent)
 
-    def _freshness(self, order: QueuedOrder) -> tuple[datetime, str | None]:
+    def _freshness(self, order: QueuedOrder) -> Freshness:
         """Right before a send: is the decision still inside its TTL and its price deviation?"""
         quote = self.gateway.quote(order.symbol)
-        if quote.time > order.expires_at:
-            return quote.time, "ttl"
         price = quote.ask if order.side == BUY else quote.bid
+        if quote.time > order.expires_at:
+            return Freshness(quote.time, "ttl", price)
         if abs(price - order.price) > order.max_deviation:
-            return quote.time, "deviation"
-        return quote.time, None
+            return Freshness(quote.time, "deviation", price)
+        return Freshness(quote.time, None, price)
 
     # -- helpers -----------------------------------------------------------------------------
 

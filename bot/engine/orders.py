@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from db import OrderIntent, OrderOutcome, Repository
+from mt5bridge import constants as mt5
 
 from ..gateway import (
     BrokerUnavailable,
@@ -30,6 +32,9 @@ log = logging.getLogger("bot.orders")
 
 _CLIENT_ID = re.compile(r"^(tw[0-9a-f]{10})\b")
 COMMENT_LIMIT = 31  # MT5 truncates order comments at 31 characters
+#: Rejections that say only "not at this price": nothing executed, the same order may go again.
+REQUOTE_RETCODES = frozenset({mt5.TRADE_RETCODE_REQUOTE, mt5.TRADE_RETCODE_PRICE_CHANGED,
+                              mt5.TRADE_RETCODE_PRICE_OFF})
 
 
 def new_client_order_id() -> str:
@@ -57,12 +62,14 @@ class SendOutcome:
 class OrderSender:
     """Sends market orders so that none is lost and none is sent twice."""
 
-    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, deviation: int):
+    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, deviation: int,
+                 requote_retries: int = 0):
         self.gateway = gateway
         self.repo = repo
         self.account = account
         self.magic = magic
         self.deviation = deviation
+        self.requote_retries = requote_retries
 
     def send(
         self,
@@ -82,6 +89,7 @@ class OrderSender:
         client_order_id: str | None = None,
         decided_price: Decimal | None = None,
         decided_at: datetime | None = None,
+        reprice: Callable[[], Decimal | None] | None = None,
     ) -> SendOutcome:
         """Record the intent, send once at `price`, record the outcome.
 
@@ -89,6 +97,10 @@ class OrderSender:
         (`decided_price`, `decided_at`), so repeating the intent after a crash is a no-op.
         Status "not_sent" means nothing left the process (no outcome is recorded: the caller
         keeps the order queued and later sends or expires it under the same id).
+
+        A requote (10004/10020/10021) means the broker did not execute the request: `reprice()`
+        gives the price to resend at under the same client order id (None: the decision no longer
+        holds), up to `requote_retries` times; then the rejection is the outcome.
         """
         client_order_id = client_order_id or new_client_order_id()
         comment = order_comment(client_order_id, strategy)
@@ -142,8 +154,23 @@ class OrderSender:
         fill_price: Decimal | None = None
         broker_order = broker_deal = None
         fill_volume = None
+        requotes = 0
         try:
-            result = self.gateway.order_send(request)
+            while True:
+                try:
+                    result = self.gateway.order_send(request)
+                except OrderRejected as exc:
+                    fresh = (reprice() if exc.retcode in REQUOTE_RETCODES and requotes < self.requote_retries
+                             and reprice is not None else None)
+                    if fresh is None:
+                        raise
+                    requotes += 1
+                    log.info("order %s requoted (%s): resending at %s", client_order_id, exc.retcode, fresh,
+                             extra={"client_order_id": client_order_id, "symbol": symbol, "retcode": exc.retcode,
+                                    "price": str(fresh), "attempt": requotes + 1})
+                    request = replace(request, price=fresh)
+                    continue
+                break
             status, retcode, message = "filled", result.retcode, result.comment or "done"
             fill_price, fill_volume = result.price, result.volume
             broker_order, broker_deal = result.order, result.deal

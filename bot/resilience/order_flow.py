@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from db import OrderIntent, OrderOutcome, Repository
 from mt5bridge import constants as mt5
@@ -30,6 +31,14 @@ _PATH_FAILURE_RETCODES = frozenset({
     mt5.TRADE_RETCODE_TRADE_DISABLED, mt5.TRADE_RETCODE_SERVER_DISABLES_AT, mt5.TRADE_RETCODE_CONNECTION,
     mt5.TRADE_RETCODE_TIMEOUT,
 })
+
+
+class Freshness(NamedTuple):
+    """Whether a decided order may still go: broker time now, why it is stale (None: fresh), the price now."""
+
+    now: datetime
+    stale: str | None
+    price: Decimal
 
 
 class OrderFlow:
@@ -50,12 +59,12 @@ class OrderFlow:
         breaker=None,
         on_replayed: Callable[[], None] | None = None,
         on_expired: Callable[[str], None] | None = None,
-        freshness: Callable[[QueuedOrder], tuple[datetime, str | None]] | None = None,
+        freshness: Callable[[QueuedOrder], Freshness] | None = None,
     ):
         self.queue = queue
-        # Asked right before every send: (broker time now, why the order is stale or None). A
-        # decision can age between the intent and the send (a slow store write, a long replay
-        # loop, an accelerated clock): TTL and deviation are judged again at the last moment.
+        # Asked right before every send and again before resending a requoted order: a decision
+        # can age between the intent and the send (a slow store write, a long replay loop, an
+        # accelerated clock), so TTL and deviation are judged again at the last moment.
         self.freshness = freshness
         self.sender = sender
         self.repo = repo
@@ -93,7 +102,7 @@ class OrderFlow:
             return queued
         if self.freshness is not None:
             try:
-                now, stale = self.freshness(order)
+                now, stale, _ = self.freshness(order)
             except GatewayError:
                 return queued  # cannot tell: keep it queued, the replay judges it later
             if stale is not None:
@@ -110,6 +119,7 @@ class OrderFlow:
             symbol=order.symbol, strategy=order.strategy, side=order.side, purpose=order.purpose,
             volume=order.volume, price=price, sl=order.sl, tp=order.tp, position_ticket=order.position_ticket,
             client_order_id=order.client_order_id, decided_price=order.price, decided_at=order.decided_at,
+            reprice=None if self.freshness is None else lambda: self._price_if_fresh(order),
         )
         if outcome.status == "not_sent":
             self.queue.release(order.client_order_id)  # nothing left the process: it may go later
@@ -120,6 +130,21 @@ class OrderFlow:
                              or (outcome.status == "rejected" and outcome.retcode not in _PATH_FAILURE_RETCODES
                                  and outcome.retcode is not None))
         return outcome
+
+    def _price_if_fresh(self, order: QueuedOrder) -> Decimal | None:
+        """The price to resend a requoted order at, or None when the decision no longer holds."""
+        try:
+            _, stale, price = self.freshness(order)
+        except GatewayError as exc:
+            log.info("requoted order %s not resent: no quote (%s)", order.client_order_id, exc,
+                     extra={"client_order_id": order.client_order_id})
+            return None
+        if stale is not None:
+            log.info("requoted order %s not resent: %s", order.client_order_id,
+                     "older than its TTL" if stale == "ttl" else "price moved past its deviation",
+                     extra={"client_order_id": order.client_order_id, "reason": stale})
+            return None
+        return price
 
     def _breaker_result(self, ok: bool) -> None:
         if self.breaker is None:
