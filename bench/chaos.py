@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throwaway Postgres helper lives w
 from pgcluster import PgCluster  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from mt5bridge import constants as mt5  # noqa: E402
+
 log = logging.getLogger("bench.chaos")
 
 SEED = 4242
@@ -42,6 +44,7 @@ ORDER_TTL_SECONDS = 1800  # broker seconds (3 wall seconds)
 MAX_DEVIATION_POINTS = 300
 DEVIATION_POINTS = 20
 MAGIC = 20260101
+ORDER_BREAKER_FAILURES = 5
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 LONG_RUN_CYCLES = int(os.environ.get("BENCH_CHAOS_CYCLES", "10000"))
@@ -217,12 +220,14 @@ def _stamp(record: dict) -> float:
 
 def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1, pg_every: int = 2,
               bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5,
-              min_cycles: int = 0) -> ChaosResult:
+              min_cycles: int = 0, trip_order_breaker: bool = False) -> ChaosResult:
     """One chaos run; every child process is gone when it returns (or raises).
 
     With `min_cycles`, the rounds of faults are spread over that many bot cycles (round k starts
     once the bot has logged k/rounds of them) and the run goes on until it has logged them all, so
-    the count does not depend on how fast the machine happens to be.
+    the count does not depend on how fast the machine happens to be. With `trip_order_breaker`,
+    each round also makes the terminal answer "no connection" (10031) to enough orders to open the
+    order circuit, so orders decided meanwhile wait in the queue and are replayed or expired.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     result = ChaosResult()
@@ -243,7 +248,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                "ORDER_TTL_SECONDS": str(ORDER_TTL_SECONDS), "ORDER_MAX_DEVIATION_POINTS": str(MAX_DEVIATION_POINTS),
                "DEVIATION_POINTS": str(DEVIATION_POINTS), "MAGIC": str(MAGIC),
                "RECONNECT_INITIAL_SECONDS": "0.1", "RECONNECT_MAX_SECONDS": "1",
-               "ORDER_BREAKER_FAILURES": "5", "ORDER_BREAKER_RESET_SECONDS": "2",
+               "ORDER_BREAKER_FAILURES": str(ORDER_BREAKER_FAILURES), "ORDER_BREAKER_RESET_SECONDS": "2",
                "DB_BREAKER_FAILURES": "2", "DB_BREAKER_RESET_SECONDS": "1",
                "ORDER_QUEUE_PATH": str(workdir / "order_queue.db"), "STORE_SPOOL_PATH": str(workdir / "spool.db")}
         bot = Bot(workdir, env)
@@ -270,6 +275,9 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
             result.bridge_kills += 1
             time.sleep(0.5)
             bridge.start()
+            if trip_order_breaker:
+                time.sleep(pause)
+                bridge.control("fault_reject_next", count=ORDER_BREAKER_FAILURES, retcode=mt5.TRADE_RETCODE_CONNECTION)
             if pg_every and round_no % pg_every == 0:
                 time.sleep(pause)
                 pg.stop_server()
@@ -386,7 +394,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tradewatch-chaos-"))
     started = time.monotonic()
     result = run_chaos(workdir, rounds=10, bridge_kills_per_round=1, pg_every=2, bot_kill_every=5,
-                       settle_seconds=20.0, pause=3.0, min_cycles=LONG_RUN_CYCLES)
+                       settle_seconds=20.0, pause=3.0, min_cycles=LONG_RUN_CYCLES, trip_order_breaker=True)
     figures = result.figures()
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     figures["workdir"] = str(workdir)

@@ -18,7 +18,7 @@ from bench.chaos import run_chaos  # noqa: E402
 @pytest.mark.timeout(240)
 def test_chaos_loses_nothing_and_sends_nothing_twice(tmp_path):
     result = run_chaos(tmp_path, rounds=3, bridge_kills_per_round=1, pg_every=2, bot_kill_every=2,
-                       settle_seconds=12.0, pause=1.5)
+                       settle_seconds=12.0, pause=1.5, trip_order_breaker=True)
     figures = result.figures()
     assert result.bridge_kills == 6 and result.mid_order_kills == 3, figures
     assert result.pg_restarts == 2 and result.bot_kills == 1, figures

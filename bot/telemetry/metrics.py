@@ -134,8 +134,17 @@ class BotMetrics:
         self.build_info.labels(self.account, version or _package_version()).set(1)
 
         self._lock = threading.Lock()
+        # Labelled children the loop touches every cycle, bound once: labels() validates and locks
+        # on each call, which adds up at thousands of cycles a second.
         self._broker_children: dict[str, Any] = {}
-        self._position_symbols: set[str] = set()
+        self._signal_children: dict[tuple[str, str, str], Any] = {}
+        self._position_children: dict[str, Any] = {}
+        self._cycle_duration = self.cycle_duration.labels(self.account)
+        self._last_cycle = self.last_cycle_timestamp.labels(self.account)
+        self._cycles = self.cycles.labels(self.account)
+        self._balance = self.account_balance.labels(self.account)
+        self._equity = self.account_equity.labels(self.account)
+        self._margin_level = self.account_margin_level.labels(self.account)
         self._circuit_states: dict[str, str] = {}
 
     # -- cycle ---------------------------------------------------------------------------
@@ -144,9 +153,9 @@ class BotMetrics:
         """Record one finished cycle: its duration, its end time, and the count."""
         duration = _number("cycle duration", duration_s)
         finished = _number("cycle finish time", finished_at_epoch)
-        self.cycle_duration.labels(self.account).observe(duration)
-        self.last_cycle_timestamp.labels(self.account).set(finished)
-        self.cycles.labels(self.account).inc()
+        self._cycle_duration.observe(duration)
+        self._last_cycle.set(finished)
+        self._cycles.inc()
 
     # -- broker --------------------------------------------------------------------------
 
@@ -178,8 +187,13 @@ class BotMetrics:
     # -- trading -------------------------------------------------------------------------
 
     def count_signal(self, symbol: str, strategy: str, signal: str) -> None:
-        self.signals.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
-                            _label("signal", signal)).inc()
+        key = (symbol, strategy, signal)
+        child = self._signal_children.get(key)
+        if child is None:
+            child = self.signals.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
+                                        _label("signal", signal))
+            self._signal_children[key] = child
+        child.inc()
 
     def count_order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
         self.orders.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
@@ -190,9 +204,10 @@ class BotMetrics:
         values = {_label("symbol", symbol): int(_number(f"position count for {symbol}", n))
                   for symbol, n in counts.items()}
         with self._lock:
-            self._position_symbols |= values.keys()
-            for symbol in self._position_symbols:
-                self.open_positions.labels(self.account, symbol).set(values.get(symbol, 0))
+            for symbol in values.keys() - self._position_children.keys():
+                self._position_children[symbol] = self.open_positions.labels(self.account, symbol)
+            for symbol, child in self._position_children.items():
+                child.set(values.get(symbol, 0))
 
     def set_account(self, balance: float | Decimal, equity: float | Decimal,
                     margin_level_percent: float | Decimal | None) -> None:
@@ -208,9 +223,9 @@ class BotMetrics:
         else:
             percent = _number("margin level", margin_level_percent)
             ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
-        self.account_balance.labels(self.account).set(balance_f)
-        self.account_equity.labels(self.account).set(equity_f)
-        self.account_margin_level.labels(self.account).set(ratio)
+        self._balance.set(balance_f)
+        self._equity.set(equity_f)
+        self._margin_level.set(ratio)
 
     # -- plumbing health -----------------------------------------------------------------
 
