@@ -12,6 +12,7 @@ connections = 1 503 threads inside the trading process).
 - ``channel_timeout``: a connection with no byte received or sent for this long is closed
   (idle keep-alives and stalled half-sent requests), checked every ``cleanup_interval``.
 - Header and body size limits: the bot takes only GETs; the exporter's sink takes 1 MiB.
+  (waitress answers its own refusals, 431 and 413, in plain text.)
 - ``asyncore_use_poll``: select() cannot watch more than 1 024 descriptors.
 The soft RLIMIT_NOFILE is raised (within the hard limit) so the connection limit is
 reachable; if the hard limit is too low the connection limit is lowered, and said once.
@@ -63,8 +64,9 @@ class ServerLimits:
 
 #: The bot's telemetry server: GET only, tiny requests.
 TELEMETRY_LIMITS = ServerLimits(threads=4, max_request_header_size=8 * 1024, max_request_body_size=1024)
-#: The exporter: the alert sink's webhook bodies are at most 1 MiB (exporter.app.MAX_BODY_BYTES).
-EXPORTER_LIMITS = ServerLimits(threads=4)
+#: The exporter: the app refuses bodies over 1 MiB with a JSON 413 (exporter.app.MAX_BODY_BYTES); waitress'
+#: own, plain-text 413 only stops bodies beyond 8 MiB before they are buffered.
+EXPORTER_LIMITS = ServerLimits(threads=4, max_request_body_size=8 << 20)
 
 
 def fit_descriptor_limit(limits: ServerLimits) -> ServerLimits:
