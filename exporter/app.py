@@ -133,7 +133,7 @@ def schema_revision(database: Database) -> str | None:
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(BadParameter)
     def bad_parameter(exc: BadParameter) -> Response:
-        return json_response({"error": str(exc), "parameter": exc.parameter}, status=400)
+        return json_response({"error": str(exc), "parameter": exc.parameter[:64]}, status=400)
 
     @app.errorhandler(BadPayload)
     def bad_payload(exc: BadPayload) -> Response:
