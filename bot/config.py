@@ -241,6 +241,12 @@ class Settings:
             password = urlsplit(self.database_url).password
             if password:
                 found.append(password)
+        from db.url import file_password  # the password of $DATABASE_PASSWORD_FILE (compose secret)
+
+        try:
+            found.extend(filter(None, [file_password()]))
+        except ValueError:
+            pass  # an unreadable file is reported when the store opens
         return found
 
     def describe(self) -> dict[str, object]:
