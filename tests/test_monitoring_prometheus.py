@@ -18,6 +18,7 @@ EXPECTED_ALERTS = {
     "DrawdownHigh", "DailyLossLimit", "MarginLevelLow", "AccountSnapshotStale", "ExporterDown",
     "LogRecordsDropped", "MemoryGrowing",
 }
+EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issue 13: rules/security.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 
 
