@@ -163,3 +163,29 @@ def test_error_answers_never_echo_the_token(database):
         assert 400 <= response.status_code < 500
         text = json.dumps(response.get_json())
         assert SINK not in text and API not in text
+
+
+def test_the_database_password_can_come_from_a_file(postgres_url, tmp_path, monkeypatch):
+    """compose gives the exporter DATABASE_URL without a password and DATABASE_PASSWORD_FILE."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from db.database import Database
+
+    url = make_url(postgres_url)
+    path = tmp_path / "exporter_db_password"
+    path.write_text(url.password + "\n", encoding="utf-8")
+    bare = url._replace(password=None).render_as_string(hide_password=False)
+    assert "@" in bare and url.password not in bare, bare
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(path))
+    settings = ExporterSettings.from_env({"DATABASE_URL": bare})
+    assert settings.database_url.password == url.password and url.password in settings.secrets
+    database = Database(settings.database_url)
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("select 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="DATABASE_PASSWORD_FILE: cannot read"):
+        ExporterSettings.from_env({"DATABASE_URL": bare})
