@@ -111,23 +111,26 @@ def test_the_bot_keeps_serving_and_trading_under_a_connection_flood(running_bot,
     try:
         wait_for(lambda: channels(server) >= FLOOD, what=f"{FLOOD} connections accepted")
         held_count = channels(server)
+        flood_rate = cycle_rate(app, 1.5)  # the connections held, as an attacker leaves them
         started = time.monotonic()
         cycles_before = app.engine.cycles
-        latencies = probe_latencies(port)
+        latencies = probe_latencies(port)  # back to back: far more than Prometheus and a prober send
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert metrics.status == 200 and b"tradewatch_" in metrics.read()
-        flood_rate = (app.engine.cycles - cycles_before) / (time.monotonic() - started)
+        probing_rate = (app.engine.cycles - cycles_before) / (time.monotonic() - started)
         threads_during = threading.active_count()
     finally:
         for sock in held:
             sock.close()
     report(capsys, f"\nbot telemetry flood: {held_count} connections held; /healthz p95 {p95(latencies) * 1000:.1f} ms "
           f"under flood ({baseline_latency * 1000:.1f} ms before); threads {threads_before} -> {threads_during}; "
-          f"cycles/s {baseline_rate:.1f} -> {flood_rate:.1f}")
+          f"cycles/s {baseline_rate:.1f} before, {flood_rate:.1f} with the flood held, "
+          f"{probing_rate:.1f} while probing back to back")
     assert held_count >= FLOOD
     assert p95(latencies) < 1.0
     assert threads_during <= threads_before + 1  # no thread per connection (one slack: a DB or log worker)
-    assert flood_rate >= 0.5 * baseline_rate
+    assert flood_rate >= 0.6 * baseline_rate  # the pace is set by the pacer (20/s): held connections cost no CPU
+    assert probing_rate > 0  # the loop kept cycling while /healthz was hammered
     wait_for(lambda: channels(server) < 10, what="closed flood connections to be released")
 
 
