@@ -145,13 +145,13 @@ def test_only_grafana_publishes_a_port_and_on_loopback_by_default(compose):
 
 # Who may reach whom (issue 13): each server only from the services that need it.
 NETWORKS = {
-    "postgres": ["db"], "migrate": ["db"], "mt5": ["broker"],
+    "postgres": ["db", "grafana-db"], "migrate": ["db"], "mt5": ["broker"],
     "bot": ["db", "broker", "wine-broker", "monitoring", "bot-egress"], "exporter": ["db", "monitoring"],
     "alertmanager": ["monitoring", "alertmanager-egress"], "prometheus": ["monitoring", "dashboards"],
-    "loki": ["monitoring", "dashboards"], "grafana": ["db", "dashboards", "grafana-public"],
+    "loki": ["monitoring", "dashboards"], "grafana": ["grafana-db", "dashboards", "grafana-public"],
     "mt5-wine": ["wine-broker", "wine-egress"],
 }
-INTERNAL = {"db", "broker", "wine-broker", "monitoring", "dashboards"}
+INTERNAL = {"db", "grafana-db", "broker", "wine-broker", "monitoring", "dashboards"}
 
 
 def reachable(compose: dict, client: str) -> set[str]:
@@ -181,7 +181,9 @@ def test_servers_are_reachable_only_from_their_clients(compose, server, clients)
     for outsider in ("mt5", "mt5-wine", "postgres", "migrate"):
         if server in ("alertmanager", "loki", "prometheus"):
             assert server not in reachable(compose, outsider), f"{outsider} reaches {server}"
-    assert "alertmanager" not in reachable(compose, "grafana")  # the published service cannot silence alerts
+    # The published service reaches only what it displays: not Alertmanager (silences), bot, exporter.
+    assert reachable(compose, "grafana") == {"postgres", "prometheus", "loki"}
+    assert reachable(compose, "mt5-wine") == {"bot"} and reachable(compose, "mt5") == {"bot"}
 
 
 def test_prometheus_has_no_lifecycle_api(compose, tmp_path):
