@@ -168,7 +168,7 @@ class Settings:
     history_days: int = _setting("HISTORY_DAYS", "7", _int_between(1, 3650), doc="deal history looked at on start")
     log_level: str = _setting("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), doc="DEBUG | INFO | WARNING | ERROR")
     metrics_port: int = _setting("METRICS_PORT", "8000", _int_between(0, 65535), doc="port of /metrics /healthz /readyz /status (0: any)")
-    metrics_host: str = _setting("METRICS_HOST", "0.0.0.0", _text, doc="bind address of the telemetry server")
+    metrics_host: str = _setting("METRICS_HOST", "127.0.0.1", _text, doc="bind address of the telemetry server (compose: 0.0.0.0 on its network)")
     loki_url: str | None = _setting("LOKI_URL", "", _url, doc="Loki base URL; empty: no Loki push")
     alertmanager_url: str | None = _setting("ALERTMANAGER_URL", "", _url, doc="Alertmanager base URL; empty: no direct alerts")
     terminal_alert_seconds: float = _setting("TERMINAL_ALERT_SECONDS", "60", _float_between(1, 86400),
@@ -241,6 +241,12 @@ class Settings:
             password = urlsplit(self.database_url).password
             if password:
                 found.append(password)
+        from db.url import file_password  # the password of $DATABASE_PASSWORD_FILE (compose secret)
+
+        try:
+            found.extend(filter(None, [file_password()]))
+        except ValueError:
+            pass  # an unreadable file is reported when the store opens
         return found
 
     def describe(self) -> dict[str, object]:

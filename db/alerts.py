@@ -2,9 +2,15 @@
 
 Why (fingerprint, starts_at) is the key: Alertmanager's fingerprint names an alert's
 label set, and each time it starts firing again it has a new startsAt.  So one row is
-one episode: a repeated delivery rewrites the same row, a resolve updates it, and a
-firing delivery that arrives after the resolve of the same episode (a late retry) is
-ignored instead of reopening it.  Grafana's Alerts dashboard reads this table.
+one episode: a repeated delivery rewrites the same row, and Alertmanager is the source of
+truth for its state:
+- a firing delivery always applies, and re-opens an episode stored as resolved (after a
+  wrong resolve, Alertmanager's next notification of the still-firing alert undoes it;
+  Alertmanager sends one group's notifications in order, so this is not a stale retry);
+- a resolve applies only when it is newer than the stored state: its endsAt is not before
+  the episode's startsAt, nor before the endsAt of a resolve already stored.
+The sink accepts deliveries only with its token (exporter.app).  Grafana's Alerts
+dashboard reads this table.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import or_, select
 
 from db.database import Database
 from db.models import ALERT_STATUSES, AlertModel
@@ -101,10 +107,19 @@ def store_alerts(database: Database, alerts: list[AlertRecord], received_at: dat
                     name: new[name]
                     for name in ("status", "alertname", "severity", "labels", "annotations", "ends_at", "received_at")
                 },
-                # A late 'firing' retry must not reopen an episode already resolved.
-                where=~and_(_TABLE.c.status == "resolved", new.status == "firing"),
+                where=or_(
+                    new.status == "firing",  # firing re-opens
+                    _newer_resolve(new),
+                ),
             )
             session.execute(statement)
+
+
+def _newer_resolve(new):
+    """A resolve newer than the stored state: ends no earlier than the episode started or was last resolved."""
+    return (new.ends_at >= _TABLE.c.starts_at) & (
+        (_TABLE.c.status == "firing") | _TABLE.c.ends_at.is_(None) | (new.ends_at >= _TABLE.c.ends_at)
+    )
 
 
 def list_alerts(

@@ -3,14 +3,20 @@
 SQLite at `data/tradewatch.db` (relative to the working directory) unless
 `DATABASE_URL` says otherwise; `postgresql://` and `postgres://` URLs are
 pinned to psycopg2, the driver we ship (SQLAlchemy 2.1 would pick psycopg 3).
+
+A PostgreSQL URL without a password takes it from the file named by
+$DATABASE_PASSWORD_FILE (a compose secret): the password then lives in a file readable by
+the service, not in an environment variable for the container's whole life.
 """
 
 import os
+from collections.abc import Mapping
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_URL = "sqlite:///data/tradewatch.db"
+PASSWORD_FILE_VARIABLE = "DATABASE_PASSWORD_FILE"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 _SECRET_QUERY_KEYS = {"password", "sslpassword"}
 
@@ -41,4 +47,23 @@ def resolve_url(url: str | URL | None = None) -> URL:
         raise ValueError(
             f"unsupported database backend {backend!r} in {redact_url(parsed)}: use sqlite or postgresql"
         )
+    if backend == "postgresql" and parsed.password is None:
+        password = file_password()
+        if password is not None:
+            parsed = parsed.set(password=password)
     return parsed
+
+
+def file_password(environ: Mapping[str, str] | None = None) -> str | None:
+    """The password in $DATABASE_PASSWORD_FILE (trailing newline stripped), None when it is not set."""
+    path = (os.environ if environ is None else environ).get(PASSWORD_FILE_VARIABLE, "").strip()
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            password = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{PASSWORD_FILE_VARIABLE}: cannot read {path!r} ({exc.__class__.__name__})") from None
+    if not password:
+        raise ValueError(f"{PASSWORD_FILE_VARIABLE}: {path!r} is empty")
+    return password

@@ -9,7 +9,10 @@ only Alertmanager reads; the committed file stays a complete config that `amtool
 
 Why parse-and-append instead of a template: routing, grouping and inhibition stay exactly as
 written in the committed file (edit them there); this script only appends channel configs to
-the receivers named in NOTIFY_SEVERITIES and can repoint the always-on sink (ALERT_SINK_URL).
+the receivers named in NOTIFY_SEVERITIES and can repoint the always-on sink (ALERT_SINK_URL)
+and the file its bearer token is read from (ALERT_SINK_TOKEN_FILE; the exporter refuses
+writes without it, and Alertmanager reads `http_config.authorization.credentials_file` itself,
+so the token never enters the rendered file).
 
 Variables (all optional; a channel is on when its first variable is set):
   TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID
@@ -18,6 +21,7 @@ Variables (all optional; a channel is on when its first variable is set):
   SMTP_PASSWORD, SMTP_REQUIRE_TLS (default true)
   NOTIFY_SEVERITIES (default "critical,warning"): receivers that get the channels
   ALERT_SINK_URL: where the exporter's alert sink is (default: as committed)
+  ALERT_SINK_TOKEN_FILE: the sink token's file (default: as committed, the compose secret)
 
 Uses only the standard library and PyYAML, so it runs in the tradewatch image and on a host.
 Secret values are never logged; errors are one line naming the variable.
@@ -40,6 +44,7 @@ import yaml
 log = logging.getLogger("render_alertmanager")
 
 COMMITTED_SINK_URL = "http://exporter:9108/api/v1/alerts"
+COMMITTED_SINK_TOKEN_FILE = "/run/secrets/exporter_sink_token"
 SEVERITIES = ("critical", "warning", "info")
 DEFAULT_NOTIFY_SEVERITIES = "critical,warning"
 
@@ -155,10 +160,12 @@ def channels(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return {key: config for key, config in found.items() if config is not None}
 
 
-def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None = None) -> dict[str, Any]:
+def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None = None,
+           sink_token_file: str | None = None) -> dict[str, Any]:
     """The final config: `base` with the channels appended to the NOTIFY_SEVERITIES receivers.
 
-    `base` is not modified. `sink_url` replaces the committed sink URL in every webhook.
+    `base` is not modified. `sink_url` replaces the committed sink URL in every webhook, and
+    `sink_token_file` the file the sink's bearer token is read from.
     """
     config = yaml.safe_load(yaml.safe_dump(dict(base), sort_keys=False))  # a deep copy without shared YAML aliases
     receivers = {r.get("name"): r for r in config.get("receivers") or []}
@@ -170,13 +177,19 @@ def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None
                 raise RenderError(f"NOTIFY_SEVERITIES names {severity!r} but alertmanager.yml has no such receiver")
             for key, channel in enabled.items():
                 receiver.setdefault(key, []).append(dict(channel))
-    if sink_url:
-        if not sink_url.startswith(("http://", "https://")):
-            raise RenderError("ALERT_SINK_URL must be an http:// or https:// URL")
-        for receiver in receivers.values():
-            for webhook in receiver.get("webhook_configs") or []:
-                if webhook.get("url") == COMMITTED_SINK_URL:
-                    webhook["url"] = sink_url
+    if sink_url and not sink_url.startswith(("http://", "https://")):
+        raise RenderError("ALERT_SINK_URL must be an http:// or https:// URL")
+    if sink_token_file is not None and not Path(sink_token_file).is_absolute():
+        raise RenderError("ALERT_SINK_TOKEN_FILE must be an absolute path")
+    for receiver in receivers.values():
+        for webhook in receiver.get("webhook_configs") or []:
+            if webhook.get("url") != COMMITTED_SINK_URL:
+                continue
+            if sink_url:
+                webhook["url"] = sink_url
+            if sink_token_file:
+                authorization = webhook.setdefault("http_config", {}).setdefault("authorization", {})
+                authorization.update(type="Bearer", credentials_file=sink_token_file)
     return config
 
 
@@ -218,6 +231,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     parser.add_argument("--source", type=Path, required=True, help="committed alertmanager.yml")
     parser.add_argument("--output", type=Path, required=True, help="file Alertmanager reads")
     parser.add_argument("--sink-url", default=None, help="alert sink URL (default: $ALERT_SINK_URL or as committed)")
+    parser.add_argument("--sink-token-file", default=None,
+                        help="file of the sink's bearer token (default: $ALERT_SINK_TOKEN_FILE or as committed)")
     parser.add_argument("--mode", type=lambda s: int(s, 8), default=0o600, help="octal file mode (default 0600)")
     parser.add_argument("--owner", type=_owner, default=None, help="UID:GID to own the output")
     args = parser.parse_args(argv)
@@ -227,7 +242,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         base = yaml.safe_load(args.source.read_text(encoding="utf-8"))
         if not isinstance(base, dict):
             raise RenderError(f"{args.source} is not a YAML mapping")
-        config = render(base, env, args.sink_url or _get(env, "ALERT_SINK_URL") or None)
+        config = render(base, env, args.sink_url or _get(env, "ALERT_SINK_URL") or None,
+                        args.sink_token_file or _get(env, "ALERT_SINK_TOKEN_FILE") or None)
         write_private(args.output, dump(config), args.mode, args.owner)
     except (RenderError, OSError, yaml.YAMLError) as exc:
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -4,12 +4,17 @@ Why strict: a typo such as `?form=2024-01-01` silently ignored would return all-
 figures that look plausible.  Every endpoint lists the parameters it accepts; anything
 else, a repeated parameter or a malformed value is a BadParameter.  Values only ever
 become bound parameters of SQLAlchemy expressions, never SQL text.
+
+Why ASCII patterns instead of str.isdigit(): "²" is a digit to Python but not to int();
+and every number is range-checked here, before it can overflow a date (to=9999-12-31 + 1
+day), a 64-bit SQLite integer or a PostgreSQL bigint.  Text never holds NUL or other
+control characters (PostgreSQL refuses NUL; str.isprintable() refuses all of them).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from werkzeug.datastructures import MultiDict
 
@@ -18,6 +23,14 @@ from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SIGNALS, SYMBOL_LEN
 
 FORMATS = ("json", "csv")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT = re.compile(r"[0-9]{1,18}")  # ASCII digits, below 2**63 (SQLite's and PostgreSQL's bigint)
+_CURSOR = re.compile(r"-?[0-9]{1,18}\.[0-9]{1,18}")
+# Days the API accepts: wide enough for any trading history, narrow enough that a day +/- 1
+# (the analytics' half-open ranges) stays a valid date and timestamp on every backend.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+# Cursor times (microseconds since the epoch) inside the same range.
+_CURSOR_MICROS = ((FIRST_DAY - date(1970, 1, 1)) // timedelta(microseconds=1),
+                  (LAST_DAY - date(1970, 1, 1) + timedelta(days=1)) // timedelta(microseconds=1))
 
 
 class BadParameter(ValueError):
@@ -66,9 +79,12 @@ class Params:
         try:
             if not _DAY.fullmatch(value):
                 raise ValueError
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise BadParameter(name, f"parameter {name!r} must be a date as YYYY-MM-DD, got {value[:40]!r}") from None
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise BadParameter(name, f"parameter {name!r} must be a day from {FIRST_DAY} to {LAST_DAY}, got {value}")
+        return day
 
     def days(self) -> tuple[date | None, date | None]:
         start, end = self.day("from"), self.day("to")
@@ -92,7 +108,7 @@ class Params:
         value = self._args.get("limit")
         if value is None or value == "":
             return default
-        if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        if not _INT.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
             raise BadParameter("limit", f"parameter 'limit' must be an integer from 1 to {MAX_PAGE}, got {value[:40]!r}")
         return int(value)
 
@@ -100,6 +116,9 @@ class Params:
         value = self._args.get("cursor")
         if value is None or value == "":
             return None
+        match = _CURSOR.fullmatch(value)
+        if match is None or not _CURSOR_MICROS[0] <= int(value.partition(".")[0]) <= _CURSOR_MICROS[1]:
+            raise BadParameter("cursor", "parameter 'cursor' must be a next_cursor returned by this API")
         try:
             return Cursor.decode(value)
         except (ValueError, OverflowError):
@@ -109,7 +128,7 @@ class Params:
         value = self._args.get("cursor")
         if value is None or value == "":
             return None
-        if not value.isdigit() or len(value) > 18:
+        if not _INT.fullmatch(value):
             raise BadParameter("cursor", "parameter 'cursor' must be a next_cursor returned by this API")
         return int(value)
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime
@@ -21,6 +22,8 @@ from flask import Response
 
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv; charset=utf-8"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def plain(value: Any) -> Any:
@@ -45,8 +48,19 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(text + "\n", status=status, mimetype=JSON_TYPE, headers=headers)
 
 
+def safe_cell(text: str) -> str:
+    """`text` as a spreadsheet shows it, never as a formula (see the module docstring)."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def cell(value: Any) -> str:
-    """One CSV cell: money and times as in JSON, None empty, booleans true/false, documents as JSON."""
+    """One CSV cell, escaped: money and times as in JSON, None empty, booleans true/false, documents as JSON."""
+    return safe_cell(_cell_text(value))
+
+
+def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -62,7 +76,7 @@ def cell(value: Any) -> str:
 def csv_response(header: Sequence[str], rows: Iterable[Sequence[Any]], headers: dict[str, str] | None = None) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([safe_cell(str(name)) for name in header])
     for row in rows:
         writer.writerow([cell(value) for value in row])
     return Response(buffer.getvalue(), mimetype="text/csv", content_type=CSV_TYPE, headers=headers)

@@ -1,4 +1,9 @@
-"""The exporter's settings, from the environment; a bad value stops start-up with one line naming it."""
+"""The exporter's settings, from the environment; a bad value stops start-up with one line naming it.
+
+The default bind is 127.0.0.1 (compose sets EXPORTER_HOST=0.0.0.0 on its own networks).
+EXPORTER_SINK_TOKEN(_FILE) guards the alert sink; without it the sink refuses every write.
+EXPORTER_API_TOKEN(_FILE), when set, is required by the read endpoints under /api/v1.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from sqlalchemy.engine import URL
 
 from bot.telemetry.logging import parse_level
 from db.url import resolve_url
+from exporter.auth import TokenError, load_token
 
 DEFAULT_PORT = 9108
-DEFAULT_HOST = "0.0.0.0"
+DEFAULT_HOST = "127.0.0.1"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 
 
@@ -29,6 +35,8 @@ class ExporterSettings:
     log_level: str
     env: str
     loki_url: str | None
+    sink_token: str | None = None  # None: the alert sink refuses every write
+    api_token: str | None = None  # None: the read endpoints are open (to whoever reaches the port)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExporterSettings:
@@ -36,6 +44,11 @@ class ExporterSettings:
             database_url = resolve_url(env.get("DATABASE_URL") or None)
         except ValueError as exc:
             raise SettingsError(f"DATABASE_URL: {exc}") from None
+        try:
+            sink_token = load_token(env, "EXPORTER_SINK_TOKEN")
+            api_token = load_token(env, "EXPORTER_API_TOKEN")
+        except TokenError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=database_url,
             host=_host(env.get("EXPORTER_HOST", DEFAULT_HOST)),
@@ -43,7 +56,15 @@ class ExporterSettings:
             log_level=_level(env.get("LOG_LEVEL", "INFO")),
             env=env.get("ENV", "dev") or "dev",
             loki_url=_loki(env.get("LOKI_URL", "")),
+            sink_token=sink_token,
+            api_token=api_token,
         )
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values never to be logged."""
+        values = [self.database_url.password, self.sink_token, self.api_token]
+        return [value for value in values if value]
 
 
 def _port(raw: str) -> int:

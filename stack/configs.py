@@ -99,12 +99,14 @@ def prometheus_rules(timings: Timings) -> dict[str, str]:
 
 
 def write_alertmanager_config(output: Path, sink_url: str, timings: Timings, python: str = sys.executable,
-                              env: Mapping[str, str] | None = None) -> None:
-    """Run deploy/render_alertmanager.py (sink -> `sink_url`), then apply the route timings."""
+                              env: Mapping[str, str] | None = None, sink_token_file: Path | None = None) -> None:
+    """Run deploy/render_alertmanager.py (sink -> `sink_url`, its token from `sink_token_file`),
+    then apply the route timings."""
+    token_args = ["--sink-token-file", str(sink_token_file)] if sink_token_file else []
     result = subprocess.run(
         [python, str(RENDER_ALERTMANAGER), "--source", str(ALERTMANAGER_SOURCE), "--output", str(output),
-         "--sink-url", sink_url], env=None if env is None else dict(env), capture_output=True, text=True,
-        timeout=60, check=False)
+         "--sink-url", sink_url, *token_args], env=None if env is None else dict(env), capture_output=True,
+        text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"render_alertmanager.py failed: {(result.stderr or result.stdout).strip()}")
     if not (timings.group_wait or timings.group_interval):

@@ -4,7 +4,8 @@ end-to-end test (tests/test_stack_e2e.py).
 
 State lives under one directory (`.stack/` for `make stack`, a temp dir in the test):
   state.json       ports and URLs of the running stack (no secrets)
-  secrets.json     bridge token and database passwords (mode 0600), kept between runs
+  secrets.json     bridge token, alert-sink token and database passwords (mode 0600), kept between runs
+  sink_token       the alert-sink token as a file (0600): the exporter and Alertmanager read it
   run/*.pid        one per process we started (see stack/processes.py)
   logs/*.log       their output; pg/ the cluster (its own server.log)
   prometheus/, alertmanager/  rendered configs and data
@@ -234,12 +235,24 @@ class NativeStack:
         path = self.root / "secrets.json"
         if path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
-        values = {"MT5_BRIDGE_TOKEN": secrets.token_hex(24)}
+        values = {"MT5_BRIDGE_TOKEN": secrets.token_hex(24), "EXPORTER_SINK_TOKEN": secrets.token_hex(32)}
         values.update({role: secrets.token_hex(24) for role in ROLE_PASSWORD_VARIABLES})
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(values, handle)
         return values
+
+    def _sink_token_file(self) -> Path:
+        """The alert-sink token as a file (0600): Alertmanager reads only files (credentials_file)."""
+        path = self.root / "sink_token"
+        values = self._secrets()
+        if "EXPORTER_SINK_TOKEN" not in values:  # a secrets.json from before the sink had a token
+            values["EXPORTER_SINK_TOKEN"] = secrets.token_hex(32)
+            (self.root / "secrets.json").write_text(json.dumps(values), encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(values["EXPORTER_SINK_TOKEN"] + "\n")
+        return path
 
     def _postgres(self, check_secrets: bool = True) -> LocalPostgres:
         passwords = self._secrets() if check_secrets else {}
@@ -274,7 +287,8 @@ class NativeStack:
             directory = self.root / "alertmanager"
             directory.mkdir(parents=True, exist_ok=True)
             config = directory / "alertmanager.yml"
-            write_alertmanager_config(config, u["exporter"] + "/api/v1/alerts", s.timings, python=py)
+            write_alertmanager_config(config, u["exporter"] + "/api/v1/alerts", s.timings, python=py,
+                                      sink_token_file=self._sink_token_file())
             binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
             if binary is None:
                 raise StackError("prometheus-alertmanager not installed: run `make sysdeps`")
@@ -286,7 +300,8 @@ class NativeStack:
         if name == "exporter":
             return [py, "-m", "exporter"], self._python_env({
                 "DATABASE_URL": self.database_url("tradewatch_exporter"), "EXPORTER_PORT": str(p["exporter"]),
-                "EXPORTER_HOST": "127.0.0.1", "LOKI_URL": loki, "ENV": "stack"})
+                "EXPORTER_HOST": "127.0.0.1", "LOKI_URL": loki, "ENV": "stack",
+                "EXPORTER_SINK_TOKEN_FILE": str(self._sink_token_file())})
         if name == "bridge":
             return [py, "-m", "mt5bridge.server", "--backend", "sim", "--host", "127.0.0.1", "--port",
                     str(p["bridge"]), "--speed", str(s.speed), "--state", str(self.root / "sim-state.json")], \
@@ -323,7 +338,7 @@ class NativeStack:
         if binary is None:
             raise StackError("prometheus not installed: run `make sysdeps`")
         return [binary, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle"], dict(os.environ)
+                f"--web.listen-address=127.0.0.1:{p['prometheus']}"], dict(os.environ)  # no lifecycle API
 
     def _write_state(self) -> None:
         state: dict[str, Any] = {"ports": self.ports, "speed": self.settings.speed,

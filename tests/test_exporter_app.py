@@ -90,9 +90,15 @@ def store(request, tmp_path_factory):
         request.getfixturevalue("pg_cluster").drop_database(name)
 
 
+SINK_TOKEN = "sink-token-for-the-tests-0123456789"
+
+
 @pytest.fixture(scope="module")
 def client(store):
-    return create_app(store.database, clock=lambda: store.now).test_client()
+    """A client that sends the sink token (the sink refuses writes without it: test_exporter_auth.py)."""
+    client = create_app(store.database, clock=lambda: store.now, sink_token=SINK_TOKEN).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {SINK_TOKEN}"
+    return client
 
 
 # -- /metrics ----------------------------------------------------------------------------------------
@@ -383,7 +389,7 @@ def test_nothing_answers_500(client):
     assert client.post("/api/v1/trades").status_code == 405
     assert client.get("/api/v1/unknown").get_json() == {"error": "The requested URL was not found on the server. "
                                                                   "If you entered the URL manually please check your "
-                                                                  "spelling and try again."}
+                                                                  "spelling and try again.", "parameter": "path"}
 
 
 # -- health ------------------------------------------------------------------------------------------
@@ -447,8 +453,17 @@ def test_the_alert_sink_is_idempotent_and_a_resolve_updates_the_row(client, stor
     assert rows[0].starts_at == datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)
     resolved = webhook(alert("f1aaa", status="resolved", ends="2026-01-01T11:00:00Z"), status="resolved")
     assert client.post("/api/v1/alerts", json=resolved).status_code == 200
-    late_retry = webhook(alert("f1aaa"))  # an old firing delivery arriving after the resolve
-    assert client.post("/api/v1/alerts", json=late_retry).status_code == 200
+    row = next(r for r in alert_rows(store) if r.fingerprint == "f1aaa")
+    assert (row.status, row.ends_at) == ("resolved", datetime(2026, 1, 1, 11, tzinfo=UTC))
+    older = webhook(alert("f1aaa", status="resolved", ends="2026-01-01T10:30:00Z"), status="resolved")
+    assert client.post("/api/v1/alerts", json=older).status_code == 200  # older than the stored resolve: ignored
+    row = next(r for r in alert_rows(store) if r.fingerprint == "f1aaa")
+    assert (row.status, row.ends_at) == ("resolved", datetime(2026, 1, 1, 11, tzinfo=UTC))
+    refire = webhook(alert("f1aaa"))  # Alertmanager still says firing: the episode re-opens
+    assert client.post("/api/v1/alerts", json=refire).status_code == 200
+    row = next(r for r in alert_rows(store) if r.fingerprint == "f1aaa")
+    assert (row.status, row.ends_at) == ("firing", None)
+    assert client.post("/api/v1/alerts", json=resolved).status_code == 200
     row = next(r for r in alert_rows(store) if r.fingerprint == "f1aaa")
     assert (row.status, row.ends_at) == ("resolved", datetime(2026, 1, 1, 11, tzinfo=UTC))
     again = webhook(alert("f1aaa", starts="2026-01-02T08:00:00Z"))  # fires again: a new episode
@@ -479,13 +494,18 @@ def test_the_alert_sink_is_idempotent_and_a_resolve_updates_the_row(client, stor
         ({"version": "4", "alerts": [alert("ok"), {**alert("f"), "status": "pending"}]}, "alerts[1]"),
         ({"version": "4", "alerts": [{**alert("f"), "labels": {"a": 1}}]}, "alerts[0]"),
         ({"version": "4", "alerts": [{**alert("f"), "fingerprint": ""}]}, "alerts[0]"),
+        ({"version": "4", "alerts": [alert("f", status="resolved")]}, "alerts[0].endsAt"),
+        ({"version": "4", "alerts": [alert("f", status="resolved", ends="2025-12-31T00:00:00Z")]},
+         "alerts[0].endsAt"),
+        ({"version": "4", "alerts": [alert("f", summary="a\x00b")]}, "alerts[0].labels.summary"),
+        ({"version": "4", "alerts": [alert("f", summary="\ud800")]}, "alerts[0].labels.summary"),
     ],
 )
 def test_a_malformed_webhook_answers_400_naming_the_field(client, store, body, field):
     before = len(alert_rows(store))
     response = client.post("/api/v1/alerts", json=body)
     assert response.status_code == 400
-    assert response.get_json()["field"] == field
+    assert response.get_json()["field"] == field == response.get_json()["parameter"]
     assert len(alert_rows(store)) == before
 
 

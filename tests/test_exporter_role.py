@@ -90,7 +90,9 @@ def test_the_repository_cannot_close_a_trade_as_the_exporter(exporter_db):
 
 
 def test_the_exporter_serves_everything_as_its_role_and_writes_alerts(exporter_db):
-    client = create_app(exporter_db).test_client()
+    token = "role-test-sink-token-0123456789"
+    client = create_app(exporter_db, sink_token=token).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     health = client.get("/healthz")
     assert health.status_code == 200, health.get_json()
     metrics = client.get("/metrics").get_data(as_text=True)

@@ -14,6 +14,7 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,11 +25,12 @@ from db import Repository, init_db
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30
+SINK_TOKEN = "sink-token-of-the-server-test-42"
 
 
 def exporter_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "EXPORTER_PORT", "EXPORTER_HOST",
-                                                             "LOG_LEVEL", "LOKI_URL")}
+                                                             "LOG_LEVEL", "LOKI_URL") and not k.startswith("EXPORTER_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.update(settings)
     return env
@@ -38,9 +40,12 @@ class Exporter:
     """A running `python -m exporter`; its stdout (JSON log lines) is collected by a thread."""
 
     def __init__(self, url: str, cwd: Path) -> None:
+        token_file = cwd / "sink.token"
+        token_file.write_text(SINK_TOKEN + "\n", encoding="utf-8")  # a trailing newline, as `echo` writes it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exporter"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=exporter_env(DATABASE_URL=url, EXPORTER_PORT="0", EXPORTER_HOST="127.0.0.1", LOG_LEVEL="INFO"),
+            env=exporter_env(DATABASE_URL=url, EXPORTER_PORT="0", EXPORTER_HOST="127.0.0.1", LOG_LEVEL="INFO",
+                             EXPORTER_SINK_TOKEN_FILE=str(token_file)),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -63,14 +68,16 @@ class Exporter:
             if "port" in record:
                 return record["port"]
 
-    def get(self, path: str, data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                         headers={"Content-Type": "application/json"} if data else {})
+    def get(self, path: str, data: bytes | None = None, token: str | None = SINK_TOKEN) -> tuple[int, Any, bytes]:
+        headers = {"Content-Type": "application/json"} if data else {}
+        if data and token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, error.headers, error.read()
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -109,6 +116,10 @@ def test_the_exporter_process_serves_and_stops_cleanly(url, tmp_path):
         payload = {"version": "4", "status": "firing", "alerts": [
             {"status": "firing", "labels": {"alertname": "ExporterTest", "severity": "info"}, "annotations": {},
              "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "abc123"}]}
+        for token in (None, "x" * 32):
+            status, headers, body = exporter.get("/api/v1/alerts", data=json.dumps(payload).encode(), token=token)
+            assert status == 401 and json.loads(body)["parameter"] == "Authorization"
+            assert headers["WWW-Authenticate"].startswith("Bearer")
         for _ in range(2):
             status, _, body = exporter.get("/api/v1/alerts", data=json.dumps(payload).encode())
             assert status == 200, body
@@ -121,6 +132,7 @@ def test_the_exporter_process_serves_and_stops_cleanly(url, tmp_path):
     password = make_url(url).password
     if password:
         assert password not in log
+    assert SINK_TOKEN not in log and '"alert_sink": "on"' in log
 
 
 @pytest.mark.parametrize(
@@ -132,6 +144,11 @@ def test_the_exporter_process_serves_and_stops_cleanly(url, tmp_path):
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
         ({"LOKI_URL": "loki:3100"}, "LOKI_URL must be an http(s) URL"),
         ({"DATABASE_URL": "mysql://root:hunter2@db/x"}, "DATABASE_URL: unsupported database backend 'mysql'"),
+        ({"EXPORTER_SINK_TOKEN": "hunter2"}, "EXPORTER_SINK_TOKEN must be 16 to 512 characters"),
+        ({"EXPORTER_API_TOKEN": "hunter2 hunter2 hunter2"}, "EXPORTER_API_TOKEN must be 16 to 512 characters"),
+        ({"EXPORTER_SINK_TOKEN_FILE": "/nonexistent/token"}, "EXPORTER_SINK_TOKEN_FILE: cannot read"),
+        ({"EXPORTER_SINK_TOKEN_FILE": "/dev/null"}, "EXPORTER_SINK_TOKEN_FILE: '/dev/null' is empty"),
+        ({"EXPORTER_SINK_TOKEN_FILE": "/dev/null", "EXPORTER_SINK_TOKEN": "a" * 20}, "not both"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line_naming_them(settings, message, tmp_path):

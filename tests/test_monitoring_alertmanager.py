@@ -177,3 +177,25 @@ def test_cli_refuses_bad_settings_with_exit_2_and_no_secret_in_the_log(render, t
     assert "TELEGRAM_CHAT_ID is required" in caplog.text
     for secret in SECRETS:
         assert secret not in caplog.text
+
+
+def sink_webhooks(config) -> list[dict]:
+    return [hook for r in config["receivers"] for hook in r.get("webhook_configs", [])]
+
+
+def test_every_sink_delivery_carries_the_sink_token(render, tmp_path):
+    """The exporter refuses writes without EXPORTER_SINK_TOKEN: Alertmanager reads it from a file
+    (http_config.authorization.credentials_file, Alertmanager >= 0.22), never from this config."""
+    committed = mh.load_yaml(mh.ALERTMANAGER_CONFIG)
+    for hook in sink_webhooks(committed):
+        assert hook["http_config"] == {"authorization": {"type": "Bearer",
+                                                         "credentials_file": "/run/secrets/exporter_sink_token"}}
+    config = render.render(committed, {}, sink_url="http://127.0.0.1:19108/api/v1/alerts",
+                           sink_token_file=str(tmp_path / "sink_token"))
+    assert {hook["http_config"]["authorization"]["credentials_file"] for hook in sink_webhooks(config)} == {
+        str(tmp_path / "sink_token")}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(render.dump(config), encoding="utf-8")
+    check_config(path)
+    with pytest.raises(render.RenderError, match="ALERT_SINK_TOKEN_FILE must be an absolute path"):
+        render.render(committed, {}, sink_token_file="relative/token")

@@ -16,8 +16,10 @@ import zipfile
 import monitoring_helpers as mh
 import pytest
 
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "TRADEWATCH_DB_PASSWORD", "EXPORTER_DB_PASSWORD",
-                    "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MT5_BRIDGE_TOKEN")
+REQUIRED_SECRETS = ("GRAFANA_ADMIN_PASSWORD", "MT5_BRIDGE_TOKEN")
+# Compose secrets (files under secrets/, mounted at /run/secrets): never environment variables.
+FILE_SECRETS = ("postgres_password", "tradewatch_db_password", "exporter_db_password", "grafana_db_password",
+                "exporter_sink_token")
 # An exact version: at least major.minor.patch (v-prefixed or not), or a Debian point release.
 PINNED_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
 STATEFUL = {"postgres": "/var/lib/postgresql/data", "prometheus": "/prometheus", "alertmanager": "/alertmanager",
@@ -45,6 +47,15 @@ def empty_env_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory):
+    """The secret files, made by deploy/make_secrets.py as a user would (compose needs them to exist)."""
+    directory = tmp_path_factory.mktemp("compose-secrets") / "secrets"
+    result = mh.run([sys.executable, str(mh.REPO / "deploy" / "make_secrets.py"), "--dir", str(directory)])
+    assert result.returncode == 0, result.stderr
+    return directory
+
+
 def docker_compose(env_file, *args: str, secrets: dict[str, str] | None = None):
     """`docker-compose -f docker-compose.yml ARGS` seeing only PATH and the given variables."""
     binary = mh.find_tool("docker-compose", "apt-get install docker-compose (Debian), or make sysdeps")
@@ -57,8 +68,9 @@ def dummy_secrets() -> dict[str, str]:
     return {name: f"dummy-{name.lower()}" for name in REQUIRED_SECRETS}
 
 
-def test_docker_compose_parses_the_file(compose, empty_env_file):
-    result = docker_compose(empty_env_file, "config", "-q", secrets=dummy_secrets())
+def test_docker_compose_parses_the_file(compose, empty_env_file, secrets_dir):
+    result = docker_compose(empty_env_file, "config", "-q",
+                            secrets={**dummy_secrets(), "TRADEWATCH_SECRETS_DIR": str(secrets_dir)})
     assert result.returncode == 0, result.stdout + result.stderr
     result = docker_compose(empty_env_file, "--profile", "wine", "config", "--services", secrets=dummy_secrets())
     assert result.returncode == 0, result.stdout + result.stderr
@@ -82,6 +94,9 @@ def test_secrets_are_only_ever_required_never_defaulted():
         for suffix in uses:
             assert suffix.startswith(":?"), f"${{{secret}{suffix}}} must be required (:?), never defaulted"
     for name, value in re.findall(r"^\s*(\w*(?:PASSWORD|TOKEN|SECRET)\w*):\s*(\S.*)$", text, re.M):
+        if name.endswith("_FILE"):  # the path of a compose secret, not a secret
+            assert value.startswith("/run/secrets/"), f"{name} must name a compose secret"
+            continue
         assert value.startswith("${"), f"{name} has a literal value"
 
 
@@ -128,10 +143,110 @@ def test_only_grafana_publishes_a_port_and_on_loopback_by_default(compose):
         assert service.get("network_mode") in (None, "none"), f"{name} must not share the host network"
 
 
-def test_the_bridge_and_the_database_stay_on_the_internal_network(compose):
-    assert compose["networks"]["backend"].get("internal") is True
-    for name in ("mt5", "postgres", "exporter", "prometheus", "loki"):
-        assert services(compose)[name]["networks"] == ["backend"], name
+# Who may reach whom (issue 13): each server only from the services that need it.
+NETWORKS = {
+    "postgres": ["db", "grafana-db"], "migrate": ["db"], "mt5": ["broker"],
+    "bot": ["db", "broker", "wine-broker", "monitoring", "bot-egress"], "exporter": ["db", "monitoring"],
+    "alertmanager": ["monitoring", "alertmanager-egress"], "prometheus": ["monitoring", "dashboards"],
+    "loki": ["monitoring", "dashboards"], "grafana": ["grafana-db", "dashboards", "grafana-public"],
+    "mt5-wine": ["wine-broker", "wine-egress"],
+}
+INTERNAL = {"db", "grafana-db", "broker", "wine-broker", "monitoring", "dashboards"}
+
+
+def reachable(compose: dict, client: str) -> set[str]:
+    """The services `client` shares a network with."""
+    mine = set(services(compose)[client].get("networks", []))
+    return {name for name, s in services(compose).items() if name != client and mine & set(s.get("networks", []))}
+
+
+def test_each_service_is_on_exactly_the_networks_it_needs(compose):
+    assert {name: s.get("networks") for name, s in services(compose).items() if "network_mode" not in s} == NETWORKS
+    for name, network in compose["networks"].items():
+        assert bool((network or {}).get("internal")) == (name in INTERNAL), name
+    for name in set(compose["networks"]) - INTERNAL:  # egress networks are never shared
+        assert sum(name in (s.get("networks") or []) for s in services(compose).values()) == 1, name
+
+
+@pytest.mark.parametrize("server, clients", [
+    ("alertmanager", {"prometheus", "loki", "bot", "exporter"}),  # exporter: it receives the webhooks
+    ("loki", {"prometheus", "bot", "exporter", "alertmanager", "grafana"}),
+    ("prometheus", {"bot", "exporter", "alertmanager", "loki", "grafana"}),
+    ("postgres", {"migrate", "bot", "exporter", "grafana"}),
+    ("mt5", {"bot"}),
+    ("mt5-wine", {"bot"}),
+])
+def test_servers_are_reachable_only_from_their_clients(compose, server, clients):
+    assert reachable(compose, server) == clients
+    for outsider in ("mt5", "mt5-wine", "postgres", "migrate"):
+        if server in ("alertmanager", "loki", "prometheus"):
+            assert server not in reachable(compose, outsider), f"{outsider} reaches {server}"
+    # The published service reaches only what it displays: not Alertmanager (silences), bot, exporter.
+    assert reachable(compose, "grafana") == {"postgres", "prometheus", "loki"}
+    assert reachable(compose, "mt5-wine") == {"bot"} and reachable(compose, "mt5") == {"bot"}
+
+
+def test_prometheus_has_no_lifecycle_api(compose, tmp_path):
+    assert not any("lifecycle" in arg for arg in services(compose)["prometheus"]["command"])
+    from stack.native import DEFAULT_PORTS, NativeStack, StackSettings
+
+    stack = NativeStack(StackSettings(root=tmp_path))
+    stack.ports = dict(DEFAULT_PORTS)
+    argv, _ = stack._prometheus_command()  # what `make stack` runs
+    assert argv[0].endswith("prometheus") and not any("lifecycle" in arg for arg in argv)
+
+
+def test_loki_deletion_api_is_off():
+    limits = mh.load_yaml(mh.LOKI_CONFIG)["limits_config"]
+    assert limits.get("deletion_mode") == "disabled"
+
+
+def test_database_passwords_and_the_sink_token_are_files_never_environment(compose, secrets_dir):
+    text = mh.COMPOSE_FILE.read_text(encoding="utf-8")
+    assert not re.search(r"(POSTGRES|TRADEWATCH_DB|EXPORTER_DB|GRAFANA_DB)_PASSWORD:", text)
+    assert not re.search(r"postgresql\S*://[^@\s]*:[^@\s]*@", text), "a password inside a database URL"
+    assert set(compose["secrets"]) == set(FILE_SECRETS)
+    for name, secret in compose["secrets"].items():
+        assert secret == {"file": f"${{TRADEWATCH_SECRETS_DIR:-./secrets}}/{name}"}
+    s = services(compose)
+    wanted = {"postgres": {"postgres_password", "tradewatch_db_password", "exporter_db_password", "grafana_db_password"},
+              "migrate": {"tradewatch_db_password"}, "bot": {"tradewatch_db_password"},
+              "exporter": {"exporter_db_password", "exporter_sink_token"},
+              "alertmanager": {"exporter_sink_token"}, "grafana": {"grafana_db_password"}}
+    assert {name: set(v["secrets"]) for name, v in s.items() if "secrets" in v} == wanted
+    for name in ("migrate", "bot", "exporter"):
+        assert s[name]["environment"]["DATABASE_PASSWORD_FILE"].startswith("/run/secrets/")
+    assert s["exporter"]["environment"]["EXPORTER_SINK_TOKEN_FILE"] == "/run/secrets/exporter_sink_token"
+    for variable in ("POSTGRES_PASSWORD_FILE", "TRADEWATCH_DB_PASSWORD_FILE", "EXPORTER_DB_PASSWORD_FILE",
+                     "GRAFANA_DB_PASSWORD_FILE"):
+        assert s["postgres"]["environment"][variable].startswith("/run/secrets/")
+    assert "GRAFANA_DB_PASSWORD" not in s["grafana"].get("environment", {})
+    assert "/run/secrets/grafana_db_password" in " ".join(s["grafana"]["entrypoint"])
+    # deploy/make_secrets.py: every secret there, private directory, readable by the service users.
+    assert sorted(p.name for p in secrets_dir.iterdir()) == sorted(FILE_SECRETS)
+    assert secrets_dir.stat().st_mode & 0o777 == 0o700
+    assert all(len((secrets_dir / name).read_text().strip()) >= 32 for name in FILE_SECRETS)
+    before = {name: (secrets_dir / name).read_text() for name in FILE_SECRETS}
+    assert mh.run([sys.executable, str(mh.REPO / "deploy" / "make_secrets.py"), "--dir", str(secrets_dir)]).returncode == 0
+    assert before == {name: (secrets_dir / name).read_text() for name in FILE_SECRETS}  # never overwritten
+
+
+def test_bind_addresses_inside_compose_are_explicit(compose):
+    s = services(compose)
+    assert s["bot"]["environment"]["METRICS_HOST"] == "0.0.0.0"  # the default is 127.0.0.1 outside compose
+    assert s["exporter"]["environment"]["EXPORTER_HOST"] == "0.0.0.0"
+
+
+def test_the_wine_installers_are_pinned_or_supplied(compose):
+    wine = services(compose)["mt5-wine"]
+    assert wine["build"]["args"] == {"MT5_SETUP_SHA256": "${MT5_SETUP_SHA256:-}",
+                                     "WINE_PYTHON_SHA256": "${WINE_PYTHON_SHA256:-}"}
+    assert "./deploy/wine/installers:/installers:ro" in wine["volumes"]
+    dockerfile = (mh.REPO / "deploy" / "wine" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^ARG MT5_SETUP_SHA256=", dockerfile, re.M) and re.search(r"^ARG WINE_PYTHON_SHA256=", dockerfile, re.M)
+    entrypoint = (mh.REPO / "deploy" / "wine" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "curl" not in entrypoint  # every download goes through fetch-verified
+    assert len(re.findall(r"^\s*fetch-verified ", entrypoint, re.M)) == 2
 
 
 def test_state_lives_in_named_volumes(compose):

@@ -107,3 +107,23 @@ def test_a_rerun_rotates_the_passwords(cluster):
         connect(cluster, "tradewatch_grafana", PASSWORDS["GRAFANA_DB_PASSWORD"])
     connect(cluster, "tradewatch_grafana", rotated["GRAFANA_DB_PASSWORD"]).close()
     assert run_roles_sql(cluster, PASSWORDS).returncode == 0
+
+
+def test_passwords_can_come_from_files_as_compose_secrets(cluster, tmp_path):
+    """compose passes <NAME>_FILE=/run/secrets/...: the values never sit in psql's environment."""
+    files = {}
+    for name, value in PASSWORDS.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "-file\n", encoding="utf-8")  # with the newline `echo` leaves
+        files[f"{name}_FILE"] = str(path)
+    result = run_roles_sql(cluster, files)
+    try:
+        assert result.returncode == 0, result.stderr
+        for role, name in (("tradewatch", "TRADEWATCH_DB_PASSWORD"), ("tradewatch_exporter", "EXPORTER_DB_PASSWORD"),
+                           ("tradewatch_grafana", "GRAFANA_DB_PASSWORD")):
+            connect(cluster, role, PASSWORDS[name] + "-file").close()
+        missing = dict(files, EXPORTER_DB_PASSWORD_FILE=str(tmp_path / "absent"))
+        refused = run_roles_sql(cluster, missing)
+        assert refused.returncode != 0 and "EXPORTER_DB_PASSWORD is not set" in refused.stderr
+    finally:
+        assert run_roles_sql(cluster, PASSWORDS).returncode == 0  # the other tests' passwords again

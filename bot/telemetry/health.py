@@ -1,14 +1,19 @@
 """One small HTTP server for /metrics, /healthz, /readyz and /status.
 
-Why stdlib http.server in a daemon thread: the bot must not depend on a web framework
-(Flask belongs to the exporter), and a scrape or a health probe must never touch the
-trading thread — each request runs on its own thread and only calls the providers,
-which should read state the engine already keeps (no broker calls in a probe).
+Why a plain WSGI app on waitress (bot.telemetry.http_server): the bot must not depend on
+a web framework (Flask belongs to the exporter), yet its server must stay bounded under a
+flood of idle or half-sent connections — waitress keeps connections in one poll loop and
+runs requests on a fixed pool of 4 threads, with idle and size limits, the same server
+library and profile as the exporter.  A scrape or a health probe never touches the trading
+thread: it only calls the providers, which read state the engine already keeps (no broker
+calls in a probe).  The default bind is 127.0.0.1; compose binds 0.0.0.0 on its own network.
 
 - ``/healthz`` (liveness): 200 while the loop is turning, 503 when it has stalled — the
   supervisor restarts the process on 503.
 - ``/readyz`` (readiness): 200 when every check passes; the body names each check.
-- ``/status``: a JSON snapshot for humans.
+- ``/status``: a JSON snapshot for humans: the same account, equity and positions that
+  /metrics already gives Prometheus, nothing more (no settings, no secrets; error texts
+  pass through the log redactor), so it needs no token of its own (README, Security).
 - ``/metrics``: Prometheus text, or OpenMetrics (with exemplars) when the scraper asks.
 """
 
@@ -17,16 +22,16 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from bot.telemetry.http_server import TELEMETRY_LIMITS, BackgroundServer, ServerLimits
 from bot.telemetry.metrics import BotMetrics
+from bot.telemetry.redaction import REDACTOR as _REDACTOR
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +84,21 @@ def _json_default(value: Any) -> Any:
     return str(value)  # Decimal, datetime, enums…: readable, exact
 
 
+ENDPOINTS = ("/metrics", "/healthz", "/readyz", "/status")
+
+
 class TelemetryServer:
     """Serves the telemetry endpoints on one port from a daemon thread (``port=0``: any free port)."""
 
     def __init__(
         self,
         metrics: BotMetrics,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         port: int = 8000,
         status_provider: Callable[[], dict[str, Any]] = dict,
         liveness: Check = lambda: (True, {}),
         readiness: Check = lambda: (True, {}),
+        limits: ServerLimits = TELEMETRY_LIMITS,
     ) -> None:
         self.metrics = metrics
         self.host = host
@@ -97,35 +106,58 @@ class TelemetryServer:
         self.status_provider = status_provider
         self.liveness = liveness
         self.readiness = readiness
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.limits = limits
+        self._server: BackgroundServer | None = None
 
     @property
     def port(self) -> int:
         """The port actually bound (meaningful after start())."""
         if self._server is None:
             return self._requested_port
-        return self._server.server_address[1]
+        return self._server.port
 
     def start(self) -> None:
         if self._server is not None:
             return
-        server = ThreadingHTTPServer((self.host, self._requested_port), _handler_for(self))
-        server.daemon_threads = True
+        server = BackgroundServer(self.wsgi_app, self.host, self._requested_port, self.limits,
+                                  ident="tradewatch-telemetry", thread_name="telemetry-http")
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="telemetry-http", daemon=True)
-        self._thread.start()
+        server.start()
         log.info("telemetry server listening", extra={"host": self.host, "port": self.port})
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        if server is not None:
+            server.stop()
+
+    # -- the WSGI application ---------------------------------------------------------------
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path not in ENDPOINTS:
+            status, ctype, body, headers = self._json(404, {"error": "not found", "endpoints": list(ENDPOINTS)})
+        elif method not in ("GET", "HEAD"):
+            status, ctype, body, headers = self._json(405, {"error": f"{method[:10]} not allowed: GET only"})
+            headers = [*headers, ("Allow", "GET, HEAD")]
+        elif path == "/metrics":
+            status, ctype, body, headers = self.render_metrics(environ.get("HTTP_ACCEPT"),
+                                                               environ.get("HTTP_ACCEPT_ENCODING"))
+        elif path == "/healthz":
+            status, ctype, body, headers = self._json(*self.render_check(self.liveness, "alive", "stalled",
+                                                                         "details"))
+        elif path == "/readyz":
+            status, ctype, body, headers = self._json(*self.render_check(self.readiness, "ready", "not_ready",
+                                                                         "checks"))
+        else:
+            status, ctype, body, headers = self._json(*self.render_status())
+        start_response(f"{status} {HTTPStatus(status).phrase}", [
+            ("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"), *headers])
+        return [b"" if method == "HEAD" else body]
+
+    @staticmethod
+    def _json(status: int, payload: dict) -> tuple[int, str, bytes, list]:
+        return status, "application/json", json.dumps(payload, default=_json_default).encode("utf-8"), []
 
     # -- endpoint bodies (status code, content type, body, extra headers) ----------------
 
@@ -143,7 +175,7 @@ class TelemetryServer:
             ok, details = check()
         except Exception as exc:
             log.warning("health check raised", extra={"endpoint": details_key, "error": repr(exc)})
-            ok, details = False, {"error": f"{exc.__class__.__name__}: {exc}"}
+            ok, details = False, {"error": _REDACTOR.redact_text(f"{exc.__class__.__name__}: {exc}")}
         return (200 if ok else 503), {"status": ok_word if ok else fail_word, details_key: details}
 
     def render_status(self) -> tuple[int, dict]:
@@ -151,47 +183,4 @@ class TelemetryServer:
             return 200, self.status_provider()
         except Exception as exc:
             log.warning("status provider raised", extra={"error": repr(exc)})
-            return 500, {"error": f"{exc.__class__.__name__}: {exc}"}
-
-
-def _handler_for(owner: TelemetryServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "tradewatch-telemetry"
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = urlsplit(self.path).path.rstrip("/") or "/"
-            try:
-                if path == "/metrics":
-                    status, ctype, body, headers = owner.render_metrics(
-                        self.headers.get("Accept"), self.headers.get("Accept-Encoding"))
-                    self._reply(status, ctype, body, headers)
-                elif path == "/healthz":
-                    self._json(*owner.render_check(owner.liveness, "alive", "stalled", "details"))
-                elif path == "/readyz":
-                    self._json(*owner.render_check(owner.readiness, "ready", "not_ready", "checks"))
-                elif path == "/status":
-                    self._json(*owner.render_status())
-                else:
-                    self._json(404, {"error": "not found", "endpoints": ["/metrics", "/healthz", "/readyz",
-                                                                         "/status"]})
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client went away
-
-        def _json(self, status: int, payload: dict) -> None:
-            body = json.dumps(payload, default=_json_default).encode("utf-8")
-            self._reply(status, "application/json", body, [])
-
-        def _reply(self, status: int, content_type: str, body: bytes, headers: list) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            log.debug("telemetry request: " + format, *args)
-
-    return Handler
+            return 500, {"error": _REDACTOR.redact_text(f"{exc.__class__.__name__}: {exc}")}

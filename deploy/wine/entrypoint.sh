@@ -2,7 +2,9 @@
 # Start MetaTrader 5 under Wine and our bridge next to it.
 # First start (empty /home/wine volume): create the Wine prefix, install Windows Python with
 # MetaTrader5 + rpyc, and the MT5 terminal; this downloads from python.org, PyPI and
-# MetaQuotes and takes minutes. Later starts reuse the prefix.
+# MetaQuotes and takes minutes. Later starts reuse the prefix. Both installers are run only
+# after fetch-verified checked them against the pinned SHA-256 (build args) or took the
+# user's own copy from /installers: nothing unverified runs.
 # Credentials (MT5_LOGIN, MT5_PASSWORD, MT5_SERVER) and MT5_BRIDGE_TOKEN come from the
 # environment; the bridge reads them itself and never logs them.
 set -euo pipefail
@@ -22,7 +24,9 @@ wineboot --init
 
 if [ ! -f "$PYTHON_UNIX" ]; then
   say "installing Windows Python $PYTHON_VERSION"
-  curl -fsSL -o /tmp/python.exe "https://www.python.org/ftp/python/$PYTHON_VERSION/python-$PYTHON_VERSION-amd64.exe"
+  fetch-verified "python-$PYTHON_VERSION-amd64.exe" \
+    "https://www.python.org/ftp/python/$PYTHON_VERSION/python-$PYTHON_VERSION-amd64.exe" \
+    "${WINE_PYTHON_SHA256:-}" /tmp/python.exe
   wine /tmp/python.exe /quiet InstallAllUsers=0 'TargetDir=C:\Python' PrependPath=0 Include_test=0
   rm -f /tmp/python.exe
   wine "$PYTHON_WIN" -m pip install --no-warn-script-location \
@@ -31,8 +35,8 @@ fi
 
 if [ ! -f "$TERMINAL_UNIX" ]; then
   say "installing the MetaTrader 5 terminal"
-  curl -fsSL -o /tmp/mt5setup.exe \
-    "https://download.mql5.com/cdn/web/metaquotes.software.corp/mt5/mt5setup.exe"
+  fetch-verified mt5setup.exe "https://download.mql5.com/cdn/web/metaquotes.software.corp/mt5/mt5setup.exe" \
+    "${MT5_SETUP_SHA256:-}" /tmp/mt5setup.exe
   wine /tmp/mt5setup.exe /auto
   for _ in $(seq 1 120); do [ -f "$TERMINAL_UNIX" ] && break; sleep 5; done
   rm -f /tmp/mt5setup.exe

@@ -11,16 +11,35 @@
 -- once on a fresh volume (it is mounted into /docker-entrypoint-initdb.d); the native stack
 -- and a password rotation run it again by hand, which is safe (it is idempotent):
 --   psql -v ON_ERROR_STOP=1 -U postgres -d tradewatch -f 10-tradewatch-roles.sql
--- Passwords come from the environment (psql 15+ \getenv), never from this file:
---   TRADEWATCH_DB_PASSWORD, EXPORTER_DB_PASSWORD, GRAFANA_DB_PASSWORD.
+-- Passwords never come from this file. Each is read from the file named by <NAME>_FILE
+-- (compose mounts them as secrets under /run/secrets, so no password sits in the container's
+-- environment), else from the variable itself (psql 15+ \getenv; the native stack):
+--   TRADEWATCH_DB_PASSWORD(_FILE), EXPORTER_DB_PASSWORD(_FILE), GRAFANA_DB_PASSWORD(_FILE).
 
 \set ON_ERROR_STOP on
 \set QUIET on
 SET client_min_messages = warning;
 
-\getenv tradewatch_password TRADEWATCH_DB_PASSWORD
-\getenv exporter_password EXPORTER_DB_PASSWORD
-\getenv grafana_password GRAFANA_DB_PASSWORD
+-- psql runs the backquoted `cat`; :'name' is the variable quoted as one shell argument, and
+-- psql drops the trailing newline of the output.
+\getenv tradewatch_password_file TRADEWATCH_DB_PASSWORD_FILE
+\if :{?tradewatch_password_file}
+  \set tradewatch_password `cat -- :'tradewatch_password_file'`
+\else
+  \getenv tradewatch_password TRADEWATCH_DB_PASSWORD
+\endif
+\getenv exporter_password_file EXPORTER_DB_PASSWORD_FILE
+\if :{?exporter_password_file}
+  \set exporter_password `cat -- :'exporter_password_file'`
+\else
+  \getenv exporter_password EXPORTER_DB_PASSWORD
+\endif
+\getenv grafana_password_file GRAFANA_DB_PASSWORD_FILE
+\if :{?grafana_password_file}
+  \set grafana_password `cat -- :'grafana_password_file'`
+\else
+  \getenv grafana_password GRAFANA_DB_PASSWORD
+\endif
 
 -- Refuse to create login roles without passwords: one clear line per missing variable.
 \if :{?tradewatch_password}
@@ -35,7 +54,7 @@ SET client_min_messages = warning;
 \else
   \set grafana_password ''
 \endif
-SELECT format('DO $check$ BEGIN RAISE EXCEPTION %L; END $check$', name || ' is not set (see .env.example)')
+SELECT format('DO $check$ BEGIN RAISE EXCEPTION %L; END $check$', name || ' is not set (nor its _FILE; see .env.example)')
 FROM (VALUES ('TRADEWATCH_DB_PASSWORD', :'tradewatch_password'),
              ('EXPORTER_DB_PASSWORD', :'exporter_password'),
              ('GRAFANA_DB_PASSWORD', :'grafana_password')) AS required(name, value)
