@@ -44,7 +44,7 @@ def resolve_url(url: str | URL | None = None) -> URL:
     return parsed
 
 
-def checked_url(raw: str) -> URL:
+def checked_url(raw: str | URL) -> URL:
     """`resolve_url(raw)` plus what start-up needs to know before connecting (one-line ValueErrors).
 
     A server URL's host must be a host name or address and its port ASCII digits 1-65535 (SQLAlchemy
@@ -55,7 +55,7 @@ def checked_url(raw: str) -> URL:
 
     import confcheck
 
-    confcheck.text(4096)(raw)  # no control characters, bounded
+    confcheck.text(4096)(str(raw))  # no control characters, bounded
     parsed = resolve_url(raw)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database not in (None, "", ":memory:") and not parsed.query.get("uri"):

@@ -29,6 +29,7 @@ THREADS = 4
 def main() -> int:
     try:
         settings = ExporterSettings.from_env(os.environ)
+        settings.check_can_listen()
     except SettingsError as exc:
         sys.stderr.write(f"config error: {exc}\n")
         return 2

@@ -17,8 +17,8 @@ from typing import Any
 
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
-from ..config import Settings
-from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..config import ConfigError, Settings
+from ..gateway import AccountState, Gateway, GatewayError, Position, Quote, SymbolSpec
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
@@ -27,6 +27,7 @@ from .books import Books
 from .orders import OrderSender, SendOutcome, new_client_order_id
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .symbols import check_offered
 
 log = logging.getLogger("bot.engine")
 
@@ -119,7 +120,10 @@ class Engine:
         account = self.gateway.account()
         self.account_id = str(account.login)
         for name in self.settings.symbols:
-            self.specs[name] = self.gateway.symbol(name)
+            try:
+                self.specs[name] = self.gateway.symbol(name)
+            except GatewayError as exc:
+                check_offered(name, self.gateway.symbol_names, exc)  # unknown symbol: ConfigError
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
@@ -159,6 +163,8 @@ class Engine:
                     if not self.started:
                         self.start()
                     self._cycle(report)
+            except ConfigError:
+                raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
                 report.error_expected = _is_expected(exc)

@@ -1,0 +1,34 @@
+"""Is each configured symbol offered by the terminal? Checked once at start, after connecting.
+
+A misspelt symbol (SYMBOLS=EURUSDD) otherwise fails every cycle like a broker outage; here it
+stops the bot with one line that offers the terminal's closest names. Names are compared as
+configured: how they are spelt or suffixed is the settings' business, not this check's.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+
+from ..config import ConfigError
+from ..gateway import GatewayError
+
+
+def check_offered(name: str, offered: Callable[[], Iterable[str] | None], refused: GatewayError) -> None:
+    """The terminal refused `name` (`refused`): raise ConfigError if it does not offer it at all.
+
+    If the list cannot be had, or the symbol is on it after all, the refusal was something else
+    (a transient failure) and `refused` is raised again, to be retried like any broker error.
+    """
+    try:
+        listed = offered()
+    except GatewayError:
+        listed = None
+    if listed is None:
+        raise refused
+    names = sorted(set(listed))
+    if name in names:
+        raise refused
+    closest = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f"closest: {', '.join(closest)}" if closest else f"none of its {len(names)} symbols is close"
+    raise ConfigError(f"SYMBOLS: {name} is not offered by the terminal ({hint})", "SYMBOLS")
