@@ -73,8 +73,10 @@ def integer(low: int, high: int) -> Parser[int]:
         if not _INTEGER.fullmatch(value):
             raise ValueError("expected a whole number in ASCII digits")
         number = int(value)
-        if not low <= number <= high:
-            raise ValueError(f"must be between {low} and {high}")
+        if number < low:
+            raise ValueError(f"must be at least {low}")
+        if number > high:
+            raise ValueError(f"must be at most {high}")
         return number
 
     return parse
@@ -104,10 +106,12 @@ def number(low: float, high: float, *, above: bool = False) -> Parser[float]:
         if not _NUMBER.fullmatch(value):
             raise ValueError("expected a number in ASCII digits (e.g. 2.5)")
         result = float(value)
-        in_range = (low < result if above else low <= result) and result <= high
-        if not math.isfinite(result) or not in_range:
-            raise ValueError(f"must be above {low:g} and at most {high:g}" if above
-                             else f"must be between {low:g} and {high:g}")
+        if not math.isfinite(result):
+            raise ValueError("must be a finite number")
+        if result < low or (above and result == low):
+            raise ValueError(f"must be above {low:g}" if above else f"must be at least {low:g}")
+        if result > high:
+            raise ValueError(f"must be at most {high:g}")
         return result
 
     return parse
@@ -124,8 +128,12 @@ def decimal(low: str, high: str) -> Parser[Decimal]:
             result = Decimal(value)
         except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
             raise ValueError("expected a decimal number") from None
-        if not Decimal(low) <= result <= Decimal(high):
-            raise ValueError(f"must be between {low} and {high}")
+        if not result.is_finite():
+            raise ValueError("must be a finite number")
+        if result < Decimal(low):
+            raise ValueError(f"must be at least {low}")
+        if result > Decimal(high):
+            raise ValueError(f"must be at most {high}")
         return result
 
     return parse
