@@ -30,5 +30,10 @@ def check_offered(name: str, offered: Callable[[], Iterable[str] | None], refuse
     if name in names:
         raise refused
     closest = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    hint = f"closest: {', '.join(closest)}" if closest else f"none of its {len(names)} symbols is close"
+    if closest:
+        hint = f"closest: {', '.join(closest)}"
+    elif len(names) <= 12:
+        hint = f"it offers {', '.join(names) or 'none'}"
+    else:
+        hint = f"none of its {len(names)} symbols is close"
     raise ConfigError(f"SYMBOLS: {name} is not offered by the terminal ({hint})", "SYMBOLS")
