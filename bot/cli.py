@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _store_command(args, settings)
         except (ConfigError, ValueError, OSError) as exc:
-            sys.stderr.write(f"error: {exc}\n")
+            sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
             return 2
     if args.command == "run":
         from .app import BotApp
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             app = BotApp(settings, speed=args.speed)
         except ValueError as exc:
-            sys.stderr.write(f"config error: {exc}\n")
+            sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
             return 2
         app.install_signal_handlers()
         try:

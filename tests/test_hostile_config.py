@@ -176,6 +176,7 @@ HAND_WRITTEN = [
     bot("--format", ("metrics", "export", "--out", "-", "--format", "xml")),
     bot("--account", ("report", "daily", "--account", "a b")),
     bot("--date", ("report", "daily", "--date", "2026-13-01")),
+    bot("--account", ("report", "daily"), MT5_MODE="bridge", MT5_BRIDGE_TOKEN=TOKEN),
     bot("command", ("launch",)),
     # --- the exporter ---------------------------------------------------------------------------
     exporter("EXPORTER_PORT", EXPORTER_PORT="²", subprocess=True),
@@ -399,7 +400,7 @@ def figures(request):
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():  # shown under `pytest -q` too, not captured
-            reporter.ensure_newline()
+            reporter.write("\n")
             reporter.write_line(line)
 
 
