@@ -186,3 +186,27 @@ def test_a_listed_symbol_or_an_unlistable_terminal_is_the_original_failure():
     with pytest.raises(GatewayError) as info:
         check_offered("EURUSD", broken, refused)
     assert info.value is refused
+
+
+def test_an_unknown_symbol_found_after_a_late_first_connect_stops_the_loop(tmp_path, monkeypatch):
+    """Terminal away at start, then reachable: the first cycle that starts the engine stops the bot."""
+    from bot.app import BotApp
+    from bot.config import Settings
+    from bot.gateway import BrokerUnavailable
+
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "METRICS_PORT": "0",
+                                  "METRICS_HOST": "127.0.0.1", "SYMBOLS": "EURUSD,EURUSDD",
+                                  "LOG_LEVEL": "WARNING"}, dotenv_path=None)
+    app = BotApp(settings, stepped=True)
+    real_start, attempts = app.engine.start, []
+
+    def late_start():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise BrokerUnavailable("terminal not reachable")
+        real_start()
+
+    monkeypatch.setattr(app.engine, "start", late_start)
+    with pytest.raises(ConfigError, match=r"^SYMBOLS: EURUSDD is not offered by the terminal \(closest: EURUSD"):
+        app.run(cycles=5, serve=False)
+    assert len(attempts) == 2 and app.engine.cycles == 1
