@@ -5,7 +5,8 @@ exporter, the bridge server, `python -m db` and `python -m stack`, fed the value
 (URLs without a host or with port 99999, unbindable or empty hosts, busy ports, unwritable
 files, native mode on Linux, Unicode or underscored digits, control characters, over-long
 tokens, contradicting settings, unknown symbols) plus, generated from the bot's settings table,
-every numeric setting non-numeric, in non-ASCII digits and out of range on both sides.
+every numeric setting non-numeric, in non-ASCII digits and out of range on both sides, and every
+setting with a control character inside.
 
 Cases run in-process through each entry point's `main()` (fast); a sample runs as real
 subprocesses, at least one per entry point, to prove the exit status and a stderr without a
@@ -50,7 +51,7 @@ class Case:
     @property
     def id(self) -> str:
         shown = " ".join([*(f"{k}={v}" for k, v in self.env.items()), *self.argv])
-        shown = re.sub(r"[^\w.:=/+-]+", "_", shown)[:60]
+        shown = re.sub(r"[^\w.:=/+\\-]+", "_", shown.encode("unicode_escape").decode("ascii"))[:60]
         return f"{self.entry}-{self.setting}-{shown}"
 
 
@@ -254,17 +255,20 @@ HAND_WRITTEN = [
 ]
 
 
-def _numeric_cases() -> list[Case]:
-    """Every numeric bot setting: a word, non-ASCII digits, below and above any range."""
+def _generated_cases() -> list[Case]:
+    """From the bot's settings table: every numeric setting as a word, in non-ASCII digits, below and
+    above any range; every setting with a control character inside (a newline forges log lines)."""
     cases = []
     for f in fields(Settings):
+        name = f.metadata["env"]
         if f.type in NUMERIC_TYPES:
-            name = f.metadata["env"]
             cases += [bot(name, **{name: value}) for value in ("abc", "١٢", "-1", "1" + "0" * 15)]
+        default = f.metadata["default"] or "x"
+        cases.append(bot(name, **{name: f"{default[:1]}\n{default[1:] or 'x'}"}))
     return cases
 
 
-CASES = HAND_WRITTEN + _numeric_cases()
+CASES = HAND_WRITTEN + _generated_cases()
 ENTRY_POINTS = ("bot", "exporter", "bridge", "db", "stack")
 OUTCOMES: Counter = Counter()
 
