@@ -109,6 +109,21 @@ def _check_strategies(settings: Settings) -> None:
         raise ConfigError(f"STRATEGIES: {exc}") from None
 
 
+def _check_sim_symbols(settings: Settings) -> None:
+    """check-config in sim mode asks the simulated terminal, as `run` asks any terminal at start."""
+    if settings.mt5_mode != "sim":
+        return
+    from .engine.symbols import symbol_specs
+    from .gateway.factory import make_gateway
+
+    gateway = make_gateway(settings)
+    try:
+        gateway.connect()
+        symbol_specs(gateway, settings.symbols)
+    finally:
+        gateway.close()
+
+
 def _check_can_listen(settings: Settings) -> None:
     """The telemetry port is free now (it is bound after the migrations and the first connect)."""
     try:
@@ -129,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_strategies(settings)
         if args.command == "run":
             _check_can_listen(settings)
+        if args.command == "check-config":
+            _check_sim_symbols(settings)
     except ConfigError as exc:
         return _config_error(exc)
     if args.command == "check-config":

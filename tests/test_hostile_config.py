@@ -166,6 +166,7 @@ HAND_WRITTEN = [
     bot("MT5_BRIDGE_TIMEOUT", MT5_BRIDGE_TIMEOUT="inf"),
     # --- the bot: symbols are checked against the terminal, after connecting -------------------
     run("SYMBOLS", SYMBOLS="NOTASYMBOL", subprocess=True),
+    bot("SYMBOLS", SYMBOLS="NOTASYMBOL"),  # check-config asks the simulated terminal
     run("SYMBOLS", SYMBOLS="EURUSD,EURUSDD"),
     # --- the bot: command-line options ----------------------------------------------------------
     bot("--cycles", ("run", "--cycles", "0")),

@@ -18,7 +18,7 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import ConfigError, Settings
-from ..gateway import AccountState, Gateway, GatewayError, Position, Quote, SymbolSpec
+from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
@@ -27,7 +27,7 @@ from .books import Books
 from .orders import OrderSender, SendOutcome, new_client_order_id
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
-from .symbols import check_offered
+from .symbols import symbol_specs
 
 log = logging.getLogger("bot.engine")
 
@@ -119,11 +119,7 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        for name in self.settings.symbols:
-            try:
-                self.specs[name] = self.gateway.symbol(name)
-            except GatewayError as exc:
-                check_offered(name, self.gateway.symbol_names, exc)  # unknown symbol: ConfigError
+        self.specs.update(symbol_specs(self.gateway, self.settings.symbols))  # unknown symbol: ConfigError
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,

@@ -11,7 +11,18 @@ import difflib
 from collections.abc import Callable, Iterable
 
 from ..config import ConfigError
-from ..gateway import GatewayError
+from ..gateway import Gateway, GatewayError, SymbolSpec
+
+
+def symbol_specs(gateway: Gateway, names: Iterable[str]) -> dict[str, SymbolSpec]:
+    """Each configured symbol's specification; ConfigError for one the terminal does not offer."""
+    specs = {}
+    for name in names:
+        try:
+            specs[name] = gateway.symbol(name)
+        except GatewayError as exc:
+            check_offered(name, gateway.symbol_names, exc)
+    return specs
 
 
 def check_offered(name: str, offered: Callable[[], Iterable[str] | None], refused: GatewayError) -> None:
