@@ -8,25 +8,23 @@ import json
 import sys
 from datetime import UTC, date, datetime
 
+import confcheck
+
 from .config import ConfigError, Settings
 
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+_positive_int = confcheck.arg(confcheck.integer(1, 10**9))
+_positive_float = confcheck.arg(confcheck.number(0, 1_000_000, above=True))
+_account = confcheck.arg(confcheck.label(32))
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+def _out_file(raw: str) -> str:
+    if raw.strip() == "-":
+        return "-"
+    return str(confcheck.arg(confcheck.writable_file)(raw))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="tradewatch trading bot")
+    parser = confcheck.OneLineParser(prog="python -m bot", description="tradewatch trading bot")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the trading loop")
     run.add_argument("--cycles", type=_positive_int, default=None, help="stop after N cycles")
@@ -40,20 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--since", type=_moment, default=None, help="ISO date or time (UTC), inclusive")
     export.add_argument("--until", type=_moment, default=None, help="ISO date or time (UTC), exclusive")
-    export.add_argument("--account", default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
-    export.add_argument("--out", required=True, help="output file ('-' for stdout)")
+    export.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
+    export.add_argument("--out", type=_out_file, required=True, help="output file ('-' for stdout)")
 
     report = sub.add_parser("report", help="trading reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
     daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: today)")
-    daily.add_argument("--account", default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
+    daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     return parser
 
 
 def _moment(raw: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw)
+        value = datetime.fromisoformat(confcheck.text(40)(raw))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date or time: {raw!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -61,7 +59,7 @@ def _moment(raw: str) -> datetime:
 
 def _day(raw: str) -> date:
     try:
-        return date.fromisoformat(raw)
+        return date.fromisoformat(confcheck.text(40)(raw))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {raw!r}") from None
 
@@ -102,28 +100,62 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
         database.dispose()
 
 
+def _check_strategies(settings: Settings) -> None:
+    from .engine import load_strategies
+
+    try:
+        load_strategies(settings.strategies)
+    except ValueError as exc:
+        raise ConfigError(f"STRATEGIES: {exc}") from None
+
+
+def _check_sim_symbols(settings: Settings) -> None:
+    """check-config in sim mode asks the simulated terminal, as `run` asks any terminal at start."""
+    if settings.mt5_mode != "sim":
+        return
+    from .engine.symbols import symbol_specs
+    from .gateway.factory import make_gateway
+
+    gateway = make_gateway(settings)
+    try:
+        gateway.connect()
+        symbol_specs(gateway, settings.symbols)
+    finally:
+        gateway.close()
+
+
+def _check_can_listen(settings: Settings) -> None:
+    """The telemetry port is free now (it is bound after the migrations and the first connect)."""
+    try:
+        confcheck.free_to_listen(settings.metrics_host, settings.metrics_port)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_PORT: {exc}") from None
+
+
+def _config_error(exc: ConfigError) -> int:
+    sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        _check_strategies(settings)
+        if args.command == "run":
+            _check_can_listen(settings)
+        if args.command == "check-config":
+            _check_sim_symbols(settings)
     except ConfigError as exc:
-        sys.stderr.write(f"config error: {exc}\n")
-        return 2
+        return _config_error(exc)
     if args.command == "check-config":
-        from .engine import load_strategies
-
-        try:
-            load_strategies(settings.strategies)
-        except ValueError as exc:
-            sys.stderr.write(f"config error: STRATEGIES: {exc}\n")
-            return 2
         sys.stdout.write(json.dumps(settings.describe(), indent=2, default=str) + "\n")
         return 0
     if args.command in ("metrics", "report"):
         try:
             return _store_command(args, settings)
         except (ConfigError, ValueError, OSError) as exc:
-            sys.stderr.write(f"error: {exc}\n")
+            sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
             return 2
     if args.command == "run":
         from .app import BotApp
@@ -133,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             app = BotApp(settings, speed=args.speed)
         except ValueError as exc:
-            sys.stderr.write(f"config error: {exc}\n")
+            sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
             return 2
         app.install_signal_handlers()
-        return app.run(cycles=args.cycles)
+        try:
+            return app.run(cycles=args.cycles)
+        except ConfigError as exc:  # found at start against the terminal (an unknown symbol)
+            return _config_error(exc)
     return 2

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
+import confcheck
 from mt5bridge import constants as mt5
+from mt5bridge.server import TOKEN_MAX_BYTES
 
 
-class ConfigError(ValueError):
+class ConfigError(confcheck.SettingError):
     """A setting is missing or invalid; the message is one line naming the setting."""
 
 
@@ -30,72 +32,24 @@ TIMEFRAMES = {
 MT5_MODES = ("sim", "bridge", "native")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-
-def _text(raw: str) -> str:
-    return raw.strip()
-
-
-def _optional_text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
+# The parsers are confcheck's (shared with the exporter, the bridge, db and stack); these names
+# are the ones the settings table below is written in.
+_text = confcheck.text()
+_optional_text = confcheck.optional(confcheck.text())
+_int_between = confcheck.integer
+_csv_names = confcheck.names()
 
 
 def _float_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
+    return confcheck.number(low, high)
 
 
 def _decimal_between(low: str, high: str) -> Callable[[str], Decimal]:
-    def parse(raw: str) -> Decimal:
-        try:
-            value = Decimal(raw.strip())
-        except InvalidOperation:
-            raise ValueError(f"expected a decimal number, got {raw!r}") from None
-        if not value.is_finite() or not Decimal(low) <= value <= Decimal(high):
-            raise ValueError(f"must be between {low} and {high}, got {raw.strip()}")
-        return value
-
-    return parse
+    return confcheck.decimal(low, high)
 
 
 def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {raw.strip()!r}")
-        return value
-
-    return parse
-
-
-def _csv_names(raw: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if not names:
-        raise ValueError("must list at least one name")
-    for name in names:
-        if not name.replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"invalid name {name!r}")
-    return names
+    return confcheck.choice(options, upper=upper)
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
@@ -103,31 +57,32 @@ def _symbols(raw: str) -> tuple[str, ...]:
 
 
 def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
+    return confcheck.boolean(raw) if raw.strip() else False
 
 
-def _url(raw: str) -> str | None:
-    value = raw.strip()
-    if not value:
-        return None
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
+_url = confcheck.optional(confcheck.url())
+_token = confcheck.optional(confcheck.text(TOKEN_MAX_BYTES, max_bytes=TOKEN_MAX_BYTES))
+
+
+def _local_path(raw: str) -> str:
+    """A local SQLite file we write (queue, spool): empty for the default, else its folder must be writable."""
+    value = confcheck.text(1024)(raw)
+    if value:
+        confcheck.writable_file(value)
+    return value
 
 
 def _database_url(raw: str) -> str | None:
-    value = raw.strip()
+    value = confcheck.text(4096)(raw)
     if not value:
         return None
     if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
         raise ValueError("must be a sqlite:// or postgresql:// URL")
     if value.startswith("postgres:"):
         value = "postgresql:" + value[len("postgres:") :]
+    from db.url import checked_url
+
+    checked_url(value)
     return value
 
 
@@ -140,11 +95,11 @@ class Settings:
     """All bot settings. Build with `Settings.from_env()`; fields are already parsed and valid."""
 
     mt5_mode: str = _setting("MT5_MODE", "sim", _choice(MT5_MODES), doc="sim | bridge | native")
-    mt5_host: str = _setting("MT5_HOST", "127.0.0.1", _text, doc="bridge host")
-    mt5_port: int = _setting("MT5_PORT", "18812", _int_between(1, 65535), doc="bridge port")
-    mt5_bridge_token: str | None = _setting("MT5_BRIDGE_TOKEN", "", _optional_text, secret=True, doc="shared bridge token")
+    mt5_host: str = _setting("MT5_HOST", "127.0.0.1", confcheck.host, doc="bridge host")
+    mt5_port: int = _setting("MT5_PORT", "18812", confcheck.port(), doc="bridge port")
+    mt5_bridge_token: str | None = _setting("MT5_BRIDGE_TOKEN", "", _token, secret=True, doc="shared bridge token")
     mt5_bridge_timeout: float = _setting("MT5_BRIDGE_TIMEOUT", "10", _float_between(0.1, 300), doc="seconds per bridge call")
-    mt5_login: int | None = _setting("MT5_LOGIN", "", lambda r: _int_between(1, 10**12)(r) if r.strip() else None, doc="broker account login")
+    mt5_login: int | None = _setting("MT5_LOGIN", "", confcheck.optional(_int_between(1, 10**12)), doc="broker account login")
     mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
     mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
     mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
@@ -167,13 +122,13 @@ class Settings:
     magic: int = _setting("MAGIC", "20260101", _int_between(1, 2**31 - 1), doc="magic number of this bot's orders")
     history_days: int = _setting("HISTORY_DAYS", "7", _int_between(1, 3650), doc="deal history looked at on start")
     log_level: str = _setting("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), doc="DEBUG | INFO | WARNING | ERROR")
-    metrics_port: int = _setting("METRICS_PORT", "8000", _int_between(0, 65535), doc="port of /metrics /healthz /readyz /status (0: any)")
-    metrics_host: str = _setting("METRICS_HOST", "127.0.0.1", _text, doc="bind address of the telemetry server (compose: 0.0.0.0 on its network)")
+    metrics_port: int = _setting("METRICS_PORT", "8000", confcheck.port(allow_zero=True), doc="port of /metrics /healthz /readyz /status (0: any)")
+    metrics_host: str = _setting("METRICS_HOST", "127.0.0.1", confcheck.bind_address, doc="bind address of the telemetry server (compose: 0.0.0.0 on its network)")
     loki_url: str | None = _setting("LOKI_URL", "", _url, doc="Loki base URL; empty: no Loki push")
     alertmanager_url: str | None = _setting("ALERTMANAGER_URL", "", _url, doc="Alertmanager base URL; empty: no direct alerts")
     terminal_alert_seconds: float = _setting("TERMINAL_ALERT_SECONDS", "60", _float_between(1, 86400),
                                              doc="terminal unreachable this long: the bot raises an alert")
-    env: str = _setting("ENV", "dev", _text, doc="environment label on logs")
+    env: str = _setting("ENV", "dev", confcheck.label(), doc="environment label on logs")
     reconnect_initial_seconds: float = _setting("RECONNECT_INITIAL_SECONDS", "0.5", _float_between(0.01, 3600),
                                                 doc="first reconnect backoff; doubles per failed attempt (with jitter)")
     reconnect_max_seconds: float = _setting("RECONNECT_MAX_SECONDS", "30", _float_between(0.01, 3600),
@@ -182,7 +137,7 @@ class Settings:
                                         doc="a queued order older than this (broker time) is expired, never sent")
     order_max_deviation_points: int = _setting("ORDER_MAX_DEVIATION_POINTS", "50", _int_between(0, 100000),
                                                doc="a queued order is expired if the price moved more than this")
-    order_queue_path: str = _setting("ORDER_QUEUE_PATH", "", _text,
+    order_queue_path: str = _setting("ORDER_QUEUE_PATH", "", _local_path,
                                      doc="durable order queue (SQLite file); empty: next to a SQLite store, else data/order_queue.db")
     order_breaker_failures: int = _setting("ORDER_BREAKER_FAILURES", "5", _int_between(1, 1000),
                                            doc="consecutive failed order sends that open the order circuit")
@@ -192,7 +147,7 @@ class Settings:
                                         doc="consecutive database failures that open the database circuit")
     db_breaker_reset_seconds: float = _setting("DB_BREAKER_RESET_SECONDS", "10", _float_between(0.01, 86400),
                                                doc="open database circuit: seconds before one trial write")
-    store_spool_path: str = _setting("STORE_SPOOL_PATH", "", _text,
+    store_spool_path: str = _setting("STORE_SPOOL_PATH", "", _local_path,
                                      doc="spool of store writes while the database is down; empty: next to a SQLite store, else data/store_spool.db")
     shutdown_flush_seconds: float = _setting("SHUTDOWN_FLUSH_SECONDS", "5", _float_between(0.1, 600),
                                              doc="on SIGTERM: time allowed to flush the spool and the log queue")
@@ -211,9 +166,9 @@ class Settings:
             meta = f.metadata
             raw = source.get(meta["env"], meta["default"])
             try:
-                values[f.name] = meta["parse"](raw)
-            except ValueError as exc:
-                raise ConfigError(f"{meta['env']}: {exc}") from None
+                values[f.name] = confcheck.read(meta["env"], raw, meta["parse"], secret=meta["secret"])
+            except confcheck.SettingError as exc:
+                raise ConfigError(str(exc), exc.setting) from None
         settings = cls(**values)
         settings._check_combinations()
         return settings
@@ -223,6 +178,17 @@ class Settings:
             raise ConfigError("MT5_BRIDGE_TOKEN: required when MT5_MODE=bridge")
         if self.tp_atr_multiple <= 0 or self.sl_atr_multiple <= 0:
             raise ConfigError("SL_ATR_MULTIPLE: stop distances must be positive")
+        if self.mt5_mode == "native":
+            try:
+                confcheck.native_terminal()
+            except ValueError as exc:
+                raise ConfigError(f"MT5_MODE: {exc}") from None
+        if self.reconnect_initial_seconds > self.reconnect_max_seconds:
+            raise ConfigError(f"RECONNECT_INITIAL_SECONDS: must not exceed RECONNECT_MAX_SECONDS "
+                              f"({self.reconnect_initial_seconds:g} > {self.reconnect_max_seconds:g})")
+        if self.order_queue_path and self.store_spool_path and \
+                Path(self.order_queue_path).resolve() == Path(self.store_spool_path).resolve():
+            raise ConfigError("STORE_SPOOL_PATH: must be another file than ORDER_QUEUE_PATH")
 
     @property
     def timeframe_code(self) -> int:

@@ -9,50 +9,87 @@ python -m db verify-rollups        # compare the analytics rollups with the raw 
 
 import argparse
 import logging
+import os
+import re
 import sys
 
+from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+import confcheck
 from db import migrate, rollups
 from db.database import Database
 from db.seed import seed_demo
-from db.url import redact_url
+from db.url import checked_url, redact_url
+
+_RELATIVE = re.compile(r"([A-Za-z0-9_]*)(?:[+-][0-9]+)?", re.ASCII)
 
 log = logging.getLogger("db")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m db", description="Manage the trade store's schema.")
+    parser = confcheck.OneLineParser(prog="python -m db", description="Manage the trade store's schema.")
     parser.add_argument(
         "--url", help="database URL (default: $DATABASE_URL, else sqlite:///data/tradewatch.db)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     upgrade = commands.add_parser("upgrade", help="migrate the schema forward")
-    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.add_argument("revision", nargs="?", default="head", type=confcheck.arg(_revision))
     downgrade = commands.add_parser("downgrade", help="migrate the schema back")
-    downgrade.add_argument("revision")
+    downgrade.add_argument("revision", type=confcheck.arg(_revision))
     commands.add_parser("current", help="show the schema revision")
     seed = commands.add_parser("seed-demo", help="fill the store with realistic demo trades")
     seed.add_argument("--trades", type=_positive_int, default=10_000, help="closed trades in total")
-    seed.add_argument("--accounts", type=_positive_int, default=2, help="demo accounts to spread them over")
-    seed.add_argument("--years", type=float, default=3.0, help="how many years of history")
-    seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    seed.add_argument("--accounts", type=confcheck.arg(confcheck.integer(1, 1000)), default=2,
+                      help="demo accounts to spread them over")
+    seed.add_argument("--years", type=confcheck.arg(confcheck.number(0, 50, above=True)), default=3.0,
+                      help="how many years of history")
+    seed.add_argument("--seed", type=confcheck.arg(confcheck.integer(0, 2**31 - 1)), default=7,
+                      help="random seed (same seed, same data)")
     commands.add_parser("verify-rollups", help="check the analytics rollups against the raw trades")
     return parser
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+_positive_int = confcheck.arg(confcheck.integer(1, 10_000_000))
+
+
+def _revision(raw: str) -> str:
+    """head, heads, base, a known revision id, or one of them with a relative step (+1, head-1)."""
+    value = confcheck.text(64, required=True)(raw)
+    match = _RELATIVE.fullmatch(value)
+    if match is None:
+        raise ValueError("must be head, base, a revision id such as 0001, or a relative step such as -1")
+    anchor = match.group(1)
+    if anchor and anchor not in ("head", "heads", "base"):
+        script = migrate.ScriptDirectory.from_config(migrate.alembic_config())
+        known = sorted(rev.revision for rev in script.walk_revisions())
+        if anchor not in known:
+            raise ValueError(f"unknown revision (known: {', '.join(known)}, head, base)")
     return value
 
 
+def _database_url(given: str | None) -> str:
+    """--url, else $DATABASE_URL, checked; the default SQLite file when neither is set."""
+    if given is not None:
+        confcheck.read("--url", given, checked_url, secret=True)
+        return given
+    raw = os.environ.get("DATABASE_URL", "")
+    if raw.strip():
+        confcheck.read("DATABASE_URL", raw, checked_url, secret=True)
+        return raw.strip()
+    return "sqlite:///data/tradewatch.db"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        url = _database_url(args.url)
+    except confcheck.SettingError as exc:
+        parser.exit(2, f"{parser.prog}: config error: {exc}\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        with Database(args.url) as database:
+        with Database(url) as database:
             where = redact_url(database.url)
             if args.command == "upgrade":
                 migrate.upgrade(database.engine, args.revision)
@@ -75,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 head = migrate.head_revision()
                 state = "up to date" if current == head else f"head is {head}"
                 sys.stdout.write(f"{current or 'base'} ({state})\n")
+    except CommandError as exc:  # a revision Alembic cannot go to from here
+        parser.exit(2, f"{parser.prog}: config error: revision: {' '.join(str(exc).split())}\n")
     except (ValueError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         log.error("%s failed: %s", args.command, reason)

@@ -67,3 +67,39 @@ def file_password(environ: Mapping[str, str] | None = None) -> str | None:
     if not password:
         raise ValueError(f"{PASSWORD_FILE_VARIABLE}: {path!r} is empty")
     return password
+
+
+def checked_url(raw: str | URL) -> URL:
+    """`resolve_url(raw)` plus what start-up needs to know before connecting (one-line ValueErrors).
+
+    A server URL's host must be a host name or address and its port ASCII digits 1-65535 (SQLAlchemy
+    takes "١٢" as 12 and 99999 as is); a SQLite file's folder must exist and be writable. The
+    password is never part of a message.
+    """
+    from urllib.parse import urlsplit
+
+    import confcheck
+
+    confcheck.text(4096)(str(raw))  # no control characters, bounded
+    parsed = resolve_url(raw)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:") and not parsed.query.get("uri"):
+            try:
+                confcheck.writable_file(parsed.database)
+            except ValueError as exc:
+                raise ValueError(f"SQLite file {parsed.database!r}: {exc}") from None
+        return parsed
+    hostport = urlsplit(str(raw).strip()).netloc.rpartition("@")[2]
+    port_text = hostport.rpartition("]")[2] if "]" in hostport else hostport
+    if ":" in port_text:
+        try:
+            confcheck.port()(port_text.rpartition(":")[2])
+        except ValueError:
+            raise ValueError("the database port must be a number from 1 to 65535 in ASCII digits") from None
+    if parsed.host:
+        for name in parsed.host.split(","):  # libpq accepts a comma-separated host list
+            try:
+                confcheck.host(name)
+            except ValueError:
+                raise ValueError("the database host must be a host name or an IP address") from None
+    return parsed

@@ -31,6 +31,7 @@ log = logging.getLogger("exporter")
 def main() -> int:
     try:
         settings = ExporterSettings.from_env(os.environ)
+        settings.check_can_listen()
     except SettingsError as exc:
         sys.stderr.write(f"config error: {exc}\n")
         return 2

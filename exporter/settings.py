@@ -1,5 +1,6 @@
 """The exporter's settings, from the environment; a bad value stops start-up with one line naming it.
 
+Parsed with confcheck, the vocabulary the bot, the bridge, db and stack share.
 The default bind is 127.0.0.1 (compose sets EXPORTER_HOST=0.0.0.0 on its own networks).
 EXPORTER_SINK_TOKEN(_FILE) guards the alert sink; without it the sink refuses every write.
 EXPORTER_API_TOKEN(_FILE), when set, is required by the read endpoints under /api/v1.
@@ -7,23 +8,21 @@ EXPORTER_API_TOKEN(_FILE), when set, is required by the read endpoints under /ap
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import URL
 
-from bot.telemetry.logging import parse_level
-from db.url import resolve_url
+import confcheck
+from db.url import DEFAULT_URL, checked_url, resolve_url
 from exporter.auth import TokenError, load_token
 
 DEFAULT_PORT = 9108
 DEFAULT_HOST = "127.0.0.1"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class SettingsError(ValueError):
+class SettingsError(confcheck.SettingError):
     """A setting is missing or malformed; the message names it."""
 
 
@@ -40,24 +39,15 @@ class ExporterSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExporterSettings:
-        try:
-            database_url = resolve_url(env.get("DATABASE_URL") or None)
-        except ValueError as exc:
-            raise SettingsError(f"DATABASE_URL: {exc}") from None
-        try:
-            sink_token = load_token(env, "EXPORTER_SINK_TOKEN")
-            api_token = load_token(env, "EXPORTER_API_TOKEN")
-        except TokenError as exc:
-            raise SettingsError(str(exc)) from None
         return cls(
-            database_url=database_url,
-            host=_host(env.get("EXPORTER_HOST", DEFAULT_HOST)),
-            port=_port(env.get("EXPORTER_PORT", str(DEFAULT_PORT))),
-            log_level=_level(env.get("LOG_LEVEL", "INFO")),
-            env=env.get("ENV", "dev") or "dev",
-            loki_url=_loki(env.get("LOKI_URL", "")),
-            sink_token=sink_token,
-            api_token=api_token,
+            database_url=_read("DATABASE_URL", env, "", _database_url, secret=True),
+            host=_read("EXPORTER_HOST", env, DEFAULT_HOST, confcheck.bind_address),
+            port=_read("EXPORTER_PORT", env, str(DEFAULT_PORT), confcheck.port(allow_zero=True)),
+            log_level=_read("LOG_LEVEL", env, "INFO", confcheck.choice(LOG_LEVELS, upper=True)),
+            env=_read("ENV", env, "dev", lambda raw: confcheck.label()(raw or "dev")),
+            loki_url=_read("LOKI_URL", env, "", confcheck.optional(confcheck.url())),
+            sink_token=_token(env, "EXPORTER_SINK_TOKEN"),
+            api_token=_token(env, "EXPORTER_API_TOKEN"),
         )
 
     @property
@@ -66,37 +56,28 @@ class ExporterSettings:
         values = [self.database_url.password, self.sink_token, self.api_token]
         return [value for value in values if value]
 
+    def check_can_listen(self) -> None:
+        """Raise SettingsError if EXPORTER_PORT is taken on EXPORTER_HOST (before the database is opened)."""
+        try:
+            confcheck.free_to_listen(self.host, self.port)
+        except ValueError as exc:
+            raise SettingsError(f"EXPORTER_PORT: {exc}", "EXPORTER_PORT") from None
 
-def _port(raw: str) -> int:
-    text = raw.strip()
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise SettingsError(f"EXPORTER_PORT must be a port number from 0 to 65535, got {raw!r}")
-    return int(text)
 
-
-def _host(raw: str) -> str:
-    text = raw.strip()
+def _read(name: str, env: Mapping[str, str], default: str, parse, secret: bool = False):
     try:
-        ipaddress.ip_address(text)
-        return text
-    except ValueError:
-        if _HOSTNAME.match(text):
-            return text
-    raise SettingsError(f"EXPORTER_HOST must be an IP address or a host name, got {raw!r}")
+        return confcheck.read(name, env.get(name, default), parse, secret=secret)
+    except confcheck.SettingError as exc:
+        raise SettingsError(str(exc), name) from None
 
 
-def _level(raw: str) -> str:
+def _token(env: Mapping[str, str], name: str) -> str | None:
     try:
-        parse_level(raw)
-    except ValueError:
-        raise SettingsError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}") from None
-    return raw.strip().upper()
+        return load_token(env, name)
+    except TokenError as exc:
+        raise SettingsError(str(exc), name) from None
 
 
-def _loki(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not re.match(r"^https?://[^\s/]+", text):
-        raise SettingsError("LOKI_URL must be an http(s) URL such as http://loki:3100")
-    return text.rstrip("/")
+def _database_url(raw: str) -> URL:
+    """Empty: the SQLite default under data/, whose folder db/ creates."""
+    return checked_url(raw) if raw.strip() else resolve_url(DEFAULT_URL)

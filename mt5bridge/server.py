@@ -7,12 +7,13 @@ is looked up in an explicit table of wrappers, each wrapper validates its JSON a
 before touching the terminal, and the result goes back as JSON (no netrefs, no pickle).
 A connection must present the shared token before a single rpyc byte is read.
 
-This module imports only the stdlib, rpyc and mt5bridge, so it runs unchanged on a Windows
-Python next to terminal64.exe:  ``python -m mt5bridge.server --backend metatrader5``.
+This module imports only the stdlib, rpyc, mt5bridge and confcheck (stdlib only), so it runs
+unchanged on a Windows Python next to terminal64.exe:  ``python -m mt5bridge.server --backend metatrader5``.
 """
 
 import argparse
 import datetime as dt
+import errno
 import hmac
 import json
 import logging
@@ -31,6 +32,7 @@ import rpyc
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
+import confcheck
 from mt5bridge.backends import BACKEND_NAMES, BackendUnavailable, make_backend
 from mt5bridge.plain import to_plain
 
@@ -600,32 +602,63 @@ def configure_logging(level: str) -> None:
 # --- Command line -------------------------------------------------------------------------
 
 
+def _state_file(raw: str) -> str:
+    """--state: a writable file in an existing folder, and if it exists, a state file we can read."""
+    from mt5bridge.sim.persistence import load_state
+
+    path = confcheck.writable_file(raw)
+    load_state(path)  # a one-line ValueError if it is not ours
+    return str(path)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = confcheck.OneLineParser(
         prog="python -m mt5bridge.server", description="Token-guarded bridge to a MetaTrader 5 terminal."
     )
     parser.add_argument("--backend", choices=BACKEND_NAMES, required=True)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--host", type=confcheck.arg(confcheck.bind_address), default=DEFAULT_HOST,
+                        help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=confcheck.arg(confcheck.port(allow_zero=True)), default=DEFAULT_PORT,
+                        help="0 picks a free port")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=confcheck.arg(_SECONDS),
         default=None,
         help=f"seconds for the handshake and for waiting on the terminal lock "
         f"(default ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sim = parser.add_argument_group("sim backend only")
-    sim.add_argument("--seed", type=int)
-    sim.add_argument("--speed", type=float)
+    sim.add_argument("--seed", type=confcheck.arg(confcheck.integer(0, 2**31 - 1)))
+    sim.add_argument("--speed", type=confcheck.arg(confcheck.number(0, 1_000_000, above=True)))
     sim.add_argument(
         "--stepped",
         action="store_true",
         default=None,
         help="simulated time moves only on sim_control advance",
     )
-    sim.add_argument("--state", metavar="FILE", help="persist the simulated account to FILE")
+    sim.add_argument("--state", metavar="FILE", type=confcheck.arg(_state_file),
+                     help="persist the simulated account to FILE (its folder must exist)")
     return parser
+
+
+_SECONDS = confcheck.number(0, 3600, above=True)
+
+
+def _environment_settings(backend: str, environ: dict[str, str] | os._Environ = os.environ) -> tuple[str, float | None]:
+    """(token, timeout from the environment or None): SettingError naming the variable if one is bad."""
+    token = confcheck.read(TOKEN_ENV, environ.get(TOKEN_ENV, ""), confcheck.text(TOKEN_MAX_BYTES, max_bytes=TOKEN_MAX_BYTES),
+                           secret=True)
+    if not token:
+        raise confcheck.SettingError(f"{TOKEN_ENV}: is not set; refusing to start without a token", TOKEN_ENV)
+    raw_timeout = environ.get(TIMEOUT_ENV, "")
+    timeout = confcheck.read(TIMEOUT_ENV, raw_timeout, _SECONDS) if raw_timeout.strip() else None
+    if backend == "metatrader5":  # the backend logs in with these at the first initialize()
+        confcheck.read("MT5_LOGIN", environ.get("MT5_LOGIN", ""), confcheck.optional(confcheck.integer(1, 10**12)))
+        confcheck.read("MT5_PASSWORD", environ.get("MT5_PASSWORD", ""), confcheck.text(), secret=True)
+        confcheck.read("MT5_SERVER", environ.get("MT5_SERVER", ""), confcheck.text(128))
+        confcheck.read("MT5_PATH", environ.get("MT5_PATH", ""), confcheck.text(1024))
+    return token, timeout
 
 
 def resolve_timeout(value: float | None, environ: dict[str, str] | os._Environ = os.environ) -> float:
@@ -644,23 +677,24 @@ def resolve_timeout(value: float | None, environ: dict[str, str] | os._Environ =
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
-    token = os.environ.get(TOKEN_ENV, "")
-    if not token.strip():
-        parser.exit(2, f"mt5bridge.server: {TOKEN_ENV} is not set; refusing to start without a token\n")
     try:
-        timeout = resolve_timeout(options.timeout)
-    except ValueError as exc:
-        parser.exit(2, f"mt5bridge.server: {exc}\n")
+        token, env_timeout = _environment_settings(options.backend)
+    except confcheck.SettingError as exc:
+        parser.exit(2, f"{parser.prog}: config error: {exc}\n")
+    timeout = resolve_timeout(options.timeout if options.timeout is not None else env_timeout)
     sim_options = _only_given(
         seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state
     )
     if options.backend != "sim" and sim_options:
-        parser.exit(2, f"mt5bridge.server: {', '.join(sorted(sim_options))} only apply to --backend sim\n")
+        parser.exit(2, f"{parser.prog}: config error: --{', --'.join(sorted(sim_options)).replace('state_file', 'state')}"
+                    f": only apply to --backend sim\n")
     configure_logging(options.log_level)
     try:
         backend = make_backend(options.backend, **sim_options)
     except (BackendUnavailable, ValueError) as exc:
-        parser.exit(2, f"mt5bridge.server: {exc}\n")
+        reason = " ".join(str(exc).split())
+        option = "--state" if "state file" in reason else f"--backend {options.backend}"
+        parser.exit(2, f"{parser.prog}: config error: {option}: {reason}\n")
     try:
         server = build_server(
             backend,
@@ -671,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
             allow_sim_control=options.backend == "sim",
         )
     except OSError as exc:
-        parser.exit(2, f"mt5bridge.server: cannot listen on {options.host}:{options.port}: {exc}\n")
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        parser.exit(2, f"{parser.prog}: config error: --port: cannot listen on {options.host}:{options.port}: {reason}\n")
     if len(token) < 16:
         log.warning("%s is shorter than 16 characters: use a long random token", TOKEN_ENV)
     if options.host not in ("127.0.0.1", "localhost", "::1"):

@@ -416,7 +416,7 @@ def test_server_refuses_to_start_without_a_token(module, token):
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "MT5_BRIDGE_TOKEN is not set" in lines[0]
+    assert len(lines) == 1 and "MT5_BRIDGE_TOKEN: is not set" in lines[0]
 
 
 def test_server_with_the_metatrader5_backend_fails_cleanly_where_it_is_missing():

@@ -389,7 +389,10 @@ def test_make_backend_rejects_unknown_names_and_missing_metatrader5(monkeypatch)
 
 
 def test_bridge_modules_import_only_stdlib_and_rpyc():
-    """The server must run on a Windows Python with only MetaTrader5 + rpyc (+ numpy) installed."""
+    """The server must run on a Windows Python with only MetaTrader5 + rpyc (+ numpy) installed.
+
+    confcheck (the settings vocabulary, stdlib only) is copied beside mt5bridge/.
+    """
     code = (
         "import sys\n"
         "import mt5bridge.server, mt5bridge.client, mt5bridge.plain, mt5bridge.errors, mt5bridge.backends\n"
@@ -398,7 +401,7 @@ def test_bridge_modules_import_only_stdlib_and_rpyc():
         "sys.stdout.write(','.join(extra))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert set(out.stdout.split(",")) == {"mt5bridge", "rpyc"}
+    assert set(out.stdout.split(",")) == {"mt5bridge", "rpyc", "confcheck"}
 
 
 def test_json_line_formatter_writes_one_object_with_extras():

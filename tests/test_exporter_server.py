@@ -138,11 +138,11 @@ def test_the_exporter_process_serves_and_stops_cleanly(url, tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"EXPORTER_PORT": "http"}, "EXPORTER_PORT must be a port number"),
-        ({"EXPORTER_PORT": "70000"}, "EXPORTER_PORT must be a port number"),
-        ({"EXPORTER_HOST": "not a host"}, "EXPORTER_HOST must be"),
-        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
-        ({"LOKI_URL": "loki:3100"}, "LOKI_URL must be an http(s) URL"),
+        ({"EXPORTER_PORT": "http"}, "EXPORTER_PORT: must be a port number"),
+        ({"EXPORTER_PORT": "70000"}, "EXPORTER_PORT: must be a port number"),
+        ({"EXPORTER_HOST": "not a host"}, "EXPORTER_HOST: must be"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL: must be one of"),
+        ({"LOKI_URL": "loki:3100"}, "LOKI_URL: must be a URL starting with http"),
         ({"DATABASE_URL": "mysql://root:hunter2@db/x"}, "DATABASE_URL: unsupported database backend 'mysql'"),
         ({"EXPORTER_SINK_TOKEN": "hunter2"}, "EXPORTER_SINK_TOKEN must be 16 to 512 characters"),
         ({"EXPORTER_API_TOKEN": "hunter2 hunter2 hunter2"}, "EXPORTER_API_TOKEN must be 16 to 512 characters"),

@@ -371,6 +371,7 @@ def test_the_build_context_installs_every_command_the_stack_runs(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = (tmp_path / "dist").glob("tradewatch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("bot/__main__.py", "exporter/__main__.py", "mt5bridge/server.py", "db/__main__.py"):
+    for module in ("bot/__main__.py", "exporter/__main__.py", "mt5bridge/server.py", "db/__main__.py",
+                   "confcheck/values.py"):
         assert module in names, f"{module} is missing from the image"
     assert any(n.startswith("db/migrations/versions/") for n in names)

@@ -17,7 +17,7 @@ from typing import Any
 
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
@@ -27,6 +27,7 @@ from .books import Books
 from .orders import OrderSender, SendOutcome, new_client_order_id
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .symbols import symbol_specs
 
 log = logging.getLogger("bot.engine")
 
@@ -118,8 +119,7 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        for name in self.settings.symbols:
-            self.specs[name] = self.gateway.symbol(name)
+        self.specs.update(symbol_specs(self.gateway, self.settings.symbols))  # unknown symbol: ConfigError
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
@@ -159,6 +159,8 @@ class Engine:
                     if not self.started:
                         self.start()
                     self._cycle(report)
+            except ConfigError:
+                raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
                 report.error_expected = _is_expected(exc)

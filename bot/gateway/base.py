@@ -81,6 +81,10 @@ class Gateway(ABC):
         """Pending orders at the broker (a market order may briefly sit here)."""
         return []
 
+    def symbol_names(self) -> list[str] | None:
+        """Every symbol the terminal offers (None: this gateway cannot list them)."""
+        return None
+
     @abstractmethod
     def order_send(self, request: OrderRequest) -> OrderResult:
         """Send once. Raises OrderRejected, OutcomeUnknown, ConnectionLost or BrokerUnavailable.

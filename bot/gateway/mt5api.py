@@ -288,6 +288,10 @@ class Mt5ApiGateway(Gateway):
             currency_profit=str(info.get("currency_profit", "")),
         )
 
+    def symbol_names(self) -> list[str]:
+        """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
+        return [str(row["name"]) for row in self._call("symbols_get") or []]
+
     def _digits_of(self, symbol: str) -> int:
         if symbol not in self._digits:
             self.symbol(symbol)
