@@ -96,7 +96,7 @@ def _in_process(case: Case, argv: list[str], monkeypatch) -> int:
     if case.entry == "exporter":
         import exporter.__main__ as entry
 
-        monkeypatch.setattr(entry.waitress, "create_server", _accepted)
+        monkeypatch.setattr(entry, "create_bounded_server", _accepted)
         return entry.main()
     if case.entry == "bridge":
         import mt5bridge.server as entry
