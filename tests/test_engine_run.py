@@ -31,6 +31,7 @@ def _settings(url: str, **extra: str) -> Settings:
         "TIMEFRAME": "M1",
         "CYCLE_SECONDS": "30",
         "LOG_LEVEL": "WARNING",
+        "METRICS_PORT": "0",  # any free port: never depend on 8000 being free
         **extra,
     }
     return Settings.from_env(env, dotenv_path=None)
