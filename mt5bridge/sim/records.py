@@ -9,6 +9,8 @@ conformance test checks them against tests/fixtures/mt5-api-5.0.6231.json.
 Each type is built with every field by keyword (``Tick(time=..., bid=..., ...)``), or with
 ``Type.from_known({...})``: the fields the simulator models, the rest from ``DEFAULTS`` (what
 a retail forex terminal typically reports for them). Broker profiles fill ``SymbolInfo`` that way.
+Only SymbolInfo, AccountInfo and TerminalInfo have DEFAULTS (keyword construction of those fills
+the rest too); every other type needs all its fields, so a forgotten one fails loudly.
 """
 
 from collections.abc import Mapping
@@ -29,6 +31,8 @@ class ResultTuple(tuple):
         if values and fields:
             raise TypeError(f"{cls.__name__}: give all fields by position or all by name")
         if fields:
+            # Types with DEFAULTS (SymbolInfo, AccountInfo, TerminalInfo) fill what is not given.
+            fields = {**cls.DEFAULTS, **fields}
             missing = [name for name in cls.FIELDS if name not in fields]
             unknown = sorted(set(fields) - set(cls.FIELDS))
             if missing or unknown:

@@ -43,7 +43,7 @@ from .book import Books
 from .broker import Broker
 from .clock import SimClock, check_seconds
 from .faults import Faults
-from .marketwatch import MarketWatch, book_view
+from .marketbook import BookSubscriptions, book_view
 from .orderrequest import Rejected, echo, parse
 from .persistence import load_state, save_state
 from .quotes import Quotes
@@ -175,19 +175,6 @@ def _positive_int(value, minimum: int) -> int:
     return value
 
 
-def _timeframe_seconds(timeframe) -> int:
-    seconds = TIMEFRAME_SECONDS.get(timeframe) if _is_plain_int(timeframe) else None
-    if seconds is None:
-        raise _ApiError(_INVALID_PARAMS)
-    return seconds
-
-
-def _flags(flags) -> int:
-    if not _is_plain_int(flags):
-        raise _ApiError(_INVALID_PARAMS)
-    return flags
-
-
 def _amount(value) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise _ApiError(_INVALID_PARAMS)
@@ -221,7 +208,7 @@ class SimTerminal:
         self._lock = threading.RLock()
         self._faults = Faults()
         self._quotes = Quotes(seed)
-        self._watch = MarketWatch(SYMBOLS)
+        self._books_open = BookSubscriptions()
         self._initialized = False
         self._last_error = _SUCCESS
         self._saved_at = -math.inf
@@ -389,37 +376,30 @@ class SimTerminal:
         wanted = _symbol_filter(group)
         epoch = tick_epoch(self._k)
         return tuple(
-            symbol_view(spec, epoch, *self._quote(name), self._watch.is_selected(name))
-            for name, spec in SYMBOLS.items()
-            if wanted(name)
+            symbol_view(spec, epoch, *self._quote(name)) for name, spec in SYMBOLS.items() if wanted(name)
         )
 
     @_api()
     def symbol_info(self, symbol):
         symbol = _known_symbol(symbol)
-        return symbol_view(
-            SYMBOLS[symbol], tick_epoch(self._k), *self._quote(symbol), self._watch.is_selected(symbol)
-        )
+        return symbol_view(SYMBOLS[symbol], tick_epoch(self._k), *self._quote(symbol))
 
     @_api(failure=False)
     def symbol_select(self, symbol, enable=True) -> bool:
-        symbol = _known_symbol(symbol)
-        open_here = any(p.symbol == symbol for p in self._broker.books.positions.values())
-        if not self._watch.select(symbol, bool(enable), open_here):
-            raise _ApiError(_INVALID_PARAMS)
+        _known_symbol(symbol)
         return True
 
     @_api()
     def symbol_info_tick(self, symbol):
         symbol = _known_symbol(symbol)
-        if not self._watch.is_selected(symbol):
-            raise _ApiError(_NOT_FOUND)  # outside Market Watch: symbol_select it first
         return tick_view(SYMBOLS[symbol], tick_epoch(self._k), *self._quote(symbol))
 
     @_api()
     def copy_rates_from_pos(self, symbol, timeframe, start_pos, count) -> np.ndarray:
         symbol = _known_symbol(symbol)
-        seconds = _timeframe_seconds(timeframe)
+        seconds = TIMEFRAME_SECONDS.get(timeframe) if _is_plain_int(timeframe) else None
+        if seconds is None:
+            raise _ApiError(_INVALID_PARAMS)
         start_pos, count = _positive_int(start_pos, 0), _positive_int(count, 1)
         count = min(count, MAXBARS - start_pos)
         if count <= 0:
@@ -427,43 +407,51 @@ class SimTerminal:
         last = self._k // seconds - start_pos
         return self._quotes.path(symbol).bars(seconds, last - count + 1, last, self._k)
 
-    # Date-based history and the book: the logic lives in marketdata / marketwatch.
+    # ---- date-based history and the book (i11-api): logic in marketdata / marketbook
+    def _timeframe_seconds(self, timeframe) -> int:
+        seconds = TIMEFRAME_SECONDS.get(timeframe) if _is_plain_int(timeframe) else None
+        if seconds is None:
+            raise _ApiError(_INVALID_PARAMS)
+        return seconds
+
     @_api()
     def copy_rates_from(self, symbol, timeframe, date_from, count) -> np.ndarray:
-        symbol, seconds = _known_symbol(symbol), _timeframe_seconds(timeframe)
+        symbol, seconds = _known_symbol(symbol), self._timeframe_seconds(timeframe)
         epoch, count = _epoch_arg(date_from), _positive_int(count, 1)
         return marketdata.rates_from(self._quotes, symbol, seconds, epoch, count, self._k, MAXBARS)
 
     @_api()
     def copy_rates_range(self, symbol, timeframe, date_from, date_to) -> np.ndarray:
-        symbol, seconds = _known_symbol(symbol), _timeframe_seconds(timeframe)
+        symbol, seconds = _known_symbol(symbol), self._timeframe_seconds(timeframe)
         first, last = _epoch_arg(date_from), _epoch_arg(date_to)
         return marketdata.rates_range(self._quotes, symbol, seconds, first, last, self._k, MAXBARS)
 
     @_api()
     def copy_ticks_from(self, symbol, date_from, count, flags) -> np.ndarray:
         symbol, epoch, count = _known_symbol(symbol), _epoch_arg(date_from), _positive_int(count, 1)
-        return marketdata.ticks_from(self._quotes, symbol, epoch, count, _flags(flags), self._k)
+        flags = _positive_int(flags, -1)
+        return marketdata.ticks_from(self._quotes, symbol, epoch, count, flags, self._k)
 
     @_api()
     def copy_ticks_range(self, symbol, date_from, date_to, flags) -> np.ndarray:
         symbol, first, last = _known_symbol(symbol), _epoch_arg(date_from), _epoch_arg(date_to)
-        return marketdata.ticks_range(self._quotes, symbol, first, last, _flags(flags), self._k)
+        flags = _positive_int(flags, -1)
+        return marketdata.ticks_range(self._quotes, symbol, first, last, flags, self._k)
 
     @_api(failure=False)
     def market_book_add(self, symbol) -> bool:
-        return self._watch.book_add(_known_symbol(symbol))
+        return self._books_open.add(_known_symbol(symbol))
 
     @_api(failure=False)
     def market_book_release(self, symbol) -> bool:
-        if not self._watch.book_release(_known_symbol(symbol)):
+        if not self._books_open.release(_known_symbol(symbol)):
             raise _ApiError(_INVALID_PARAMS)
         return True
 
     @_api()
     def market_book_get(self, symbol) -> tuple:
         symbol = _known_symbol(symbol)
-        if not self._watch.has_book(symbol):
+        if not self._books_open.is_open(symbol):
             raise _ApiError(_NOT_FOUND)  # market_book_add first
         return book_view(SYMBOLS[symbol], *self._quote(symbol))
 
