@@ -23,6 +23,7 @@ from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 from rpyc.utils.factory import connect_stream
 
+from mt5bridge.constants import PACKAGE_CONSTANTS
 from mt5bridge.errors import (
     BridgeAuthError,
     BridgeCallError,
@@ -274,3 +275,6 @@ _DOCS = {
 
 for _name in SIGNATURES:
     setattr(BridgeClient, _name, _api_method(_name))
+# Module-shaped: ``mt5 = connect(...)`` then ``mt5.ORDER_TYPE_BUY`` works as with the package.
+for _name, _value in PACKAGE_CONSTANTS.items():
+    setattr(BridgeClient, _name, _value)

@@ -318,5 +318,11 @@ NOT_IN_PACKAGE = frozenset(
         "TIMEFRAME_SECONDS",
         "OUTCOME_UNKNOWN_RETCODES",
         "NOT_IN_PACKAGE",
+        "PACKAGE_CONSTANTS",
     }
 )
+
+#: The package's 223 constants by name: what a MetaTrader5-shaped module exports.
+PACKAGE_CONSTANTS: dict[str, int] = {
+    name: value for name, value in dict(globals()).items() if name.isupper() and name not in NOT_IN_PACKAGE
+}

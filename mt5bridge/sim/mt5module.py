@@ -20,17 +20,10 @@ import datetime as dt
 import threading
 from typing import Any
 
-from mt5bridge import constants
+from mt5bridge.constants import PACKAGE_CONSTANTS
 from mt5bridge.signatures import DATE, KW, SIGNATURES, Refused, bind
 
 from .terminal import SimTerminal
-
-#: The package's constants (those of mt5bridge.constants minus our own additions).
-PACKAGE_CONSTANTS: dict[str, int] = {
-    name: getattr(constants, name)
-    for name in dir(constants)
-    if name.isupper() and name not in constants.NOT_IN_PACKAGE
-}
 
 
 def _epoch(value: Any) -> Any:
@@ -110,4 +103,4 @@ def _function(name: str):
 
 
 globals().update({name: _function(name) for name in SIGNATURES})
-globals().update(PACKAGE_CONSTANTS)
+globals().update(PACKAGE_CONSTANTS)  # the package's constants, and no others
