@@ -20,10 +20,12 @@ import datetime as dt
 import threading
 from typing import Any
 
-from mt5bridge.constants import PACKAGE_CONSTANTS
-from mt5bridge.signatures import DATE, KW, SIGNATURES, Refused, bind
+from mt5bridge import constants as _constants
+from mt5bridge import signatures as _signatures
 
 from .terminal import SimTerminal
+
+# Only the package's names are public here (constants are checked against it): imports are private.
 
 
 def _epoch(value: Any) -> Any:
@@ -37,21 +39,21 @@ class Mt5Module:
         self.terminal = terminal
 
     def _invoke(self, name: str, args: tuple, kwargs: dict) -> Any:
-        sig = SIGNATURES[name]
+        sig = _signatures.SIGNATURES[name]
         try:
-            bound = bind(sig, args, kwargs)
-        except Refused as refused:
+            bound = _signatures.bind(sig, args, kwargs)
+        except _signatures.Refused as refused:
             self.terminal.set_last_error(refused.error)
             return sig.failure
         for param in sig.params:
-            if param.kind == DATE and param.name in bound:
+            if param.kind == _signatures.DATE and param.name in bound:
                 bound[param.name] = _epoch(bound[param.name])
         method = getattr(self.terminal, name)
         if name == "initialize":
             return method(bound.pop("path", None), **bound)
         if name in ("order_send", "order_check"):
             return method(bound["request"])
-        positional = [bound.pop(p.name) for p in sig.params if p.name in bound and p.how != KW]
+        positional = [bound.pop(p.name) for p in sig.params if p.name in bound and p.how != _signatures.KW]
         return method(*positional, **bound)
 
     def control(self, command: str, params: dict | None = None) -> dict:
@@ -68,7 +70,7 @@ def _method(name: str):
     return call
 
 
-for _name in SIGNATURES:
+for _name in _signatures.SIGNATURES:
     setattr(Mt5Module, _name, _method(_name))
 
 
@@ -102,5 +104,5 @@ def _function(name: str):
     return call
 
 
-globals().update({name: _function(name) for name in SIGNATURES})
-globals().update(PACKAGE_CONSTANTS)  # the package's constants, and no others
+globals().update({name: _function(name) for name in _signatures.SIGNATURES})
+globals().update(_constants.PACKAGE_CONSTANTS)  # the package's constants, and no others
