@@ -41,7 +41,7 @@ def rates_from(
     quotes: Quotes, symbol: str, seconds: int, date_from: float, count: int, now_k: int, maxbars: int
 ):
     """``count`` bars opened at or before ``date_from``, oldest first."""
-    last = tick_index(date_from) // seconds
+    last = min(tick_index(date_from), now_k) // seconds  # the future has no bars yet
     return _bars(quotes, symbol, seconds, last - count + 1, last, now_k, maxbars)
 
 
