@@ -152,7 +152,7 @@ def backend_call(sig: Signature, raw: dict[str, Any]) -> tuple[tuple[Any, ...], 
     try:
         bound = bind(sig, tuple(args), kwargs)
     except TypeError as exc:
-        raise CallShapeError(str(exc)) from None
+        raise CallShapeError(str(exc)[:300]) from None  # names only, never values
     except Refused:
         return tuple(args), kwargs  # the backend refuses it and sets last_error, as the package does
     for index, value in enumerate(args):

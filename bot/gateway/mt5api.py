@@ -1,7 +1,7 @@
 """Adapter from the MetaTrader5 call surface to `Gateway`.
 
-The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and `mt5bridge.sim.SimTerminal` all
-offer the same calls; they differ only in how failures look (None + last_error(), or transport
+The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and the simulator's stand-in
+`mt5bridge.sim.mt5module.Mt5Module` all offer the same calls with the same argument rules; they differ only in how failures look (None + last_error(), or transport
 exceptions from the bridge). This module turns both into the typed errors of `bot.gateway.errors`
 and the plain values of `bot.gateway.types`, and logs every call with its latency.
 """
