@@ -5,19 +5,17 @@ bridge to the same stand-in behind a real server: a call the real MetaTrader5 wo
 volume, keywords to a positional-only call, an empty **kwargs splat) would fail here.
 """
 
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from bridge_thread import start_bridge, stop_bridge
 
 from bot.gateway.mt5api import Mt5ApiGateway
 from bot.gateway.types import OrderRequest
 from mt5bridge import constants as mt5
 from mt5bridge.client import connect
-from mt5bridge.server import build_server
 from mt5bridge.sim import SimTerminal
 from mt5bridge.sim.mt5module import Mt5Module
 
@@ -32,17 +30,11 @@ def gateway(request):
     if request.param == "sim":
         yield Mt5ApiGateway(lambda: Mt5Module(terminal), CREDENTIALS, name="sim")
         return
-    server = build_server(Mt5Module(terminal), token=TOKEN, port=0, timeout=10)
-    thread = threading.Thread(target=server.start, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.active and time.monotonic() < deadline:  # wait for listen()
-        time.sleep(0.01)
+    server, thread = start_bridge(Mt5Module(terminal), TOKEN)
     try:
         yield Mt5ApiGateway(lambda: connect("127.0.0.1", server.port, token=TOKEN, timeout=10), CREDENTIALS)
     finally:
-        server.close()
-        thread.join(10)
+        stop_bridge(server, thread)
 
 
 def test_every_gateway_call_passes_the_strict_api(gateway):

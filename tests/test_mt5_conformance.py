@@ -10,17 +10,15 @@ client), on every broker profile (``broker_profiles()`` below is the hook).
 import datetime as dt
 import json
 import re
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from bridge_thread import start_bridge, stop_bridge
 
 import mt5bridge.sim.mt5module as mt5module
 from mt5bridge import constants
 from mt5bridge.client import BridgeClient, connect
-from mt5bridge.server import build_server
 from mt5bridge.signatures import (
     BOOL,
     DATE,
@@ -180,17 +178,6 @@ class Session:
         return result
 
 
-def _start_bridge(backend):
-    server = build_server(backend, token=TOKEN, port=0, timeout=10, allow_sim_control=True)
-    thread = threading.Thread(target=server.start, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.active and time.monotonic() < deadline:  # wait for listen(), not a fixed time
-        time.sleep(0.01)
-    assert server.active, "bridge server did not start listening"
-    return server, thread
-
-
 @pytest.fixture(scope="module", params=broker_profiles(), ids=lambda p: p or "default")
 def profile(request):
     return request.param
@@ -204,14 +191,13 @@ def direct(profile):
 
 @pytest.fixture(scope="module")
 def bridged(profile):
-    server, thread = _start_bridge(Mt5Module(make_terminal(profile)))
+    server, thread = start_bridge(Mt5Module(make_terminal(profile)), TOKEN, allow_sim_control=True)
     client = connect("127.0.0.1", server.port, token=TOKEN, timeout=10)
     try:
         yield Session(client, "bridge", lambda seconds: client.sim_control("advance", seconds=seconds))
     finally:
         client.close()
-        server.close()
-        thread.join(10)
+        stop_bridge(server, thread)
 
 
 @pytest.fixture(params=["direct", "bridge"])
