@@ -241,13 +241,14 @@ def test_every_constant_on_the_bridge_client():
 
 
 def test_no_constant_is_defined_twice():
-    """mt5bridge/constants.py is the only definition of each package constant in the code."""
+    """mt5bridge/constants.py is the only definition of each package constant in the repository."""
     pattern = re.compile(r"^\s*(" + "|".join(map(re.escape, CONSTANTS)) + r")[ \t]*(?::[^=\n]+)?=(?!=)", re.M)
     definitions: dict[str, list[str]] = {}
-    for top in ("mt5bridge", "bot", "exporter", "db", "bench", "stack"):
-        for path in (REPO / top).rglob("*.py"):
-            for match in pattern.finditer(path.read_text()):
-                definitions.setdefault(match.group(1), []).append(str(path.relative_to(REPO)))
+    for path in REPO.rglob("*.py"):
+        if {".venv", "node_modules", ".git"} & set(path.relative_to(REPO).parts):
+            continue
+        for match in pattern.finditer(path.read_text(errors="replace")):
+            definitions.setdefault(match.group(1), []).append(str(path.relative_to(REPO)))
     assert {name: where for name, where in definitions.items() if where != ["mt5bridge/constants.py"]} == {}
     assert set(definitions) == set(CONSTANTS)
 
