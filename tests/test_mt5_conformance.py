@@ -230,7 +230,7 @@ def test_the_signature_table_is_the_packages():
 
 
 def test_every_constant_with_its_value_and_no_others_on_the_stand_in():
-    exported = {name: getattr(mt5module, name) for name in dir(mt5module) if name.isupper()}
+    exported = {n: getattr(mt5module, n) for n in dir(mt5module) if n.isupper() and not n.startswith("_")}
     assert exported == CONSTANTS
     assert {name: getattr(constants, name) for name in CONSTANTS} == CONSTANTS
     assert constants.PACKAGE_CONSTANTS == CONSTANTS

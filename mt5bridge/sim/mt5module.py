@@ -23,6 +23,7 @@ from typing import Any
 from mt5bridge import constants as _constants
 from mt5bridge import signatures as _signatures
 
+from .marketcalls import CALLS as _MARKET_CALLS
 from .terminal import SimTerminal
 
 # Only the package's names are public here (constants are checked against it): imports are private.
@@ -48,6 +49,10 @@ class Mt5Module:
         for param in sig.params:
             if param.kind == _signatures.DATE and param.name in bound:
                 bound[param.name] = _epoch(bound[param.name])
+        if name in _MARKET_CALLS:  # added by the stand-in: one hook into the terminal
+            positional = [bound[p.name] for p in sig.params if p.name in bound]
+            result = self.terminal.market_call(name, *positional)
+            return sig.failure if result is None else result
         method = getattr(self.terminal, name)
         if name == "initialize":
             return method(bound.pop("path", None), **bound)

@@ -38,12 +38,12 @@ from mt5bridge.constants import (
     TRADE_RETCODE_DONE,
 )
 
-from . import marketdata, money
+from . import marketcalls, money
 from .book import Books
 from .broker import Broker
 from .clock import SimClock, check_seconds
 from .faults import Faults
-from .marketbook import BookSubscriptions, book_view
+from .marketbook import BookSubscriptions
 from .orderrequest import Rejected, echo, parse
 from .persistence import load_state, save_state
 from .quotes import Quotes
@@ -407,53 +407,15 @@ class SimTerminal:
         last = self._k // seconds - start_pos
         return self._quotes.path(symbol).bars(seconds, last - count + 1, last, self._k)
 
-    # ---- date-based history and the book (i11-api): logic in marketdata / marketbook
-    def _timeframe_seconds(self, timeframe) -> int:
-        seconds = TIMEFRAME_SECONDS.get(timeframe) if _is_plain_int(timeframe) else None
-        if seconds is None:
-            raise _ApiError(_INVALID_PARAMS)
-        return seconds
-
+    # ---- i11-api: the calls the stand-in adds (logic and checks in marketcalls)
     @_api()
-    def copy_rates_from(self, symbol, timeframe, date_from, count) -> np.ndarray:
-        symbol, seconds = _known_symbol(symbol), self._timeframe_seconds(timeframe)
-        epoch, count = _epoch_arg(date_from), _positive_int(count, 1)
-        return marketdata.rates_from(self._quotes, symbol, seconds, epoch, count, self._k, MAXBARS)
-
-    @_api()
-    def copy_rates_range(self, symbol, timeframe, date_from, date_to) -> np.ndarray:
-        symbol, seconds = _known_symbol(symbol), self._timeframe_seconds(timeframe)
-        first, last = _epoch_arg(date_from), _epoch_arg(date_to)
-        return marketdata.rates_range(self._quotes, symbol, seconds, first, last, self._k, MAXBARS)
-
-    @_api()
-    def copy_ticks_from(self, symbol, date_from, count, flags) -> np.ndarray:
-        symbol, epoch, count = _known_symbol(symbol), _epoch_arg(date_from), _positive_int(count, 1)
-        flags = _positive_int(flags, -1)
-        return marketdata.ticks_from(self._quotes, symbol, epoch, count, flags, self._k)
-
-    @_api()
-    def copy_ticks_range(self, symbol, date_from, date_to, flags) -> np.ndarray:
-        symbol, first, last = _known_symbol(symbol), _epoch_arg(date_from), _epoch_arg(date_to)
-        flags = _positive_int(flags, -1)
-        return marketdata.ticks_range(self._quotes, symbol, first, last, flags, self._k)
-
-    @_api(failure=False)
-    def market_book_add(self, symbol) -> bool:
-        return self._books_open.add(_known_symbol(symbol))
-
-    @_api(failure=False)
-    def market_book_release(self, symbol) -> bool:
-        if not self._books_open.release(_known_symbol(symbol)):
-            raise _ApiError(_INVALID_PARAMS)
-        return True
-
-    @_api()
-    def market_book_get(self, symbol) -> tuple:
-        symbol = _known_symbol(symbol)
-        if not self._books_open.is_open(symbol):
-            raise _ApiError(_NOT_FOUND)  # market_book_add first
-        return book_view(SYMBOLS[symbol], *self._quote(symbol))
+    def market_call(self, name: str, *args):
+        """copy_rates_from/range, copy_ticks_from/range, market_book_add/release/get."""
+        market = marketcalls.Market(self._quotes, self._k, SYMBOLS, MAXBARS, self._books_open)
+        try:
+            return marketcalls.run(name, market, args)
+        except marketcalls.Unavailable as exc:
+            raise _ApiError(exc.error) from None
 
     # ================================================================ trading
     @_api()
