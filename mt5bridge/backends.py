@@ -1,6 +1,7 @@
 """What the bridge server calls into: the real MetaTrader5 module or the simulated terminal.
 
-Both offer the MetaTrader5 call surface (same names, same arguments, same result shapes).
+Both offer the MetaTrader5 call surface (same names, same argument rules, same result shapes):
+the sim backend is the module-shaped stand-in ``mt5bridge.sim.mt5module.Mt5Module``.
 The MetaTrader5 package is imported lazily because it only exists in Windows Python next
 to terminal64.exe; the simulator is imported only when asked for, so the server runs on a
 Windows Python that has nothing but MetaTrader5, numpy and rpyc.
@@ -9,6 +10,8 @@ Windows Python that has nothing but MetaTrader5, numpy and rpyc.
 import logging
 import os
 from typing import Any
+
+from mt5bridge.signatures import SIGNATURES
 
 log = logging.getLogger("mt5bridge.backend")
 
@@ -20,7 +23,7 @@ class BackendUnavailable(RuntimeError):
 
 
 class Metatrader5Backend:
-    """Thin wrapper over the MetaTrader5 module.
+    """Thin wrapper over the MetaTrader5 module: every package function passes straight through.
 
     Its only addition: initialize() without credentials logs in with MT5_LOGIN /
     MT5_PASSWORD / MT5_SERVER / MT5_PATH from the server's environment, so the password
@@ -64,56 +67,23 @@ class Metatrader5Backend:
                 "initialize with the server's environment credentials (login set: %s)", "login" in credentials
             )
         if path:
-            return self._mt5.initialize(path, **kwargs)
-        return self._mt5.initialize(**kwargs)
+            return self._mt5.initialize(path, **kwargs) if kwargs else self._mt5.initialize(path)
+        return self._mt5.initialize(**kwargs) if kwargs else self._mt5.initialize()
 
-    def login(self, login: int, **kwargs: Any) -> bool:
-        return self._mt5.login(login, **kwargs)
 
-    def shutdown(self) -> Any:
-        return self._mt5.shutdown()
+def _passthrough(name: str):
+    def call(self: "Metatrader5Backend", *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self._mt5, name)
+        # An empty **{} would make the package refuse positional arguments: splat only when needed.
+        return method(*args, **kwargs) if kwargs else method(*args)
 
-    def version(self) -> Any:
-        return self._mt5.version()
+    call.__name__ = name
+    return call
 
-    def last_error(self) -> Any:
-        return self._mt5.last_error()
 
-    def terminal_info(self) -> Any:
-        return self._mt5.terminal_info()
-
-    def account_info(self) -> Any:
-        return self._mt5.account_info()
-
-    def symbol_info(self, symbol: str) -> Any:
-        return self._mt5.symbol_info(symbol)
-
-    def symbol_info_tick(self, symbol: str) -> Any:
-        return self._mt5.symbol_info_tick(symbol)
-
-    def symbols_get(self, **kwargs: Any) -> Any:
-        return self._mt5.symbols_get(**kwargs)
-
-    def copy_rates_from_pos(self, symbol: str, timeframe: int, start_pos: int, count: int) -> Any:
-        return self._mt5.copy_rates_from_pos(symbol, timeframe, start_pos, count)
-
-    def order_check(self, request: dict[str, Any]) -> Any:
-        return self._mt5.order_check(request)
-
-    def order_send(self, request: dict[str, Any]) -> Any:
-        return self._mt5.order_send(request)
-
-    def positions_get(self, **kwargs: Any) -> Any:
-        return self._mt5.positions_get(**kwargs)
-
-    def orders_get(self, **kwargs: Any) -> Any:
-        return self._mt5.orders_get(**kwargs)
-
-    def history_orders_get(self, *args: Any, **kwargs: Any) -> Any:
-        return self._mt5.history_orders_get(*args, **kwargs)
-
-    def history_deals_get(self, *args: Any, **kwargs: Any) -> Any:
-        return self._mt5.history_deals_get(*args, **kwargs)
+for _name in SIGNATURES:
+    if _name != "initialize":
+        setattr(Metatrader5Backend, _name, _passthrough(_name))
 
 
 def make_backend(name: str, **options: Any) -> Any:
@@ -128,6 +98,7 @@ def make_backend(name: str, **options: Any) -> Any:
         return Metatrader5Backend()
     if name == "sim":
         from mt5bridge.sim import SimTerminal
+        from mt5bridge.sim.mt5module import Mt5Module
 
-        return SimTerminal(**options)
+        return Mt5Module(SimTerminal(**options))
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKEND_NAMES)}")

@@ -1,8 +1,9 @@
 """Client of the MT5 bridge: the MetaTrader5 call surface over a token-guarded rpyc link.
 
-Methods keep MetaTrader5's names and arguments but return plain data (dicts, lists of
-dicts, tuples for version/last_error, None on failure), so nothing returned depends on
-the connection staying up. Transport failures become typed exceptions (mt5bridge.errors).
+Methods keep MetaTrader5's names and calling conventions (every function of the package, each
+sent as the caller made the call, so the server applies the package's argument rules) but return
+plain data (dicts, lists of dicts, tuples for version/last_error, None on failure), so nothing
+returned depends on the connection staying up. Transport failures become typed exceptions (mt5bridge.errors).
 A client that timed out or lost its connection is dead for good: the bot makes a new one,
 and must reconcile any order whose call timed out before sending anything again.
 """
@@ -15,7 +16,6 @@ import os
 import socket
 import threading
 import time
-from decimal import Decimal
 from typing import Any
 
 import rpyc
@@ -23,6 +23,7 @@ from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 from rpyc.utils.factory import connect_stream
 
+from mt5bridge.constants import PACKAGE_CONSTANTS
 from mt5bridge.errors import (
     BridgeAuthError,
     BridgeCallError,
@@ -41,6 +42,7 @@ from mt5bridge.server import (
     recv_exact,
     resolve_timeout,
 )
+from mt5bridge.signatures import SIGNATURES
 
 log = logging.getLogger("mt5bridge.client")
 
@@ -108,24 +110,12 @@ def _close_socket(sock: socket.socket) -> None:
     sock.close()
 
 
-def _epoch_seconds(value: Any, name: str) -> int:
-    """datetime -> epoch seconds; a naive datetime is taken as UTC (MetaTrader5's convention)."""
+def _wire_value(value: Any) -> Any:
+    """Datetimes cross as epoch seconds, converted with ``.timestamp()`` like the package does
+    (a naive datetime is local time); everything else as it is (JSON refuses what is not plain)."""
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
         return math.floor(value.timestamp())
-    if type(value) is int:
-        return value
-    raise BridgeCallError(
-        f"{name} must be a datetime or epoch seconds, got {type(value).__name__}", kind="bad_request"
-    )
-
-
-def _json_default(value: Any) -> Any:
-    """MT5 takes doubles: a Decimal price/volume crosses as the nearest float."""
-    if isinstance(value, Decimal) and value.is_finite():
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not plain data")
+    return value
 
 
 def _remote_error(name: str, exc: BaseException) -> BridgeCallError:
@@ -210,10 +200,17 @@ class BridgeClient:
             ) from exc
 
     def _call(self, name: str, **arguments: Any) -> Any:
-        """Send one allowlisted call; returns the plain result or raises a BridgeError."""
-        given = {key: value for key, value in arguments.items() if value is not None}
+        """Send one allowlisted call with named arguments (None = not given)."""
+        return self._send(name, {key: value for key, value in arguments.items() if value is not None})
+
+    def _send(self, name: str, given: dict[str, Any]) -> Any:
+        """Send one allowlisted call; returns the plain result or raises a BridgeError.
+
+        A call shape Python refuses for the real package comes back as kind ``type_error`` and is
+        raised here as TypeError, as the package raises it.
+        """
         try:
-            payload = json.dumps(given, allow_nan=False, default=_json_default)
+            payload = json.dumps(given, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise BridgeCallError(
                 f"{name}: arguments are not plain finite data ({exc})", kind="bad_request"
@@ -241,129 +238,43 @@ class BridgeClient:
             kind, message = str(error["kind"]), str(error["message"])
         except (ValueError, KeyError, TypeError) as exc:
             raise BridgeCallError(f"{name}: malformed reply from the server ({exc})") from None
+        if kind == "type_error":
+            raise TypeError(message)
         raise BridgeCallError(f"mt5bridge {name} failed: {message}", kind=kind)
 
-    # -- the MetaTrader5 surface ------------------------------------------------------------
-
-    def initialize(
-        self,
-        path: str | None = None,
-        *,
-        login: int | None = None,
-        password: str | None = None,
-        server: str | None = None,
-        timeout: int | None = None,
-        portable: bool | None = None,
-    ) -> bool:
-        """Without credentials the server logs in with its own MT5_LOGIN/MT5_PASSWORD/MT5_SERVER."""
-        return self._call(
-            "initialize",
-            path=path,
-            login=login,
-            password=password,
-            server=server,
-            timeout=timeout,
-            portable=portable,
-        )
-
-    def login(
-        self,
-        login: int,
-        *,
-        password: str | None = None,
-        server: str | None = None,
-        timeout: int | None = None,
-    ) -> bool:
-        return self._call("login", login=login, password=password, server=server, timeout=timeout)
-
-    def shutdown(self) -> None:
-        """Shuts the terminal connection down (MetaTrader5.shutdown), not this client: see close()."""
-        return self._call("shutdown")
-
-    def version(self) -> tuple[Any, ...] | None:
-        result = self._call("version")
-        return tuple(result) if result is not None else None
-
-    def last_error(self) -> tuple[int, str]:
-        return tuple(self._call("last_error"))
-
-    def terminal_info(self) -> dict[str, Any] | None:
-        return self._call("terminal_info")
-
-    def account_info(self) -> dict[str, Any] | None:
-        return self._call("account_info")
-
-    def symbol_info(self, symbol: str) -> dict[str, Any] | None:
-        return self._call("symbol_info", symbol=symbol)
-
-    def symbol_info_tick(self, symbol: str) -> dict[str, Any] | None:
-        return self._call("symbol_info_tick", symbol=symbol)
-
-    def symbols_get(self, group: str | None = None) -> list[dict[str, Any]] | None:
-        return self._call("symbols_get", group=group)
-
-    def copy_rates_from_pos(
-        self, symbol: str, timeframe: int, start_pos: int, count: int
-    ) -> list[dict[str, Any]] | None:
-        return self._call(
-            "copy_rates_from_pos", symbol=symbol, timeframe=timeframe, start_pos=start_pos, count=count
-        )
-
-    def order_check(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        return self._call("order_check", request=request)
-
-    def order_send(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """BridgeTimeout here means the order MAY have executed: reconcile, never resend blindly."""
-        return self._call("order_send", request=request)
-
-    def positions_get(
-        self, symbol: str | None = None, group: str | None = None, ticket: int | None = None
-    ) -> list[dict[str, Any]] | None:
-        return self._call("positions_get", symbol=symbol, group=group, ticket=ticket)
-
-    def orders_get(
-        self, symbol: str | None = None, group: str | None = None, ticket: int | None = None
-    ) -> list[dict[str, Any]] | None:
-        return self._call("orders_get", symbol=symbol, group=group, ticket=ticket)
-
-    def history_orders_get(
-        self,
-        date_from: Any = None,
-        date_to: Any = None,
-        group: str | None = None,
-        *,
-        ticket: int | None = None,
-        position: int | None = None,
-    ) -> list[dict[str, Any]] | None:
-        return self._call(
-            "history_orders_get", **self._history_arguments(date_from, date_to, group, ticket, position)
-        )
-
-    def history_deals_get(
-        self,
-        date_from: Any = None,
-        date_to: Any = None,
-        group: str | None = None,
-        *,
-        ticket: int | None = None,
-        position: int | None = None,
-    ) -> list[dict[str, Any]] | None:
-        return self._call(
-            "history_deals_get", **self._history_arguments(date_from, date_to, group, ticket, position)
-        )
-
-    @staticmethod
-    def _history_arguments(
-        date_from: Any, date_to: Any, group: str | None, ticket: int | None, position: int | None
-    ) -> dict[str, Any]:
-        return {
-            "date_from": None if date_from is None else _epoch_seconds(date_from, "date_from"),
-            "date_to": None if date_to is None else _epoch_seconds(date_to, "date_to"),
-            "group": group,
-            "ticket": ticket,
-            "position": position,
-        }
+    def _api(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """One MetaTrader5 function, sent as the call was made; the server applies the package's rules."""
+        payload = {"args": [_wire_value(value) for value in args]}
+        if kwargs:
+            payload["kwargs"] = {key: _wire_value(value) for key, value in kwargs.items()}
+        return self._send(name, payload)
 
     def sim_control(self, command: str, /, **params: Any) -> dict[str, Any]:
         """Drive the simulated terminal (faults, time); the server refuses it for a real terminal."""
         return self._call("sim_control", command=command, params=params)
+
+
+def _api_method(name: str) -> Any:
+    convert = _RESULT_CONVERSIONS.get(name)
+
+    def call(self: BridgeClient, *args: Any, **kwargs: Any) -> Any:
+        result = self._api(name, args, kwargs)
+        return convert(result) if convert is not None and result is not None else result
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = _DOCS.get(name, f"MetaTrader5.{name} through the bridge; returns plain data.")
+    return call
+
+
+_RESULT_CONVERSIONS = {"version": tuple, "last_error": tuple}
+_DOCS = {
+    "initialize": "Without credentials the server logs in with its own MT5_LOGIN/MT5_PASSWORD/MT5_SERVER.",
+    "shutdown": "Shuts the terminal connection down (MetaTrader5.shutdown), not this client: see close().",
+    "order_send": "BridgeTimeout here means the order MAY have executed: reconcile, never resend blindly.",
+}
+
+for _name in SIGNATURES:
+    setattr(BridgeClient, _name, _api_method(_name))
+# Module-shaped: ``mt5 = connect(...)`` then ``mt5.ORDER_TYPE_BUY`` works as with the package.
+for _name, _value in PACKAGE_CONSTANTS.items():
+    setattr(BridgeClient, _name, _value)

@@ -3,8 +3,9 @@
 Why not mt5linux: it runs rpyc's classic server, so anyone reaching the port runs arbitrary
 code, the server can run code in the client, and arguments are pasted into code strings.
 Here the only thing a peer can reach is ``call(name: str, payload: str) -> str``: the name
-is looked up in an explicit table of wrappers, each wrapper validates its JSON arguments
-before touching the terminal, and the result goes back as JSON (no netrefs, no pickle).
+is looked up in an explicit table (``mt5bridge.calls``: every MetaTrader5 function plus
+``sim_control``), its JSON arguments are checked before touching the terminal, and the result
+goes back as JSON (no netrefs, no pickle).
 A connection must present the shared token before a single rpyc byte is read.
 
 This module imports only the stdlib, rpyc, mt5bridge and confcheck (stdlib only), so it runs
@@ -25,7 +26,6 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import rpyc
@@ -34,6 +34,7 @@ from rpyc.utils.server import ThreadedServer
 
 import confcheck
 from mt5bridge.backends import BACKEND_NAMES, BackendUnavailable, make_backend
+from mt5bridge.calls import CALLS, SECRET_CALLS, SIM_ONLY_CALLS, CallRefused
 from mt5bridge.plain import to_plain
 
 log = logging.getLogger("mt5bridge.server")
@@ -132,300 +133,8 @@ def _peer_name(sock: socket.socket) -> str:
     return str(peer) or "local socket"
 
 
-# --- Argument validation ------------------------------------------------------------------
-
-
-class CallRefused(Exception):
-    """A call rejected before reaching the terminal (unknown name, bad arguments)."""
-
-
-#: Fields MetaTrader5's order_send/order_check accept, with the JSON type each must have.
-ORDER_REQUEST_FIELDS: dict[str, type] = {
-    "action": int,
-    "magic": int,
-    "order": int,
-    "symbol": str,
-    "volume": float,
-    "price": float,
-    "stoplimit": float,
-    "sl": float,
-    "tp": float,
-    "deviation": int,
-    "type": int,
-    "type_filling": int,
-    "type_time": int,
-    "expiration": int,
-    "comment": str,
-    "position": int,
-    "position_by": int,
-}
-MAX_TEXT_CHARS = 256
-
-
-class Arguments:
-    """The decoded JSON arguments of one call, read through strict typed getters.
-
-    Strict means: an int is an int (not a bool, not a float), a str is a str, a number
-    is finite; any argument nobody asked for is an error (finish() checks), so a typo or
-    an injected extra key never passes silently.
-    """
-
-    def __init__(self, call: str, raw: dict[str, Any]) -> None:
-        self._call = call
-        self._raw = raw
-        self._used: set[str] = set()
-
-    def _get(self, key: str, required: bool) -> Any:
-        self._used.add(key)
-        value = self._raw.get(key)
-        if value is None and required:
-            raise CallRefused(f"{self._call}: missing argument {key!r}")
-        return value
-
-    def _refuse(self, key: str, expected: str, value: Any) -> CallRefused:
-        return CallRefused(f"{self._call}: {key} must be {expected}, got {type(value).__name__}")
-
-    def text(self, key: str, *, required: bool = False, max_chars: int = MAX_TEXT_CHARS) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if type(value) is not str:
-            raise self._refuse(key, "a string", value)
-        if len(value) > max_chars:
-            raise CallRefused(f"{self._call}: {key} is longer than {max_chars} characters")
-        return value
-
-    def integer(self, key: str, *, required: bool = False, minimum: int | None = None) -> int | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
-        if type(value) is not int:
-            raise self._refuse(key, "an integer", value)
-        if minimum is not None and value < minimum:
-            raise CallRefused(f"{self._call}: {key} must be >= {minimum}")
-        return value
-
-    def flag(self, key: str) -> bool | None:
-        value = self._get(key, False)
-        if value is not None and type(value) is not bool:
-            raise self._refuse(key, "a boolean", value)
-        return value
-
-    def order_request(self, key: str = "request") -> dict[str, Any]:
-        value = self._get(key, True)
-        if type(value) is not dict:
-            raise self._refuse(key, "an object", value)
-        request: dict[str, Any] = {}
-        for field, field_value in value.items():
-            expected = ORDER_REQUEST_FIELDS.get(field)
-            if expected is None:
-                raise CallRefused(f"{self._call}: unknown request field {field[:40]!r}")
-            request[field] = _checked_request_value(self._call, field, expected, field_value)
-        if "action" not in request:
-            raise CallRefused(f"{self._call}: request needs an 'action'")
-        return request
-
-    def plain_object(self, key: str) -> dict[str, Any]:
-        value = self._get(key, False)
-        if value is None:
-            return {}
-        if type(value) is not dict:
-            raise self._refuse(key, "an object", value)
-        return value
-
-    def finish(self) -> None:
-        unknown = set(self._raw) - self._used
-        if unknown:
-            names = ", ".join(repr(name[:40]) for name in sorted(unknown))
-            raise CallRefused(f"{self._call}: unexpected argument(s) {names}")
-
-
-def _checked_request_value(call: str, field: str, expected: type, value: Any) -> Any:
-    if expected is float:
-        if type(value) not in (int, float) or not math.isfinite(value):
-            raise CallRefused(f"{call}: request.{field} must be a finite number")
-        return float(value)
-    if type(value) is not expected:
-        raise CallRefused(f"{call}: request.{field} must be {expected.__name__}, got {type(value).__name__}")
-    if expected is str and len(value) > MAX_TEXT_CHARS:
-        raise CallRefused(f"{call}: request.{field} is longer than {MAX_TEXT_CHARS} characters")
-    return value
-
-
-def _epoch_to_datetime(call: str, key: str, seconds: int) -> dt.datetime:
-    try:
-        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        raise CallRefused(f"{call}: {key} is out of range") from None
-
-
 def _only_given(**kwargs: Any) -> dict[str, Any]:
     return {key: value for key, value in kwargs.items() if value is not None}
-
-
-# --- The allowlist: one explicit wrapper per exposed call -----------------------------------
-
-
-def _initialize(backend: Any, args: Arguments) -> Any:
-    path = args.text("path", max_chars=1024)
-    kwargs = _only_given(
-        login=args.integer("login", minimum=0),
-        password=args.text("password"),
-        server=args.text("server"),
-        timeout=args.integer("timeout", minimum=0),
-        portable=args.flag("portable"),
-    )
-    args.finish()
-    return backend.initialize(path, **kwargs) if path else backend.initialize(**kwargs)
-
-
-def _login(backend: Any, args: Arguments) -> Any:
-    login = args.integer("login", required=True, minimum=0)
-    kwargs = _only_given(
-        password=args.text("password"), server=args.text("server"), timeout=args.integer("timeout", minimum=0)
-    )
-    args.finish()
-    return backend.login(login, **kwargs)
-
-
-def _no_arguments(method: str) -> Callable[[Any, Arguments], Any]:
-    def wrapper(backend: Any, args: Arguments) -> Any:
-        args.finish()
-        return getattr(backend, method)()  # method is one of our literal names below
-
-    wrapper.__name__ = f"_{method}"
-    return wrapper
-
-
-def _symbol_info(backend: Any, args: Arguments) -> Any:
-    symbol = args.text("symbol", required=True)
-    args.finish()
-    return backend.symbol_info(symbol)
-
-
-def _symbol_info_tick(backend: Any, args: Arguments) -> Any:
-    symbol = args.text("symbol", required=True)
-    args.finish()
-    return backend.symbol_info_tick(symbol)
-
-
-def _symbols_get(backend: Any, args: Arguments) -> Any:
-    kwargs = _only_given(group=args.text("group"))
-    args.finish()
-    return backend.symbols_get(**kwargs)
-
-
-def _copy_rates_from_pos(backend: Any, args: Arguments) -> Any:
-    symbol = args.text("symbol", required=True)
-    timeframe = args.integer("timeframe", required=True, minimum=1)
-    start_pos = args.integer("start_pos", required=True, minimum=0)
-    count = args.integer("count", required=True, minimum=0)
-    args.finish()
-    return backend.copy_rates_from_pos(symbol, timeframe, start_pos, count)
-
-
-def _order_check(backend: Any, args: Arguments) -> Any:
-    request = args.order_request()
-    args.finish()
-    return backend.order_check(request)
-
-
-def _order_send(backend: Any, args: Arguments) -> Any:
-    request = args.order_request()
-    args.finish()
-    return backend.order_send(request)
-
-
-def _open_filter(call: str, args: Arguments) -> dict[str, Any]:
-    """positions_get / orders_get take at most one of symbol, group, ticket."""
-    kwargs = _only_given(
-        symbol=args.text("symbol"), group=args.text("group"), ticket=args.integer("ticket", minimum=0)
-    )
-    args.finish()
-    if len(kwargs) > 1:
-        raise CallRefused(
-            f"{call}: give at most one of symbol, group, ticket (got {', '.join(sorted(kwargs))})"
-        )
-    return kwargs
-
-
-def _positions_get(backend: Any, args: Arguments) -> Any:
-    kwargs = _open_filter("positions_get", args)
-    return backend.positions_get(**kwargs)
-
-
-def _orders_get(backend: Any, args: Arguments) -> Any:
-    kwargs = _open_filter("orders_get", args)
-    return backend.orders_get(**kwargs)
-
-
-def _history_selection(call: str, args: Arguments) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """history_*_get: (date_from, date_to[, group]) or ticket= or position=, exactly one form.
-
-    Dates travel as epoch seconds and reach the backend as UTC-aware datetimes, which
-    MetaTrader5 documents as its input and which leave no doubt about the time zone.
-    """
-    date_from = args.integer("date_from")
-    date_to = args.integer("date_to")
-    group = args.text("group")
-    ticket = args.integer("ticket", minimum=0)
-    position = args.integer("position", minimum=0)
-    args.finish()
-    by_dates = date_from is not None or date_to is not None
-    if by_dates + (ticket is not None) + (position is not None) != 1:
-        raise CallRefused(f"{call}: give exactly one of (date_from, date_to), ticket, position")
-    if ticket is not None or position is not None:
-        if group is not None:
-            raise CallRefused(f"{call}: group only goes with date_from/date_to")
-        return (), _only_given(ticket=ticket, position=position)
-    if date_from is None or date_to is None:
-        raise CallRefused(f"{call}: date_from and date_to go together")
-    dates = (_epoch_to_datetime(call, "date_from", date_from), _epoch_to_datetime(call, "date_to", date_to))
-    return dates, _only_given(group=group)
-
-
-def _history_orders_get(backend: Any, args: Arguments) -> Any:
-    positional, kwargs = _history_selection("history_orders_get", args)
-    return backend.history_orders_get(*positional, **kwargs)
-
-
-def _history_deals_get(backend: Any, args: Arguments) -> Any:
-    positional, kwargs = _history_selection("history_deals_get", args)
-    return backend.history_deals_get(*positional, **kwargs)
-
-
-def _sim_control(backend: Any, args: Arguments) -> Any:
-    command = args.text("command", required=True, max_chars=64)
-    params = args.plain_object("params")
-    args.finish()
-    return backend.control(command, params)
-
-
-#: The complete exposed surface. A name not in this table is refused; nothing is ever
-#: looked up by a client-supplied name anywhere else.
-CALLS: dict[str, Callable[[Any, Arguments], Any]] = {
-    "initialize": _initialize,
-    "login": _login,
-    "shutdown": _no_arguments("shutdown"),
-    "version": _no_arguments("version"),
-    "last_error": _no_arguments("last_error"),
-    "terminal_info": _no_arguments("terminal_info"),
-    "account_info": _no_arguments("account_info"),
-    "symbol_info": _symbol_info,
-    "symbol_info_tick": _symbol_info_tick,
-    "symbols_get": _symbols_get,
-    "copy_rates_from_pos": _copy_rates_from_pos,
-    "order_check": _order_check,
-    "order_send": _order_send,
-    "positions_get": _positions_get,
-    "orders_get": _orders_get,
-    "history_orders_get": _history_orders_get,
-    "history_deals_get": _history_deals_get,
-    "sim_control": _sim_control,
-}
-SIM_ONLY_CALLS = frozenset({"sim_control"})
-#: Calls whose arguments may carry credentials: their arguments are never logged.
-SECRET_CALLS = frozenset({"initialize", "login"})
 
 
 # --- Dispatch -----------------------------------------------------------------------------
@@ -451,7 +160,7 @@ class Dispatcher:
         try:
             body = {"ok": True, "result": self._run(name, payload)}
         except CallRefused as exc:
-            body = _error_body("bad_request", str(exc))
+            body = _error_body(exc.kind, str(exc))
         except _Busy as exc:
             body = _error_body("busy", str(exc))
         except Exception as exc:  # noqa: BLE001 - a backend failure must reach the client as data
@@ -490,7 +199,7 @@ class Dispatcher:
         if not self._lock.acquire(timeout=self._lock_timeout):
             raise _Busy(f"{name}: terminal busy for more than {self._lock_timeout:g} s with another call")
         try:
-            return to_plain(handler(self._backend, Arguments(name, raw)))
+            return to_plain(handler(self._backend, raw))
         finally:
             self._lock.release()
 

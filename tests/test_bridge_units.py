@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,26 +171,10 @@ def dispatcher(terminal):
 
 
 def test_allowlist_is_exactly_the_mt5_calls_plus_sim_control():
-    assert set(CALLS) == {
-        "initialize",
-        "login",
-        "shutdown",
-        "version",
-        "last_error",
-        "terminal_info",
-        "account_info",
-        "symbol_info",
-        "symbol_info_tick",
-        "symbols_get",
-        "copy_rates_from_pos",
-        "order_check",
-        "order_send",
-        "positions_get",
-        "orders_get",
-        "history_orders_get",
-        "history_deals_get",
-        "sim_control",
-    }
+    """Every function of the real package (tests/fixtures/mt5-api-5.0.6231.json), and sim_control."""
+    api = json.loads((Path(__file__).parent / "fixtures" / "mt5-api-5.0.6231.json").read_text())
+    assert len(api["functions"]) == 32
+    assert set(CALLS) == set(api["functions"]) | {"sim_control"}
 
 
 @pytest.mark.parametrize(
@@ -215,16 +200,12 @@ def test_sim_control_refused_unless_the_backend_is_the_sim(dispatcher, terminal)
 @pytest.mark.parametrize(
     ("name", "payload", "message"),
     [
-        ("symbol_info", {"symbol": 5}, "symbol_info: symbol must be a string, got int"),
-        ("symbol_info", {}, "symbol_info: missing argument 'symbol'"),
         ("symbol_info", {"symbol": "EURUSD", "extra": 1}, "symbol_info: unexpected argument(s) 'extra'"),
         ("symbol_info", "[1, 2]", "symbol_info: payload must be a JSON object"),
         ("symbol_info", "not json", "symbol_info: payload is not valid JSON"),
-        (
-            "order_send",
-            {"request": {"action": 1, "volume": True}},
-            "order_send: request.volume must be a finite number",
-        ),
+        ("symbol_info", {"symbol": ["EURUSD"]}, "symbol_info: symbol must be a plain value, got list"),
+        ("symbol_info", {"symbol": "X" * 257}, "symbol_info: symbol is longer than 256 characters"),
+        ("symbol_info", {"args": "EURUSD"}, "symbol_info: args must be a list and kwargs an object"),
         (
             "order_send",
             '{"request": {"action": 1, "price": NaN}}',
@@ -232,66 +213,79 @@ def test_sim_control_refused_unless_the_backend_is_the_sim(dispatcher, terminal)
         ),
         (
             "order_send",
-            {"request": {"action": 1, "magic": 1.5}},
-            "order_send: request.magic must be int, got float",
-        ),
-        (
-            "order_send",
             {"request": {"action": 1, "__class__": 1}},
             "order_send: unknown request field '__class__'",
         ),
-        ("order_send", {"request": {"symbol": "EURUSD"}}, "order_send: request needs an 'action'"),
-        ("order_send", {"request": "action=1"}, "order_send: request must be an object, got str"),
         (
-            "copy_rates_from_pos",
-            {"symbol": "EURUSD", "timeframe": 1, "start_pos": -1, "count": 5},
-            "copy_rates_from_pos: start_pos must be >= 0",
-        ),
-        (
-            "history_deals_get",
-            {"date_from": 1, "date_to": 2, "ticket": 3},
-            "history_deals_get: give exactly one of (date_from, date_to), ticket, position",
-        ),
-        ("history_deals_get", {"date_from": 1}, "history_deals_get: date_from and date_to go together"),
-        (
-            "positions_get",
-            {"symbol": "EURUSD", "ticket": 3},
-            "positions_get: give at most one of symbol, group, ticket (got symbol, ticket)",
+            "order_send",
+            {"request": {"action": 1, "comment": {"nested": 1}}},
+            "order_send: request.comment must be a plain value, got dict",
         ),
     ],
 )
-def test_bad_arguments_are_refused_before_the_terminal(dispatcher, terminal, name, payload, message):
+def test_unsafe_arguments_are_refused_before_the_terminal(dispatcher, terminal, name, payload, message):
     reply = run(dispatcher, name, payload)
     assert reply == {"ok": False, "error": {"kind": "bad_request", "message": message}}
     assert terminal.calls == []
 
 
-def test_order_request_numbers_are_normalised(dispatcher, terminal):
-    reply = run(
-        dispatcher,
-        "order_send",
-        {
-            "request": {
-                "action": 1,
-                "symbol": "EURUSD",
-                "volume": 1,
-                "price": 1.0851,
-                "type": mt5.ORDER_TYPE_BUY,
-                "comment": "tw:abc",
-            }
-        },
-    )
-    assert reply["ok"] is True and reply["result"]["request"]["symbol"] == "X"
-    sent = terminal.calls[0][1]
-    assert sent == {
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("symbol_info", {}, "symbol_info() takes exactly 1 argument (0 given)"),
+        (
+            "symbol_info",
+            {"args": [], "kwargs": {"symbol": "EURUSD"}},
+            "symbol_info() takes no keyword arguments",
+        ),
+        ("account_info", {"args": [1]}, "account_info() takes no arguments (1 given)"),
+        (
+            "positions_get",
+            {"kwargs": {"sym": "EURUSD"}},
+            "'sym' is an invalid keyword argument for positions_get()",
+        ),
+        (
+            "copy_rates_from_pos",
+            {"symbol": "EURUSD", "timeframe": 1, "count": 5},
+            "copy_rates_from_pos() takes no keyword arguments",
+        ),
+    ],
+)
+def test_call_shapes_python_refuses_come_back_as_type_errors(dispatcher, terminal, name, payload, message):
+    """Keywords to a positional-only function and the like raise TypeError in the real package."""
+    reply = run(dispatcher, name, payload)
+    assert reply == {"ok": False, "error": {"kind": "type_error", "message": message}}
+    assert terminal.calls == []
+
+
+def test_wrong_value_types_reach_the_terminal_unchanged(dispatcher, terminal):
+    """The package refuses them itself (None + last_error): the bridge must not coerce or pre-empt."""
+    assert run(dispatcher, "symbol_info", {"symbol": 5}) == {"ok": True, "result": None}
+    request = {
         "action": 1,
         "symbol": "EURUSD",
-        "volume": 1.0,
+        "volume": 1,
+        "magic": 1.5,
         "price": 1.0851,
-        "type": 0,
         "comment": "tw:abc",
     }
-    assert type(sent["volume"]) is float
+    reply = run(dispatcher, "order_send", {"args": [request]})
+    assert reply["ok"] is True and reply["result"]["request"]["symbol"] == "X"
+    assert terminal.calls == [("symbol_info", 5), ("order_send", request)]
+    sent = terminal.calls[1][1]
+    assert type(sent["volume"]) is int and type(sent["magic"]) is float
+
+
+def test_the_sim_backend_refuses_wrong_types_as_the_package_does():
+    dispatcher = Dispatcher(make_backend("sim", stepped=True), allow_sim_control=False, lock_timeout=5)
+    assert run(dispatcher, "initialize", {"args": []})["result"] is True
+    assert run(dispatcher, "positions_get", {"args": ["EURUSD"]}) == {"ok": True, "result": None}
+    assert run(dispatcher, "last_error", {})["result"] == [-2, "Unnamed arguments not allowed"]
+    margin = {"args": [mt5.ORDER_TYPE_BUY, "EURUSD", 1, 1.1]}
+    assert run(dispatcher, "order_calc_margin", margin) == {"ok": True, "result": None}
+    assert run(dispatcher, "last_error", {})["result"] == [-2, 'Invalid "volume" argument']
+    margin["args"][2] = 1.0
+    assert run(dispatcher, "order_calc_margin", margin) == {"ok": True, "result": 1100.0}
 
 
 def test_history_dates_reach_the_backend_as_utc_datetimes(dispatcher, terminal):

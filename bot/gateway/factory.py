@@ -12,8 +12,11 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
     """`sim` lets the caller share an in-process simulated terminal (tests step its clock)."""
     credentials = {"login": settings.mt5_login, "password": settings.mt5_password, "server": settings.mt5_server}
     if settings.mt5_mode == "sim":
+        from mt5bridge.sim.mt5module import Mt5Module
+
         terminal = sim if sim is not None else make_sim(settings)
-        return Mt5ApiGateway(lambda: terminal, credentials, name="sim")
+        # The module-shaped stand-in: the package's argument rules over the simulated terminal.
+        return Mt5ApiGateway(lambda: Mt5Module(terminal), credentials, name="sim")
     if settings.mt5_mode == "bridge":
         from mt5bridge.client import connect
 

@@ -1,7 +1,7 @@
 """Adapter from the MetaTrader5 call surface to `Gateway`.
 
-The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and `mt5bridge.sim.SimTerminal` all
-offer the same calls; they differ only in how failures look (None + last_error(), or transport
+The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and the simulator's stand-in
+`mt5bridge.sim.mt5module.Mt5Module` all offer the same calls with the same argument rules; they differ only in how failures look (None + last_error(), or transport
 exceptions from the bridge). This module turns both into the typed errors of `bot.gateway.errors`
 and the plain values of `bot.gateway.types`, and logs every call with its latency.
 """
@@ -139,7 +139,7 @@ class Mt5ApiGateway(Gateway):
         started = time.perf_counter()
         error: GatewayError | None = None
         try:
-            ok = self._invoke("initialize", lambda: self._api.initialize(**self._credentials))
+            ok = self._invoke("initialize", self._initialize)
             if not ok:
                 code, message = self._last_error()
                 raise BrokerUnavailable(f"initialize failed: {code} {message}")
@@ -151,6 +151,13 @@ class Mt5ApiGateway(Gateway):
             raise
         finally:
             self._observe("initialize", time.perf_counter() - started, error)
+
+    def _initialize(self) -> Any:
+        """initialize([path], login=..., ...): the path positionally, as the package documents it."""
+        credentials = dict(self._credentials)
+        path = credentials.pop("path", None)
+        args = (path,) if path is not None else ()
+        return self._api.initialize(*args, **credentials) if credentials else self._api.initialize(*args)
 
     def close(self) -> None:
         api, self._api = self._api, None
@@ -210,7 +217,10 @@ class Mt5ApiGateway(Gateway):
         error: GatewayError | None = None
         result: Any = None
         try:
-            raw = self._invoke(call, lambda: getattr(self._api, call)(*args, **kwargs))
+            # Never splat an empty mapping: the real package then refuses positional arguments
+            # ('Unnamed arguments not allowed' from order_send(request, **{})).
+            method = getattr(self._api, call)
+            raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
             if raw is None:
                 code, message = self._last_error()
                 if code == mt5.RES_E_INTERNAL_FAIL_TIMEOUT:

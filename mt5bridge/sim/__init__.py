@@ -9,7 +9,10 @@ Module map: ``terminal`` (the API facade), ``broker`` (execution, SL/TP, swaps),
 (positions/orders/deals), ``money`` (profit, margin, swap, commission), ``orderrequest``
 (request validation), ``levels``/``daypath``/``pricepath`` (the seeded price process),
 ``quotes`` (paths plus test-only pinned prices), ``tradingtime``, ``clock``, ``faults``,
-``persistence``, ``records``/``views`` (MT5 result tuples).
+``persistence``, ``records``/``views`` (MT5 result tuples), ``marketcalls`` (the calls the
+stand-in adds, through ``SimTerminal.market_call``: ``marketdata`` history by date and ticks,
+``marketbook`` Depth of Market). ``mt5module`` is the strict, module-shaped front
+(``import mt5bridge.sim.mt5module as mt5``): the package's calling conventions over a SimTerminal.
 """
 
 from .terminal import SimTerminal

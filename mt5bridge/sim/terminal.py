@@ -38,11 +38,12 @@ from mt5bridge.constants import (
     TRADE_RETCODE_DONE,
 )
 
-from . import money
+from . import marketcalls, money
 from .book import Books
 from .broker import Broker
 from .clock import SimClock, check_seconds
 from .faults import Faults
+from .marketbook import BookSubscriptions
 from .orderrequest import Rejected, echo, parse
 from .persistence import load_state, save_state
 from .quotes import Quotes
@@ -207,6 +208,7 @@ class SimTerminal:
         self._lock = threading.RLock()
         self._faults = Faults()
         self._quotes = Quotes(seed)
+        self._books_open = BookSubscriptions()
         self._initialized = False
         self._last_error = _SUCCESS
         self._saved_at = -math.inf
@@ -297,6 +299,11 @@ class SimTerminal:
     def last_error(self) -> tuple[int, str]:
         with self._lock:
             return self._last_error
+
+    def set_last_error(self, error: tuple[int, str]) -> None:
+        """For the module-shaped stand-in: it refuses bad arguments before a call reaches us."""
+        with self._lock:
+            self._last_error = error
 
     @_api()
     def terminal_info(self) -> TerminalInfo:
@@ -399,6 +406,16 @@ class SimTerminal:
             raise _ApiError(_NOT_FOUND)
         last = self._k // seconds - start_pos
         return self._quotes.path(symbol).bars(seconds, last - count + 1, last, self._k)
+
+    # ---- i11-api: the calls the stand-in adds (logic and checks in marketcalls)
+    @_api()
+    def market_call(self, name: str, *args):
+        """copy_rates_from/range, copy_ticks_from/range, market_book_add/release/get."""
+        market = marketcalls.Market(self._quotes, self._k, SYMBOLS, MAXBARS, self._books_open)
+        try:
+            return marketcalls.run(name, market, args)
+        except marketcalls.Unavailable as exc:
+            raise _ApiError(exc.error) from None
 
     # ================================================================ trading
     @_api()

@@ -3,27 +3,24 @@
 from decimal import Decimal
 
 from mt5bridge.constants import (
+    DAY_OF_WEEK_WEDNESDAY,
+    SYMBOL_EXPIRATION_GTC,
     SYMBOL_FILLING_FOK,
     SYMBOL_FILLING_IOC,
+    SYMBOL_ORDER_MARKET,
+    SYMBOL_ORDER_SL,
+    SYMBOL_ORDER_TP,
+    SYMBOL_SWAP_MODE_POINTS,
+    SYMBOL_TRADE_EXECUTION_INSTANT,
     SYMBOL_TRADE_MODE_FULL,
+    TICK_FLAG_ASK,
+    TICK_FLAG_BID,
 )
 
 from . import money
 from .book import Deal, HistoryOrder, Position
 from .records import SymbolInfo, Tick, TradeDeal, TradeOrder, TradePosition
 from .symbols import SymbolSpec
-from .tradingtime import WEDNESDAY
-
-# Not (yet) in mt5bridge.constants; values from the MetaTrader5 package.
-SYMBOL_TRADE_EXECUTION_INSTANT = 0
-SYMBOL_SWAP_MODE_POINTS = 1
-SYMBOL_EXPIRATION_GTC = 1
-SYMBOL_ORDER_MARKET = 1
-SYMBOL_ORDER_SL = 32
-SYMBOL_ORDER_TP = 64
-TICK_FLAG_BID = 2
-TICK_FLAG_ASK = 4
-DAY_OF_WEEK_WEDNESDAY = WEDNESDAY + 1  # MT5 counts Sunday as 0
 
 
 def _money(amount: Decimal) -> float:
@@ -123,51 +120,54 @@ def tick_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> Tick:
     )
 
 
-def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> SymbolInfo:
+def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool = True) -> SymbolInfo:
+    """All 96 SymbolInfo fields: the modelled ones from ``spec`` and the quote, the rest defaults."""
+
     def tick_value_at(points: int) -> float:
         return float(round(money.tick_value(spec, spec.to_price(points)), 6))
 
-    return SymbolInfo(
-        custom=False,
-        chart_mode=0,
-        select=True,
-        visible=True,
-        time=epoch,
-        digits=spec.digits,
-        spread=ask - bid,
-        spread_float=True,
-        trade_calc_mode=spec.calc_mode,
-        trade_mode=SYMBOL_TRADE_MODE_FULL,
-        trade_stops_level=spec.stops_level,
-        trade_freeze_level=0,
-        trade_exemode=SYMBOL_TRADE_EXECUTION_INSTANT,
-        swap_mode=SYMBOL_SWAP_MODE_POINTS,
-        swap_rollover3days=DAY_OF_WEEK_WEDNESDAY,
-        expiration_mode=SYMBOL_EXPIRATION_GTC,
-        filling_mode=SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC,
-        order_mode=SYMBOL_ORDER_MARKET | SYMBOL_ORDER_SL | SYMBOL_ORDER_TP,
-        bid=spec.to_float(bid),
-        ask=spec.to_float(ask),
-        last=0.0,
-        point=float(spec.point),
-        trade_tick_value=tick_value_at(bid),
-        trade_tick_value_profit=tick_value_at(bid),
-        trade_tick_value_loss=tick_value_at(ask),
-        trade_tick_size=float(spec.point),
-        trade_contract_size=float(spec.contract_size),
-        volume_min=float(spec.volume_min),
-        volume_max=float(spec.volume_max),
-        volume_step=float(spec.volume_step),
-        volume_limit=0.0,
-        swap_long=float(spec.swap_long),
-        swap_short=float(spec.swap_short),
-        margin_initial=0.0,
-        margin_maintenance=0.0,
-        margin_hedged=float(spec.contract_size),
-        currency_base=spec.base,
-        currency_profit=spec.quote,
-        currency_margin=spec.margin_currency,
-        description=spec.description,
-        name=spec.name,
-        path=spec.path,
+    bid_price, ask_price = spec.to_float(bid), spec.to_float(ask)
+    return SymbolInfo.from_known(
+        {
+            "select": selected,
+            "visible": selected,
+            "time": epoch,
+            "digits": spec.digits,
+            "spread": ask - bid,
+            "spread_float": True,
+            "trade_calc_mode": spec.calc_mode,
+            "trade_mode": SYMBOL_TRADE_MODE_FULL,
+            "trade_stops_level": spec.stops_level,
+            "trade_freeze_level": 0,
+            "trade_exemode": SYMBOL_TRADE_EXECUTION_INSTANT,
+            "swap_mode": SYMBOL_SWAP_MODE_POINTS,
+            "swap_rollover3days": DAY_OF_WEEK_WEDNESDAY,
+            "expiration_mode": SYMBOL_EXPIRATION_GTC,
+            "filling_mode": SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC,
+            "order_mode": SYMBOL_ORDER_MARKET | SYMBOL_ORDER_SL | SYMBOL_ORDER_TP,
+            "bid": bid_price,
+            "bidhigh": bid_price,
+            "bidlow": bid_price,
+            "ask": ask_price,
+            "askhigh": ask_price,
+            "asklow": ask_price,
+            "point": float(spec.point),
+            "trade_tick_value": tick_value_at(bid),
+            "trade_tick_value_profit": tick_value_at(bid),
+            "trade_tick_value_loss": tick_value_at(ask),
+            "trade_tick_size": float(spec.point),
+            "trade_contract_size": float(spec.contract_size),
+            "volume_min": float(spec.volume_min),
+            "volume_max": float(spec.volume_max),
+            "volume_step": float(spec.volume_step),
+            "swap_long": float(spec.swap_long),
+            "swap_short": float(spec.swap_short),
+            "margin_hedged": float(spec.contract_size),
+            "currency_base": spec.base,
+            "currency_profit": spec.quote,
+            "currency_margin": spec.margin_currency,
+            "description": spec.description,
+            "name": spec.name,
+            "path": spec.path,
+        }
     )

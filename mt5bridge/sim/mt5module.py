@@ -1,0 +1,113 @@
+"""A stand-in for the MetaTrader5 module, with the real package's calling conventions.
+
+``import mt5bridge.sim.mt5module as mt5`` works like ``import MetaTrader5 as mt5``: the same 32
+functions (each taking its arguments the way the package does, see ``mt5bridge.signatures``), the
+223 constants and nothing else, over a simulated terminal. ``SimTerminal`` stays the lenient
+engine underneath (tests drive its clock and faults); this layer is the strict front the bot and
+the bridge talk to, so a call the real package would refuse (an int volume, keywords to
+``copy_rates_from_pos``, a positional symbol to ``positions_get``) fails here the same way:
+TypeError, or the failure value with ``last_error()`` == ``(-2, 'Invalid "volume" argument')``.
+
+Two ways in:
+- ``Mt5Module(terminal)``: an object with those functions as methods, over a given terminal
+  (the bridge server and the bot's sim gateway use it);
+- the module itself: its functions act on a default ``SimTerminal`` created on first use, or on
+  the one given to ``attach(terminal)``.
+Datetime arguments are converted with ``.timestamp()`` (naive = local time), as the package does.
+"""
+
+import datetime as dt
+import threading
+from typing import Any
+
+from mt5bridge import constants as _constants
+from mt5bridge import signatures as _signatures
+
+from .marketcalls import CALLS as _MARKET_CALLS
+from .terminal import SimTerminal
+
+# Only the package's names are public here (constants are checked against it): imports are private.
+
+
+def _epoch(value: Any) -> Any:
+    return value.timestamp() if isinstance(value, dt.datetime) else value
+
+
+class Mt5Module:
+    """The MetaTrader5 functions over one simulated terminal."""
+
+    def __init__(self, terminal: SimTerminal):
+        self.terminal = terminal
+
+    def _invoke(self, name: str, args: tuple, kwargs: dict) -> Any:
+        sig = _signatures.SIGNATURES[name]
+        try:
+            bound = _signatures.bind(sig, args, kwargs)
+        except _signatures.Refused as refused:
+            self.terminal.set_last_error(refused.error)
+            return sig.failure
+        for param in sig.params:
+            if param.kind == _signatures.DATE and param.name in bound:
+                bound[param.name] = _epoch(bound[param.name])
+        if name in _MARKET_CALLS:  # added by the stand-in: one hook into the terminal
+            positional = [bound[p.name] for p in sig.params if p.name in bound]
+            result = self.terminal.market_call(name, *positional)
+            return sig.failure if result is None else result
+        method = getattr(self.terminal, name)
+        if name == "initialize":
+            return method(bound.pop("path", None), **bound)
+        if name in ("order_send", "order_check"):
+            return method(bound["request"])
+        positional = [bound.pop(p.name) for p in sig.params if p.name in bound and p.how != _signatures.KW]
+        return method(*positional, **bound)
+
+    def control(self, command: str, params: dict | None = None) -> dict:
+        """The simulator's test hooks (bridge ``sim_control``); not part of the MetaTrader5 API."""
+        return self.terminal.control(command, params)
+
+
+def _method(name: str):
+    def call(self, *args, **kwargs):
+        return self._invoke(name, args, kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"MetaTrader5.{name}, with the package's argument rules."
+    return call
+
+
+for _name in _signatures.SIGNATURES:
+    setattr(Mt5Module, _name, _method(_name))
+
+
+# --- the module-level API: functions over a default terminal ------------------------------------
+
+_lock = threading.Lock()
+_current: Mt5Module | None = None
+
+
+def attach(terminal: SimTerminal) -> None:
+    """Make the module functions act on ``terminal`` from now on."""
+    global _current
+    with _lock:
+        _current = Mt5Module(terminal)
+
+
+def _api() -> Mt5Module:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Mt5Module(SimTerminal())
+        return _current
+
+
+def _function(name: str):
+    def call(*args, **kwargs):
+        return _api()._invoke(name, args, kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"MetaTrader5.{name} over the attached simulated terminal."
+    return call
+
+
+globals().update({name: _function(name) for name in _signatures.SIGNATURES})
+globals().update(_constants.PACKAGE_CONSTANTS)  # the package's constants, and no others
