@@ -8,16 +8,19 @@ valuation. Bars keep following the seeded path.
 import numpy as np
 
 from .pricepath import PricePath, price_path
-from .symbols import SYMBOLS, SymbolSpec
+from .symbols import SymbolSpec
 
 
 class Quotes:
-    def __init__(self, seed: int):
-        self._paths: dict[str, PricePath] = {name: price_path(seed, name) for name in SYMBOLS}
+    """Prices of one broker's symbols (``symbols``: the profile's table, by broker name)."""
+
+    def __init__(self, seed: int, symbols: dict[str, SymbolSpec]):
+        self.specs = symbols
+        self._paths: dict[str, PricePath] = {name: price_path(seed, spec) for name, spec in symbols.items()}
         self._pins: dict[str, tuple[int, int]] = {}
 
     def spec(self, symbol: str) -> SymbolSpec:
-        return SYMBOLS[symbol]
+        return self.specs[symbol]
 
     def path(self, symbol: str) -> PricePath:
         return self._paths[symbol]

@@ -2,28 +2,16 @@
 
 from decimal import Decimal
 
-from mt5bridge.constants import (
-    SYMBOL_FILLING_FOK,
-    SYMBOL_FILLING_IOC,
-    SYMBOL_TRADE_MODE_FULL,
-)
-
 from . import money
 from .book import Deal, HistoryOrder, Position
+from .money import ONE, Rate
 from .records import SymbolInfo, Tick, TradeDeal, TradeOrder, TradePosition
 from .symbols import SymbolSpec
-from .tradingtime import WEDNESDAY
 
 # Not (yet) in mt5bridge.constants; values from the MetaTrader5 package.
-SYMBOL_TRADE_EXECUTION_INSTANT = 0
-SYMBOL_SWAP_MODE_POINTS = 1
 SYMBOL_EXPIRATION_GTC = 1
-SYMBOL_ORDER_MARKET = 1
-SYMBOL_ORDER_SL = 32
-SYMBOL_ORDER_TP = 64
 TICK_FLAG_BID = 2
 TICK_FLAG_ASK = 4
-DAY_OF_WEEK_WEDNESDAY = WEDNESDAY + 1  # MT5 counts Sunday as 0
 
 
 def _money(amount: Decimal) -> float:
@@ -43,7 +31,7 @@ def position_view(position: Position, spec: SymbolSpec, profit: Decimal, current
         time_update_msc=position.time_update_msc,
         type=position.type,
         magic=position.magic,
-        identifier=position.ticket,
+        identifier=position.position_id,
         reason=position.reason,
         volume=float(position.volume),
         price_open=_price(spec, position.price_open),
@@ -123,37 +111,41 @@ def tick_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> Tick:
     )
 
 
-def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> SymbolInfo:
-    def tick_value_at(points: int) -> float:
-        return float(round(money.tick_value(spec, spec.to_price(points)), 6))
+def symbol_view(
+    spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool = True, rates: tuple[Rate, Rate] = (ONE, ONE)
+) -> SymbolInfo:
+    """``rates``: the quote currency's conversion at bid and at ask (tick value for profit / loss)."""
+
+    def tick_value_at(rate: Rate) -> float:
+        return float(round(money.tick_value(spec, rate) * spec.tick_size, 6))  # per tick_size move
 
     return SymbolInfo(
         custom=False,
         chart_mode=0,
-        select=True,
-        visible=True,
+        select=selected,
+        visible=selected,
         time=epoch,
         digits=spec.digits,
         spread=ask - bid,
         spread_float=True,
         trade_calc_mode=spec.calc_mode,
-        trade_mode=SYMBOL_TRADE_MODE_FULL,
+        trade_mode=spec.trade_mode,
         trade_stops_level=spec.stops_level,
-        trade_freeze_level=0,
-        trade_exemode=SYMBOL_TRADE_EXECUTION_INSTANT,
-        swap_mode=SYMBOL_SWAP_MODE_POINTS,
-        swap_rollover3days=DAY_OF_WEEK_WEDNESDAY,
+        trade_freeze_level=spec.freeze_level,
+        trade_exemode=spec.execution,
+        swap_mode=spec.swap_mode,
+        swap_rollover3days=spec.swap_rollover3days,
         expiration_mode=SYMBOL_EXPIRATION_GTC,
-        filling_mode=SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC,
-        order_mode=SYMBOL_ORDER_MARKET | SYMBOL_ORDER_SL | SYMBOL_ORDER_TP,
+        filling_mode=spec.filling_mode,
+        order_mode=spec.order_mode,
         bid=spec.to_float(bid),
         ask=spec.to_float(ask),
         last=0.0,
         point=float(spec.point),
-        trade_tick_value=tick_value_at(bid),
-        trade_tick_value_profit=tick_value_at(bid),
-        trade_tick_value_loss=tick_value_at(ask),
-        trade_tick_size=float(spec.point),
+        trade_tick_value=tick_value_at(rates[0]),
+        trade_tick_value_profit=tick_value_at(rates[0]),
+        trade_tick_value_loss=tick_value_at(rates[1]),
+        trade_tick_size=float(spec.tick_size_price),
         trade_contract_size=float(spec.contract_size),
         volume_min=float(spec.volume_min),
         volume_max=float(spec.volume_max),
@@ -161,7 +153,7 @@ def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> SymbolInfo:
         volume_limit=0.0,
         swap_long=float(spec.swap_long),
         swap_short=float(spec.swap_short),
-        margin_initial=0.0,
+        margin_initial=float(spec.margin_initial),
         margin_maintenance=0.0,
         margin_hedged=float(spec.contract_size),
         currency_base=spec.base,

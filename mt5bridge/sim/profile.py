@@ -1,0 +1,36 @@
+"""What a broker profile resolves to: the account's rules and the broker's symbol table."""
+
+from dataclasses import dataclass
+
+from mt5bridge.constants import ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+
+from .servertime import ServerTime
+from .symbols import SymbolSpec
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    name: str
+    company: str
+    server: str
+    trade_mode: int
+    margin_mode: int
+    currency: str
+    leverage: int
+    margin_call: float  # percent
+    stop_out: float  # percent; 0 = never
+    server_time: ServerTime
+    permissive_filling: bool  # the old simulator accepted IOC under Instant execution
+    description: str = ""
+
+    @property
+    def netting(self) -> bool:
+        return self.margin_mode == ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: str  # the file it was read from
+    account: AccountSpec
+    symbols: dict[str, SymbolSpec]
