@@ -625,6 +625,9 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated time moves only on sim_control advance",
     )
     sim.add_argument("--state", metavar="FILE", help="persist the simulated account to FILE")
+    sim.add_argument(
+        "--broker", metavar="PROFILE", help="broker profile: a name in mt5bridge/sim/profiles or a .toml path"
+    )
     return parser
 
 
@@ -652,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.exit(2, f"mt5bridge.server: {exc}\n")
     sim_options = _only_given(
-        seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state
+        seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state,
+        profile=options.broker,
     )
     if options.backend != "sim" and sim_options:
         parser.exit(2, f"mt5bridge.server: {', '.join(sorted(sim_options))} only apply to --backend sim\n")
