@@ -170,7 +170,7 @@ def _check_conversions(source: Path, account: AccountSpec, symbols: dict[str, Sy
     pairs = {(s.base, s.quote) for s in symbols.values()}
     acc = account.currency
     for spec in symbols.values():
-        for ccy in {spec.quote, spec.margin_currency}:
+        for ccy in dict.fromkeys((spec.quote, spec.margin_currency)):  # profit currency first
             if ccy != acc and (ccy, acc) not in pairs and (acc, ccy) not in pairs:
                 raise ProfileError(
                     f'broker profile {source}: symbols."{spec.name}".quote: no symbol converts {ccy} to {acc}'

@@ -75,6 +75,12 @@ def text(raw) -> str:
     return raw
 
 
+def free_text(raw) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    return raw
+
+
 def boolean(raw) -> bool:
     if not isinstance(raw, bool):
         raise ValueError(f"must be true or false, got {raw!r}")
@@ -155,7 +161,7 @@ class Key:
 REQUIRED = None
 
 ACCOUNT_KEYS: dict[str, Key] = {
-    "description": Key(text, "", "what broker style this profile plays"),
+    "description": Key(free_text, "", "what broker style this profile plays"),
     "name": Key(text, "Tradewatch Sim", "account holder name"),
     "company": Key(text, "Tradewatch Simulated Markets", "broker company"),
     "server": Key(text, "TradewatchSim-Demo", "trade server name"),
