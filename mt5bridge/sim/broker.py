@@ -110,6 +110,7 @@ class Broker:
         self.rolled_day = rolled_day  # last trading day whose closing rollover has been charged
         self.dirty = False  # books changed since the owner last saved them
         self.margin_call = False  # margin level below the profile's margin-call level
+        self._margin_checked: tuple[int, int, int] | None = None
         self._seed = seed
 
     # ----------------------------------------------------------------- market time
@@ -134,6 +135,7 @@ class Broker:
         self._close_triggered(self._triggers(k, k, symbol=symbol, gapped=True))
         if stopout.below(self, k):
             self._stop_out(k)
+        self._margin_checked = None  # the price moved without the clock
         self._update_margin_call(k)
 
     def _scan(self, first: int, last: int) -> None:
@@ -181,6 +183,13 @@ class Broker:
             self.dirty = True
 
     def _update_margin_call(self, k: int) -> None:
+        key = (k, len(self.books.deals), len(self.books.positions))  # margin moves with prices or deals
+        if key == self._margin_checked:
+            return
+        self._margin_checked = key
+        if not self.books.positions:
+            self.margin_call = False
+            return
         state = self.account(k)
         flagged = state.margin > 0 and state.margin_level < Decimal(str(self.account_spec.margin_call))
         if flagged != self.margin_call:
