@@ -220,3 +220,17 @@ def test_stop_out_happens_on_the_price_path_whatever_the_polling():
     stopped_after = few[1].time - few[0].time
     before, _ = run(1, hours=(stopped_after - 1) / 3600)
     assert before.positions_get()[0].volume == 1.0 and before.account_info().margin_level >= 50.0
+
+
+def test_gold_quotes_stand_still_during_the_daily_break():
+    term = terminal(PROFILE, utc(2026, 1, 6, 21, 59, 50))  # Tuesday 23:59:50 server
+    term.symbol_select("XAUUSD.m", True)
+    term.advance(9)
+    last = term.symbol_info_tick("XAUUSD.m")  # 23:59:59, the last quote of the day
+    assert last.time == utc(2026, 1, 6, 23, 59, 59).timestamp()
+    for _ in range(6):  # every ten minutes of the break: the same quote, with its own time
+        term.advance(600)
+        assert term.symbol_info_tick("XAUUSD.m") == last
+    assert term.symbol_info_tick("EURUSD.m").time == utc(2026, 1, 7, 0, 59, 59).timestamp()  # forex moves on
+    term.advance(1)  # 01:00 server: quotes again
+    assert term.symbol_info_tick("XAUUSD.m").time == utc(2026, 1, 7, 1, 0, 0).timestamp()

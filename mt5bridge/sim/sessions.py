@@ -48,3 +48,38 @@ def is_open(sessions: Sessions, server_epoch: float) -> bool:
     day = weekday(server_epoch)
     into_day = int(server_epoch // 1) % DAY_SECONDS
     return any(d == day and start <= into_day < end for d, start, end in sessions)
+
+
+FULL_SESSIONS: Sessions = parse_sessions([FULL_WEEK])
+
+
+def last_open(sessions: Sessions, server_epoch: int) -> int | None:
+    """The latest second at or before ``server_epoch`` inside a session (None: none in a week)."""
+    if is_open(sessions, server_epoch):
+        return server_epoch
+    day_start = server_epoch - server_epoch % DAY_SECONDS
+    today = weekday(server_epoch)
+    best = None
+    for back in range(8):
+        start_of_day = day_start - back * DAY_SECONDS
+        for day, _, end in sessions:
+            if day == (today - back) % 7:
+                candidate = start_of_day + end - 1
+                if candidate <= server_epoch and (best is None or candidate > best):
+                    best = candidate
+        if best is not None:
+            return best
+    return None
+
+
+def open_mask(sessions: Sessions, first_epoch: int, count: int):
+    """numpy bool array: is each second ``first_epoch ...`` (count of them) inside a session."""
+    import numpy as np
+
+    epochs = first_epoch + np.arange(count)
+    days = (epochs // DAY_SECONDS + 3) % 7
+    seconds = epochs % DAY_SECONDS
+    mask = np.zeros(count, bool)
+    for day, start, end in sessions:
+        mask |= (days == day) & (seconds >= start) & (seconds < end)
+    return mask

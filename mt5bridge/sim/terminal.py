@@ -200,7 +200,8 @@ class SimTerminal(TestHooks):
             converter.profit_rate(spec, self._k, spec.to_price(bid)),
             converter.profit_rate(spec, self._k, spec.to_price(ask)),
         )
-        return symbol_view(spec, tick_epoch(self._k), bid, ask, name in self._market_watch, rates)
+        moment = tick_epoch(self._quotes.quote_k(name, self._k))
+        return symbol_view(spec, moment, bid, ask, name in self._market_watch, rates)
 
     # ================================================================ connection
     @_api(failure=False, needs_connection=False)
@@ -325,7 +326,8 @@ class SimTerminal(TestHooks):
         symbol = self._known_symbol(symbol)
         if symbol not in self._market_watch:
             raise _ApiError(_NOT_FOUND)
-        return tick_view(self._symbols[symbol], tick_epoch(self._k), *self._quote(symbol))
+        moment = tick_epoch(self._quotes.quote_k(symbol, self._k))  # frozen during a quote break
+        return tick_view(self._symbols[symbol], moment, *self._quote(symbol))
 
     @_api()
     def copy_rates_from_pos(self, symbol, timeframe, start_pos, count) -> np.ndarray:
