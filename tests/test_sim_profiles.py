@@ -200,3 +200,23 @@ def test_market_watch_selection_survives_a_restart(tmp_path):
     second.initialize()
     assert second.symbol_info_tick("XAUUSD.m") is not None
     assert second.symbol_select("NOPE.m", True) is False and second.last_error()[0] == mt5.RES_E_NOT_FOUND
+
+
+def test_order_modes_of_the_profile_are_enforced(tmp_path):
+    text = GOOD.replace('feed = "EURUSD"', 'feed = "EURUSD"\norders = ["market"]')
+    term = terminal(write(tmp_path, text), MONDAY)
+    assert term.symbol_info("EURUSD.x").order_mode == mt5.SYMBOL_ORDER_MARKET
+    tick = term.symbol_info_tick("EURUSD.x")
+    assert buy(term, "EURUSD.x", 0.1, sl=round(tick.bid - 0.01, 5)).retcode == mt5.TRADE_RETCODE_INVALID_STOPS
+    assert buy(term, "EURUSD.x", 0.1).retcode == mt5.TRADE_RETCODE_DONE
+    limit_only = terminal(write(tmp_path, GOOD.replace('feed = "EURUSD"', 'feed = "EURUSD"\norders = ["limit"]')), MONDAY)
+    assert buy(limit_only, "EURUSD.x", 0.1).retcode == mt5.TRADE_RETCODE_INVALID_ORDER
+
+
+def test_an_exchange_account_nets_positions(tmp_path):
+    text = GOOD.replace('"hedging"', '"exchange"').replace('feed = "EURUSD"', 'feed = "EURUSD"\nexecution = "exchange"')
+    term = terminal(write(tmp_path, text), MONDAY)
+    assert term.account_info().margin_mode == mt5.ACCOUNT_MARGIN_MODE_EXCHANGE
+    for _ in range(2):
+        assert buy(term, "EURUSD.x", 0.1, type_filling=mt5.ORDER_FILLING_RETURN).retcode == mt5.TRADE_RETCODE_DONE
+    assert [p.volume for p in term.positions_get()] == [0.2]  # RETURN is always allowed on Exchange execution

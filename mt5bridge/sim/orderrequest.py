@@ -15,10 +15,14 @@ from mt5bridge.constants import (
     ORDER_TIME_GTC,
     ORDER_TYPE_BUY,
     ORDER_TYPE_SELL,
+    SYMBOL_ORDER_MARKET,
+    SYMBOL_ORDER_SL,
+    SYMBOL_ORDER_TP,
     TRADE_ACTION_DEAL,
     TRADE_ACTION_SLTP,
     TRADE_RETCODE_INVALID,
     TRADE_RETCODE_INVALID_FILL,
+    TRADE_RETCODE_INVALID_ORDER,
     TRADE_RETCODE_INVALID_PRICE,
     TRADE_RETCODE_INVALID_STOPS,
     TRADE_RETCODE_INVALID_VOLUME,
@@ -145,6 +149,8 @@ def parse(request: dict, symbols: dict[str, SymbolSpec]) -> OrderRequest:
     magic = _integer(request, "magic")
     position = _integer(request, "position")
     sl, tp = _points(request, "sl", spec), _points(request, "tp", spec)
+    if (sl and not spec.order_mode & SYMBOL_ORDER_SL) or (tp and not spec.order_mode & SYMBOL_ORDER_TP):
+        raise Rejected(TRADE_RETCODE_INVALID_STOPS, f"{symbol} does not accept SL/TP on orders")
     if action == TRADE_ACTION_SLTP:
         if position == 0:
             raise Rejected(TRADE_RETCODE_INVALID, "SL/TP modification needs a position ticket")
@@ -153,6 +159,8 @@ def parse(request: dict, symbols: dict[str, SymbolSpec]) -> OrderRequest:
     order_type = request.get("type")
     if order_type not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL) or not _is_int(order_type):
         raise Rejected(TRADE_RETCODE_INVALID, f"Unsupported order type {order_type!r}")
+    if not spec.order_mode & SYMBOL_ORDER_MARKET:
+        raise Rejected(TRADE_RETCODE_INVALID_ORDER, f"{symbol} does not accept market orders")
     if "volume" not in request:
         raise Rejected(TRADE_RETCODE_INVALID, "Missing volume")
     price = _points(request, "price", spec)

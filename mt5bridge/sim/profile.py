@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from mt5bridge.constants import ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+from mt5bridge.constants import ACCOUNT_MARGIN_MODE_EXCHANGE, ACCOUNT_MARGIN_MODE_RETAIL_NETTING
 
 from .servertime import ServerTime
 from .symbols import SymbolSpec
@@ -25,7 +25,8 @@ class AccountSpec:
 
     @property
     def netting(self) -> bool:
-        return self.margin_mode == ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+        """One position per symbol: retail netting, and exchange accounts alike."""
+        return self.margin_mode in (ACCOUNT_MARGIN_MODE_RETAIL_NETTING, ACCOUNT_MARGIN_MODE_EXCHANGE)
 
 
 @dataclass(frozen=True)
