@@ -6,7 +6,7 @@ and Instant-execution orders use deviation=0 (no slippage), so fills are exactly
 """
 
 import pytest
-from sim_profile_helpers import buy, modify, sell, terminal, utc
+from sim_profile_helpers import buy, modify, sell, terminal, utc, variant
 
 from mt5bridge import constants as mt5
 
@@ -234,3 +234,29 @@ def test_gold_quotes_stand_still_during_the_daily_break():
     assert term.symbol_info_tick("EURUSD.m").time == utc(2026, 1, 7, 0, 59, 59).timestamp()  # forex moves on
     term.advance(1)  # 01:00 server: quotes again
     assert term.symbol_info_tick("XAUUSD.m").time == utc(2026, 1, 7, 1, 0, 0).timestamp()
+
+
+def test_no_stop_loss_fires_during_the_break_and_the_reopening_gap_fills_at_the_worse_price(tmp_path):
+    # seed 42: gold's last quote on Tuesday is 4436.93; during Wednesday's 00:00-01:00 break the
+    # underlying path dips to 4432.47, and the first quote at 01:00 is 4432.52.
+    def run(profile):
+        term = terminal(profile, utc(2026, 1, 6, 21, 59, 59))  # 23:59:59 server
+        term.symbol_select("XAUUSD.m", True)
+        assert term.symbol_info_tick("XAUUSD.m").bid == 4436.93
+        opened = buy(term, "XAUUSD.m", 0.01, sl=4434.00, type_filling=mt5.ORDER_FILLING_IOC)
+        assert opened.retcode == mt5.TRADE_RETCODE_DONE
+        term.advance(3600)  # 00:59:59 server
+        return term, opened.order
+
+    term, ticket = run(PROFILE)
+    assert term.positions_get(ticket=ticket)[0].sl == 4434.0  # the frozen quote never reached the SL
+    term.advance(1)
+    deal = term.history_deals_get(position=ticket)[-1]
+    assert (deal.reason, deal.price) == (mt5.DEAL_REASON_SL, 4432.52)  # gapped through: the worse price
+    assert deal.time == utc(2026, 1, 7, 1, 0).timestamp()
+    # the same account with gold quoted through the night is stopped during the dip, at the SL
+    quoted = variant(tmp_path, PROFILE, {'quote_sessions = ["Mon-Fri 01:00-24:00"]': ""})
+    night, ticket = run(quoted)
+    deal = night.history_deals_get(position=ticket)[-1]
+    assert (deal.reason, deal.price) == (mt5.DEAL_REASON_SL, 4434.0)
+    assert deal.time < utc(2026, 1, 7, 1, 0).timestamp()

@@ -220,3 +220,9 @@ def test_an_exchange_account_nets_positions(tmp_path):
     for _ in range(2):
         assert buy(term, "EURUSD.x", 0.1, type_filling=mt5.ORDER_FILLING_RETURN).retcode == mt5.TRADE_RETCODE_DONE
     assert [p.volume for p in term.positions_get()] == [0.2]  # RETURN is always allowed on Exchange execution
+
+
+def test_weekend_sessions_are_refused(tmp_path):
+    text = GOOD.replace('feed = "EURUSD"', 'feed = "EURUSD"\ntrade_sessions = ["Sun 22:00-24:00", "Mon-Fri 00:00-22:00"]')
+    with pytest.raises(ProfileError, match=r'trade_sessions: sessions must be Mon-Fri'):
+        load(write(tmp_path, text))

@@ -159,7 +159,7 @@ class MarketTime:
             k = first + index
             reason, level = (DEAL_REASON_SL, position.sl) if sl_hit[index] else (DEAL_REASON_TP, position.tp)
             price = level
-            if gapped or pinned or is_week_open(k):
+            if gapped or pinned or is_week_open(k) or self.quotes.reopens(position.symbol, k):
                 # A jump past the level fills at the worse of the two prices for the client.
                 seen = int(watched[index])
                 price = min(level, seen) if long else max(level, seen)

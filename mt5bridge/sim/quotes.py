@@ -37,6 +37,10 @@ class Quotes:
         last = last_open(sessions, epoch)
         return k if last is None or last == epoch else tick_index(last)
 
+    def reopens(self, symbol: str, k: int) -> bool:
+        """True for the first tick after a quote break, where the price may have jumped."""
+        return k > 0 and self.quote_k(symbol, k) == k and self.quote_k(symbol, k - 1) != k - 1
+
     def quote(self, symbol: str, k: int) -> tuple[int, int]:
         """(bid, ask) in points at tick ``k``."""
         pinned = self._pins.get(symbol)

@@ -8,6 +8,8 @@ specs stay usable as cache keys) of ``(weekday, start_second, end_second)`` with
 
 import re
 
+import numpy as np
+
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_SECONDS = 86_400
 FULL_WEEK = "Mon-Fri 00:00-24:00"
@@ -74,8 +76,6 @@ def last_open(sessions: Sessions, server_epoch: int) -> int | None:
 
 def open_mask(sessions: Sessions, first_epoch: int, count: int):
     """numpy bool array: is each second ``first_epoch ...`` (count of them) inside a session."""
-    import numpy as np
-
     epochs = first_epoch + np.arange(count)
     days = (epochs // DAY_SECONDS + 3) % 7
     seconds = epochs % DAY_SECONDS

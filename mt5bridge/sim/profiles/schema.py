@@ -145,6 +145,14 @@ def choice_set(table: dict) -> Callable:
     return parse
 
 
+def weekday_sessions(raw) -> tuple:
+    """Sessions on Monday to Friday only: the simulated market does not move at weekends."""
+    sessions = parse_sessions(raw)
+    if any(day > 4 for day, _, _ in sessions):
+        raise ValueError("sessions must be Mon-Fri: the simulated market is closed at weekends")
+    return sessions
+
+
 def currency(raw) -> str:
     if not isinstance(raw, str) or len(raw) != 3 or not raw.isalpha() or not raw.isupper():
         raise ValueError(f"must be a three-letter currency code such as USD, got {raw!r}")
@@ -202,8 +210,8 @@ SYMBOL_KEYS: dict[str, Key] = {
     "triple_swap_day": Key(choice(WEEKDAYS), "wednesday", "weekday whose rollover charges 3 days"),
     "commission_per_lot": Key(decimal(), "0", "per lot per deal, account currency (negative = charge)"),
     "market_watch": Key(boolean, True, "in Market Watch when the terminal starts"),
-    "trade_sessions": Key(parse_sessions, [FULL_WEEK], "trading sessions, server time"),
-    "quote_sessions": Key(parse_sessions, [FULL_WEEK], "quote sessions, server time"),
+    "trade_sessions": Key(weekday_sessions, [FULL_WEEK], "trading sessions, server time"),
+    "quote_sessions": Key(weekday_sessions, [FULL_WEEK], "quote sessions, server time"),
     "start_price": Key(number(0, 1e9, open_low=True), REQUIRED, "mid price at the anchor"),
     "annual_vol": Key(number(0, 5, open_low=True), REQUIRED, "annualised volatility"),
     "typical_spread": Key(integer(1, 100_000), REQUIRED, "mean spread, points"),
