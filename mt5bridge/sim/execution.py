@@ -48,7 +48,7 @@ def accepts_filling(spec: SymbolSpec, filling: int) -> bool:
 
 
 def market_price(spec: SymbolSpec, is_buy: bool, requested: int, deviation: int, bid: int, ask: int,
-                 requote_draw: float | None = None) -> tuple[int, str] | tuple[int, None]:
+                 requote_draw: float | None = None) -> tuple[int, str | None]:
     """(price before slippage, None) or (retcode, comment) when the order is refused.
 
     ``requote_draw``: a seeded uniform draw for Request execution's dealer requotes (None in

@@ -57,7 +57,7 @@ class TradingState:
         return None
 
 
-class TestHooks:
+class SimHooks:
     """Mixin of SimTerminal: everything here takes the terminal lock itself."""
 
     def now(self) -> datetime:

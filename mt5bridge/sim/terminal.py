@@ -46,7 +46,7 @@ from .book import Books
 from .broker import Broker
 from .clock import SimClock
 from .faults import Faults
-from .hooks import CONTROL_COMMANDS, TestHooks, TradingState
+from .hooks import CONTROL_COMMANDS, SimHooks, TradingState
 from .orderrequest import Rejected, echo, parse
 from .persistence import load_state, save_state
 from .profiles import DEFAULT as DEFAULT_PROFILE
@@ -65,10 +65,10 @@ MAXBARS = 100_000
 CLOCK_SAVE_INTERVAL = 1.0  # wall seconds between saves of a clock that merely moved
 
 
-class SimTerminal(TestHooks):
+class SimTerminal(SimHooks):
     """A simulated MetaTrader 5 terminal on an account of the broker ``profile`` (default: demo).
 
-    ``leverage``, ``server`` and ``currency`` default to the profile's; test hooks live in ``TestHooks``.
+    ``leverage``, ``server`` and ``currency`` default to the profile's; test hooks live in ``SimHooks``.
     """
 
     def __init__(
