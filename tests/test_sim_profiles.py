@@ -226,3 +226,16 @@ def test_weekend_sessions_are_refused(tmp_path):
     text = GOOD.replace('feed = "EURUSD"', 'feed = "EURUSD"\ntrade_sessions = ["Sun 22:00-24:00", "Mon-Fri 00:00-22:00"]')
     with pytest.raises(ProfileError, match=r'trade_sessions: sessions must be Mon-Fri'):
         load(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("profile", ["retail-hedging", "ecn-netting", "request-exotic"])
+def test_the_bot_runs_on_the_strict_profiles_without_crashing(tmp_path, profile):
+    """Trading correctly there is the next issue's work; running and recording failures is this one's."""
+    from bot.app import BotApp
+
+    env = {"SIM_BROKER": profile, "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "METRICS_PORT": "0",
+           "LOG_LEVEL": "ERROR", "CYCLE_SECONDS": "60"}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), stepped=True)
+    assert app.sim.profile == profile
+    assert app.run(cycles=20, serve=False) == 0
+    assert app.engine.cycles == 20
