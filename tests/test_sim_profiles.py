@@ -169,6 +169,7 @@ def test_demo_now_stops_out_instead_of_going_negative():
     [
         ({"algo_trading": False}, mt5.TRADE_RETCODE_CLIENT_DISABLES_AT, ("terminal_info", "trade_allowed", False)),
         ({"account_trading": False}, mt5.TRADE_RETCODE_TRADE_DISABLED, ("account_info", "trade_allowed", False)),
+        ({"expert_trading": False}, mt5.TRADE_RETCODE_SERVER_DISABLES_AT, ("account_info", "trade_expert", False)),
     ],
 )
 def test_injected_trading_switches_refuse_orders(switch, retcode, info):

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from mt5bridge.constants import TRADE_RETCODE_CLIENT_DISABLES_AT, TRADE_RETCODE_TRADE_DISABLED
+from mt5bridge.constants import (
+    TRADE_RETCODE_CLIENT_DISABLES_AT,
+    TRADE_RETCODE_SERVER_DISABLES_AT,
+    TRADE_RETCODE_TRADE_DISABLED,
+)
 
 from .accountsetup import MAX_EPOCH
 from .apicall import is_plain_int
@@ -41,12 +45,14 @@ class TradingState:
     ``tradeapi``: the terminal's "disable automatic trading via external Python API" option (off:
     order_send returns None with last_error -8, ``terminal_info().tradeapi_disabled``);
     ``account_trading``: the broker allows trading on the account (off: 10017,
-    ``account_info().trade_allowed``).
+    ``account_info().trade_allowed``); ``expert_trading``: the broker allows experts on the
+    account (off: 10026, ``account_info().trade_expert``).
     """
 
     algo_trading: bool = True
     tradeapi: bool = True
     account_trading: bool = True
+    expert_trading: bool = True
 
     def refusal(self) -> tuple[int, str] | None:
         """(retcode, comment) an order is refused with, or None."""
@@ -54,6 +60,8 @@ class TradingState:
             return TRADE_RETCODE_CLIENT_DISABLES_AT, "AutoTrading disabled by client"
         if not self.account_trading:
             return TRADE_RETCODE_TRADE_DISABLED, "Trade disabled"
+        if not self.expert_trading:
+            return TRADE_RETCODE_SERVER_DISABLES_AT, "AutoTrading disabled by server"
         return None
 
 
@@ -122,11 +130,11 @@ class SimHooks:
             }
 
     def set_trading_state(self, algo_trading: bool | None = None, tradeapi: bool | None = None,
-                          account_trading: bool | None = None) -> None:
-        """Flip the AutoTrading button, the Python-API switch or the account's trade permission."""
+                          account_trading: bool | None = None, expert_trading: bool | None = None) -> None:
+        """Flip the AutoTrading button, the Python-API switch, or the account's trade permissions."""
         with self._lock:
             for name, value in (("algo_trading", algo_trading), ("tradeapi", tradeapi),
-                                ("account_trading", account_trading)):
+                                ("account_trading", account_trading), ("expert_trading", expert_trading)):
                 if value is None:
                     continue
                 if not isinstance(value, bool):

@@ -267,7 +267,7 @@ class SimTerminal(SimHooks):
             limit_orders=200,
             margin_so_mode=0,
             trade_allowed=self._trading.account_trading,
-            trade_expert=True,
+            trade_expert=self._trading.expert_trading,
             margin_mode=account.margin_mode,
             currency_digits=2,
             fifo_close=False,
