@@ -72,6 +72,18 @@ def _local_path(raw: str) -> str:
     return value
 
 
+def _broker_profile(raw: str) -> str:
+    """A shipped sim broker profile name or a .toml path; the profile file is validated now."""
+    from mt5bridge.sim.profiles import ProfileError, load
+
+    value = raw.strip()
+    try:
+        load(value)
+    except ProfileError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 def _database_url(raw: str) -> str | None:
     value = confcheck.text(4096)(raw)
     if not value:
@@ -105,6 +117,7 @@ class Settings:
     mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
     sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
     sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
+    sim_broker: str = _setting("SIM_BROKER", "demo", _broker_profile, doc="broker profile of the simulated terminal (mt5bridge/sim/profiles)")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
     symbols: tuple[str, ...] = _setting("SYMBOLS", "EURUSD,GBPUSD,USDJPY,XAUUSD", _symbols, doc="symbols to trade")
     strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")

@@ -348,6 +348,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--state", metavar="FILE", type=confcheck.arg(_state_file),
                      help="persist the simulated account to FILE (its folder must exist)")
+    sim.add_argument(
+        "--broker", metavar="PROFILE", help="broker profile: a name in mt5bridge/sim/profiles or a .toml path"
+    )
     return parser
 
 
@@ -392,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: config error: {exc}\n")
     timeout = resolve_timeout(options.timeout if options.timeout is not None else env_timeout)
     sim_options = _only_given(
-        seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state
+        seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state,
+        profile=options.broker,
     )
     if options.backend != "sim" and sim_options:
         parser.exit(2, f"{parser.prog}: config error: --{', --'.join(sorted(sim_options)).replace('state_file', 'state')}"

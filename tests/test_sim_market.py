@@ -107,7 +107,8 @@ def test_symbol_specifications():
         50.0,
     )
     assert (eurusd.volume_min, eurusd.volume_max, eurusd.volume_step) == (0.01, 100.0, 0.01)
-    assert gold.trade_calc_mode == 2 and eurusd.trade_calc_mode == 0
+    # gold is margined with leverage, so its calc mode is CFD-leverage (4), not CFD (2): issue 11
+    assert gold.trade_calc_mode == 4 and eurusd.trade_calc_mode == 0
     assert {s.name for s in term.symbols_get()} == set(SYMBOLS)
     assert {s.name for s in term.symbols_get(group="USD*")} == {"USDJPY", "USDCHF"}
     assert term.symbols_total() == 6

@@ -39,4 +39,4 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
 def make_sim(settings: Settings, stepped: bool = False) -> Any:
     from mt5bridge.sim import SimTerminal
 
-    return SimTerminal(seed=settings.sim_seed, speed=settings.sim_speed, stepped=stepped)
+    return SimTerminal(seed=settings.sim_seed, speed=settings.sim_speed, stepped=stepped, profile=settings.sim_broker)

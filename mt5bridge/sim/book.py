@@ -24,6 +24,11 @@ class Position:
     comment: str
     reason: int
     swap: Decimal = Decimal(0)
+    identifier: int = 0  # POSITION_IDENTIFIER; 0 = the ticket (a netting reversal changes only the ticket)
+
+    @property
+    def position_id(self) -> int:
+        return self.identifier or self.ticket
 
 
 @dataclass

@@ -57,6 +57,10 @@ def generate_day(levels: HourlyLevels, spec: SymbolSpec, seed: int, symbol_key: 
     spread = np.repeat(spread, SPREAD_SEGMENT_SECONDS)
 
     bid = np.rint(mid_points - spread / 2).astype(np.int32)
+    if spec.tick_size > 1:  # prices move in ticks of several points (an index at 0.25)
+        tick = spec.tick_size
+        bid = (np.rint(bid / tick) * tick).astype(np.int32)
+        spread = np.maximum(tick, np.rint(spread / tick) * tick).astype(np.int16)
     return DayTicks(bid=bid, spread=spread)
 
 

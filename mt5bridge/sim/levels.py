@@ -38,6 +38,7 @@ VOL_SEASON = _RAW_SEASON / np.sqrt(np.mean(_RAW_SEASON**2))
 STREAM_HOURLY = 1
 STREAM_DAY = 2
 STREAM_SLIPPAGE = 3
+STREAM_REQUOTE = 4
 _INDEX_OFFSET = 1 << 40  # SeedSequence entropy must be non-negative
 
 

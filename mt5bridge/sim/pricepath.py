@@ -16,7 +16,7 @@ import numpy as np
 from .daypath import DayTicks, aggregate_bars, generate_day
 from .levels import HourlyLevels
 from .records import RATES_DTYPE
-from .symbols import SYMBOLS, SymbolSpec
+from .symbols import SymbolSpec
 from .tradingtime import DAY_SECONDS, tick_epoch
 
 DAY_CACHE_SIZE = 4  # ~2 MB of ticks per symbol
@@ -49,7 +49,7 @@ class PricePath:
     def __init__(self, seed: int, spec: SymbolSpec):
         self.spec = spec
         self._seed = seed
-        self._key = zlib.crc32(spec.name.encode())  # stable: adding symbols changes no path
+        self._key = zlib.crc32(spec.feed.encode())  # stable: adding symbols changes no path
         self._levels = HourlyLevels(seed, self._key, spec.annual_vol)
         self._days = _Lru(DAY_CACHE_SIZE)
         self._bars: dict[int, _Lru] = {}
@@ -144,7 +144,10 @@ class PricePath:
         return bar
 
 
-@lru_cache(maxsize=48)
-def price_path(seed: int, symbol: str) -> PricePath:
-    """The shared path for (seed, symbol); deterministic, so sharing is safe."""
-    return PricePath(seed, SYMBOLS[symbol])
+@lru_cache(maxsize=64)
+def price_path(seed: int, spec: SymbolSpec) -> PricePath:
+    """The shared path for (seed, spec); deterministic, so sharing is safe.
+
+    Keyed by the whole (frozen) spec: the same feed with other digits or tick size is another path.
+    """
+    return PricePath(seed, spec)

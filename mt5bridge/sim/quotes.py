@@ -8,24 +8,43 @@ valuation. Bars keep following the seeded path.
 import numpy as np
 
 from .pricepath import PricePath, price_path
-from .symbols import SYMBOLS, SymbolSpec
+from .sessions import FULL_SESSIONS, last_open, open_mask
+from .symbols import SymbolSpec
+from .tradingtime import tick_epoch, tick_index
 
 
 class Quotes:
-    def __init__(self, seed: int):
-        self._paths: dict[str, PricePath] = {name: price_path(seed, name) for name in SYMBOLS}
+    """Prices of one broker's symbols (``symbols``: the profile's table, by broker name)."""
+
+    def __init__(self, seed: int, symbols: dict[str, SymbolSpec]):
+        self.specs = symbols
+        self._paths: dict[str, PricePath] = {name: price_path(seed, spec) for name, spec in symbols.items()}
         self._pins: dict[str, tuple[int, int]] = {}
 
     def spec(self, symbol: str) -> SymbolSpec:
-        return SYMBOLS[symbol]
+        return self.specs[symbol]
 
     def path(self, symbol: str) -> PricePath:
         return self._paths[symbol]
 
+    def quote_k(self, symbol: str, k: int) -> int:
+        """The tick that is the current quote at ``k``: outside the symbol's quote sessions (a
+        metal's daily break) the last quote before the break stands, as on a real server."""
+        sessions = self.specs[symbol].quote_sessions
+        if not sessions or sessions == FULL_SESSIONS:
+            return k
+        epoch = tick_epoch(k)
+        last = last_open(sessions, epoch)
+        return k if last is None or last == epoch else tick_index(last)
+
+    def reopens(self, symbol: str, k: int) -> bool:
+        """True for the first tick after a quote break, where the price may have jumped."""
+        return k > 0 and self.quote_k(symbol, k) == k and self.quote_k(symbol, k - 1) != k - 1
+
     def quote(self, symbol: str, k: int) -> tuple[int, int]:
         """(bid, ask) in points at tick ``k``."""
         pinned = self._pins.get(symbol)
-        return pinned if pinned is not None else self._paths[symbol].tick(k)
+        return pinned if pinned is not None else self._paths[symbol].tick(self.quote_k(symbol, k))
 
     def is_pinned(self, symbol: str) -> bool:
         return symbol in self._pins
@@ -34,7 +53,16 @@ class Quotes:
         """(bid, ask) arrays for ticks ``first..last`` within one trading day."""
         pinned = self._pins.get(symbol)
         if pinned is None:
-            return self._paths[symbol].window(first, last)
+            bid, ask = self._paths[symbol].window(first, last)
+            sessions = self.specs[symbol].quote_sessions
+            if not sessions or sessions == FULL_SESSIONS:
+                return bid, ask
+            index = np.where(open_mask(sessions, tick_epoch(first), last - first + 1), np.arange(bid.size), -1)
+            index = np.maximum.accumulate(index)
+            if index.min() >= 0:
+                return bid[index], ask[index]
+            head_bid, head_ask = self.quote(symbol, first)  # closed since before the window
+            return np.where(index >= 0, bid[index], head_bid), np.where(index >= 0, ask[index], head_ask)
         size = last - first + 1
         return np.full(size, pinned[0]), np.full(size, pinned[1])
 

@@ -1,20 +1,29 @@
-"""The instruments the simulated broker offers, with broker-like contract specifications.
+"""A symbol as one broker offers it: contract specification, trading rules and price model.
 
-Everything that money depends on (point, contract size, volume limits) is a Decimal so that the
-books are exact; the price-model parameters (volatility, typical spread) are plain floats.
+Specs are built from a broker profile (``profiles/``): the market facts of the instrument come
+from ``profiles/feeds.toml`` and the broker's choices (name suffix, execution and filling, levels,
+sessions, swaps, commission) from the profile. Everything that money depends on is a Decimal so
+the books are exact; the price-model parameters (volatility, typical spread) are plain floats.
+Specs are frozen and hashable: the price path cache is keyed by them.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mt5bridge.constants import SYMBOL_CALC_MODE_CFD, SYMBOL_CALC_MODE_FOREX
+from mt5bridge.constants import (
+    SYMBOL_CALC_MODE_FOREX,
+    SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE,
+)
+
+from .sessions import Sessions
 
 
 @dataclass(frozen=True)
 class SymbolSpec:
-    """Contract specification plus the parameters of the symbol's seeded price process."""
+    """Contract specification, broker rules and the parameters of the symbol's seeded price process."""
 
-    name: str
+    name: str  # the broker's name, e.g. "EURUSD.m"
+    feed: str  # the instrument whose seeded price path it follows, e.g. "EURUSD"
     description: str
     path: str
     base: str
@@ -26,16 +35,36 @@ class SymbolSpec:
     volume_max: Decimal
     volume_step: Decimal
     stops_level: int  # points
-    swap_long: Decimal  # points per lot per day
+    swap_long: Decimal  # per lot per day, in the unit of swap_mode
     swap_short: Decimal
-    start_price: float  # mid price at the anchor (2026-01-05 00:00 UTC)
+    start_price: float  # mid price at the anchor (2026-01-05 00:00 server time)
     annual_vol: float
     typical_spread: int  # points
     max_slippage: int  # points
+    tick_size: int = 1  # points; an index may move in steps of 25 points (0.25)
+    freeze_level: int = 0  # points
+    execution: int = 1  # SYMBOL_TRADE_EXECUTION_*
+    filling: frozenset = frozenset({0, 1})  # ORDER_FILLING_* accepted on market orders
+    filling_mode: int = 3  # SYMBOL_FILLING_* bits reported by symbol_info
+    order_mode: int = 1 | 16 | 32  # SYMBOL_ORDER_* bits
+    swap_mode: int = 1  # SYMBOL_SWAP_MODE_*
+    swap_rollover3days: int = 3  # MT5 day of week (Sunday = 0) of the triple swap
+    commission_per_lot: Decimal = Decimal("-3.50")  # account currency, charged on IN and OUT deals
+    margin_initial: Decimal = Decimal(0)  # futures: margin per lot in the margin currency
+    tick_value: Decimal = Decimal(0)  # futures: value of one tick_size move per lot, quote currency
+    market_watch: bool = True  # in Market Watch when the terminal starts
+    trade_sessions: Sessions = ()
+    quote_sessions: Sessions = ()
+    requote_share: float = 0.0  # Request execution: share of requests the dealer requotes anyway
+    trade_mode: int = 4  # SYMBOL_TRADE_MODE_FULL
 
     @property
     def point(self) -> Decimal:
         return Decimal(1).scaleb(-self.digits)
+
+    @property
+    def tick_size_price(self) -> Decimal:
+        return self.tick_size * self.point
 
     @property
     def scale(self) -> int:
@@ -44,7 +73,8 @@ class SymbolSpec:
 
     @property
     def margin_currency(self) -> str:
-        return self.base if self.calc_mode == SYMBOL_CALC_MODE_FOREX else self.quote
+        forex = self.calc_mode in (SYMBOL_CALC_MODE_FOREX, SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE)
+        return self.base if forex else self.quote
 
     def to_price(self, points: int) -> Decimal:
         """Exact price of an integer number of points."""
@@ -53,63 +83,3 @@ class SymbolSpec:
     def to_float(self, points: int) -> float:
         """Price as MT5 reports it: a float rounded to ``digits``."""
         return points / self.scale
-
-
-def _forex(name, description, digits, price, vol, spread, swap_long, swap_short, slippage=2):
-    base, quote = name[:3], name[3:]
-    return SymbolSpec(
-        name=name,
-        description=description,
-        path=f"Forex\\Majors\\{name}",
-        base=base,
-        quote=quote,
-        digits=digits,
-        contract_size=Decimal(100000),
-        calc_mode=SYMBOL_CALC_MODE_FOREX,
-        volume_min=Decimal("0.01"),
-        volume_max=Decimal(100),
-        volume_step=Decimal("0.01"),
-        stops_level=10,
-        swap_long=Decimal(swap_long),
-        swap_short=Decimal(swap_short),
-        start_price=price,
-        annual_vol=vol,
-        typical_spread=spread,
-        max_slippage=slippage,
-    )
-
-
-SYMBOLS: dict[str, SymbolSpec] = {
-    spec.name: spec
-    for spec in (
-        _forex("EURUSD", "Euro vs US Dollar", 5, 1.17200, 0.07, 10, "-8.0", "3.0"),
-        _forex("GBPUSD", "Great Britain Pound vs US Dollar", 5, 1.34500, 0.08, 14, "-4.0", "-1.0"),
-        _forex("AUDUSD", "Australian Dollar vs US Dollar", 5, 0.66800, 0.09, 12, "-3.0", "-1.5"),
-        _forex("USDJPY", "US Dollar vs Japanese Yen", 3, 156.500, 0.09, 15, "15.0", "-30.0"),
-        _forex("USDCHF", "US Dollar vs Swiss Franc", 5, 0.79200, 0.07, 15, "8.0", "-20.0"),
-        SymbolSpec(
-            name="XAUUSD",
-            description="Gold vs US Dollar",
-            path="Metals\\XAUUSD",
-            base="XAU",
-            quote="USD",
-            digits=2,
-            contract_size=Decimal(100),
-            calc_mode=SYMBOL_CALC_MODE_CFD,
-            volume_min=Decimal("0.01"),
-            volume_max=Decimal(50),
-            volume_step=Decimal("0.01"),
-            stops_level=50,
-            swap_long=Decimal("-55.0"),
-            swap_short=Decimal("30.0"),
-            start_price=4350.00,
-            annual_vol=0.15,
-            typical_spread=25,
-            max_slippage=5,
-        ),
-    )
-}
-
-for _spec in SYMBOLS.values():
-    # The money code converts only through USD; a cross pair would need a conversion symbol.
-    assert "USD" in (_spec.base, _spec.quote), _spec.name

@@ -3,22 +3,14 @@
 from decimal import Decimal
 
 from mt5bridge.constants import (
-    DAY_OF_WEEK_WEDNESDAY,
     SYMBOL_EXPIRATION_GTC,
-    SYMBOL_FILLING_FOK,
-    SYMBOL_FILLING_IOC,
-    SYMBOL_ORDER_MARKET,
-    SYMBOL_ORDER_SL,
-    SYMBOL_ORDER_TP,
-    SYMBOL_SWAP_MODE_POINTS,
-    SYMBOL_TRADE_EXECUTION_INSTANT,
-    SYMBOL_TRADE_MODE_FULL,
     TICK_FLAG_ASK,
     TICK_FLAG_BID,
 )
 
 from . import money
 from .book import Deal, HistoryOrder, Position
+from .money import ONE, Rate
 from .records import SymbolInfo, Tick, TradeDeal, TradeOrder, TradePosition
 from .symbols import SymbolSpec
 
@@ -40,7 +32,7 @@ def position_view(position: Position, spec: SymbolSpec, profit: Decimal, current
         time_update_msc=position.time_update_msc,
         type=position.type,
         magic=position.magic,
-        identifier=position.ticket,
+        identifier=position.position_id,
         reason=position.reason,
         volume=float(position.volume),
         price_open=_price(spec, position.price_open),
@@ -120,11 +112,15 @@ def tick_view(spec: SymbolSpec, epoch: int, bid: int, ask: int) -> Tick:
     )
 
 
-def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool = True) -> SymbolInfo:
-    """All 96 SymbolInfo fields: the modelled ones from ``spec`` and the quote, the rest defaults."""
+def symbol_view(
+    spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool = True, rates: tuple[Rate, Rate] = (ONE, ONE)
+) -> SymbolInfo:
+    """All 96 SymbolInfo fields: the modelled ones from ``spec`` (its broker profile) and the quote,
+    the rest defaults. ``rates``: the quote currency's conversion at bid and at ask (tick value for
+    profit / loss)."""
 
-    def tick_value_at(points: int) -> float:
-        return float(round(money.tick_value(spec, spec.to_price(points)), 6))
+    def tick_value_at(rate: Rate) -> float:
+        return float(round(money.tick_value(spec, rate) * spec.tick_size, 6))  # per tick_size move
 
     bid_price, ask_price = spec.to_float(bid), spec.to_float(ask)
     return SymbolInfo.from_known(
@@ -136,15 +132,15 @@ def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool
             "spread": ask - bid,
             "spread_float": True,
             "trade_calc_mode": spec.calc_mode,
-            "trade_mode": SYMBOL_TRADE_MODE_FULL,
+            "trade_mode": spec.trade_mode,
             "trade_stops_level": spec.stops_level,
-            "trade_freeze_level": 0,
-            "trade_exemode": SYMBOL_TRADE_EXECUTION_INSTANT,
-            "swap_mode": SYMBOL_SWAP_MODE_POINTS,
-            "swap_rollover3days": DAY_OF_WEEK_WEDNESDAY,
+            "trade_freeze_level": spec.freeze_level,
+            "trade_exemode": spec.execution,
+            "swap_mode": spec.swap_mode,
+            "swap_rollover3days": spec.swap_rollover3days,
             "expiration_mode": SYMBOL_EXPIRATION_GTC,
-            "filling_mode": SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC,
-            "order_mode": SYMBOL_ORDER_MARKET | SYMBOL_ORDER_SL | SYMBOL_ORDER_TP,
+            "filling_mode": spec.filling_mode,
+            "order_mode": spec.order_mode,
             "bid": bid_price,
             "bidhigh": bid_price,
             "bidlow": bid_price,
@@ -152,16 +148,17 @@ def symbol_view(spec: SymbolSpec, epoch: int, bid: int, ask: int, selected: bool
             "askhigh": ask_price,
             "asklow": ask_price,
             "point": float(spec.point),
-            "trade_tick_value": tick_value_at(bid),
-            "trade_tick_value_profit": tick_value_at(bid),
-            "trade_tick_value_loss": tick_value_at(ask),
-            "trade_tick_size": float(spec.point),
+            "trade_tick_value": tick_value_at(rates[0]),
+            "trade_tick_value_profit": tick_value_at(rates[0]),
+            "trade_tick_value_loss": tick_value_at(rates[1]),
+            "trade_tick_size": float(spec.tick_size_price),
             "trade_contract_size": float(spec.contract_size),
             "volume_min": float(spec.volume_min),
             "volume_max": float(spec.volume_max),
             "volume_step": float(spec.volume_step),
             "swap_long": float(spec.swap_long),
             "swap_short": float(spec.swap_short),
+            "margin_initial": float(spec.margin_initial),
             "margin_hedged": float(spec.contract_size),
             "currency_base": spec.base,
             "currency_profit": spec.quote,
