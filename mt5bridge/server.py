@@ -349,9 +349,22 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--state", metavar="FILE", type=confcheck.arg(_state_file),
                      help="persist the simulated account to FILE (its folder must exist)")
     sim.add_argument(
-        "--broker", metavar="PROFILE", help="broker profile: a name in mt5bridge/sim/profiles or a .toml path"
+        "--broker", metavar="PROFILE", type=confcheck.arg(_broker_profile),
+        help="broker profile: a name in mt5bridge/sim/profiles or a .toml path",
     )
     return parser
+
+
+def _broker_profile(raw: str) -> str:
+    """A shipped sim broker profile name or a .toml path, validated now (one line: file, key, reason)."""
+    from mt5bridge.sim.profiles import ProfileError, load
+
+    value = raw.strip()
+    try:
+        load(value)
+    except ProfileError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+    return value
 
 
 _SECONDS = confcheck.number(0, 3600, above=True)
