@@ -226,8 +226,12 @@ class Engine:
             opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
             report.trades_opened += opened
             report.trades_closed += closed_count
-            account = self.gateway.account()
-        self._snapshot(now, account, positions, report)
+        # The snapshot's figures are read together at the end of the cycle and stamped with the
+        # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
+        # hold the balance of a deal made later in the cycle, and the analytics' initial balance
+        # (the newest snapshot before the first exit) would then include that trade's profit.
+        account = self.gateway.account()
+        self._snapshot(self._broker_now(), account, positions, report)
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
