@@ -136,5 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"config error: {exc}\n")
             return 2
         app.install_signal_handlers()
-        return app.run(cycles=args.cycles)
+        from .engine.history_guard import BrokerHistoryRewound
+
+        try:
+            return app.run(cycles=args.cycles)
+        except BrokerHistoryRewound as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
     return 2
