@@ -25,8 +25,9 @@ FAR = datetime(2100, 1, 1, tzinfo=UTC)
 CYCLES = 240  # two simulated hours at 30 s a cycle
 
 
-def _settings(store: Path, **extra: str) -> Settings:
-    env = {"DATABASE_URL": f"sqlite:///{store}", "SIM_SEED": "7", "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",
+def _settings(store: Path | str, **extra: str) -> Settings:
+    url = store if isinstance(store, str) else f"sqlite:///{store}"
+    env = {"DATABASE_URL": url, "SIM_SEED": "7", "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",
            "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING", **extra}
     return Settings.from_env(env, dotenv_path=None)
 
@@ -61,16 +62,24 @@ def test_default_state_file_sits_beside_the_store(tmp_path):
     assert sim_state_file("/srv/sim.json", "sqlite:///x.db") == "/srv/sim.json"
 
 
-def test_two_runs_in_a_row_record_deals_both_times(tmp_path):
-    store = tmp_path / "data" / "tradewatch.db"
-    first = _run(_settings(store))
-    state = Path(f"{store}.sim_state.json")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    """A SQLite store where `make run` puts it, or a PostgreSQL one (its state file named explicitly)."""
+    if request.param == "sqlite":
+        return tmp_path / "data" / "tradewatch.db", {}
+    return request.getfixturevalue("postgres_url"), {"SIM_STATE_PATH": str(tmp_path / "sim_state.json")}
+
+
+def test_two_runs_in_a_row_record_deals_both_times(store):
+    store, extra = store
+    first = _run(_settings(store, **extra))
+    state = Path(extra.get("SIM_STATE_PATH") or f"{store}.sim_state.json")
     assert state.is_file(), "the simulator's state is kept beside the store by default"
     first_deals, first_newest = _deal_tickets(first), _newest_snapshot(first)
     assert first_deals, "the first run trades"
     first.database.dispose()
 
-    second = BotApp(_settings(store), stepped=True)
+    second = BotApp(_settings(store, **extra), stepped=True)
     assert second.sim.now() >= first_newest, "the broker's clock continues where the first run ended"
     assert second.run(cycles=CYCLES, serve=False) == 0
     try:
