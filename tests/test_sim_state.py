@@ -106,7 +106,7 @@ def test_a_broker_with_other_deals_under_known_tickets_is_refused(tmp_path):
     orders_before = _count(app, OrderModel)
     with pytest.raises(BrokerHistoryRewound, match=r"deal ticket \d+ is at the broker as .* but stored as"):
         app.run(cycles=5, serve=False)
-    assert app.engine.halted_reason is not None and not app.engine.reconciled
+    assert app.engine.halted_reason.startswith("broker history rewound") and not app.engine.reconciled
     app = BotApp(_settings(store, SIM_STATE_PATH=str(tmp_path / "b.json")), stepped=True)
     try:
         assert _count(app, OrderModel) == orders_before, "nothing was sent before the refusal"
@@ -130,5 +130,6 @@ def test_a_broker_clock_hours_behind_the_store_stops_the_bot_with_exit_2(tmp_pat
     assert errors[0].startswith("error: broker history rewound for account ")
     assert "h behind the newest record in the store" in errors[0] and "SIM_STATE_PATH" in errors[0]
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert '"broker_history_rewound"' in proc.stdout  # said once in the log too (what Loki receives)
+    halted = [line for line in proc.stdout.splitlines() if '"trading halted: broker history rewound' in line]
+    assert len(halted) == 1, proc.stdout[-3000:]  # said once in the log too (what Loki receives), and alerted
     assert '"message": "reconciled with the broker"' not in proc.stdout

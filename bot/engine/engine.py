@@ -164,7 +164,8 @@ class Engine:
                         self.start()
                     self._cycle(report)
             except BrokerHistoryRewound as exc:
-                log.error("%s", exc, extra={"error_kind": "broker_history_rewound"})
+                self.halted_reason = str(exc)
+                self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
                 raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
