@@ -207,6 +207,7 @@ class ChaosResult:
     bot_exits_by_itself: list[int] = field(default_factory=list)
     shutdown_code: int | None = None
     final_run_code: int | None = None  # the last, reconciling run against the frozen broker
+    final_run_trades: int = 0  # trades it opened or closed from deals the broker made after the bot's last look
     reconnect_seconds: list[float] = field(default_factory=list)
     spool_drain_seconds: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -310,7 +311,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
         # Freeze the broker, then let the bot record everything it did up to that instant.
         bridge.kill()
         bridge.start(frozen=True)
-        result.final_run_code = _final_run(bot)
+        result.final_run_code, result.final_run_trades = _final_run(bot)
         result.bot_exits_by_itself = bot.exited_by_itself
     finally:
         if bot is not None and bot.proc is not None and bot.proc.poll() is None:
@@ -324,8 +325,10 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
     return result
 
 
-def _final_run(bot: Bot, cycles_after: int = 3) -> int:
+def _final_run(bot: Bot, cycles_after: int = 3) -> tuple[int, int]:
     """Start the bot against the frozen broker; stop it once it has reconciled and cycled a little.
+
+    Returns its exit code and how many trades its reconciliation opened or closed.
 
     Reconciliation records every deal the broker made while the bot was not looking (stops and
     take-profits hit after its last cycle); the extra cycles resolve what that leaves over. Nothing
@@ -344,7 +347,9 @@ def _final_run(bot: Bot, cycles_after: int = 3) -> int:
         return len(done) > cycles_after
 
     _wait_for(reconciled_and_cycled, 120, "the bot's reconciling run against the frozen broker")
-    return bot.stop()
+    code = bot.stop()
+    reconciled = next(r for r in bot.records(since=offset) if r.get("message") == "reconciled with the broker")
+    return code, int(reconciled.get("opened", 0)) + int(reconciled.get("closed", 0))
 
 
 def _wait_for(predicate, seconds: float, what: str | None) -> bool:
