@@ -198,3 +198,27 @@ def test_every_order_path_logs_its_line_without_a_logging_error(tmp_path, captur
     assert capture.errors == []
     assert [r.error for r in reports] == [None] * len(reports)
     assert not capture.find("cycle failed")
+
+
+def test_no_extra_field_overwrites_a_log_record_attribute():
+    """Statically, everywhere: an `extra=` key named like a LogRecord attribute raises in logging itself."""
+    import ast
+    from pathlib import Path
+
+    reserved = set(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))) | {"message", "asctime"}
+    root = Path(__file__).resolve().parents[1]
+    found, scanned = [], 0
+    packages = ("bot", "db", "exporter", "mt5bridge", "bench", "stack", "tests", "scripts", "deploy")
+    for path in sorted(p for name in packages for p in (root / name).glob("**/*.py")):
+        if "node_modules" in path.parts:
+            continue
+        scanned += 1
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+                    found += [f"{path.relative_to(root)}:{node.lineno} {key.value!r}" for key in keyword.value.keys
+                              if isinstance(key, ast.Constant) and key.value in reserved]
+    assert scanned > 100
+    assert found == []
