@@ -1,8 +1,11 @@
 """Chaos run: the real bot process against the simulated broker over the real bridge and a real Postgres.
 
 Kills the bridge server (SIGKILL), also in the middle of an order (executed, reply lost), stops and
-restarts Postgres, keeps Loki unreachable, and SIGKILLs and restarts the bot. Afterwards the
-simulator's own books (restored from its --state file) are compared with the store and the logs:
+restarts Postgres, keeps Loki unreachable, and SIGKILLs and restarts the bot. Then the broker is
+frozen (the bridge restarted from its --state file with a stepped clock that nothing advances) and
+the bot makes one last, reconciling run against it, so the broker's history cannot move on after
+the bot's last look (a free-running broker would still hit stops and take-profits). Only then are
+the simulator's own books (restored from the same state file) compared with the store and the logs:
 lost trade rows, duplicate orders, orders sent past TTL or deviation, unresolved outcomes, and
 whether the bot ever exited by itself. `main()` runs the long version and prints the figures;
 tests/test_chaos.py runs a short one through `run_chaos`.
@@ -83,12 +86,14 @@ class Bridge:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, frozen: bool = False) -> None:
+        """`frozen`: a stepped clock nobody advances, so the broker's books stay exactly as saved."""
         self.starts += 1
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--seed", str(SEED), "--speed",
-                 str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port)],
+                 str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port),
+                 *(["--stepped"] if frozen else [])],
                 cwd=ROOT, env={**_base_env(), "MT5_BRIDGE_TOKEN": self.token}, stdout=out, stderr=out,
                 stdin=subprocess.DEVNULL,
             )
@@ -146,9 +151,16 @@ class Bot:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    def records(self) -> list[dict]:
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def records(self, since: int = 0) -> list[dict]:
+        """The JSON log lines, all of them or those written after byte offset `since`."""
         out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(since)
+            text_read = log_file.read().decode(errors="replace")
+        for line in text_read.splitlines():
             if line.startswith("{"):
                 try:
                     out.append(json.loads(line))
@@ -194,6 +206,8 @@ class ChaosResult:
     resolved_at_broker: int = 0
     bot_exits_by_itself: list[int] = field(default_factory=list)
     shutdown_code: int | None = None
+    final_run_code: int | None = None  # the last, reconciling run against the frozen broker
+    final_run_trades: int = 0  # trades it opened or closed from deals the broker made after the bot's last look
     reconnect_seconds: list[float] = field(default_factory=list)
     spool_drain_seconds: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -294,6 +308,10 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
         time.sleep(settle_seconds)  # unknown outcomes need UNKNOWN_ORDER_GRACE of broker time
         bot.check_alive()
         result.shutdown_code = bot.stop()
+        # Freeze the broker, then let the bot record everything it did up to that instant.
+        bridge.kill()
+        bridge.start(frozen=True)
+        result.final_run_code, result.final_run_trades = _final_run(bot)
         result.bot_exits_by_itself = bot.exited_by_itself
     finally:
         if bot is not None and bot.proc is not None and bot.proc.poll() is None:
@@ -301,10 +319,37 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
             bot.proc.wait(10)
         bridge.kill()
         try:
-            _compare(result, bridge, bot, pg, pg_back_at) if result.shutdown_code is not None else None
+            _compare(result, bridge, bot, pg, pg_back_at) if result.final_run_code is not None else None
         finally:
             pg.destroy()
     return result
+
+
+def _final_run(bot: Bot, cycles_after: int = 3) -> tuple[int, int]:
+    """Start the bot against the frozen broker; stop it once it has reconciled and cycled a little.
+
+    Returns its exit code and how many trades its reconciliation opened or closed.
+
+    Reconciliation records every deal the broker made while the bot was not looking (stops and
+    take-profits hit after its last cycle); the extra cycles resolve what that leaves over. Nothing
+    moves at the broker meanwhile, so the comparison afterwards sees one fixed history.
+    """
+    offset = bot.log_size()
+    bot.start()
+
+    def reconciled_and_cycled() -> bool:
+        bot.check_alive()
+        records = bot.records(since=offset)
+        at = next((i for i, r in enumerate(records) if r.get("message") == "reconciled with the broker"), None)
+        if at is None:
+            return False
+        done = [r for r in records[at:] if str(r.get("message", "")).startswith("cycle ")]
+        return len(done) > cycles_after
+
+    _wait_for(reconciled_and_cycled, 120, "the bot's reconciling run against the frozen broker")
+    code = bot.stop()
+    reconciled = next(r for r in bot.records(since=offset) if r.get("message") == "reconciled with the broker")
+    return code, int(reconciled.get("opened", 0)) + int(reconciled.get("closed", 0))
 
 
 def _wait_for(predicate, seconds: float, what: str | None) -> bool:
@@ -405,7 +450,8 @@ def main() -> int:
     if short:
         sys.stdout.write("the run fell short of its size: " + ", ".join(short) + "\n")
     bad = (result.lost_deal_rows or result.lost_trade_rows or result.duplicate_orders or result.sent_past_ttl
-           or result.sent_past_deviation or result.unresolved or result.bot_exits_by_itself or result.shutdown_code)
+           or result.sent_past_deviation or result.unresolved or result.bot_exits_by_itself or result.shutdown_code
+           or result.final_run_code)
     return 1 if bad or short else 0
 
 

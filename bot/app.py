@@ -14,12 +14,13 @@ from datetime import date
 from typing import Any
 
 from db import Repository, init_db, redact_url
+from db.url import resolve_url
 
 from . import __version__
 from .config import Settings
 from .engine import Engine, load_strategies
 from .gateway import GatewayError
-from .gateway.factory import make_gateway, make_sim
+from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
@@ -72,7 +73,8 @@ class BotApp:
         self.settings = settings
         self.speed = speed if speed is not None else (settings.sim_speed if settings.mt5_mode == "sim" else 1.0)
         if settings.mt5_mode == "sim" and sim is None:
-            sim = make_sim(replace(settings, sim_speed=self.speed), stepped=stepped)
+            state = sim_state_file(settings.sim_state_path, resolve_url(settings.database_url))
+            sim = make_sim(replace(settings, sim_speed=self.speed), stepped=stepped, state_file=state)
         self.sim = sim
         self.started_at = time.time()
         self.metrics: BotMetrics | None = None

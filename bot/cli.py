@@ -168,8 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
             return 2
         app.install_signal_handlers()
+        from .engine.history_guard import BrokerHistoryRewound
+
         try:
             return app.run(cycles=args.cycles)
         except ConfigError as exc:  # found at start against the terminal (an unknown symbol)
             return _config_error(exc)
+        except BrokerHistoryRewound as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
     return 2

@@ -118,6 +118,8 @@ class Settings:
     sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
     sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
     sim_broker: str = _setting("SIM_BROKER", "demo", _broker_profile, doc="broker profile of the simulated terminal (mt5bridge/sim/profiles)")
+    sim_state_path: str = _setting("SIM_STATE_PATH", "", _local_path,
+                                   doc="sim mode: file keeping the simulated broker's books across runs; empty: next to a SQLite store, else data/sim_state.json")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
     symbols: tuple[str, ...] = _setting("SYMBOLS", "EURUSD,GBPUSD,USDJPY,XAUUSD", _symbols, doc="symbols to trade")
     strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")

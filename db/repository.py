@@ -219,6 +219,13 @@ class Repository:
         with self._db.session() as session:
             return session.scalar(select(func.max(DealModel.time)).where(DealModel.account == account))
 
+    def deals_since(self, account: str, since: datetime) -> list[DealRecord]:
+        """The account's stored deals at or after `since`, oldest first (to compare with the broker's)."""
+        require_aware("since", since)
+        query = (select(DealModel).where(DealModel.account == account, DealModel.time >= since)
+                 .order_by(DealModel.time, DealModel.ticket))
+        return self._views(DealRecord, query)
+
     # -- trades --------------------------------------------------------------------------
 
     def open_trade(self, t: TradeOpen) -> bool:

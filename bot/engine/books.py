@@ -252,7 +252,7 @@ class Books:
             log.info(
                 "unknown order resolved",
                 extra={"client_order_id": intent.client_order_id, "outcome": outcome.status,
-                       "correlation_id": intent.correlation_id, "message": outcome.message},
+                       "correlation_id": intent.correlation_id, "resolution": outcome.message},
             )
         return resolved
 

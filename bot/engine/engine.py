@@ -22,8 +22,10 @@ from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
+from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
 from .books import Books
+from .history_guard import BrokerHistoryRewound, check_broker_history
 from .orders import OrderSender, SendOutcome, new_client_order_id
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
@@ -110,6 +112,8 @@ class Engine:
         self.last_report: CycleReport | None = None
         self._last_bar: dict[tuple[str, str], int] = {}
         self._known_symbols: set[str] = set()
+        self._history_checked = False
+        self._history_deferred = False
 
     # -- start -----------------------------------------------------------------------------
 
@@ -161,6 +165,10 @@ class Engine:
                     self._cycle(report)
             except ConfigError:
                 raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
+            except BrokerHistoryRewound as exc:
+                self.halted_reason = str(exc)
+                self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
+                raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
                 report.error = f"{type(exc).__name__}: {exc}"
                 report.error_expected = _is_expected(exc)
@@ -196,6 +204,7 @@ class Engine:
         now = self._broker_now()
         report.started_at = now
         positions = self._our_positions()
+        self._check_history(now)
         if not self.reconciled:
             self._reconcile(now, positions, report)
         else:
@@ -228,8 +237,12 @@ class Engine:
             opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
             report.trades_opened += opened
             report.trades_closed += closed_count
-            account = self.gateway.account()
-        self._snapshot(now, account, positions, report)
+        # The snapshot's figures are read together at the end of the cycle and stamped with the
+        # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
+        # hold the balance of a deal made later in the cycle, and the analytics' initial balance
+        # (the newest snapshot before the first exit) would then include that trade's profit.
+        account = self.gateway.account()
+        self._snapshot(self._broker_now(), account, positions, report)
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
@@ -326,6 +339,23 @@ class Engine:
             self._spooling_since = None
 
     # -- reconciliation and replay -------------------------------------------------------------
+
+    def _check_history(self, now: datetime) -> None:
+        """Once, before the first reconciliation: refuse a broker whose history is behind the store's.
+
+        A store that cannot answer yet (database down at start) defers the check, not the trading:
+        it runs on the first cycle the database answers.
+        """
+        if self._history_checked:
+            return
+        try:
+            check_broker_history(self.gateway, self.repo, self.account_id, now, self.settings.history_days)
+        except StoreUnavailable as exc:
+            if not self._history_deferred:  # said once, not every cycle the database stays away
+                log.warning("broker history not checked against the store yet: %s", exc)
+            self._history_deferred = True
+            return
+        self._history_checked = True
 
     def _reconcile(self, now: datetime, positions: list[Position], report: CycleReport) -> None:
         """Store vs broker before any new order; while it fails the engine stays halted (raises)."""

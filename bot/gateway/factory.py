@@ -36,7 +36,35 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
     return Mt5ApiGateway(lambda: MetaTrader5, credentials, name="native")
 
 
-def make_sim(settings: Settings, stepped: bool = False) -> Any:
+def make_sim(settings: Settings, stepped: bool = False, state_file: str | None = None) -> Any:
+    """The in-process simulated terminal; with `state_file` its books and clock outlive the process."""
     from mt5bridge.sim import SimTerminal
 
-    return SimTerminal(seed=settings.sim_seed, speed=settings.sim_speed, stepped=stepped, profile=settings.sim_broker)
+    try:
+        return SimTerminal(seed=settings.sim_seed, speed=settings.sim_speed, stepped=stepped, state_file=state_file,
+                           profile=settings.sim_broker)
+    except OSError as exc:
+        raise ValueError(f"SIM_STATE_PATH: cannot write the simulator's state file {state_file}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def sim_state_file(configured: str, database_url: Any) -> str | None:
+    """Where the in-process simulator keeps its state: as configured, else beside the store.
+
+    The store keeps the broker's deals and tickets, so the broker it was written from must survive
+    with it: a simulator started afresh would hand out the same tickets again for other deals. Next
+    to a SQLite file (`data/tradewatch.db.sim_state.json`), so deleting the store's files starts both
+    afresh; an in-memory store keeps nothing, so neither does its simulator; any other store:
+    `data/sim_state.json`.
+    """
+    if configured:
+        return configured
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return "data/sim_state.json"
+    path = url.database or ""
+    if path in ("", ":memory:") or path.startswith("file::memory:") or url.query.get("mode") == "memory":
+        return None
+    return f"{path}.sim_state.json"
