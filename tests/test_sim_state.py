@@ -66,6 +66,7 @@ def test_default_state_file_sits_beside_the_store(tmp_path):
 def store(request, tmp_path):
     """A SQLite store where `make run` puts it, or a PostgreSQL one (its state file named explicitly)."""
     if request.param == "sqlite":
+        (tmp_path / "data").mkdir()  # a configured store's folder must exist (make run's default is created)
         return tmp_path / "data" / "tradewatch.db", {}
     return request.getfixturevalue("postgres_url"), {"SIM_STATE_PATH": str(tmp_path / "sim_state.json")}
 
