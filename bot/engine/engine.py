@@ -18,13 +18,15 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import Settings
-from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..gateway import AccountState, BadBrokerData, Gateway, Position, SymbolSpec
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
 from .books import Books
+from .equity import EquityGuard
 from .orders import OrderSender, SendOutcome, new_client_order_id
+from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
 
@@ -50,6 +52,18 @@ class EngineObserver:
 
     def trading_halted(self, reason: str | None) -> None:
         """Reconciliation failed (reason) or succeeded again (None)."""
+
+    def broker_record_rejected(self, kind: str, reason: str) -> None:
+        """The gateway refused a broker record (reported once per record, see bot.gateway.guard)."""
+
+    def deal_conflict(self) -> None:
+        """A deal ticket came back with other content."""
+
+    def symbol_skipped(self, symbol: str, reason: str) -> None:
+        """A symbol sat out this cycle: its quote, bars or positions were refused."""
+
+    def new_orders_halted(self, reason: str | None) -> None:
+        """Sizing refuses the account state (reason), or accepts it again (None)."""
 
 
 @dataclass
@@ -109,6 +123,11 @@ class Engine:
         self.last_report: CycleReport | None = None
         self._last_bar: dict[tuple[str, str], int] = {}
         self._known_symbols: set[str] = set()
+        self._digits: dict[str, int] = {}
+        self.quarantine = Quarantine(repo, lambda: self.account_id or str(settings.mt5_login or "unknown"),
+                                     lambda: self.observer)
+        gateway.set_rejection_sink(self.quarantine)
+        self.equity_guard = EquityGuard(settings.max_equity_jump)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -118,10 +137,8 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        for name in self.settings.symbols:
-            self.specs[name] = self.gateway.symbol(name)
-        digits = {name: spec.digits for name, spec in self.specs.items()}
-        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
+        self._load_specs()
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, self._digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries)
         self.flow = OrderFlow(
@@ -141,6 +158,17 @@ class Engine:
     @property
     def started(self) -> bool:
         return self.books is not None
+
+    def _load_specs(self) -> None:
+        """Symbol specs the gateway accepts; a refused one is asked for again next cycle (it sits out meanwhile)."""
+        for name in self.settings.symbols:
+            if name in self.specs:
+                continue
+            try:
+                self.specs[name] = self.gateway.symbol(name)
+                self._digits[name] = self.specs[name].digits
+            except BadBrokerData as exc:
+                self.observer.symbol_skipped(name, exc.reason)
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -191,6 +219,7 @@ class Engine:
 
     def _cycle(self, report: CycleReport) -> None:
         assert self.books is not None and self.sender is not None
+        self._load_specs()
         now = self._broker_now()
         report.started_at = now
         positions = self._our_positions()
@@ -206,28 +235,35 @@ class Engine:
         report.replayed, report.expired = self._replay(now, report)
         if report.replayed:
             positions = self._our_positions()
-        account = self.gateway.account()
+        account = self._sizing_account()
         for symbol, spec in self.specs.items():
-            bars = self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1)
-            closed = _closed_bars(bars)
-            last_closed = int(closed.time[-1])
-            quote: Quote | None = None
-            for strategy in self.strategies:
-                key = (symbol, strategy.name)
-                if self._last_bar.get(key) == last_closed:
-                    continue  # one signal per closed bar
-                self._last_bar[key] = last_closed
+            if symbol in self.gateway.refused_position_symbols:
+                self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
+                continue
+            try:
+                closed = _closed_bars(self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1))
+                last_closed = int(closed.time[-1])
+                due = [s for s in self.strategies if self._last_bar.get((symbol, s.name)) != last_closed]
+                quote = self.gateway.quote(symbol) if due else None
+            except BadBrokerData as exc:
+                self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
+                continue
+            for strategy in due:
+                self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
                 signal = strategy.evaluate(closed)
-                if quote is None:
-                    quote = self.gateway.quote(symbol)
                 positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
             opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
             report.trades_opened += opened
             report.trades_closed += closed_count
-            account = self.gateway.account()
-        self._snapshot(now, account, positions, report)
+            account = self._sizing_account()
+        if account is not None:  # a refused or implausible account state is never snapshotted
+            self._snapshot(now, account, positions, report)
+
+    def _sizing_account(self) -> AccountState | None:
+        """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
+        return self.equity_guard.sizing_account(self.gateway, self.observer)
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
@@ -270,8 +306,8 @@ class Engine:
             positions = self._our_positions() if acted else positions
             same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
             on_symbol = [p for p in positions if p.symbol == spec.name]
-            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol:
-                return positions
+            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol or account is None:
+                return positions  # account None: sizing refuses the account state (new orders halted)
             distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
             if distance <= 0:
                 return positions
@@ -387,7 +423,14 @@ class Engine:
     # -- helpers -----------------------------------------------------------------------------
 
     def _broker_now(self) -> datetime:
-        return self.gateway.quote(self.settings.symbols[0]).time
+        """The broker's time from the first symbol whose quote the gateway accepts."""
+        refused: BadBrokerData | None = None
+        for symbol in self.settings.symbols:
+            try:
+                return self.gateway.quote(symbol).time
+            except BadBrokerData as exc:
+                refused = refused or exc
+        raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")
 
     def _our_positions(self) -> list[Position]:
         return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
