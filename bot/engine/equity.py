@@ -1,18 +1,20 @@
 """Sizing refuses an account state that moved impossibly: new orders halt, exits go on.
 
 Why: position size is a share of equity, so an equity reading ten times too high sends ten times
-the volume. Equity moves between two cycles through deals (a close, a deposit) and the floating
-profit of open positions; a move of more than `max_jump` (MAX_EQUITY_JUMP, a share of the last
-plausible equity) while no deal happened is not believed.
+the volume. Equity moves between two cycles through the floating profit of open positions and
+through deals (a close, a deposit), and deals move the balance too. So a move of equity larger
+than `max_jump` (MAX_EQUITY_JUMP, a share of the last plausible equity) plus the balance change
+of the deals in between is not believed; with no deal in between the balance cannot have moved,
+so then only the share is allowed.
 
 What happens then (decided here, documented in the README):
 - new orders halt with reason `equity_jump` (`account_invalid` when the account record itself
   was refused by the gateway); closing orders are still sent, the strategy's exits need no size;
 - the last plausible state stays the reference; the refused state is not snapshotted;
 - trading resumes by itself as soon as the state is plausible again: equity back within the
-  share of the reference, or a deal that explains the move (the new state becomes the reference),
-  or the new level holding steady (within the share) for `CONFIRM_CYCLES` cycles, so a true move
-  the broker reports without a deal never halts the bot for good.
+  allowance of the reference (deals since then included), or the new level holding steady
+  (within the share) for `CONFIRM_CYCLES` cycles, so a true move the broker reports without a
+  deal never halts the bot for good.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class EquityGuard:
     def __init__(self, max_jump: Decimal, confirm_cycles: int = CONFIRM_CYCLES):
         self.max_jump = Decimal(max_jump)
         self.confirm_cycles = confirm_cycles
-        self.reference: Decimal | None = None
+        self.reference: Decimal | None = None  # the last plausible equity ...
+        self._reference_balance = Decimal(0)  # ... and its balance
         self._deals_seen: int | None = None
         self._candidate: Decimal | None = None
         self._held = 0
@@ -62,24 +65,26 @@ class EquityGuard:
         """None when new orders may be sized on `account`; else why not."""
         if account is None:
             return "account_invalid"
-        equity = account.equity
-        explained = self._deals_seen is not None and deals_seen != self._deals_seen
-        self._deals_seen = deals_seen
-        if self.reference is None or explained or self._near(equity, self.reference):
-            return self._accept(equity)
-        if self._candidate is not None and self._near(equity, self._candidate):
+        dealt = deals_seen != self._deals_seen  # any deal since the reference state
+        if self.reference is None or self._plausible(account, dealt):
+            return self._accept(account, deals_seen)
+        if self._candidate is not None and abs(account.equity - self._candidate) <= abs(self._candidate) * self.max_jump:
             self._held += 1
         else:
-            self._candidate, self._held = equity, 1
+            self._candidate, self._held = account.equity, 1
         if self._held >= self.confirm_cycles:
-            return self._accept(equity)
+            return self._accept(account, deals_seen)
         return "equity_jump"
 
-    def _near(self, equity: Decimal, reference: Decimal) -> bool:
-        if reference <= 0:
+    def _plausible(self, account: AccountState, dealt: bool) -> bool:
+        if self.reference <= 0:
             return True  # no share of nothing: a blown or empty account is not judged
-        return abs(equity - reference) <= reference * self.max_jump
+        allowed = self.reference * self.max_jump
+        if dealt:
+            allowed += abs(account.balance - self._reference_balance)
+        return abs(account.equity - self.reference) <= allowed
 
-    def _accept(self, equity: Decimal) -> None:
-        self.reference, self._candidate, self._held = equity, None, 0
+    def _accept(self, account: AccountState, deals_seen: int) -> None:
+        self.reference, self._reference_balance, self._deals_seen = account.equity, account.balance, deals_seen
+        self._candidate, self._held = None, 0
         return None

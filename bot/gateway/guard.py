@@ -62,7 +62,7 @@ class BrokerDataGuard:
         self.on_reject: Callable[[Rejection], None] | None = None
         self.clock: datetime | None = None  # the broker's time: the newest accepted quote
         self.memory = memory
-        self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # fingerprint, or reason of a streak
+        self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, fingerprint|key) -> key|reason
         self._deals: OrderedDict[int, str | None] = OrderedDict()  # ticket -> fingerprint (None: not a trade)
         self.deals_seen = 0  # distinct deal tickets met, balance operations included
 
@@ -88,9 +88,9 @@ class BrokerDataGuard:
             self.deals_seen += 1
 
     def _judge_history(self, kind: str, record: Any, key: str) -> Problem | None:
-        slot = (kind, key)
         content = fingerprint(record)
-        if self._refused.get(slot) == content:
+        slot = (kind, content)  # by content: the same ticket may come as the good and a bad version
+        if slot in self._refused:
             return Problem("known", None, "refused before")  # judged and reported already
         problem = schema.check(kind, record, Context(self.clock, self.symbol_known))
         conflict = False
@@ -104,9 +104,8 @@ class BrokerDataGuard:
                 problem = Problem("ticket_conflict", "ticket",
                                   f"deal ticket {ticket} was seen before with other content; the first is kept")
         if problem is None:
-            self._refused.pop(slot, None)
             return None
-        self._remember(self._refused, slot, content)
+        self._remember(self._refused, slot, key)
         self._report(kind, key, record, problem, content, conflict)
         return problem
 
