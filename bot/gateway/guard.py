@@ -62,7 +62,7 @@ class BrokerDataGuard:
         self.on_reject: Callable[[Rejection], None] | None = None
         self.clock: datetime | None = None  # the broker's time: the newest accepted quote
         self.memory = memory
-        self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, fingerprint|key) -> key|reason
+        self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, fingerprint or key) -> reason
         self._deals: OrderedDict[int, str | None] = OrderedDict()  # ticket -> fingerprint (None: not a trade)
         self.deals_seen = 0  # distinct deal tickets met, balance operations included
 
@@ -91,7 +91,7 @@ class BrokerDataGuard:
         content = fingerprint(record)
         slot = (kind, content)  # by content: the same ticket may come as the good and a bad version
         if slot in self._refused:
-            return Problem("known", None, "refused before")  # judged and reported already
+            return Problem(self._refused[slot], None, "refused before")  # judged and reported already
         problem = schema.check(kind, record, Context(self.clock, self.symbol_known))
         conflict = False
         if problem is None and kind == "deal":
@@ -105,7 +105,7 @@ class BrokerDataGuard:
                                   f"deal ticket {ticket} was seen before with other content; the first is kept")
         if problem is None:
             return None
-        self._remember(self._refused, slot, key)
+        self._remember(self._refused, slot, problem.reason)
         self._report(kind, key, record, problem, content, conflict)
         return problem
 

@@ -1,0 +1,277 @@
+"""The gateway's broker-data schemas, its guard's memory, and the equity check that halts sizing.
+
+Records start from what the simulated terminal really answers (converted to plain data as the
+gateway sees it), so a schema that refused good data would fail here first.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from bot.engine.equity import CONFIRM_CYCLES, EquityGuard
+from bot.gateway import AccountState, BrokerFault
+from bot.gateway.convert import bar_columns
+from bot.gateway.guard import BrokerDataGuard, raw_text
+from bot.gateway.mt5api import Mt5ApiGateway
+from bot.gateway.schema import REASONS, SCHEMAS, Context, check
+from mt5bridge import constants as mt5
+from mt5bridge.plain import to_plain
+from mt5bridge.sim import SimTerminal
+
+KNOWN = {"EURUSD", "GBPUSD", "USDJPY", "XAUUSD"}
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def real():
+    """One record of every kind, as the simulated terminal answers after some trading."""
+    sim = SimTerminal(seed=3, stepped=True)
+    sim.initialize()
+    sim.advance(3600)
+    tick = sim.symbol_info_tick("EURUSD")
+    sent = sim.order_send({"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1,
+                           "type": mt5.ORDER_TYPE_BUY, "price": tick.ask, "deviation": 20, "magic": 7,
+                           "comment": "tw-test", "type_time": mt5.ORDER_TIME_GTC,
+                           "type_filling": mt5.ORDER_FILLING_IOC})
+    sim.advance(60)
+    records = {
+        "deal": to_plain(sim.history_deals_get(EPOCH, FAR)[-1]),
+        "position": to_plain(sim.positions_get()[0]),
+        "order": to_plain(sim.history_orders_get(EPOCH, FAR)[-1]),
+        "quote": to_plain(sim.symbol_info_tick("EURUSD")),
+        "bars": bar_columns(sim.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 50)),
+        "account": to_plain(sim.account_info()),
+        "symbol": to_plain(sim.symbol_info("EURUSD")),
+        "order_result": to_plain(sent),
+    }
+    return records, datetime.fromtimestamp(records["quote"]["time"], UTC)
+
+
+def context(clock):
+    return Context(clock, lambda name: name in KNOWN)
+
+
+def test_every_record_the_terminal_really_sends_passes_its_schema(real):
+    records, clock = real
+    assert set(records) == set(SCHEMAS)
+    for kind, record in records.items():
+        assert check(kind, record, context(clock)) is None, kind
+
+
+# (kind, field, bad value, reason): one row per rule the schemas apply.
+CASES = [
+    ("deal", "profit", math.nan, "not_finite"),
+    ("deal", "profit", math.inf, "not_finite"),
+    ("deal", "profit", 1e20, "range"),
+    ("deal", "commission", "12", "type"),
+    ("deal", "volume", 0.0, "sign"),
+    ("deal", "volume", -0.1, "sign"),
+    ("deal", "price", 0.0, "sign"),
+    ("deal", "type", 99, "enum"),
+    ("deal", "type", mt5.DEAL_TYPE_BALANCE, "enum"),  # a balance operation is never a trade deal
+    ("deal", "entry", 99, "enum"),
+    ("deal", "reason", 99, "enum"),
+    ("deal", "ticket", True, "type"),
+    ("deal", "ticket", 0, "sign"),
+    ("deal", "ticket", 2**64, "range"),
+    ("deal", "comment", "x" * 65, "length"),
+    ("deal", "symbol", "NOTASYMBOL", "unknown_symbol"),
+    ("deal", "symbol", "", "unknown_symbol"),
+    ("deal", "symbol", "S" * 33, "length"),
+    ("deal", "time", 86_400, "time_window"),  # 1970
+    ("deal", "time", 32_503_680_000, "time_window"),  # year 3000
+    ("deal", "time", None, "missing"),
+    ("position", "volume", math.nan, "not_finite"),
+    ("position", "price_current", -1.0, "sign"),
+    ("position", "type", 5, "enum"),
+    ("position", "sl", -0.5, "sign"),
+    ("order", "state", 42, "enum"),
+    ("order", "type", 99, "enum"),
+    ("order", "time_setup", 32_503_680_000, "time_window"),
+    ("quote", "bid", 0.0, "sign"),
+    ("quote", "ask", math.nan, "not_finite"),
+    ("quote", "time", 0, "time_window"),
+    ("account", "equity", 1e20, "range"),
+    ("account", "balance", math.nan, "not_finite"),
+    ("account", "margin", -5.0, "sign"),
+    ("account", "equity", None, "missing"),
+    ("symbol", "trade_tick_value", 0.0, "sign"),
+    ("symbol", "digits", 2.5, "type"),
+    ("symbol", "volume_step", 0.0, "sign"),
+    ("order_result", "price", math.nan, "not_finite"),
+    ("order_result", "volume", -1.0, "sign"),
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "value", "reason"), CASES, ids=[f"{c[0]}.{c[1]}={c[2]!r}"[:60] for c in CASES])
+def test_a_bad_field_is_refused_with_its_reason(real, kind, field, value, reason):
+    records, clock = real
+    record = dict(records[kind])
+    if value is None:
+        del record[field]
+    else:
+        record[field] = value
+    problem = check(kind, record, context(clock))
+    assert problem is not None and (problem.reason, problem.field) == (reason, field), problem
+    assert problem.reason in REASONS
+
+
+def test_record_level_rules(real):
+    records, clock = real
+    quote = dict(records["quote"], ask=records["quote"]["bid"] - 0.001)
+    assert check("quote", quote, context(clock)).reason == "crossed"
+    symbol = dict(records["symbol"], volume_max=0.001)
+    assert check("symbol", symbol, context(clock)).reason == "range"
+    assert check("deal", ["not", "a", "dict"], context(clock)).reason == "type"
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda c: c["close"].__setitem__(3, math.nan), "not_finite"),
+    (lambda c: [c[n].__setitem__(slice(None), 1.1) for n in ("open", "high", "low", "close")], "flat"),
+    (lambda c: [c[n].__setitem__(slice(None), 0.0) for n in ("open", "high", "low", "close")], "sign"),
+    (lambda c: c["time"].__setitem__(slice(None), c["time"][::-1].copy()), "not_monotonic"),
+    (lambda c: c["high"].__setitem__(4, c["low"][4] - 0.01), "crossed"),
+    (lambda c: c.__setitem__("close", np.array([], dtype=float)), "missing"),
+])
+def test_bad_bars_are_refused(real, change, reason):
+    records, clock = real
+    columns = {name: np.array(values, copy=True) for name, values in records["bars"].items()}
+    change(columns)
+    assert check("bars", columns, context(clock)).reason == reason
+
+
+def test_time_window_follows_the_broker_clock(real):
+    records, clock = real
+    deal = dict(records["deal"])
+    deal["time"] = int((clock - timedelta(days=400)).timestamp())
+    assert check("deal", deal, context(clock)) is None  # a deal of last year: fine
+    deal["time"] = int((clock + timedelta(days=2)).timestamp())
+    assert check("deal", deal, context(clock)).reason == "time_window"
+    assert check("deal", deal, context(None)) is None  # clock unknown: only 2000..2100
+
+
+def test_the_quarantined_copy_is_plain_json_text():
+    text = raw_text({"profit": math.nan, "swap": -math.inf, "comment": "c" * 1000 + "\x00", "n": np.int64(3)})
+    assert '"profit": "nan"' in text and '"swap": "-inf"' in text and "(1001 characters)" in text
+    assert "NaN" not in text and "\x00" not in text
+
+
+# -- the guard's memory ---------------------------------------------------------------------------------
+
+
+class Sink(list):
+    def __call__(self, rejection):
+        self.append(rejection)
+
+
+def guard_with_sink(clock):
+    guard = BrokerDataGuard(lambda name: name in KNOWN)
+    guard.clock = clock
+    guard.on_reject = Sink()
+    return guard
+
+
+def test_a_refused_history_record_is_judged_and_reported_once(real):
+    records, clock = real
+    guard = guard_with_sink(clock)
+    bad = dict(records["deal"], ticket=777, profit=math.nan)
+    for _ in range(5):
+        assert guard.judge("deal", bad, "ticket 777") is not None
+    assert [(r.reason, r.key) for r in guard.on_reject] == [("not_finite", "ticket 777")]
+    fixed = dict(bad, profit=1.0)
+    assert guard.judge("deal", fixed, "ticket 777") is None  # the broker fixed it: judged afresh, accepted
+
+
+def test_a_deal_ticket_with_other_content_is_a_conflict_and_the_first_is_kept(real):
+    records, clock = real
+    guard = guard_with_sink(clock)
+    first = dict(records["deal"], ticket=888)
+    other = dict(first, profit=first["profit"] + 100)
+    assert guard.judge("deal", first, "ticket 888") is None
+    for _ in range(3):  # both versions keep coming back in the history window
+        assert guard.judge("deal", first, "ticket 888") is None
+        assert guard.judge("deal", other, "ticket 888").reason == "ticket_conflict"
+    assert [(r.reason, r.conflict) for r in guard.on_reject] == [("ticket_conflict", True)]
+
+
+def test_changing_records_are_reported_once_per_streak(real):
+    records, clock = real
+    guard = guard_with_sink(clock)
+    good = records["quote"]
+    zero_bid = dict(good, bid=0.0)
+    for step in range(4):  # the time moves every cycle: still one streak
+        assert guard.judge("quote", dict(zero_bid, time=good["time"] + step), "EURUSD").reason == "sign"
+    assert guard.judge("quote", dict(good, ask=math.nan), "EURUSD").reason == "not_finite"  # another reason
+    assert guard.judge("quote", good, "EURUSD") is None
+    assert guard.judge("quote", zero_bid, "EURUSD").reason == "sign"  # a new streak
+    assert [r.reason for r in guard.on_reject] == ["sign", "not_finite", "sign"]
+
+
+def test_the_guard_memory_is_bounded(real):
+    records, clock = real
+    guard = guard_with_sink(clock)
+    guard.memory = 50
+    for ticket in range(1, 500):
+        guard.note_deal(ticket)
+        guard.judge("deal", dict(records["deal"], ticket=ticket), f"ticket {ticket}")
+        guard.judge("deal", dict(records["deal"], ticket=ticket, volume=-1.0), f"ticket {ticket}")
+    assert len(guard._deals) <= 50 and len(guard._refused) <= 50
+    assert guard.deals_seen >= 499
+
+
+def test_none_with_no_error_is_a_broker_fault_naming_last_error():
+    class Terminal:
+        def initialize(self, **_):
+            return True
+
+        def positions_get(self, **_):
+            return None
+
+        def last_error(self):
+            return (mt5.RES_S_OK, "Success")
+
+    errors = []
+    gateway = Mt5ApiGateway(Terminal, observer=lambda call, seconds, error: errors.append((call, error)))
+    gateway.connect()
+    with pytest.raises(BrokerFault, match="positions_get returned None although last_error says 1 'Success'"):
+        gateway.positions()
+    assert errors[-1][0] == "positions_get" and errors[-1][1].kind == "broker_fault"
+
+
+# -- the equity check ----------------------------------------------------------------------------------
+
+
+def state(equity, balance=10_000):
+    return AccountState(login=1, currency="USD", balance=Decimal(balance), equity=Decimal(equity),
+                        profit=Decimal(0), margin=Decimal(0), free_margin=Decimal(equity), margin_level=None,
+                        leverage=100)
+
+
+def test_equity_that_jumps_without_a_deal_halts_new_orders_until_plausible_again():
+    guard = EquityGuard(Decimal("0.5"))
+    assert guard.check(state(10_000), deals_seen=5) is None
+    assert guard.check(state(14_000), deals_seen=5) is None  # within half of the reference
+    assert guard.check(state(45_000), deals_seen=5) == "equity_jump"
+    assert guard.check(state(14_500), deals_seen=5) is None  # back: resumes
+    assert guard.reference == Decimal(14_500)
+    assert guard.check(None, deals_seen=5) == "account_invalid"
+
+
+def test_a_deal_explains_only_the_balance_it_moved():
+    guard = EquityGuard(Decimal("0.5"))
+    guard.check(state(10_000), deals_seen=1)
+    assert guard.check(state(30_000, balance=10_050), deals_seen=2) == "equity_jump"  # a small close: no excuse
+    assert guard.check(state(40_000, balance=40_000), deals_seen=3) is None  # a deposit of 30 000
+
+
+def test_a_new_level_that_holds_is_believed_after_the_confirm_cycles():
+    guard = EquityGuard(Decimal("0.5"))
+    guard.check(state(10_000), deals_seen=0)
+    verdicts = [guard.check(state(25_000 + step), deals_seen=0) for step in range(CONFIRM_CYCLES)]
+    assert verdicts[:-1] == ["equity_jump"] * (CONFIRM_CYCLES - 1) and verdicts[-1] is None
