@@ -275,3 +275,33 @@ def test_a_new_level_that_holds_is_believed_after_the_confirm_cycles():
     guard.check(state(10_000), deals_seen=0)
     verdicts = [guard.check(state(25_000 + step), deals_seen=0) for step in range(CONFIRM_CYCLES)]
     assert verdicts[:-1] == ["equity_jump"] * (CONFIRM_CYCLES - 1) and verdicts[-1] is None
+
+
+def test_the_gateway_filters_refused_deals_and_never_builds_a_position_from_part_of_them(real):
+    records, _clock = real
+    good = dict(records["deal"], ticket=11, position_id=5)
+    bad = dict(good, ticket=12, profit=math.nan)
+    balance = dict(good, ticket=13, symbol="", type=mt5.DEAL_TYPE_BALANCE, profit=500.0)
+
+    class Terminal:
+        def initialize(self, **_):
+            return True
+
+        def history_deals_get(self, *args, position=None, **_):
+            return [good, bad, balance]
+
+        def symbol_info(self, name):
+            return records["symbol"] if name in KNOWN else None
+
+        def last_error(self):
+            return (mt5.RES_E_INVALID_PARAMS, "Invalid params")
+
+    reported = Sink()
+    gateway = Mt5ApiGateway(Terminal)
+    gateway.set_rejection_sink(reported)
+    gateway.connect()
+    for _ in range(3):
+        assert [d.ticket for d in gateway.deals(EPOCH, FAR)] == [11]
+    assert gateway.deals_for_position(5) == []  # one of its deals is refused: no trade from the rest
+    assert [(r.key, r.reason) for r in reported] == [("ticket 12", "not_finite")]
+    assert gateway.deals_seen == 3  # the balance operation counts as a deal for the equity check

@@ -388,6 +388,12 @@ class Engine:
             return set(self.books.find_at_broker(ids, oldest, now))
 
         def judge(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
+            try:
+                return judge_on_broker_data(order)
+            except BadBrokerData:
+                return None, "bad_data"  # its quote or bars are refused: never sent on data we cannot trust
+
+        def judge_on_broker_data(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
             quote = self.gateway.quote(order.symbol)
             price = quote.ask if order.side == BUY else quote.bid
             if abs(price - order.price) > order.max_deviation:
