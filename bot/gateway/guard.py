@@ -34,8 +34,9 @@ from .schema import Context, Problem
 
 log = logging.getLogger("bot.gateway.guard")
 
-#: Refused keys and accepted deal tickets remembered (about 150 bytes each).
-MEMORY = 10_000
+#: Refused records and accepted deal tickets remembered, each (about 100 bytes an entry): the deal
+#: fetch window overlaps by an hour, so this covers far more than one window's worth of deals.
+MEMORY = 5_000
 #: Strings longer than this are cut in the quarantined copy (the length is kept).
 RAW_TEXT_MAX = 256
 
@@ -63,7 +64,7 @@ class BrokerDataGuard:
         self.clock: datetime | None = None  # the broker's time: the newest accepted quote
         self.memory = memory
         self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, fingerprint or key) -> reason
-        self._deals: OrderedDict[int, str | None] = OrderedDict()  # ticket -> fingerprint (None: not a trade)
+        self._deals: OrderedDict[int, int | None] = OrderedDict()  # ticket -> content digest (None: not a trade)
         self.deals_seen = 0  # distinct deal tickets met, balance operations included
 
     def judge(self, kind: str, record: Any, key: str) -> Problem | None:
@@ -95,11 +96,11 @@ class BrokerDataGuard:
         problem = schema.check(kind, record, Context(self.clock, self.symbol_known))
         conflict = False
         if problem is None and kind == "deal":
-            ticket = record["ticket"]
+            ticket, digest = record["ticket"], int(content[:16], 16)  # an int: a third of the memory of the text
             known = self._deals.get(ticket)
             if known is None:
-                self._remember(self._deals, ticket, content)
-            elif known != content:
+                self._remember(self._deals, ticket, digest)
+            elif known != digest:
                 conflict = True
                 problem = Problem("ticket_conflict", "ticket",
                                   f"deal ticket {ticket} was seen before with other content; the first is kept")
