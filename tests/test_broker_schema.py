@@ -12,13 +12,16 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
+from bot.engine.books import Books
 from bot.engine.equity import CONFIRM_CYCLES, EquityGuard
-from bot.gateway import AccountState, BrokerFault
+from bot.gateway import AccountState, BrokerFault, Deal
 from bot.gateway.convert import bar_columns
 from bot.gateway.guard import BrokerDataGuard, raw_text
 from bot.gateway.mt5api import Mt5ApiGateway
 from bot.gateway.schema import REASONS, SCHEMAS, Context, check
+from db import DealRecord, Repository, init_db
 from mt5bridge import constants as mt5
 from mt5bridge.plain import to_plain
 from mt5bridge.sim import SimTerminal
@@ -305,3 +308,43 @@ def test_the_gateway_filters_refused_deals_and_never_builds_a_position_from_part
     assert gateway.deals_for_position(5) == []  # one of its deals is refused: no trade from the rest
     assert [(r.key, r.reason) for r in reported] == [("ticket 12", "not_finite")]
     assert gateway.deals_seen == 3  # the balance operation counts as a deal for the equity check
+
+
+# -- the store's side: a deal the store holds with other content ------------------------------------
+
+
+def test_books_never_overwrite_a_stored_deal_and_say_the_conflict_once(tmp_path, caplog):
+    now = datetime(2026, 1, 20, 12, tzinfo=UTC)
+    database = init_db(f"sqlite:///{tmp_path}/books.db")
+    repo = Repository(database)
+
+    def deal(ticket, entry, time, profit="0.00"):
+        return Deal(ticket=ticket, order=ticket, position_id=50, symbol="EURUSD", type=mt5.DEAL_TYPE_BUY,
+                    entry=entry, volume=Decimal("0.10"), price=Decimal("1.10000"), profit=Decimal(profit),
+                    commission=Decimal("0.00"), swap=Decimal("0.00"), magic=7, comment="tw-x", reason=0, time=time)
+
+    opened = deal(1, mt5.DEAL_ENTRY_IN, now - timedelta(days=30))  # older than the deal window
+    closed = deal(2, mt5.DEAL_ENTRY_OUT, now - timedelta(minutes=5), profit="12.00")
+    repo.record_deal(DealRecord("5001", 1, 1, 50, "EURUSD", mt5.DEAL_TYPE_BUY, mt5.DEAL_ENTRY_IN, Decimal("0.10"),
+                                Decimal("1.10000"), Decimal("0.00"), Decimal("0.00"), Decimal("0.00"), 7, "tw-x", 0,
+                                opened.time))
+    rewritten = Deal(**{**opened.__dict__, "price": Decimal("1.20000")})
+
+    class History:
+        def deals(self, since, until):
+            return [closed]
+
+        def deals_for_position(self, position_id):
+            return [rewritten, closed]
+
+    conflicts = []
+    books = Books(History(), repo, "5001", 7, {"EURUSD": 5}, on_conflict=lambda: conflicts.append(1))
+    with caplog.at_level("ERROR", logger="bot.books"):
+        for _ in range(3):
+            books.sync(now, 7, open_tickets=set())
+    said = [r for r in caplog.records if "conflict" in r.getMessage()]
+    assert len(said) == 1 and conflicts == [1]
+    assert repo.get_trade("5001", 50) is None  # no trade built from a deal that contradicts the store
+    with database.engine.connect() as connection:
+        assert connection.execute(text("select price from deals where ticket = 1")).scalar_one() == 1.1
+    database.dispose()

@@ -138,7 +138,8 @@ class Engine:
         account = self.gateway.account()
         self.account_id = str(account.login)
         self._load_specs()
-        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, self._digits)
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, self._digits,
+                           on_conflict=lambda: self.observer.deal_conflict())
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries)
         self.flow = OrderFlow(
