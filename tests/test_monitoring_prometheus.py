@@ -18,8 +18,8 @@ EXPECTED_ALERTS = {
     "DrawdownHigh", "DailyLossLimit", "MarginLevelLow", "AccountSnapshotStale", "ExporterDown",
     "LogRecordsDropped", "MemoryGrowing",
 }
-EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
+EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 
 
 def alert_rules() -> dict[str, dict]:
