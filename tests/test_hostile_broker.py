@@ -292,6 +292,8 @@ def test_hostile_broker_data_is_quarantined_and_never_halts_the_bot(bot, capsys)
         logs_before, reports_before = len(captured.records), len(reports)
         skipped_before = _sample(app, "tradewatch_symbol_cycles_skipped_total",
                                  symbol=scenario.skipped[0], reason=scenario.skipped[1]) if scenario.skipped else 0
+        rejected_before = _sample(app, "tradewatch_broker_records_rejected_total", kind=scenario.kind,
+                                  reason=scenario.reason) if scenario.kind else 0
         halted_seen = False
         scenario.inject(world, number)
         tried += 1
@@ -323,6 +325,8 @@ def test_hostile_broker_data_is_quarantined_and_never_halts_the_bot(bot, capsys)
             assert len(matching) == 1, f"{scenario.name}: quarantined {sorted(new_rows)}"
             assert len(said) == 1, f"{scenario.name}: said {len(said)} times: {[r.getMessage() for r in said]}"
             assert (said[0].levelno == logging.ERROR) == scenario.conflict
+            assert _sample(app, "tradewatch_broker_records_rejected_total", kind=scenario.kind,
+                           reason=scenario.reason) == rejected_before + 1, f"{scenario.name}: not counted once"
             observed.append(f"quarantined {scenario.kind}/{scenario.reason}")
         if scenario.conflict:
             assert _sample(app, "tradewatch_broker_deal_conflicts_total") >= 1
