@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bot.engine.books import Books
 from bot.engine.equity import CONFIRM_CYCLES, EquityGuard
-from bot.gateway import AccountState, BrokerFault, Deal
+from bot.gateway import AccountState, BrokerFault, Deal, OrderRequest
 from bot.gateway.convert import bar_columns
 from bot.gateway.guard import BrokerDataGuard, raw_text
 from bot.gateway.mt5api import Mt5ApiGateway
@@ -31,17 +31,32 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
+class Recorder:
+    """The simulated terminal, keeping the raw reply of the last order_send."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.sent = None
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def order_send(self, request):
+        self.sent = self.sim.order_send(request)
+        return self.sent
+
+
 @pytest.fixture(scope="module")
 def real():
     """One record of every kind, as the simulated terminal answers after some trading."""
     sim = SimTerminal(seed=3, stepped=True)
-    sim.initialize()
+    terminal = Recorder(sim)
+    gateway = Mt5ApiGateway(lambda: terminal)
+    gateway.connect()
     sim.advance(3600)
-    tick = sim.symbol_info_tick("EURUSD")
-    sent = sim.order_send({"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1,
-                           "type": mt5.ORDER_TYPE_BUY, "price": tick.ask, "deviation": 20, "magic": 7,
-                           "comment": "tw-test", "type_time": mt5.ORDER_TIME_GTC,
-                           "type_filling": mt5.ORDER_FILLING_IOC})
+    ask = gateway.quote("EURUSD").ask
+    gateway.order_send(OrderRequest(symbol="EURUSD", side="BUY", volume=Decimal("0.10"), price=ask, sl=None,
+                                    tp=None, deviation=20, magic=7, comment="tw-test"))  # as the bot sends
     sim.advance(60)
     records = {
         "deal": to_plain(sim.history_deals_get(EPOCH, FAR)[-1]),
@@ -51,7 +66,7 @@ def real():
         "bars": bar_columns(sim.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 50)),
         "account": to_plain(sim.account_info()),
         "symbol": to_plain(sim.symbol_info("EURUSD")),
-        "order_result": to_plain(sent),
+        "order_result": to_plain(terminal.sent),
     }
     return records, datetime.fromtimestamp(records["quote"]["time"], UTC)
 

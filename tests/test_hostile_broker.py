@@ -27,6 +27,7 @@ from sqlalchemy import text
 from bot.app import BotApp
 from bot.config import Settings
 from mt5bridge import constants as mt5
+from mt5bridge.plain import to_plain
 from mt5bridge.sim import SimTerminal
 
 SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")
@@ -40,7 +41,11 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
 class HostileTerminal:
-    """The simulated terminal, answering with whatever corruption is switched on."""
+    """The simulated terminal, answering with whatever corruption is switched on.
+
+    Corrupted answers are plain dicts (what the gateway turns every result into): the real
+    package's result types, and the simulator's, cannot be changed field by field.
+    """
 
     def __init__(self, sim: SimTerminal):
         self._sim = sim
@@ -60,7 +65,7 @@ class HostileTerminal:
     def history_deals_get(self, *args, **kwargs):
         rows = self._sim.history_deals_get(*args, **kwargs)
         position = kwargs.get("position")
-        extra = [d for d in self.extra_deals if position is None or d.position_id == position]
+        extra = [d for d in self.extra_deals if position is None or d["position_id"] == position]
         return rows if rows is None else tuple(rows) + tuple(extra)
 
     def positions_get(self, *args, **kwargs):
@@ -69,7 +74,7 @@ class HostileTerminal:
         rows = self._sim.positions_get(*args, **kwargs)
         if rows is None or kwargs.get("ticket") is not None:
             return rows
-        return tuple(rows) + tuple(p for p in self.extra_positions if kwargs.get("symbol") in (None, p.symbol))
+        return tuple(rows) + tuple(p for p in self.extra_positions if kwargs.get("symbol") in (None, p["symbol"]))
 
     def last_error(self):
         return (mt5.RES_S_OK, "Success") if self.positions_none else self._sim.last_error()
@@ -77,7 +82,7 @@ class HostileTerminal:
     def symbol_info_tick(self, symbol):
         tick = self._sim.symbol_info_tick(symbol)
         change = self.ticks.get(symbol)
-        return change(tick) if change and tick is not None else tick
+        return change(to_plain(tick)) if change and tick is not None else tick
 
     def copy_rates_from_pos(self, symbol, *args):
         rates = self._sim.copy_rates_from_pos(symbol, *args)
@@ -86,7 +91,7 @@ class HostileTerminal:
 
     def account_info(self):
         info = self._sim.account_info()
-        return self.account(info) if self.account and info is not None else info
+        return self.account(to_plain(info)) if self.account and info is not None else info
 
 
 @dataclass
@@ -95,29 +100,27 @@ class World:
 
     hostile: HostileTerminal
     magic: int
-    deal: object  # a real deal of the bot (IN), the template of made-up deals
-    position: object  # a real position of the bot, the template of made-up positions
+    deal: dict  # a real deal of the bot (IN), the template of made-up deals
+    position: dict  # a real position of the bot, the template of made-up positions
 
     @property
     def epoch(self) -> int:
         return int(self.hostile.now().timestamp())
 
     def fake_deal(self, n: int, **changes):
-        base = self.deal._replace(ticket=FAKE_TICKET + n, order=FAKE_TICKET + n, position_id=FAKE_TICKET + n,
-                                  time=self.epoch, time_msc=self.epoch * 1000, magic=self.magic,
-                                  comment=f"hostile-{n}", entry=mt5.DEAL_ENTRY_IN)
-        return base._replace(**changes)
+        return {**self.deal, "ticket": FAKE_TICKET + n, "order": FAKE_TICKET + n, "position_id": FAKE_TICKET + n,
+                "time": self.epoch, "time_msc": self.epoch * 1000, "magic": self.magic, "comment": f"hostile-{n}",
+                "entry": mt5.DEAL_ENTRY_IN, **changes}
 
     def fake_position(self, n: int, **changes):
-        base = self.position._replace(ticket=FAKE_TICKET + n, identifier=FAKE_TICKET + n, magic=self.magic,
-                                      comment=f"hostile-{n}", symbol="GBPUSD")
-        return base._replace(**changes)
+        return {**self.position, "ticket": FAKE_TICKET + n, "identifier": FAKE_TICKET + n, "magic": self.magic,
+                "comment": f"hostile-{n}", "symbol": "GBPUSD", **changes}
 
     def reused_ticket(self, n: int):
         """The bot's newest real deal, with other content under the same ticket."""
-        ours = [d for d in self.hostile.history_deals_get(EPOCH, FAR) if d.magic == self.magic and d.symbol]
-        newest = max(ours, key=lambda d: (d.time_msc, d.ticket))
-        return newest._replace(profit=newest.profit + 1234.5, comment=f"hostile-{n}")
+        ours = [d for d in to_plain(self.hostile.history_deals_get(EPOCH, FAR)) if d["magic"] == self.magic and d["symbol"]]
+        newest = max(ours, key=lambda d: (d["time_msc"], d["ticket"]))
+        return {**newest, "profit": newest["profit"] + 1234.5, "comment": f"hostile-{n}"}
 
 
 def _deal(**changes):
@@ -201,13 +204,13 @@ SCENARIOS = [
     Scenario("position time year 3000", _position(time=YEAR_3000), "position", "time_window",
              skipped=("GBPUSD", "bad_position")),
     Scenario("position on an unknown symbol", _position(symbol="NOTASYMBOL"), "position", "unknown_symbol"),
-    Scenario("quote bid 0 (first symbol)", _tick("EURUSD", lambda t: t._replace(bid=0.0)), "quote", "sign",
+    Scenario("quote bid 0 (first symbol)", _tick("EURUSD", lambda t: {**t, "bid": 0.0}), "quote", "sign",
              skipped=("EURUSD", "sign")),
-    Scenario("quote bid/ask negative", _tick("GBPUSD", lambda t: t._replace(bid=-1.2, ask=-1.1)), "quote", "sign",
+    Scenario("quote bid/ask negative", _tick("GBPUSD", lambda t: {**t, "bid": -1.2, "ask": -1.1}), "quote", "sign",
              skipped=("GBPUSD", "sign")),
-    Scenario("quote ask NaN", _tick("USDJPY", lambda t: t._replace(ask=math.nan)), "quote", "not_finite",
+    Scenario("quote ask NaN", _tick("USDJPY", lambda t: {**t, "ask": math.nan}), "quote", "not_finite",
              skipped=("USDJPY", "not_finite")),
-    Scenario("quote ask below bid", _tick("XAUUSD", lambda t: t._replace(ask=t.bid - 1.0)), "quote", "crossed",
+    Scenario("quote ask below bid", _tick("XAUUSD", lambda t: {**t, "ask": t["bid"] - 1.0}), "quote", "crossed",
              skipped=("XAUUSD", "crossed")),
     Scenario("bars with a NaN close", _rates("GBPUSD", _nan_close), "bars", "not_finite",
              skipped=("GBPUSD", "not_finite")),
@@ -217,9 +220,9 @@ SCENARIOS = [
              skipped=("EURUSD", "sign")),
     Scenario("bars time not increasing", _rates("XAUUSD", _time_backwards), "bars", "not_monotonic",
              skipped=("XAUUSD", "not_monotonic")),
-    Scenario("equity 1e20", _account(lambda a: a._replace(equity=1e20, margin_free=1e20)), "account", "range",
+    Scenario("equity 1e20", _account(lambda a: {**a, "equity": 1e20, "margin_free": 1e20}), "account", "range",
              halted="account_invalid"),
-    Scenario("equity tripled without a deal", _account(lambda a: a._replace(equity=a.equity * 3)), halted="equity_jump"),
+    Scenario("equity tripled without a deal", _account(lambda a: {**a, "equity": a["equity"] * 3}), halted="equity_jump"),
     Scenario("positions_get returns None (last_error Success)", _positions_none, fault="positions_get"),
 ]
 
@@ -283,8 +286,8 @@ def test_hostile_broker_data_is_quarantined_and_never_halts_the_bot(bot, capsys)
         cycle()
         assert len(reports) < 300, "the bot never traded in the warm-up"
     world = World(hostile, app.settings.magic,
-                  deal=next(d for d in hostile.history_deals_get(EPOCH, FAR) if d.magic == app.settings.magic),
-                  position=hostile.positions_get()[0])
+                  deal=next(d for d in to_plain(hostile.history_deals_get(EPOCH, FAR)) if d["magic"] == app.settings.magic),
+                  position=to_plain(hostile.positions_get()[0]))
 
     table, tried, halts = [], 0, []
     for number, scenario in enumerate(SCENARIOS, start=1):
