@@ -363,3 +363,14 @@ def test_books_never_overwrite_a_stored_deal_and_say_the_conflict_once(tmp_path,
     with database.engine.connect() as connection:
         assert connection.execute(text("select price from deals where ticket = 1")).scalar_one() == 1.1
     database.dispose()
+
+
+def test_the_gateways_own_enum_values_agree_with_mt5bridge_constants():
+    """Fallback values, for names mt5bridge.constants may not define yet, never contradict it."""
+    from bot.gateway import enums
+
+    defined = [name for name in enums._PACKAGE if hasattr(mt5, name)]
+    assert all(getattr(mt5, name) == enums._PACKAGE[name] for name in defined), defined
+    assert enums.DEAL_REASONS >= {mt5.DEAL_REASON_CLIENT, mt5.DEAL_REASON_EXPERT, mt5.DEAL_REASON_SL,
+                                  mt5.DEAL_REASON_TP, mt5.DEAL_REASON_SO}
+    assert not enums.TRADE_DEAL_TYPES & enums.NON_TRADE_DEAL_TYPES
