@@ -123,7 +123,6 @@ class Engine:
         self.last_report: CycleReport | None = None
         self._last_bar: dict[tuple[str, str], int] = {}
         self._known_symbols: set[str] = set()
-        self._digits: dict[str, int] = {}
         self.quarantine = Quarantine(repo, lambda: self.account_id or str(settings.mt5_login or "unknown"),
                                      lambda: self.observer)
         gateway.set_rejection_sink(self.quarantine)
@@ -137,9 +136,10 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        self._load_specs()
-        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, self._digits,
-                           on_conflict=lambda: self.observer.deal_conflict())
+        for name in self.settings.symbols:
+            self.specs[name] = self.gateway.symbol(name)
+        digits = {name: spec.digits for name, spec in self.specs.items()}
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries)
         self.flow = OrderFlow(
@@ -150,6 +150,8 @@ class Engine:
             on_expired=lambda reason: self.observer.order_expired(reason),
             freshness=self._freshness,
         )
+        # A deal the store holds with other content: counted like the gateway's deal conflicts.
+        self.books.on_conflict = lambda: self.observer.deal_conflict()
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -159,17 +161,6 @@ class Engine:
     @property
     def started(self) -> bool:
         return self.books is not None
-
-    def _load_specs(self) -> None:
-        """Symbol specs the gateway accepts; a refused one is asked for again next cycle (it sits out meanwhile)."""
-        for name in self.settings.symbols:
-            if name in self.specs:
-                continue
-            try:
-                self.specs[name] = self.gateway.symbol(name)
-                self._digits[name] = self.specs[name].digits
-            except BadBrokerData as exc:
-                self.observer.symbol_skipped(name, exc.reason)
 
     # -- the cycle ---------------------------------------------------------------------------
 
@@ -220,7 +211,6 @@ class Engine:
 
     def _cycle(self, report: CycleReport) -> None:
         assert self.books is not None and self.sender is not None
-        self._load_specs()
         now = self._broker_now()
         report.started_at = now
         positions = self._our_positions()
