@@ -18,7 +18,8 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import Settings
-from ..gateway import AccountState, BadBrokerData, Gateway, Position, SymbolSpec
+from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
@@ -235,7 +236,7 @@ class Engine:
                 closed = _closed_bars(self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1))
                 last_closed = int(closed.time[-1])
                 due = [s for s in self.strategies if self._last_bar.get((symbol, s.name)) != last_closed]
-                quote = self.gateway.quote(symbol) if due else None
+                quote: Quote | None = self.gateway.quote(symbol) if due else None
             except BadBrokerData as exc:
                 self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
                 continue
