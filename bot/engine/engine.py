@@ -112,6 +112,10 @@ class Engine:
         self.supervisor = supervisor or ConnectionSupervisor(gateway)
         self.order_queue = order_queue or OrderQueue(":memory:")
         self.order_breaker = order_breaker
+        self.quarantine = Quarantine(repo, lambda: self.account_id or str(settings.mt5_login or "unknown"),
+                                     lambda: self.observer)
+        gateway.set_rejection_sink(self.quarantine)
+        self.equity_guard = EquityGuard(settings.max_equity_jump)
         self.flow: OrderFlow | None = None
         self._spooling_since: float | None = None
         self.reconciled = False
@@ -124,10 +128,6 @@ class Engine:
         self.last_report: CycleReport | None = None
         self._last_bar: dict[tuple[str, str], int] = {}
         self._known_symbols: set[str] = set()
-        self.quarantine = Quarantine(repo, lambda: self.account_id or str(settings.mt5_login or "unknown"),
-                                     lambda: self.observer)
-        gateway.set_rejection_sink(self.quarantine)
-        self.equity_guard = EquityGuard(settings.max_equity_jump)
 
     # -- start -----------------------------------------------------------------------------
 
