@@ -127,6 +127,8 @@ class Settings:
     bars: int = _setting("BARS", "120", _int_between(30, 5000), doc="bars read per symbol per cycle")
     cycle_seconds: float = _setting("CYCLE_SECONDS", "30", _float_between(0.01, 86400), doc="cycle interval (simulated time when accelerated)")
     risk_per_trade: Decimal = _setting("RISK_PER_TRADE", "1.0", _decimal_between("0.01", "10"), doc="percent of equity risked per trade")
+    max_equity_jump: Decimal = _setting("MAX_EQUITY_JUMP", "0.5", _decimal_between("0.01", "100"),
+                                        doc="equity moving more than this share between cycles without a deal halts new orders")
     max_positions_per_symbol: int = _setting("MAX_POSITIONS_PER_SYMBOL", "2", _int_between(1, 100), doc="open positions cap per symbol")
     atr_period: int = _setting("ATR_PERIOD", "14", _int_between(2, 500), doc="ATR period for stops")
     sl_atr_multiple: Decimal = _setting("SL_ATR_MULTIPLE", "2.0", _decimal_between("0.1", "50"), doc="stop-loss distance in ATRs")

@@ -152,6 +152,20 @@ class Instrumentation(EngineObserver):
         elif self.alerts:
             self.alerts.resolve(self.ALERT_HALTED)
 
+    # -- broker data (bot.gateway.guard -> bot.engine.quarantine) -----------------------------
+
+    def broker_record_rejected(self, kind: str, reason: str) -> None:
+        self.metrics.count_rejected_record(kind, reason)
+
+    def deal_conflict(self) -> None:
+        self.metrics.count_deal_conflict()
+
+    def symbol_skipped(self, symbol: str, reason: str) -> None:
+        self.metrics.count_symbol_skipped(symbol, reason)
+
+    def new_orders_halted(self, reason: str | None) -> None:
+        self.metrics.set_new_orders_halted(reason)
+
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()
         self.metrics.observe_cycle(report.duration_seconds, now)

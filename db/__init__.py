@@ -11,6 +11,7 @@ Analytics over the closed trades (kept exact by rollups, db.rollups) are in
 
 from db.database import Database, init_db
 from db.errors import (
+    DealConflict,
     DuplicateClientOrderId,
     DuplicateSignal,
     OutcomeConflict,
@@ -21,6 +22,7 @@ from db.errors import (
     UnknownTrade,
 )
 from db.metrics_history import MetricsMinute
+from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
     DailyPerformance,
@@ -42,6 +44,7 @@ __all__ = [
     "AccountSnapshot",
     "DailyPerformance",
     "Database",
+    "DealConflict",
     "DealRecord",
     "DuplicateClientOrderId",
     "DuplicateSignal",
@@ -51,6 +54,7 @@ __all__ = [
     "OrderRow",
     "OutcomeConflict",
     "PositionSnapshot",
+    "QuarantineRecord",
     "Repository",
     "SignalRecord",
     "StoreError",

@@ -21,6 +21,10 @@ class TradeConflict(StoreError):
     """A close contradicts the close already recorded for the trade."""
 
 
+class DealConflict(StoreError):
+    """A deal reuses a stored (account, ticket) with different content: the stored deal is kept."""
+
+
 class UnknownOrder(StoreError, LookupError):
     """No order with that client_order_id: the intent must be recorded before its outcome."""
 

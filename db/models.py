@@ -36,10 +36,15 @@ from db.types import Identifier, UTCDateTime, cash_type, price_type, volume_type
 from db.vocabulary import (
     ACCOUNT_LEN,
     COMMENT_LEN,
+    FINGERPRINT_LEN,
     ID_LEN,
     NAME_LEN,
     ORDER_STATUSES,
     PURPOSES,
+    RECORD_KEY_LEN,
+    RECORD_KIND_LEN,
+    REJECT_FIELD_LEN,
+    REJECT_REASON_LEN,
     SIDES,
     SIGNALS,
     SYMBOL_LEN,
@@ -406,6 +411,32 @@ class MetricsMinuteModel(Base):
     broker_calls: Mapped[int] = mapped_column(Integer)
     memory_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
     cpu_percent: Mapped[float | None] = mapped_column(Float)
+
+
+class QuarantineModel(Base):
+    """A broker record the gateway refused (db.quarantine), kept raw for an operator.
+
+    One row per distinct record: (account, record_kind, fingerprint) is the stable key, so the
+    same bad record met again (every cycle, after a restart, from the spool) is stored once.
+    """
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        UniqueConstraint("account", "record_kind", "fingerprint"),
+        Index(None, "account", "received_at"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    record_kind: Mapped[str] = mapped_column(String(RECORD_KIND_LEN))
+    record_key: Mapped[str] = mapped_column(String(RECORD_KEY_LEN))
+    reject_reason: Mapped[str] = mapped_column(String(REJECT_REASON_LEN))
+    reject_field: Mapped[str | None] = mapped_column(String(REJECT_FIELD_LEN))
+    detail: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(FINGERPRINT_LEN))
+    broker_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # The exporter counts open trades per account and symbol on every scrape: a partial index keeps

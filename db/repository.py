@@ -13,13 +13,14 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, false, func, or_, select, true, update
+from sqlalchemy import Table, false, func, select, true, update
 from sqlalchemy.orm import Session
 
 from db import metrics_history as minutes_store
-from db import rollups, signal_counts
+from db import quarantine, rollups, signal_counts
 from db.database import Database
 from db.errors import (
+    DealConflict,
     DuplicateClientOrderId,
     DuplicateSignal,
     OutcomeConflict,
@@ -40,6 +41,7 @@ from db.models import (
     SignalModel,
     TradeModel,
 )
+from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
     DailyPerformance,
@@ -185,7 +187,11 @@ class Repository:
     # -- deals ---------------------------------------------------------------------------
 
     def record_deal(self, rec: DealRecord) -> bool:
-        """Upsert a broker deal on (account, ticket); True if it was not known before."""
+        """Store a broker deal on (account, ticket); True if it was not known before.
+
+        MT5 deals never change once made, so a repeat with different content is refused with
+        `DealConflict` (naming the fields) and the stored deal is kept, never overwritten.
+        """
         values = _values(rec)
         table = _table(DealModel)
         with self._db.session() as session:
@@ -196,13 +202,15 @@ class Repository:
             )
             if result.rowcount == 1:
                 return True
-            changed = [table.c[name].is_distinct_from(value) for name, value in values.items()]
-            session.execute(
-                update(table)
-                .where(table.c.account == rec.account, table.c.ticket == rec.ticket)
-                .where(or_(*changed))
-                .values(**values)
-            )
+            row = session.scalars(
+                select(DealModel).where(DealModel.account == rec.account, DealModel.ticket == rec.ticket)
+            ).one()
+            differing = _differences(row, values)
+            if differing:
+                raise DealConflict(
+                    f"deal {rec.ticket} of account {rec.account} is already stored with different "
+                    f"{', '.join(differing)}"
+                )
             return False
 
     def known_deal_tickets(self, account: str, since: datetime | None = None) -> set[int]:
@@ -372,6 +380,18 @@ class Repository:
                 set_={name: statement.excluded[name] for name in values if name not in ("account", "date")},
             )
             session.execute(statement)
+
+    # -- quarantined broker records ---------------------------------------------------------
+
+    def record_quarantine(self, rec: QuarantineRecord) -> bool:
+        """Keep a broker record the gateway refused; True if it was not stored before (idempotent)."""
+        with self._db.session() as session:
+            return quarantine.record(session.connection(), rec)
+
+    def quarantined(self, account: str, since: datetime | None = None, limit: int = 1000) -> list[QuarantineRecord]:
+        """The account's quarantined broker records, oldest first."""
+        with self._db.session() as session:
+            return quarantine.rows(session.connection(), account, since, limit)
 
     # -- the bot's metrics history -----------------------------------------------------------
 

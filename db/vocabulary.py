@@ -23,6 +23,12 @@ SYMBOL_LEN = 32
 NAME_LEN = 64  # strategy names
 ID_LEN = 64  # cycle, correlation and client order ids
 COMMENT_LEN = 64  # MT5 keeps 31 characters; brokers may rewrite them
+# Quarantined broker records (db.quarantine): what kind, which one, why.
+RECORD_KIND_LEN = 16
+RECORD_KEY_LEN = 64
+REJECT_REASON_LEN = 32
+REJECT_FIELD_LEN = 64
+FINGERPRINT_LEN = 64
 
 # Maximum length of a text field, by field name, wherever it appears in a record.
 TEXT_LIMITS = {
@@ -34,6 +40,11 @@ TEXT_LIMITS = {
     "correlation_id": ID_LEN,
     "client_order_id": ID_LEN,
     "comment": COMMENT_LEN,
+    "record_kind": RECORD_KIND_LEN,
+    "record_key": RECORD_KEY_LEN,
+    "reject_reason": REJECT_REASON_LEN,
+    "reject_field": REJECT_FIELD_LEN,
+    "fingerprint": FINGERPRINT_LEN,
 }
 
 

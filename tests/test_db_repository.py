@@ -11,6 +11,7 @@ from sqlalchemy import text
 from db import (
     AccountSnapshot,
     DailyPerformance,
+    DealConflict,
     DealRecord,
     DuplicateClientOrderId,
     DuplicateSignal,
@@ -18,6 +19,7 @@ from db import (
     OrderOutcome,
     OutcomeConflict,
     PositionSnapshot,
+    QuarantineRecord,
     Repository,
     SignalRecord,
     TradeClose,
@@ -308,16 +310,40 @@ def test_racing_final_outcomes_have_exactly_one_winner(repo):
 # -- deals -----------------------------------------------------------------------------------
 
 
-def test_record_deal_inserts_once_and_updates_in_place(repo, database):
+def test_record_deal_inserts_once_and_never_overwrites(repo, database):
     assert repo.record_deal(a_deal()) is True
     assert repo.record_deal(a_deal()) is False
     assert count(database, "deals") == 1
-    assert repo.record_deal(a_deal(comment="tw-0001 [sl]")) is False
+    # MT5 deals never change: the same ticket with other content is refused, the stored one kept.
+    with pytest.raises(DealConflict, match="comment"):
+        repo.record_deal(a_deal(comment="tw-0001 [sl]"))
     assert count(database, "deals") == 1
     with database.engine.connect() as connection:
-        assert connection.execute(text("SELECT comment FROM deals")).scalar_one() == "tw-0001 [sl]"
+        assert connection.execute(text("SELECT comment FROM deals")).scalar_one() == a_deal().comment
     # The same ticket on another account is another deal.
     assert repo.record_deal(a_deal(account="5099999")) is True
+
+
+def a_quarantined(**changes) -> QuarantineRecord:
+    values = dict(account=ACCOUNT, record_kind="deal", record_key="ticket 9001", reject_reason="not_finite",
+                  reject_field="profit", detail="profit is nan", raw='{"profit": "nan", "ticket": 9001}',
+                  fingerprint="ab" * 16, broker_time=T0, received_at=T0 + timedelta(seconds=1))
+    values.update(changes)
+    return QuarantineRecord(**values)
+
+
+def test_quarantine_keeps_each_refused_record_once(repo):
+    assert repo.record_quarantine(a_quarantined()) is True
+    # The same record met again (next cycle, replayed from the spool, after a restart): one row.
+    assert repo.record_quarantine(a_quarantined(received_at=T0 + timedelta(hours=1))) is False
+    assert repo.record_quarantine(a_quarantined(fingerprint="cd" * 16, reject_reason="time_window")) is True
+    assert repo.record_quarantine(a_quarantined(account="5099999")) is True
+    stored = repo.quarantined(ACCOUNT)
+    assert [(q.reject_reason, q.raw) for q in stored] == [("not_finite", '{"profit": "nan", "ticket": 9001}'),
+                                                           ("time_window", '{"profit": "nan", "ticket": 9001}')]
+    assert stored[0].broker_time == T0 and stored[0].received_at == T0 + timedelta(seconds=1)
+    with pytest.raises(ValueError, match="reject_reason"):
+        a_quarantined(reject_reason="x" * 33)
 
 
 def test_known_deal_tickets_and_last_deal_time(repo):

@@ -29,8 +29,9 @@ TABLES = {
     "signal_counts",
     "alerts",
     "metrics_history",
+    "quarantine",
 }
-HEAD = "0003"
+HEAD = "0004"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
@@ -41,6 +42,7 @@ UNIQUE = {
     "daily_performance": {("account", "date")},
     "alerts": {("fingerprint", "starts_at")},
     "metrics_history": {("account", "minute")},
+    "quarantine": {("account", "record_kind", "fingerprint")},
 }
 INDEXES = {
     "signals": {("correlation_id",), ("account", "time")},

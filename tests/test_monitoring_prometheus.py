@@ -20,6 +20,7 @@ EXPECTED_ALERTS = {
 }
 EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issue 13: rules/security.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
+EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 
 
 def alert_rules() -> dict[str, dict]:

@@ -360,6 +360,25 @@ def test_while_the_spool_is_not_empty_writes_queue_behind_it(sqlite_db, tmp_path
     assert Repository(sqlite_db).get_order("tw-0001").status == "filled"
 
 
+def test_quarantined_records_are_spooled_and_stored_once(sqlite_db, tmp_path):
+    """A refused broker record met while the database is down is spooled; replays leave one row."""
+    from db import QuarantineRecord
+
+    rec = QuarantineRecord(ACCOUNT, "deal", "ticket 9001", "not_finite", "profit", "profit is nan",
+                           '{"profit": "nan"}', "ab" * 16, T0, T0)
+    repo = FlakyRepository(sqlite_db)
+    store = SpooledRepository(repo, str(tmp_path / "spool.db"), breaker=a_breaker(1), auto_flush_seconds=0)
+    repo.down = True
+    assert store.record_quarantine(rec) is True
+    assert store.record_quarantine(replace(rec, received_at=T0 + timedelta(seconds=30))) is True  # next cycle
+    assert store.depth == 2
+    repo.down = False
+    store.breaker.record_success()
+    assert store.flush() == 2
+    assert [q.fingerprint for q in Repository(sqlite_db).quarantined(ACCOUNT)] == ["ab" * 16]
+    assert store.record_quarantine(rec) is False and store.depth == 0
+
+
 def test_integrity_errors_are_not_spooled(sqlite_db, tmp_path):
     store = SpooledRepository(Repository(sqlite_db), str(tmp_path / "spool.db"), breaker=a_breaker(1))
     store.record_order_intent(intent(1, None))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from db import DealRecord, OrderOutcome, Repository, TradeClose, TradeOpen
+from db import DealConflict, DealRecord, OrderOutcome, Repository, TradeClose, TradeOpen
 from mt5bridge import constants as mt5
 
 from ..gateway import Deal, Gateway
@@ -46,8 +46,11 @@ def _direction(deal_type: int) -> str:
 
 
 class Books:
-    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, digits: dict[str, int]):
+    def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, digits: dict[str, int],
+                 on_conflict=None):
         self.gateway = gateway
+        self.on_conflict = on_conflict  # called once per deal ticket the store holds with other content
+        self._conflicts: set[int] = set()
         self.repo = repo
         self.account = account
         self.magic = magic
@@ -73,8 +76,10 @@ class Books:
                 continue
             if deal.position_id not in self._our_positions and deal.magic != self.magic:
                 continue
-            self.repo.record_deal(self._deal_record(deal))
+            stored = self._store_deal(deal)
             self._recorded[deal.ticket] = deal.time
+            if not stored:
+                continue
             if deal.entry == mt5.DEAL_ENTRY_IN:
                 opened += self._open_trade(deal)
             elif deal.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY):
@@ -107,6 +112,19 @@ class Books:
             reason=deal.reason,
             time=deal.time,
         )
+
+    def _store_deal(self, deal: Deal) -> bool:
+        """Record a deal; False when the store holds its ticket with other content (said once, counted)."""
+        try:
+            self.repo.record_deal(self._deal_record(deal))
+            return True
+        except DealConflict as exc:
+            if deal.ticket not in self._conflicts:
+                self._conflicts.add(deal.ticket)
+                log.error("broker deal ticket conflict with the store: %s", exc, extra={"ticket": deal.ticket})
+                if self.on_conflict is not None:
+                    self.on_conflict()
+            return False
 
     def _open_trade(self, deal: Deal) -> int:
         client_order_id = client_order_id_from(deal.comment)
@@ -144,8 +162,8 @@ class Books:
         if not entries or not exits:
             return 0
         for deal in deals:
-            if deal.ticket not in (self._recorded or ()):
-                self.repo.record_deal(self._deal_record(deal))
+            if deal.ticket not in (self._recorded or ()) and not self._store_deal(deal):
+                return 0  # the store holds one of its deals with other content: not closed from it
         entry = entries[0]
         trade = self.repo.get_trade(self.account, position_id)
         if trade is None:
@@ -278,9 +296,8 @@ class Books:
                            if d.entry == mt5.DEAL_ENTRY_IN]
                 if entries:
                     self._our_positions.add(position.ticket)
-                    for deal in entries:
-                        if deal.ticket not in (self._recorded or ()):
-                            self.repo.record_deal(self._deal_record(deal))
+                    if any(not self._store_deal(d) for d in entries if d.ticket not in (self._recorded or ())):
+                        continue
                     adopted += self._open_trade(entries[0])
                     log.warning("position adopted", extra={"ticket": position.ticket, "symbol": position.symbol})
         for trade in self.repo.open_trades(self.account):

@@ -19,14 +19,17 @@ from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import ConfigError, Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
 from .books import Books
+from .equity import EquityGuard
 from .history_guard import BrokerHistoryRewound, check_broker_history
 from .orders import OrderSender, SendOutcome, new_client_order_id
+from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
 from .symbols import symbol_specs
@@ -53,6 +56,18 @@ class EngineObserver:
 
     def trading_halted(self, reason: str | None) -> None:
         """Reconciliation failed (reason) or succeeded again (None)."""
+
+    def broker_record_rejected(self, kind: str, reason: str) -> None:
+        """The gateway refused a broker record (reported once per record, see bot.gateway.guard)."""
+
+    def deal_conflict(self) -> None:
+        """A deal ticket came back with other content."""
+
+    def symbol_skipped(self, symbol: str, reason: str) -> None:
+        """A symbol sat out this cycle: its quote, bars or positions were refused."""
+
+    def new_orders_halted(self, reason: str | None) -> None:
+        """Sizing refuses the account state (reason), or accepts it again (None)."""
 
 
 @dataclass
@@ -100,6 +115,10 @@ class Engine:
         self.supervisor = supervisor or ConnectionSupervisor(gateway)
         self.order_queue = order_queue or OrderQueue(":memory:")
         self.order_breaker = order_breaker
+        self.quarantine = Quarantine(repo, lambda: self.account_id or str(settings.mt5_login or "unknown"),
+                                     lambda: self.observer)
+        gateway.set_rejection_sink(self.quarantine)
+        self.equity_guard = EquityGuard(settings.max_equity_jump)
         self.flow: OrderFlow | None = None
         self._spooling_since: float | None = None
         self.reconciled = False
@@ -136,6 +155,8 @@ class Engine:
             on_expired=lambda reason: self.observer.order_expired(reason),
             freshness=self._freshness,
         )
+        # A deal the store holds with other content: counted like the gateway's deal conflicts.
+        self.books.on_conflict = lambda: self.observer.deal_conflict()
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -217,20 +238,22 @@ class Engine:
         report.replayed, report.expired = self._replay(now, report)
         if report.replayed:
             positions = self._our_positions()
-        account = self.gateway.account()
+        account = self._sizing_account()
         for symbol, spec in self.specs.items():
-            bars = self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1)
-            closed = _closed_bars(bars)
-            last_closed = int(closed.time[-1])
-            quote: Quote | None = None
-            for strategy in self.strategies:
-                key = (symbol, strategy.name)
-                if self._last_bar.get(key) == last_closed:
-                    continue  # one signal per closed bar
-                self._last_bar[key] = last_closed
+            if symbol in self.gateway.refused_position_symbols:
+                self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
+                continue
+            try:
+                closed = _closed_bars(self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1))
+                last_closed = int(closed.time[-1])
+                due = [s for s in self.strategies if self._last_bar.get((symbol, s.name)) != last_closed]
+                quote: Quote | None = self.gateway.quote(symbol) if due else None
+            except BadBrokerData as exc:
+                self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
+                continue
+            for strategy in due:
+                self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
                 signal = strategy.evaluate(closed)
-                if quote is None:
-                    quote = self.gateway.quote(symbol)
                 positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
@@ -241,8 +264,13 @@ class Engine:
         # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
         # hold the balance of a deal made later in the cycle, and the analytics' initial balance
         # (the newest snapshot before the first exit) would then include that trade's profit.
-        account = self.gateway.account()
-        self._snapshot(self._broker_now(), account, positions, report)
+        account = self._sizing_account()
+        if account is not None:  # a refused or implausible account state is never snapshotted
+            self._snapshot(self._broker_now(), account, positions, report)
+
+    def _sizing_account(self) -> AccountState | None:
+        """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
+        return self.equity_guard.sizing_account(self.gateway, self.observer)
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
@@ -285,8 +313,8 @@ class Engine:
             positions = self._our_positions() if acted else positions
             same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
             on_symbol = [p for p in positions if p.symbol == spec.name]
-            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol:
-                return positions
+            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol or account is None:
+                return positions  # account None: sizing refuses the account state (new orders halted)
             distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
             if distance <= 0:
                 return positions
@@ -384,6 +412,12 @@ class Engine:
             return set(self.books.find_at_broker(ids, oldest, now))
 
         def judge(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
+            try:
+                return judge_on_broker_data(order)
+            except BadBrokerData:
+                return None, "bad_data"  # its quote or bars are refused: never sent on data we cannot trust
+
+        def judge_on_broker_data(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
             quote = self.gateway.quote(order.symbol)
             price = quote.ask if order.side == BUY else quote.bid
             if abs(price - order.price) > order.max_deviation:
@@ -419,7 +453,14 @@ class Engine:
     # -- helpers -----------------------------------------------------------------------------
 
     def _broker_now(self) -> datetime:
-        return self.gateway.quote(self.settings.symbols[0]).time
+        """The broker's time from the first symbol whose quote the gateway accepts."""
+        refused: BadBrokerData | None = None
+        for symbol in self.settings.symbols:
+            try:
+                return self.gateway.quote(symbol).time
+            except BadBrokerData as exc:
+                refused = refused or exc
+        raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")
 
     def _our_positions(self) -> list[Position]:
         return [p for p in self.gateway.positions() if p.magic == self.settings.magic]

@@ -1,7 +1,16 @@
 """The gateway: one interface to the trading terminal, typed errors, plain values."""
 
 from .base import CallObserver, Gateway
-from .errors import BrokerUnavailable, ConnectionLost, GatewayError, OrderRejected, OutcomeUnknown
+from .errors import (
+    BadBrokerData,
+    BrokerFault,
+    BrokerUnavailable,
+    ConnectionLost,
+    GatewayError,
+    OrderRejected,
+    OutcomeUnknown,
+)
+from .guard import Rejection
 from .types import (
     AccountState,
     Bars,
@@ -17,7 +26,9 @@ from .types import (
 
 __all__ = [
     "AccountState",
+    "BadBrokerData",
     "Bars",
+    "BrokerFault",
     "BrokerUnavailable",
     "CallObserver",
     "ConnectionLost",
@@ -31,6 +42,7 @@ __all__ = [
     "OutcomeUnknown",
     "Position",
     "Quote",
+    "Rejection",
     "SymbolSpec",
     "TerminalState",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from .errors import GatewayError
 from .types import (
@@ -32,6 +33,15 @@ CallObserver = Callable[[str, float, GatewayError | None], None]
 
 class Gateway(ABC):
     """A connection to one trading account at one terminal."""
+
+    #: Symbols whose last full position list had a record the gateway refused (their books are unsure).
+    refused_position_symbols: frozenset[str] = frozenset()
+    #: Distinct deal tickets met so far (balance operations too): an account change with no new deal is suspect.
+    deals_seen: int = 0
+
+    def set_rejection_sink(self, sink: Callable[[Any], None] | None) -> None:
+        """Where refused broker records are reported (the engine's quarantine); a gateway without checks ignores it."""
+        return None
 
     @property
     @abstractmethod

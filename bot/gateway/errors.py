@@ -6,6 +6,10 @@
 - `OutcomeUnknown`: an order may or may not have executed (timeout, retcodes 10012/10031, IPC timeout).
   It is never resent automatically: it is looked up at the broker by its client order id.
 - `OrderRejected`: the broker answered with a final retcode; nothing executed.
+- `BrokerFault`: the terminal answered nothing (None) yet reports no error: a broker/package fault,
+  not a reason to reconnect.
+- `BadBrokerData`: the terminal answered a record its schema refuses (bot.gateway.schema); the
+  record was quarantined. For a quote or bars the engine skips that symbol for the cycle.
 """
 
 from __future__ import annotations
@@ -36,3 +40,17 @@ class OrderRejected(GatewayError):
         super().__init__(f"order rejected: retcode {retcode} ({message})")
         self.retcode = retcode
         self.message = message
+
+
+class BrokerFault(GatewayError):
+    kind = "broker_fault"
+
+
+class BadBrokerData(GatewayError):
+    kind = "bad_data"
+
+    def __init__(self, record_kind: str, key: str, reason: str, detail: str):
+        super().__init__(f"{record_kind} {key} refused ({reason}): {detail}")
+        self.record_kind = record_kind
+        self.key = key
+        self.reason = reason

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,19 @@ from mt5bridge.errors import (
 )
 from mt5bridge.plain import to_plain
 
+from . import convert
 from .base import CallObserver, Gateway
-from .errors import BrokerUnavailable, ConnectionLost, GatewayError, OrderRejected, OutcomeUnknown
+from .enums import NON_TRADE_DEAL_TYPES
+from .errors import (
+    BadBrokerData,
+    BrokerFault,
+    BrokerUnavailable,
+    ConnectionLost,
+    GatewayError,
+    OrderRejected,
+    OutcomeUnknown,
+)
+from .guard import BrokerDataGuard
 from .types import (
     AccountState,
     Bars,
@@ -51,31 +61,6 @@ _CONNECTION_ERRORS = {
     mt5.RES_E_INTERNAL_FAIL_CONNECT,
 }
 _FILLED = {mt5.TRADE_RETCODE_DONE, mt5.TRADE_RETCODE_DONE_PARTIAL, mt5.TRADE_RETCODE_PLACED}
-CENT = Decimal("0.01")
-
-
-def money(value: Any) -> Decimal:
-    return Decimal(str(value)).quantize(CENT)
-
-
-def price(value: Any, digits: int) -> Decimal:
-    return Decimal(str(round(float(value), digits))).quantize(Decimal(1).scaleb(-digits))
-
-
-def _optional_price(value: Any, digits: int) -> Decimal | None:
-    return price(value, digits) if value else None
-
-
-def _utc(seconds: Any) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=UTC)
-
-
-def _volume(value: Any) -> Decimal:
-    return Decimal(str(round(float(value), 2)))
-
-
-def _side(order_type: int) -> str:
-    return "BUY" if order_type == mt5.ORDER_TYPE_BUY else "SELL"
 
 
 class Mt5ApiGateway(Gateway):
@@ -99,19 +84,30 @@ class Mt5ApiGateway(Gateway):
         self._api: Any = None
         self._connected = False
         self._digits: dict[str, int] = {}
+        self._unknown_symbols: set[str] = set()
+        self.guard = BrokerDataGuard(self._symbol_known)
+        self.refused_position_symbols: frozenset[str] = frozenset()
 
     def set_observer(self, observer: CallObserver | None) -> None:
         self._observer = observer
 
+    def set_rejection_sink(self, sink: Callable[[Any], None] | None) -> None:
+        self.guard.on_reject = sink
+
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def deals_seen(self) -> int:
+        return self.guard.deals_seen
 
     # -- connection -------------------------------------------------------------------------
 
     def connect(self) -> None:
         """Both layers: a new transport (bridge connection), then the terminal session."""
         self.close()
+        self._unknown_symbols.clear()
         try:
             self._api = self._api_factory()
         except (BridgeUnavailable, BridgeAuthError, OSError) as exc:
@@ -231,6 +227,9 @@ class Mt5ApiGateway(Gateway):
                 if code in _CONNECTION_ERRORS:
                     self._connected = False
                     raise ConnectionLost(f"{call}: {message} ({code})")
+                if code == mt5.RES_S_OK:
+                    # None with "no error" (seen from positions_get): the terminal lost the reason.
+                    raise BrokerFault(f"{call} returned None although last_error says {code} {message!r}")
                 raise GatewayError(f"{call} failed: {message} ({code})")
             self._connected = True
             result = to_plain(raw) if convert else raw
@@ -261,42 +260,44 @@ class Mt5ApiGateway(Gateway):
 
     # -- reads ------------------------------------------------------------------------------
 
+    def _require(self, kind: str, record: Any, key: str) -> None:
+        """Raise BadBrokerData when the guard refuses a record the caller cannot do without."""
+        problem = self.guard.judge(kind, record, key)
+        if problem is not None:
+            raise BadBrokerData(kind, key, problem.reason, problem.detail)
+
+    def _symbol_known(self, name: str) -> bool:
+        """Whether the terminal knows `name` (asked once; a refusal is kept until the next connect)."""
+        if name in self._digits:
+            return True
+        if name in self._unknown_symbols:
+            return False
+        try:
+            self.symbol(name)
+            return True
+        except (ConnectionLost, BrokerUnavailable, OutcomeUnknown):
+            raise
+        except GatewayError:
+            if len(self._unknown_symbols) >= 1024:
+                self._unknown_symbols.clear()
+            self._unknown_symbols.add(name)
+            return False
+
     def terminal(self) -> TerminalState:
         info = self._call("terminal_info")
         return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")))
 
     def account(self) -> AccountState:
         info = self._call("account_info")
-        level = info.get("margin_level") or 0
-        return AccountState(
-            login=int(info["login"]),
-            currency=str(info.get("currency", "")),
-            balance=money(info["balance"]),
-            equity=money(info["equity"]),
-            profit=money(info.get("profit", 0)),
-            margin=money(info.get("margin", 0)),
-            free_margin=money(info.get("margin_free", 0)),
-            margin_level=money(level) if level else None,
-            leverage=int(info.get("leverage", 0)),
-        )
+        self._require("account", info, f"login {info.get('login') if isinstance(info, dict) else '?'}")
+        return convert.account(info)
 
     def symbol(self, name: str) -> SymbolSpec:
         info = self._call("symbol_info", name)
-        digits = int(info["digits"])
-        self._digits[name] = digits
-        return SymbolSpec(
-            name=name,
-            digits=digits,
-            point=Decimal(str(info["point"])),
-            contract_size=Decimal(str(info["trade_contract_size"])),
-            tick_size=Decimal(str(info["trade_tick_size"])),
-            tick_value=Decimal(str(info["trade_tick_value"])),
-            volume_min=_volume(info["volume_min"]),
-            volume_max=_volume(info["volume_max"]),
-            volume_step=_volume(info["volume_step"]),
-            stops_level=int(info.get("trade_stops_level", 0)),
-            currency_profit=str(info.get("currency_profit", "")),
-        )
+        self._require("symbol", info, name)
+        spec = convert.symbol_spec(name, info)
+        self._digits[name] = spec.digits
+        return spec
 
     def symbol_names(self) -> list[str]:
         """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
@@ -309,82 +310,59 @@ class Mt5ApiGateway(Gateway):
 
     def quote(self, name: str) -> Quote:
         tick = self._call("symbol_info_tick", name)
+        self._require("quote", tick, name)
         digits = self._digits_of(name)
-        return Quote(symbol=name, time=_utc(tick["time"]), bid=price(tick["bid"], digits), ask=price(tick["ask"], digits))
+        quote = Quote(symbol=name, time=convert.utc(tick["time"]), bid=convert.price(tick["bid"], digits),
+                      ask=convert.price(tick["ask"], digits))
+        self.guard.clock = quote.time
+        return quote
 
     def bars(self, symbol: str, timeframe: int, count: int) -> Bars:
         rows = self._call("copy_rates_from_pos", symbol, timeframe, 0, count, convert=False)
         if rows is None or len(rows) == 0:
             raise GatewayError(f"copy_rates_from_pos returned no bars for {symbol}")
-        if getattr(rows, "dtype", None) is not None and rows.dtype.names:
-            return Bars(
-                symbol=symbol,
-                time=rows["time"].astype(np.int64),
-                open=rows["open"].astype(float),
-                high=rows["high"].astype(float),
-                low=rows["low"].astype(float),
-                close=rows["close"].astype(float),
-            )
-        return Bars(
-            symbol=symbol,
-            time=np.fromiter((r["time"] for r in rows), dtype=np.int64, count=len(rows)),
-            open=np.fromiter((r["open"] for r in rows), dtype=float, count=len(rows)),
-            high=np.fromiter((r["high"] for r in rows), dtype=float, count=len(rows)),
-            low=np.fromiter((r["low"] for r in rows), dtype=float, count=len(rows)),
-            close=np.fromiter((r["close"] for r in rows), dtype=float, count=len(rows)),
-        )
+        columns = convert.bar_columns(rows)
+        self._require("bars", columns, symbol)
+        return Bars(symbol=symbol, time=columns["time"].astype(np.int64), open=columns["open"].astype(float),
+                    high=columns["high"].astype(float), low=columns["low"].astype(float),
+                    close=columns["close"].astype(float))
 
     def positions(self, symbol: str | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
-        out = []
+        out, refused = [], set()
         for r in rows:
-            digits = self._digits_of(r["symbol"])
-            out.append(
-                Position(
-                    ticket=int(r["ticket"]),
-                    symbol=r["symbol"],
-                    direction=_side(int(r["type"])),
-                    volume=_volume(r["volume"]),
-                    price_open=price(r["price_open"], digits),
-                    price_current=price(r["price_current"], digits),
-                    sl=_optional_price(r.get("sl"), digits),
-                    tp=_optional_price(r.get("tp"), digits),
-                    profit=money(r.get("profit", 0)),
-                    swap=money(r.get("swap", 0)),
-                    magic=int(r.get("magic", 0)),
-                    comment=str(r.get("comment", "")),
-                    time=_utc(r["time"]),
-                )
-            )
+            if self.guard.judge("position", r, convert.ticket_key(r)) is not None:
+                refused.add(str(r.get("symbol", ""))[:32] if isinstance(r, dict) else "")
+                continue
+            out.append(convert.position(r, self._digits_of(r["symbol"])))
+        if symbol is None:
+            self.refused_position_symbols = frozenset(refused)
         return out
 
-    def _deal(self, r: dict) -> Deal:
-        digits = self._digits_of(r["symbol"]) if r.get("symbol") else 5
-        return Deal(
-            ticket=int(r["ticket"]),
-            order=int(r.get("order", 0)),
-            position_id=int(r.get("position_id", 0)),
-            symbol=str(r.get("symbol", "")),
-            type=int(r["type"]),
-            entry=int(r["entry"]),
-            volume=_volume(r["volume"]),
-            price=price(r["price"], digits),
-            profit=money(r.get("profit", 0)),
-            commission=money(r.get("commission", 0)),
-            swap=money(r.get("swap", 0)),
-            magic=int(r.get("magic", 0)),
-            comment=str(r.get("comment", "")),
-            reason=int(r.get("reason", 0)),
-            time=_utc(r["time"]),
-        )
+    def _trade_deals(self, rows: list) -> tuple[list[Deal], bool]:
+        """The trade deals among history rows the guard accepts, and whether any was refused.
+
+        Balance operations (no symbol, or a non-trade deal type) are not trades: skipped, not refused.
+        """
+        out, refused = [], False
+        for r in rows:
+            if isinstance(r, dict):
+                self.guard.note_deal(r.get("ticket"))
+                if not r.get("symbol") or r.get("type") in NON_TRADE_DEAL_TYPES:
+                    continue
+            if self.guard.judge("deal", r, convert.ticket_key(r)) is not None:
+                refused = True
+                continue
+            out.append(convert.deal(r, self._digits_of(r["symbol"])))
+        return out, refused
 
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
-        rows = self._call("history_deals_get", date_from, date_to)
-        return [self._deal(r) for r in rows if r.get("symbol")]
+        return self._trade_deals(self._call("history_deals_get", date_from, date_to))[0]
 
     def deals_for_position(self, position_id: int) -> list[Deal]:
-        rows = self._call("history_deals_get", position=position_id)
-        return [self._deal(r) for r in rows if r.get("symbol")]
+        """A position's deals; none at all when one was refused: a trade is never built from part of them."""
+        deals, refused = self._trade_deals(self._call("history_deals_get", position=position_id))
+        return [] if refused else deals
 
     def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]:
         return self._orders(self._call("history_orders_get", date_from, date_to))
@@ -393,25 +371,8 @@ class Mt5ApiGateway(Gateway):
         return self._orders(self._call("orders_get"))
 
     def _orders(self, rows: list[dict]) -> list[HistoryOrder]:
-        out = []
-        for r in rows:
-            digits = self._digits_of(r["symbol"])
-            done = r.get("time_done")
-            out.append(
-                HistoryOrder(
-                    ticket=int(r["ticket"]),
-                    position_id=int(r.get("position_id", 0)),
-                    symbol=r["symbol"],
-                    type=int(r["type"]),
-                    state=int(r.get("state", 0)),
-                    volume=_volume(r.get("volume_initial", 0)),
-                    price=price(r.get("price_current") or r.get("price_open") or 0, digits),
-                    magic=int(r.get("magic", 0)),
-                    comment=str(r.get("comment", "")),
-                    time_done=_utc(done) if done else None,
-                )
-            )
-        return out
+        return [convert.history_order(r, self._digits_of(r["symbol"])) for r in rows
+                if self.guard.judge("order", r, convert.ticket_key(r)) is None]
 
     # -- trading ----------------------------------------------------------------------------
 
@@ -440,13 +401,16 @@ class Mt5ApiGateway(Gateway):
             raise OutcomeUnknown(f"order_send: retcode {retcode} ({result.get('comment', '')})")
         if retcode not in _FILLED:
             raise OrderRejected(retcode, str(result.get("comment", "")))
+        problem = self.guard.judge("order_result", result, "order_send")
+        if problem is not None:  # it may have executed: looked up at the broker, never resent
+            raise OutcomeUnknown(f"order_send: reply refused ({problem.reason}): {problem.detail}")
         digits = self._digits_of(request.symbol)
         return OrderResult(
             retcode=retcode,
             order=int(result.get("order", 0)),
             deal=int(result.get("deal", 0)),
-            volume=_volume(result.get("volume", 0)),
-            price=price(result.get("price", 0), digits),
+            volume=convert.volume(result.get("volume", 0)),
+            price=convert.price(result.get("price", 0), digits),
             comment=str(result.get("comment", "")),
         )
 

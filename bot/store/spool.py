@@ -37,6 +37,7 @@ from bot.store.errors import StoreUnavailable, is_connectivity_error
 from bot.store.mirror import Mirror
 from bot.store.spool_file import SpoolFile
 from db.errors import OutcomeConflict, StoreError
+from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
     DailyPerformance,
@@ -277,6 +278,15 @@ class SpooledRepository:
 
     def upsert_daily_performance(self, d: DailyPerformance) -> None:
         self._write("upsert_daily_performance", {"d": d})
+
+    # -- quarantined broker records -------------------------------------------------------------
+
+    def record_quarantine(self, rec: QuarantineRecord) -> bool:
+        """Spooled like every write while the database is away; the flush's insert is idempotent."""
+        return self._write("record_quarantine", {"rec": rec}, spooled_result=lambda _seq: True)
+
+    def quarantined(self, account: str, since: datetime | None = None, limit: int = 1000) -> list[QuarantineRecord]:
+        return self._read("quarantined", {"account": account, "since": since, "limit": limit})
 
     # -- methods Repository gains later --------------------------------------------------------
 

@@ -121,6 +121,20 @@ class BotMetrics:
         self.orders_expired = Counter("tradewatch_orders_expired_total", "Queued orders dropped unsent, by reason.",
                                       acct + ["reason"], registry=r)
 
+        # Broker data the gateway refused (bot.gateway.schema reasons) and what the engine did about it.
+        self.broker_records_rejected = Counter(
+            "tradewatch_broker_records_rejected_total", "Broker records refused and quarantined, by record kind and "
+            "reason (each distinct record once).", acct + ["kind", "reason"], registry=r)
+        self.symbol_cycles_skipped = Counter(
+            "tradewatch_symbol_cycles_skipped_total", "Cycles in which a symbol sat out because its quote, bars, "
+            "positions or spec were refused.", acct + ["symbol", "reason"], registry=r)
+        self.broker_deal_conflicts = Counter(
+            "tradewatch_broker_deal_conflicts_total", "Deal tickets met again with other content (the first kept).",
+            acct, registry=r)
+        self.new_orders_halted = Gauge(
+            "tradewatch_new_orders_halted", "1 while new orders are halted for this reason (implausible or refused "
+            "account state); exits still go out.", acct + ["reason"], registry=r)
+
         r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
         r.register(PsutilProcessCollector(self.account))
 
@@ -128,7 +142,7 @@ class BotMetrics:
         for metric in (self.cycle_duration, self.last_cycle_timestamp, self.cycles, self.broker_connected,
                        self.broker_reconnects, self.account_balance, self.account_equity, self.account_margin_level,
                        self.log_records_dropped, self.order_queue_depth, self.store_spool_depth,
-                       self.orders_replayed):
+                       self.orders_replayed, self.broker_deal_conflicts):
             metric.labels(self.account)
         self.account_margin_level.labels(self.account).set(math.nan)
         self.build_info.labels(self.account, version or _package_version()).set(1)
@@ -146,6 +160,7 @@ class BotMetrics:
         self._equity = self.account_equity.labels(self.account)
         self._margin_level = self.account_margin_level.labels(self.account)
         self._circuit_states: dict[str, str] = {}
+        self._halt_reasons: set[str] = set()
 
     # -- cycle ---------------------------------------------------------------------------
 
@@ -255,3 +270,23 @@ class BotMetrics:
 
     def count_expired(self, reason: str, count: int = 1) -> None:
         self.orders_expired.labels(self.account, _label("reason", reason)).inc(count)
+
+    # -- broker data -----------------------------------------------------------------------
+
+    def count_rejected_record(self, kind: str, reason: str) -> None:
+        self.broker_records_rejected.labels(self.account, _label("kind", kind), _label("reason", reason)).inc()
+
+    def count_symbol_skipped(self, symbol: str, reason: str) -> None:
+        self.symbol_cycles_skipped.labels(self.account, _label("symbol", symbol), _label("reason", reason)).inc()
+
+    def count_deal_conflict(self) -> None:
+        self.broker_deal_conflicts.labels(self.account).inc()
+
+    def set_new_orders_halted(self, reason: str | None) -> None:
+        """1 for the current reason, 0 for every reason seen before (None: nothing halts new orders)."""
+        with self._lock:
+            if reason is not None:
+                self._halt_reasons.add(_label("reason", reason))
+            reasons = sorted(self._halt_reasons)
+        for name in reasons:
+            self.new_orders_halted.labels(self.account, name).set(1 if name == reason else 0)

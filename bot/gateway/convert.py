@@ -1,0 +1,146 @@
+"""Plain MT5 result dicts -> the gateway's typed values (Decimal money and prices, aware UTC times).
+
+Only records the guard accepted get here (bot.gateway.guard), so these conversions may assume
+finite numbers, known symbols and plausible times.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from mt5bridge import constants as mt5
+
+from .types import AccountState, Deal, HistoryOrder, Position, SymbolSpec
+
+CENT = Decimal("0.01")
+BAR_COLUMNS = ("time", "open", "high", "low", "close")
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(CENT)
+
+
+def price(value: Any, digits: int) -> Decimal:
+    return Decimal(str(round(float(value), digits))).quantize(Decimal(1).scaleb(-digits))
+
+
+def optional_price(value: Any, digits: int) -> Decimal | None:
+    return price(value, digits) if value else None
+
+
+def utc(seconds: Any) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def volume(value: Any) -> Decimal:
+    return Decimal(str(round(float(value), 2)))
+
+
+def side(order_type: int) -> str:
+    return "BUY" if order_type == mt5.ORDER_TYPE_BUY else "SELL"
+
+
+def ticket_key(record: Any) -> str:
+    """How a ticketed record is named in logs, metrics and the quarantine."""
+    ticket = record.get("ticket") if isinstance(record, dict) else None
+    return f"ticket {ticket!r}"[:64]
+
+
+def bar_columns(rows: Any) -> dict[str, Any]:
+    """Bars as numpy columns, from a structured array (terminal) or a list of dicts (bridge); None if unreadable."""
+    if getattr(rows, "dtype", None) is not None and rows.dtype.names:
+        return {name: np.asarray(rows[name]) if name in rows.dtype.names else None for name in BAR_COLUMNS}
+    try:
+        return {name: np.array([r[name] for r in rows], dtype=np.int64 if name == "time" else float)
+                for name in BAR_COLUMNS}
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return dict.fromkeys(BAR_COLUMNS)
+
+
+def account(info: dict) -> AccountState:
+    level = info.get("margin_level") or 0
+    return AccountState(
+        login=int(info["login"]),
+        currency=str(info.get("currency", "")),
+        balance=money(info["balance"]),
+        equity=money(info["equity"]),
+        profit=money(info.get("profit", 0)),
+        margin=money(info.get("margin", 0)),
+        free_margin=money(info.get("margin_free", 0)),
+        margin_level=money(level) if level else None,
+        leverage=int(info.get("leverage", 0)),
+    )
+
+
+def symbol_spec(name: str, info: dict) -> SymbolSpec:
+    return SymbolSpec(
+        name=name,
+        digits=int(info["digits"]),
+        point=Decimal(str(info["point"])),
+        contract_size=Decimal(str(info["trade_contract_size"])),
+        tick_size=Decimal(str(info["trade_tick_size"])),
+        tick_value=Decimal(str(info["trade_tick_value"])),
+        volume_min=volume(info["volume_min"]),
+        volume_max=volume(info["volume_max"]),
+        volume_step=volume(info["volume_step"]),
+        stops_level=int(info.get("trade_stops_level", 0)),
+        currency_profit=str(info.get("currency_profit", "")),
+    )
+
+
+def position(r: dict, digits: int) -> Position:
+    return Position(
+        ticket=int(r["ticket"]),
+        symbol=r["symbol"],
+        direction=side(int(r["type"])),
+        volume=volume(r["volume"]),
+        price_open=price(r["price_open"], digits),
+        price_current=price(r["price_current"], digits),
+        sl=optional_price(r.get("sl"), digits),
+        tp=optional_price(r.get("tp"), digits),
+        profit=money(r.get("profit", 0)),
+        swap=money(r.get("swap", 0)),
+        magic=int(r.get("magic", 0)),
+        comment=str(r.get("comment", "")),
+        time=utc(r["time"]),
+    )
+
+
+def deal(r: dict, digits: int) -> Deal:
+    return Deal(
+        ticket=int(r["ticket"]),
+        order=int(r.get("order", 0)),
+        position_id=int(r.get("position_id", 0)),
+        symbol=str(r.get("symbol", "")),
+        type=int(r["type"]),
+        entry=int(r["entry"]),
+        volume=volume(r["volume"]),
+        price=price(r["price"], digits),
+        profit=money(r.get("profit", 0)),
+        commission=money(r.get("commission", 0)),
+        swap=money(r.get("swap", 0)),
+        magic=int(r.get("magic", 0)),
+        comment=str(r.get("comment", "")),
+        reason=int(r.get("reason", 0)),
+        time=utc(r["time"]),
+    )
+
+
+def history_order(r: dict, digits: int) -> HistoryOrder:
+    done = r.get("time_done")
+    return HistoryOrder(
+        ticket=int(r["ticket"]),
+        position_id=int(r.get("position_id", 0)),
+        symbol=r["symbol"],
+        type=int(r["type"]),
+        state=int(r.get("state", 0)),
+        volume=volume(r.get("volume_initial", 0)),
+        price=price(r.get("price_current") or r.get("price_open") or 0, digits),
+        magic=int(r.get("magic", 0)),
+        comment=str(r.get("comment", "")),
+        time_done=utc(done) if done else None,
+    )
