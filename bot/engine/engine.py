@@ -264,7 +264,7 @@ class Engine:
         # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
         # hold the balance of a deal made later in the cycle, and the analytics' initial balance
         # (the newest snapshot before the first exit) would then include that trade's profit.
-        account = self._sizing_account()
+        account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
 

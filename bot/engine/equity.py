@@ -61,6 +61,22 @@ class EquityGuard:
             observer.new_orders_halted(refusal)
         return None if refusal else account
 
+    def snapshot_account(self, gateway: Gateway) -> AccountState | None:
+        """A fresh account reading for the cycle's snapshot, or None if it is not to be believed.
+
+        Judged against the same reference as sizing, but it changes nothing: the guard counts
+        sizing reads (one a cycle), so a second read per cycle must not advance `CONFIRM_CYCLES`.
+        """
+        if self.refusal is not None:
+            return None
+        try:
+            account = gateway.account()
+        except BadBrokerData:  # quarantined and said by the gateway's guard
+            return None
+        if self.reference is None:
+            return account
+        return account if self._plausible(account, gateway.deals_seen != self._deals_seen) else None
+
     def check(self, account: AccountState | None, deals_seen: int) -> str | None:
         """None when new orders may be sized on `account`; else why not."""
         if account is None:
