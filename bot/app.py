@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from db import Repository, init_db, redact_url
+from db import Database, Repository, redact_url
 
 from . import __version__
 from .config import Settings
@@ -24,8 +24,11 @@ from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
 from .resilience.supervisor import ConnectionSupervisor
-from .store import CircuitBreaker, SpooledRepository, is_connectivity_error
+from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
+from .store.schema import SchemaGate
+from .store.spool_file import SpoolFile
 from .telemetry.alerts import AlertmanagerClient
+from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
 from .telemetry.logging import attach_loki, set_account
 from .telemetry.loki import LokiHandler
@@ -77,14 +80,20 @@ class BotApp:
         self.started_at = time.time()
         self.metrics: BotMetrics | None = None
         self.instrumentation: Instrumentation | None = None
-        self.database = init_db(settings.database_url)
+        self.durability: DurabilityMetrics | None = None
+        # Not init_db: a database that is down at start must not stop the bot (see bot.store.schema).
+        self.database = Database(settings.database_url)
+        spool_path = local_file(settings.store_spool_path, self.database.url, "store_spool")
+        self.schema = SchemaGate(self.database, SpoolFile(spool_path), settings.reconnect_initial_seconds,
+                                 settings.reconnect_max_seconds, on_change=self._schema_changed)
+        self._first_migration()
         self.db_breaker = CircuitBreaker(
             "store", settings.db_breaker_failures, settings.db_breaker_reset_seconds, is_failure=is_connectivity_error,
             on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
         )
         # Every store write goes through the spool when the database is unreachable (zero lost rows).
         self.repo = SpooledRepository(
-            Repository(self.database), local_file(settings.store_spool_path, self.database.url, "store_spool"),
+            Repository(self.database), spool_path, spool=self.schema.spool, gate=self.schema,
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
@@ -121,12 +130,37 @@ class BotApp:
 
     # -- start-up ----------------------------------------------------------------------------
 
+    def _first_migration(self) -> None:
+        """Migrate now if the database answers; otherwise say what happens next (never raise for an outage)."""
+        if self.schema.attempt():
+            return
+        if self.schema.schema_known:
+            log.warning("%s; schema %s known from the last run: trading, writes spooled until it answers",
+                        self.schema.reason, self.schema.code_head)
+        else:
+            log.warning("%s; no known schema (first start): waiting for it before trading", self.schema.reason)
+
+    def _schema_changed(self, gate: SchemaGate) -> None:
+        if self.durability is not None:
+            self.durability.set_waiting_for_database(gate.waiting)
+
+    def wait_for_schema(self) -> bool:
+        """First-ever start without a database: wait (retrying, not ready) until it is migrated or stop."""
+        if not self.schema.waiting:
+            return True
+        self._schema_changed(self.schema)
+        ok = self.schema.wait(self.pacer.stop_event)
+        self._schema_changed(self.schema)
+        return ok
+
     def connect(self) -> None:
         """First contact with the terminal; on failure the loop starts anyway and keeps retrying."""
         try:
             self.engine.start()
         except GatewayError as exc:
             log.warning("terminal not reachable at start: %s", exc, extra={"error_kind": exc.kind})
+        except StoreUnavailable as exc:
+            log.warning("engine not started yet: %s", exc)
 
     @property
     def account(self) -> str:
@@ -136,6 +170,8 @@ class BotApp:
         """Metrics, Loki, alerts and the health server, labelled with the account."""
         account = self.account
         self.metrics = BotMetrics(account, version=__version__)
+        self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
+        self.durability.set_waiting_for_database(self.schema.waiting)
         if self.settings.loki_url:
             self.loki = LokiHandler(
                 self.settings.loki_url,
@@ -185,6 +221,7 @@ class BotApp:
             "orders_circuit_closed": self.order_breaker.state != "open",
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
+            "store_schema_known": self.schema.schema_known,
         }
         report = self.engine.last_report
         details: dict[str, Any] = {name: ("ok" if ok else "failing") for name, ok in checks.items()}
@@ -196,6 +233,8 @@ class BotApp:
             details["halted_reason"] = self.engine.halted_reason
         if self.repo.depth:
             details["store_spool_depth"] = self.repo.depth
+        if self.schema.reason and not self.schema.ready:
+            details["database_reason"] = self.schema.reason
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -243,6 +282,7 @@ class BotApp:
             self.start_telemetry(serve=serve)
         done = 0
         try:
+            self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
                 self.engine.run_cycle()
                 self.liveness.beat()
