@@ -76,11 +76,8 @@ class SchemaGate:
                                                       jitter=initial_backoff / 2)
         self._next_at = 0.0
         self._lock = threading.Lock()
-
-    @property
-    def known_head(self) -> str | None:
-        """The head the last successful migration reached (from any earlier run)."""
-        return self.spool.get_state(HEAD_KEY)
+        # The head the last successful migration reached (this run or an earlier one).
+        self.known_head: str | None = spool.get_state(HEAD_KEY)
 
     @property
     def schema_known(self) -> bool:
@@ -108,6 +105,7 @@ class SchemaGate:
                 changed = False
             else:
                 self.spool.set_state(HEAD_KEY, self.code_head)
+                self.known_head = self.code_head
                 self.ready, self.reason, changed = True, None, True
         if changed:
             log.info("database %s at schema revision %s", redact_url(self.database.url), self.code_head,
