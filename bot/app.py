@@ -30,7 +30,8 @@ from .store.spool_file import SpoolFile
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
-from .telemetry.logging import attach_loki, set_account
+from .telemetry.log_backlog import LogBacklog
+from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
 
@@ -83,6 +84,7 @@ class BotApp:
         self.durability: DurabilityMetrics | None = None
         # Not init_db: a database that is down at start must not stop the bot (see bot.store.schema).
         self.database = Database(settings.database_url)
+        self.loki: LokiHandler | None = self._start_loki()  # before anything logs: nothing is left out
         spool_path = local_file(settings.store_spool_path, self.database.url, "store_spool")
         self.schema = SchemaGate(self.database, SpoolFile(spool_path), settings.reconnect_initial_seconds,
                                  settings.reconnect_max_seconds, on_change=self._schema_changed)
@@ -104,7 +106,7 @@ class BotApp:
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
-        self.loki: LokiHandler | None = None
+        self._cycles_done = 0
         self.alerts: AlertmanagerClient | None = None
         self.history: MinuteRollup | None = None
 
@@ -129,6 +131,19 @@ class BotApp:
         )
 
     # -- start-up ----------------------------------------------------------------------------
+
+    def _start_loki(self) -> LokiHandler | None:
+        """The Loki handler from process start, holding its lines until the account (a label) is known.
+
+        What it cannot push in time goes to the log backlog file beside the store, pushed next start.
+        """
+        s = self.settings
+        if not s.loki_url:
+            return None
+        backlog = LogBacklog(local_file(s.log_backlog_path, self.database.url, "log_backlog"), s.log_backlog_max_lines)
+        loki = LokiHandler(s.loki_url, {"service": "bot", "env": s.env}, backlog=backlog, hold=True)
+        attach_loki(loki)
+        return loki
 
     def _first_migration(self) -> None:
         """Migrate now if the database answers; otherwise say what happens next (never raise for an outage)."""
@@ -172,14 +187,14 @@ class BotApp:
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
         self.durability.set_waiting_for_database(self.schema.waiting)
-        if self.settings.loki_url:
-            self.loki = LokiHandler(
-                self.settings.loki_url,
-                {"service": "bot", "account": account, "env": self.settings.env},
-                on_drop=self.metrics.count_log_drops,
-            )
-            attach_loki(self.loki)
+        if self.loki is not None:
+            self.loki.on_drop = self.metrics.count_log_drops
+            self.loki.on_push_failure = self.durability.count_push_failure
+            self.durability.watch_log_queues(lambda: self.loki.queue_depth if self.loki else 0,
+                                             lambda: self.loki.backlog_depth if self.loki else 0)
         set_account(account)
+        if self.loki is not None:
+            self.loki.start_pushing(account)
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
         self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report)
@@ -287,12 +302,12 @@ class BotApp:
                 self.engine.run_cycle()
                 self.liveness.beat()
                 done += 1
+                self._cycles_done = done
                 if cycles is not None and done >= cycles:
                     break
                 self.pacer.wait()
         finally:
             self.close()
-        log.info("bot stopped", extra={"cycles": done})
         return 0
 
     def _close_resilience(self, deadline: float) -> None:
@@ -307,16 +322,21 @@ class BotApp:
         self.order_queue.close()
 
     def close(self) -> None:
+        """Stop in the order that loses nothing: store spool, then "bot stopped", then the Loki queue
+        (within SHUTDOWN_FLUSH_SECONDS, the rest to the log backlog), and the metrics server last,
+        so a scrape still sees the final drop counter."""
         deadline = time.monotonic() + self.settings.shutdown_flush_seconds
         if self.history is not None:
             self.history.flush()
         self.gateway.close()
+        if self.alerts is not None:
+            self.alerts.close(max(0.5, deadline - time.monotonic()))
+        self._close_resilience(deadline)
+        log.info("bot stopped", extra={"cycles": self._cycles_done})
+        if self.loki is not None:
+            self.loki.close(max(0.5, deadline - time.monotonic()))
+            detach_loki(self.loki)
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.alerts is not None:
-            self.alerts.close(max(0.5, deadline - time.monotonic()))
-        if self.loki is not None:
-            self.loki.close(max(0.5, deadline - time.monotonic()))
-        self._close_resilience(deadline)
         self.database.dispose()

@@ -10,7 +10,7 @@ queueing, so a Loki restart loses nothing.
 Nothing the bot could keep is lost:
 
 - ``hold=True`` (the bot at start): lines are queued but not pushed until
-  :meth:`LokiHandler.release` names the account (a Loki label), so the lines of
+  :meth:`LokiHandler.start_pushing` names the account (a Loki label), so the lines of
   the start-up (migrations, "bot starting", "terminal connected") arrive too;
 - with a ``backlog`` (bot.telemetry.log_backlog), a full queue moves its oldest
   lines to that bounded local file instead of dropping them, and ``close()`` puts
@@ -142,8 +142,11 @@ class LokiHandler(logging.Handler):
         """Label lines logged from now on (and held ones) with this account, e.g. once the login is known."""
         self._account = str(account) if account else UNKNOWN_ACCOUNT
 
-    def release(self, account: str | None = None) -> None:
-        """Start pushing (held lines first), labelled with ``account`` when given."""
+    def start_pushing(self, account: str | None = None) -> None:
+        """Start pushing (held lines first), labelled with ``account`` when given.
+
+        (Not ``release``: logging.Handler.release() is the handler's own lock.)
+        """
         if account is not None or self._account is None:
             self.set_account(account or UNKNOWN_ACCOUNT)
         self._released.set()
@@ -199,7 +202,7 @@ class LokiHandler(logging.Handler):
             self._closed = True
             self._deadline = time.monotonic() + max(timeout, 0.0)
             if not self._released.is_set():
-                self.release()
+                self.start_pushing()
             self._closing.set()
             self._wake.set()
             self._thread.join(max(0.0, self._deadline - time.monotonic()))
