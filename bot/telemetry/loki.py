@@ -333,7 +333,7 @@ class LokiHandler(logging.Handler):
             lost = len(entries)
         self.kept += len(entries) - lost
         if lost:
-            self._count_drop(lost, f"{why}, log backlog full ({self.backlog.max_lines} lines)")
+            self._count_drop(lost, f"log backlog full ({self.backlog.max_lines} lines)")
 
     def _count_drop(self, count: int, reason: str) -> None:
         with self._drop_lock:
