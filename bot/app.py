@@ -87,7 +87,7 @@ class BotApp:
         self.loki: LokiHandler | None = self._start_loki()  # before anything logs: nothing is left out
         spool_path = local_file(settings.store_spool_path, self.database.url, "store_spool")
         self.schema = SchemaGate(self.database, SpoolFile(spool_path), settings.reconnect_initial_seconds,
-                                 settings.reconnect_max_seconds, on_change=self._schema_changed)
+                                 settings.reconnect_max_seconds)
         self._first_migration()
         self.db_breaker = CircuitBreaker(
             "store", settings.db_breaker_failures, settings.db_breaker_reset_seconds, is_failure=is_connectivity_error,
@@ -155,18 +155,15 @@ class BotApp:
         else:
             log.warning("%s; no known schema (first start): waiting for it before trading", self.schema.reason)
 
-    def _schema_changed(self, gate: SchemaGate) -> None:
-        if self.durability is not None:
-            self.durability.set_waiting_for_database(gate.waiting)
+    @property
+    def waiting_for_database(self) -> bool:
+        """Not trading for want of the database: no known schema, or (after a crash: no checkpoint of the
+        store's state) the engine cannot start from what the spool knows."""
+        return self.schema.waiting or (not self.schema.ready and not self.engine.reconciled)
 
     def wait_for_schema(self) -> bool:
         """First-ever start without a database: wait (retrying, not ready) until it is migrated or stop."""
-        if not self.schema.waiting:
-            return True
-        self._schema_changed(self.schema)
-        ok = self.schema.wait(self.pacer.stop_event)
-        self._schema_changed(self.schema)
-        return ok
+        return self.schema.wait(self.pacer.stop_event) if self.schema.waiting else True
 
     def connect(self) -> None:
         """First contact with the terminal; on failure the loop starts anyway and keeps retrying."""
@@ -186,7 +183,7 @@ class BotApp:
         account = self.account
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
-        self.durability.set_waiting_for_database(self.schema.waiting)
+        self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
         if self.loki is not None:
             self.loki.on_drop = self.metrics.count_log_drops
             self.loki.on_push_failure = self.durability.count_push_failure

@@ -24,6 +24,8 @@ from sqlalchemy.engine import URL
 
 from bot.app import BotApp
 from bot.config import Settings
+from bot.store.spool import CHECKPOINT_KEY
+from bot.store.spool_file import SpoolFile
 from db import migrate
 from mt5bridge.sim import SimTerminal
 
@@ -231,3 +233,32 @@ def test_wrong_password_is_unreachable_with_a_clear_reason_and_recovers(pg_clust
     finally:
         pg_cluster.drop_database(name)
         pg_cluster.admin_execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_after_a_crash_with_the_server_stopped_it_waits_without_tracebacks_then_recovers(pg_cluster, postgres_url,
+                                                                                        tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings = _settings(postgres_url, tmp_path)
+    sim = SimTerminal(seed=13, stepped=True)
+    BotApp(settings, sim=sim, stepped=True).run(cycles=20, serve=False)
+    spool = SpoolFile(settings.store_spool_path)
+    spool.set_state(CHECKPOINT_KEY, None)  # what a SIGKILL leaves: the head is known, the state is not
+    spool.close()
+    with server_stopped(pg_cluster):
+        caplog.clear()
+        app = BotApp(settings, sim=sim, stepped=True)
+        assert app.schema.schema_known and not app.schema.ready
+        app.connect()
+        app.start_telemetry(serve=False)
+        reports = cycles(app, 10)
+        assert all(r.error and r.error.startswith("StoreUnavailable") for r in reports)
+        assert not any(record.exc_info for record in caplog.records)
+        ok, details = app.readiness()
+        assert not ok and "unreachable" in details["database_reason"]
+        assert app.metrics.registry.get_sample_value("tradewatch_store_waiting_for_database",
+                                                     {"account": app.metrics.account}) == 1
+    cycle_until(app, lambda: app.engine.reconciled and app.repo.depth == 0, "reconciled after the database came back")
+    assert app.readiness()[0]
+    assert app.metrics.registry.get_sample_value("tradewatch_store_waiting_for_database",
+                                                 {"account": app.metrics.account}) == 0
+    app.close()

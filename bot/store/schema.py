@@ -62,7 +62,6 @@ class SchemaGate:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        on_change: Callable[[SchemaGate], None] | None = None,
     ) -> None:
         self.database = database
         self.spool = spool
@@ -70,7 +69,6 @@ class SchemaGate:
         self.ready = False
         self.reason: str | None = "not migrated yet"
         self.attempts = 0
-        self.on_change = on_change
         self._clock = clock
         self._wait = tenacity.wait_exponential_jitter(multiplier=initial_backoff, max=max_backoff,
                                                       jitter=initial_backoff / 2)
@@ -110,7 +108,6 @@ class SchemaGate:
         if changed:
             log.info("database %s at schema revision %s", redact_url(self.database.url), self.code_head,
                      extra={"attempts": self.attempts})
-            self._notify()
         return self.ready
 
     def poll(self) -> bool:
@@ -146,11 +143,3 @@ class SchemaGate:
         log.warning("no database and no known schema (first start): waiting %.1f s before attempt %d: %s",
                     delay, self.attempts + 1, self.reason,
                     extra={"attempts": self.attempts, "retry_in_s": round(delay, 3)})
-        self._notify()
-
-    def _notify(self) -> None:
-        if self.on_change is not None:
-            try:
-                self.on_change(self)
-            except Exception:  # a metrics bug must not stop the store
-                log.exception("schema gate observer failed")

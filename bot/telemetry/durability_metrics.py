@@ -19,7 +19,8 @@ class DurabilityMetrics:
         acct = ["account"]
         self.waiting_for_database = Gauge(
             "tradewatch_store_waiting_for_database",
-            "1 while the bot cannot trade: no database and no known schema (first start).",
+            "1 while the bot cannot trade for want of its database: no known schema, or no local copy "
+            "of the store's state to start from.",
             acct, registry=registry)
         self.log_push_failures = Counter(
             "tradewatch_log_push_failures_total", "Failed pushes to Loki (each is retried; lines stay queued).",
@@ -35,8 +36,9 @@ class DurabilityMetrics:
         self.log_queue_depth.labels(account).set(0)
         self.log_backlog_lines.labels(account).set(0)
 
-    def set_waiting_for_database(self, waiting: bool) -> None:
-        self.waiting_for_database.labels(self.account).set(1 if waiting else 0)
+    def watch_waiting_for_database(self, waiting: Callable[[], bool]) -> None:
+        """Read at each scrape whether the bot waits for its database."""
+        self.waiting_for_database.labels(self.account).set_function(lambda: 1 if waiting() else 0)
 
     def count_push_failure(self) -> None:
         self.log_push_failures.labels(self.account).inc()
