@@ -291,12 +291,17 @@ def test_shutdown_drains_loki_before_the_metrics_server_stops(loki, tmp_path, mo
         app.server.stop = lambda: (steps.append(("server stopped", app.loki.queue_depth)), real_stop())
 
     monkeypatch.setattr(app, "start_telemetry", start_telemetry)
+    real_resilience = app._close_resilience
+    monkeypatch.setattr(app, "_close_resilience",
+                        lambda deadline: (real_resilience(deadline), steps.append(("store spool closed", 0))))
     monkeypatch.setattr(LokiHandler, "close", lambda self, timeout=5.0: (steps.append(("loki closed", timeout)),
                                                                           real_close(self, timeout)))
     app.run(cycles=3, serve=True)
-    assert [name for name, _ in steps] == ["loki closed", "server stopped"]
-    assert steps[0][1] <= 1.0  # within SHUTDOWN_FLUSH_SECONDS
-    assert steps[1][1] == 0  # drained before the server went
+    # The spool's shutdown warnings are logged while Loki still takes lines; the server goes last.
+    assert [name for name, _ in steps] == ["store spool closed", "loki closed", "server stopped"]
+    assert steps[1][1] <= 1.0  # within SHUTDOWN_FLUSH_SECONDS
+    assert steps[2][1] == 0  # drained before the server went
+    assert "bot stopped" in loki.messages()
 
 
 def test_lines_of_a_run_that_ends_with_loki_down_arrive_with_the_next_run(loki, tmp_path, recorder):
