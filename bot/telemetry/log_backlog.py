@@ -9,6 +9,10 @@ line's timestamp plus a hash of its text, so a line kept twice (or pushed again
 after a crash between push and delete) is one line; Loki also ignores an entry
 whose timestamp and text it already has in the stream.  Bounded by ``max_lines``:
 what does not fit is refused and the caller counts it as dropped.
+
+Why our own and not a persistent-queue package (persist-queue and the like): none keys
+entries by content for de-duplication or refuses beyond a bound, and sqlite3 in WAL
+mode is what the store spool and the order queue already rely on.
 """
 
 from __future__ import annotations
