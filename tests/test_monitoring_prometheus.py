@@ -18,8 +18,9 @@ EXPECTED_ALERTS = {
     "DrawdownHigh", "DailyLossLimit", "MarginLevelLow", "AccountSnapshotStale", "ExporterDown",
     "LogRecordsDropped", "MemoryGrowing",
 }
-EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # startup.yml, logs.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
+
+EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # issue 10: startup.yml, logs.yml
 
 
 def alert_rules() -> dict[str, dict]:
