@@ -157,9 +157,12 @@ class BotApp:
 
     @property
     def waiting_for_database(self) -> bool:
-        """Not trading for want of the database: no known schema, or (after a crash: no checkpoint of the
-        store's state) the engine cannot start from what the spool knows."""
-        return self.schema.waiting or (not self.schema.ready and not self.engine.reconciled)
+        """Not trading for want of the database: no known schema; or the engine cannot start (after a
+        crash: no checkpoint of the store's state) or cycle (a read the local mirror cannot answer)
+        from what the spool knows. Feeds tradewatch_store_waiting_for_database (BotWaitingForDatabase)."""
+        report = self.engine.last_report
+        blocked = report is not None and (report.error or "").startswith(StoreUnavailable.__name__)
+        return self.schema.waiting or blocked or (not self.schema.ready and not self.engine.reconciled)
 
     def wait_for_schema(self) -> bool:
         """First-ever start without a database: wait (retrying, not ready) until it is migrated or stop."""
