@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from db import Repository, init_db, redact_url
+from db import Database, Repository, redact_url
 from db.url import resolve_url
 
 from . import __version__
@@ -25,10 +25,14 @@ from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
 from .resilience.supervisor import ConnectionSupervisor
-from .store import CircuitBreaker, SpooledRepository, is_connectivity_error
+from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
+from .store.schema import SchemaGate
+from .store.spool_file import SpoolFile
 from .telemetry.alerts import AlertmanagerClient
+from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
-from .telemetry.logging import attach_loki, set_account
+from .telemetry.log_backlog import LogBacklog
+from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
 
@@ -79,14 +83,21 @@ class BotApp:
         self.started_at = time.time()
         self.metrics: BotMetrics | None = None
         self.instrumentation: Instrumentation | None = None
-        self.database = init_db(settings.database_url)
+        self.durability: DurabilityMetrics | None = None
+        # Not init_db: a database that is down at start must not stop the bot (see bot.store.schema).
+        self.database = Database(settings.database_url)
+        self.loki: LokiHandler | None = self._start_loki()  # before anything logs: nothing is left out
+        spool_path = local_file(settings.store_spool_path, self.database.url, "store_spool")
+        self.schema = SchemaGate(self.database, SpoolFile(spool_path), settings.reconnect_initial_seconds,
+                                 settings.reconnect_max_seconds)
+        self._first_migration()
         self.db_breaker = CircuitBreaker(
             "store", settings.db_breaker_failures, settings.db_breaker_reset_seconds, is_failure=is_connectivity_error,
             on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
         )
         # Every store write goes through the spool when the database is unreachable (zero lost rows).
         self.repo = SpooledRepository(
-            Repository(self.database), local_file(settings.store_spool_path, self.database.url, "store_spool"),
+            Repository(self.database), spool_path, spool=self.schema.spool, gate=self.schema,
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
@@ -97,7 +108,7 @@ class BotApp:
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
-        self.loki: LokiHandler | None = None
+        self._cycles_done = 0
         self.alerts: AlertmanagerClient | None = None
         self.history: MinuteRollup | None = None
 
@@ -123,12 +134,50 @@ class BotApp:
 
     # -- start-up ----------------------------------------------------------------------------
 
+    def _start_loki(self) -> LokiHandler | None:
+        """The Loki handler from process start, holding its lines until the account (a label) is known.
+
+        What it cannot push in time goes to the log backlog file beside the store, pushed next start.
+        """
+        s = self.settings
+        if not s.loki_url:
+            return None
+        backlog = LogBacklog(local_file(s.log_backlog_path, self.database.url, "log_backlog"), s.log_backlog_max_lines)
+        loki = LokiHandler(s.loki_url, {"service": "bot", "env": s.env}, backlog=backlog, hold=True)
+        attach_loki(loki)
+        return loki
+
+    def _first_migration(self) -> None:
+        """Migrate now if the database answers; otherwise say what happens next (never raise for an outage)."""
+        if self.schema.attempt():
+            return
+        if self.schema.schema_known:
+            log.warning("%s; schema %s known from the last run: trading, writes spooled until it answers",
+                        self.schema.reason, self.schema.code_head)
+        else:
+            log.warning("%s; no known schema (first start): waiting for it before trading", self.schema.reason)
+
+    @property
+    def waiting_for_database(self) -> bool:
+        """Not trading for want of the database: no known schema; or the engine cannot start (after a
+        crash: no checkpoint of the store's state) or cycle (a read the local mirror cannot answer)
+        from what the spool knows. Feeds tradewatch_store_waiting_for_database (BotWaitingForDatabase)."""
+        report = self.engine.last_report
+        blocked = report is not None and (report.error or "").startswith(StoreUnavailable.__name__)
+        return self.schema.waiting or blocked or (not self.schema.ready and not self.engine.reconciled)
+
+    def wait_for_schema(self) -> bool:
+        """First-ever start without a database: wait (retrying, not ready) until it is migrated or stop."""
+        return self.schema.wait(self.pacer.stop_event) if self.schema.waiting else True
+
     def connect(self) -> None:
         """First contact with the terminal; on failure the loop starts anyway and keeps retrying."""
         try:
             self.engine.start()
         except GatewayError as exc:
             log.warning("terminal not reachable at start: %s", exc, extra={"error_kind": exc.kind})
+        except StoreUnavailable as exc:
+            log.warning("engine not started yet: %s", exc)
 
     @property
     def account(self) -> str:
@@ -138,14 +187,16 @@ class BotApp:
         """Metrics, Loki, alerts and the health server, labelled with the account."""
         account = self.account
         self.metrics = BotMetrics(account, version=__version__)
-        if self.settings.loki_url:
-            self.loki = LokiHandler(
-                self.settings.loki_url,
-                {"service": "bot", "account": account, "env": self.settings.env},
-                on_drop=self.metrics.count_log_drops,
-            )
-            attach_loki(self.loki)
+        self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
+        self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
+        if self.loki is not None:
+            self.loki.on_drop = self.metrics.count_log_drops
+            self.loki.on_push_failure = self.durability.count_push_failure
+            self.durability.watch_log_queues(lambda: self.loki.queue_depth if self.loki else 0,
+                                             lambda: self.loki.backlog_depth if self.loki else 0)
         set_account(account)
+        if self.loki is not None:
+            self.loki.start_pushing(account)
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
         self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report)
@@ -187,6 +238,7 @@ class BotApp:
             "orders_circuit_closed": self.order_breaker.state != "open",
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
+            "store_schema_known": self.schema.schema_known,
         }
         report = self.engine.last_report
         details: dict[str, Any] = {name: ("ok" if ok else "failing") for name, ok in checks.items()}
@@ -198,6 +250,8 @@ class BotApp:
             details["halted_reason"] = self.engine.halted_reason
         if self.repo.depth:
             details["store_spool_depth"] = self.repo.depth
+        if self.schema.reason and not self.schema.ready:
+            details["database_reason"] = self.schema.reason
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -245,16 +299,17 @@ class BotApp:
             self.start_telemetry(serve=serve)
         done = 0
         try:
+            self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
                 self.engine.run_cycle()
                 self.liveness.beat()
                 done += 1
+                self._cycles_done = done
                 if cycles is not None and done >= cycles:
                     break
                 self.pacer.wait()
         finally:
             self.close()
-        log.info("bot stopped", extra={"cycles": done})
         return 0
 
     def _close_resilience(self, deadline: float) -> None:
@@ -269,16 +324,21 @@ class BotApp:
         self.order_queue.close()
 
     def close(self) -> None:
+        """Stop in the order that loses nothing: store spool, then "bot stopped", then the Loki queue
+        (within SHUTDOWN_FLUSH_SECONDS, the rest to the log backlog), and the metrics server last,
+        so a scrape still sees the final drop counter."""
         deadline = time.monotonic() + self.settings.shutdown_flush_seconds
         if self.history is not None:
             self.history.flush()
         self.gateway.close()
+        if self.alerts is not None:
+            self.alerts.close(max(0.5, deadline - time.monotonic()))
+        self._close_resilience(deadline)
+        log.info("bot stopped", extra={"cycles": self._cycles_done})
+        if self.loki is not None:
+            self.loki.close(max(0.5, deadline - time.monotonic()))
+            detach_loki(self.loki)
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.alerts is not None:
-            self.alerts.close(max(0.5, deadline - time.monotonic()))
-        if self.loki is not None:
-            self.loki.close(max(0.5, deadline - time.monotonic()))
-        self._close_resilience(deadline)
         self.database.dispose()

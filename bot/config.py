@@ -168,6 +168,10 @@ class Settings:
                                      doc="spool of store writes while the database is down; empty: next to a SQLite store, else data/store_spool.db")
     shutdown_flush_seconds: float = _setting("SHUTDOWN_FLUSH_SECONDS", "5", _float_between(0.1, 600),
                                              doc="on SIGTERM: time allowed to flush the spool and the log queue")
+    log_backlog_path: str = _setting("LOG_BACKLOG_PATH", "", _local_path,
+                                     doc="log lines Loki did not take (pushed on the next start); empty: next to a SQLite store, else data/log_backlog.db")
+    log_backlog_max_lines: int = _setting("LOG_BACKLOG_MAX_LINES", "100000", _int_between(1, 10_000_000),
+                                          doc="cap of the log backlog file; lines beyond it are dropped and counted")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:

@@ -22,6 +22,8 @@ EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issu
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 
+EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # issue 10: startup.yml, logs.yml
+
 
 def alert_rules() -> dict[str, dict]:
     rules = {}

@@ -517,5 +517,7 @@ def _closed_bars(bars):
 
 def _is_expected(exc: Exception) -> bool:
     from ..gateway import GatewayError
+    from ..store import StoreUnavailable
 
-    return isinstance(exc, GatewayError)
+    # A database away whose state the spool does not know: an outage to wait out, not a bug.
+    return isinstance(exc, GatewayError | StoreUnavailable)

@@ -77,6 +77,44 @@ class Mirror:
         self._last_deal: dict[str, datetime | None] = {}
         self._last_snapshot: dict[str, AccountSnapshot | None] = {}
 
+    # -- a checkpoint for the next start -------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything the mirror knows, as plain values for bot.store.codec (kept across a clean stop).
+
+        Why: a bot that starts while the database is away must answer the engine's first reads
+        (open trades, pending orders, known deals) exactly as the database would; the mirror at a
+        clean stop is that answer, the spool holds the rest.
+        """
+        with self._lock:
+            return {
+                "orders": list(self._orders.values()),
+                "complete_statuses": sorted([a, s] for a, s in self._complete_statuses),
+                "trades": list(self._trades.values()),
+                "open_complete": sorted(self._open_complete),
+                "deals": {a: [[t, time] for t, time in d.items()] for a, d in self._deals.items()},
+                "deal_cover": dict(self._deal_cover),
+                "untimed_floor": dict(self._untimed_floor),
+                "last_deal": dict(self._last_deal),
+                "last_snapshot": dict(self._last_snapshot),
+            }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace what the mirror knows with an `export_state()` result."""
+        with self._lock:
+            self._reset()
+            for row in state["orders"]:
+                self._orders[row.client_order_id] = row
+            self._complete_statuses = {(a, s) for a, s in state["complete_statuses"]}
+            for row in state["trades"]:
+                self._trades[(row.account, row.ticket)] = row
+            self._open_complete = set(state["open_complete"])
+            self._deals = {a: {int(t): time for t, time in pairs} for a, pairs in state["deals"].items()}
+            self._deal_cover = dict(state["deal_cover"])
+            self._untimed_floor = dict(state["untimed_floor"])
+            self._last_deal = dict(state["last_deal"])
+            self._last_snapshot = dict(state["last_snapshot"])
+
     # -- learning from database reads ------------------------------------------------------
 
     def saw_order(self, row: OrderRow | None, client_order_id: str) -> None:

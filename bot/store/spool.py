@@ -17,6 +17,13 @@ known state + spooled writes), or they raise `StoreUnavailable`.
 Trading goes on while the database is down: the terminal is the source of
 truth for positions, the store catches up.  The bot is assumed to be the
 store's only writer.
+
+Start-up without a database: an optional `SchemaGate` (bot.store.schema) keeps
+every write spooled and every read on the mirror until the schema is migrated,
+and the drain waits for it.  At a clean `close()` the mirror is checkpointed
+into the spool file; the next start loads it (and forgets it, so a later crash
+never leaves a stale one), so reads at start are answered as the database
+would while it is away.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from bot.store import codec
 from bot.store.breaker import CircuitBreaker
 from bot.store.errors import StoreUnavailable, is_connectivity_error
 from bot.store.mirror import Mirror
+from bot.store.schema import SchemaGate
 from bot.store.spool_file import SpoolFile
 from db.errors import OutcomeConflict, StoreError
 from db.quarantine import QuarantineRecord
@@ -65,6 +73,7 @@ SIGNAL_ID_CACHE = 10_000
 # Spool deletes per SQLite commit (each commit is an fsync) while draining.
 DELETE_BATCH = 64
 _WRITE_PREFIXES = ("record_", "mark_", "upsert_", "open_", "close_")
+CHECKPOINT_KEY = "mirror_checkpoint"
 _MISS = object()
 
 
@@ -83,9 +92,12 @@ class SpooledRepository:
         breaker: CircuitBreaker | None = None,
         on_depth: Callable[[int], None] | None = None,
         auto_flush_seconds: float = AUTO_FLUSH_SECONDS,
+        spool: SpoolFile | None = None,
+        gate: SchemaGate | None = None,
     ) -> None:
         self.repository = repository
-        self.spool = SpoolFile(spool_path)
+        self.spool = spool if spool is not None else SpoolFile(spool_path)
+        self.gate = gate
         self.breaker = breaker or CircuitBreaker(
             "store", DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT, is_failure=is_connectivity_error
         )
@@ -97,6 +109,7 @@ class SpooledRepository:
         self._signal_ids: dict[int, int] = {}
         self._reported_depth: int | None = None
         self._signatures: dict[str, inspect.Signature] = {}
+        self._load_checkpoint()
         if self.spool.depth:
             log.warning("store spool %s holds %d writes from before: flushing when the database answers",
                         self.spool.path, self.spool.depth)
@@ -120,8 +133,11 @@ class SpooledRepository:
             return self._drain(deadline)
 
     def maybe_flush(self) -> int:
-        """What the engine calls once per cycle: a bounded flush if anything is queued and the breaker allows."""
-        if not self.spool.depth:
+        """What the engine calls once per cycle: a bounded flush if anything is queued and the breaker allows.
+
+        Also where a pending migration is retried (on the gate's backoff schedule), before any drain.
+        """
+        if not self._schema_ready() or not self.spool.depth:
             return 0
         return self.flush(self.auto_flush_seconds)
 
@@ -138,7 +154,28 @@ class SpooledRepository:
         return self.spool.rejected()
 
     def close(self) -> None:
+        """Checkpoint the mirror for a start without the database, then close the spool file."""
+        try:
+            self.spool.set_state(CHECKPOINT_KEY, codec.dumps(self._mirror.export_state()))
+        except Exception as exc:  # noqa: BLE001 - only the next start's cold reads lose this
+            log.warning("store mirror not checkpointed at close: %s", exc)
         self.spool.close()
+
+    def _load_checkpoint(self) -> None:
+        """The mirror as the last clean stop left it; forgotten at once, so it is never used twice."""
+        text = self.spool.get_state(CHECKPOINT_KEY)
+        if text is None:
+            return
+        self.spool.set_state(CHECKPOINT_KEY, None)
+        try:
+            self._mirror.load_state(codec.loads(text))
+        except Exception as exc:  # noqa: BLE001 - a checkpoint from other code: start without it
+            self._mirror.clear()
+            log.warning("store mirror checkpoint not usable, ignored: %s", exc)
+
+    def _schema_ready(self) -> bool:
+        """The database may be used: no gate, or the gate has migrated (retried here on its schedule)."""
+        return self.gate is None or self.gate.poll()
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -319,7 +356,7 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if not self.spool.depth and self.breaker.allow():
+            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
                 direct = self._translate(arguments, final=True)
                 try:
                     result = getattr(self.repository, method)(**direct)
@@ -351,7 +388,7 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if not self.spool.depth and self.breaker.allow():
+            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
                 try:
                     result = getattr(self.repository, method)(**arguments)
                 except Exception as exc:
@@ -375,10 +412,12 @@ class SpooledRepository:
             return answer
 
     def _auto_flush(self) -> None:
-        if self.spool.depth:
+        if self.spool.depth and self._schema_ready():
             self._drain(time.monotonic() + self.auto_flush_seconds)
 
     def _drain(self, deadline: float | None) -> int:
+        if not self._schema_ready():
+            return 0  # never into a schema older than the spooled writes
         flushed = 0
         done: list[int] = []  # committed to the database, still to be deleted from the spool
         signal_ids: list[tuple[int, int]] = []

@@ -8,7 +8,10 @@ deleted only after the database committed it; the provisional -> real signal
 id it produced is stored in the same SQLite transaction, so a crash between
 the database commit and the delete just replays one idempotent write.
 Entries the database refuses for good are moved to `rejected` (kept for an
-operator) instead of blocking the queue.
+operator) instead of blocking the queue.  A small `state` table keeps what the
+next start must know without the database (the migration head, a checkpoint
+of the store as last seen): it lives here so it is exactly as durable as the
+writes it goes with.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ CREATE TABLE IF NOT EXISTS rejected (
     created_at TEXT NOT NULL,
     error TEXT NOT NULL,
     rejected_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 
@@ -149,6 +156,20 @@ class SpoolFile:
         """(seq, method, error) of the entries the database refused."""
         with self._lock:
             return [tuple(row) for row in self._db.execute("SELECT seq, method, error FROM rejected ORDER BY seq")]
+
+    def get_state(self, key: str) -> str | None:
+        """A value kept for the next start (None when absent)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str | None) -> None:
+        """Keep (or, with None, forget) a value for the next start; durable when this returns."""
+        with self._lock:
+            if value is None:
+                self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
 
     def ping(self) -> bool:
         """True if the spool file can take a write (a rolled-back one)."""

@@ -23,7 +23,8 @@ from bot.telemetry.redaction import REDACTOR, Redactor, add_secret
 if TYPE_CHECKING:
     from bot.telemetry.loki import LokiHandler
 
-__all__ = ["LEVELS", "TradewatchJsonFormatter", "add_secret", "parse_level", "set_account", "setup_logging"]
+__all__ = ["LEVELS", "TradewatchJsonFormatter", "add_secret", "attach_loki", "detach_loki", "parse_level",
+           "set_account", "setup_logging"]
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -158,3 +159,10 @@ def attach_loki(loki: LokiHandler) -> None:
     if loki not in root.handlers:
         root.addHandler(loki)
     _State.loki = loki
+
+
+def detach_loki(loki: LokiHandler) -> None:
+    """Take a (closed) Loki handler off the root logger; later lines go to the stream only."""
+    logging.getLogger().removeHandler(loki)
+    if _State.loki is loki:
+        _State.loki = None

@@ -2,12 +2,25 @@
 
 Why this shape: Loki being slow, rate-limiting or down must cost the trading thread
 nothing but a format and an append. ``emit`` puts the formatted line into a bounded
-in-memory queue; when the queue is full the OLDEST record is dropped (recent logs
-matter most during an incident) and counted through the ``on_drop(n)`` callback —
-wire it to :meth:`bot.telemetry.metrics.BotMetrics.count_log_drops` so
-``tradewatch_log_records_dropped_total`` moves. A daemon thread batches by size and
-time and POSTs gzip JSON to ``/loki/api/v1/push``, retrying 429/5xx/transport errors
-with capped exponential backoff (honouring Retry-After) while new lines keep queueing.
+in-memory queue. A daemon thread batches by size and time and POSTs gzip JSON to
+``/loki/api/v1/push``, retrying 429/5xx/transport errors with capped exponential
+backoff (honouring Retry-After) while the batch stays in hand and new lines keep
+queueing, so a Loki restart loses nothing.
+
+Nothing the bot could keep is lost:
+
+- ``hold=True`` (the bot at start): lines are queued but not pushed until
+  :meth:`LokiHandler.start_pushing` names the account (a Loki label), so the lines of
+  the start-up (migrations, "bot starting", "terminal connected") arrive too;
+- with a ``backlog`` (bot.telemetry.log_backlog), a full queue moves its oldest
+  lines to that bounded local file instead of dropping them, and ``close()`` puts
+  there what it could not push by its deadline; the next start pushes the file
+  first;
+- whatever is lost all the same (no backlog, backlog full, a batch Loki refuses
+  with a 4xx) is counted through ``on_drop(n)`` (wire it to
+  :meth:`bot.telemetry.metrics.BotMetrics.count_log_drops`) and said once per
+  reason on stderr.
+
 Its own trouble goes to stderr, never through logging (that would recurse into itself).
 """
 
@@ -24,14 +37,16 @@ from collections.abc import Callable, Iterable, Mapping
 
 from bot.telemetry.context import current_ids
 from bot.telemetry.http_push import Pusher, backoff_delay, retry_after_seconds
+from bot.telemetry.log_backlog import LogBacklog
 
 PUSH_PATH = "/loki/api/v1/push"
 ALLOWED_LABELS = frozenset({"service", "account", "env"})  # plus "level", set per record
 UNKNOWN_ACCOUNT = "unknown"  # Loki drops empty label values; this keeps the stream findable
 _NOTE_INTERVAL_S = 60.0
 
-# (unix ns, level, account, line, structured metadata)
-_Entry = tuple[int, str, str, str, dict[str, str]]
+# (unix ns, level, account (None: not known yet), line, structured metadata)
+_Entry = tuple[int, str, str | None, str, dict[str, str]]
+SENT, REJECTED, GAVE_UP = "sent", "rejected", "gave_up"
 
 
 class LokiHandler(logging.Handler):
@@ -41,7 +56,8 @@ class LokiHandler(logging.Handler):
     line. ``metadata_fields`` are read from the correlation contextvars (or a record
     attribute of the same name) and sent as Loki structured metadata, not labels, so
     that per-order ids don't explode the stream count. ``on_drop(n)`` is called (from
-    the logging thread or the sender thread) whenever ``n`` lines are lost.
+    the logging thread or the sender thread) whenever ``n`` lines are lost;
+    ``on_push_failure()`` on every failed push attempt (the lines stay queued).
     """
 
     def __init__(
@@ -57,6 +73,9 @@ class LokiHandler(logging.Handler):
         *,
         min_backoff: float = 0.5,
         on_drop: Callable[[int], None] | None = None,
+        on_push_failure: Callable[[], None] | None = None,
+        backlog: LogBacklog | None = None,
+        hold: bool = False,
         level: int = logging.NOTSET,
     ) -> None:
         super().__init__(level)
@@ -72,7 +91,8 @@ class LokiHandler(logging.Handler):
                 raise ValueError(f"LokiHandler {name} must be > 0 seconds, got {value!r}")
         self._pusher = Pusher(url, PUSH_PATH, "Loki")
         self._static_labels = {k: str(v) for k, v in labels.items() if k != "account" and v}
-        self._account = str(labels.get("account") or UNKNOWN_ACCOUNT)
+        given = labels.get("account")
+        self._account: str | None = str(given) if given else (None if hold else UNKNOWN_ACCOUNT)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._queue_size = queue_size
@@ -80,30 +100,60 @@ class LokiHandler(logging.Handler):
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._metadata_fields = tuple(metadata_fields)
-        self.on_drop = on_drop
+        self._on_drop = on_drop
+        self.on_push_failure = on_push_failure
+        self.backlog = backlog
         self.dropped = 0  # lines lost so far, whatever the reason
         self.sent = 0  # lines Loki accepted
+        self.kept = 0  # lines put into the backlog file for a later push
 
         self._queue: collections.deque[_Entry] = collections.deque()
         self._queue_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
         self._closing = threading.Event()
         self._deadline = float("inf")
         self._closed = False
         self._last_note: dict[str, float] = {}
+        self._said: set[str] = set()
         self._in_trouble = False
         self._thread = threading.Thread(target=self._run, name="loki-push", daemon=True)
         self._thread.start()
 
     # -- logging thread side -------------------------------------------------------------
 
+    @property
+    def on_drop(self) -> Callable[[int], None] | None:
+        return self._on_drop
+
+    @on_drop.setter
+    def on_drop(self, callback: Callable[[int], None] | None) -> None:
+        """Wire the drop counter; lines already lost before it existed are reported to it at once."""
+        with self._drop_lock:
+            self._on_drop = callback
+            earlier = self.dropped
+        if callback is not None and earlier:
+            self._call_on_drop(callback, earlier)
+
     def set_account(self, account: str) -> None:
-        """Label lines logged from now on with this account (e.g. once the broker login is known)."""
+        """Label lines logged from now on (and held ones) with this account, e.g. once the login is known."""
         self._account = str(account) if account else UNKNOWN_ACCOUNT
 
+    def start_pushing(self, account: str | None = None) -> None:
+        """Start pushing (held lines first), labelled with ``account`` when given.
+
+        (Not ``release``: logging.Handler.release() is the handler's own lock.)
+        """
+        if account is not None or self._account is None:
+            self.set_account(account or UNKNOWN_ACCOUNT)
+        self._released.set()
+        self._wake.set()
+
     def emit(self, record: logging.LogRecord) -> None:
-        """Format and enqueue; never waits on the network (a full queue loses its oldest line)."""
+        """Format and enqueue; never waits on the network (a full queue spills its oldest lines)."""
         try:
             line = self.format(record)
             ids = current_ids()
@@ -114,16 +164,18 @@ class LokiHandler(logging.Handler):
                     metadata[field] = str(value)
             entry = (int(record.created * 1_000_000_000), record.levelname, self._account, line, metadata)
             if self._closed:
-                self._count_drop(1)
+                self._count_drop(1, "logged after the Loki handler closed")
                 return
+            spill: list[_Entry] = []
             with self._queue_lock:
                 overflow = len(self._queue) >= self._queue_size
                 if overflow:
-                    self._queue.popleft()
+                    count = min(self._batch_size, len(self._queue)) if self.backlog is not None else 1
+                    spill = [self._queue.popleft() for _ in range(count)]
                 self._queue.append(entry)
                 depth = len(self._queue)
-            if overflow:
-                self._count_drop(1)
+            if spill:
+                self._keep(spill, "queue full")
             if depth >= self._batch_size and not self._wake.is_set():
                 self._wake.set()
         except Exception:
@@ -137,11 +189,20 @@ class LokiHandler(logging.Handler):
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def backlog_depth(self) -> int:
+        return len(self.backlog) if self.backlog is not None else 0
+
     def close(self, timeout: float = 5.0) -> None:
-        """Push what can be pushed within ``timeout`` seconds, then stop; returns by the deadline."""
+        """Push what can be pushed within ``timeout`` seconds, keep the rest in the backlog, then stop.
+
+        Returns by the deadline (plus a short grace to break a request in flight).
+        """
         if not self._closed:
             self._closed = True
             self._deadline = time.monotonic() + max(timeout, 0.0)
+            if not self._released.is_set():
+                self.start_pushing()
             self._closing.set()
             self._wake.set()
             self._thread.join(max(0.0, self._deadline - time.monotonic()))
@@ -149,40 +210,76 @@ class LokiHandler(logging.Handler):
                 self._pusher.abort()
                 self._thread.join(0.2)
             with self._queue_lock:
-                left = len(self._queue)
+                left = list(self._queue)
                 self._queue.clear()
             if left:
-                self._count_drop(left)
+                self._keep(left, "Loki not reachable before the shutdown deadline")
+            if self.backlog is not None:
+                if len(self.backlog):
+                    self._write_stderr(f"{len(self.backlog)} log lines kept in {self.backlog.path} "
+                                       "for the next start")
+                self.backlog.close()
+            if self.dropped:
+                self._write_stderr(f"{self.dropped} log lines were lost this run "
+                                   "(counted in tradewatch_log_records_dropped_total)")
         super().close()
 
     # -- sender thread side --------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
+            if not self._released.is_set():
+                self._released.wait(self._flush_interval)
+                continue
+            backlog = self.backlog_depth
             if self._closing.is_set():
-                if not self._queue or self._remaining() <= 0:
+                if (not self._queue and not backlog) or self._remaining() <= 0:
                     return
-            elif len(self._queue) < self._batch_size:
+            elif not backlog and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)
                 self._wake.clear()
-            batch = self._take_batch()
-            if batch:
-                try:
-                    self._deliver(batch)
-                except Exception as exc:  # never let the sender die
-                    self._count_drop(len(batch))
-                    self._note("bug", f"sender error, {len(batch)} lines dropped: {exc!r}")
+            try:
+                if backlog:
+                    self._push_backlog()
+                else:
+                    self._push_queue()
+            except Exception as exc:  # never let the sender die
+                self._note("bug", f"sender error: {exc!r}")
+                self._closing.wait(self._min_backoff)
 
-    def _take_batch(self) -> list[_Entry]:
+    def _push_queue(self) -> None:
         with self._queue_lock:
             count = min(self._batch_size, len(self._queue))
-            return [self._queue.popleft() for _ in range(count)]
+            batch = [self._queue.popleft() for _ in range(count)]
+        if not batch:
+            return
+        result = self._deliver(batch)
+        if result == REJECTED:
+            self._count_drop(len(batch), "refused by Loki")
+        elif result == GAVE_UP:
+            self._keep(batch, "Loki not reachable before the shutdown deadline")
+
+    def _push_backlog(self) -> None:
+        """Lines kept by an earlier run (or this one's overflow): older than the queue, so pushed first."""
+        assert self.backlog is not None
+        batch = self.backlog.head(self._batch_size)
+        if not batch:
+            return
+        result = self._deliver(batch)
+        if result == GAVE_UP:
+            return  # still in the file for the next start
+        self.backlog.delete(batch)
+        if result == REJECTED:
+            self._count_drop(len(batch), "refused by Loki")
 
     def _remaining(self) -> float:
         return self._deadline - time.monotonic()
 
-    def _deliver(self, batch: list[_Entry]) -> None:
-        body = gzip.compress(encode_push_body(batch, self._static_labels), compresslevel=5)
+    def _deliver(self, batch: list[_Entry]) -> str:
+        """POST one batch, retrying until it lands, Loki refuses it for good, or the close deadline."""
+        account = self._account or UNKNOWN_ACCOUNT
+        labelled = [(ts, lvl, acct or account, line, meta) for ts, lvl, acct, line, meta in batch]
+        body = gzip.compress(encode_push_body(labelled, self._static_labels), compresslevel=5)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         attempt = 0
         while True:
@@ -190,8 +287,7 @@ class LokiHandler(logging.Handler):
             if self._closing.is_set():
                 timeout = min(timeout, self._remaining())
                 if timeout <= 0:
-                    self._count_drop(len(batch))
-                    return
+                    return GAVE_UP
             retry_after = None
             try:
                 reply = self._pusher.post(body, headers, timeout)
@@ -203,36 +299,66 @@ class LokiHandler(logging.Handler):
                     if self._in_trouble:
                         self._in_trouble = False
                         self._note("recovered", "push recovered")
-                    return
+                    return SENT
                 if not reply.retryable:
-                    self._count_drop(len(batch))
                     detail = reply.body[:300].decode("utf-8", "replace").strip()
                     self._note("rejected", f"Loki rejected a batch with HTTP {reply.status}, "
                                            f"{len(batch)} lines dropped: {detail}")
-                    return
+                    return REJECTED
                 problem = f"Loki answered HTTP {reply.status}, retrying"
                 retry_after = retry_after_seconds(reply.headers.get("Retry-After"))
             self._in_trouble = True
+            self._count_push_failure()
             self._note("retry", problem)
             delay = backoff_delay(attempt, self._min_backoff, self._max_backoff, retry_after)
             attempt += 1
             if self._closing.is_set():
                 if self._remaining() <= delay:
-                    self._count_drop(len(batch))
-                    return
+                    return GAVE_UP
                 time.sleep(delay)
             else:
                 self._closing.wait(delay)  # close() cuts the wait short
 
-    def _count_drop(self, count: int) -> None:
+    # -- accounting ----------------------------------------------------------------------
+
+    def _keep(self, entries: list[_Entry], why: str) -> None:
+        """Lines that cannot be pushed now: into the backlog file, or counted as lost."""
+        if self.backlog is None:
+            self._count_drop(len(entries), why)
+            return
+        try:
+            lost = self.backlog.put(entries, self._account or UNKNOWN_ACCOUNT)
+        except Exception as exc:  # noqa: BLE001 - a broken file must not break logging
+            self._note("backlog", f"log backlog {self.backlog.path} failed: {exc!r}")
+            lost = len(entries)
+        self.kept += len(entries) - lost
+        if lost:
+            self._count_drop(lost, f"log backlog full ({self.backlog.max_lines} lines)")
+
+    def _count_drop(self, count: int, reason: str) -> None:
         with self._drop_lock:
             self.dropped += count
-        callback = self.on_drop
+            callback = self._on_drop
+        if reason not in self._said:  # said once per reason; the counter tells the rest
+            self._said.add(reason)
+            self._write_stderr(f"{count} log lines lost ({reason}); further losses are only counted "
+                               "in tradewatch_log_records_dropped_total")
+        if callback is not None:
+            self._call_on_drop(callback, count)
+
+    def _call_on_drop(self, callback: Callable[[int], None], count: int) -> None:
+        try:
+            callback(count)
+        except Exception as exc:
+            self._note("callback", f"on_drop callback failed: {exc!r}")
+
+    def _count_push_failure(self) -> None:
+        callback = self.on_push_failure
         if callback is not None:
             try:
-                callback(count)
+                callback()
             except Exception as exc:
-                self._note("callback", f"on_drop callback failed: {exc!r}")
+                self._note("callback", f"on_push_failure callback failed: {exc!r}")
 
     def _note(self, kind: str, message: str) -> None:
         """One stderr line per kind of trouble per minute: visible, but no flood."""
