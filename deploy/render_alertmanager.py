@@ -18,6 +18,7 @@ Variables (all optional; a channel is on when its first variable is set):
   SMTP_PASSWORD, SMTP_REQUIRE_TLS (default true)
   NOTIFY_SEVERITIES (default "critical,warning"): receivers that get the channels
   ALERT_SINK_URL: where the exporter's alert sink is (default: as committed)
+  HEARTBEAT_URL: a healthchecks-style ping URL for the always-firing Watchdog (receiver `heartbeat`)
 
 Uses only the standard library and PyYAML, so it runs in the tradewatch image and on a host.
 Secret values are never logged; errors are one line naming the variable.
@@ -136,6 +137,16 @@ def email_config(env: Mapping[str, str]) -> dict[str, Any] | None:
     return config
 
 
+def heartbeat_config(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """webhook_configs entry of the `heartbeat` receiver (the Watchdog's pings), or None when unset."""
+    url = _get(env, "HEARTBEAT_URL")
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise RenderError("HEARTBEAT_URL must be an http:// or https:// URL")
+    return {"url": url, "send_resolved": False, "max_alerts": 1}
+
+
 def notify_severities(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = _get(env, "NOTIFY_SEVERITIES") or DEFAULT_NOTIFY_SEVERITIES
     chosen = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
@@ -170,6 +181,11 @@ def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None
                 raise RenderError(f"NOTIFY_SEVERITIES names {severity!r} but alertmanager.yml has no such receiver")
             for key, channel in enabled.items():
                 receiver.setdefault(key, []).append(dict(channel))
+    heartbeat = heartbeat_config(env)
+    if heartbeat is not None:
+        if "heartbeat" not in receivers:
+            raise RenderError("HEARTBEAT_URL is set but alertmanager.yml has no `heartbeat` receiver")
+        receivers["heartbeat"].setdefault("webhook_configs", []).append(heartbeat)
     if sink_url:
         if not sink_url.startswith(("http://", "https://")):
             raise RenderError("ALERT_SINK_URL must be an http:// or https:// URL")
