@@ -259,6 +259,16 @@ class NativeStack:
             time.sleep(0.2)
         raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_file(name)}:\n{self._tail(name)}")
 
+    def sim_control(self, command: str, **params: Any) -> dict[str, Any]:
+        """Drive the simulated terminal through the bridge (fault injection, time), e.g. from a test."""
+        from mt5bridge.client import connect  # the bridge client only when asked: `down` needs none of it
+
+        client = connect("127.0.0.1", self.ports["bridge"], token=self._secrets()["MT5_BRIDGE_TOKEN"])
+        try:
+            return client.sim_control(command, **params)
+        finally:
+            client.close()
+
     # -- internals -------------------------------------------------------------------------
 
     def _secrets(self) -> dict[str, str]:
