@@ -148,3 +148,13 @@ def iter_log_files(root: Path) -> Iterator[tuple[str, Path]]:
         path = root / "logs" / f"{service}.log"
         if path.exists():
             yield service, path
+
+
+def is_rejection(line: StdoutLine) -> bool:
+    """An order outcome line saying the order was rejected (what RejectedOrdersBurst counts)."""
+    return re.fullmatch(r"order .+: rejected.*", str(line.record.get("message", ""))) is not None
+
+
+def without_threshold(expr: str) -> str:
+    """A rule's expression without its final comparison: the series it compares (data, not a verdict)."""
+    return re.split(r"\s(?:>=|<=|==|!=|>|<)\s*[0-9.]+\s*$", expr.strip())[0]

@@ -20,6 +20,8 @@ stack.configs.Timings (see TIMINGS), which changes nothing else in the rendered 
 Loki rules also get 30 s windows instead of 5-10 min (same thresholds per minute / per window),
 so they resolve within the test.
 The tests run in file order and share one stack (module fixture); each waits with a deadline.
+Why one long module: starting the stack costs ~15 s and minutes of trading; every check uses the
+same one (the Loki helpers live in tests/loki_live.py).
 """
 
 from __future__ import annotations
@@ -283,19 +285,22 @@ def stdout_of(stack, service: str = "bot") -> list[ll.StdoutLine]:
     return ll.stdout_lines(stack.log_file(service), service)
 
 
-def is_rejection(line: ll.StdoutLine) -> bool:
-    return re.fullmatch(r"order .+: rejected.*", line.record.get("message", "")) is not None
-
-
 @pytest.fixture(scope="module")
 def provoked(stack, loki):
     """REJECTIONS orders refused by the sim (WARNING lines), which opens the order circuit (ERROR)."""
-    before = sum(1 for line in stdout_of(stack) if is_rejection(line))
+    seen = len(stdout_of(stack))
     stack.sim_control("fault_reject_next", count=REJECTIONS, retcode=REJECT_RETCODE)
-    wait_for(f"{REJECTIONS} rejected orders and an ERROR line in the bot's stdout", lambda: missing_or_done(
-        ([] if sum(1 for line in stdout_of(stack) if is_rejection(line)) >= before + REJECTIONS else ["rejections"])
-        + ([] if any(line.record["level"] == "ERROR" for line in stdout_of(stack)) else ["ERROR"])), timeout=60)
-    rejected = [line for line in stdout_of(stack) if is_rejection(line)][before:]
+
+    def burst() -> Pending | list[ll.StdoutLine]:
+        new = stdout_of(stack)[seen:]
+        rejected = [line for line in new if ll.is_rejection(line)]
+        opened = [line for line in new if line.record["level"] == "ERROR"
+                  and line.record["message"].startswith("circuit orders opened")]
+        missing = ([] if len(rejected) >= REJECTIONS else [f"{len(rejected)} of {REJECTIONS} rejections"]) + (
+            [] if opened else ["the ERROR line of the order circuit opening"])
+        return Pending(missing) if missing else rejected
+
+    rejected = wait_for("a burst of rejected orders in the bot's stdout", burst, timeout=60)
     assert all(line.record["level"] == "WARNING" and line.record["retcode"] == REJECT_RETCODE for line in rejected)
     assert all(line.record["message"].endswith(f"rejected, retcode {REJECT_RETCODE} REJECT") for line in rejected)
     return rejected
@@ -340,7 +345,7 @@ def test_every_logql_expression_returns_data_where_the_stack_logged_such_lines(s
     for query in LOKI_RULES:  # as the stack's ruler runs them (30 s windows), right after the burst
         (rendered,) = [r["expr"] for text_ in loki_rules(TIMINGS).values() for g in yaml.safe_load(text_)["groups"]
                        for r in g["rules"] if r["alert"] == query.origin.rsplit(": ", 1)[1]]
-        runs.append((query.origin, _without_threshold(rendered), True))
+        runs.append((query.origin, ll.without_threshold(rendered), True))
 
     def results():
         found = {}
@@ -360,11 +365,6 @@ def test_every_logql_expression_returns_data_where_the_stack_logged_such_lines(s
     assert unexpected == [], "data for levels the stack never logged"
     assert {origin.split(": ", 1)[0] for origin, _, _ in runs} >= {"logs.json", "loki/rules/fake/tradewatch-logs.yml"}
     RUN["figures"]["LogQL expressions run / returned data"] = f"{len(runs)} / {sum(found.values())}"
-
-
-def _without_threshold(expr: str) -> str:
-    """A rule's expression without its final comparison: the series it compares (data, not a verdict)."""
-    return re.split(r"\s(?:>=|<=|==|!=|>|<)\s*[0-9.]+\s*$", expr.strip())[0]
 
 
 def test_one_orders_story_is_exactly_its_lines_inside_the_window_of_the_trade_link(stack, loki):
@@ -406,10 +406,13 @@ def test_every_loki_rule_fires_into_the_alerts_table_and_resolves(stack, loki, p
         wait_for("every Loki rule firing in the ruler", lambda: missing_or_done(sorted(
             set(names) - {a["labels"]["alertname"] for a in loki.ruler_alerts() if a["state"] == "firing"})),
             timeout=60)
-        in_manager = wait_for("every Loki alert in Alertmanager", lambda: [
-            a for a in get_json(stack.urls["alertmanager"] + "/api/v2/alerts")
-            if a["labels"]["alertname"] in names] if {a["labels"]["alertname"] for a in get_json(
-                stack.urls["alertmanager"] + "/api/v2/alerts")} >= set(names) else None, timeout=30)
+        def in_alertmanager() -> Pending | list[dict[str, Any]]:
+            found = [a for a in get_json(stack.urls["alertmanager"] + "/api/v2/alerts")
+                     if a["labels"]["alertname"] in names]
+            missing = sorted(set(names) - {a["labels"]["alertname"] for a in found})
+            return Pending(missing) if missing else found
+
+        in_manager = wait_for("every Loki alert in Alertmanager", in_alertmanager, timeout=30)
         assert all(a["generatorURL"].startswith("http") for a in in_manager), "ruler.external_url makes links absolute"
         wait_for("a firing row per Loki rule in the alerts table", lambda: missing_or_done(
             [name for name, seen in stored().items() if "firing" not in seen]), timeout=30)
