@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import monitoring_helpers as mh
 import pytest
@@ -202,3 +203,18 @@ def test_the_schema_package_is_the_grafana_version_compose_runs():
     package = json.loads((mh.JS_DIR / "package.json").read_text(encoding="utf-8"))["dependencies"]
     assert image == f"grafana/grafana:{package['@grafana/schema']}"
     assert re.fullmatch(r"\d+\.\d+\.\d+", package["typescript"]), "pinned exactly"
+
+
+def test_the_trade_link_window_comes_from_the_wall_clock_second_in_the_correlation_id():
+    from bot.telemetry.context import new_correlation_id
+
+    before = int(time.time())
+    ids = {new_correlation_id() for _ in range(1000)}
+    after = int(time.time())
+    assert len(ids) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert all(before <= int(i[:8], 16) <= after for i in ids)
+    dashboard = mh.load_dashboard(mh.DASHBOARDS_DIR / "trading-overview.json")
+    (table,) = [p for p in mh.iter_panels(dashboard) if p["title"] == "Recent trades"]
+    sql = table["targets"][0]["rawSql"]
+    assert "('x' || substr(correlation_id, 1, 8))::bit(32)::bigint * 1000" in sql
+    assert "logged.ms - 60000 AS logs_from" in sql
