@@ -16,9 +16,9 @@ Variables (all optional; a channel is on when its first variable is set):
   SLACK_WEBHOOK_URL, SLACK_CHANNEL
   SMTP_SMARTHOST (host:port), SMTP_FROM, SMTP_TO (comma-separated), SMTP_USERNAME,
   SMTP_PASSWORD, SMTP_REQUIRE_TLS (default true)
+  HEARTBEAT_URL: a healthchecks-style ping URL for the always-firing Watchdog (receiver `heartbeat`)
   NOTIFY_SEVERITIES (default "critical,warning"): receivers that get the channels
   ALERT_SINK_URL: where the exporter's alert sink is (default: as committed)
-  HEARTBEAT_URL: a healthchecks-style ping URL for the always-firing Watchdog (receiver `heartbeat`)
 
 Uses only the standard library and PyYAML, so it runs in the tradewatch image and on a host.
 Secret values are never logged; errors are one line naming the variable.
@@ -173,6 +173,11 @@ def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None
     """
     config = yaml.safe_load(yaml.safe_dump(dict(base), sort_keys=False))  # a deep copy without shared YAML aliases
     receivers = {r.get("name"): r for r in config.get("receivers") or []}
+    heartbeat = heartbeat_config(env)
+    if heartbeat is not None:
+        if "heartbeat" not in receivers:
+            raise RenderError("HEARTBEAT_URL is set but alertmanager.yml has no `heartbeat` receiver")
+        receivers["heartbeat"].setdefault("webhook_configs", []).append(heartbeat)
     enabled = channels(env)
     if enabled:
         for severity in notify_severities(env):
@@ -181,11 +186,6 @@ def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None
                 raise RenderError(f"NOTIFY_SEVERITIES names {severity!r} but alertmanager.yml has no such receiver")
             for key, channel in enabled.items():
                 receiver.setdefault(key, []).append(dict(channel))
-    heartbeat = heartbeat_config(env)
-    if heartbeat is not None:
-        if "heartbeat" not in receivers:
-            raise RenderError("HEARTBEAT_URL is set but alertmanager.yml has no `heartbeat` receiver")
-        receivers["heartbeat"].setdefault("webhook_configs", []).append(heartbeat)
     if sink_url:
         if not sink_url.startswith(("http://", "https://")):
             raise RenderError("ALERT_SINK_URL must be an http:// or https:// URL")

@@ -18,8 +18,6 @@ EXPECTED_ALERTS = {
     "DrawdownHigh", "DailyLossLimit", "MarginLevelLow", "AccountSnapshotStale", "ExporterDown",
     "LogRecordsDropped", "MemoryGrowing",
 }
-EXPECTED_ALERTS |= {"LokiDown", "LokiRejectingLines", "Watchdog"}  # prometheus/rules/loki.yml, watchdog.yml
-ALWAYS_FIRING = {"Watchdog"}  # the dead man's switch: a quiet case would be the failure it detects
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 
 
@@ -70,6 +68,10 @@ def test_the_promtool_unit_tests_catch_a_wrong_threshold(tmp_path):
     result = mh.run([mh.promtool(), "test", "rules", *map(str, sorted(tests.glob("*.yml")))], cwd=tests)
     assert result.returncode != 0
     assert "DrawdownHigh" in result.stdout + result.stderr
+
+
+EXPECTED_ALERTS |= {"LokiDown", "LokiRejectingLines", "Watchdog"}  # prometheus/rules/loki.yml, watchdog.yml
+ALWAYS_FIRING = {"Watchdog"}  # the dead man's switch: a quiet case would be the failure it detects
 
 
 def test_the_issue_lists_exactly_these_alerts():
