@@ -290,6 +290,11 @@ def stdout_of(stack, service: str = "bot") -> list[ll.StdoutLine]:
 
 @pytest.fixture(scope="module")
 def provoked(stack, loki):
+    """A burst (see provoke) early enough for the LogQL checks to find its lines."""
+    return provoke(stack)
+
+
+def provoke(stack) -> list[ll.StdoutLine]:
     """REJECTIONS orders refused by the sim (WARNING lines), which opens the order circuit (ERROR)."""
     seen = len(stdout_of(stack))
     stack.sim_control("fault_reject_next", count=REJECTIONS, retcode=REJECT_RETCODE)
@@ -325,6 +330,45 @@ def a_story(stack) -> tuple[str, dict[str, Any]]:
     assert closed, f"no closed trade with a 16-hex correlation id among {len(rows)} rows"
     row = closed[len(closed) // 2]
     return row["correlation_id"], row
+
+
+def test_every_loki_rule_fires_into_the_alerts_table_and_resolves(stack, loki):
+    provoke(stack)  # its own burst: the rules look back only LOKI_WINDOW
+    names = sorted(q.origin.rsplit(": ", 1)[1] for q in LOKI_RULES)
+    engine = create_engine(stack.database_url("tradewatch"))
+    episodes = text("SELECT alertname, fingerprint, starts_at, status FROM alerts WHERE alertname IN :names"
+                    ).bindparams(bindparam("names", expanding=True))
+
+    def stored() -> dict[tuple[str, str, Any], str]:
+        """(alertname, fingerprint, starts_at) -> status: one row per firing episode, updated on resolve."""
+        with engine.connect() as connection:
+            return {(r.alertname, r.fingerprint, r.starts_at): r.status
+                    for r in connection.execute(episodes, {"names": names})}
+
+    def in_alertmanager() -> Pending | list[dict[str, Any]]:
+        found = [a for a in get_json(stack.urls["alertmanager"] + "/api/v2/alerts") if a["labels"]["alertname"] in names]
+        missing = sorted(set(names) - {a["labels"]["alertname"] for a in found})
+        return Pending(missing) if missing else found
+
+    def firing_episodes() -> Pending | dict[str, tuple[str, str, Any]]:
+        found = {key[0]: key for key, status in sorted(stored().items(), key=lambda item: item[0][2])
+                 if status == "firing"}
+        missing = sorted(set(names) - set(found))
+        return Pending(missing) if missing else found
+
+    try:
+        wait_for("every Loki rule firing in the ruler", lambda: missing_or_done(sorted(
+            set(names) - {a["labels"]["alertname"] for a in loki.ruler_alerts() if a["state"] == "firing"})),
+            timeout=60)
+        in_manager = wait_for("every Loki alert in Alertmanager", in_alertmanager, timeout=30)
+        assert all(a["generatorURL"].startswith("http") for a in in_manager), "ruler.external_url makes links absolute"
+        fired = wait_for("a firing row per Loki rule in the alerts table", firing_episodes, timeout=30)
+        # The burst's episode of each rule must end; a later, unrelated episode would be another row.
+        wait_for("the burst's episode of every Loki rule resolved in the alerts table", lambda: missing_or_done(
+            [name for name, key in fired.items() if stored().get(key) != "resolved"]), timeout=90, interval=2)
+    finally:
+        engine.dispose()
+    RUN["figures"]["log rules fired / resolved"] = f"{len(fired)} / {len(fired)} (of {len(names)} rules in loki/rules)"
 
 
 def test_every_logql_expression_returns_data_where_the_stack_logged_such_lines(stack, loki, provoked):
@@ -389,44 +433,6 @@ def test_one_orders_story_is_exactly_its_lines_inside_the_window_of_the_trade_li
     first, last = lines[0][0] // ll.NS_PER_MS, lines[-1][0] // ll.NS_PER_MS
     assert row["logs_from"] <= first and last <= row["logs_to"], (row["logs_from"], first, last, row["logs_to"])
     RUN["figures"]["One order's story"] = f"{correlation_id}: {len(lines)} lines in Loki = {len(ours)} on stdout"
-
-
-def test_every_loki_rule_fires_into_the_alerts_table_and_resolves(stack, loki, provoked):
-    names = sorted(q.origin.rsplit(": ", 1)[1] for q in LOKI_RULES)
-    engine = create_engine(stack.database_url("tradewatch"))
-    episodes = text("SELECT alertname, fingerprint, starts_at, status FROM alerts WHERE alertname IN :names"
-                    ).bindparams(bindparam("names", expanding=True))
-
-    def stored() -> dict[tuple[str, str, Any], str]:
-        """(alertname, fingerprint, starts_at) -> status: one row per firing episode, updated on resolve."""
-        with engine.connect() as connection:
-            return {(r.alertname, r.fingerprint, r.starts_at): r.status
-                    for r in connection.execute(episodes, {"names": names})}
-
-    def in_alertmanager() -> Pending | list[dict[str, Any]]:
-        found = [a for a in get_json(stack.urls["alertmanager"] + "/api/v2/alerts") if a["labels"]["alertname"] in names]
-        missing = sorted(set(names) - {a["labels"]["alertname"] for a in found})
-        return Pending(missing) if missing else found
-
-    def firing_episodes() -> Pending | dict[str, tuple[str, str, Any]]:
-        found = {key[0]: key for key, status in sorted(stored().items(), key=lambda item: item[0][2])
-                 if status == "firing"}
-        missing = sorted(set(names) - set(found))
-        return Pending(missing) if missing else found
-
-    try:
-        wait_for("every Loki rule firing in the ruler", lambda: missing_or_done(sorted(
-            set(names) - {a["labels"]["alertname"] for a in loki.ruler_alerts() if a["state"] == "firing"})),
-            timeout=60)
-        in_manager = wait_for("every Loki alert in Alertmanager", in_alertmanager, timeout=30)
-        assert all(a["generatorURL"].startswith("http") for a in in_manager), "ruler.external_url makes links absolute"
-        fired = wait_for("a firing row per Loki rule in the alerts table", firing_episodes, timeout=30)
-        # The burst's episode of each rule must end; a later, unrelated episode would be another row.
-        wait_for("the burst's episode of every Loki rule resolved in the alerts table", lambda: missing_or_done(
-            [name for name, key in fired.items() if stored().get(key) != "resolved"]), timeout=90, interval=2)
-    finally:
-        engine.dispose()
-    RUN["figures"]["log rules fired / resolved"] = f"{len(fired)} / {len(fired)} (of {len(names)} rules in loki/rules)"
 
 
 def test_a_20s_loki_restart_loses_no_line_drops_nothing_and_fires_loki_down(stack, loki):
