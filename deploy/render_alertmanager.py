@@ -19,6 +19,7 @@ Variables (all optional; a channel is on when its first variable is set):
   SLACK_WEBHOOK_URL, SLACK_CHANNEL
   SMTP_SMARTHOST (host:port), SMTP_FROM, SMTP_TO (comma-separated), SMTP_USERNAME,
   SMTP_PASSWORD, SMTP_REQUIRE_TLS (default true)
+  HEARTBEAT_URL: a healthchecks-style ping URL for the always-firing Watchdog (receiver `heartbeat`)
   NOTIFY_SEVERITIES (default "critical,warning"): receivers that get the channels
   ALERT_SINK_URL: where the exporter's alert sink is (default: as committed)
   ALERT_SINK_TOKEN_FILE: the sink token's file (default: as committed, the compose secret)
@@ -141,6 +142,16 @@ def email_config(env: Mapping[str, str]) -> dict[str, Any] | None:
     return config
 
 
+def heartbeat_config(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """webhook_configs entry of the `heartbeat` receiver (the Watchdog's pings), or None when unset."""
+    url = _get(env, "HEARTBEAT_URL")
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise RenderError("HEARTBEAT_URL must be an http:// or https:// URL")
+    return {"url": url, "send_resolved": False, "max_alerts": 1}
+
+
 def notify_severities(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = _get(env, "NOTIFY_SEVERITIES") or DEFAULT_NOTIFY_SEVERITIES
     chosen = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
@@ -169,6 +180,11 @@ def render(base: Mapping[str, Any], env: Mapping[str, str], sink_url: str | None
     """
     config = yaml.safe_load(yaml.safe_dump(dict(base), sort_keys=False))  # a deep copy without shared YAML aliases
     receivers = {r.get("name"): r for r in config.get("receivers") or []}
+    heartbeat = heartbeat_config(env)
+    if heartbeat is not None:
+        if "heartbeat" not in receivers:
+            raise RenderError("HEARTBEAT_URL is set but alertmanager.yml has no `heartbeat` receiver")
+        receivers["heartbeat"].setdefault("webhook_configs", []).append(heartbeat)
     enabled = channels(env)
     if enabled:
         for severity in notify_severities(env):

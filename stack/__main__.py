@@ -1,8 +1,9 @@
 """`python -m stack up|down|status`: the monitoring stack without Docker (`make stack`, `make stack-down`).
 
 Settings from the environment: STACK_DIR (default .stack), SIM_SPEED (default 60: simulated
-seconds per wall second, for the bridge and the bot), LOKI_URL (a Loki to push logs to and to
-scrape; empty: no Loki). Ports are the compose ones when free, else any free port; `up` prints them.
+seconds per wall second, for the bridge and the bot), LOKI_URL (an external Loki to push logs to
+and to scrape), else LOKI_BIN (a Loki binary the stack runs on loopback with loki/loki.yml, its
+data under STACK_DIR/loki), else `loki` on PATH; with none, logs go to stdout only. Ports are the compose ones when free, else any free port; `up` prints them.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ class Timings:
     alert_for: alert name -> `for:` duration, e.g. {"BrokerDisconnected": "10s"}; unknown names
         raise ValueError so a renamed alert cannot silently keep its long `for:`.
     group_wait / group_interval: set on the Alertmanager root route and every child route.
+    loki_interval: Loki rule groups' `interval` and the ruler's evaluation/resend period.
+    loki_alert_for / loki_ranges: Loki alert name -> `for:` / the window replacing every range
+        selector of its expression (see stack/loki.py); unknown names raise ValueError.
+    loki_min_ready: Loki's ingester min-ready duration (production 15s: a slower start).
     """
 
     scrape_interval: str | None = None
@@ -40,10 +44,18 @@ class Timings:
     alert_for: Mapping[str, str] = field(default_factory=dict)
     group_wait: str | None = None
     group_interval: str | None = None
+    loki_interval: str | None = None
+    loki_alert_for: Mapping[str, str] = field(default_factory=dict)
+    loki_ranges: Mapping[str, str] = field(default_factory=dict)
+    loki_min_ready: str | None = None
 
     @property
     def rules_changed(self) -> bool:
         return bool(self.alert_for)
+
+    @property
+    def loki_rules_changed(self) -> bool:
+        return bool(self.loki_interval or self.loki_alert_for or self.loki_ranges)
 
 
 def prometheus_config_with_targets(targets: Mapping[str, Sequence[str]],

@@ -1,5 +1,5 @@
-"""NativeStack: PostgreSQL, Alertmanager, the exporter, the sim bridge, the bot and Prometheus
-on loopback, without Docker, from the committed configs. Used by `python -m stack` and the
+"""NativeStack: PostgreSQL, Alertmanager, Loki (when a binary exists, see stack/loki.py), the
+exporter, the sim bridge, the bot and Prometheus on loopback, without Docker, from the committed configs. Used by `python -m stack` and the
 end-to-end test (tests/test_stack_e2e.py).
 
 State lives under one directory (`.stack/` for `make stack`, a temp dir in the test):
@@ -8,7 +8,7 @@ State lives under one directory (`.stack/` for `make stack`, a temp dir in the t
   sink_token       the alert-sink token as a file (0600): the exporter and Alertmanager read it
   run/*.pid        one per process we started (see stack/processes.py)
   logs/*.log       their output; pg/ the cluster (its own server.log)
-  prometheus/, alertmanager/  rendered configs and data
+  prometheus/, alertmanager/, loki/  rendered configs and data
 Why one directory: `down` needs nothing but that directory to stop exactly what `up` started.
 """
 
@@ -41,6 +41,7 @@ from stack.configs import (
     prometheus_rules,
     write_alertmanager_config,
 )
+from stack.loki import LokiBinaryError, find_loki_binary, loki_command
 from stack.postgres import ROLE_PASSWORD_VARIABLES, LocalPostgres
 from stack.processes import ProcessTable
 
@@ -49,9 +50,10 @@ log = logging.getLogger("stack")
 DEFAULT_ROOT = REPO / ".stack"
 # Preferred ports of `make stack` (the compose ports); a busy one is replaced by a free one.
 DEFAULT_PORTS = {"postgres": 5433, "bridge": 18812, "bot": 8000, "exporter": 9108,
-                 "prometheus": 9090, "alertmanager": 9093}
+                 "prometheus": 9090, "alertmanager": 9093, "loki": 3100, "loki_grpc": 9095}
 # Start order; stopped in reverse. Postgres is not in this list: pg_ctl manages it.
-SERVICES = ("alertmanager", "exporter", "bridge", "bot", "prometheus")
+# Loki early: it takes the longest to be ready, and the bot's pushes wait for it anyway.
+SERVICES = ("alertmanager", "loki", "exporter", "bridge", "bot", "prometheus")
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -67,7 +69,8 @@ class StackSettings:
     speed: float = 60.0
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     timings: Timings = field(default_factory=Timings)
-    loki_url: str | None = None
+    loki_url: str | None = None  # an external Loki; None: run our own when a binary is found
+    loki_bin: str | None = None  # None: $LOKI_BIN, else `loki` on PATH (stack/loki.py)
     bot_env: Mapping[str, str] = field(default_factory=dict)  # extra bot settings, e.g. CYCLE_SECONDS
     python: str = sys.executable
 
@@ -114,6 +117,7 @@ class NativeStack:
         self.root = self.settings.root.resolve()
         self.processes = ProcessTable(self.root / "run", self.root / "logs")
         self.ports: dict[str, int] = {}
+        self._loki_bin: str | None = self.settings.loki_bin
 
     # -- paths and addresses ---------------------------------------------------------------
 
@@ -132,9 +136,23 @@ class NativeStack:
             "bridge": f"127.0.0.1:{p['bridge']}",
             "postgres": f"127.0.0.1:{p['postgres']}",
         }
-        if self.settings.loki_url:
-            urls["loki"] = self.settings.loki_url
+        if self.loki_url:
+            urls["loki"] = self.loki_url
         return urls
+
+    @property
+    def runs_loki(self) -> bool:
+        """True when this stack starts its own Loki (no external LOKI_URL, a binary was found)."""
+        return not self.settings.loki_url and self._loki_bin is not None
+
+    @property
+    def loki_url(self) -> str | None:
+        """Where logs go: the external Loki, our own, or None (stdout only)."""
+        if self.settings.loki_url:
+            return self.settings.loki_url
+        if self._loki_bin is not None and "loki" in self.ports:
+            return f"http://127.0.0.1:{self.ports['loki']}"
+        return None
 
     def database_url(self, role: str) -> str:
         """SQLAlchemy URL for tradewatch | tradewatch_exporter | tradewatch_grafana (holds a password)."""
@@ -145,11 +163,12 @@ class NativeStack:
 
     @property
     def services(self) -> list[str]:
-        """SERVICES, without the exporter while its package is not in this checkout yet."""
+        """SERVICES, without Loki when there is none to run (and the exporter while it is missing)."""
+        names = [name for name in SERVICES if name != "loki" or self.runs_loki]
         if (REPO / "exporter" / "__main__.py").exists():
-            return list(SERVICES)
+            return names
         log.warning("exporter/__main__.py not found: starting the stack without the exporter")
-        return [name for name in SERVICES if name != "exporter"]
+        return [name for name in names if name != "exporter"]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,6 +178,7 @@ class NativeStack:
             raise StackError(f"a stack is already running from {self.root}: stop it first (make stack-down)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)  # the postgres user must reach pg/ inside it
+        self._choose_loki()
         self.ports = {name: pick_port(self.settings.ports.get(name, 0)) for name in DEFAULT_PORTS}
         self._write_state()
         try:
@@ -173,6 +193,17 @@ class NativeStack:
             self.down()
             raise
         return self.urls
+
+    def _choose_loki(self) -> None:
+        if self.settings.loki_url:
+            return
+        if self._loki_bin is None:
+            try:
+                self._loki_bin = find_loki_binary()
+            except LokiBinaryError as exc:
+                raise StackError(str(exc)) from None
+        if self._loki_bin is None:
+            log.warning("no Loki binary (set LOKI_BIN or put `loki` on PATH): logs go to stdout only")
 
     def down(self) -> list[str]:
         """Stop every recorded process (reverse start order) and the cluster; names what was stopped."""
@@ -190,7 +221,7 @@ class NativeStack:
     def status(self) -> dict[str, bool]:
         """Service -> running, for what this root recorded."""
         self._load_state()
-        running = {name: self.processes.running(name) for name in SERVICES}
+        running = {name: self.processes.running(name) for name in SERVICES if name != "loki" or self.runs_loki}
         running["postgres"] = (self.root / "pg" / "data" / "postmaster.pid").exists()
         return running
 
@@ -218,6 +249,7 @@ class NativeStack:
             "exporter": lambda: _http_ok(self.urls["exporter"] + "/healthz"),
             "bot": lambda: _http_ok(self.urls["bot"] + "/healthz"),
             "bridge": lambda: _tcp_open(self.ports["bridge"]),
+            "loki": lambda: _http_ok(f"{self.loki_url}/ready"),
         }[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -227,6 +259,16 @@ class NativeStack:
                 raise StackError(f"{name} exited during start-up; see {self.log_file(name)}:\n{self._tail(name)}")
             time.sleep(0.2)
         raise StackError(f"{name} not ready after {timeout:.0f} s; see {self.log_file(name)}:\n{self._tail(name)}")
+
+    def sim_control(self, command: str, **params: Any) -> dict[str, Any]:
+        """Drive the simulated terminal through the bridge (fault injection, time), e.g. from a test."""
+        from mt5bridge.client import connect  # the bridge client only when asked: `down` needs none of it
+
+        client = connect("127.0.0.1", self.ports["bridge"], token=self._secrets()["MT5_BRIDGE_TOKEN"])
+        try:
+            return client.sim_control(command, **params)
+        finally:
+            client.close()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -282,7 +324,12 @@ class NativeStack:
         """argv and environment of one service; configs are (re)rendered here."""
         s, p, u, py = self.settings, self.ports, self.urls, self.settings.python
         token = self._secrets()["MT5_BRIDGE_TOKEN"]
-        loki = s.loki_url or ""
+        loki = self.loki_url or ""
+        if name == "loki":
+            if self._loki_bin is None:
+                raise StackError("no Loki binary to start (set LOKI_BIN or put `loki` on PATH)")
+            return loki_command(self._loki_bin, self.root / "loki", p["loki"], p["loki_grpc"], u["alertmanager"],
+                                s.timings)
         if name == "alertmanager":
             directory = self.root / "alertmanager"
             directory.mkdir(parents=True, exist_ok=True)
@@ -327,8 +374,8 @@ class NativeStack:
             for file_name, text in prometheus_rules(s.timings).items():
                 (rules_dir / file_name).write_text(text, encoding="utf-8")
         targets = {job: [f"127.0.0.1:{p[job]}"] for job in ("bot", "exporter", "prometheus", "alertmanager")}
-        if s.loki_url:
-            targets["loki"] = [urlsplit(s.loki_url).netloc]
+        if self.loki_url:
+            targets["loki"] = [urlsplit(self.loki_url).netloc]
         config = prometheus_config(targets, f"127.0.0.1:{p['alertmanager']}", rules_dir, s.timings)
         directory.mkdir(parents=True, exist_ok=True)
         config_file = directory / "prometheus.yml"
@@ -342,7 +389,7 @@ class NativeStack:
 
     def _write_state(self) -> None:
         state: dict[str, Any] = {"ports": self.ports, "speed": self.settings.speed,
-                                 "loki_url": self.settings.loki_url}
+                                 "loki_url": self.settings.loki_url, "loki_bin": self._loki_bin}
         self.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     def _load_state(self) -> None:
@@ -350,6 +397,7 @@ class NativeStack:
             return
         state = json.loads(self.state_file.read_text(encoding="utf-8"))
         self.ports = {name: int(port) for name, port in state.get("ports", {}).items()}
+        self._loki_bin = self._loki_bin or state.get("loki_bin")
 
     def _tail(self, name: str, chars: int = 1500) -> str:
         path = self.log_file(name)

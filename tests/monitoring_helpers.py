@@ -309,7 +309,8 @@ def ensure_js_dependencies() -> Path:
     """tests/js with node_modules installed from its package-lock.json (npm ci), once."""
     find_tool("node", "apt-get install nodejs npm (Debian)")
     npm = find_tool("npm", "apt-get install nodejs npm (Debian)")
-    if not (JS_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
+    wanted = json.loads((JS_DIR / "package.json").read_text(encoding="utf-8"))["dependencies"]
+    if not all((JS_DIR / "node_modules" / name / "package.json").is_file() for name in wanted):
         result = run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR, timeout=300)
         if result.returncode != 0:
             raise ToolMissing(f"npm ci in {JS_DIR} failed: {(result.stderr or result.stdout).strip()}")
@@ -327,6 +328,16 @@ def logql_syntax_errors(queries: Sequence[Query]) -> list[str]:
     verdicts = json.loads(result.stdout)
     return [f"{q.origin}: {v['error']}  [{expr}]"
             for q, expr, v in zip(queries, expressions, verdicts, strict=True) if not v["ok"]]
+
+
+def dashboard_schema_errors(paths: Sequence[Path]) -> list[str]:
+    """Each dashboard checked against Grafana's schema (@grafana/schema types, tests/js/check_dashboards.mjs)."""
+    js_dir = ensure_js_dependencies()
+    result = run([find_tool("node", "apt-get install nodejs"), str(js_dir / "check_dashboards.mjs"),
+                  *map(str, paths)], cwd=js_dir)
+    if result.returncode != 0:
+        raise AssertionError(f"check_dashboards.mjs failed: {result.stderr.strip()}")
+    return [f"{p['file']}: {p['where']}: {p['error']}" for p in json.loads(result.stdout)]
 
 
 # --- configs for other places ----------------------------------------------------------------

@@ -1,13 +1,18 @@
 """Grafana: provisioned datasources with pinned uids, and dashboards that only reference them.
 
-The checks target what breaks provisioned dashboards in practice: unknown datasource uids
+Every dashboard is also type-checked against Grafana's own schema (@grafana/schema, the types
+Grafana generates from its CUE schema, pinned to the image version docker-compose.yml runs):
+unknown keys and wrong values in the dashboard, its variables, panels and each panel plugin's
+options are errors. The checks target what breaks provisioned dashboards in practice: unknown datasource uids
 ("datasource ${DS_PROMETHEUS} was not found"), duplicate uids, numbers without units,
 variables used but never defined, and links to dashboards that do not exist.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import monitoring_helpers as mh
 import pytest
@@ -167,3 +172,49 @@ def test_dashboards_provider_and_home_dashboard_match_the_compose_mounts():
     assert home.startswith(provider["options"]["path"] + "/")
     assert (mh.DASHBOARDS_DIR / home.rsplit("/", 1)[1]).is_file()
     assert provider["allowUiUpdates"] is False
+
+
+def test_every_dashboard_matches_grafanas_own_schema():
+    assert mh.dashboard_schema_errors(DASHBOARDS) == []
+
+
+def test_the_schema_check_reports_each_broken_part(tmp_path):
+    dashboard = mh.load_dashboard(mh.DASHBOARDS_DIR / "logs.json")
+    dashboard["refresh_every"] = "5s"  # not a dashboard key
+    panels = [p for p in dashboard["panels"] if p["type"] == "timeseries"]
+    panels[0]["options"]["legend"]["displayMode"] = "lisst"  # not a legend mode
+    panels[1]["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "bar"  # "bars"
+    logs = [p for p in dashboard["panels"] if p["type"] == "logs"]
+    logs[0]["gridPos"]["w"] = "24"  # a string
+    dashboard["templating"]["list"][0]["refresh"] = "sometimes"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(dashboard), encoding="utf-8")
+    errors = mh.dashboard_schema_errors([path])
+    where = [e.split(": ", 2)[1] for e in errors]
+    assert where == ["dashboard", "variable 'service'".replace("'", '"'),
+                     f'panel {panels[0]["id"]} "{panels[0]["title"]}" (timeseries) options',
+                     f'panel {panels[1]["id"]} "{panels[1]["title"]}" (timeseries) fieldConfig.defaults.custom',
+                     f'panel {logs[0]["id"]} "{logs[0]["title"]}" (logs)'], errors
+    assert "refresh_every" in errors[0] and '"lisst"' in errors[2] and '"bars"' in errors[3]
+
+
+def test_the_schema_package_is_the_grafana_version_compose_runs():
+    image = mh.load_yaml(mh.COMPOSE_FILE)["services"]["grafana"]["image"]
+    package = json.loads((mh.JS_DIR / "package.json").read_text(encoding="utf-8"))["dependencies"]
+    assert image == f"grafana/grafana:{package['@grafana/schema']}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", package["typescript"]), "pinned exactly"
+
+
+def test_the_trade_link_window_comes_from_the_wall_clock_second_in_the_correlation_id():
+    from bot.telemetry.context import new_correlation_id
+
+    before = int(time.time())
+    ids = {new_correlation_id() for _ in range(1000)}
+    after = int(time.time())
+    assert len(ids) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert all(before <= int(i[:8], 16) <= after for i in ids)
+    dashboard = mh.load_dashboard(mh.DASHBOARDS_DIR / "trading-overview.json")
+    (table,) = [p for p in mh.iter_panels(dashboard) if p["title"] == "Recent trades"]
+    sql = table["targets"][0]["rawSql"]
+    assert "('x' || substr(correlation_id, 1, 8))::bit(32)::bigint * 1000" in sql
+    assert "logged.ms - 60000 AS logs_from" in sql

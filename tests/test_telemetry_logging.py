@@ -100,7 +100,7 @@ def test_ids_come_from_contextvars_and_reset(capture):
     capture()
     log = logging.getLogger("bot")
     with context.cycle_context() as cycle, context.correlation_context() as corr:
-        assert re.fullmatch(r"[0-9a-f]{12}", cycle) and re.fullmatch(r"[0-9a-f]{12}", corr)
+        assert re.fullmatch(r"[0-9a-f]{12}", cycle) and re.fullmatch(r"[0-9a-f]{16}", corr)
         assert context.current_ids() == {"correlation_id": corr, "cycle_id": cycle}
         log.info("inside")
         with context.correlation_context("feedfacecafe"):

@@ -35,6 +35,19 @@ COMMENT_LIMIT = 31  # MT5 truncates order comments at 31 characters
 #: Rejections that say only "not at this price": nothing executed, the same order may go again.
 REQUOTE_RETCODES = frozenset({mt5.TRADE_RETCODE_REQUOTE, mt5.TRADE_RETCODE_PRICE_CHANGED,
                               mt5.TRADE_RETCODE_PRICE_OFF})
+_RETCODE_NAMES = {value: name.removeprefix("TRADE_RETCODE_") for name, value in vars(mt5).items()
+                  if name.startswith("TRADE_RETCODE_") and isinstance(value, int)}
+
+
+def outcome_text(status: str, retcode: int | None) -> str:
+    """What the outcome log line says: a rejection names its retcode (NO_MONEY needs another fix than
+    MARKET_CLOSED), a requote that ended the order says it was a requote."""
+    if status != "rejected":
+        return status
+    if retcode is None:
+        return "rejected, no retcode"
+    kind = "rejected as a requote" if retcode in REQUOTE_RETCODES else "rejected"
+    return f"{kind}, retcode {retcode} {_RETCODE_NAMES.get(retcode, 'UNKNOWN')}"
 
 
 def new_client_order_id() -> str:
@@ -197,14 +210,15 @@ class OrderSender:
                 resolved_at=now,
             )
         )
+        # A rejection is a WARNING: "Errors and warnings" must show what RejectedOrdersBurst points at.
         log.log(
-            logging.WARNING if status == "unknown" else logging.INFO,
+            logging.WARNING if status in ("unknown", "rejected") else logging.INFO,
             "order %s %s %s %s: %s",
             purpose,
             side,
             volume,
             symbol,
-            status,
+            outcome_text(status, retcode),
             extra={
                 "client_order_id": client_order_id,
                 "symbol": symbol,

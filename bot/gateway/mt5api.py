@@ -61,6 +61,7 @@ _CONNECTION_ERRORS = {
     mt5.RES_E_INTERNAL_FAIL_CONNECT,
 }
 _FILLED = {mt5.TRADE_RETCODE_DONE, mt5.TRADE_RETCODE_DONE_PARTIAL, mt5.TRADE_RETCODE_PLACED}
+_REQUOTED = {mt5.TRADE_RETCODE_REQUOTE, mt5.TRADE_RETCODE_PRICE_CHANGED, mt5.TRADE_RETCODE_PRICE_OFF}
 
 
 class Mt5ApiGateway(Gateway):
@@ -246,7 +247,7 @@ class Mt5ApiGateway(Gateway):
                     level,
                     "broker call %s %s",
                     call,
-                    "failed" if error else "ok",
+                    _outcome_word(call, result, error),
                     extra={
                         "call": call,
                         "arguments": _summarise_args(call, args, kwargs),
@@ -413,6 +414,22 @@ class Mt5ApiGateway(Gateway):
             price=convert.price(result.get("price", 0), digits),
             comment=str(result.get("comment", "")),
         )
+
+
+def _outcome_word(call: str, result: Any, error: GatewayError | None) -> str:
+    """"ok" / "failed", and for order_send what the broker's retcode says (a requote is no "ok")."""
+    if error is not None:
+        return "failed"
+    if call != "order_send" or not isinstance(result, dict):
+        return "ok"
+    retcode = result.get("retcode")
+    if retcode in _FILLED:
+        return "ok"
+    if retcode in _REQUOTED:
+        return f"requoted (retcode {retcode})"
+    if retcode in mt5.OUTCOME_UNKNOWN_RETCODES:
+        return f"outcome unknown (retcode {retcode})"
+    return f"rejected (retcode {retcode})"
 
 
 def _summarise_args(call: str, args: tuple, kwargs: dict) -> Any:

@@ -10,6 +10,7 @@ and unlike thread-locals they are reset cleanly by the context managers below.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,8 +31,14 @@ def new_cycle_id() -> str:
 
 
 def new_correlation_id() -> str:
-    """Return a fresh 12-hex-char id that follows one order (or request) end to end."""
-    return _new_id()
+    """Return a fresh id that follows one order (or request) end to end: 16 hex chars, the UTC
+    wall-clock second it was made (8 hex, unix epoch) then 8 random hex.
+
+    Why the time prefix (the ULID / MongoDB ObjectId idea): Grafana's trade-to-logs link finds
+    when the bot logged an order from the id stored with the trade, whatever clock the broker
+    (or the accelerated simulator) stamps trades with, without an extra column.
+    """
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(4)}"
 
 
 @contextmanager
