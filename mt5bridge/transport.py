@@ -1,0 +1,242 @@
+"""The bridge's listener: bounded handshakes in one selector thread, one thread per authenticated session.
+
+Why not rpyc's ThreadedServer: it starts a thread for every accepted socket before a single
+byte is checked, so 2 000 idle sockets are 2 000 threads, and its authenticator can only use
+per-recv timeouts. Here the accept loop and every handshake in progress share one thread
+(non-blocking sockets, one deadline each); connections beyond ``max_unauthenticated`` are
+closed at once; only a peer that passed TLS and the token gets a thread, up to
+``max_sessions``. rpyc itself only ever sees authenticated sockets, through LimitedChannel.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from mt5bridge.frames import BridgeStream, LimitedChannel
+from mt5bridge.handshake import AUTH_FULL, AUTH_OK, HandshakeRefused, PendingHandshake, normalise_token
+from mt5bridge.limits import DEFAULT_LIMITS, Limits
+
+log = logging.getLogger("mt5bridge.server")
+
+#: How often a refusal reason is logged at most (the count of the others follows in the next line).
+REFUSAL_LOG_SECONDS = 10.0
+
+
+class RefusalLog:
+    """Count every refused connection by reason; log each reason once per interval, with the count.
+
+    A flood of refusals must be visible but must not become a flood of log lines.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def refused(self, reason: str, peer: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.counts[reason] += 1
+            if now - self._logged_at.get(reason, -REFUSAL_LOG_SECONDS) < REFUSAL_LOG_SECONDS:
+                self._unlogged[reason] += 1
+                return
+            self._logged_at[reason] = now
+            also = self._unlogged.pop(reason, 0)
+        suffix = f" ({also} more since the last such line)" if also else ""
+        log.warning("mt5bridge refused a connection from %s: %s%s", peer, reason, suffix,
+                    extra={"refusal": reason, "refused_total": self.counts[reason]})
+
+
+def peer_name(sock: socket.socket) -> str:
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "unknown peer"
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer) or "local socket"
+
+
+class BridgeServer:
+    """Listen, handshake, serve. ``start()`` blocks; ``close()`` (any thread) stops everything."""
+
+    def __init__(self, service: Any, *, host: str, port: int, token: str, tls: ssl.SSLContext | None,
+                 protocol_config: dict[str, Any], limits: Limits = DEFAULT_LIMITS, dispatcher: Any = None) -> None:
+        self._token = normalise_token(token)
+        if not self._token:
+            raise ValueError("an empty token would let anyone in")
+        self.service = service
+        self.dispatcher = dispatcher
+        self.tls = tls
+        self.limits = limits
+        self.protocol_config = protocol_config
+        self.refusals = RefusalLog()
+        self.clients: set[socket.socket] = set()  # authenticated sessions
+        self.active = False
+        self._pending: dict[socket.socket, PendingHandshake] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.host, self.port = self.listener.getsockname()[:2]
+        self._selector = selectors.DefaultSelector()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self._selector.register(self.listener, selectors.EVENT_READ)
+        self.active = True
+        log.info("mt5bridge listening", extra={"host": self.host, "port": self.port, "tls": self.tls is not None})
+        try:
+            while not self._closed.is_set():
+                self._step()
+        finally:
+            self.close()
+            self._selector.close()
+
+    def close(self) -> None:
+        if self._closed.is_set() and not self.active:
+            return
+        self._closed.set()
+        self.active = False
+        with self._lock:
+            sockets = [self.listener, *(p.sock for p in self._pending.values()), *self.clients]
+            self._pending.clear()
+        for sock in sockets:
+            _close(sock)
+
+    # -- the selector loop: accept and handshakes -----------------------------------------------
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        wait = min([p.deadline for p in self._pending.values()], default=now + 0.5) - now
+        try:
+            events = self._selector.select(timeout=max(0.0, min(wait, 0.5)))
+        except (OSError, ValueError):
+            return  # closed under us
+        for key, _ in events:
+            if key.fileobj is self.listener:
+                self._accept_all()
+            else:
+                pending = self._pending.get(key.fileobj)
+                if pending is not None:
+                    self._advance(pending)
+        self._expire(time.monotonic())
+
+    def _accept_all(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # closed, or out of descriptors: the next select tells
+            peer = peer_name(sock)
+            if len(self._pending) >= self.limits.max_unauthenticated:
+                _close(sock)
+                self.refusals.refused(f"over {self.limits.max_unauthenticated} unauthenticated connections", peer)
+                continue
+            pending = PendingHandshake(sock, peer, time.monotonic() + self.limits.handshake_seconds, self.tls,
+                                       self._token)
+            with self._lock:
+                self._pending[sock] = pending
+            self._selector.register(sock, selectors.EVENT_READ)
+            self._advance(pending)
+
+    def _advance(self, pending: PendingHandshake) -> None:
+        original = pending.raw  # the key the selector knows, even once TLS wraps it
+        try:
+            done = pending.advance()
+        except HandshakeRefused as exc:
+            self._drop(original, pending, str(exc), exc.answer)
+            return
+        if not done:
+            self._selector.modify(original, selectors.EVENT_WRITE if pending.wants_write else selectors.EVENT_READ)
+            return
+        self._forget(original)
+        with self._lock:
+            full = len(self.clients) >= self.limits.max_sessions
+            if not full:
+                self.clients.add(pending.sock)
+        if full:
+            self._answer_and_close(pending, AUTH_FULL)
+            self.refusals.refused(f"over {self.limits.max_sessions} sessions", pending.peer)
+            return
+        try:
+            pending.answer(AUTH_OK)
+        except OSError:
+            with self._lock:
+                self.clients.discard(pending.sock)
+            _close(pending.sock)
+            return
+        threading.Thread(target=self._serve, args=(pending.sock, pending.peer), name="mt5bridge-session",
+                         daemon=True).start()
+
+    def _expire(self, now: float) -> None:
+        for sock, pending in list(self._pending.items()):
+            if now >= pending.deadline:
+                self._drop(sock, pending, f"handshake not finished within {self.limits.handshake_seconds:g} s", None)
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._pending.pop(sock, None)
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _drop(self, sock: socket.socket, pending: PendingHandshake, reason: str, answer: bytes | None) -> None:
+        self._forget(sock)
+        if answer is not None:
+            self._answer_and_close(pending, answer)
+        else:
+            _close(pending.sock)
+        self.refusals.refused(reason, pending.peer)
+
+    @staticmethod
+    def _answer_and_close(pending: PendingHandshake, answer: bytes) -> None:
+        try:
+            pending.sock.settimeout(0.5)  # two bytes to a peer we are dropping: never wait long
+            pending.sock.sendall(answer)
+        except OSError:
+            pass
+        _close(pending.sock)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _serve(self, sock: socket.socket, peer: str) -> None:
+        try:
+            config = dict(self.protocol_config, endpoints=(sock.getsockname(), sock.getpeername()), logger=log)
+            channel = LimitedChannel(BridgeStream(sock), self.limits.max_request_bytes, peer)
+            connection = self.service._connect(channel, config)
+            connection.serve_all()
+        except Exception:  # noqa: BLE001 - one session failing must not take the server down
+            if not self._closed.is_set():
+                log.warning("mt5bridge session with %s ended abnormally", peer, exc_info=True)
+        finally:
+            with self._lock:
+                self.clients.discard(sock)
+            _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
