@@ -111,6 +111,12 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _fingerprint(raw: str) -> str | None:
+    from mt5bridge.tls import normalise_fingerprint
+
+    return normalise_fingerprint(raw) if raw.strip() else None
+
+
 def _url(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -144,6 +150,12 @@ class Settings:
     mt5_port: int = _setting("MT5_PORT", "18812", _int_between(1, 65535), doc="bridge port")
     mt5_bridge_token: str | None = _setting("MT5_BRIDGE_TOKEN", "", _optional_text, secret=True, doc="shared bridge token")
     mt5_bridge_timeout: float = _setting("MT5_BRIDGE_TIMEOUT", "10", _float_between(0.1, 300), doc="seconds per bridge call")
+    mt5_bridge_ca_file: str | None = _setting("MT5_BRIDGE_CA_FILE", "", _optional_text,
+                                              doc="bridge TLS: CA file (or the server's self-signed certificate) to verify it")
+    mt5_bridge_fingerprint: str | None = _setting("MT5_BRIDGE_FINGERPRINT", "", _fingerprint,
+                                                  doc="bridge TLS: pinned SHA-256 fingerprint of the server certificate")
+    mt5_bridge_insecure: bool = _setting("MT5_BRIDGE_INSECURE", "false", _bool,
+                                         doc="bridge over plain TCP (no TLS): only on loopback or a trusted link")
     mt5_login: int | None = _setting("MT5_LOGIN", "", lambda r: _int_between(1, 10**12)(r) if r.strip() else None, doc="broker account login")
     mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
     mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
@@ -221,8 +233,21 @@ class Settings:
     def _check_combinations(self) -> None:
         if self.mt5_mode == "bridge" and not self.mt5_bridge_token:
             raise ConfigError("MT5_BRIDGE_TOKEN: required when MT5_MODE=bridge")
+        if self.mt5_mode == "bridge":
+            self._check_bridge_tls()
         if self.tp_atr_multiple <= 0 or self.sl_atr_multiple <= 0:
             raise ConfigError("SL_ATR_MULTIPLE: stop distances must be positive")
+
+    def _check_bridge_tls(self) -> None:
+        """Bridge mode needs TLS trust (CA file and/or pinned fingerprint) or an explicit MT5_BRIDGE_INSECURE."""
+        tls = self.mt5_bridge_ca_file or self.mt5_bridge_fingerprint
+        if self.mt5_bridge_insecure and tls:
+            raise ConfigError("MT5_BRIDGE_INSECURE: cannot be combined with MT5_BRIDGE_CA_FILE/MT5_BRIDGE_FINGERPRINT")
+        if not self.mt5_bridge_insecure and not tls:
+            raise ConfigError("MT5_BRIDGE_CA_FILE: required when MT5_MODE=bridge (or MT5_BRIDGE_FINGERPRINT, "
+                              "or MT5_BRIDGE_INSECURE=true for plain TCP)")
+        if self.mt5_bridge_ca_file and not Path(self.mt5_bridge_ca_file).is_file():
+            raise ConfigError(f"MT5_BRIDGE_CA_FILE: {self.mt5_bridge_ca_file!r} does not exist")
 
     @property
     def timeframe_code(self) -> int:
