@@ -55,9 +55,10 @@ def tokens_match(offered: bytes, expected: bytes) -> bool:
 class HandshakeRefused(Exception):
     """The peer failed the handshake; ``reason`` is logged, ``answer`` (if any) is sent before closing."""
 
-    def __init__(self, reason: str, answer: bytes | None = None) -> None:
+    def __init__(self, reason: str, answer: bytes | None = None, *, probe: bool = False) -> None:
         super().__init__(reason)
         self.answer = answer
+        self.probe = probe  # connected and closed without a byte: a health check or port scan
 
 
 class PendingHandshake:
@@ -133,6 +134,8 @@ class PendingHandshake:
         except (ssl.SSLError, OSError) as exc:
             raise HandshakeRefused(f"connection failed during the handshake ({type(exc).__name__})") from None
         if not chunk:
+            if self._stage == "peek" or (self._stage == "token" and self._context is None and not self._buffer):
+                raise HandshakeRefused("closed the connection without sending anything", probe=True)
             raise HandshakeRefused("closed the connection during the handshake")
         return chunk
 

@@ -41,7 +41,7 @@ class RefusalLog:
         self._unlogged: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def refused(self, reason: str, peer: str) -> None:
+    def refused(self, reason: str, peer: str, level: int = logging.WARNING) -> None:
         now = time.monotonic()
         with self._lock:
             self.counts[reason] += 1
@@ -51,8 +51,8 @@ class RefusalLog:
             self._logged_at[reason] = now
             also = self._unlogged.pop(reason, 0)
         suffix = f" ({also} more since the last such line)" if also else ""
-        log.warning("mt5bridge refused a connection from %s: %s%s", peer, reason, suffix,
-                    extra={"refusal": reason, "refused_total": self.counts[reason]})
+        log.log(level, "mt5bridge refused a connection from %s: %s%s", peer, reason, suffix,
+                extra={"refusal": reason, "refused_total": self.counts[reason]})
 
 
 def peer_name(sock: socket.socket) -> str:
@@ -160,7 +160,8 @@ class BridgeServer:
         try:
             done = pending.advance()
         except HandshakeRefused as exc:
-            self._drop(original, pending, str(exc), exc.answer)
+            # A bare connect-and-close (health checks, the stack's readiness probe) is counted, said at INFO.
+            self._drop(original, pending, str(exc), exc.answer, logging.INFO if exc.probe else logging.WARNING)
             return
         if not done:
             self._selector.modify(original, selectors.EVENT_WRITE if pending.wants_write else selectors.EVENT_READ)
@@ -197,13 +198,14 @@ class BridgeServer:
         except (KeyError, ValueError, OSError):
             pass
 
-    def _drop(self, sock: socket.socket, pending: PendingHandshake, reason: str, answer: bytes | None) -> None:
+    def _drop(self, sock: socket.socket, pending: PendingHandshake, reason: str, answer: bytes | None,
+              level: int = logging.WARNING) -> None:
         self._forget(sock)
         if answer is not None:
             self._answer_and_close(pending, answer)
         else:
             _close(pending.sock)
-        self.refusals.refused(reason, pending.peer)
+        self.refusals.refused(reason, pending.peer, level)
 
     @staticmethod
     def _answer_and_close(pending: PendingHandshake, answer: bytes) -> None:
