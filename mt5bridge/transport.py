@@ -111,9 +111,8 @@ class BridgeServer:
             return
         self._closed.set()
         self.active = False
-        with self._lock:
+        with self._lock:  # only the loop thread changes _pending (under the lock): a snapshot here
             sockets = [self.listener, *(p.sock for p in self._pending.values()), *self.clients]
-            self._pending.clear()
         for sock in sockets:
             _close(sock)
 

@@ -61,6 +61,7 @@ class WatchedBackend:
         self.calls: Counter[str] = Counter()
         self.holding = threading.Event()
         self.release = threading.Event()
+        self.initialize_arguments: list[tuple] = []
         self._count_lock = threading.Lock()
 
     def __getattr__(self, name):
@@ -71,6 +72,8 @@ class WatchedBackend:
         def call(*args, **kwargs):
             with self._count_lock:
                 self.calls[name] += 1
+            if name == "initialize":
+                self.initialize_arguments.append((args, kwargs))
             if name == "symbol_info" and args[:1] == ("HOLD",):
                 self.holding.set()
                 self.release.wait(30)
@@ -545,6 +548,30 @@ def test_sessions_beyond_the_cap_are_told_the_server_is_full(bridge, valid):
     while len(server.clients) > 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(server.clients) == 1
+
+
+def test_the_bot_in_bridge_mode_sends_no_broker_credentials(bridge, valid):
+    """MT5_LOGIN/MT5_PASSWORD set on the bot side are not sent: the terminal side logs in with its own."""
+    from bot.config import Settings
+    from bot.gateway.factory import make_gateway
+
+    server, backend = bridge
+    password = "bot-side-" + uuid.uuid4().hex
+    settings = Settings.from_env({
+        "MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(server.port), "MT5_BRIDGE_TOKEN": TOKEN,
+        "MT5_BRIDGE_FINGERPRINT": bridge_cert().fingerprint, "MT5_LOGIN": "5001234", "MT5_PASSWORD": password,
+        "MT5_SERVER": "TradewatchSim-Demo",
+    }, dotenv_path=None)
+    gateway = make_gateway(settings)
+    before = len(backend.initialize_arguments)
+    gateway.connect()
+    try:
+        assert gateway.connected
+        calls = backend.initialize_arguments[before:]
+        assert calls and all(kwargs == {} and password not in repr(args) for args, kwargs in calls), calls
+    finally:
+        gateway.close()  # shuts the (shared) terminal session down: the valid client opens it again
+        assert valid.initialize() is True
 
 
 # --- the command line -----------------------------------------------------------------------------
