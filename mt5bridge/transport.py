@@ -73,13 +73,11 @@ class BridgeServer:
         self._token = normalise_token(token)
         if not self._token:
             raise ValueError("an empty token would let anyone in")
-        self.service = service
         self.dispatcher = dispatcher
         self.tls = tls
         self.limits = limits
-        self.protocol_config = protocol_config
         self.refusals = RefusalLog()
-        self.clients: set[socket.socket] = set()  # authenticated sessions
+        self.sessions = Sessions(service, protocol_config, limits)
         self.active = False
         self._pending: dict[socket.socket, PendingHandshake] = {}
         self._lock = threading.Lock()
@@ -90,6 +88,11 @@ class BridgeServer:
         self.listener.bind((host, port))
         self.host, self.port = self.listener.getsockname()[:2]
         self._selector = selectors.DefaultSelector()
+
+    @property
+    def clients(self) -> set[socket.socket]:
+        """The authenticated sessions' sockets (tests wait for it to empty)."""
+        return self.sessions.clients
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -111,8 +114,9 @@ class BridgeServer:
             return
         self._closed.set()
         self.active = False
+        self.sessions.closing = True
         with self._lock:  # only the loop thread changes _pending (under the lock): a snapshot here
-            sockets = [self.listener, *(p.sock for p in self._pending.values()), *self.clients]
+            sockets = [self.listener, *(p.sock for p in self._pending.values()), *self.sessions.snapshot()]
         for sock in sockets:
             _close(sock)
 
@@ -128,10 +132,15 @@ class BridgeServer:
         for key, _ in events:
             if key.fileobj is self.listener:
                 self._accept_all()
-            else:
-                pending = self._pending.get(key.fileobj)
-                if pending is not None:
-                    self._advance(pending)
+                continue
+            pending = self._pending.get(key.fileobj)
+            if pending is None:
+                continue
+            try:
+                self._advance(pending)
+            except Exception as exc:  # noqa: BLE001 - one odd peer must never stop the accept loop
+                log.warning("mt5bridge handshake with %s failed unexpectedly", pending.peer, exc_info=True)
+                self._drop(pending.raw, pending, f"handshake error ({type(exc).__name__})", None)
         self._expire(time.monotonic())
 
     def _accept_all(self) -> None:
@@ -147,12 +156,16 @@ class BridgeServer:
                 _close(sock)
                 self.refusals.refused(f"over {self.limits.max_unauthenticated} unauthenticated connections", peer)
                 continue
-            pending = PendingHandshake(sock, peer, time.monotonic() + self.limits.handshake_seconds, self.tls,
-                                       self._token)
+            try:
+                pending = PendingHandshake(sock, peer, time.monotonic() + self.limits.handshake_seconds, self.tls,
+                                           self._token)
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (OSError, ValueError) as exc:
+                _close(sock)
+                self.refusals.refused(f"cannot watch the connection ({type(exc).__name__})", peer)
+                continue
             with self._lock:
                 self._pending[sock] = pending
-            self._selector.register(sock, selectors.EVENT_READ)
-            self._advance(pending)
 
     def _advance(self, pending: PendingHandshake) -> None:
         original = pending.raw  # the key the selector knows, even once TLS wraps it
@@ -166,23 +179,17 @@ class BridgeServer:
             self._selector.modify(original, selectors.EVENT_WRITE if pending.wants_write else selectors.EVENT_READ)
             return
         self._forget(original)
-        with self._lock:
-            full = len(self.clients) >= self.limits.max_sessions
-            if not full:
-                self.clients.add(pending.sock)
-        if full:
+        if not self.sessions.reserve(pending.sock):
             self._answer_and_close(pending, AUTH_FULL)
             self.refusals.refused(f"over {self.limits.max_sessions} sessions", pending.peer)
             return
         try:
             pending.answer(AUTH_OK)
         except OSError:
-            with self._lock:
-                self.clients.discard(pending.sock)
-            _close(pending.sock)
+            self.sessions.release(pending.sock)
             return
-        threading.Thread(target=self._serve, args=(pending.sock, pending.peer), name="mt5bridge-session",
-                         daemon=True).start()
+        if not self.sessions.serve(pending.sock, pending.peer):
+            self.refusals.refused("no thread for the session", pending.peer)
 
     def _expire(self, now: float) -> None:
         for sock, pending in list(self._pending.items()):
@@ -215,21 +222,54 @@ class BridgeServer:
             pass
         _close(pending.sock)
 
-    # -- sessions ------------------------------------------------------------------------------
+
+class Sessions:
+    """Authenticated connections: one rpyc thread each, at most ``limit`` at a time."""
+
+    def __init__(self, service: Any, protocol_config: dict[str, Any], limits: Limits) -> None:
+        self.service = service
+        self.protocol_config = protocol_config
+        self.limits = limits
+        self.clients: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.closing = False
+
+    def reserve(self, sock: socket.socket) -> bool:
+        """Take a session slot for ``sock``; False when all are taken."""
+        with self._lock:
+            if len(self.clients) >= self.limits.max_sessions:
+                return False
+            self.clients.add(sock)
+            return True
+
+    def release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.clients.discard(sock)
+        _close(sock)
+
+    def serve(self, sock: socket.socket, peer: str) -> bool:
+        """Serve a reserved socket in its own thread; False (slot released) if no thread can be had."""
+        try:
+            threading.Thread(target=self._serve, args=(sock, peer), name="mt5bridge-session", daemon=True).start()
+        except RuntimeError:
+            self.release(sock)
+            return False
+        return True
+
+    def snapshot(self) -> list[socket.socket]:
+        with self._lock:
+            return list(self.clients)
 
     def _serve(self, sock: socket.socket, peer: str) -> None:
         try:
             config = dict(self.protocol_config, endpoints=(sock.getsockname(), sock.getpeername()), logger=log)
             channel = LimitedChannel(BridgeStream(sock), self.limits.max_request_bytes, peer)
-            connection = self.service._connect(channel, config)
-            connection.serve_all()
+            self.service._connect(channel, config).serve_all()
         except Exception:  # noqa: BLE001 - one session failing must not take the server down
-            if not self._closed.is_set():
+            if not self.closing:
                 log.warning("mt5bridge session with %s ended abnormally", peer, exc_info=True)
         finally:
-            with self._lock:
-                self.clients.discard(sock)
-            _close(sock)
+            self.release(sock)
 
 
 def _close(sock: socket.socket) -> None:
