@@ -111,12 +111,6 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _fingerprint(raw: str) -> str | None:
-    from mt5bridge.tls import normalise_fingerprint
-
-    return normalise_fingerprint(raw) if raw.strip() else None
-
-
 def _url(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -141,6 +135,12 @@ def _setting(env: str, default: str, parse: Callable[[str], object], secret: boo
     return field(default=None, metadata={"env": env, "default": default, "parse": parse, "secret": secret, "doc": doc})
 
 
+def _fingerprint(raw: str) -> str | None:
+    from mt5bridge.tls import normalise_fingerprint
+
+    return normalise_fingerprint(raw) if raw.strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """All bot settings. Build with `Settings.from_env()`; fields are already parsed and valid."""
@@ -150,16 +150,16 @@ class Settings:
     mt5_port: int = _setting("MT5_PORT", "18812", _int_between(1, 65535), doc="bridge port")
     mt5_bridge_token: str | None = _setting("MT5_BRIDGE_TOKEN", "", _optional_text, secret=True, doc="shared bridge token")
     mt5_bridge_timeout: float = _setting("MT5_BRIDGE_TIMEOUT", "10", _float_between(0.1, 300), doc="seconds per bridge call")
+    mt5_login: int | None = _setting("MT5_LOGIN", "", lambda r: _int_between(1, 10**12)(r) if r.strip() else None, doc="broker account login")
+    mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
+    mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
+    mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
     mt5_bridge_ca_file: str | None = _setting("MT5_BRIDGE_CA_FILE", "", _optional_text,
                                               doc="bridge TLS: CA file (or the server's self-signed certificate) to verify it")
     mt5_bridge_fingerprint: str | None = _setting("MT5_BRIDGE_FINGERPRINT", "", _fingerprint,
                                                   doc="bridge TLS: pinned SHA-256 fingerprint of the server certificate")
     mt5_bridge_insecure: bool = _setting("MT5_BRIDGE_INSECURE", "false", _bool,
                                          doc="bridge over plain TCP (no TLS): only on loopback or a trusted link")
-    mt5_login: int | None = _setting("MT5_LOGIN", "", lambda r: _int_between(1, 10**12)(r) if r.strip() else None, doc="broker account login")
-    mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
-    mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
-    mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
     sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
     sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")

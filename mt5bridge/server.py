@@ -403,10 +403,10 @@ class Dispatcher:
         call = name if type(name) is str and name in CALLS else "<refused>"
         try:
             body = {"ok": True, "result": self._run(name, payload)}
-        except CallRefused as exc:
-            body = _error_body("bad_request", str(exc))
         except CallLimited as exc:
             body = _error_body(exc.kind, str(exc))
+        except CallRefused as exc:
+            body = _error_body("bad_request", str(exc))
         except _Busy as exc:
             body = _error_body("busy", str(exc))
         except Exception as exc:  # noqa: BLE001 - a backend failure must reach the client as data
@@ -589,7 +589,6 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated time moves only on sim_control advance",
     )
     sim.add_argument("--state", metavar="FILE", help="persist the simulated account to FILE")
-    add_tls_arguments(parser)
     return parser
 
 
@@ -611,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["gen-cert"]:
         return gen_cert_main(argv[1:])
     parser = _parser()
+    add_tls_arguments(parser)
     options = parser.parse_args(argv)
     token = os.environ.get(TOKEN_ENV, "")
     if not token.strip():
@@ -624,11 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if options.backend != "sim" and sim_options:
         parser.exit(2, f"mt5bridge.server: {', '.join(sorted(sim_options))} only apply to --backend sim\n")
+    configure_logging(options.log_level)
     try:
         tls = tls_context(options)
     except TLSSettingsError as exc:
         parser.exit(2, f"mt5bridge.server: {exc}\n")
-    configure_logging(options.log_level)
     try:
         backend = make_backend(options.backend, **sim_options)
     except (BackendUnavailable, ValueError) as exc:
