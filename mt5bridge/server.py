@@ -32,8 +32,7 @@ from mt5bridge.backends import BACKEND_NAMES, BackendUnavailable, make_backend
 from mt5bridge.handshake import AUTH_OK, AUTH_REFUSED, TOKEN_LENGTH, TOKEN_MAX_BYTES  # noqa: F401 - re-exported
 from mt5bridge.limits import DEFAULT_LIMITS, CallLimited, Limits, TerminalLock, check_call
 from mt5bridge.plain import to_plain
-from mt5bridge.tls import TLSSettingsError
-from mt5bridge.tlscli import add_tls_arguments, gen_cert_main, tls_context, warn_if_insecure
+from mt5bridge.tlscli import add_tls_arguments, gen_cert_main, tls_context_or_exit, warn_if_insecure
 from mt5bridge.transport import BridgeServer
 
 log = logging.getLogger("mt5bridge.server")
@@ -626,10 +625,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"mt5bridge.server: {', '.join(sorted(sim_options))} only apply to --backend sim\n")
     configure_logging(options.log_level)
     try:
-        tls = tls_context(options)
-    except TLSSettingsError as exc:
-        parser.exit(2, f"mt5bridge.server: {exc}\n")
-    try:
         backend = make_backend(options.backend, **sim_options)
     except (BackendUnavailable, ValueError) as exc:
         parser.exit(2, f"mt5bridge.server: {exc}\n")
@@ -641,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             port=options.port,
             timeout=timeout,
             allow_sim_control=options.backend == "sim",
-            tls=tls,
+            tls=(tls := tls_context_or_exit(parser, options)),  # before the port is bound
             insecure=tls is None,
         )
     except OSError as exc:

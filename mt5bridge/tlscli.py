@@ -55,6 +55,14 @@ def tls_context(options: argparse.Namespace, environ: dict[str, str] | os._Envir
     return server_context(cert, key)
 
 
+def tls_context_or_exit(parser: argparse.ArgumentParser, options: argparse.Namespace) -> ssl.SSLContext | None:
+    """tls_context, or one line and exit 2 (the config-error style of every entry point)."""
+    try:
+        return tls_context(options)
+    except TLSSettingsError as exc:
+        parser.exit(2, f"{parser.prog}: config error: {exc}\n")
+
+
 def warn_if_insecure(context: ssl.SSLContext | None) -> None:
     """Said on every start: plain TCP must never go unnoticed."""
     if context is None:
