@@ -636,14 +636,14 @@ def main(argv: list[str] | None = None) -> int:
             port=options.port,
             timeout=timeout,
             allow_sim_control=options.backend == "sim",
-            tls=(tls := tls_context_or_exit(parser, options)),  # before the port is bound
-            insecure=tls is None,
+            tls=tls_context_or_exit(parser, options),  # checked before the port is bound
+            insecure=options.insecure,
         )
     except OSError as exc:
         parser.exit(2, f"mt5bridge.server: cannot listen on {options.host}:{options.port}: {exc}\n")
     if len(token) < 16:
         log.warning("%s is shorter than 16 characters: use a long random token", TOKEN_ENV)
-    warn_if_insecure(tls)
+    warn_if_insecure(options.insecure)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     log.info("mt5bridge starting", extra={"backend": options.backend, "timeout_s": timeout})
     try:

@@ -63,9 +63,9 @@ def tls_context_or_exit(parser: argparse.ArgumentParser, options: argparse.Names
         parser.exit(2, f"{parser.prog}: config error: {exc}\n")
 
 
-def warn_if_insecure(context: ssl.SSLContext | None) -> None:
+def warn_if_insecure(insecure: bool) -> None:
     """Said on every start: plain TCP must never go unnoticed."""
-    if context is None:
+    if insecure:
         log.warning(INSECURE_WARNING)
 
 
