@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 import sys
+from pathlib import Path
 
 from mt5bridge.tls import (
     DEFAULT_CERT_DAYS,
@@ -52,7 +53,13 @@ def tls_context(options: argparse.Namespace, environ: dict[str, str] | os._Envir
             f"--cert/--key: a TLS certificate and key are required ({CERT_ENV}/{KEY_ENV}; make one with "
             f"`python -m mt5bridge.server gen-cert`), or --insecure for plain TCP"
         )
-    return server_context(cert, key)
+    for option, path in (("--cert", cert), ("--key", key)):
+        if not Path(path).is_file():
+            raise TLSSettingsError(f"{option}: {path!r} is not a file")
+    try:
+        return server_context(cert, key)
+    except TLSSettingsError as exc:
+        raise TLSSettingsError(f"--cert/--key: {exc}") from None
 
 
 def tls_context_or_exit(parser: argparse.ArgumentParser, options: argparse.Namespace) -> ssl.SSLContext | None:

@@ -590,6 +590,16 @@ def test_insecure_is_explicit_and_warned_on_every_start(tmp_path):
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
     assert "--cert/--key: a TLS certificate and key are required" in line and "--insecure" in line
+    for args, named in ((["--cert", str(tmp_path / "none.crt"), "--key", __file__], "--cert: "),
+                        (["--cert", __file__, "--key", str(tmp_path / "none.key")], "--key: "),
+                        (["--cert", __file__, "--key", __file__], "--cert/--key: cannot load"),
+                        (["--cert", __file__, "--insecure"], "--insecure: cannot be combined")):
+        bad = subprocess.run(
+            [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--port", "0", *args],
+            cwd=REPO, env=_server_env(), capture_output=True, text=True, timeout=60,
+        )
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert f"config error: {named}" in bad.stderr and "Traceback" not in bad.stderr
     log_path = tmp_path / "insecure.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
