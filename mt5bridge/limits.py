@@ -113,7 +113,8 @@ CREDENTIAL_CALLS: dict[str, int] = {"initialize": -1, "login": 1}
 
 def check_call(name: str, raw: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse a call whose size is over a limit, before it takes the terminal lock."""
-    if name in CREDENTIAL_CALLS and _argument(raw, "password", CREDENTIAL_CALLS[name]) is not None:
+    # A password string is refused; another type is left to the call's argument rules (the package's error).
+    if name in CREDENTIAL_CALLS and type(_argument(raw, "password", CREDENTIAL_CALLS[name])) is str:
         raise CallLimited(
             f"{name}: the broker password is not accepted over the bridge; "
             f"set MT5_LOGIN/MT5_PASSWORD/MT5_SERVER on the bridge server",

@@ -650,6 +650,7 @@ def test_gen_cert_writes_a_pair_and_prints_its_fingerprint(tmp_path):
         ("login", {"args": [5, "secret"]}, "password is not accepted"),
         ("login", {"login": 5, "password": "secret"}, "password is not accepted"),
         ("initialize", {"kwargs": {"password": "secret"}}, "password is not accepted"),
+        ("initialize", {"kwargs": {"password": 5}}, None),  # not a password: the argument rules refuse it
         ("initialize", {}, None),
     ],
 )
