@@ -10,10 +10,8 @@ nothing" is checked, not assumed.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -21,11 +19,20 @@ import threading
 import time
 import tracemalloc
 import uuid
-import zlib
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from bridge_attacks import (
+    WatchedBackend,
+    close_all,
+    p95,
+    report,
+    trickle,
+    under_attack,
+    wait_closed,
+    zlib_bomb,
+)
 from bridge_tls import bridge_cert, raw_tls
 from rpyc.core.channel import Channel
 
@@ -34,7 +41,7 @@ from mt5bridge.backends import make_backend
 from mt5bridge.client import connect
 from mt5bridge.errors import BridgeAuthError, BridgeCallError, BridgeTLSError, BridgeUnavailable
 from mt5bridge.handshake import AUTH_OK, TOKEN_LENGTH
-from mt5bridge.limits import MIB, CallLimited, Limits, TerminalLock, check_call
+from mt5bridge.limits import MIB, Limits
 from mt5bridge.server import build_server
 from mt5bridge.tls import fingerprint_of_file
 
@@ -51,35 +58,6 @@ FIGURES: list[tuple[str, int, int, float | None]] = []
 #: Unauthenticated attempts made (the nothing_ran fixture checks each ran nothing on the terminal).
 UNAUTHENTICATED = Counter()
 BASELINE: list[float] = []  # the valid call's p95 with no attack
-
-
-class WatchedBackend:
-    """The simulated terminal, with every call counted; symbol_info("HOLD") holds the terminal until released."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-        self.calls: Counter[str] = Counter()
-        self.holding = threading.Event()
-        self.release = threading.Event()
-        self.initialize_arguments: list[tuple] = []
-        self._count_lock = threading.Lock()
-
-    def __getattr__(self, name):
-        target = getattr(self._inner, name)
-        if not callable(target):
-            return target
-
-        def call(*args, **kwargs):
-            with self._count_lock:
-                self.calls[name] += 1
-            if name == "initialize":
-                self.initialize_arguments.append((args, kwargs))
-            if name == "symbol_info" and args[:1] == ("HOLD",):
-                self.holding.set()
-                self.release.wait(30)
-            return target(*args, **kwargs)
-
-        return call
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +79,11 @@ def bridge(request):
     lines = [f"\nbridge attacks: {tried} tried / {refused} refused; "
              f"0 of {UNAUTHENTICATED.total()} unauthenticated attempts ran anything on the terminal; "
              f"valid call p95 with no attack {BASELINE[0] * 1000:.1f} ms" if BASELINE else ""]
-    for name, attack_tried, attack_refused, p95 in FIGURES:
-        shown = f"{p95 * 1000:.1f} ms" if p95 is not None else "-"
+    for name, attack_tried, attack_refused, valid_p95 in FIGURES:
+        shown = f"{valid_p95 * 1000:.1f} ms" if valid_p95 is not None else "-"
         outcome = f"{attack_refused:>4} refused" if attack_refused is not None else "  served in turn"
         lines.append(f"  {name:<42} {attack_tried:>4} tried {outcome}   valid call p95 {shown}")
     report(request, "\n".join(lines))
-
-
-def report(request, text: str) -> None:
-    """The figures of issue 13, shown even when pytest captures output."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(text)  # noqa: T201 - figures the issue asks the tests to print
 
 
 def valid_connect(server, **trust):
@@ -135,39 +106,6 @@ def valid(bridge):
     client.close()
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
-def under_attack(valid, attack, *, min_calls: int = 20):
-    """Run ``attack`` in a thread while the valid client keeps calling; (attack result, valid p95)."""
-    outcome: dict = {}
-    done = threading.Event()
-
-    def run():
-        try:
-            outcome["value"] = attack()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    latencies = []
-    while not done.is_set() or len(latencies) < min_calls:
-        started = time.perf_counter()
-        tick = valid.symbol_info_tick("EURUSD")
-        latencies.append(time.perf_counter() - started)
-        assert tick is not None and tick["bid"] > 0
-        done.wait(0.02)  # pacing: the valid client is a bot, not a flood
-    thread.join(60)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value"), p95(latencies)
-
-
 @pytest.fixture
 def nothing_ran(bridge):
     """Whatever an unauthenticated attack does, the terminal sees only the valid client's calls."""
@@ -177,57 +115,6 @@ def nothing_ran(bridge):
     ran = Counter(backend.calls)
     ran.subtract(before)
     assert {name for name, count in ran.items() if count} <= {VALID_CALL}, ran
-
-
-def wait_closed(socks: list, opened: float, limit: float) -> dict[int, float]:
-    """Seconds after ``opened`` at which the server closed each socket (those closed within ``limit``)."""
-    closed: dict[int, float] = {}
-    while len(closed) < len(socks) and time.perf_counter() - opened < limit:
-        live = [s for i, s in enumerate(socks) if i not in closed]
-        readable, _, _ = select.select(live, [], [], 0.1)
-        for sock in readable:
-            if _is_closed(sock):
-                closed[socks.index(sock)] = time.perf_counter() - opened
-    return closed
-
-
-def _is_closed(sock) -> bool:
-    try:
-        return sock.recv(4096) == b""
-    except OSError:  # a reset, or TLS cut without close_notify
-        return True
-
-
-def trickle(socks: list, payload: bytes, interval: float, limit: float) -> dict[int, float]:
-    """Send ``payload`` one byte per ``interval`` on every socket; when did the server close each?"""
-    opened = time.perf_counter()
-    closed: dict[int, float] = {}
-    position = 0
-    while len(closed) < len(socks) and time.perf_counter() - opened < limit:
-        for index, sock in enumerate(socks):
-            if index in closed or position >= len(payload):
-                continue
-            try:
-                sock.send(payload[position : position + 1])
-            except OSError:
-                closed[index] = time.perf_counter() - opened
-        position += 1
-        tick_end = time.perf_counter() + interval
-        while time.perf_counter() < tick_end and len(closed) < len(socks):
-            live = [s for i, s in enumerate(socks) if i not in closed]
-            readable, _, _ = select.select(live, [], [], max(0.0, tick_end - time.perf_counter()))
-            for sock in readable:
-                if _is_closed(sock):
-                    closed[socks.index(sock)] = time.perf_counter() - opened
-    return closed
-
-
-def close_all(socks) -> None:
-    for sock in socks:
-        try:
-            sock.close()
-        except OSError:
-            pass
 
 
 def authenticated_raw(server):
@@ -385,16 +272,6 @@ def test_a_server_is_never_plain_by_default():
 
 
 # --- after authentication: the attacker holds the token ------------------------------------------
-
-
-@functools.cache
-def zlib_bomb() -> bytes:
-    """300 MB of zeros deflated (about 290 KB), made in 1 MB chunks so the test never holds 300 MB."""
-    squeezer = zlib.compressobj(9)
-    chunk = bytes(MIB)
-    parts = [squeezer.compress(chunk) for _ in range(300)]
-    parts.append(squeezer.flush())
-    return b"".join(parts)
 
 
 def test_a_zlib_bomb_is_refused_without_the_memory(bridge, valid, caplog):
@@ -628,60 +505,3 @@ def test_gen_cert_writes_a_pair_and_prints_its_fingerprint(tmp_path):
     assert key.stat().st_mode & 0o077 == 0  # the key is private to its owner
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
-
-
-# --- the limits as a table ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "payload", "refused"),
-    [
-        ("copy_rates_from_pos", {"symbol": "EURUSD", "timeframe": 1, "start_pos": 0, "count": 10_000}, None),
-        ("copy_rates_from_pos", {"symbol": "EURUSD", "timeframe": 1, "start_pos": 0, "count": 10_001}, "count 10001"),
-        ("copy_rates_from_pos", {"args": ["EURUSD", 1, 0, 50_000]}, "count 50000"),  # positional payload form
-        ("copy_ticks_from", {"args": ["EURUSD", 0, 60_000, 1]}, "count 60000"),
-        ("copy_rates_range", {"args": ["EURUSD", 1, 0, 8 * 86400]}, "about 11520 bars"),
-        ("copy_rates_range", {"args": ["EURUSD", 0x4001, 0, 365 * 86400]}, None),  # H1: 8760 bars
-        ("copy_ticks_range", {"args": ["EURUSD", 0, 3 * 86400, 1]}, "3 days"),
-        ("history_deals_get", {"date_from": 0, "date_to": 3700 * 86400}, None),
-        ("history_deals_get", {"args": [0, 3701 * 86400]}, "3701 days"),
-        ("history_orders_total", {"args": [0, 5000 * 86400]}, "5000 days"),
-        ("history_deals_get", {"position": 5}, None),
-        ("login", {"args": [5, "secret"]}, "password is not accepted"),
-        ("login", {"login": 5, "password": "secret"}, "password is not accepted"),
-        ("initialize", {"kwargs": {"password": "secret"}}, "password is not accepted"),
-        ("initialize", {"kwargs": {"password": 5}}, None),  # not a password: the argument rules refuse it
-        ("initialize", {}, None),
-    ],
-)
-def test_call_limits(name, payload, refused):
-    if refused is None:
-        check_call(name, payload, LIMITS)
-    else:
-        with pytest.raises(CallLimited, match=refused):
-            check_call(name, payload, LIMITS)
-
-
-def test_the_terminal_lock_serves_waiters_in_arrival_order():
-    lock = TerminalLock()
-    assert lock.acquire(timeout=1)
-    order = []
-
-    def waiter(name):
-        assert lock.acquire(timeout=10)
-        order.append(name)
-        lock.release()
-
-    threads = []
-    for name in ("first", "second", "third"):
-        thread = threading.Thread(target=waiter, args=(name,))
-        thread.start()
-        threads.append(thread)
-        deadline = time.monotonic() + 10
-        while len(lock._queue) < len(threads) and time.monotonic() < deadline:
-            time.sleep(0.005)
-    assert not lock.acquire(timeout=0.05)  # a newcomer queues behind them and gives up
-    lock.release()
-    for thread in threads:
-        thread.join(10)
-    assert order == ["first", "second", "third"]
