@@ -97,7 +97,7 @@ class BridgeServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.listener.listen(128)
+        self.listener.listen(socket.SOMAXCONN)  # a burst waits in the kernel, not behind SYN-ACK retries
         self.listener.setblocking(False)
         self._selector.register(self.listener, selectors.EVENT_READ)
         self.active = True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-import select
+import selectors
+import socket
 import threading
 import time
 import zlib
@@ -84,13 +85,50 @@ def under_attack(valid, attack, *, min_calls: int = 20):
 def wait_closed(socks: list, opened: float, limit: float) -> dict[int, float]:
     """Seconds after ``opened`` at which the server closed each socket (those closed within ``limit``)."""
     closed: dict[int, float] = {}
-    while len(closed) < len(socks) and time.perf_counter() - opened < limit:
-        live = [s for i, s in enumerate(socks) if i not in closed]
-        readable, _, _ = select.select(live, [], [], 0.1)
-        for sock in readable:
-            if _is_closed(sock):
-                closed[socks.index(sock)] = time.perf_counter() - opened
+    _watch_closures(socks, closed, opened, until=opened + limit)
     return closed
+
+
+def _watch_closures(socks: list, closed: dict[int, float], opened: float, until: float) -> None:
+    """Record in ``closed`` every socket the server closes before ``until`` (a selector: no fd limit)."""
+    with selectors.DefaultSelector() as watcher:
+        for index, sock in enumerate(socks):
+            if index not in closed:
+                watcher.register(sock, selectors.EVENT_READ, index)
+        while len(closed) < len(socks) and time.perf_counter() < until:
+            for key, _ in watcher.select(max(0.0, min(0.1, until - time.perf_counter()))):
+                if _is_closed(key.fileobj):
+                    closed[key.data] = time.perf_counter() - opened
+                    watcher.unregister(key.fileobj)
+
+
+def flood(address, total: int, watch_seconds: float) -> tuple[list[float], dict[int, float], int]:
+    """Open ``total`` silent connections, watching for closures as they open and ``watch_seconds`` after.
+
+    Returns when each was opened, when the server closed each (perf_counter times) and the
+    process's thread count once all were open.
+    """
+    socks, opened, closed = [], [], {}
+    with selectors.DefaultSelector() as watcher:
+        def note_closures(timeout: float) -> None:
+            for key, _ in watcher.select(timeout):
+                if _is_closed(key.fileobj):
+                    closed[key.data] = time.perf_counter()
+                    watcher.unregister(key.fileobj)
+
+        try:
+            for index in range(total):
+                socks.append(socket.create_connection(address, timeout=5))
+                opened.append(time.perf_counter())
+                watcher.register(socks[-1], selectors.EVENT_READ, index)
+                note_closures(0)
+            threads = threading.active_count()
+            until = time.perf_counter() + watch_seconds
+            while len(closed) < total and time.perf_counter() < until:
+                note_closures(0.1)
+        finally:
+            close_all(socks)
+    return opened, closed, threads
 
 
 def _is_closed(sock) -> bool:
@@ -114,13 +152,7 @@ def trickle(socks: list, payload: bytes, interval: float, limit: float) -> dict[
             except OSError:
                 closed[index] = time.perf_counter() - opened
         position += 1
-        tick_end = time.perf_counter() + interval
-        while time.perf_counter() < tick_end and len(closed) < len(socks):
-            live = [s for i, s in enumerate(socks) if i not in closed]
-            readable, _, _ = select.select(live, [], [], max(0.0, tick_end - time.perf_counter()))
-            for sock in readable:
-                if _is_closed(sock):
-                    closed[socks.index(sock)] = time.perf_counter() - opened
+        _watch_closures(socks, closed, opened, until=time.perf_counter() + interval)
     return closed
 
 

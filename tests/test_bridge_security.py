@@ -26,6 +26,7 @@ import pytest
 from bridge_attacks import (
     WatchedBackend,
     close_all,
+    flood,
     p95,
     report,
     trickle,
@@ -173,27 +174,21 @@ def test_slow_tokens_after_tls_are_cut_at_the_deadline(bridge, valid, nothing_ra
 
 def test_a_flood_of_silent_connections_is_refused_without_a_thread_each(bridge, valid, nothing_ran):
     server, _ = bridge
-    extra = 48
+    extra = 484  # 500 in all: within the default 1 024 open files of a CI runner
     total = LIMITS.max_unauthenticated + extra
 
     def attack():
         threads_before = threading.active_count()
-        opened = time.perf_counter()
-        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(total)]
-        try:
-            threads_during = threading.active_count()
-            at_once = wait_closed(socks, opened, limit=1.0)
-            everything = dict(at_once)
-            everything.update(wait_closed(socks, opened, limit=DEADLINE + 3))
-            return at_once, everything, threads_during - threads_before
-        finally:
-            close_all(socks)
+        opened, closed, threads_during = flood(("127.0.0.1", server.port), total, watch_seconds=DEADLINE + 3)
+        return opened, closed, threads_during - threads_before
 
-    (at_once, everything, new_threads), valid_p95 = under_attack(valid, attack)
-    FIGURES.append((f"{total} silent connections", total, len(everything), valid_p95))
+    (opened, closed, new_threads), valid_p95 = under_attack(valid, attack)
+    FIGURES.append((f"{total} silent connections", total, len(closed), valid_p95))
     UNAUTHENTICATED["flood"] += total
-    assert len(at_once) >= extra  # beyond the cap: closed at once, before any deadline
-    assert len(everything) == total  # the rest at the handshake deadline
+    waited = sorted(closed[index] - opened[index] for index in closed)
+    at_once = [seconds for seconds in waited if seconds < DEADLINE / 2]
+    assert len(at_once) >= extra, waited[:20]  # beyond the cap: closed at once, before any deadline
+    assert len(closed) == total  # the rest at the handshake deadline
     assert new_threads <= 1, new_threads  # the server spent no thread on any of them
     assert server.refusals.counts[f"over {LIMITS.max_unauthenticated} unauthenticated connections"] >= extra
     assert valid_p95 < P95_BOUND
