@@ -574,8 +574,8 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=None,
-        help=f"seconds for the handshake and for waiting on the terminal lock "
-        f"(default ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
+        help=f"seconds per call; also the most the handshake and a terminal-lock wait may take "
+        f"(those are 5 s by default) (default ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sim = parser.add_argument_group("sim backend only")
