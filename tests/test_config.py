@@ -34,6 +34,13 @@ def test_defaults_are_valid():
         ({"LOKI_URL": "loki:3100"}, "LOKI_URL"),
         ({"SYMBOLS": " , "}, "SYMBOLS"),
         ({"MT5_MODE": "bridge"}, "MT5_BRIDGE_TOKEN"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20}, "MT5_BRIDGE_CA_FILE"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20, "MT5_BRIDGE_CA_FILE": "/nonexistent/ca.pem"},
+         "MT5_BRIDGE_CA_FILE"),
+        ({"MT5_BRIDGE_FINGERPRINT": "AB:CD"}, "MT5_BRIDGE_FINGERPRINT"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20, "MT5_BRIDGE_INSECURE": "true",
+          "MT5_BRIDGE_FINGERPRINT": "ab" * 32}, "MT5_BRIDGE_INSECURE"),
+        ({"MT5_BRIDGE_INSECURE": "maybe"}, "MT5_BRIDGE_INSECURE"),
     ],
 )
 def test_invalid_setting_names_itself(env, setting):
@@ -42,6 +49,14 @@ def test_invalid_setting_names_itself(env, setting):
     message = str(info.value)
     assert message.startswith(setting + ":")
     assert "\n" not in message
+
+
+def test_bridge_tls_settings_are_normalised():
+    base = {"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20}
+    pinned = Settings.from_env({**base, "MT5_BRIDGE_FINGERPRINT": " sha256:" + "ab" * 32 + "\n"}, dotenv_path=None)
+    assert pinned.mt5_bridge_fingerprint == ":".join(["AB"] * 32) and not pinned.mt5_bridge_insecure
+    plain = Settings.from_env({**base, "MT5_BRIDGE_INSECURE": "true"}, dotenv_path=None)
+    assert plain.mt5_bridge_insecure and plain.mt5_bridge_fingerprint is None
 
 
 def test_dotenv_fills_only_unset(tmp_path):
