@@ -332,33 +332,41 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def account_deals(connection, account: str, start: date | None = None, end: date | None = None) -> Sequence:
-    """The account's deals in the terminal's order (time, then ticket), optionally within UTC days."""
+def account_deals(connection, account: str, since: datetime | None = None, until: datetime | None = None) -> Sequence:
+    """The account's deals at or after `since` and before `until`, in the terminal's order (time, ticket)."""
     table = DealModel.__table__
     query = select(table).where(table.c.account == account)
-    if start is not None:
-        query = query.where(table.c.time >= _midnight(start))
-    if end is not None:
-        query = query.where(table.c.time < _midnight(end + timedelta(days=1)))
+    if since is not None:
+        query = query.where(table.c.time >= since)
+    if until is not None:
+        query = query.where(table.c.time < until)
     return connection.execute(query.order_by(table.c.time, table.c.ticket)).all()
 
 
-def opening_balance(connection, account: str, start: date | None) -> Decimal:
-    """The balance before `start`: every earlier balance-changing deal (credit excluded)."""
-    if start is None:
+def opening_balance(connection, account: str, since: datetime | None) -> Decimal:
+    """The balance before `since`: every earlier balance-changing deal (credit excluded)."""
+    if since is None:
         return ZERO
     table = DealModel.__table__
     rows = connection.execute(
         select(table.c.type, table.c.profit, table.c.commission, table.c.swap)
-        .where(table.c.account == account, table.c.time < _midnight(start))
+        .where(table.c.account == account, table.c.time < since)
     ).all()
     return sum((_amount(row) for row in rows if kind_of(row.type) != CREDIT), ZERO)
+
+
+def figures_between(database: Database, account: str, since: datetime | None = None,
+                    until: datetime | None = None) -> tuple[Mt5Figures, PositionFigures]:
+    """Both conventions over the account's stored deals in [since, until), from the balance before."""
+    with reading(database) as connection:
+        base = opening_balance(connection, account, since)
+        deals = account_deals(connection, account, since, until)
+    return mt5_figures(deals, base), position_figures(deals)
 
 
 def account_figures(database: Database, account: str, start: date | None = None,
                     end: date | None = None) -> Mt5Figures:
     """The MT5-report figures of an account's stored deals (optionally over UTC days, both included)."""
-    with reading(database) as connection:
-        base = opening_balance(connection, account, start)
-        deals = account_deals(connection, account, start, end)
-    return mt5_figures(deals, base)
+    since = None if start is None else _midnight(start)
+    until = None if end is None else _midnight(end + timedelta(days=1))
+    return figures_between(database, account, since, until)[0]
