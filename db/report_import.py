@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from db.database import Database
 from db.models import DealModel
-from db.mt5deals import BUY, BY_WORD, CREDIT, ENTRIES, ENTRY_IN, ENTRY_INOUT
+from db.mt5deals import BUY, BY_WORD, CREDIT_TYPE, ENTRIES, ENTRY_IN, ENTRY_INOUT
 from db.records import DealRecord
 from db.report_grid import Grid, ReportError, read_grid
 from db.upsert import insert_for
@@ -145,12 +145,12 @@ def summary_pairs(rows: Grid) -> list[tuple[str, str]]:
 class _Row:
     """Typed reads of one Deals row; every failure names the row, the column and the value."""
 
-    def __init__(self, number: int, cells: dict[str, str]) -> None:
-        self.number, self.cells = number, cells
+    def __init__(self, line: int, cells: dict[str, str]) -> None:
+        self.line, self.cells = line, cells
 
     def fail(self, column: str, reason: str) -> ReportError:
         value = self.cells.get(column, "")
-        return ReportError(f"Deals row {self.number}, column {column}: {reason}, got {value[:40]!r}")
+        return ReportError(f"Deals row {self.line}, column {column}: {reason}, got {value[:40]!r}")
 
     def text(self, column: str, limit: int) -> str:
         value = self.cells.get(column, "")
@@ -268,14 +268,14 @@ def parse_report(path: Path, account: str | None = None, zone: tzinfo = UTC) -> 
         if not _TIME.fullmatch(cells[0]):
             last = index
             break
-        row = _Row(index + 1, dict(zip(layout, cells, strict=False)))
+        row = _Row(len(deals) + 1, dict(zip(layout, cells, strict=False)))
         try:
             deal = _deal(row, account, zone, positions)
         except ReportError:
             raise
-        except (ValueError, TypeError) as exc:  # the record's own checks (db.validation)
-            raise ReportError(f"Deals row {row.number}: {exc}") from None
-        if deal.type != CREDIT:
+        except ValueError as exc:  # the record's own checks (db.validation)
+            raise ReportError(f"Deals row {row.line}: {exc}") from None
+        if deal.type != CREDIT_TYPE:
             amount = deal.profit + deal.commission + deal.swap
             stated = row.number("balance", 2)
             balance = (stated - amount) if balance is None else balance
