@@ -283,9 +283,11 @@ def parse_report(path: Path, account: str | None = None, zone: tzinfo = UTC) -> 
                 raise row.fail("balance", f"does not follow from the rows before it (expected {balance + amount})")
             balance = stated
         deals.append(deal)
-    tickets = [deal.ticket for deal in deals]
-    if len(set(tickets)) != len(tickets):
-        raise ReportError("the Deals table lists a deal ticket twice")
+    seen: set[int] = set()
+    for number, deal in enumerate(deals, start=1):
+        if deal.ticket in seen:
+            raise ReportError(f"Deals row {number}: deal ticket {deal.ticket} is listed twice")
+        seen.add(deal.ticket)
     return ParsedReport(login=login, deals=deals, summary=summary_pairs(grid[last:]))
 
 
