@@ -85,3 +85,48 @@ def test_a_bad_convention_request_is_a_400_naming_the_parameter(app, path, param
     assert response.status_code == 400
     body = response.get_json()
     assert body["parameter"] == parameter and parameter in body["error"]
+
+
+def _scrape(client) -> dict[tuple[str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    return {(sample.name, sample.labels.get("account", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name.startswith("tradewatch_mt5_")}
+
+
+def test_metrics_carry_the_mt5_figures_per_account_and_follow_new_deals(app):
+    client, _ = app
+    series = _scrape(client)
+    assert {name for name, account in series if account == ACCOUNT} == {
+        "tradewatch_mt5_net_profit", "tradewatch_mt5_gross_profit", "tradewatch_mt5_gross_loss",
+        "tradewatch_mt5_trades", "tradewatch_mt5_balance_drawdown_absolute",
+        "tradewatch_mt5_balance_drawdown_maximal", "tradewatch_mt5_balance_drawdown_relative_ratio",
+        "tradewatch_mt5_profit_factor"}
+    assert {account for _, account in series} == {ACCOUNT}, "one series per figure and account with deals"
+    assert series[("tradewatch_mt5_net_profit", ACCOUNT)] == 94.55
+    assert series[("tradewatch_mt5_gross_loss", ACCOUNT)] == -286.50
+    assert series[("tradewatch_mt5_trades", ACCOUNT)] == 9
+    assert series[("tradewatch_mt5_balance_drawdown_maximal", ACCOUNT)] == 140.0
+    assert series[("tradewatch_mt5_balance_drawdown_relative_ratio", ACCOUNT)] == pytest.approx(0.0144)
+    assert series[("tradewatch_mt5_profit_factor", ACCOUNT)] == 1.33
+
+
+def test_the_metrics_cache_follows_a_new_deal(tmp_path):
+    import dataclasses
+
+    database = init_db(f"sqlite:///{tmp_path}/store.db")
+    repo = Repository(database)
+    history = deals()
+    for record in history:
+        repo.record_deal(record)
+    client = create_app(database, clock=lambda: datetime(2026, 6, 1, tzinfo=UTC)).test_client()
+    assert _scrape(client)[("tradewatch_mt5_trades", ACCOUNT)] == 9
+    last = history[-1]  # the open GBPUSD position closes at a 10.00 profit (commission -0.70)
+    repo.record_deal(dataclasses.replace(last, ticket=last.ticket + 1, type=1, entry=1, profit=D("10.00"),
+                                         time=last.time.replace(hour=15)))
+    series = _scrape(client)
+    assert series[("tradewatch_mt5_trades", ACCOUNT)] == 10
+    assert series[("tradewatch_mt5_net_profit", ACCOUNT)] == pytest.approx(94.55 + 9.30)
+    database.dispose()
