@@ -105,8 +105,8 @@ def _deals_section(grid: Grid) -> tuple[int, int, tuple[str, ...]]:
     """The Deals table: the section whose first timed row is shaped like a deal."""
     found = []
     for start, end in _sections(grid):
-        header = _filled(grid[start + 1]) if start + 1 < end else []
-        timed = [row for row in grid[start + 2:end] if row and _TIME.fullmatch(row[0])]
+        header = next((_filled(row) for row in grid[start + 1:end] if _filled(row)), [])
+        timed = [row for row in grid[start + 1:end] if row and _TIME.fullmatch(row[0])]
         if timed and _looks_like_deal(timed[0]):
             if len(header) not in DEAL_LAYOUTS:
                 raise ReportError(f"the Deals table has {len(header)} columns; known layouts have "
@@ -261,10 +261,10 @@ def parse_report(path: Path, account: str | None = None, zone: tzinfo = UTC) -> 
         raise ReportError(f"account must be at most {ACCOUNT_LEN} characters")
     positions, deals, balance = _Positions(), [], None
     last = end
-    for index in range(start + 2, end):
+    for index in range(start + 1, end):
         cells = grid[index]
-        if not cells or not cells[0]:
-            continue  # the totals row, spacer rows
+        if not cells or not cells[0] or not _TIME.fullmatch(cells[0]) and not deals:
+            continue  # the header (before the first deal), the totals row, spacer rows
         if not _TIME.fullmatch(cells[0]):
             last = index
             break

@@ -26,7 +26,7 @@ DIRECTIONS = {0: "in", 1: "out", 2: "in/out", 3: "out by"}
 LANGUAGES = {
     "en": {
         "title": "Trade History Report", "header": ("Name:", "Account:", "Company:", "Date:"),
-        "sections": ("Positions", "Orders", "Deals", "Summary", "Results"),
+        "sections": ("Positions", "Orders", "Deals", "Summary", "Results", "Open Positions", "Working Orders"),
         "positions": ("Time", "Position", "Symbol", "Type", "Volume", "Price", "S / L", "T / P", "Time", "Price",
                       "Commission", "Swap", "Profit"),
         "orders": ("Open Time", "Order", "Symbol", "Type", "Volume", "Price", "S / L", "T / P", "Time", "State",
@@ -47,7 +47,8 @@ LANGUAGES = {
     },
     "de": {
         "title": "Handelshistorie-Bericht", "header": ("Name:", "Konto:", "Unternehmen:", "Datum:"),
-        "sections": ("Positionen", "Aufträge", "Deals", "Zusammenfassung", "Ergebnisse"),
+        "sections": ("Positionen", "Aufträge", "Deals", "Zusammenfassung", "Ergebnisse", "Offene Positionen",
+                     "Offene Aufträge"),
         "positions": ("Zeit", "Position", "Symbol", "Typ", "Volumen", "Preis", "S / L", "T / P", "Zeit", "Preis",
                       "Kommission", "Swap", "Gewinn"),
         "orders": ("Eröffnungszeit", "Auftrag", "Symbol", "Typ", "Volumen", "Preis", "S / L", "T / P", "Zeit",
@@ -68,7 +69,7 @@ LANGUAGES = {
     },
     "ru": {
         "title": "Отчет торговой истории", "header": ("Имя:", "Счет:", "Компания:", "Дата:"),
-        "sections": ("Позиции", "Ордера", "Сделки", "Итоги", "Результаты"),
+        "sections": ("Позиции", "Ордера", "Сделки", "Итоги", "Результаты", "Открытые позиции", "Рабочие ордера"),
         "positions": ("Время", "Позиция", "Символ", "Тип", "Объем", "Цена", "S / L", "T / P", "Время", "Цена",
                       "Комиссия", "Своп", "Прибыль"),
         "orders": ("Время открытия", "Ордер", "Символ", "Тип", "Объем", "Цена", "S / L", "T / P", "Время",
@@ -99,6 +100,9 @@ class Cell:
     head: bool = False
 
 
+SPACER = [Cell("", 14)]  # the terminal's empty row before each section
+
+
 def money(value: Decimal | int) -> str:
     """The terminal's way: a space between thousands, two decimals."""
     return f"{Decimal(value):,.2f}".replace(",", " ")
@@ -124,7 +128,9 @@ def report_rows(deals: list[DealRecord], results: list[str], language: str = "en
     rows += [[Cell(label, 4, head=True), Cell(value, 10, head=True)] for label, value in zip(words["header"], values,
                                                                                            strict=True)]
     rows += _positions(deals, words, zone) + _orders(deals, words, zone) + _deals(deals, words, zone, fee_column)
-    rows.append([Cell(words["sections"][3], 14, head=True)])
+    rows += _open_positions(deals, words, zone)
+    rows += [SPACER, [Cell(words["sections"][6], 14, head=True)], [Cell(h) for h in words["orders"]]]
+    rows += [SPACER, [Cell(words["sections"][3], 14, head=True)]]
     balance = sum((d.profit + d.commission + d.swap for d in deals if d.type != 3), Decimal(0))
     credit = sum((d.profit for d in deals if d.type == 3), Decimal(0))
     state = [money(balance), money(balance + credit), money(credit), "0.00", "0.00", "0.00%", money(balance + credit)]
@@ -153,7 +159,7 @@ def _results(words: dict, results: list[str]) -> list[list[Cell]]:
 
 
 def _positions(deals: list[DealRecord], words: dict, zone: tzinfo) -> list[list[Cell]]:
-    rows = [[Cell(words["sections"][0], 14, head=True)], [Cell(h) for h in words["positions"]]]
+    rows = [SPACER, [Cell(words["sections"][0], 14, head=True)], [Cell(h) for h in words["positions"]]]
     trades = [d for d in deals if d.type in (0, 1)]
     for pid in dict.fromkeys(d.position_id for d in trades):
         own = [d for d in trades if d.position_id == pid]
@@ -168,8 +174,22 @@ def _positions(deals: list[DealRecord], words: dict, zone: tzinfo) -> list[list[
     return rows
 
 
+def _open_positions(deals: list[DealRecord], words: dict, zone: tzinfo) -> list[list[Cell]]:
+    """Positions still open at the end: time, position, symbol, type, volume left, price, ..., profit."""
+    rows = [SPACER, [Cell(words["sections"][5], 14, head=True)], [Cell(h) for h in words["positions"]]]
+    trades = [d for d in deals if d.type in (0, 1)]
+    for pid in dict.fromkeys(d.position_id for d in trades):
+        own = [d for d in trades if d.position_id == pid]
+        left = own[0].volume - sum(d.volume for d in own if d.entry != 0)
+        if left:
+            rows.append([Cell(_when(own[0], zone)), Cell(pid), Cell(own[0].symbol), Cell(WORDS[own[0].type]),
+                         Cell("", 8, hidden=True), Cell(left), Cell(own[0].price), Cell(""), Cell(""),
+                         Cell(own[0].price), Cell(_cents(0)), Cell(_cents(0)), Cell(""), Cell(own[0].comment)])
+    return rows
+
+
 def _orders(deals: list[DealRecord], words: dict, zone: tzinfo) -> list[list[Cell]]:
-    rows = [[Cell(words["sections"][1], 14, head=True)], [Cell(h) for h in words["orders"]]]
+    rows = [SPACER, [Cell(words["sections"][1], 14, head=True)], [Cell(h) for h in words["orders"]]]
     for d in deals:
         if d.type in (0, 1):
             rows.append([Cell(_when(d, zone)), Cell(d.order_ticket), Cell(d.symbol), Cell(WORDS[d.type]),
@@ -180,7 +200,7 @@ def _orders(deals: list[DealRecord], words: dict, zone: tzinfo) -> list[list[Cel
 
 def _deals(deals: list[DealRecord], words: dict, zone: tzinfo, fee_column: bool) -> list[list[Cell]]:
     header = [h for i, h in enumerate(words["deals"]) if fee_column or i != 9]
-    rows = [[Cell(words["sections"][2], 14, head=True)], [Cell(h) for h in header]]
+    rows = [SPACER, [Cell(words["sections"][2], 14, head=True)], SPACER, [Cell(h) for h in header]]
     balance = Decimal(0)
     for d in deals:
         if d.type != 3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -22,9 +23,14 @@ def _text(value) -> object:
     return str(value) if isinstance(value, D) else value
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    database = init_db(f"sqlite:///{tmp_path_factory.mktemp('api')}/store.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app(request, tmp_path_factory):
+    name = f"mt5api_{uuid.uuid4().hex[:12]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api')}/store.db"
+    else:
+        url = request.getfixturevalue("pg_cluster").create_database(name)
+    database = init_db(url)
     repo = Repository(database)
     for record in deals():
         repo.record_deal(record)
@@ -32,6 +38,8 @@ def app(tmp_path_factory):
     client = create_app(database, clock=lambda: datetime(2026, 6, 1, tzinfo=UTC)).test_client()
     yield client, database
     database.dispose()
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_cluster").drop_database(name)
 
 
 def test_mt5_convention_answers_the_report_figures(app):

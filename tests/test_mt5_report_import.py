@@ -198,3 +198,43 @@ def test_a_bad_server_timezone_is_a_config_error(tmp_path, url, capsys):
     path = write(tmp_path / "report", "en", "html")
     assert run(url, "import-mt5-report", str(path), "--server-timezone", "Mars/Olympus") == 2
     assert "--server-timezone" in capsys.readouterr().err
+
+
+def test_verify_of_a_report_without_its_results_block_is_exit_2(tmp_path, url, capsys):
+    rows = report_rows(deals(), printed_results(), "ru")
+    cut = next(i for i, row in enumerate(rows) if row and row[0].value == "Результаты")
+    path = write_html(tmp_path / "cut.html", rows[:cut])
+    assert run(url, "import-mt5-report", str(path)) == 0, "the deals alone are importable"
+    capsys.readouterr()
+    assert run(url, "verify-report", str(path)) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("python -m db verify-report: cut.html: no summary block found after the Deals table "
+                           "(7 label/value pairs, the Results block has 25)")
+
+
+def test_help_lists_the_report_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "import-mt5-report" in out and "verify-report" in out
+
+
+def test_a_deal_that_differs_from_the_stored_one_is_counted_and_kept_as_stored(tmp_path, url, capsys, caplog):
+    path = write(tmp_path / "report", "en", "html")
+    assert run(url, "import-mt5-report", str(path)) == 0
+    _tamper(path, "<td>Withdrawal</td>", "<td>Withdrawal by card</td>")
+    capsys.readouterr()
+    assert run(url, "import-mt5-report", str(path)) == 0
+    assert "22 deals read, 0 stored, 21 already stored, 1 differing" in capsys.readouterr().out
+    assert "1 deal(s) of the report differ from the stored deals with the same ticket (9007)" in caplog.text
+    assert [d.comment for d in stored(url) if d.ticket == 9007] == ["Withdrawal"]
+
+
+def test_import_and_verify_on_postgresql(tmp_path, postgres_url, capsys):
+    path = write(tmp_path / "report", "de", "xlsx")
+    assert run(postgres_url, "import-mt5-report", str(path), "--server-timezone", "Europe/Athens") == 0
+    assert run(postgres_url, "import-mt5-report", str(path), "--server-timezone", "Europe/Athens") == 0
+    assert stored(postgres_url) == deals()
+    assert run(postgres_url, "verify-report", str(path), "--server-timezone", "Europe/Athens") == 0
+    assert "24/24 report figures equal ours (MT5 convention)" in capsys.readouterr().out
