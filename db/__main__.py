@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from datetime import UTC, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from alembic.util import CommandError
@@ -181,7 +182,9 @@ def _verify_report(database: Database, parser, path: Path, report) -> int:
     account = report.deals[0].account if report.deals else (report.login or "")
     since = min((deal.time for deal in report.deals), default=None)
     until = max((deal.time for deal in report.deals), default=None)
-    mt5, positions = figures_between(database, account, since, None if until is None else until + timedelta(microseconds=1))
+    end = None if until is None else until + timedelta(microseconds=1)
+    # Ratios unrounded (10 places): compare() rounds them to what the report printed, once.
+    mt5, positions = figures_between(database, account, since, end, step=Decimal("1e-10"))
     try:
         lines = compare(report.summary, mt5, positions)
     except ReportError as exc:

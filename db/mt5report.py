@@ -43,17 +43,17 @@ CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 
 
-def _two(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+def _round(value: Decimal, step: Decimal) -> Decimal:
+    return value.quantize(step, rounding=ROUND_HALF_UP)
 
 
-def _ratio(part: Decimal | int, whole: Decimal | int) -> Decimal:
-    """part / whole to two places (0.00 for an empty whole)."""
-    return _two(Decimal(part) / Decimal(whole)) if whole else ZERO
+def _ratio(part: Decimal | int, whole: Decimal | int, step: Decimal = CENT) -> Decimal:
+    """part / whole rounded to `step` (0 for an empty whole)."""
+    return _round(Decimal(part) / Decimal(whole), step) if whole else _round(ZERO, step)
 
 
-def _percent(part: Decimal | int, whole: Decimal | int) -> Decimal:
-    return _two(Decimal(part) * HUNDRED / Decimal(whole)) if whole else ZERO
+def _percent(part: Decimal | int, whole: Decimal | int, step: Decimal = CENT) -> Decimal:
+    return _ratio(Decimal(part) * HUNDRED, whole, step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +173,13 @@ def _amount(deal) -> Decimal:
     return Decimal(deal.profit) + Decimal(deal.commission) + Decimal(deal.swap)
 
 
-def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO) -> Mt5Figures:
+def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO, step: Decimal = CENT) -> Mt5Figures:
     """The report's figures for deals given in the terminal's order (time, then ticket).
 
     `opening_balance` is the balance before the first deal (a report over a period); when it
-    is 0 the initial deposit is the first deposit's amount.
+    is 0 the initial deposit is the first deposit's amount.  Ratios, percentages and averages
+    are rounded to `step` (the report prints two places; verify-report asks for more and
+    rounds to whatever the report printed, so that nothing is rounded twice).
     """
     balance, credit = Decimal(opening_balance), ZERO
     initial = balance if balance > 0 else None
@@ -228,11 +230,11 @@ def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO) -> Mt5Figures:
     losses.end()
     drawdowns.restart(balance)
     return _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
-                    gross_profit, gross_loss, drawdowns, wins, losses, short, long)
+                    gross_profit, gross_loss, drawdowns, wins, losses, short, long, step)
 
 
 def _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
-             gross_profit, gross_loss, drawdowns, wins, losses, short, long) -> Mt5Figures:
+             gross_profit, gross_loss, drawdowns, wins, losses, short, long, step) -> Mt5Figures:
     won = [r for r in results if r > 0]
     lost = [r for r in results if r < 0]
     net = gross_profit + gross_loss
@@ -248,27 +250,27 @@ def _summary(count, results, initial, lowest, balance, credit, deposits, withdra
         total_net_profit=net,
         gross_profit=gross_profit,
         gross_loss=gross_loss,
-        profit_factor=_ratio(gross_profit, -gross_loss) if gross_loss else None,
-        expected_payoff=_ratio(net, trades),
-        recovery_factor=_ratio(net, drawdowns.maximal) if drawdowns.maximal else None,
+        profit_factor=_ratio(gross_profit, -gross_loss, step) if gross_loss else None,
+        expected_payoff=_ratio(net, trades, step),
+        recovery_factor=_ratio(net, drawdowns.maximal, step) if drawdowns.maximal else None,
         balance_drawdown_absolute=max(ZERO, initial - lowest) if initial else ZERO,
         balance_drawdown_maximal=drawdowns.maximal,
-        balance_drawdown_maximal_percent=_two(drawdowns.maximal_ratio * HUNDRED),
-        balance_drawdown_relative_percent=_two(drawdowns.relative_ratio * HUNDRED),
+        balance_drawdown_maximal_percent=_round(drawdowns.maximal_ratio * HUNDRED, step),
+        balance_drawdown_relative_percent=_round(drawdowns.relative_ratio * HUNDRED, step),
         balance_drawdown_relative=drawdowns.relative,
         total_trades=trades,
         short_trades=short[0],
-        short_won_percent=_percent(short[1], short[0]),
+        short_won_percent=_percent(short[1], short[0], step),
         long_trades=long[0],
-        long_won_percent=_percent(long[1], long[0]),
+        long_won_percent=_percent(long[1], long[0], step),
         profit_trades=len(won),
-        profit_trades_percent=_percent(len(won), trades),
+        profit_trades_percent=_percent(len(won), trades, step),
         loss_trades=len(lost),
-        loss_trades_percent=_percent(len(lost), trades),
+        loss_trades_percent=_percent(len(lost), trades, step),
         largest_profit_trade=max(won, default=ZERO),
         largest_loss_trade=min(lost, default=ZERO),
-        average_profit_trade=_ratio(sum(won, ZERO), len(won)),
-        average_loss_trade=_ratio(sum(lost, ZERO), len(lost)),
+        average_profit_trade=_ratio(sum(won, ZERO), len(won), step),
+        average_loss_trade=_ratio(sum(lost, ZERO), len(lost), step),
         max_consecutive_wins=wins.longest,
         max_consecutive_wins_money=wins.longest_money,
         max_consecutive_losses=losses.longest,
@@ -277,8 +279,8 @@ def _summary(count, results, initial, lowest, balance, credit, deposits, withdra
         maximal_consecutive_profit_count=wins.richest_count,
         maximal_consecutive_loss=losses.richest,
         maximal_consecutive_loss_count=losses.richest_count,
-        average_consecutive_wins=_ratio(wins.in_runs, wins.runs),
-        average_consecutive_losses=_ratio(losses.in_runs, losses.runs),
+        average_consecutive_wins=_ratio(wins.in_runs, wins.runs, step),
+        average_consecutive_losses=_ratio(losses.in_runs, losses.runs, step),
     )
 
 
@@ -356,12 +358,12 @@ def opening_balance(connection, account: str, since: datetime | None) -> Decimal
 
 
 def figures_between(database: Database, account: str, since: datetime | None = None,
-                    until: datetime | None = None) -> tuple[Mt5Figures, PositionFigures]:
+                    until: datetime | None = None, step: Decimal = CENT) -> tuple[Mt5Figures, PositionFigures]:
     """Both conventions over the account's stored deals in [since, until), from the balance before."""
     with reading(database) as connection:
         base = opening_balance(connection, account, since)
         deals = account_deals(connection, account, since, until)
-    return mt5_figures(deals, base), position_figures(deals)
+    return mt5_figures(deals, base, step), position_figures(deals)
 
 
 def account_figures(database: Database, account: str, start: date | None = None,

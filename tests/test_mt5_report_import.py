@@ -238,3 +238,16 @@ def test_import_and_verify_on_postgresql(tmp_path, postgres_url, capsys):
     assert stored(postgres_url) == deals()
     assert run(postgres_url, "verify-report", str(path), "--server-timezone", "Europe/Athens") == 0
     assert "24/24 report figures equal ours (MT5 convention)" in capsys.readouterr().out
+
+
+def test_figures_are_compared_at_the_precision_the_report_prints(tmp_path, url, capsys):
+    results = printed_results()
+    results[3], results[4] = "1.3300", "10.5056"  # 381.05 / 286.50 = 1.33002; 94.55 / 9 = 10.50556
+    results[23], results[24] = "1.25", "1.5"  # average consecutive wins and losses, unrounded
+    path = write(tmp_path / "precise", "en", "html", results=results)
+    assert run(url, "import-mt5-report", str(path)) == 0
+    assert run(url, "verify-report", str(path)) == 0
+    assert "24/24 report figures equal ours" in capsys.readouterr().out
+    results[4] = "10.5055"  # one unit off in the 4th place
+    assert run(url, "verify-report", str(write(tmp_path / "off", "en", "html", results=results))) == 1
+    assert "24/24" not in capsys.readouterr().out
