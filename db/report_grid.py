@@ -12,7 +12,6 @@ is a workbook), the encoding by the byte order mark: MetaQuotes writes UTF-16 LE
 
 from __future__ import annotations
 
-import zipfile
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -134,18 +133,22 @@ def _cell_text(value: object) -> str:
 
 def _xlsx_grid(path: Path) -> Grid:
     from openpyxl import load_workbook  # only for .xlsx files: HTML imports never pay for it
-    from openpyxl.utils.exceptions import InvalidFileException
 
+    # A damaged workbook fails deep inside zipfile, zlib, the XML parser or openpyxl, each with
+    # its own exception type (found by mutating workbooks: tests/test_mt5_report_import.py), so
+    # everything raised while reading the untrusted file is "not a readable workbook".
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # see above
         raise ReportError(f"not a readable .xlsx workbook ({type(exc).__name__})") from None
     try:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
             raise ReportError("the workbook has no worksheet")
         return [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except ReportError:
+        raise
+    except Exception as exc:  # see above
         raise ReportError(f"not a readable .xlsx workbook ({type(exc).__name__})") from None
     finally:
         workbook.close()

@@ -251,3 +251,32 @@ def test_figures_are_compared_at_the_precision_the_report_prints(tmp_path, url, 
     results[4] = "10.5055"  # one unit off in the 4th place
     assert run(url, "verify-report", str(write(tmp_path / "off", "en", "html", results=results))) == 1
     assert "24/24" not in capsys.readouterr().out
+
+
+def test_damaged_files_are_refused_or_read_never_a_crash(tmp_path):
+    """Random damage to a good workbook and a good HTML report: each is a ReportError or still reads."""
+    import random
+
+    from db.report_grid import ReportError
+
+    rng = random.Random(17)
+    workbook = write(tmp_path / "x", "en", "xlsx").read_bytes()
+    html = write(tmp_path / "h", "de", "html").read_bytes().decode("utf-16")
+    outcomes = {"read": 0, "refused": 0}
+    for n in range(450):
+        if n < 150:
+            damaged = bytearray(workbook)
+            for _ in range(rng.randint(1, 5)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            path = _raw(tmp_path / "damaged.xlsx", bytes(damaged))
+        else:
+            text = list(html)
+            for _ in range(rng.randint(1, 4)):
+                text[rng.randrange(len(text))] = rng.choice("0123456789.-: <>/tdrh=\"x\u00a0ä")
+            path = _raw(tmp_path / "damaged.html", b"\xff\xfe" + "".join(text).encode("utf-16-le"))
+        try:
+            parse_report(path)
+            outcomes["read"] += 1
+        except ReportError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100 and sum(outcomes.values()) == 450
