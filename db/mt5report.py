@@ -170,7 +170,8 @@ class _Runs:
 
 
 def _amount(deal) -> Decimal:
-    return Decimal(deal.profit) + Decimal(deal.commission) + Decimal(deal.swap)
+    """What the deal did to the balance (its money fields are Decimal: records and NUMERIC columns)."""
+    return deal.profit + deal.commission + deal.swap
 
 
 def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO, step: Decimal = CENT) -> Mt5Figures:
@@ -337,7 +338,9 @@ def _midnight(day: date) -> datetime:
 def account_deals(connection, account: str, since: datetime | None = None, until: datetime | None = None) -> Sequence:
     """The account's deals at or after `since` and before `until`, in the terminal's order (time, ticket)."""
     table = DealModel.__table__
-    query = select(table).where(table.c.account == account)
+    columns = [table.c[name] for name in ("time", "ticket", "type", "entry", "position_id", "volume", "profit",
+                                          "commission", "swap")]
+    query = select(*columns).where(table.c.account == account)
     if since is not None:
         query = query.where(table.c.time >= since)
     if until is not None:

@@ -120,7 +120,7 @@ def _deals_section(grid: Grid) -> tuple[int, int, tuple[str, ...]]:
 
 
 def _login(grid: Grid, before: int) -> str | None:
-    for row in grid[:before]:
+    for row in grid[:min(before, 12)]:  # the header block: title, name, account, company, date
         for cell in row:
             match = _LOGIN.match(cell)
             if match:
