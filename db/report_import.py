@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
+import confcheck
 from db.database import Database
 from db.models import DealModel
 from db.mt5deals import BUY, BY_WORD, CREDIT_TYPE, ENTRIES, ENTRY_IN, ENTRY_INOUT
@@ -65,7 +66,7 @@ class ParsedReport:
 
 def server_timezone(raw: str) -> tzinfo:
     """An IANA zone name (Europe/Athens) or a fixed offset (+02:00) of the trade server's clock."""
-    value = raw.strip()
+    value = confcheck.text(64, required=True)(raw)
     match = re.fullmatch(r"([+-])([0-9]{2}):([0-9]{2})", value)
     if match:
         minutes = int(match.group(2)) * 60 + int(match.group(3))
