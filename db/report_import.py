@@ -304,8 +304,14 @@ class ImportResult:
     differing: list[int]  # already stored with other values: kept as stored
 
 
+# What the report itself prints: a stored deal (e.g. recorded by the bot, with its magic, reason
+# and position) differs from the report's only if one of these does.
+REPORT_FIELDS = ("order_ticket", "symbol", "type", "entry", "volume", "price", "profit", "commission", "swap",
+                 "comment", "time")
+
+
 def _key(values: dict) -> tuple:
-    return tuple((name, values[name]) for name in sorted(values) if name not in ("id", "account", "ticket"))
+    return tuple(values[name] for name in REPORT_FIELDS)
 
 
 def store_report(database: Database, report: ParsedReport) -> ImportResult:
@@ -324,6 +330,5 @@ def store_report(database: Database, report: ParsedReport) -> ImportResult:
         for chunk in range(0, len(new), STORE_CHUNK):
             session.execute(insert_for(session, table).on_conflict_do_nothing(index_elements=["account", "ticket"]),
                             new[chunk:chunk + STORE_CHUNK])
-    differing = [row["ticket"] for row in rows if row["ticket"] in known
-                 and _key({k: known[row["ticket"]][k] for k in row}) != _key(row)]
+    differing = [row["ticket"] for row in rows if row["ticket"] in known and _key(known[row["ticket"]]) != _key(row)]
     return ImportResult(account, len(rows), len(new), len(known) - len(differing), differing)

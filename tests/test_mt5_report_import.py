@@ -280,3 +280,17 @@ def test_damaged_files_are_refused_or_read_never_a_crash(tmp_path):
         except ReportError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 100 and sum(outcomes.values()) == 450
+
+
+def test_deals_the_bot_recorded_are_not_differing_for_what_the_report_cannot_print(tmp_path, url, capsys):
+    from db import Repository, init_db
+
+    database = init_db(url)
+    repo = Repository(database)
+    for record in deals():  # as the bot records them: its magic, DEAL_REASON_EXPERT
+        repo.record_deal(dataclasses.replace(record, magic=4242, reason=3) if record.type in (0, 1) else record)
+    database.dispose()
+    path = write(tmp_path / "report", "en", "html")
+    assert run(url, "import-mt5-report", str(path), "--server-timezone", "Europe/Athens") == 0
+    assert "22 deals read, 0 stored, 22 already stored, 0 differing" in capsys.readouterr().out
+    assert {d.magic for d in stored(url) if d.type in (0, 1)} == {4242}, "the bot's facts are kept"
