@@ -204,13 +204,18 @@ def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO, step: Decimal 
         if initial is not None:
             lowest = min(lowest, balance)
         if kind == FUNDING:
-            deposits, withdrawals = (deposits + amount, withdrawals) if amount > 0 else (deposits, withdrawals + amount)
+            if amount > 0:
+                deposits += amount
+            else:
+                withdrawals += amount
             drawdowns.restart(balance)
             continue
         drawdowns.after_trade(balance)
-        if kind != TRADE or deal.entry not in EXITS:  # entry deal or other balance operation
-            gross_profit, gross_loss = (gross_profit + amount, gross_loss) if amount > 0 else (
-                gross_profit, gross_loss + amount)
+        if kind != TRADE or deal.entry not in EXITS:  # an entry deal's costs, or another balance operation
+            if amount > 0:
+                gross_profit += amount
+            else:
+                gross_loss += amount
             continue
         results.append(amount)
         side = short if deal.type == BUY else long  # a buy exit closes a short position
