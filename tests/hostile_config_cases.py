@@ -232,6 +232,9 @@ HAND_WRITTEN = [
     db("--years", "--url", "sqlite:///{tmp}/x.db", "seed-demo", "--years", "nan"),
     db("--seed", "--url", "sqlite:///{tmp}/x.db", "seed-demo", "--seed", "-1"),
     db("command", "migrate"),
+    db("--server-timezone", "--url", "sqlite:///{tmp}/x.db", "import-mt5-report", "r.html", "--server-timezone", "+25:00"),
+    db("--server-timezone", "--url", "sqlite:///{tmp}/x.db", "verify-report", "r.html", "--server-timezone", "Europe/\nAthens"),
+    db("--account", "--url", "sqlite:///{tmp}/x.db", "import-mt5-report", "r.html", "--account", "9" * 40),
     # --- python -m stack ------------------------------------------------------------------------
     stack("SIM_SPEED", SIM_SPEED="fast", subprocess=True),
     stack("SIM_SPEED", SIM_SPEED="0"),
