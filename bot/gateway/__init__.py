@@ -1,7 +1,15 @@
 """The gateway: one interface to the trading terminal, typed errors, plain values."""
 
 from .base import CallObserver, Gateway
-from .errors import BrokerUnavailable, ConnectionLost, GatewayError, OrderRejected, OutcomeUnknown
+from .errors import (
+    BrokerUnavailable,
+    ConnectionLost,
+    GatewayError,
+    NotExpressible,
+    OrderRejected,
+    OutcomeUnknown,
+    TradingDisabled,
+)
 from .types import (
     AccountState,
     Bars,
@@ -25,6 +33,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "HistoryOrder",
+    "NotExpressible",
     "OrderRejected",
     "OrderRequest",
     "OrderResult",
@@ -33,4 +42,5 @@ __all__ = [
     "Quote",
     "SymbolSpec",
     "TerminalState",
+    "TradingDisabled",
 ]

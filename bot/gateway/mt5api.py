@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +27,20 @@ from mt5bridge.errors import (
 )
 from mt5bridge.plain import to_plain
 
+from . import grid
 from .base import CallObserver, Gateway
-from .errors import BrokerUnavailable, ConnectionLost, GatewayError, OrderRejected, OutcomeUnknown
+from .clock import BrokerClock, wall_time
+from .errors import (
+    BrokerUnavailable,
+    ConnectionLost,
+    GatewayError,
+    NotExpressible,
+    OrderRejected,
+    OutcomeUnknown,
+    TradingDisabled,
+)
+from .filling import NAMES as FILLING_NAMES
+from .filling import allowed_fillings, next_filling
 from .types import (
     AccountState,
     Bars,
@@ -66,12 +78,9 @@ def _optional_price(value: Any, digits: int) -> Decimal | None:
     return price(value, digits) if value else None
 
 
-def _utc(seconds: Any) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=UTC)
-
-
 def _volume(value: Any) -> Decimal:
-    return Decimal(str(round(float(value), 2)))
+    """A volume (or volume step) exactly as the terminal reports it, whatever its decimals."""
+    return grid.exact(value)
 
 
 def _side(order_type: int) -> str:
@@ -99,6 +108,10 @@ class Mt5ApiGateway(Gateway):
         self._api: Any = None
         self._connected = False
         self._digits: dict[str, int] = {}
+        self._specs: dict[str, SymbolSpec] = {}
+        self._selected: set[str] = set()  # in Market Watch for this session (selected, or already visible)
+        #: Server time <-> UTC (see bot.gateway.clock); the only place that knows the server's clock.
+        self.clock = BrokerClock()
 
     def set_observer(self, observer: CallObserver | None) -> None:
         self._observer = observer
@@ -144,6 +157,9 @@ class Mt5ApiGateway(Gateway):
                 code, message = self._last_error()
                 raise BrokerUnavailable(f"initialize failed: {code} {message}")
             self._connected = True
+            # A new session: Market Watch selections and the clock are checked again.
+            self._selected.clear()
+            self.clock.reset()
             log.info("terminal connected", extra={"gateway": self.name})
         except GatewayError as exc:
             error = exc
@@ -223,6 +239,10 @@ class Mt5ApiGateway(Gateway):
             raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
             if raw is None:
                 code, message = self._last_error()
+                if code == mt5.RES_E_AUTO_TRADING_DISABLED and call == "order_send":
+                    raise TradingDisabled(f"{call}: algorithmic trading is disabled in the terminal: {message} "
+                                          f"({code}); enable Algo Trading and 'Allow algorithmic trading' "
+                                          "in Tools > Options > Expert Advisors")
                 if code == mt5.RES_E_INTERNAL_FAIL_TIMEOUT:
                     self._connected = False
                     if call == "order_send":
@@ -263,7 +283,8 @@ class Mt5ApiGateway(Gateway):
 
     def terminal(self) -> TerminalState:
         info = self._call("terminal_info")
-        return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")))
+        return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")),
+                             tradeapi_disabled=bool(info.get("tradeapi_disabled")))
 
     def account(self) -> AccountState:
         info = self._call("account_info")
@@ -284,7 +305,7 @@ class Mt5ApiGateway(Gateway):
         info = self._call("symbol_info", name)
         digits = int(info["digits"])
         self._digits[name] = digits
-        return SymbolSpec(
+        spec = SymbolSpec(
             name=name,
             digits=digits,
             point=Decimal(str(info["point"])),
@@ -296,7 +317,12 @@ class Mt5ApiGateway(Gateway):
             volume_step=_volume(info["volume_step"]),
             stops_level=int(info.get("trade_stops_level", 0)),
             currency_profit=str(info.get("currency_profit", "")),
+            exemode=int(info.get("trade_exemode", mt5.SYMBOL_TRADE_EXECUTION_MARKET)),
+            filling_bits=int(info.get("filling_mode", 0)),
+            visible=bool(info.get("visible", True)),
         )
+        self._specs[name] = spec
+        return spec
 
     def symbol_names(self) -> list[str]:
         """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
@@ -307,19 +333,60 @@ class Mt5ApiGateway(Gateway):
             self.symbol(symbol)
         return self._digits[symbol]
 
+    def _ensure_selected(self, name: str) -> None:
+        """Put `name` in Market Watch before its first quote of this session (quotes flow only there)."""
+        if name in self._selected:
+            return
+        spec = self.symbol(name)
+        if not spec.visible:
+            if self._call("symbol_select", name, True) is not True:
+                code, message = self._last_error()
+                raise GatewayError(f"symbol_select({name!r}) refused: {message} ({code})")
+            log.info("symbol %s added to Market Watch", name, extra={"symbol": name, "gateway": self.name})
+        self._selected.add(name)
+
+    def _utc_now(self) -> tuple[float, float]:
+        """True UTC now and the speed of the clock that ticks come from.
+
+        A simulator may run faster than the wall clock: its sim-only `sim_clock()` hook (the
+        stand-in, the bridge client to a sim) gives its own now and speed; the real package has none.
+        """
+        hook = getattr(self._api, "sim_clock", None)
+        if hook is not None:
+            try:
+                reading = hook()
+                return float(reading["utc"]), float(reading.get("speed", 1.0))
+            except (GatewayError, BridgeCallError, KeyError, TypeError, ValueError):
+                pass  # a bridge to a real terminal refuses the sim-only call: the wall clock it is
+        return wall_time(), 1.0
+
+    def _to_utc(self, seconds: Any) -> datetime:
+        return self.clock.to_utc(seconds)
+
+    def server_offset_seconds(self) -> int | None:
+        return self.clock.offset
+
     def quote(self, name: str) -> Quote:
+        self._ensure_selected(name)
         tick = self._call("symbol_info_tick", name)
+        tick_time, offset = float(tick["time"]), self.clock.offset
+        # Due is judged on the tick's own time (no extra call); a measurement asks for UTC now.
+        if offset is None or self.clock.due(tick_time - offset):
+            now, speed = self._utc_now()
+            self.clock.observe(tick_time, now, speed)
         digits = self._digits_of(name)
-        return Quote(symbol=name, time=_utc(tick["time"]), bid=price(tick["bid"], digits), ask=price(tick["ask"], digits))
+        return Quote(symbol=name, time=self._to_utc(tick["time"]), bid=price(tick["bid"], digits),
+                     ask=price(tick["ask"], digits))
 
     def bars(self, symbol: str, timeframe: int, count: int) -> Bars:
+        self._ensure_selected(symbol)
         rows = self._call("copy_rates_from_pos", symbol, timeframe, 0, count, convert=False)
         if rows is None or len(rows) == 0:
             raise GatewayError(f"copy_rates_from_pos returned no bars for {symbol}")
         if getattr(rows, "dtype", None) is not None and rows.dtype.names:
             return Bars(
                 symbol=symbol,
-                time=rows["time"].astype(np.int64),
+                time=self._bar_times(rows["time"]),
                 open=rows["open"].astype(float),
                 high=rows["high"].astype(float),
                 low=rows["low"].astype(float),
@@ -327,12 +394,19 @@ class Mt5ApiGateway(Gateway):
             )
         return Bars(
             symbol=symbol,
-            time=np.fromiter((r["time"] for r in rows), dtype=np.int64, count=len(rows)),
+            time=self._bar_times(np.fromiter((r["time"] for r in rows), dtype=np.int64, count=len(rows))),
             open=np.fromiter((r["open"] for r in rows), dtype=float, count=len(rows)),
             high=np.fromiter((r["high"] for r in rows), dtype=float, count=len(rows)),
             low=np.fromiter((r["low"] for r in rows), dtype=float, count=len(rows)),
             close=np.fromiter((r["close"] for r in rows), dtype=float, count=len(rows)),
         )
+
+    def _bar_times(self, server_times: Any) -> np.ndarray:
+        """Bar open times in UTC seconds (bars are stamped in server time like everything else)."""
+        times = np.asarray(server_times).astype(np.int64)
+        if len(times) == 0:
+            return times
+        return times - np.fromiter((self.clock.offset_at_server(t) for t in times), dtype=np.int64, count=len(times))
 
     def positions(self, symbol: str | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
@@ -353,7 +427,7 @@ class Mt5ApiGateway(Gateway):
                     swap=money(r.get("swap", 0)),
                     magic=int(r.get("magic", 0)),
                     comment=str(r.get("comment", "")),
-                    time=_utc(r["time"]),
+                    time=self._to_utc(r["time"]),
                 )
             )
         return out
@@ -375,11 +449,11 @@ class Mt5ApiGateway(Gateway):
             magic=int(r.get("magic", 0)),
             comment=str(r.get("comment", "")),
             reason=int(r.get("reason", 0)),
-            time=_utc(r["time"]),
+            time=self._to_utc(r["time"]),
         )
 
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
-        rows = self._call("history_deals_get", date_from, date_to)
+        rows = self._call("history_deals_get", self.clock.to_server(date_from), self.clock.to_server(date_to))
         return [self._deal(r) for r in rows if r.get("symbol")]
 
     def deals_for_position(self, position_id: int) -> list[Deal]:
@@ -387,7 +461,8 @@ class Mt5ApiGateway(Gateway):
         return [self._deal(r) for r in rows if r.get("symbol")]
 
     def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]:
-        return self._orders(self._call("history_orders_get", date_from, date_to))
+        return self._orders(self._call("history_orders_get", self.clock.to_server(date_from),
+                                       self.clock.to_server(date_to)))
 
     def open_orders(self) -> list[HistoryOrder]:
         return self._orders(self._call("orders_get"))
@@ -408,7 +483,7 @@ class Mt5ApiGateway(Gateway):
                     price=price(r.get("price_current") or r.get("price_open") or 0, digits),
                     magic=int(r.get("magic", 0)),
                     comment=str(r.get("comment", "")),
-                    time_done=_utc(done) if done else None,
+                    time_done=self._to_utc(done) if done else None,
                 )
             )
         return out
@@ -416,25 +491,23 @@ class Mt5ApiGateway(Gateway):
     # -- trading ----------------------------------------------------------------------------
 
     def order_send(self, request: OrderRequest) -> OrderResult:
-        payload: dict[str, Any] = {
-            "action": mt5.TRADE_ACTION_DEAL,
-            "symbol": request.symbol,
-            "volume": float(request.volume),
-            "type": mt5.ORDER_TYPE_BUY if request.side == "BUY" else mt5.ORDER_TYPE_SELL,
-            "price": float(request.price),
-            "deviation": int(request.deviation),
-            "magic": int(request.magic),
-            "comment": request.comment,
-            "type_time": mt5.ORDER_TIME_GTC,
-            "type_filling": mt5.ORDER_FILLING_IOC,
-        }
-        if request.sl is not None:
-            payload["sl"] = float(request.sl)
-        if request.tp is not None:
-            payload["tp"] = float(request.tp)
-        if request.position is not None:
-            payload["position"] = int(request.position)
+        """Send once with the filling mode the symbol allows; on 10030 re-read it and retry once.
+
+        10030 (invalid filling) means nothing executed, so the one retry carries the same comment
+        (the same client order id) with the next allowed mode: at most one order can result.
+        """
+        spec = self._order_spec(request.symbol)
+        payload = self._payload(request, spec)
         result = self._call("order_send", payload)
+        if int(result.get("retcode", 0)) == mt5.TRADE_RETCODE_INVALID_FILL:
+            tried = payload["type_filling"]
+            fresh = self._order_spec(request.symbol, refresh=True)
+            retry = next_filling(fresh.exemode, fresh.filling_bits, {tried})
+            if retry is not None:
+                log.info("order %s: filling %s refused (10030), retrying once with %s", request.comment,
+                         FILLING_NAMES.get(tried, tried), FILLING_NAMES.get(retry, retry),
+                         extra={"symbol": request.symbol, "filling": FILLING_NAMES.get(retry, retry)})
+                result = self._call("order_send", dict(payload, type_filling=retry))
         retcode = int(result.get("retcode", 0))
         if retcode in mt5.OUTCOME_UNKNOWN_RETCODES:
             raise OutcomeUnknown(f"order_send: retcode {retcode} ({result.get('comment', '')})")
@@ -449,6 +522,42 @@ class Mt5ApiGateway(Gateway):
             price=price(result.get("price", 0), digits),
             comment=str(result.get("comment", "")),
         )
+
+    def _order_spec(self, symbol: str, refresh: bool = False) -> SymbolSpec:
+        """The symbol's rules for an order; a failed read means the order was certainly not sent."""
+        if not refresh and symbol in self._specs:
+            return self._specs[symbol]
+        try:
+            return self.symbol(symbol)
+        except GatewayError as exc:
+            raise BrokerUnavailable(f"order_send: not sent, cannot read {symbol}: {exc}") from None
+
+    def _payload(self, request: OrderRequest, spec: SymbolSpec) -> dict[str, Any]:
+        """The request on the symbol's grid (volume step, tick size) with its filling mode."""
+        fillings = allowed_fillings(spec.exemode, spec.filling_bits)
+        if not fillings:
+            raise NotExpressible(f"{spec.name}: no filling mode allowed (filling_mode {spec.filling_bits})",
+                                 "no_filling")
+        volume = grid.to_step(request.volume, spec)
+        payload: dict[str, Any] = {
+            "action": mt5.TRADE_ACTION_DEAL,
+            "symbol": request.symbol,
+            "volume": float(volume),
+            "type": mt5.ORDER_TYPE_BUY if request.side == "BUY" else mt5.ORDER_TYPE_SELL,
+            "price": float(grid.to_tick(request.price, spec)),
+            "deviation": int(request.deviation),
+            "magic": int(request.magic),
+            "comment": request.comment,
+            "type_time": mt5.ORDER_TIME_GTC,
+            "type_filling": fillings[0],
+        }
+        if request.sl is not None:
+            payload["sl"] = float(grid.to_tick(request.sl, spec))
+        if request.tp is not None:
+            payload["tp"] = float(grid.to_tick(request.tp, spec))
+        if request.position is not None:
+            payload["position"] = int(request.position)
+        return payload
 
 
 def _summarise_args(call: str, args: tuple, kwargs: dict) -> Any:
