@@ -184,11 +184,17 @@ def _sim_control(backend: Any, raw: dict[str, Any]) -> Any:
     return backend.control(command, params)
 
 
+def _sim_clock(backend: Any, raw: dict[str, Any]) -> Any:
+    Arguments("sim_clock", raw).finish()
+    return backend.sim_clock()
+
+
 #: The complete exposed surface.
 CALLS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     **{name: _api_call(sig) for name, sig in SIGNATURES.items()},
     "sim_control": _sim_control,
+    "sim_clock": _sim_clock,  # the simulator's UTC now and speed, for the bot's broker clock
 }
-SIM_ONLY_CALLS = frozenset({"sim_control"})
+SIM_ONLY_CALLS = frozenset({"sim_control", "sim_clock"})
 #: Calls whose arguments may carry credentials: their arguments are never logged.
 SECRET_CALLS = frozenset({"initialize", "login"})

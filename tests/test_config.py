@@ -49,7 +49,7 @@ def test_dotenv_fills_only_unset(tmp_path):
     dotenv.write_text("CYCLE_SECONDS=5\nSYMBOLS=eurusd\n")
     s = Settings.from_env({"CYCLE_SECONDS": "7"}, dotenv_path=dotenv)
     assert s.cycle_seconds == 7
-    assert s.symbols == ("EURUSD",)
+    assert s.symbols == ("eurusd",)  # as written: brokers' names are case-sensitive
 
 
 def test_secrets_are_masked_and_listed():

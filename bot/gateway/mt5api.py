@@ -112,6 +112,7 @@ class Mt5ApiGateway(Gateway):
         self._selected: set[str] = set()  # in Market Watch for this session (selected, or already visible)
         #: Server time <-> UTC (see bot.gateway.clock); the only place that knows the server's clock.
         self.clock = BrokerClock()
+        self._no_sim_clock: Any = None  # the transport that refused sim_clock (a real terminal)
 
     def set_observer(self, observer: CallObserver | None) -> None:
         self._observer = observer
@@ -352,12 +353,15 @@ class Mt5ApiGateway(Gateway):
         stand-in, the bridge client to a sim) gives its own now and speed; the real package has none.
         """
         hook = getattr(self._api, "sim_clock", None)
-        if hook is not None:
+        if hook is not None and self._api is not self._no_sim_clock:
             try:
-                reading = hook()
+                reading = self._invoke("sim_clock", hook)
                 return float(reading["utc"]), float(reading.get("speed", 1.0))
-            except (GatewayError, BridgeCallError, KeyError, TypeError, ValueError):
-                pass  # a bridge to a real terminal refuses the sim-only call: the wall clock it is
+            except (ConnectionLost, BrokerUnavailable, OutcomeUnknown):
+                raise
+            except (GatewayError, KeyError, TypeError, ValueError):
+                # A bridge to a real terminal refuses the sim-only call: the wall clock it is.
+                self._no_sim_clock = self._api
         return wall_time(), 1.0
 
     def _to_utc(self, seconds: Any) -> datetime:

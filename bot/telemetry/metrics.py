@@ -120,6 +120,16 @@ class BotMetrics:
                                        registry=r)
         self.orders_expired = Counter("tradewatch_orders_expired_total", "Queued orders dropped unsent, by reason.",
                                       acct + ["reason"], registry=r)
+        # The broker gateway (i12): server clock, orders not expressible on the symbol's grid, -8 halts.
+        self.broker_clock_offset = Gauge("tradewatch_broker_clock_offset_seconds",
+                                         "Seconds the broker's server clock is ahead of UTC (NaN: not measured).",
+                                         acct, registry=r)
+        self.orders_skipped = Counter("tradewatch_orders_skipped_total",
+                                      "Decided orders not sent: not expressible on the symbol's grid, by reason.",
+                                      acct + ["symbol", "reason"], registry=r)
+        self.orders_halted = Gauge("tradewatch_orders_halted",
+                                   "1 while the terminal refuses algorithmic trading (-8): no order is sent.",
+                                   acct, registry=r)
 
         r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
         r.register(PsutilProcessCollector(self.account))
@@ -131,6 +141,8 @@ class BotMetrics:
                        self.orders_replayed):
             metric.labels(self.account)
         self.account_margin_level.labels(self.account).set(math.nan)
+        self.broker_clock_offset.labels(self.account).set(math.nan)
+        self.orders_halted.labels(self.account).set(0)
         self.build_info.labels(self.account, version or _package_version()).set(1)
 
         self._lock = threading.Lock()
@@ -255,3 +267,12 @@ class BotMetrics:
 
     def count_expired(self, reason: str, count: int = 1) -> None:
         self.orders_expired.labels(self.account, _label("reason", reason)).inc(count)
+
+    def set_broker_clock_offset(self, seconds: float | None) -> None:
+        self.broker_clock_offset.labels(self.account).set(math.nan if seconds is None else _number("offset", seconds))
+
+    def count_skipped(self, symbol: str, reason: str) -> None:
+        self.orders_skipped.labels(self.account, _label("symbol", symbol), _label("reason", reason)).inc()
+
+    def set_orders_halted(self, halted: bool) -> None:
+        self.orders_halted.labels(self.account).set(1 if halted else 0)
