@@ -141,6 +141,12 @@ class StrictBroker:
 
     # -- trading ---------------------------------------------------------------------------------
 
+    def terminal_info(self):
+        info = self.module.terminal_info()
+        if info is None or not self.trading_disabled:
+            return info
+        return type(info)(**dict(info._asdict(), tradeapi_disabled=True))  # "Disable ... via external Python API"
+
     def order_send(self, request):
         name = request.get("symbol") if isinstance(request, dict) else None
         self.fillings.append((name, request.get("type_filling")))
