@@ -12,8 +12,7 @@ import pytest
 from strict_broker import StrictBroker
 from test_mt5_conformance import broker_profiles, make_terminal
 
-from bot.gateway import NotExpressible, OrderRejected, OrderRequest, SymbolSpec, TradingDisabled
-from bot.gateway import grid
+from bot.gateway import NotExpressible, OrderRejected, OrderRequest, SymbolSpec, TradingDisabled, grid
 from bot.gateway.filling import FILLING_TABLE, allowed_fillings, next_filling
 from bot.gateway.mt5api import Mt5ApiGateway
 from mt5bridge import constants as mt5
