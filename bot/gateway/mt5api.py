@@ -27,9 +27,10 @@ from mt5bridge.errors import (
 )
 from mt5bridge.plain import to_plain
 
+from . import clock as broker_clock
 from . import grid
 from .base import CallObserver, Gateway
-from .clock import BrokerClock, wall_time
+from .clock import BrokerClock
 from .errors import (
     BrokerUnavailable,
     ConnectionLost,
@@ -362,7 +363,7 @@ class Mt5ApiGateway(Gateway):
             except (GatewayError, KeyError, TypeError, ValueError):
                 # A bridge to a real terminal refuses the sim-only call: the wall clock it is.
                 self._no_sim_clock = self._api
-        return wall_time(), 1.0
+        return broker_clock.wall_time(), 1.0
 
     def _to_utc(self, seconds: Any) -> datetime:
         return self.clock.to_utc(seconds)
