@@ -4,6 +4,12 @@ The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and the simulator'
 `mt5bridge.sim.mt5module.Mt5Module` all offer the same calls with the same argument rules; they differ only in how failures look (None + last_error(), or transport
 exceptions from the bridge). This module turns both into the typed errors of `bot.gateway.errors`
 and the plain values of `bot.gateway.types`, and logs every call with its latency.
+
+It is also the only place that knows the broker's conventions: every time the terminal reports is
+server time and leaves here as true UTC (`bot.gateway.clock`), a symbol outside Market Watch is
+selected before its first quote of a session, and orders carry the filling mode the symbol allows
+(`bot.gateway.filling`, one retry on 10030) on the symbol's grid (`bot.gateway.ordersend`).
+(Longer than ~400 lines on purpose: one adapter over one API; the rules live in those modules.)
 """
 
 from __future__ import annotations
@@ -35,13 +41,13 @@ from .errors import (
     BrokerUnavailable,
     ConnectionLost,
     GatewayError,
-    NotExpressible,
     OrderRejected,
     OutcomeUnknown,
     TradingDisabled,
 )
 from .filling import NAMES as FILLING_NAMES
-from .filling import allowed_fillings, next_filling
+from .filling import next_filling
+from .ordersend import market_request
 from .types import (
     AccountState,
     Bars,
@@ -502,7 +508,7 @@ class Mt5ApiGateway(Gateway):
         (the same client order id) with the next allowed mode: at most one order can result.
         """
         spec = self._order_spec(request.symbol)
-        payload = self._payload(request, spec)
+        payload = market_request(request, spec)
         result = self._call("order_send", payload)
         if int(result.get("retcode", 0)) == mt5.TRADE_RETCODE_INVALID_FILL:
             tried = payload["type_filling"]
@@ -536,33 +542,6 @@ class Mt5ApiGateway(Gateway):
             return self.symbol(symbol)
         except GatewayError as exc:
             raise BrokerUnavailable(f"order_send: not sent, cannot read {symbol}: {exc}") from None
-
-    def _payload(self, request: OrderRequest, spec: SymbolSpec) -> dict[str, Any]:
-        """The request on the symbol's grid (volume step, tick size) with its filling mode."""
-        fillings = allowed_fillings(spec.exemode, spec.filling_bits)
-        if not fillings:
-            raise NotExpressible(f"{spec.name}: no filling mode allowed (filling_mode {spec.filling_bits})",
-                                 "no_filling")
-        volume = grid.to_step(request.volume, spec)
-        payload: dict[str, Any] = {
-            "action": mt5.TRADE_ACTION_DEAL,
-            "symbol": request.symbol,
-            "volume": float(volume),
-            "type": mt5.ORDER_TYPE_BUY if request.side == "BUY" else mt5.ORDER_TYPE_SELL,
-            "price": float(grid.to_tick(request.price, spec)),
-            "deviation": int(request.deviation),
-            "magic": int(request.magic),
-            "comment": request.comment,
-            "type_time": mt5.ORDER_TIME_GTC,
-            "type_filling": fillings[0],
-        }
-        if request.sl is not None:
-            payload["sl"] = float(grid.to_tick(request.sl, spec))
-        if request.tp is not None:
-            payload["tp"] = float(grid.to_tick(request.tp, spec))
-        if request.position is not None:
-            payload["position"] = int(request.position)
-        return payload
 
 
 def _summarise_args(call: str, args: tuple, kwargs: dict) -> Any:
