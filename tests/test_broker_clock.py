@@ -102,3 +102,17 @@ def test_the_sim_clock_hook_reports_speed_and_the_stepped_clock():
     stepped.advance(90)
     assert Mt5Module(stepped).sim_clock()["utc"] == (stepped.now()).timestamp()
     assert Mt5Module(SimTerminal(seed=4, speed=60)).sim_clock()["speed"] == 60.0
+
+
+def test_the_bridge_serves_sim_clock_for_a_simulator_only():
+    import json
+
+    from mt5bridge.backends import Metatrader5Backend
+    from mt5bridge.server import Dispatcher
+
+    terminal = SimTerminal(seed=4, stepped=True)
+    sim = json.loads(Dispatcher(Mt5Module(terminal), allow_sim_control=False, lock_timeout=1).dispatch("sim_clock", "{}"))
+    assert sim["ok"] and sim["result"] == {"utc": terminal.now().timestamp(), "speed": 1.0}
+    real = Dispatcher(Metatrader5Backend(module=object()), allow_sim_control=False, lock_timeout=1)
+    refused = json.loads(real.dispatch("sim_clock", "{}"))
+    assert not refused["ok"] and "not a simulated terminal" in refused["error"]["message"]
