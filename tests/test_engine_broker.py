@@ -185,12 +185,15 @@ def test_a_run_on_each_profile_refuses_no_order_the_bot_could_have_known(profile
             app.engine.run_cycle()
             app.pacer.wait()
         assert set(app.engine.symbol_map) == {"EURUSD", "USDJPY"}
-        orders = rows(app, "select retcode from orders")
+        orders = rows(app, "select status, retcode from orders")
         assert not [o for o in orders if o.retcode == mt5.TRADE_RETCODE_INVALID_FILL]
+        assert Counter(o.status for o in orders)["filled"] > 0
         offset = app.gateway.clock.offset
         assert offset is not None
         truth = {d.ticket: d.time - offset for d in sim.history_deals_get(EPOCH - timedelta(days=1), FAR) if d.symbol}
-        for deal in rows(app, "select ticket, time from deals"):
+        stored = rows(app, "select ticket, time from deals")
+        assert stored
+        for deal in stored:
             assert as_utc(deal.time).timestamp() == truth[deal.ticket]
     finally:
         app.close()
