@@ -36,6 +36,7 @@ class StrictBroker:
         self.select_calls: list[str] = []
         self.fillings: list[tuple[str, int]] = []  # (broker name, type_filling) of every order_send
         self.trading_disabled = False
+        self.explain_disabled = True  # False: -8 while terminal_info() shows every switch on
 
     def __getattr__(self, name):
         return getattr(self.module, name)
@@ -143,7 +144,7 @@ class StrictBroker:
 
     def terminal_info(self):
         info = self.module.terminal_info()
-        if info is None or not self.trading_disabled:
+        if info is None or not self.trading_disabled or not self.explain_disabled:
             return info
         return type(info)(**dict(info._asdict(), tradeapi_disabled=True))  # "Disable ... via external Python API"
 

@@ -129,6 +129,33 @@ def test_api_trading_disabled_halts_orders_with_a_message_and_resumes(strict_app
     app.close()
 
 
+def test_an_unexplained_minus_8_is_not_retried_every_cycle(strict_app):
+    """-8 while the terminal's switches all say yes: one try per HALT_RETRY, not one per cycle."""
+    app, sim, broker = strict_app()
+    app.connect()
+    app.start_telemetry(serve=False)
+    broker().trading_disabled, broker().explain_disabled = True, False
+    for _ in range(200):
+        app.engine.run_cycle()
+        if app.engine.orders_halted_reason:
+            break
+        app.pacer.wait()
+    assert app.engine.orders_halted_reason
+    halted_at, sends = sim.now(), len(broker().fillings)
+    while sim.now() - halted_at < app.engine.HALT_RETRY - timedelta(seconds=60):
+        app.pacer.wait()
+        app.engine.run_cycle()
+        assert app.engine.orders_halted_reason, "resumed before HALT_RETRY although nothing changed"
+    assert len(broker().fillings) == sends
+    resumed = False
+    for _ in range(4):
+        app.pacer.wait()
+        app.engine.run_cycle()
+        resumed |= app.engine.orders_halted_reason is None or len(broker().fillings) > sends
+    assert resumed, "tried again once HALT_RETRY passed"
+    app.close()
+
+
 def test_an_order_below_the_minimum_lot_is_skipped_counted_and_never_sent(strict_app):
     app, sim, broker = strict_app(sim={"balance": 20})
     app.connect()

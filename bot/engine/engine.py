@@ -18,7 +18,7 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import ConfigError, Settings
-from ..gateway import AccountState, Gateway, NotExpressible, Position, Quote, SymbolSpec
+from ..gateway import AccountState, Gateway, GatewayError, NotExpressible, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
@@ -143,6 +143,7 @@ class Engine:
         #: Set while the terminal refuses algorithmic trading (-8): no order is sent.
         self.orders_halted_reason: str | None = None
         self._skips_logged: set[tuple[str, str]] = set()
+        self._halted_at: tuple[datetime | None, Any] = (None, None)  # (broker time, terminal state) of a -8 halt
 
     # -- start -----------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ class Engine:
         now = self._broker_now()
         report.started_at = now
         if self.orders_halted_reason is not None:
-            self._check_trading_enabled()
+            self._check_trading_enabled(now)
         positions = self._our_positions()
         self._check_history(now)
         if not self.reconciled:
@@ -380,13 +381,31 @@ class Engine:
     def _halt_orders(self, reason: str) -> None:
         if self.orders_halted_reason is None:
             self.orders_halted_reason = reason
+            try:
+                state = self.gateway.terminal()  # what the switches said when the -8 came
+            except GatewayError:
+                state = None
+            self._halted_at = (None, state)
             self.observer.orders_halted(reason)
 
-    def _check_trading_enabled(self) -> None:
-        """While halted for -8: resume once the terminal allows algorithmic trading again."""
+    #: A -8 the terminal's switches do not explain is tried again after this long (broker time).
+    HALT_RETRY = timedelta(minutes=5)
+
+    def _check_trading_enabled(self, now: datetime) -> None:
+        """While halted for -8: resume once the terminal allows algorithmic trading again.
+
+        It must look allowed and either have changed since the halt (a person fixed it) or the
+        halt be HALT_RETRY old: a -8 the switches do not explain is not retried every cycle.
+        """
         state = self.gateway.terminal()
-        if state.trade_allowed and not state.tradeapi_disabled:
-            log.info("algorithmic trading enabled again in the terminal: orders resume")
+        since, before = self._halted_at
+        if since is None:
+            before = state if before is None else before
+            self._halted_at = (now, before)
+            since = now
+        allowed = state.trade_allowed and not state.tradeapi_disabled
+        if allowed and (state != before or now - since >= self.HALT_RETRY):
+            log.info("algorithmic trading allowed in the terminal: orders resume")
             self.orders_halted_reason = None
             self.observer.orders_halted(None)
 
