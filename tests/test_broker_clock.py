@@ -116,3 +116,12 @@ def test_the_bridge_serves_sim_clock_for_a_simulator_only():
     real = Dispatcher(Metatrader5Backend(module=object()), allow_sim_control=False, lock_timeout=1)
     refused = json.loads(real.dispatch("sim_clock", "{}"))
     assert not refused["ok"] and "not a simulated terminal" in refused["error"]["message"]
+
+
+def test_a_gateway_over_the_lenient_terminal_itself_reads_the_sim_clock_too():
+    sim = SimTerminal(seed=4, stepped=True)
+    gateway = Mt5ApiGateway(lambda: sim)
+    gateway.connect()
+    sim.advance(60)
+    assert abs((gateway.quote("EURUSD").time - sim.now()).total_seconds()) <= 1
+    assert gateway.clock.offset == 0

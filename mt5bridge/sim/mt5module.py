@@ -62,15 +62,11 @@ class Mt5Module:
         return method(*positional, **bound)
 
     def sim_clock(self) -> dict:
-        """SIM ONLY, not in the MetaTrader5 package: the simulator's own UTC now and speed.
+        """SIM ONLY, not in the MetaTrader5 package: the simulator's UTC now and speed.
 
-        An accelerated simulator (speed > 1) runs ahead of the wall clock by design; the bot's
-        broker clock (bot.gateway.clock) measures the server's UTC offset against this instead of
-        the wall clock, so the drift is not mistaken for a server time zone. A stepped clock
-        moves only when told: no time passes during a call, its speed counts as 1.
+        See ``SimTerminal.sim_clock``: the bot's broker clock reads it instead of the wall clock.
         """
-        clock = self.terminal._clock  # the sim's own clock object (mt5bridge.sim.clock.SimClock)
-        return {"utc": self.terminal.now().timestamp(), "speed": 1.0 if clock.stepped else clock.speed}
+        return self.terminal.sim_clock()
 
     def control(self, command: str, params: dict | None = None) -> dict:
         """The simulator's test hooks (bridge ``sim_control``); not part of the MetaTrader5 API."""
