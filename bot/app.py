@@ -203,6 +203,10 @@ class BotApp:
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)
+        clock = getattr(self.gateway, "clock", None)  # the broker's server clock (bot.gateway.clock)
+        if clock is not None:
+            clock.on_change = self.instrumentation.broker_clock
+            self.metrics.set_broker_clock_offset(clock.offset)
         self.engine.observer = self.instrumentation
         self.metrics.set_connected(self.gateway.connected)
         self.metrics.set_order_queue_depth(self.order_queue.depth)
@@ -236,6 +240,7 @@ class BotApp:
             "terminal_connected": self.gateway.connected and self.supervisor.usable,
             "reconciled": self.engine.halted_reason is None,
             "orders_circuit_closed": self.order_breaker.state != "open",
+            "orders_not_halted": self.engine.orders_halted_reason is None,
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
             "store_schema_known": self.schema.schema_known,
@@ -248,6 +253,8 @@ class BotApp:
             details["terminal_reason"] = self.supervisor.reason
         if self.engine.halted_reason:
             details["halted_reason"] = self.engine.halted_reason
+        if self.engine.orders_halted_reason:
+            details["orders_halted_reason"] = self.engine.orders_halted_reason
         if self.repo.depth:
             details["store_spool_depth"] = self.repo.depth
         if self.schema.reason and not self.schema.ready:
@@ -263,6 +270,8 @@ class BotApp:
             "account": self.account,
             "mode": self.settings.mt5_mode,
             "symbols": list(self.settings.symbols),
+            "broker_symbols": dict(self.engine.symbol_map),  # configured name -> the broker's name
+            "broker_clock": self._broker_clock_status(),
             "strategies": [s.name for s in self.strategies],
             "cycles": self.engine.cycles,
             "last_cycle": None if report is None else {
@@ -276,6 +285,14 @@ class BotApp:
             "equity": str(report.equity) if report and report.equity is not None else None,
             "process": process,
         }
+
+    def _broker_clock_status(self) -> dict[str, Any]:
+        """The server clock's offset; broker days (daily P&L, swaps) start at the server's midnight."""
+        clock = getattr(self.gateway, "clock", None)
+        offset = None if clock is None else clock.offset
+        return {"offset_seconds": offset,
+                "broker_day_starts_utc": None if offset is None else
+                f"{(-offset // 60) % 1440 // 60:02d}:{(-offset // 60) % 60:02d}"}
 
     # -- the loop ------------------------------------------------------------------------------
 

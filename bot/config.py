@@ -53,7 +53,16 @@ def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], st
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
-    return tuple(name.upper() for name in _csv_names(raw))
+    """As written: brokers spell symbols their own way (EURUSDm is not EURUSDM)."""
+    return _csv_names(raw)
+
+
+def _affix(raw: str) -> str:
+    """A broker's symbol suffix or prefix (.m, m, _i, #): a few characters, no spaces or commas."""
+    value = confcheck.text(8)(raw)
+    if value and not all(ch.isalnum() or ch in "._#+-!" for ch in value):
+        raise ValueError(f"invalid suffix {value!r} (letters, digits and . _ # + - ! only)")
+    return value
 
 
 def _bool(raw: str) -> bool:
@@ -134,6 +143,8 @@ class Settings:
                                    doc="sim mode: file keeping the simulated broker's books across runs; empty: next to a SQLite store, else data/sim_state.json")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
     symbols: tuple[str, ...] = _setting("SYMBOLS", "EURUSD,GBPUSD,USDJPY,XAUUSD", _symbols, doc="symbols to trade")
+    symbol_suffix: str = _setting("SYMBOL_SUFFIX", "", _affix,
+                                  doc="broker's symbol suffix or prefix (.m, #); empty: exact name, else detected")
     strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")
     timeframe: str = _setting("TIMEFRAME", "M1", _choice(tuple(TIMEFRAMES), upper=True), doc="bar timeframe")
     bars: int = _setting("BARS", "120", _int_between(30, 5000), doc="bars read per symbol per cycle")

@@ -144,6 +144,18 @@ class Instrumentation(EngineObserver):
     def order_expired(self, reason: str) -> None:
         self.metrics.count_expired(reason)
 
+    def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
+        self.metrics.count_skipped(symbol, reason)
+
+    def orders_halted(self, reason: str | None) -> None:
+        """-8: the terminal refuses algorithmic trading; an ERROR line and a metric (alert rule on it)."""
+        self.metrics.set_orders_halted(reason is not None)
+        if reason is not None:
+            log.error("orders halted: %s", reason, extra={"reason": reason})
+
+    def broker_clock(self, previous: int | None, offset: int | None) -> None:
+        self.metrics.set_broker_clock_offset(offset)
+
     def trading_halted(self, reason: str | None) -> None:
         if reason is not None:
             log.error("trading halted: %s", reason, extra={"reason": reason})

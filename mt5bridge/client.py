@@ -241,6 +241,10 @@ class BridgeClient:
         """Drive the simulated terminal (faults, time); the server refuses it for a real terminal."""
         return self._call("sim_control", command=command, params=params)
 
+    def sim_clock(self) -> dict[str, Any]:
+        """The simulated terminal's UTC now and speed (the server refuses it for a real terminal)."""
+        return self._call("sim_clock")
+
 
 def _api_method(name: str) -> Any:
     convert = _RESULT_CONVERSIONS.get(name)

@@ -33,6 +33,8 @@ def test_defaults_are_valid():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOKI_URL": "loki:3100"}, "LOKI_URL"),
         ({"SYMBOLS": " , "}, "SYMBOLS"),
+        ({"SYMBOL_SUFFIX": ". m"}, "SYMBOL_SUFFIX"),
+        ({"SYMBOL_SUFFIX": ".toolongsuffix"}, "SYMBOL_SUFFIX"),
         ({"MT5_MODE": "bridge"}, "MT5_BRIDGE_TOKEN"),
         ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20}, "MT5_BRIDGE_CA_FILE"),
         ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20, "MT5_BRIDGE_CA_FILE": "/nonexistent/ca.pem"},
@@ -64,7 +66,9 @@ def test_dotenv_fills_only_unset(tmp_path):
     dotenv.write_text("CYCLE_SECONDS=5\nSYMBOLS=eurusd\n")
     s = Settings.from_env({"CYCLE_SECONDS": "7"}, dotenv_path=dotenv)
     assert s.cycle_seconds == 7
-    assert s.symbols == ("EURUSD",)
+    assert s.symbols == ("eurusd",)  # as written: brokers' names are case-sensitive
+    assert Settings.from_env({"SYMBOLS": "EURUSDm,XAUUSD.a", "SYMBOL_SUFFIX": ".m"},
+                             dotenv_path=None).symbols == ("EURUSDm", "XAUUSD.a")
 
 
 def test_secrets_are_masked_and_listed():

@@ -19,6 +19,8 @@ EXPECTED_ALERTS = {
     "LogRecordsDropped", "MemoryGrowing",
 }
 EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issue 13: rules/security.yml
+EXPECTED_ALERTS |= {"BrokerClockOffsetOddStep", "BrokerClockUnknown", "OrdersSkippedNotExpressible",
+                    "OrdersHaltedTradingDisabled"}  # issue 12: rules/broker-clock.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 

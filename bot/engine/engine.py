@@ -18,7 +18,7 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import ConfigError, Settings
-from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..gateway import AccountState, Gateway, GatewayError, NotExpressible, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
@@ -68,6 +68,11 @@ class EngineObserver:
 
     def new_orders_halted(self, reason: str | None) -> None:
         """Sizing refuses the account state (reason), or accepts it again (None)."""
+    def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
+        """A decided order could not be expressed on the symbol's grid and was not sent."""
+
+    def orders_halted(self, reason: str | None) -> None:
+        """The terminal refuses algorithmic trading (reason), or accepts it again (None)."""
 
 
 @dataclass
@@ -133,6 +138,12 @@ class Engine:
         self._known_symbols: set[str] = set()
         self._history_checked = False
         self._history_deferred = False
+        #: Configured name -> the broker's name (bot.engine.symbols); the broker's is used everywhere.
+        self.symbol_map: dict[str, str] = {}
+        #: Set while the terminal refuses algorithmic trading (-8): no order is sent.
+        self.orders_halted_reason: str | None = None
+        self._skips_logged: set[tuple[str, str]] = set()
+        self._halted_at: tuple[datetime | None, Any] = (None, None)  # (broker time, terminal state) of a -8 halt
 
     # -- start -----------------------------------------------------------------------------
 
@@ -142,14 +153,17 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        self.specs.update(symbol_specs(self.gateway, self.settings.symbols))  # unknown symbol: ConfigError
+        configured = symbol_specs(self.gateway, self.settings.symbols, self.settings.symbol_suffix)  # ConfigError
+        self.symbol_map = {name: spec.name for name, spec in configured.items()}
+        self.specs.update({spec.name: spec for spec in configured.values()})
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
-                                  self.settings.deviation_points, requote_retries=self.settings.requote_retries)
+                                  self.settings.deviation_points, requote_retries=self.settings.requote_retries,
+                                  on_trading_disabled=self._halt_orders)
         self.flow = OrderFlow(
             self.order_queue, self.sender, self.repo,
-            can_send=lambda: self.supervisor.usable and self.gateway.connected,
+            can_send=lambda: self.supervisor.usable and self.gateway.connected and self.orders_halted_reason is None,
             breaker=self.order_breaker,
             on_replayed=lambda: self.observer.order_replayed(),
             on_expired=lambda reason: self.observer.order_expired(reason),
@@ -224,6 +238,8 @@ class Engine:
         assert self.books is not None and self.sender is not None
         now = self._broker_now()
         report.started_at = now
+        if self.orders_halted_reason is not None:
+            self._check_trading_enabled(now)
         positions = self._our_positions()
         self._check_history(now)
         if not self.reconciled:
@@ -318,10 +334,14 @@ class Engine:
             distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
             if distance <= 0:
                 return positions
-            stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
-                                   self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
-                                   slippage_points=self.settings.deviation_points)
-            volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
+            try:
+                stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
+                                       self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
+                                       slippage_points=self.settings.deviation_points)
+                volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
+            except NotExpressible as exc:
+                self._skip(spec.name, strategy.name, exc)
+                return positions
             if self._send(report, now, correlation_id, signal_id, spec.name, strategy.name, side=signal.action,
                           purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp):
                 positions = self._our_positions()
@@ -349,6 +369,45 @@ class Engine:
         self.observer.order(order.symbol, order.strategy, order.side, outcome.status)
         if outcome.status == "filled" and order.signal_id is not None:
             self.repo.mark_signal_executed(order.signal_id)
+
+    def _skip(self, symbol: str, strategy: str, exc: NotExpressible) -> None:
+        """A decided order the symbol's grid cannot express: counted always, logged once per reason."""
+        self.observer.order_skipped(symbol, strategy, exc.reason)
+        if (symbol, exc.reason) not in self._skips_logged:
+            self._skips_logged.add((symbol, exc.reason))
+            log.warning("order skipped, not sent: %s", exc,
+                        extra={"symbol": symbol, "strategy": strategy, "reason": exc.reason})
+
+    def _halt_orders(self, reason: str) -> None:
+        if self.orders_halted_reason is None:
+            self.orders_halted_reason = reason
+            try:
+                state = self.gateway.terminal()  # what the switches said when the -8 came
+            except GatewayError:
+                state = None
+            self._halted_at = (None, state)
+            self.observer.orders_halted(reason)
+
+    #: A -8 the terminal's switches do not explain is tried again after this long (broker time).
+    HALT_RETRY = timedelta(minutes=5)
+
+    def _check_trading_enabled(self, now: datetime) -> None:
+        """While halted for -8: resume once the terminal allows algorithmic trading again.
+
+        It must look allowed and either have changed since the halt (a person fixed it) or the
+        halt be HALT_RETRY old: a -8 the switches do not explain is not retried every cycle.
+        """
+        state = self.gateway.terminal()
+        since, before = self._halted_at
+        if since is None:
+            before = state if before is None else before
+            self._halted_at = (now, before)
+            since = now
+        allowed = state.trade_allowed and not state.tradeapi_disabled
+        if allowed and (state != before or now - since >= self.HALT_RETRY):
+            log.info("algorithmic trading allowed in the terminal: orders resume")
+            self.orders_halted_reason = None
+            self.observer.orders_halted(None)
 
     def _flush_store(self) -> None:
         """Drain the store spool a little each cycle (a no-op on a plain Repository)."""
@@ -455,7 +514,7 @@ class Engine:
     def _broker_now(self) -> datetime:
         """The broker's time from the first symbol whose quote the gateway accepts."""
         refused: BadBrokerData | None = None
-        for symbol in self.settings.symbols:
+        for symbol in self.specs or self.settings.symbols:  # the broker's names
             try:
                 return self.gateway.quote(symbol).time
             except BadBrokerData as exc:

@@ -23,9 +23,11 @@ from ..gateway import (
     ConnectionLost,
     Gateway,
     GatewayError,
+    NotExpressible,
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
+    TradingDisabled,
 )
 
 log = logging.getLogger("bot.orders")
@@ -76,13 +78,15 @@ class OrderSender:
     """Sends market orders so that none is lost and none is sent twice."""
 
     def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, deviation: int,
-                 requote_retries: int = 0):
+                 requote_retries: int = 0, on_trading_disabled: Callable[[str], None] | None = None):
         self.gateway = gateway
         self.repo = repo
         self.account = account
         self.magic = magic
         self.deviation = deviation
         self.requote_retries = requote_retries
+        #: Told when the terminal refuses algorithmic trading (-8): the engine halts new orders.
+        self.on_trading_disabled = on_trading_disabled
 
     def send(
         self,
@@ -189,6 +193,16 @@ class OrderSender:
             broker_order, broker_deal = result.order, result.deal
         except OrderRejected as exc:
             status, retcode, message = "rejected", exc.retcode, exc.message or str(exc)
+        except NotExpressible as exc:
+            # Off the symbol's grid (checked before sending): nothing left the process, and it
+            # never can as asked, so it is final.
+            status, message = "rejected", f"not sent: {exc}"
+        except TradingDisabled as exc:
+            log.error("order %s %s %s not sent: %s", purpose, side, symbol, exc,
+                      extra={"client_order_id": client_order_id, "outcome": "not_sent"})
+            if self.on_trading_disabled is not None:
+                self.on_trading_disabled(str(exc))
+            return SendOutcome(client_order_id, "not_sent", None, None, None)
         except BrokerUnavailable as exc:
             log.warning("order %s %s %s not sent: %s", purpose, side, symbol, exc,
                         extra={"client_order_id": client_order_id, "outcome": "not_sent"})

@@ -7,8 +7,10 @@ from .errors import (
     BrokerUnavailable,
     ConnectionLost,
     GatewayError,
+    NotExpressible,
     OrderRejected,
     OutcomeUnknown,
+    TradingDisabled,
 )
 from .guard import Rejection
 from .types import (
@@ -36,6 +38,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "HistoryOrder",
+    "NotExpressible",
     "OrderRejected",
     "OrderRequest",
     "OrderResult",
@@ -45,4 +48,5 @@ __all__ = [
     "Rejection",
     "SymbolSpec",
     "TerminalState",
+    "TradingDisabled",
 ]

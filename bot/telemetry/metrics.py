@@ -120,6 +120,16 @@ class BotMetrics:
                                        registry=r)
         self.orders_expired = Counter("tradewatch_orders_expired_total", "Queued orders dropped unsent, by reason.",
                                       acct + ["reason"], registry=r)
+        # The broker gateway (i12): server clock, orders not expressible on the symbol's grid, -8 halts.
+        self.broker_clock_offset = Gauge("tradewatch_broker_clock_offset_seconds",
+                                         "Seconds the broker's server clock is ahead of UTC (NaN: not measured).",
+                                         acct, registry=r)
+        self.orders_skipped = Counter("tradewatch_orders_skipped_total",
+                                      "Decided orders not sent: not expressible on the symbol's grid, by reason.",
+                                      acct + ["symbol", "reason"], registry=r)
+        self.orders_halted = Gauge("tradewatch_orders_halted",
+                                   "1 while the terminal refuses algorithmic trading (-8): no order is sent.",
+                                   acct, registry=r)
 
         # Broker data the gateway refused (bot.gateway.schema reasons) and what the engine did about it.
         self.broker_records_rejected = Counter(
@@ -145,6 +155,8 @@ class BotMetrics:
                        self.orders_replayed, self.broker_deal_conflicts):
             metric.labels(self.account)
         self.account_margin_level.labels(self.account).set(math.nan)
+        self.broker_clock_offset.labels(self.account).set(math.nan)
+        self.orders_halted.labels(self.account).set(0)
         self.build_info.labels(self.account, version or _package_version()).set(1)
 
         self._lock = threading.Lock()
@@ -290,3 +302,11 @@ class BotMetrics:
             reasons = sorted(self._halt_reasons)
         for name in reasons:
             self.new_orders_halted.labels(self.account, name).set(1 if name == reason else 0)
+    def set_broker_clock_offset(self, seconds: float | None) -> None:
+        self.broker_clock_offset.labels(self.account).set(math.nan if seconds is None else _number("offset", seconds))
+
+    def count_skipped(self, symbol: str, reason: str) -> None:
+        self.orders_skipped.labels(self.account, _label("symbol", symbol), _label("reason", reason)).inc()
+
+    def set_orders_halted(self, halted: bool) -> None:
+        self.orders_halted.labels(self.account).set(1 if halted else 0)
