@@ -105,6 +105,7 @@ class OrderModel(Base):
         CheckConstraint(sql_in("purpose", PURPOSES), name="purpose"),
         CheckConstraint(sql_in("status", ORDER_STATUSES), name="status"),
         Index(None, "account", "status"),
+        Index(None, "account", "sent_at"),  # execution quality by send time (db.execution)
     )
 
     id: Mapped[int] = _id()

@@ -9,6 +9,8 @@
     GET /api/v1/daily-summaries          account, from, to (the stored daily_performance rows)
     GET /api/v1/trades                   ... and status=closed|open, limit (1-1000), cursor
     GET /api/v1/signals                  ... and signal=BUY|SELL|HOLD, executed=true|false, limit, cursor
+    GET /api/v1/execution                account, from, to, symbol, strategy (execution quality, db.execution;
+                                         here from/to are UTC days of the send)
 
 `from` and `to` are UTC days (YYYY-MM-DD, both included).  Lists answer {"items": [...]}
 (paged ones add "next_cursor", also sent as the X-Next-Cursor header); money is a string.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from db import analytics, browse
+from db import analytics, browse, execution
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
 from db.reading import reading
@@ -132,6 +134,13 @@ def signals():
         cursor=params.cursor(),
     )
     return _page_response(browse.signals(_database(), query), browse.SignalRow, params.format())
+
+
+@api.get("/execution")
+def execution_quality():
+    params = Params(request.args, SELECTION)
+    lines = execution.execution_quality(_database(), _selection(params))
+    return records_response(lines, execution.ExecutionLine, params.format())
 
 
 def _page_response(page: browse.Page, record_type: type, fmt: str):

@@ -37,9 +37,11 @@ def upgrade() -> None:
     with op.batch_alter_table("orders") as batch:
         for name, kind in COLUMNS:
             batch.add_column(sa.Column(name, kind, nullable=True))
+    op.create_index("ix_orders_account_sent_at", "orders", ["account", "sent_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_orders_account_sent_at", table_name="orders")
     with op.batch_alter_table("orders") as batch:
         for name, _ in reversed(COLUMNS):
             batch.drop_column(name)
