@@ -13,7 +13,10 @@ deliberately not a label: per-strategy figures come from the order rows (exporte
 Buckets are in points, chosen for both FX and gold: on a 5-digit FX pair a point is 0.1 pip and
 market fills slip a few points (0-20, an ECN spread is 1-20 points); on XAUUSD (2 digits) a point
 is 0.01 and slippage or spread run to tens or hundreds of points. Slippage buckets are signed:
-negative buckets hold price improvement.
+negative buckets hold price improvement, and histogram_quantile() handles them; the price of that
+is no ``_sum`` series for the slippage histogram (prometheus_client omits it when a bucket is
+negative, as OpenMetrics asks), so mean slippage comes from the order rows (the Grafana SQL panels,
+/api/v1/execution).
 """
 
 from __future__ import annotations
