@@ -13,14 +13,14 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import monitoring_helpers as mh
 import pytest
-from sqlalchemy import text
 
 from db import OrderIntent, OrderOutcome, Repository, init_db
 from exporter.app import create_app
 
 API = "api-token-for-the-execution-tests-0123"
-DAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DAY = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # inside the window tests/monitoring_helpers gives SQL panels
 # (symbol, strategy, status, sent_at, slip_decision, slip_send, spread, decision_to_send, send_to_fill, requotes)
 ORDERS = [
     ("EURUSD", "a", "filled", DAY, "-2", "0", "10", "0.01", "0.1", 0),
@@ -30,7 +30,7 @@ ORDERS = [
     ("EURUSD", "a", "filled", DAY, "10", "4", "9", "0.05", "0.4", 2),
     ("EURUSD", "a", "rejected", DAY, None, None, "11", "0.02", None, 1),
     ("XAUUSD", "b", "filled", DAY, "30", "20", "25", "0.5", "1.0", 0),
-    ("EURUSD", "a", "filled", datetime(2026, 11, 1, tzinfo=UTC), "1000", "1000", "99", "9", "9", 5),  # before `from`
+    ("EURUSD", "a", "filled", datetime(2025, 12, 1, tzinfo=UTC), "1000", "1000", "99", "9", "9", 5),  # before `from`
     ("EURUSD", "a", "expired", None, None, None, None, None, None, None),  # never sent: not in the figures
 ]
 
@@ -80,8 +80,8 @@ def client(database):
 
 
 def get(client, **params):
-    response = client.get("/api/v1/execution", query_string={"account": "1001", "from": "2026-11-20",
-                                                              "to": "2026-11-30", **params})
+    response = client.get("/api/v1/execution", query_string={"account": "1001", "from": "2026-01-01",
+                                                              "to": "2026-01-01", **params})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["items"]
 
@@ -114,13 +114,26 @@ XAUUSD_B = {
 
 def test_figures_per_symbol_and_strategy_equal_the_hand_computed_ones(client, database):
     assert [numbers(line) for line in get(client)] == [EURUSD_A, XAUUSD_B]
-    if database.backend == "postgresql":  # the Grafana SQL panels' percentile_cont gives the same p95
-        with database.engine.connect() as connection:
-            p95 = connection.execute(text(
-                "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY slippage_decision_points) FROM orders "
-                "WHERE account = '1001' AND symbol = 'EURUSD' AND status = 'filled' AND sent_at >= '2026-11-20'"
-            )).scalar_one()
-        assert Decimal(str(p95)).quantize(Decimal("0.01")) == EURUSD_A["slippage_decision_p95_points"]
+    if database.backend == "postgresql":
+        assert_the_grafana_table_agrees(database)
+
+
+def assert_the_grafana_table_agrees(database):
+    """The dashboard's summary table (percentile_cont, avg in SQL) gives the API's figures."""
+    dashboard = mh.load_dashboard(mh.DASHBOARDS_DIR / "execution-quality.json")
+    (panel,) = [p for p in mh.iter_panels(dashboard) if p["title"] == "Execution quality by symbol and strategy"]
+    statement = mh.resolve_sql(panel["targets"][0]["rawSql"], {"account": ["1001"]})
+    with database.engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.exec_driver_sql(statement)]
+    same = {"orders": "orders", "fills": "fills", "requotes": "requotes", "requote_rate": "requote_rate",
+            "slippage_decision_mean": "slippage_decision_mean_points", "slippage_decision_p50": "slippage_decision_p50_points",
+            "slippage_decision_p95": "slippage_decision_p95_points", "slippage_send_mean": "slippage_send_mean_points",
+            "slippage_send_p95": "slippage_send_p95_points", "spread_mean": "spread_mean_points",
+            "decision_to_send_mean": "decision_to_send_mean_seconds", "send_to_fill_mean": "send_to_fill_mean_seconds"}
+    assert [(r["symbol"], r["strategy"]) for r in rows] == [("EURUSD", "a"), ("XAUUSD", "b")]
+    for row, expected in zip(rows, (EURUSD_A, XAUUSD_B), strict=True):
+        for column, field in same.items():
+            assert Decimal(str(row[column])).quantize(Decimal("0.000001")) == expected[field], (column, row[column])
 
 
 def test_symbol_and_strategy_select_one_line_and_the_range_bounds_it(client):
@@ -128,22 +141,22 @@ def test_symbol_and_strategy_select_one_line_and_the_range_bounds_it(client):
     assert [numbers(line) for line in get(client, strategy="a")] == [EURUSD_A]
     everything = [numbers(line) for line in get(client, **{"from": "", "to": ""})]
     assert everything[0]["orders"] == 7 and everything[0]["slippage_decision_p95_points"] > Decimal(100)
-    assert get(client, **{"from": "2026-11-26"}) == []
+    assert get(client, **{"from": "2026-01-02", "to": "2026-01-03"}) == []
     other = client.get("/api/v1/execution", query_string={"account": "1002"}).get_json()["items"]
     assert [(line["orders"], line["fills"]) for line in other] == [(1, 1)]
 
 
 def test_csv_has_the_same_lines(client):
-    response = client.get("/api/v1/execution", query_string={"account": "1001", "from": "2026-11-20",
-                                                              "to": "2026-11-30", "format": "csv"})
+    response = client.get("/api/v1/execution", query_string={"account": "1001", "from": "2026-01-01",
+                                                              "to": "2026-01-01", "format": "csv"})
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [(r["symbol"], r["strategy"], r["fills"], Decimal(r["slippage_decision_p95_points"])) for r in rows] == [
         ("EURUSD", "a", "5", Decimal("8.6")), ("XAUUSD", "b", "1", Decimal(30))]
 
 
 @pytest.mark.parametrize(("params", "parameter"), [
-    ({}, "account"), ({"account": "1001", "from": "25-11-2026"}, "from"),
-    ({"account": "1001", "from": "2026-11-30", "to": "2026-11-01"}, "from"),
+    ({}, "account"), ({"account": "1001", "from": "01-01-2026"}, "from"),
+    ({"account": "1001", "from": "2026-01-30", "to": "2026-01-01"}, "from"),
     ({"account": "1001", "symbol": "X" * 200}, "symbol"), ({"account": "1001", "reference": "send"}, "reference"),
 ])
 def test_bad_parameters_are_a_400_naming_them(client, params, parameter):
