@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from db import analytics, browse, execution
+from db import analytics, browse
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
+from db.execution import ExecutionLine, execution_quality as execution_lines
 from db.reading import reading
 from db.records import DailyPerformance, TradeRow
 from db.scoreboard import known_accounts
@@ -139,8 +140,8 @@ def signals():
 @api.get("/execution")
 def execution_quality():
     params = Params(request.args, SELECTION)
-    lines = execution.execution_quality(_database(), _selection(params))
-    return records_response(lines, execution.ExecutionLine, params.format())
+    lines = execution_lines(_database(), _selection(params))
+    return records_response(lines, ExecutionLine, params.format())
 
 
 def _page_response(page: browse.Page, record_type: type, fmt: str):
