@@ -25,7 +25,7 @@ from flask import Blueprint, current_app, request
 from db import analytics, browse
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
-from db.execution import ExecutionLine, execution_quality as execution_lines
+from db.execution import ExecutionLine, execution_quality
 from db.reading import reading
 from db.records import DailyPerformance, TradeRow
 from db.scoreboard import known_accounts
@@ -138,9 +138,9 @@ def signals():
 
 
 @api.get("/execution")
-def execution_quality():
+def execution():
     params = Params(request.args, SELECTION)
-    lines = execution_lines(_database(), _selection(params))
+    lines = execution_quality(_database(), _selection(params))
     return records_response(lines, ExecutionLine, params.format())
 
 
