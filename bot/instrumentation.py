@@ -111,6 +111,9 @@ class Instrumentation(EngineObserver):
     def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
         self.metrics.count_order(symbol, strategy, side, outcome)
 
+    def execution(self, symbol: str, outcome: str, quality) -> None:
+        self.metrics.execution.observe(symbol, outcome, quality)
+
     def account(self, state: AccountState) -> None:
         self.metrics.set_account(state.balance, state.equity, state.margin_level)
 

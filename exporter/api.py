@@ -10,6 +10,8 @@
     GET /api/v1/daily-summaries          account, from, to (the stored daily_performance rows)
     GET /api/v1/trades                   ... and status=closed|open, limit (1-1000), cursor
     GET /api/v1/signals                  ... and signal=BUY|SELL|HOLD, executed=true|false, limit, cursor
+    GET /api/v1/execution                account, from, to, symbol, strategy (execution quality, db.execution;
+                                         here from/to are UTC days of the send)
 
 `convention` (default position) picks our figures (a closed position is one trade) or those of
 MT5's Trade History Report (an exit deal is one trade, the balance after every deal; see
@@ -27,6 +29,7 @@ from flask import Blueprint, current_app, request
 from db import analytics, browse, conventions
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
+from db.execution import ExecutionLine, execution_quality
 from db.reading import reading
 from db.records import DailyPerformance, TradeRow
 from db.scoreboard import known_accounts
@@ -148,6 +151,13 @@ def signals():
         cursor=params.cursor(),
     )
     return _page_response(browse.signals(_database(), query), browse.SignalRow, params.format())
+
+
+@api.get("/execution")
+def execution():
+    params = Params(request.args, SELECTION)
+    lines = execution_quality(_database(), _selection(params))
+    return records_response(lines, ExecutionLine, params.format())
 
 
 def _page_response(page: browse.Page, record_type: type, fmt: str):

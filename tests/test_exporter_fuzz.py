@@ -41,6 +41,7 @@ READS = {
     "/api/v1/daily-summaries": {"account", "from", "to"},
     "/api/v1/trades": {"account", "from", "to", "symbol", "strategy", "status", "limit", "cursor"},
     "/api/v1/signals": {"account", "from", "to", "symbol", "strategy", "signal", "executed", "limit", "cursor"},
+    "/api/v1/execution": {"account", "from", "to", "symbol", "strategy"},
     "/api/v1/alerts": {"status", "limit", "cursor"},
     "/metrics": set(),
     "/healthz": set(),

@@ -31,7 +31,7 @@ TABLES = {
     "metrics_history",
     "quarantine",
 }
-HEAD = "0004"
+HEAD = "0005"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},

@@ -27,6 +27,8 @@ from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
 from .books import Books
 from .equity import EquityGuard
+from .execution import ExecutionQuality
+from .execution import decision as decision_stamp
 from .history_guard import BrokerHistoryRewound, check_broker_history
 from .orders import OrderSender, SendOutcome, new_client_order_id
 from .quarantine import Quarantine
@@ -68,11 +70,15 @@ class EngineObserver:
 
     def new_orders_halted(self, reason: str | None) -> None:
         """Sizing refuses the account state (reason), or accepts it again (None)."""
+
     def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
         """A decided order could not be expressed on the symbol's grid and was not sent."""
 
     def orders_halted(self, reason: str | None) -> None:
         """The terminal refuses algorithmic trading (reason), or accepts it again (None)."""
+
+    def execution(self, symbol: str, outcome: str, quality: ExecutionQuality) -> None:
+        """A sent order's execution figures (bot.engine.execution), with its outcome."""
 
 
 @dataclass
@@ -160,7 +166,8 @@ class Engine:
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries,
-                                  on_trading_disabled=self._halt_orders)
+                                  on_trading_disabled=self._halt_orders,
+                                  point_of=lambda symbol: spec.point if (spec := self.specs.get(symbol)) else None)
         self.flow = OrderFlow(
             self.order_queue, self.sender, self.repo,
             can_send=lambda: self.supervisor.usable and self.gateway.connected and self.orders_halted_reason is None,
@@ -290,6 +297,7 @@ class Engine:
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
+        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
         with correlation_context(correlation_id):
             price = quote.ask if signal.action == BUY else quote.bid
             signal_id = self.repo.record_signal(
@@ -325,7 +333,7 @@ class Engine:
                     acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
                                         side=signal.action, purpose="close", volume=position.volume,
                                         price=quote.ask if signal.action == BUY else quote.bid,
-                                        position_ticket=position.ticket)
+                                        position_ticket=position.ticket, decision=decided)
             positions = self._our_positions() if acted else positions
             same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
             on_symbol = [p for p in positions if p.symbol == spec.name]
@@ -343,12 +351,12 @@ class Engine:
                 self._skip(spec.name, strategy.name, exc)
                 return positions
             if self._send(report, now, correlation_id, signal_id, spec.name, strategy.name, side=signal.action,
-                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp):
+                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp, decision=decided):
                 positions = self._our_positions()
             return positions
 
     def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
-              sl=None, tp=None, position_ticket=None) -> bool:
+              sl=None, tp=None, position_ticket=None, decision=None) -> bool:
         spec = self.specs[symbol]
         order = QueuedOrder(
             client_order_id=new_client_order_id(), account=self.account_id, correlation_id=correlation_id,
@@ -358,7 +366,7 @@ class Engine:
             max_deviation=spec.point * self.settings.order_max_deviation_points,
             decided_at=now, expires_at=now + timedelta(seconds=self.settings.order_ttl_seconds),
         )
-        outcome = self.flow.submit(order, price)
+        outcome = self.flow.submit(order, price, decision)
         self._count(report, order, outcome)
         return outcome.status not in ("rejected", "duplicate")
 
@@ -367,6 +375,8 @@ class Engine:
         if outcome.status == "queued":
             return  # counted once it is sent or expired
         self.observer.order(order.symbol, order.strategy, order.side, outcome.status)
+        if outcome.quality is not None:
+            self.observer.execution(order.symbol, outcome.status, outcome.quality)
         if outcome.status == "filled" and order.signal_id is not None:
             self.repo.mark_signal_executed(order.signal_id)
 

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
+from bot.telemetry.execution_metrics import ExecutionMetrics
 
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -145,6 +146,7 @@ class BotMetrics:
             "tradewatch_new_orders_halted", "1 while new orders are halted for this reason (implausible or refused "
             "account state); exits still go out.", acct + ["reason"], registry=r)
 
+        self.execution = ExecutionMetrics(r, self.account)  # slippage, fill latency, spread, requotes
         r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
         r.register(PsutilProcessCollector(self.account))
 
