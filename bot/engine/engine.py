@@ -25,7 +25,7 @@ from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
-from .books import Books
+from .books import Books, open_ids
 from .equity import EquityGuard
 from .history_guard import BrokerHistoryRewound, check_broker_history
 from .orders import OrderSender, SendOutcome, new_client_order_id
@@ -230,7 +230,7 @@ class Engine:
             self._reconcile(now, positions, report)
         else:
             report.trades_opened, report.trades_closed = self.books.sync(
-                now, self.settings.history_days, {p.ticket for p in positions}
+                now, self.settings.history_days, open_ids(positions)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
         report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
@@ -257,7 +257,7 @@ class Engine:
                 positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
-            opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
+            opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
             report.trades_opened += opened
             report.trades_closed += closed_count
         # The snapshot's figures are read together at the end of the cycle and stamped with the

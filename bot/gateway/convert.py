@@ -107,6 +107,7 @@ def position(r: dict, digits: int) -> Position:
         magic=int(r.get("magic", 0)),
         comment=str(r.get("comment", "")),
         time=utc(r["time"]),
+        identifier=int(r.get("identifier") or r["ticket"]),
     )
 
 
