@@ -63,6 +63,10 @@ class Attribution:
     def allows(self, symbol: str, strategy: str) -> bool:
         return not self.netting or self.owners.get(symbol, strategy) == strategy
 
+    def position_cap(self, configured: int) -> int:
+        """Open positions allowed per symbol: one on a netting account (a second order would net into it)."""
+        return 1 if self.netting else configured
+
     def announce(self) -> None:
         """The one start-up line that says how strategies share symbols on this account."""
         if self.netting and self.owners:
