@@ -28,7 +28,8 @@ CENT = Decimal("0.01")
 
 def _settings(tmp_path, **extra: str) -> Settings:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/netting.db", "SYMBOLS": "EURUSD,GBPUSD,USDJPY",
-           "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING", "METRICS_PORT": "0", **extra}
+           "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING", "METRICS_PORT": "0",
+           "RISK_PER_TRADE": "0.1", **extra}  # 30:1 leverage: 1% risk per trade would not fit the margin
     return Settings.from_env(env, dotenv_path=None)
 
 
@@ -137,7 +138,7 @@ def test_trades_equal_the_brokers_positions_history_with_partial_close_and_rever
     assert reversed_.ticket != reversed_.identifier  # the reversed position carries the INOUT order's ticket
     _cycles(app, 40)
     _send(sim, magic, "EURGBP", "BUY", 0.10, position=reversed_.ticket)
-    _cycles(app, 500)
+    _cycles(app, 300)
 
     history, reversals, deals = _broker_history(sim, magic)
     open_ids = {p.identifier for p in sim.positions_get()}
