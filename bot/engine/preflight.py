@@ -147,6 +147,7 @@ class Preflight:
         self.margin_mode: str | None = None
         self._checked_at: datetime | None = None
         self._due = True
+        self.runs = 0  # how many times the checks were read
 
     @property
     def ok(self) -> bool:
@@ -171,6 +172,7 @@ class Preflight:
         facts = self._read()
         results = {check.name: check.judge(facts) for check in CHECKS}
         self._due, self._checked_at = False, now
+        self.runs += 1
         for name, sentence in results.items():
             before = self.results.get(name, "never checked")
             if sentence is not None and sentence != before:
