@@ -66,7 +66,9 @@ class Books:
         self.magic = magic
         self.digits = digits
         self._deals_since: datetime | None = None
-        self._our_positions: set[int] = {t.ticket for t in repo.open_trades(account)}
+        self._open_known: set[int] = {t.ticket for t in repo.open_trades(account)}  # trades open in the store
+        self._our_positions: set[int] = set(self._open_known)
+        self._closed_known: set[int] = set()  # closed trades of positions still held (netting reversals)
         # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
         # so months of trading do not grow this (or `_our_positions`, pruned as trades close).
         self._recorded: dict[int, datetime] | None = None
@@ -115,19 +117,31 @@ class Books:
         found = segments(deals)
         opened = closed = 0
         for index, segment in enumerate(found):
-            self._segment_position[segment.ticket] = position_id
-            trade = self.repo.get_trade(self.account, segment.ticket)
-            if trade is None:
-                opened += self._open_trade(segment)
-                trade = self.repo.get_trade(self.account, segment.ticket)
+            ticket = segment.ticket
+            self._segment_position[ticket] = position_id
+            if ticket in self._closed_known:
+                continue
             last = index == len(found) - 1
             # A position the broker no longer holds is closed even if rounded volumes do not add to zero.
             done = segment.closed or (last and not still_open and segment.exit_volume > 0)
-            if trade is None or trade.is_closed or not done or (last and still_open):
+            if not done or (last and still_open):
+                if ticket not in self._open_known:  # no store read for a trade this run opened or loaded
+                    opened += self._open_trade(segment)
+                    self._open_known.add(ticket)
                 continue
-            closed += self._close_trade(segment)
-        if not still_open and all(s.closed for s in found):
+            trade = self.repo.get_trade(self.account, ticket)
+            if trade is None:
+                opened += self._open_trade(segment)
+                trade = self.repo.get_trade(self.account, ticket)
+            if trade is not None and not trade.is_closed:
+                closed += self._close_trade(segment)
+            self._open_known.discard(ticket)
+            self._closed_known.add(ticket)
+        if not still_open and all(s.closed or s.ticket in self._closed_known for s in found):
             self._our_positions.discard(position_id)
+            for segment in found:  # its trades are settled: nothing about them is kept
+                self._closed_known.discard(segment.ticket)
+                self._segment_position.pop(segment.ticket, None)
         return opened, closed
 
     def _deal_record(self, deal: Deal) -> DealRecord:
