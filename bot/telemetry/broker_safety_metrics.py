@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bot.engine.preflight import CHECK_NAMES
-
 
 class BrokerSafetyMetrics:
     def __init__(self, registry: CollectorRegistry, account: str) -> None:
@@ -21,8 +19,8 @@ class BrokerSafetyMetrics:
         self.stop_outs = Counter(
             "tradewatch_stop_outs_total", "Deals the broker made to stop the account out (DEAL_REASON_SO).",
             ["account", "symbol"], registry=registry)
-        for check in CHECK_NAMES:  # present from the start: an absent series cannot alert
-            self.preflight_ok.labels(account, check)
+        # No series before the first preflight read: a 0 there would claim AutoTrading is off while
+        # the terminal is merely unreachable (BrokerDisconnected says that). CHECK_NAMES lists them.
 
     def set_check(self, check: str, ok: bool) -> None:
         self.preflight_ok.labels(self.account, check).set(1 if ok else 0)
