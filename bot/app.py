@@ -29,6 +29,7 @@ from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_conne
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
 from .telemetry.alerts import AlertmanagerClient
+from .telemetry.broker_safety_metrics import BrokerSafetyMetrics
 from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
 from .telemetry.log_backlog import LogBacklog
@@ -123,7 +124,7 @@ class BotApp:
         self.supervisor = ConnectionSupervisor(
             self.gateway, initial_backoff=s.reconnect_initial_seconds, max_backoff=s.reconnect_max_seconds,
             jitter=min(1.0, s.reconnect_initial_seconds), clock=clock,
-            on_reconnect=lambda outage: self.instrumentation and self.instrumentation.reconnected(outage),
+            on_reconnect=self._reconnected,
         )
         self.order_queue = OrderQueue(local_file(s.order_queue_path, self.database.url, "order_queue"),
                                       on_depth=lambda n: self.metrics and self.metrics.set_order_queue_depth(n))
@@ -131,6 +132,11 @@ class BotApp:
             "orders", s.order_breaker_failures, s.order_breaker_reset_seconds, clock=clock,
             on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
         )
+
+    def _reconnected(self, outage: float) -> None:
+        self.engine.preflight.recheck_now()  # every reconnect reads the preflight checks again
+        if self.instrumentation is not None:
+            self.instrumentation.reconnected(outage)
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -189,6 +195,9 @@ class BotApp:
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
         self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
+        self.safety = BrokerSafetyMetrics(self.metrics.registry, self.metrics.account)
+        self.engine.preflight.on_result = self.safety.set_check
+        self.engine.on_stop_out = self.safety.count_stop_out
         if self.loki is not None:
             self.loki.on_drop = self.metrics.count_log_drops
             self.loki.on_push_failure = self.durability.count_push_failure
@@ -244,6 +253,7 @@ class BotApp:
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
             "store_schema_known": self.schema.schema_known,
+            "preflight": self.engine.preflight.ok,
         }
         report = self.engine.last_report
         details: dict[str, Any] = {name: ("ok" if ok else "failing") for name, ok in checks.items()}
@@ -259,6 +269,7 @@ class BotApp:
             details["store_spool_depth"] = self.repo.depth
         if self.schema.reason and not self.schema.ready:
             details["database_reason"] = self.schema.reason
+        details["preflight_checks"] = self.engine.preflight.as_status()  # each named check: "ok" or its sentence
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -283,6 +294,8 @@ class BotApp:
             },
             "open_positions": dict(self.instrumentation.last_positions) if self.instrumentation else {},
             "equity": str(report.equity) if report and report.equity is not None else None,
+            "preflight": self.engine.preflight.as_status(),
+            "margin_mode": self.engine.preflight.margin_mode,
             "process": process,
         }
 

@@ -25,6 +25,7 @@ THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 
 EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # issue 10: startup.yml, logs.yml
+EXPECTED_ALERTS |= {"BrokerStopOut", "BrokerPreflightFailed"}  # issue 12: netting.yml, preflight.yml
 
 
 def alert_rules() -> dict[str, dict]:

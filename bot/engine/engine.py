@@ -25,12 +25,14 @@ from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
-from .books import Books
+from .books import Books, open_ids
 from .equity import EquityGuard
 from .execution import ExecutionQuality
 from .execution import decision as decision_stamp
 from .history_guard import BrokerHistoryRewound, check_broker_history
+from .netting import Attribution
 from .orders import OrderSender, SendOutcome, new_client_order_id
+from .preflight import Preflight
 from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
@@ -150,6 +152,10 @@ class Engine:
         self.orders_halted_reason: str | None = None
         self._skips_logged: set[tuple[str, str]] = set()
         self._halted_at: tuple[datetime | None, Any] = (None, None)  # (broker time, terminal state) of a -8 halt
+        self.attribution = Attribution("unknown", {})  # until preflight reads the margin mode (netting.py)
+        self.preflight = Preflight(gateway, lambda: list(self.specs) or list(settings.symbols),
+                                   on_margin_mode=self._on_margin_mode)
+        self.on_stop_out = None  # told the symbol of each stop-out deal (telemetry)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -178,6 +184,7 @@ class Engine:
         )
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
+        self.books.on_stop_out = lambda symbol: self.on_stop_out and self.on_stop_out(symbol)
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -253,16 +260,17 @@ class Engine:
             self._reconcile(now, positions, report)
         else:
             report.trades_opened, report.trades_closed = self.books.sync(
-                now, self.settings.history_days, {p.ticket for p in positions}
+                now, self.settings.history_days, open_ids(positions)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
         report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
-        report.replayed, report.expired = self._replay(now, report)
+        trading = self.preflight.check(now)  # a failed preflight check halts every order (preflight.py)
+        report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
             positions = self._our_positions()
         account = self._sizing_account()
-        for symbol, spec in self.specs.items():
+        for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
@@ -280,7 +288,7 @@ class Engine:
                 positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
-            opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
+            opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
             report.trades_opened += opened
             report.trades_closed += closed_count
         # The snapshot's figures are read together at the end of the cycle and stamped with the
@@ -290,6 +298,10 @@ class Engine:
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
+
+    def _on_margin_mode(self, mode: str) -> None:
+        self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)
+        self.attribution.announce()
 
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
@@ -325,8 +337,8 @@ class Engine:
                 extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
                        "confidence": signal.confidence, "reason": signal.reason},
             )
-            if signal.action == HOLD:
-                return positions
+            if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
+                return positions  # on a netting account another strategy owns this symbol (netting.py)
             acted = False
             for position in self._strategy_positions(positions, spec.name, strategy.name):
                 if position.direction != signal.action:
@@ -337,7 +349,8 @@ class Engine:
             positions = self._our_positions() if acted else positions
             same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
             on_symbol = [p for p in positions if p.symbol == spec.name]
-            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol or account is None:
+            if same_way or len(on_symbol) >= self.attribution.position_cap(self.settings.max_positions_per_symbol) \
+                    or account is None:
                 return positions  # account None: sizing refuses the account state (new orders halted)
             distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
             if distance <= 0:

@@ -117,6 +117,7 @@ def position(r: dict, digits: int, to_utc: ToUtc = utc) -> Position:
         magic=int(r.get("magic", 0)),
         comment=str(r.get("comment", "")),
         time=to_utc(r["time"]),
+        identifier=int(r.get("identifier") or r["ticket"]),
     )
 
 

@@ -325,6 +325,12 @@ class Mt5ApiGateway(Gateway):
         self._specs[name] = spec
         return spec
 
+    def read_info(self, call: str, *args: Any) -> dict[str, Any] | None:
+        """A raw info read for preflight; symbol_info of an unknown symbol raises GatewayError."""
+        if call not in ("terminal_info", "account_info", "symbol_info"):
+            raise ValueError(f"read_info reads terminal_info, account_info or symbol_info, not {call!r}")
+        return self._call(call, *args)
+
     def symbol_names(self) -> list[str]:
         """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
         return [str(row["name"]) for row in self._call("symbols_get") or []]

@@ -90,6 +90,9 @@ class Position:
     magic: int
     comment: str
     time: datetime
+    #: POSITION_IDENTIFIER: the ticket stays the position's id on hedging accounts; on a netting
+    #: account a reversal gives the position a new ticket while its deals keep this id (0: = ticket).
+    identifier: int = 0
 
 
 @dataclass(frozen=True)
