@@ -265,6 +265,7 @@ class Engine:
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
         report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
+        self._select_symbols()  # before preflight reads Market Watch: the bot adds its own symbols
         trading = self.preflight.check(now)  # a failed preflight check halts every order (preflight.py)
         report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
@@ -302,6 +303,13 @@ class Engine:
     def _on_margin_mode(self, mode: str) -> None:
         self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)
         self.attribution.announce()
+
+    def _select_symbols(self) -> None:
+        for symbol in self.specs:
+            try:
+                self.gateway.ensure_selected(symbol)
+            except GatewayError:
+                pass  # preflight's symbols_selected check says it, once, with what to do
 
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
