@@ -18,7 +18,7 @@ from db.url import resolve_url
 
 from . import __version__
 from .config import Settings
-from .engine import Engine, load_strategies
+from .engine import Engine
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
@@ -28,6 +28,7 @@ from .resilience.supervisor import ConnectionSupervisor
 from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
+from .strategies import from_settings as strategies_from_settings
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
@@ -35,6 +36,7 @@ from .telemetry.log_backlog import LogBacklog
 from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
+from .telemetry.strategy_metrics import StrategyMetrics
 
 log = logging.getLogger("bot.app")
 
@@ -101,7 +103,7 @@ class BotApp:
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
-        self.strategies = load_strategies(settings.strategies)
+        self.strategies = strategies_from_settings(settings)  # StrategyConfigError: exit 2 at start
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
@@ -204,6 +206,8 @@ class BotApp:
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)
         self.engine.observer = self.instrumentation
+        self.instrumentation.strategy_metrics = StrategyMetrics(self.metrics.registry, self.metrics.account,
+                                                                [s.name for s in self.strategies])
         self.metrics.set_connected(self.gateway.connected)
         self.metrics.set_order_queue_depth(self.order_queue.depth)
         self.metrics.set_circuit_state(self.order_breaker.name, self.order_breaker.state)
@@ -237,7 +241,7 @@ class BotApp:
             "reconciled": self.engine.halted_reason is None,
             "orders_circuit_closed": self.order_breaker.state != "open",
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
-            "strategies_loaded": len(self.strategies) > 0,
+            "strategies_loaded": len(self.strategies) > len(self.engine.runner.disabled),  # one still trades
             "store_schema_known": self.schema.schema_known,
         }
         report = self.engine.last_report

@@ -101,12 +101,12 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_strategies(settings: Settings) -> None:
-    from .engine import load_strategies
+    from .strategies import StrategyConfigError, from_settings
 
     try:
-        load_strategies(settings.strategies)
-    except ValueError as exc:
-        raise ConfigError(f"STRATEGIES: {exc}") from None
+        from_settings(settings)  # plugins imported, parameters checked: one line naming file, strategy, parameter
+    except StrategyConfigError as exc:
+        raise ConfigError(str(exc), exc.setting) from None
 
 
 def _check_sim_symbols(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
-from ..config import ConfigError, Settings
+from ..config import TIMEFRAMES, ConfigError, Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
@@ -32,6 +32,7 @@ from .orders import OrderSender, SendOutcome, new_client_order_id
 from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .strategy_runner import StrategyRunner
 from .symbols import symbol_specs
 
 log = logging.getLogger("bot.engine")
@@ -68,6 +69,9 @@ class EngineObserver:
 
     def new_orders_halted(self, reason: str | None) -> None:
         """Sizing refuses the account state (reason), or accepts it again (None)."""
+
+    def strategy_failed(self, strategy: str, reason: str) -> None:
+        """A strategy raised: it is disabled for the rest of the run (see strategy_runner.py)."""
 
 
 @dataclass
@@ -111,6 +115,8 @@ class Engine:
         self.gateway = gateway
         self.repo = repo
         self.strategies = strategies
+        self.runner = StrategyRunner(strategies, settings.symbols, settings.timeframe, settings.bars,
+                                     lambda: self.observer)
         self.observer = observer or EngineObserver()
         self.supervisor = supervisor or ConnectionSupervisor(gateway)
         self.order_queue = order_queue or OrderQueue(":memory:")
@@ -243,18 +249,20 @@ class Engine:
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
-            try:
-                closed = _closed_bars(self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1))
-                last_closed = int(closed.time[-1])
-                due = [s for s in self.strategies if self._last_bar.get((symbol, s.name)) != last_closed]
-                quote: Quote | None = self.gateway.quote(symbol) if due else None
-            except BadBrokerData as exc:
-                self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
-                continue
-            for strategy in due:
-                self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
-                signal = strategy.evaluate(closed)
-                positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
+            for timeframe, group in self.runner.groups(symbol):  # one bars read per (symbol, timeframe)
+                try:
+                    closed = self._bars(symbol, timeframe, group)
+                    last_closed = int(closed.time[-1])
+                    due = [s for s in group if self._last_bar.get((symbol, s.name)) != last_closed]
+                    quote: Quote | None = self.gateway.quote(symbol) if due else None
+                except BadBrokerData as exc:
+                    self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
+                    break
+                for strategy in due:
+                    self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
+                    signal = self.runner.evaluate(strategy, closed)  # None: it raised, now disabled
+                    if signal is not None:
+                        positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
             opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
@@ -426,12 +434,12 @@ class Engine:
                 if not any(p.ticket == order.position_ticket for p in self._our_positions()):
                     return None, "position_closed"
                 return price, None
-            strategy = next((s for s in self.strategies if s.name == order.strategy), None)
+            strategy = self.runner.find(order.strategy)
             if strategy is None:
                 return None, "strategy"
-            bars = _closed_bars(self.gateway.bars(order.symbol, self.settings.timeframe_code, self.settings.bars + 1))
-            opposite = SELL if order.side == BUY else BUY
-            if strategy.evaluate(bars).action == opposite:
+            bars = self._bars(order.symbol, self.runner.timeframe_of(strategy), [strategy])
+            signal = self.runner.evaluate(strategy, bars)
+            if signal is None or signal.action == (SELL if order.side == BUY else BUY):
                 return None, "strategy"
             return price, None
 
@@ -461,6 +469,11 @@ class Engine:
             except BadBrokerData as exc:
                 refused = refused or exc
         raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")
+
+    def _bars(self, symbol: str, timeframe: str, strategies: list[Strategy]):
+        """The closed bars of a symbol and timeframe, enough for these strategies' warm-up."""
+        count = self.runner.bars_for(strategies) + 1
+        return _closed_bars(self.gateway.bars(symbol, TIMEFRAMES[timeframe], count))
 
     def _our_positions(self) -> list[Position]:
         return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
