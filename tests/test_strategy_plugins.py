@@ -185,9 +185,9 @@ def test_a_strategy_raising_on_every_call_leaves_the_others_trading_unchanged(tm
     assert sum(alone_signals.values()) > 0 and mixed_signals == alone_signals
     orders = {k: v for k, v in alone_signals.items() if k[2] != "HOLD"}
     with capsys.disabled():
-        print(f"\n[figure] strategy raising on every call: others' cycles {mixed.engine.cycles} vs {alone.engine.cycles} "
+        sys.stdout.write(f"\n[figure] strategy raising on every call: others' cycles {mixed.engine.cycles} vs {alone.engine.cycles} "
               f"alone, signals {sum(mixed_signals.values()):g} vs {sum(alone_signals.values()):g} "
-              f"({sum(orders.values()):g} BUY/SELL), identical per symbol/strategy/action: {mixed_signals == alone_signals}")
+              f"({sum(orders.values()):g} BUY/SELL), identical per symbol/strategy/action: {mixed_signals == alone_signals}\n")
 
 
 def test_per_strategy_symbols_and_timeframe_read_bars_per_symbol_and_timeframe(tmp_path, caplog):
