@@ -25,6 +25,7 @@ from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
 from .resilience.supervisor import ConnectionSupervisor
+from .run_summary import RunSummary
 from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
@@ -111,6 +112,7 @@ class BotApp:
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
         self._cycles_done = 0
+        self.summary = RunSummary()  # said when the bot stops (bot/run_summary.py)
         self.alerts: AlertmanagerClient | None = None
         self.history: MinuteRollup | None = None
 
@@ -305,7 +307,7 @@ class BotApp:
         try:
             self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
-                self.engine.run_cycle()
+                self.summary.add(self.engine.run_cycle())
                 self.liveness.beat()
                 done += 1
                 self._cycles_done = done
@@ -338,6 +340,7 @@ class BotApp:
         if self.alerts is not None:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         self._close_resilience(deadline)
+        log.info(self.summary.line(), extra=self.summary.fields())
         log.info("bot stopped", extra={"cycles": self._cycles_done})
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import signal
 import sys
 from datetime import UTC, date, datetime
 
@@ -132,6 +133,11 @@ def _check_can_listen(settings: Settings) -> None:
         raise ConfigError(f"METRICS_PORT: {exc}") from None
 
 
+def _stopped_before_start(*_: object) -> None:
+    sys.stderr.write("stopped before the first cycle\n")
+    raise SystemExit(0)
+
+
 def _config_error(exc: ConfigError) -> int:
     sys.stderr.write(f"config error: {' '.join(str(exc).split())}\n")
     return 2
@@ -159,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "run":
         from .app import BotApp
+        from .foreground import take_terminal
+
+        take_terminal()  # `make run`: Ctrl-C reaches the bot alone, which exits 0 (see foreground.py)
+        signal.signal(signal.SIGINT, _stopped_before_start)  # until the loop's own handler is installed
         from .telemetry.logging import setup_logging
 
-        setup_logging(settings.log_level, service="bot", env=settings.env, secrets=settings.secrets())
+        setup_logging(settings.log_level, service="bot", env=settings.env, secrets=settings.secrets(),
+                      log_format=settings.log_format)
         try:
             app = BotApp(settings, speed=args.speed)
         except ValueError as exc:
