@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="trading reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
-    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: today)")
+    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: the last day with stored deals or snapshots)")
     daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     return parser
 
@@ -80,7 +80,7 @@ def _default_account(settings: Settings, given: str | None) -> str:
 def _store_command(args: argparse.Namespace, settings: Settings) -> int:
     from db import Repository, init_db
 
-    from .reports import daily_report, export_metrics, format_daily
+    from .reports import daily_report, export_metrics, format_daily, has_data, last_day_with_data
 
     account = _default_account(settings, args.account)
     database = init_db(settings.database_url)
@@ -94,8 +94,14 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
                 with open(args.out, "w", encoding="utf-8") as handle:
                     handle.write(text)
             return 0
-        day = args.date or datetime.now(UTC).date()
-        sys.stdout.write(format_daily(daily_report(database, repo, account, day)))
+        day = args.date or last_day_with_data(repo, account)
+        if day is None:
+            sys.stderr.write(f"no deals or account snapshots stored for account {account}: nothing to report\n")
+            return 1
+        result = daily_report(database, repo, account, day)
+        sys.stdout.write(format_daily(result))
+        if not has_data(result):
+            sys.stdout.write("(no closed trade and no account snapshot that day: nothing stored)\n")
         return 0
     finally:
         database.dispose()
