@@ -75,7 +75,8 @@ def test_ctrl_c_in_make_run_exits_0_with_a_summary(tmp_path):
     summary = re.search(r"run summary: (\d+) cycles \((\d+) failed\); orders: .*; trades \d+ opened, \d+ closed; P&L ", text)
     assert summary and int(summary.group(1)) >= 3 and summary.group(2) == "0"
     # SIM_START=now: the broker time of the run is the wall clock (plus the accelerated minutes)
-    from sqlalchemy import create_engine, text as sql
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
 
     with create_engine(f"sqlite:///{tmp_path / 'run.db'}").connect() as connection:
         first = connection.execute(sql("SELECT min(time) FROM account_snapshots")).scalar()
