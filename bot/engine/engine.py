@@ -17,7 +17,7 @@ from typing import Any
 
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
-from ..config import TIMEFRAMES, ConfigError, Settings
+from ..config import ConfigError, Settings
 from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
@@ -251,7 +251,7 @@ class Engine:
                 continue
             for timeframe, group in self.runner.groups(symbol):  # one bars read per (symbol, timeframe)
                 try:
-                    closed = self._bars(symbol, timeframe, group)
+                    closed = self.runner.closed_bars(self.gateway, symbol, timeframe, group)
                     last_closed = int(closed.time[-1])
                     due = [s for s in group if self._last_bar.get((symbol, s.name)) != last_closed]
                     quote: Quote | None = self.gateway.quote(symbol) if due else None
@@ -437,7 +437,7 @@ class Engine:
             strategy = self.runner.find(order.strategy)
             if strategy is None:
                 return None, "strategy"
-            bars = self._bars(order.symbol, self.runner.timeframe_of(strategy), [strategy])
+            bars = self.runner.closed_bars(self.gateway, order.symbol, self.runner.timeframe_of(strategy), [strategy])
             signal = self.runner.evaluate(strategy, bars)
             if signal is None or signal.action == (SELL if order.side == BUY else BUY):
                 return None, "strategy"
@@ -469,11 +469,6 @@ class Engine:
             except BadBrokerData as exc:
                 refused = refused or exc
         raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")
-
-    def _bars(self, symbol: str, timeframe: str, strategies: list[Strategy]):
-        """The closed bars of a symbol and timeframe, enough for these strategies' warm-up."""
-        count = self.runner.bars_for(strategies) + 1
-        return _closed_bars(self.gateway.bars(symbol, TIMEFRAMES[timeframe], count))
 
     def _our_positions(self) -> list[Position]:
         return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
@@ -519,13 +514,6 @@ class Engine:
         report.equity, report.balance = account.equity, account.balance
         self.observer.account(account)
         self.observer.positions(counts)
-
-
-def _closed_bars(bars):
-    """Drop the bar still forming: strategies only ever see complete bars."""
-    from ..gateway import Bars
-
-    return Bars(bars.symbol, bars.time[:-1], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1])
 
 
 def _is_expected(exc: Exception) -> bool:

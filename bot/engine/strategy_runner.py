@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..config import TIMEFRAMES
+from ..gateway.types import Bars
 from ..strategies import ACTIONS, HOLD, Signal, Strategy
 
 log = logging.getLogger("bot.engine.strategies")
@@ -38,6 +40,13 @@ class StrategyRunner:
     def bars_for(self, strategies: list[Strategy]) -> int:
         """Closed bars to read for these strategies: BARS, or more if a warm-up needs it."""
         return max([self.bars, *(int(getattr(s, "warmup", 0) or 0) + 1 for s in strategies)])
+
+    def closed_bars(self, gateway: Any, symbol: str, timeframe: str, strategies: list[Strategy]) -> Bars:
+        """The closed bars of a symbol and timeframe, enough for these strategies' warm-up.
+
+        The bar still forming is dropped: strategies only ever see complete bars."""
+        bars = gateway.bars(symbol, TIMEFRAMES[timeframe], self.bars_for(strategies) + 1)
+        return Bars(bars.symbol, bars.time[:-1], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1])
 
     def groups(self, symbol: str) -> list[tuple[str, list[Strategy]]]:
         """The enabled strategies trading `symbol`, by timeframe (one bars read per pair)."""
