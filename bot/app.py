@@ -270,6 +270,7 @@ class BotApp:
             "mode": self.settings.mt5_mode,
             "symbols": list(self.settings.symbols),
             "strategies": [s.name for s in self.strategies],
+            "strategies_disabled": dict(self.engine.runner.disabled),  # name -> the error that disabled it
             "cycles": self.engine.cycles,
             "last_cycle": None if report is None else {
                 "number": report.number,

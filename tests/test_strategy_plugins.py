@@ -181,6 +181,7 @@ def test_a_strategy_raising_on_every_call_leaves_the_others_trading_unchanged(tm
     assert _sample(mixed, "tradewatch_strategy_enabled", "ma_crossover") == 1
     assert mixed.readiness()[0] is alone.readiness()[0]  # the others still count as loaded strategies
     assert mixed.engine.cycles == alone.engine.cycles == CYCLES
+    assert mixed.status()["strategies_disabled"] == {"exploding": "RuntimeError: plugin bug on every call"}
     assert all(r.ok for r in [mixed.engine.last_report])
     assert sum(alone_signals.values()) > 0 and mixed_signals == alone_signals
     orders = {k: v for k, v in alone_signals.items() if k[2] != "HOLD"}

@@ -11,7 +11,7 @@ from bot.config import Settings
 from mt5bridge.sim import SimTerminal
 
 SECRETS = {"MT5_PASSWORD": "Pw-status-9f3k2-secret", "MT5_BRIDGE_TOKEN": "tok-status-77ab1c-secret"}
-STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strategies", "cycles", "last_cycle",
+STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strategies", "strategies_disabled", "cycles", "last_cycle",
                "open_positions", "equity", "process"}
 
 
