@@ -317,6 +317,7 @@ class NativeStack:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("SIM_START", "now")  # the sim bridge's clock starts at the wall clock: an honest demo
         env.update(extra)
         return env
 
@@ -351,8 +352,7 @@ class NativeStack:
                 "EXPORTER_SINK_TOKEN_FILE": str(self._sink_token_file())})
         if name == "bridge":
             return [py, "-m", "mt5bridge.server", "--backend", "sim", "--host", "127.0.0.1", "--port",
-                    str(p["bridge"]), "--speed", str(s.speed), "--state", str(self.root / "sim-state.json"),
-                    "--start", "now"], \
+                    str(p["bridge"]), "--speed", str(s.speed), "--state", str(self.root / "sim-state.json")], \
                 self._python_env({"MT5_BRIDGE_TOKEN": token})
         if name == "bot":
             env = {"MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(p["bridge"]),

@@ -277,7 +277,7 @@ def test_python_services_run_the_agreed_commands(compose):
     assert s["bot"]["command"] == ["python", "-m", "bot", "run"]
     assert s["exporter"]["command"] == ["python", "-m", "exporter"]
     assert s["mt5"]["command"] == ["python", "-m", "mt5bridge.server", "--backend", "sim", "--host", "0.0.0.0",
-                                   "--port", "18812", "--state", "/data/sim-state.json", "--start", "now"]
+                                   "--port", "18812", "--state", "/data/sim-state.json"]
     assert s["bot"]["environment"]["MT5_MODE"] == "bridge"
     assert s["bot"]["environment"]["MT5_HOST"] == "${MT5_HOST:-mt5}"
     for name in ("bot", "exporter", "mt5", "migrate", "alertmanager-config"):
