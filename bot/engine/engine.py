@@ -116,7 +116,8 @@ class Engine:
         self.repo = repo
         self.strategies = strategies
         self.runner = StrategyRunner(strategies, settings.symbols, settings.timeframe, settings.bars,
-                                     lambda: self.observer)
+                                     lambda: self.observer,  # symbol_map: configured -> broker names, once started
+                                     broker_name=lambda name: getattr(self, "symbol_map", {}).get(name, name))
         self.observer = observer or EngineObserver()
         self.supervisor = supervisor or ConnectionSupervisor(gateway)
         self.order_queue = order_queue or OrderQueue(":memory:")

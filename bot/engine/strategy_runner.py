@@ -26,8 +26,9 @@ log = logging.getLogger("bot.engine.strategies")
 
 class StrategyRunner:
     def __init__(self, strategies: list[Strategy], symbols: tuple[str, ...], timeframe: str, bars: int,
-                 observer: Callable[[], Any]):
+                 observer: Callable[[], Any], broker_name: Callable[[str], str] = lambda name: name):
         self.strategies = strategies
+        self.broker_name = broker_name  # a configured symbol -> the broker's spelling the engine trades
         self.default_symbols = symbols
         self.default_timeframe = timeframe
         self.bars = bars
@@ -54,7 +55,7 @@ class StrategyRunner:
         for strategy in self.strategies:
             if strategy.name in self.disabled:
                 continue
-            if symbol not in (strategy.symbols or self.default_symbols):
+            if symbol not in {self.broker_name(n) for n in (strategy.symbols or self.default_symbols)}:
                 continue
             by_tf.setdefault(self.timeframe_of(strategy), []).append(strategy)
         return list(by_tf.items())

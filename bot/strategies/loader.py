@@ -172,12 +172,12 @@ def _symbols(value: Any, where: str, traded: tuple[str, ...], setting: str) -> t
     names = value.split(",") if isinstance(value, str) else value
     if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise StrategyConfigError(f"{where} 'symbols': must be a non-empty list of symbol names", setting)
-    chosen = tuple(n.strip().upper() for n in names)
-    outside = [n for n in chosen if n not in traded]
+    spelled = {n.upper(): n for n in traded}  # as SYMBOLS writes it (the engine maps it to the broker's name)
+    outside = [n.strip() for n in names if n.strip().upper() not in spelled]
     if outside:
         raise StrategyConfigError(f"{where} 'symbols': {outside[0]!r} is not in SYMBOLS "
                                   f"({','.join(traded)})", setting)
-    return chosen
+    return tuple(n.strip() if n.strip() in traded else spelled[n.strip().upper()] for n in names)
 
 
 def build(names: tuple[str, ...], catalogue: Catalogue, config: Mapping[str, Mapping[str, Any]], setting: str,
