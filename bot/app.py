@@ -18,16 +18,18 @@ from db.url import resolve_url
 
 from . import __version__
 from .config import Settings
-from .engine import Engine, load_strategies
+from .engine import Engine
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
 from .resilience.supervisor import ConnectionSupervisor
+from .run_summary import RunSummary
 from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
+from .strategies import from_settings as strategies_from_settings
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.broker_safety_metrics import BrokerSafetyMetrics
 from .telemetry.durability_metrics import DurabilityMetrics
@@ -36,6 +38,7 @@ from .telemetry.log_backlog import LogBacklog
 from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
+from .telemetry.strategy_metrics import StrategyMetrics
 
 log = logging.getLogger("bot.app")
 
@@ -102,7 +105,7 @@ class BotApp:
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
-        self.strategies = load_strategies(settings.strategies)
+        self.strategies = strategies_from_settings(settings)  # StrategyConfigError: exit 2 at start
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
@@ -110,6 +113,7 @@ class BotApp:
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
         self._cycles_done = 0
+        self.summary = RunSummary()  # said when the bot stops (bot/run_summary.py)
         self.alerts: AlertmanagerClient | None = None
         self.history: MinuteRollup | None = None
 
@@ -217,6 +221,8 @@ class BotApp:
             clock.on_change = self.instrumentation.broker_clock
             self.metrics.set_broker_clock_offset(clock.offset)
         self.engine.observer = self.instrumentation
+        self.instrumentation.strategy_metrics = StrategyMetrics(self.metrics.registry, self.metrics.account,
+                                                                [s.name for s in self.strategies])
         self.metrics.set_connected(self.gateway.connected)
         self.metrics.set_order_queue_depth(self.order_queue.depth)
         self.metrics.set_circuit_state(self.order_breaker.name, self.order_breaker.state)
@@ -251,7 +257,7 @@ class BotApp:
             "orders_circuit_closed": self.order_breaker.state != "open",
             "orders_not_halted": self.engine.orders_halted_reason is None,
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
-            "strategies_loaded": len(self.strategies) > 0,
+            "strategies_loaded": len(self.strategies) > len(self.engine.runner.disabled),  # one still trades
             "store_schema_known": self.schema.schema_known,
             "preflight": self.engine.preflight.ok,
         }
@@ -284,6 +290,7 @@ class BotApp:
             "broker_symbols": dict(self.engine.symbol_map),  # configured name -> the broker's name
             "broker_clock": self._broker_clock_status(),
             "strategies": [s.name for s in self.strategies],
+            "strategies_disabled": dict(self.engine.runner.disabled),  # name -> the error that disabled it
             "cycles": self.engine.cycles,
             "last_cycle": None if report is None else {
                 "number": report.number,
@@ -331,7 +338,7 @@ class BotApp:
         try:
             self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
-                self.engine.run_cycle()
+                self.summary.add(self.engine.run_cycle())
                 self.liveness.beat()
                 done += 1
                 self._cycles_done = done
@@ -364,6 +371,7 @@ class BotApp:
         if self.alerts is not None:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         self._close_resilience(deadline)
+        log.info(self.summary.line(), extra=self.summary.fields())
         log.info("bot stopped", extra={"cycles": self._cycles_done})
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))
