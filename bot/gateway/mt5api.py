@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from mt5bridge.errors import (
 )
 from mt5bridge.plain import to_plain
 
-from . import convert
+from . import convert, margin
 from .base import CallObserver, Gateway
 from .enums import NON_TRADE_DEAL_TYPES
 from .errors import (
@@ -44,6 +45,7 @@ from .types import (
     Bars,
     Deal,
     HistoryOrder,
+    OrderCheck,
     OrderRequest,
     OrderResult,
     Position,
@@ -414,6 +416,14 @@ class Mt5ApiGateway(Gateway):
             price=convert.price(result.get("price", 0), digits),
             comment=str(result.get("comment", "")),
         )
+
+    # -- before a send (bot.gateway.margin; the risk guard asks) ------------------------------
+
+    def order_check(self, request: OrderRequest) -> OrderCheck:
+        return margin.order_check(self._call, request)
+
+    def order_calc_margin(self, side: str, symbol: str, volume, price) -> Decimal:
+        return margin.order_calc_margin(self._call, side, symbol, volume, price)
 
 
 def _outcome_word(call: str, result: Any, error: GatewayError | None) -> str:
