@@ -68,6 +68,10 @@ def run(cycles: int, seed: int, guard: bool) -> dict:
     return {"orders": orders, "levels": levels, "guard": guard_counts}
 
 
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.risk_demo", description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2000)
@@ -83,16 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = Counter(o.status for o in orders)
     minimum = min(result["levels"], default=None)
     threshold = margin_alert_ratio() * 100
-    print(f"cycles: {args.cycles}  guard: {'on' if not args.no_guard else 'off'}  seed: {args.seed}")
-    print(f"orders by outcome: {dict(sorted(outcomes.items()))}")
-    print(f"orders sent to the broker: {len(sent)}; No money (10019) refusals: {no_money}")
-    print(f"No money refusals per 1 000 orders: {per_1000:.1f}")
-    print(f"risk guard before sending: {result['guard'] or 'nothing resized or skipped'}")
+    say(f"cycles: {args.cycles}  guard: {'on' if not args.no_guard else 'off'}  seed: {args.seed}")
+    say(f"orders by outcome: {dict(sorted(outcomes.items()))}")
+    say(f"orders sent to the broker: {len(sent)}; No money (10019) refusals: {no_money}")
+    say(f"No money refusals per 1 000 orders: {per_1000:.1f}")
+    say(f"risk guard before sending: {result['guard'] or 'nothing resized or skipped'}")
     if minimum is None:
-        print("minimum margin level seen: no margin in use in any snapshot")
+        say("minimum margin level seen: no margin in use in any snapshot")
     else:
         verdict = "MarginLevelLow would not fire" if minimum > threshold else "MarginLevelLow WOULD FIRE"
-        print(f"minimum margin level seen: {minimum:.1f} % (MarginLevelLow threshold {threshold:.0f} %): {verdict}")
+        say(f"minimum margin level seen: {minimum:.1f} % (MarginLevelLow threshold {threshold:.0f} %): {verdict}")
     return 0
 
 

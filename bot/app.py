@@ -19,6 +19,7 @@ from db.url import resolve_url
 from . import __version__
 from .config import Settings
 from .engine import Engine, load_strategies
+from .engine.riskguard import HALT_REASONS
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
@@ -35,6 +36,7 @@ from .telemetry.log_backlog import LogBacklog
 from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
+from .telemetry.risk_metrics import RiskGuardCollector
 
 log = logging.getLogger("bot.app")
 
@@ -105,6 +107,8 @@ class BotApp:
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
+        self.engine.risk_guard.use_state_file(settings.risk_state_path or
+                                              local_file("", self.database.url, "risk_state").removesuffix(".db") + ".json")
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
@@ -189,6 +193,8 @@ class BotApp:
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
         self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
+        self.metrics.registry.register(RiskGuardCollector(self.metrics.account, lambda: self.engine.risk_guard,
+                                                          HALT_REASONS))
         if self.loki is not None:
             self.loki.on_drop = self.metrics.count_log_drops
             self.loki.on_push_failure = self.durability.count_push_failure
@@ -252,6 +258,8 @@ class BotApp:
             details["store_spool_depth"] = self.repo.depth
         if self.schema.reason and not self.schema.ready:
             details["database_reason"] = self.schema.reason
+        # Not a failing check: a loss halt is the guard doing its job (exits go on), not an unready bot.
+        details["risk_guard"] = f"halted: {self.engine.risk_guard.halted_reason}" if self.engine.risk_guard.halted_reason else "ok"
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -275,6 +283,7 @@ class BotApp:
             "open_positions": dict(self.instrumentation.last_positions) if self.instrumentation else {},
             "equity": str(report.equity) if report and report.equity is not None else None,
             "process": process,
+            "risk_guard": self.engine.risk_guard.status(),
         }
 
     # -- the loop ------------------------------------------------------------------------------
@@ -334,6 +343,7 @@ class BotApp:
         if self.alerts is not None:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         self._close_resilience(deadline)
+        self.engine.risk_guard.close()
         log.info("bot stopped", extra={"cycles": self._cycles_done})
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))
