@@ -22,6 +22,7 @@ from db.errors import (
     UnknownTrade,
 )
 from db.metrics_history import MetricsMinute
+from db.operator_actions import OperatorAction
 from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
@@ -49,6 +50,7 @@ __all__ = [
     "DuplicateClientOrderId",
     "DuplicateSignal",
     "MetricsMinute",
+    "OperatorAction",
     "OrderIntent",
     "OrderOutcome",
     "OrderRow",

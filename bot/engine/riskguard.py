@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -250,9 +250,10 @@ class RiskGuard:
         if self.account is None:
             return entry.volume  # nothing known yet to judge on: the equity guard holds sizing until then
         positions = [p for p in self.gateway.positions() if p.magic == self.magic]
+        account = self._current(self.account)
         volume, first_reason = entry.volume, None
         for reason, allowed in ORDER_LIMITS:
-            allowed_volume = min(volume, allowed(self, entry._replace(volume=volume), self.account, positions))
+            allowed_volume = min(volume, allowed(self, entry._replace(volume=volume), account, positions))
             if allowed_volume < entry.spec.volume_min:
                 return self._refuse(reason, "skipped", entry, volume)
             if allowed_volume < volume:
@@ -263,6 +264,18 @@ class RiskGuard:
         else:
             self._said.clear()  # an order passed untouched: the next refusal is news again
         return volume
+
+    def _current(self, judged: AccountState) -> AccountState:
+        """The cycle's plausible state with the margin as it is now: entries earlier in the same cycle
+        took margin the cycle's first reading does not show (equity stays the judged one)."""
+        try:
+            now = self.gateway.account()
+        except (ConnectionLost, BrokerUnavailable):
+            raise
+        except GatewayError:  # refused (quarantined and said by the gateway's guard): the cycle's reading
+            return judged
+        margin = max(now.margin, judged.margin)
+        return replace(judged, margin=margin, free_margin=min(now.free_margin, judged.equity - margin))
 
     def margin_for(self, entry: Entry, volume: Decimal) -> Decimal | None:
         """The terminal's margin for `volume` lots (None: the terminal cannot say; counted)."""
