@@ -188,6 +188,9 @@ class NoChecks:
     def positions(self):
         return self.real.positions()
 
+    def account(self):
+        return self.real.account()
+
     def order_check(self, request):
         raise GatewayError("order_check: not supported by this gateway")
 
