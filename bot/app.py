@@ -18,7 +18,9 @@ from db.url import resolve_url
 
 from . import __version__
 from .config import Settings
-from .engine import Engine, load_strategies
+from .control.server import ControlServer
+from .control.strategies import build_strategies
+from .engine import Engine
 from .engine.riskguard import HALT_REASONS
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
@@ -36,7 +38,7 @@ from .telemetry.log_backlog import LogBacklog
 from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
-from .telemetry.risk_metrics import RiskGuardCollector
+from .telemetry.risk_metrics import ControlCollector, RiskGuardCollector
 
 log = logging.getLogger("bot.app")
 
@@ -103,7 +105,10 @@ class BotApp:
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
-        self.strategies = load_strategies(settings.strategies)
+        self.strategies = build_strategies(settings)  # also what `ctl reload-strategies` calls
+        self.cycle_lock = threading.Lock()  # a cycle, or an operator command that sends orders (bot.control)
+        self.control: ControlServer | None = None
+        self.control_reason: str | None = None  # why the control endpoint is off (readyz says it)
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
@@ -226,6 +231,27 @@ class BotApp:
             )
             self.server.start()
             log.info("telemetry serving", extra={"port": self.server.port})
+            self.control = self._start_control()
+
+    def _start_control(self) -> ControlServer | None:
+        """The operator control endpoint (bot.control); if it cannot start, the bot trades on without it (said)."""
+        from .control.desk import ControlDesk
+        from .control.server import ControlApp
+        from .control.token import TokenFileError, ensure_token, token_file
+
+        path = token_file(self.settings.control_token_file, self.database.url)
+        try:
+            token = ensure_token(path)
+            desk = ControlDesk(self.engine, self.repo, lambda: self.account, self.cycle_lock, self.status)
+            server = ControlServer(ControlApp(desk, token), self.settings.control_host, self.settings.control_port)
+        except (TokenFileError, OSError) as exc:
+            self.control_reason = f"control endpoint off: {exc}"
+            log.error(self.control_reason)
+            return None
+        self.metrics.registry.register(ControlCollector(self.metrics.account, desk))
+        server.start()
+        self.control_reason = None
+        return server
 
     def write_daily_report(self, day: date) -> None:
         """The trading day rolled over: store the finished day's daily_performance row."""
@@ -259,6 +285,8 @@ class BotApp:
         if self.schema.reason and not self.schema.ready:
             details["database_reason"] = self.schema.reason
         # Not a failing check: a loss halt is the guard doing its job (exits go on), not an unready bot.
+        if self.control_reason:
+            details["control"] = self.control_reason
         details["risk_guard"] = f"halted: {self.engine.risk_guard.halted_reason}" if self.engine.risk_guard.halted_reason else "ok"
         return all(checks.values()), details
 
@@ -310,7 +338,8 @@ class BotApp:
         try:
             self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
-                self.engine.run_cycle()
+                with self.cycle_lock:
+                    self.engine.run_cycle()
                 self.liveness.beat()
                 done += 1
                 self._cycles_done = done
@@ -348,6 +377,9 @@ class BotApp:
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))
             detach_loki(self.loki)
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         if self.server is not None:
             self.server.stop()
             self.server = None

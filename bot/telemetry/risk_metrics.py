@@ -50,3 +50,20 @@ class RiskGuardCollector(Collector):
         yield halted
         yield adjusted
         yield from ratios.values()
+
+
+class ControlCollector(Collector):
+    """`tradewatch_operator_actions_total{account,action,result}` from the control desk's counts
+    (result ok | refused | failed | not_recorded; action auth, result unauthorized: a wrong token)."""
+
+    def __init__(self, account: str, desk: Any):
+        self.account = account
+        self.desk = desk
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily("tradewatch_operator_actions", "Operator control commands by action and "
+                                     "result (auth/unauthorized: a request with a missing or wrong token).",
+                                     labels=["account", "action", "result"])
+        for (action, result), count in sorted(self.desk.counts.items()):
+            family.add_metric([self.account, action, result], float(count))
+        yield family
