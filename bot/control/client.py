@@ -41,7 +41,8 @@ def base_url(settings: Any, given: str | None) -> str:
 def send(url: str, token: str, action: str, options: dict[str, str]) -> tuple[int, dict[str, Any]]:
     data = None if action == "status" else json.dumps({"actor": actor(), **options}).encode("utf-8")
     request = urllib.request.Request(f"{url}/control/{action}", data=data, method="GET" if data is None else "POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                              "X-Operator": actor()})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - our own URL
             return response.status, json.loads(response.read().decode("utf-8"))

@@ -10,7 +10,8 @@ limits (control takes small JSON bodies). Same server library and bounds as the 
   compared in constant time; a wrong or missing token is a JSON 401, counted, and logged (the
   first and then every 100th, so a flood does not flood the log); the token is never logged;
 - `GET /control/status`, `POST /control/<pause|resume|close-all|reload-strategies>` with a JSON
-  body `{"actor": "user@host", "symbol": ..., "strategy": ...}`; bad input is a JSON 400/404/405.
+  body `{"symbol": ..., "strategy": ...}`; who sends it is the `X-Operator: user@host` header (or an
+  "actor" field); bad input is a JSON 400/404/405.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ControlApp:
             return 405, {"error": f"{method[:10]} not allowed: {wanted} {PREFIX}{action}"}
         try:
             body = self._body(environ) if method == "POST" else {}
-            actor = _text_field(body, "actor") or "unknown"
+            actor = _text_field(body, "actor") or _text_field({"actor": environ.get("HTTP_X_OPERATOR")}, "actor") or "unknown"
             args = {name: _text_field(body, name) for name in OPTIONS.get(action, ()) if body.get(name) is not None}
             unknown = set(body) - {"actor", *OPTIONS.get(action, ())}
             if unknown:

@@ -196,7 +196,7 @@ class RiskGuard:
         self.latched: dict[str, str] = {}  # reason -> since (UTC ISO), including the pause and external halts
         self.account: AccountState | None = None  # the last account state judged plausible (equity guard)
         self.refusals: Counter[tuple[str, str]] = Counter()  # (reason, resized|skipped) -> orders
-        self._said: set[tuple[str, str]] = set()
+        self._said: set[tuple[date | None, str, str]] = set()
         self._lock = threading.RLock()  # the control endpoint pauses and resumes from its own threads
         self._state_file: str | None = None
         self._saved_at = 0.0
@@ -261,8 +261,6 @@ class RiskGuard:
                 volume = allowed_volume
         if first_reason is not None:
             self._count(first_reason, "resized", entry, volume)
-        else:
-            self._said.clear()  # an order passed untouched: the next refusal is news again
         return volume
 
     def _current(self, judged: AccountState) -> AccountState:
@@ -305,9 +303,10 @@ class RiskGuard:
 
     def _count(self, reason: str, action: str, entry: Entry, volume: Decimal, detail: str | None = None) -> None:
         self.refusals[(reason, action)] += 1
-        if (reason, action) in self._said:
+        if (self.day, reason, action) in self._said:
             return
-        self._said.add((reason, action))  # said once per streak; counted every time
+        self._said = {said for said in self._said if said[0] == self.day} | {(self.day, reason, action)}
+        # said once per broker day and kind; counted every time (tradewatch_risk_orders_adjusted_total)
         log.warning("new entry %s by the risk guard (%s): %s %s %s", action, reason, entry.side, entry.volume,
                     entry.spec.name, extra={"reason": reason, "action": action, "symbol": entry.spec.name,
                                             "requested_volume": str(entry.volume), "volume": str(volume),
