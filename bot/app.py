@@ -235,9 +235,10 @@ class BotApp:
 
     def _start_control(self) -> ControlServer | None:
         """The operator control endpoint (bot.control); if it cannot start, the bot trades on without it (said)."""
+        from .control.client import local_url
         from .control.desk import ControlDesk
         from .control.server import ControlApp
-        from .control.token import TokenFileError, ensure_token, token_file
+        from .control.token import TokenFileError, ensure_token, token_file, write_endpoint
 
         path = token_file(self.settings.control_token_file, self.database.url)
         try:
@@ -250,6 +251,10 @@ class BotApp:
             return None
         self.metrics.registry.register(ControlCollector(self.metrics.account, desk))
         server.start()
+        try:
+            write_endpoint(path, local_url(self.settings.control_host, server.port))  # for ctl (CONTROL_PORT=0)
+        except OSError as exc:
+            log.error("control endpoint file not written beside %s: %s", path, exc)
         self.control_reason = None
         return server
 

@@ -208,7 +208,8 @@ class Settings:
                                     doc="risk guard state (day, peak, halts); empty: next to a SQLite store, else data/risk_state.json")
     control_host: str = _setting("CONTROL_HOST", "127.0.0.1", confcheck.bind_address,
                                  doc="bind address of the operator control endpoint (python -m bot ctl); keep it on loopback")
-    control_port: int = _setting("CONTROL_PORT", "8001", confcheck.port(allow_zero=True), doc="port of the control endpoint (0: any)")
+    control_port: int = _setting("CONTROL_PORT", "0", confcheck.port(allow_zero=True),
+                                 doc="port of the control endpoint; 0: any free one, written to the endpoint file beside the token for ctl")
     control_token_file: str = _setting("CONTROL_TOKEN_FILE", "", _local_path,
                                        doc="control token file, made (0600) at first start; empty: next to a SQLite store, else data/control_token")
 

@@ -187,7 +187,8 @@ def test_ctl_cli_talks_to_a_running_bot(tmp_path):
         url = f"http://127.0.0.1:{app.control.port}"
         process_env = {**os.environ, **env}
         run = [sys.executable, "-m", "bot", "ctl", "--url", url]
-        status = subprocess.run([*run, "status"], capture_output=True, text=True, env=process_env, cwd=ROOT,
+        # Without --url: CONTROL_PORT=0, so ctl reads the URL the bot wrote beside its token.
+        status = subprocess.run([sys.executable, "-m", "bot", "ctl", "status"], capture_output=True, text=True, env=process_env, cwd=ROOT,
                                 timeout=120)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["risk_guard"]["paused"] is False

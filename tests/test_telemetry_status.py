@@ -12,7 +12,7 @@ from mt5bridge.sim import SimTerminal
 
 SECRETS = {"MT5_PASSWORD": "Pw-status-9f3k2-secret", "MT5_BRIDGE_TOKEN": "tok-status-77ab1c-secret"}
 STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strategies", "cycles", "last_cycle",
-               "open_positions", "equity", "process"}
+               "open_positions", "equity", "process", "risk_guard"}
 
 
 def test_status_shows_no_secret_and_nothing_beyond_its_documented_fields(tmp_path, monkeypatch):

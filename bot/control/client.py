@@ -17,7 +17,7 @@ from typing import Any
 
 from db.url import resolve_url
 
-from .token import TokenFileError, read_token, token_file
+from .token import TokenFileError, read_endpoint, read_token, token_file
 
 TIMEOUT_SECONDS = 60.0  # a close-all may wait for the running cycle (bot.control.desk.LOCK_WAIT_SECONDS)
 
@@ -30,12 +30,19 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"[:64]
 
 
-def base_url(settings: Any, given: str | None) -> str:
+def local_url(host: str, port: int) -> str:
+    """The URL to reach a listener bound to `host` from this machine (a wildcard bind: loopback)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    return f"http://{host}:{port}"
+
+
+def base_url(settings: Any, given: str | None, token_path: str) -> str:
+    """--url, else CONTROL_HOST:CONTROL_PORT, else (port 0) the URL the running bot wrote beside its token."""
     if given:
         return given.rstrip("/")
-    host = settings.control_host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-    return f"http://{host}:{settings.control_port}"
+    if settings.control_port:
+        return local_url(settings.control_host, settings.control_port)
+    return read_endpoint(token_path)
 
 
 def send(url: str, token: str, action: str, options: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -54,14 +61,15 @@ def send(url: str, token: str, action: str, options: dict[str, str]) -> tuple[in
 
 
 def main(args: Any, settings: Any) -> int:
+    path = token_file(settings.control_token_file, resolve_url(settings.database_url))
     try:
-        token = read_token(token_file(settings.control_token_file, resolve_url(settings.database_url)))
+        token = read_token(path)
+        url = base_url(settings, args.url, path)
     except TokenFileError as exc:
         sys.stderr.write(f"error: {exc} (is the bot running with the same settings?)\n")
         return 2
     options = {k: v for k, v in (("symbol", getattr(args, "symbol", None)), ("strategy", getattr(args, "strategy", None)))
                if v}
-    url = base_url(settings, args.url)
     try:
         status, body = send(url, token, args.ctl_command, options)
     except (urllib.error.URLError, OSError) as exc:

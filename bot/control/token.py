@@ -61,3 +61,24 @@ def read_token(path: str) -> str:
 def matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison: the answer's timing says nothing about how much of a guess was right."""
     return given is not None and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
+
+
+def endpoint_file(token_path: str) -> str:
+    """Where the running bot writes its control URL (CONTROL_PORT=0 picks a free port each start)."""
+    return f"{token_path}.endpoint"
+
+
+def write_endpoint(token_path: str, url: str) -> None:
+    path = endpoint_file(token_path)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="ascii") as handle:
+        handle.write(url + "\n")
+    os.replace(temporary, path)
+
+
+def read_endpoint(token_path: str) -> str:
+    try:
+        return Path(endpoint_file(token_path)).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenFileError(f"no control endpoint file {endpoint_file(token_path)}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
