@@ -81,6 +81,16 @@ class ControlDesk:
         self.status = status
         self.read_settings = read_settings
         self.counts: Counter[tuple[str, str]] = Counter()  # (action, result) -> commands, on /metrics
+        self._count_lock = threading.Lock()  # the listener runs requests on several threads
+
+    def count(self, action: str, result: str) -> int:
+        with self._count_lock:
+            self.counts[(action, result)] += 1
+            return self.counts[(action, result)]
+
+    def counted(self) -> dict[tuple[str, str], int]:
+        with self._count_lock:
+            return dict(self.counts)
 
     def execute(self, action: str, args: dict[str, Any], actor: str) -> tuple[str, dict[str, Any]]:
         """Run one command; (result, body). Every command, whatever its result, gets its row and log line."""
@@ -109,7 +119,7 @@ class ControlDesk:
         return result, body
 
     def _record(self, action, args, actor, correlation_id, requested, result, body) -> None:
-        self.counts[(action, result)] += 1
+        self.count(action, result)
         detail = json.dumps({k: v for k, v in body.items() if k not in ("action", "result", "correlation_id")},
                             default=str)[:DETAIL_LIMIT]
         level = logging.INFO if result == "ok" else logging.WARNING
@@ -122,6 +132,6 @@ class ControlDesk:
                 correlation_id=correlation_id, requested_at=requested, finished_at=datetime.now(UTC), result=result,
                 detail=detail))
         except Exception as exc:  # noqa: BLE001 - the store away: the action stands, the log line keeps it
-            self.counts[(action, "not_recorded")] += 1
+            self.count(action, "not_recorded")
             log.error("operator action %s not written to operator_actions: %s", action, exc,
                       extra={"correlation_id": correlation_id})

@@ -67,8 +67,7 @@ class ControlApp:
         if action not in COMMANDS:
             return 404, {"error": "not found", "commands": sorted(COMMANDS)}
         if not self._authorised(environ.get("HTTP_AUTHORIZATION")):
-            self.desk.counts[("auth", "unauthorized")] += 1
-            refused = self.desk.counts[("auth", "unauthorized")]
+            refused = self.desk.count("auth", "unauthorized")
             if refused == 1 or refused % 100 == 0:
                 log.warning("control request refused: missing or wrong token (%d so far)", refused,
                             extra={"remote": environ.get("REMOTE_ADDR"), "path": path[:80]})

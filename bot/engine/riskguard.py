@@ -302,10 +302,11 @@ class RiskGuard:
         return None
 
     def _count(self, reason: str, action: str, entry: Entry, volume: Decimal, detail: str | None = None) -> None:
-        self.refusals[(reason, action)] += 1
-        if (self.day, reason, action) in self._said:
-            return
-        self._said = {said for said in self._said if said[0] == self.day} | {(self.day, reason, action)}
+        with self._lock:  # /status and /metrics read the counts from other threads
+            self.refusals[(reason, action)] += 1
+            if (self.day, reason, action) in self._said:
+                return
+            self._said = {said for said in self._said if said[0] == self.day} | {(self.day, reason, action)}
         # said once per broker day and kind; counted every time (tradewatch_risk_orders_adjusted_total)
         log.warning("new entry %s by the risk guard (%s): %s %s %s", action, reason, entry.side, entry.volume,
                     entry.spec.name, extra={"reason": reason, "action": action, "symbol": entry.spec.name,
@@ -364,7 +365,7 @@ class RiskGuard:
                 "daily_loss_ratio": _ratio(self.daily_loss_ratio()),
                 "drawdown_ratio": _ratio(self.drawdown_ratio()),
                 "margin_usage_ratio": _ratio(account.margin / account.equity if account and account.equity > 0 else None),
-                "orders": {f"{action}:{reason}": n for (reason, action), n in sorted(self.refusals.items())},
+                "orders": {f"{action}:{reason}": n for (reason, action), n in sorted(self.counts().items())},
                 "limits": {"MAX_MARGIN_USAGE": str(self.limits.max_margin_usage),
                            "DAILY_LOSS_LIMIT": f"{self.limits.daily_loss}{'%' if self.limits.daily_loss_percent else ''}",
                            "MAX_DRAWDOWN": str(self.limits.max_drawdown),
@@ -372,6 +373,11 @@ class RiskGuard:
                            "MAX_TOTAL_RISK": str(self.limits.max_total_risk),
                            "MARGIN_CHECK": self.limits.margin_check},
             }
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """A copy of the resized/skipped/unchecked counts, safe to read from another thread."""
+        with self._lock:
+            return dict(self.refusals)
 
     def daily_loss_ratio(self) -> Decimal | None:
         if self.account is None or not self.day_start_equity or self.day_start_equity <= 0:

@@ -39,10 +39,10 @@ class RiskGuardCollector(Collector):
         }
         if guard is None:
             return
-        latched = set(guard.latched)
+        latched = set(guard.status()["halted"])
         for reason in sorted(set(self.known_reasons) | latched):
             halted.add_metric([self.account, reason], 1.0 if reason in latched else 0.0)
-        for (reason, action), count in sorted(guard.refusals.items()):
+        for (reason, action), count in sorted(guard.counts().items()):
             adjusted.add_metric([self.account, reason, action], float(count))
         daily, drawdown = guard.daily_loss_ratio(), guard.drawdown_ratio()
         ratios["daily_loss"].add_metric([self.account], math.nan if daily is None else float(daily))
@@ -64,6 +64,6 @@ class ControlCollector(Collector):
         family = CounterMetricFamily("tradewatch_operator_actions", "Operator control commands by action and "
                                      "result (auth/unauthorized: a request with a missing or wrong token).",
                                      labels=["account", "action", "result"])
-        for (action, result), count in sorted(self.desk.counts.items()):
+        for (action, result), count in sorted(self.desk.counted().items()):
             family.add_metric([self.account, action, result], float(count))
         yield family
