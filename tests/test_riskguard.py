@@ -204,3 +204,15 @@ def test_a_terminal_that_cannot_check_lets_the_entry_go_and_counts_it(gateway):
     guard.observe(DAY, gateway.account())
     assert guard.vet(entry(gateway, specs, "0.10")) == Decimal("0.10")
     assert guard.refusals[("check_unavailable", "unchecked")] >= 1
+
+
+def test_an_unreadable_state_file_is_said_and_the_guard_starts_afresh(gateway, tmp_path, caplog):
+    path = tmp_path / "risk_state.json"
+    path.write_text('{"day": "not a date"', encoding="utf-8")
+    guard, _ = guard_for(gateway)
+    guard.use_state_file(str(path))
+    assert guard.halted_reason is None and guard.day is None
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    guard.observe(DAY, account("10000"))
+    guard.close()
+    assert '"day_start_equity": "10000"' in path.read_text(encoding="utf-8")

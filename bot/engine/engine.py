@@ -434,6 +434,8 @@ class Engine:
                 if not any(p.ticket == order.position_ticket for p in self._our_positions()):
                     return None, "position_closed"
                 return price, None
+            if self.risk_guard.halted_reason is not None:
+                return None, "risk_halted"  # a halt or pause also stops entries decided before it (riskguard.py)
             strategy = next((s for s in self.strategies if s.name == order.strategy), None)
             if strategy is None:
                 return None, "strategy"

@@ -17,14 +17,12 @@ function that applies it:
   (`order_check`): an order the broker would refuse for money does not leave the process.
 
 State (day, opening equity, peak, latched halts, pause) is kept in a small JSON file beside the
-store, so a restart does not forget a bad day.
+store (riskstate.py), so a restart does not forget a bad day.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -32,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from mt5bridge import constants as mt5
 
 from ..gateway import AccountState, BrokerUnavailable, ConnectionLost, Gateway, GatewayError, OrderRequest
 from ..gateway.types import Position, SymbolSpec
+from . import riskstate
 
 log = logging.getLogger("bot.engine.risk")
 
@@ -392,18 +390,11 @@ class RiskGuard:
     # -- the state file --------------------------------------------------------------------------
 
     def _load(self) -> None:
-        path = Path(self._state_file)
-        if not path.is_file():
+        state = riskstate.load(self._state_file)
+        if state is None:
             return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            self.day = date.fromisoformat(data["day"]) if data.get("day") else None
-            self.day_start_equity = Decimal(data["day_start_equity"]) if data.get("day_start_equity") else None
-            self.peak_equity = Decimal(data["peak_equity"]) if data.get("peak_equity") else None
-            self.latched = {str(k): str(v) for k, v in dict(data.get("latched") or {}).items()}
-        except (OSError, ValueError, KeyError, TypeError, ArithmeticError) as exc:
-            log.error("risk guard state %s unreadable (%s): starting from the account as it is now", path, exc)
-            return
+        self.day, self.day_start_equity, self.peak_equity = state.day, state.day_start_equity, state.peak_equity
+        self.latched = state.latched
         if self.latched:
             log.warning("new entries still halted after the restart (%s)", ", ".join(self.latched),
                         extra={"reasons": list(self.latched)})
@@ -412,15 +403,8 @@ class RiskGuard:
         if not self._state_file or (not force and time.monotonic() - self._saved_at < SAVE_EVERY_SECONDS):
             return
         self._saved_at = time.monotonic()
-        data = {"day": self.day.isoformat() if self.day else None, "day_start_equity": _text(self.day_start_equity),
-                "peak_equity": _text(self.peak_equity), "latched": self.latched}
-        temporary = f"{self._state_file}.tmp"
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-            os.replace(temporary, self._state_file)  # whole or not at all
-        except OSError as exc:
-            log.error("risk guard state not saved to %s: %s", self._state_file, exc)
+        riskstate.save(self._state_file, riskstate.RiskState(self.day, self.day_start_equity, self.peak_equity,
+                                                             dict(self.latched)))
 
     def close(self) -> None:
         with self._lock:
