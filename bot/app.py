@@ -22,6 +22,7 @@ from .control.server import ControlServer
 from .control.strategies import build_strategies
 from .engine import Engine
 from .engine.riskguard import HALT_REASONS
+from .engine.riskstate import default_path as risk_state_path
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
@@ -112,8 +113,7 @@ class BotApp:
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
-        self.engine.risk_guard.use_state_file(settings.risk_state_path or
-                                              local_file("", self.database.url, "risk_state").removesuffix(".db") + ".json")
+        self.engine.risk_guard.use_state_file(settings.risk_state_path or risk_state_path(self.database.url))
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None

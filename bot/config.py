@@ -205,7 +205,7 @@ class Settings:
     max_total_risk: Decimal = _setting("MAX_TOTAL_RISK", "6", _decimal_between("0.01", "1000"),
                                        doc="percent of equity lost if every open stop and the new one were hit")
     risk_state_path: str = _setting("RISK_STATE_PATH", "", _local_path,
-                                    doc="risk guard state (day, peak, halts); empty: next to a SQLite store, else data/risk_state.json")
+                                    doc="risk guard state (day, peak, halts); empty: next to a SQLite store, else data/risk_state.<hash of the database URL>.json")
     control_host: str = _setting("CONTROL_HOST", "127.0.0.1", confcheck.bind_address,
                                  doc="bind address of the operator control endpoint (python -m bot ctl); keep it on loopback")
     control_port: int = _setting("CONTROL_PORT", "0", confcheck.port(allow_zero=True),

@@ -174,9 +174,13 @@ def test_a_halt_survives_a_restart_through_the_state_file(gateway, tmp_path):
     assert guard.halted_reason == "daily_loss"
     again, _ = guard_for(gateway)
     again.use_state_file(path)
-    assert again.halted_reason == "daily_loss" and again.day_start_equity == Decimal("10000")
+    assert again.halted_reason == "daily_loss"  # from the first cycle on, before any entry
     again.observe(DAY + timedelta(hours=1), account("9650"))  # the same broker day: still halted
-    assert again.halted_reason == "daily_loss"
+    assert again.halted_reason == "daily_loss" and again.day_start_equity == Decimal("10000")
+    other, _ = guard_for(gateway)
+    other.use_state_file(path)
+    other.observe(DAY + timedelta(hours=1), replace(account("9650"), login=2))  # another account's file
+    assert other.halted_reason is None and other.day_start_equity == Decimal("9650")
 
 
 class NoChecks:

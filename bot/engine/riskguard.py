@@ -197,6 +197,7 @@ class RiskGuard:
         self._said: set[tuple[date | None, str, str]] = set()
         self._lock = threading.RLock()  # the control endpoint pauses and resumes from its own threads
         self._state_file: str | None = None
+        self._pending: riskstate.RiskState | None = None  # read from the file, not yet applied
         self._saved_at = 0.0
         if state_file:
             self.use_state_file(state_file)
@@ -214,6 +215,8 @@ class RiskGuard:
         if account is None:
             return
         with self._lock:
+            if self._pending is not None:
+                self._apply_saved(account)
             self.account = account
             changed = False
             if self.day != now.date():  # a new broker day: the day's halts and references start again
@@ -390,20 +393,30 @@ class RiskGuard:
     # -- the state file --------------------------------------------------------------------------
 
     def _load(self) -> None:
-        state = riskstate.load(self._state_file)
-        if state is None:
-            return
-        self.day, self.day_start_equity, self.peak_equity = state.day, state.day_start_equity, state.peak_equity
-        self.latched = state.latched
-        if self.latched:
+        """Read the file now; its state applies at the first account reading, if it is the same account's."""
+        self._pending = riskstate.load(self._state_file)
+        if self._pending is not None and self._pending.latched:
+            self.latched = dict(self._pending.latched)  # halted from the first cycle, before any entry
             log.warning("new entries still halted after the restart (%s)", ", ".join(self.latched),
                         extra={"reasons": list(self.latched)})
+
+    def _apply_saved(self, account: AccountState) -> None:
+        saved, self._pending = self._pending, None
+        if saved is None:
+            return
+        if saved.account is not None and saved.account != str(account.login):
+            self.latched = {}
+            log.info("risk guard state of account %s not applied to account %s", saved.account, account.login)
+            return
+        self.day, self.day_start_equity, self.peak_equity = saved.day, saved.day_start_equity, saved.peak_equity
+        self.latched = dict(saved.latched)
 
     def _save(self, force: bool = True) -> None:
         if not self._state_file or (not force and time.monotonic() - self._saved_at < SAVE_EVERY_SECONDS):
             return
         self._saved_at = time.monotonic()
-        riskstate.save(self._state_file, riskstate.RiskState(self.day, self.day_start_equity, self.peak_equity,
+        login = None if self.account is None else str(self.account.login)
+        riskstate.save(self._state_file, riskstate.RiskState(login, self.day, self.day_start_equity, self.peak_equity,
                                                              dict(self.latched)))
 
     def close(self) -> None:
