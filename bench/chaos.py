@@ -80,7 +80,11 @@ class Bridge:
     """`python -m mt5bridge.server --backend sim --state FILE` on a fixed port, killable and restartable."""
 
     def __init__(self, workdir: Path, token: str, port: int):
+        from mt5bridge.tls import generate_self_signed
+
         self.workdir, self.token, self.port = workdir, token, port
+        self.cert, self.key = workdir / "bridge.crt", workdir / "bridge.key"
+        self.fingerprint = generate_self_signed(self.cert, self.key)  # the bot pins it: TLS across every restart
         self.state = workdir / "sim-state.json"
         self.log_path = workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
@@ -93,7 +97,7 @@ class Bridge:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--seed", str(SEED), "--speed",
                  str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port),
-                 *(["--stepped"] if frozen else [])],
+                 "--cert", str(self.cert), "--key", str(self.key), *(["--stepped"] if frozen else [])],
                 cwd=ROOT, env={**_base_env(), "MT5_BRIDGE_TOKEN": self.token}, stdout=out, stderr=out,
                 stdin=subprocess.DEVNULL,
             )
@@ -114,7 +118,7 @@ class Bridge:
     def control(self, command: str, **params) -> None:
         from mt5bridge.client import connect
 
-        with connect("127.0.0.1", self.port, token=self.token, timeout=5) as client:
+        with connect("127.0.0.1", self.port, token=self.token, timeout=5, fingerprint=self.fingerprint) as client:
             client.sim_control(command, **params)
 
     def filled_count(self) -> int:
@@ -255,7 +259,8 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
         url = pg.create_database("chaos")
         bridge.start()
         env = {**_base_env(), "MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(bridge.port),
-               "MT5_BRIDGE_TOKEN": token, "MT5_BRIDGE_TIMEOUT": "2", "DATABASE_URL": url,
+               "MT5_BRIDGE_TOKEN": token, "MT5_BRIDGE_TIMEOUT": "2",
+               "MT5_BRIDGE_FINGERPRINT": bridge.fingerprint, "DATABASE_URL": url,
                "LOKI_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there: Loki is unreachable
                "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1", "LOG_LEVEL": "INFO",
                "CYCLE_SECONDS": str(CYCLE_SECONDS), "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",

@@ -118,7 +118,7 @@ class _BridgedClock:
     """The stepped clock of a simulated terminal in another process, driven over the bridge."""
 
     def __init__(self, host: str, port: int, token: str):
-        self._client = connect(host, port, token=token, timeout=30)
+        self._client = connect(host, port, token=token, timeout=30, insecure=True)
         self._now = self._epoch(self._client.sim_control("advance", seconds=0))
 
     @staticmethod
@@ -142,7 +142,7 @@ def _bridge_server(token: str) -> tuple[subprocess.Popen, int]:
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--stepped", "--seed", "3",
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), "--insecure"],  # loopback benchmark
         cwd=ROOT, env={**os.environ, "MT5_BRIDGE_TOKEN": token, "LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )
@@ -166,7 +166,7 @@ def rss_growth() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {"DATABASE_URL": f"sqlite:///{tmp}/long.db", "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1",
                    "LOG_LEVEL": "INFO", "MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(port),
-                   "MT5_BRIDGE_TOKEN": token, "LOKI_URL": loki.url}
+                   "MT5_BRIDGE_TOKEN": token, "MT5_BRIDGE_INSECURE": "true", "LOKI_URL": loki.url}
             clock = _BridgedClock("127.0.0.1", port, token)
             app = BotApp(Settings.from_env(env, dotenv_path=None), sim=clock, stepped=True)
             app.connect()

@@ -33,6 +33,7 @@ from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_conne
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
 from .telemetry.alerts import AlertmanagerClient
+from .telemetry.broker_safety_metrics import BrokerSafetyMetrics
 from .telemetry.durability_metrics import DurabilityMetrics
 from .telemetry.health import LivenessTracker, TelemetryServer
 from .telemetry.log_backlog import LogBacklog
@@ -132,7 +133,7 @@ class BotApp:
         self.supervisor = ConnectionSupervisor(
             self.gateway, initial_backoff=s.reconnect_initial_seconds, max_backoff=s.reconnect_max_seconds,
             jitter=min(1.0, s.reconnect_initial_seconds), clock=clock,
-            on_reconnect=lambda outage: self.instrumentation and self.instrumentation.reconnected(outage),
+            on_reconnect=self._reconnected,
         )
         self.order_queue = OrderQueue(local_file(s.order_queue_path, self.database.url, "order_queue"),
                                       on_depth=lambda n: self.metrics and self.metrics.set_order_queue_depth(n))
@@ -140,6 +141,11 @@ class BotApp:
             "orders", s.order_breaker_failures, s.order_breaker_reset_seconds, clock=clock,
             on_state_change=lambda name, state: self.instrumentation and self.instrumentation.circuit(name, state),
         )
+
+    def _reconnected(self, outage: float) -> None:
+        self.engine.preflight.recheck_now()  # every reconnect reads the preflight checks again
+        if self.instrumentation is not None:
+            self.instrumentation.reconnected(outage)
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -200,6 +206,9 @@ class BotApp:
         self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
         self.metrics.registry.register(RiskGuardCollector(self.metrics.account, lambda: self.engine.risk_guard,
                                                           HALT_REASONS))
+        self.safety = BrokerSafetyMetrics(self.metrics.registry, self.metrics.account)
+        self.engine.preflight.on_result = self.safety.set_check
+        self.engine.on_stop_out = self.safety.count_stop_out
         if self.loki is not None:
             self.loki.on_drop = self.metrics.count_log_drops
             self.loki.on_push_failure = self.durability.count_push_failure
@@ -214,6 +223,10 @@ class BotApp:
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)
+        clock = getattr(self.gateway, "clock", None)  # the broker's server clock (bot.gateway.clock)
+        if clock is not None:
+            clock.on_change = self.instrumentation.broker_clock
+            self.metrics.set_broker_clock_offset(clock.offset)
         self.engine.observer = self.instrumentation
         self.metrics.set_connected(self.gateway.connected)
         self.metrics.set_order_queue_depth(self.order_queue.depth)
@@ -273,9 +286,11 @@ class BotApp:
             "terminal_connected": self.gateway.connected and self.supervisor.usable,
             "reconciled": self.engine.halted_reason is None,
             "orders_circuit_closed": self.order_breaker.state != "open",
+            "orders_not_halted": self.engine.orders_halted_reason is None,
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
             "strategies_loaded": len(self.strategies) > 0,
             "store_schema_known": self.schema.schema_known,
+            "preflight": self.engine.preflight.ok,
         }
         report = self.engine.last_report
         details: dict[str, Any] = {name: ("ok" if ok else "failing") for name, ok in checks.items()}
@@ -285,6 +300,8 @@ class BotApp:
             details["terminal_reason"] = self.supervisor.reason
         if self.engine.halted_reason:
             details["halted_reason"] = self.engine.halted_reason
+        if self.engine.orders_halted_reason:
+            details["orders_halted_reason"] = self.engine.orders_halted_reason
         if self.repo.depth:
             details["store_spool_depth"] = self.repo.depth
         if self.schema.reason and not self.schema.ready:
@@ -293,6 +310,7 @@ class BotApp:
         if self.control_reason:
             details["control"] = self.control_reason
         details["risk_guard"] = f"halted: {self.engine.risk_guard.halted_reason}" if self.engine.risk_guard.halted_reason else "ok"
+        details["preflight_checks"] = self.engine.preflight.as_status()  # each named check: "ok" or its sentence
         return all(checks.values()), details
 
     def status(self) -> dict[str, Any]:
@@ -304,6 +322,8 @@ class BotApp:
             "account": self.account,
             "mode": self.settings.mt5_mode,
             "symbols": list(self.settings.symbols),
+            "broker_symbols": dict(self.engine.symbol_map),  # configured name -> the broker's name
+            "broker_clock": self._broker_clock_status(),
             "strategies": [s.name for s in self.strategies],
             "cycles": self.engine.cycles,
             "last_cycle": None if report is None else {
@@ -315,9 +335,19 @@ class BotApp:
             },
             "open_positions": dict(self.instrumentation.last_positions) if self.instrumentation else {},
             "equity": str(report.equity) if report and report.equity is not None else None,
+            "preflight": self.engine.preflight.as_status(),
+            "margin_mode": self.engine.preflight.margin_mode,
             "process": process,
             "risk_guard": self.engine.risk_guard.status(),
         }
+
+    def _broker_clock_status(self) -> dict[str, Any]:
+        """The server clock's offset; broker days (daily P&L, swaps) start at the server's midnight."""
+        clock = getattr(self.gateway, "clock", None)
+        offset = None if clock is None else clock.offset
+        return {"offset_seconds": offset,
+                "broker_day_starts_utc": None if offset is None else
+                f"{(-offset // 60) % 1440 // 60:02d}:{(-offset // 60) % 60:02d}"}
 
     # -- the loop ------------------------------------------------------------------------------
 

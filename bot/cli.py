@@ -135,7 +135,7 @@ def _check_sim_symbols(settings: Settings) -> None:
     gateway = make_gateway(settings)
     try:
         gateway.connect()
-        symbol_specs(gateway, settings.symbols)
+        symbol_specs(gateway, settings.symbols, settings.symbol_suffix)
     finally:
         gateway.close()
 

@@ -53,7 +53,16 @@ def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], st
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
-    return tuple(name.upper() for name in _csv_names(raw))
+    """As written: brokers spell symbols their own way (EURUSDm is not EURUSDM)."""
+    return _csv_names(raw)
+
+
+def _affix(raw: str) -> str:
+    """A broker's symbol suffix or prefix (.m, m, _i, #): a few characters, no spaces or commas."""
+    value = confcheck.text(8)(raw)
+    if value and not all(ch.isalnum() or ch in "._#+-!" for ch in value):
+        raise ValueError(f"invalid suffix {value!r} (letters, digits and . _ # + - ! only)")
+    return value
 
 
 def _bool(raw: str) -> bool:
@@ -121,6 +130,12 @@ def _setting(env: str, default: str, parse: Callable[[str], object], secret: boo
     return field(default=None, metadata={"env": env, "default": default, "parse": parse, "secret": secret, "doc": doc})
 
 
+def _fingerprint(raw: str) -> str | None:
+    from mt5bridge.tls import normalise_fingerprint
+
+    return normalise_fingerprint(raw) if raw.strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """All bot settings. Build with `Settings.from_env()`; fields are already parsed and valid."""
@@ -134,6 +149,12 @@ class Settings:
     mt5_password: str | None = _setting("MT5_PASSWORD", "", _optional_text, secret=True, doc="broker account password")
     mt5_server: str | None = _setting("MT5_SERVER", "", _optional_text, doc="broker server name")
     mt5_path: str | None = _setting("MT5_PATH", "", _optional_text, doc="terminal64.exe path (native mode)")
+    mt5_bridge_ca_file: str | None = _setting("MT5_BRIDGE_CA_FILE", "", _optional_text,
+                                              doc="bridge TLS: CA file (or the server's self-signed certificate) to verify it")
+    mt5_bridge_fingerprint: str | None = _setting("MT5_BRIDGE_FINGERPRINT", "", _fingerprint,
+                                                  doc="bridge TLS: pinned SHA-256 fingerprint of the server certificate")
+    mt5_bridge_insecure: bool = _setting("MT5_BRIDGE_INSECURE", "false", _bool,
+                                         doc="bridge over plain TCP (no TLS): only on loopback or a trusted link")
     sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
     sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
     sim_broker: str = _setting("SIM_BROKER", "demo", _broker_profile, doc="broker profile of the simulated terminal (mt5bridge/sim/profiles)")
@@ -141,6 +162,8 @@ class Settings:
                                    doc="sim mode: file keeping the simulated broker's books across runs; empty: next to a SQLite store, else data/sim_state.json")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
     symbols: tuple[str, ...] = _setting("SYMBOLS", "EURUSD,GBPUSD,USDJPY,XAUUSD", _symbols, doc="symbols to trade")
+    symbol_suffix: str = _setting("SYMBOL_SUFFIX", "", _affix,
+                                  doc="broker's symbol suffix or prefix (.m, #); empty: exact name, else detected")
     strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")
     timeframe: str = _setting("TIMEFRAME", "M1", _choice(tuple(TIMEFRAMES), upper=True), doc="bar timeframe")
     bars: int = _setting("BARS", "120", _int_between(30, 5000), doc="bars read per symbol per cycle")
@@ -237,6 +260,8 @@ class Settings:
     def _check_combinations(self) -> None:
         if self.mt5_mode == "bridge" and not self.mt5_bridge_token:
             raise ConfigError("MT5_BRIDGE_TOKEN: required when MT5_MODE=bridge")
+        if self.mt5_mode == "bridge":
+            self._check_bridge_tls()
         if self.tp_atr_multiple <= 0 or self.sl_atr_multiple <= 0:
             raise ConfigError("SL_ATR_MULTIPLE: stop distances must be positive")
         if self.mt5_mode == "native":
@@ -250,6 +275,17 @@ class Settings:
         if self.order_queue_path and self.store_spool_path and \
                 Path(self.order_queue_path).resolve() == Path(self.store_spool_path).resolve():
             raise ConfigError("STORE_SPOOL_PATH: must be another file than ORDER_QUEUE_PATH")
+
+    def _check_bridge_tls(self) -> None:
+        """Bridge mode needs TLS trust (CA file and/or pinned fingerprint) or an explicit MT5_BRIDGE_INSECURE."""
+        tls = self.mt5_bridge_ca_file or self.mt5_bridge_fingerprint
+        if self.mt5_bridge_insecure and tls:
+            raise ConfigError("MT5_BRIDGE_INSECURE: cannot be combined with MT5_BRIDGE_CA_FILE/MT5_BRIDGE_FINGERPRINT")
+        if not self.mt5_bridge_insecure and not tls:
+            raise ConfigError("MT5_BRIDGE_CA_FILE: required when MT5_MODE=bridge (or MT5_BRIDGE_FINGERPRINT, "
+                              "or MT5_BRIDGE_INSECURE=true for plain TCP)")
+        if self.mt5_bridge_ca_file and not Path(self.mt5_bridge_ca_file).is_file():
+            raise ConfigError(f"MT5_BRIDGE_CA_FILE: {self.mt5_bridge_ca_file!r} does not exist")
 
     @property
     def timeframe_code(self) -> int:

@@ -111,6 +111,9 @@ class Instrumentation(EngineObserver):
     def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
         self.metrics.count_order(symbol, strategy, side, outcome)
 
+    def execution(self, symbol: str, outcome: str, quality) -> None:
+        self.metrics.execution.observe(symbol, outcome, quality)
+
     def account(self, state: AccountState) -> None:
         self.metrics.set_account(state.balance, state.equity, state.margin_level)
 
@@ -143,6 +146,18 @@ class Instrumentation(EngineObserver):
 
     def order_expired(self, reason: str) -> None:
         self.metrics.count_expired(reason)
+
+    def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
+        self.metrics.count_skipped(symbol, reason)
+
+    def orders_halted(self, reason: str | None) -> None:
+        """-8: the terminal refuses algorithmic trading; an ERROR line and a metric (alert rule on it)."""
+        self.metrics.set_orders_halted(reason is not None)
+        if reason is not None:
+            log.error("orders halted: %s", reason, extra={"reason": reason})
+
+    def broker_clock(self, previous: int | None, offset: int | None) -> None:
+        self.metrics.set_broker_clock_offset(offset)
 
     def trading_halted(self, reason: str | None) -> None:
         if reason is not None:

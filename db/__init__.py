@@ -6,7 +6,9 @@
 SQLite (data/tradewatch.db) by default, PostgreSQL when DATABASE_URL says so.
 Callers exchange plain records with `Repository`; ORM models stay inside `db`.
 Analytics over the closed trades (kept exact by rollups, db.rollups) are in
-`db.analytics`; what the exporter shows per scrape in `db.scoreboard`.
+`db.analytics`; what the exporter shows per scrape in `db.scoreboard`.  The same history
+counted as MT5's Trade History Report counts it (from the deals) is `db.mt5report`; the
+terminal's report file is read by `db.report_import`.
 """
 
 from db.database import Database, init_db

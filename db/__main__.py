@@ -5,6 +5,8 @@ python -m db downgrade REVISION    # e.g. base, or 0001
 python -m db current               # the database's revision, and the code's head
 python -m db seed-demo --trades N --accounts K   # demo trades for dashboards and benchmarks
 python -m db verify-rollups        # compare the analytics rollups with the raw trades
+python -m db import-mt5-report FILE [--account LOGIN] [--server-timezone TZ]   # the terminal's report
+python -m db verify-report FILE [--account LOGIN] [--server-timezone TZ]       # its summary beside ours
 """
 
 import argparse
@@ -12,6 +14,9 @@ import logging
 import os
 import re
 import sys
+from datetime import UTC, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,8 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 import confcheck
 from db import migrate, rollups
 from db.database import Database
+from db.mt5report import figures_between
+from db.report_grid import ReportError
+from db.report_import import parse_report, server_timezone, store_report
+from db.report_summary import compare, render
 from db.seed import seed_demo
 from db.url import checked_url, redact_url
+from db.vocabulary import ACCOUNT_LEN
 
 _RELATIVE = re.compile(r"([A-Za-z0-9_]*)(?:[+-][0-9]+)?", re.ASCII)
 
@@ -47,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=confcheck.arg(confcheck.integer(0, 2**31 - 1)), default=7,
                       help="random seed (same seed, same data)")
     commands.add_parser("verify-rollups", help="check the analytics rollups against the raw trades")
+    for name, purpose in (("import-mt5-report", "store the deals of the terminal's Trade History Report"),
+                          ("verify-report", "print the report's summary beside ours; exit 1 if they differ")):
+        report = commands.add_parser(name, help=f"{purpose} (.xlsx or .html, any UI language)")
+        report.add_argument("file", type=Path, help="the report file as the terminal saved it")
+        report.add_argument("--account", type=confcheck.arg(confcheck.text(ACCOUNT_LEN)),
+                            help="store account (default: the login in the report's header)")
+        report.add_argument("--server-timezone", type=confcheck.arg(server_timezone), default=UTC,
+                            help="the trade server's clock the report's times are in (default UTC), "
+                                 "e.g. Europe/Athens or +02:00")
     return parser
 
 
@@ -88,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     except confcheck.SettingError as exc:
         parser.exit(2, f"{parser.prog}: config error: {exc}\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    report = None
+    if args.command in ("import-mt5-report", "verify-report"):
+        try:  # the file first: a bad report is refused before any database is touched
+            report = parse_report(args.file, args.account, args.server_timezone)
+        except ReportError as exc:
+            parser.exit(2, f"{parser.prog} {args.command}: {args.file.name}: {exc}\n")
     try:
         with Database(url) as database:
             where = redact_url(database.url)
@@ -107,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             elif args.command == "verify-rollups":
                 return _verify_rollups(database)
+            elif args.command == "import-mt5-report":
+                migrate.upgrade(database.engine, "head")
+                return _import_report(database, args.file, report)
+            elif args.command == "verify-report":
+                return _verify_report(database, parser, args.file, report)
             else:
                 current = migrate.current_revision(database.engine)
                 head = migrate.head_revision()
@@ -134,6 +164,39 @@ def _verify_rollups(database: Database) -> int:
         log.error("rollups disagree with the trades of %d account(s): %s", len(bad), ", ".join(bad))
         return 1
     log.info("rollups agree with the trades of %d account(s)", len(problems))
+    return 0
+
+
+def _import_report(database: Database, path: Path, report) -> int:
+    result = store_report(database, report)
+    if result.differing:
+        shown = ", ".join(map(str, result.differing[:5]))
+        log.warning("%d deal(s) of the report differ from the stored deals with the same ticket (%s%s); "
+                    "the stored ones are kept", len(result.differing), shown, ", ..." if len(result.differing) > 5 else "")
+    sys.stdout.write(f"{path.name}: account {result.account}: {result.read} deals read, {result.stored} stored, "
+                     f"{result.known} already stored, {len(result.differing)} differing\n")
+    return 0
+
+
+def _verify_report(database: Database, parser, path: Path, report) -> int:
+    account = report.deals[0].account if report.deals else (report.login or "")
+    since = min((deal.time for deal in report.deals), default=None)
+    until = max((deal.time for deal in report.deals), default=None)
+    end = None if until is None else until + timedelta(microseconds=1)
+    # Ratios unrounded (10 places): compare() rounds them to what the report printed, once.
+    mt5, positions = figures_between(database, account, since, end, step=Decimal("1e-10"))
+    try:
+        lines = compare(report.summary, mt5, positions)
+    except ReportError as exc:
+        parser.exit(2, f"{parser.prog} verify-report: {path.name}: {exc}\n")
+    sys.stdout.write(f"{path.name}: account {account}, {mt5.deals} stored deals in the report's period\n")
+    sys.stdout.write(render(lines) + "\n")
+    compared = [line for line in lines if line.equal is not None]
+    differing = [line.label for line in compared if not line.equal]
+    sys.stdout.write(f"{len(compared) - len(differing)}/{len(compared)} report figures equal ours (MT5 convention)\n")
+    if differing:
+        log.error("the report and the store differ on %d figure(s): %s", len(differing), ", ".join(differing))
+        return 1
     return 0
 
 

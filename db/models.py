@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from db.types import Identifier, UTCDateTime, cash_type, price_type, volume_type
+from db.types import Identifier, UTCDateTime, cash_type, points_type, price_type, seconds_type, volume_type
 from db.vocabulary import (
     ACCOUNT_LEN,
     ACTION_LEN,
@@ -108,6 +108,7 @@ class OrderModel(Base):
         CheckConstraint(sql_in("purpose", PURPOSES), name="purpose"),
         CheckConstraint(sql_in("status", ORDER_STATUSES), name="status"),
         Index(None, "account", "status"),
+        Index(None, "account", "sent_at"),  # execution quality by send time (db.execution)
     )
 
     id: Mapped[int] = _id()
@@ -136,6 +137,15 @@ class OrderModel(Base):
     fill_volume: Mapped[Decimal | None] = mapped_column(volume_type())
     message: Mapped[str] = mapped_column(Text, server_default=text("''"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Execution quality of the send (bot.engine.execution; migration 0005): null when not measured.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # wall UTC of the first send
+    send_price: Mapped[Decimal | None] = mapped_column(price_type())  # the quote when it was sent
+    spread_points: Mapped[Decimal | None] = mapped_column(points_type())  # at the decision
+    slippage_decision_points: Mapped[Decimal | None] = mapped_column(points_type())  # + = worse for us
+    slippage_send_points: Mapped[Decimal | None] = mapped_column(points_type())
+    decision_to_send_seconds: Mapped[Decimal | None] = mapped_column(seconds_type())
+    send_to_fill_seconds: Mapped[Decimal | None] = mapped_column(seconds_type())
+    requotes: Mapped[int | None] = mapped_column(Integer)
 
 
 class DealModel(Base):

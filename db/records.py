@@ -71,9 +71,23 @@ class OrderOutcome:
     fill_volume: Decimal | None
     message: str
     resolved_at: datetime
+    # Execution quality (see bot.engine.execution): None when not measured (never erases a stored figure).
+    sent_at: datetime | None = None
+    send_price: Decimal | None = None
+    spread_points: Decimal | None = None
+    slippage_decision_points: Decimal | None = None
+    slippage_send_points: Decimal | None = None
+    decision_to_send_seconds: Decimal | None = None
+    send_to_fill_seconds: Decimal | None = None
+    requotes: int | None = None
 
     def __post_init__(self) -> None:
         check_record(self, {"status": OUTCOME_STATUSES})
+
+
+#: The OrderOutcome fields that measure the execution; written only when measured (not None).
+EXECUTION_FIELDS = ("sent_at", "send_price", "spread_points", "slippage_decision_points", "slippage_send_points",
+                    "decision_to_send_seconds", "send_to_fill_seconds", "requotes")
 
 
 @_record
@@ -106,6 +120,15 @@ class OrderRow:
     fill_volume: Decimal | None
     message: str
     resolved_at: datetime | None
+    # Execution quality (see bot.engine.execution): None when not measured.
+    sent_at: datetime | None = None
+    send_price: Decimal | None = None
+    spread_points: Decimal | None = None
+    slippage_decision_points: Decimal | None = None
+    slippage_send_points: Decimal | None = None
+    decision_to_send_seconds: Decimal | None = None
+    send_to_fill_seconds: Decimal | None = None
+    requotes: int | None = None
 
 
 @_record

@@ -44,6 +44,7 @@ from db.models import (
 from db.operator_actions import OperatorAction
 from db.quarantine import QuarantineRecord
 from db.records import (
+    EXECUTION_FIELDS,
     AccountSnapshot,
     DailyPerformance,
     DealRecord,
@@ -143,7 +144,7 @@ class Repository:
 
     def record_order_outcome(self, outcome: OrderOutcome) -> None:
         """Settle an order. 'unknown' can later become final; a final outcome never changes."""
-        values = _values(outcome)
+        values = _measured(_values(outcome))
         client_order_id = values.pop("client_order_id")
         table = _table(OrderModel)
         with self._db.session() as session:
@@ -443,6 +444,12 @@ def _table(model: type[Base]) -> Table:
 def _values(record: Any) -> dict[str, Any]:
     """A record's fields as column values (not dataclasses.asdict: no deep copies needed)."""
     return {field.name: getattr(record, field.name) for field in fields(record)}
+
+
+def _measured(values: dict[str, Any]) -> dict[str, Any]:
+    """Outcome values without the execution figures it did not measure: a later outcome (an unknown
+    order resolved at the broker) must not erase what the send measured."""
+    return {name: value for name, value in values.items() if value is not None or name not in EXECUTION_FIELDS}
 
 
 def _view(cls: type[View], row: Base) -> View:

@@ -105,3 +105,13 @@ def cash_type() -> Money:
 def volume_type() -> Money:
     """Volumes in lots: NUMERIC(12, 2)."""
     return Money(12, 2)
+
+
+def points_type() -> Money:
+    """Price differences in points (slippage, spread: whole ticks in practice): NUMERIC(12, 2)."""
+    return Money(12, 2)
+
+
+def seconds_type() -> Money:
+    """Measured durations in seconds, to the microsecond: NUMERIC(12, 6)."""
+    return Money(12, 6)

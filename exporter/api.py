@@ -5,11 +5,17 @@
     GET /api/v1/performance/symbols      account, from, to, symbol, strategy
     GET /api/v1/performance/time         ... and bucket=hour|weekday|day|week|month (default day)
     GET /api/v1/correlation              ... and by=symbol|strategy (default symbol)
-    GET /api/v1/drawdown                 account, from, to, symbol, strategy
+    GET /api/v1/drawdown                 account, from, to, symbol, strategy, convention=position|mt5
+    GET /api/v1/report                   account, from, to, symbol, strategy, convention=position|mt5
     GET /api/v1/daily-summaries          account, from, to (the stored daily_performance rows)
     GET /api/v1/trades                   ... and status=closed|open, limit (1-1000), cursor
     GET /api/v1/signals                  ... and signal=BUY|SELL|HOLD, executed=true|false, limit, cursor
+    GET /api/v1/execution                account, from, to, symbol, strategy (execution quality, db.execution;
+                                         here from/to are UTC days of the send)
 
+`convention` (default position) picks our figures (a closed position is one trade) or those of
+MT5's Trade History Report (an exit deal is one trade, the balance after every deal; see
+db.mt5report); the MT5 ones cover the whole account, so they take no symbol or strategy.
 `from` and `to` are UTC days (YYYY-MM-DD, both included).  Lists answer {"items": [...]}
 (paged ones add "next_cursor", also sent as the X-Next-Cursor header); money is a string.
 Each view reads its parameters through `Params` (anything unexpected is a 400 naming the
@@ -20,14 +26,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from db import analytics, browse
+from db import analytics, browse, conventions
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
+from db.execution import ExecutionLine, execution_quality
 from db.reading import reading
 from db.records import DailyPerformance, TradeRow
 from db.scoreboard import known_accounts
 from exporter.params import Params
-from exporter.render import csv_response, json_response, record_response, records_response
+from exporter.render import csv_response, json_response, plain, record_response, records_response
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 SELECTION = {"account", "from", "to", "symbol", "strategy"}
@@ -87,8 +94,20 @@ def correlation():
 
 @api.get("/drawdown")
 def drawdown():
-    params = Params(request.args, SELECTION)
+    params = Params(request.args, SELECTION | {"convention"})
+    if params.convention() == "mt5":
+        return record_response(conventions.mt5_drawdown(_database(), _selection(params)), params.format())
     return record_response(analytics.drawdown(_database(), _selection(params)), params.format())
+
+
+@api.get("/report")
+def report():
+    params = Params(request.args, SELECTION | {"convention"})
+    convention = params.convention()
+    record = conventions.summary(_database(), _selection(params), convention)
+    if params.format() == "csv":
+        return record_response(record, "csv")
+    return json_response({"convention": convention, **plain(record)})
 
 
 @api.get("/daily-summaries")
@@ -132,6 +151,13 @@ def signals():
         cursor=params.cursor(),
     )
     return _page_response(browse.signals(_database(), query), browse.SignalRow, params.format())
+
+
+@api.get("/execution")
+def execution():
+    params = Params(request.args, SELECTION)
+    lines = execution_quality(_database(), _selection(params))
+    return records_response(lines, ExecutionLine, params.format())
 
 
 def _page_response(page: browse.Page, record_type: type, fmt: str):

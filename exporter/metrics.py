@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.database import Database
+from db.mt5board import Mt5Board
+from db.mt5report import Mt5Figures
 from db.scoreboard import AccountBoard, scoreboard
 
 log = logging.getLogger(__name__)
@@ -137,10 +139,58 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
                 age, last_trade, open_trades, signals)
 
 
+class Mt5Collector(Collector):
+    """The MT5-report convention beside ours (db.mt5report): one series per account and figure."""
+
+    def __init__(self, database: Database) -> None:
+        self._board = Mt5Board(database)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            figures = self._board.figures()
+        except SQLAlchemyError as exc:  # tradewatch_exporter_database_up says so already
+            log.warning("scrape could not read the deals: %s", _reason(exc))
+            return
+        yield from mt5_families(figures)
+
+
+# (name, help, Mt5Figures field, scale): MT5's Trade History Report figures, on /metrics.
+MT5_SERIES = (
+    ("tradewatch_mt5_net_profit", "Total net profit, MT5 convention: the balance change without deposits and "
+     "withdrawals, open positions' deals included.", "total_net_profit", 1),
+    ("tradewatch_mt5_gross_profit", "Gross profit, MT5 convention: winning exit deals (and positive balance "
+     "operations).", "gross_profit", 1),
+    ("tradewatch_mt5_gross_loss", "Gross loss, MT5 convention: losing exit deals, entry commissions and "
+     "charges (<= 0).", "gross_loss", 1),
+    ("tradewatch_mt5_trades", "Trades, MT5 convention: exit deals (a partial close is a trade).", "total_trades", 1),
+    ("tradewatch_mt5_balance_drawdown_absolute", "Initial deposit minus the lowest balance.",
+     "balance_drawdown_absolute", 1),
+    ("tradewatch_mt5_balance_drawdown_maximal", "Largest fall of the balance after every deal from a peak "
+     "(account currency).", "balance_drawdown_maximal", 1),
+    ("tradewatch_mt5_balance_drawdown_relative_ratio", "Largest fall of the balance relative to its peak "
+     "(1 = 100 %).", "balance_drawdown_relative_percent", 100),
+)
+
+
+def mt5_families(figures: dict[str, Mt5Figures]) -> Iterator[Metric]:
+    for name, text, attribute, scale in MT5_SERIES:
+        family = GaugeMetricFamily(name, text, labels=["account"])
+        for account, figure in figures.items():
+            family.add_metric([account], float(getattr(figure, attribute)) / scale)
+        yield family
+    factor = GaugeMetricFamily("tradewatch_mt5_profit_factor", "Gross profit / gross loss, MT5 convention "
+                               "(absent without a loss).", labels=["account"])
+    for account, figure in figures.items():
+        if figure.profit_factor is not None:
+            factor.add_metric([account], float(figure.profit_factor))
+    yield factor
+
+
 def build_registry(database: Database, clock: Callable[[], datetime]) -> CollectorRegistry:
-    """A registry of its own (not the process-global one) holding only the trading collector."""
+    """A registry of its own (not the process-global one) holding the trading collectors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TradingCollector(database, clock))
+    registry.register(Mt5Collector(database))
     return registry
 
 

@@ -22,6 +22,7 @@ from db.browse import MAX_PAGE, Cursor
 from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SIGNALS, SYMBOL_LEN
 
 FORMATS = ("json", "csv")
+CONVENTIONS = ("position", "mt5")  # db.conventions: ours (the default) or MT5's Trade History Report
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INT = re.compile(r"[0-9]{1,18}")  # ASCII digits, below 2**63 (SQLite's and PostgreSQL's bigint)
 _CURSOR = re.compile(r"-?[0-9]{1,18}\.[0-9]{1,18}")
@@ -134,6 +135,17 @@ class Params:
 
     def signal(self) -> str | None:
         return self.choice("signal", SIGNALS)
+
+    def convention(self) -> str:
+        """position (the default) or mt5; MT5's figures are the whole account's, so they take no
+        symbol or strategy (refused, naming the parameter, rather than silently ignored)."""
+        value = self.choice("convention", CONVENTIONS, default="position")
+        if value == "mt5":
+            for name in ("symbol", "strategy"):
+                if self._args.get(name):
+                    raise BadParameter(name, f"parameter {name!r} does not apply to convention=mt5: "
+                                             "MT5-report figures cover the whole account")
+        return value  # type: ignore[return-value]
 
     def format(self) -> str:
         return self.choice("format", FORMATS, default="json")  # type: ignore[return-value]

@@ -184,10 +184,20 @@ def _sim_control(backend: Any, raw: dict[str, Any]) -> Any:
     return backend.control(command, params)
 
 
+def _sim_clock(backend: Any, raw: dict[str, Any]) -> Any:
+    """Read-only, so not gated like sim_control: a real terminal has no such hook and refuses it."""
+    Arguments("sim_clock", raw).finish()
+    hook = getattr(backend, "sim_clock", None)
+    if hook is None:
+        raise CallRefused("sim_clock: not a simulated terminal")
+    return hook()
+
+
 #: The complete exposed surface.
 CALLS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     **{name: _api_call(sig) for name, sig in SIGNATURES.items()},
     "sim_control": _sim_control,
+    "sim_clock": _sim_clock,  # the simulator's UTC now and speed, for the bot's broker clock
 }
 SIM_ONLY_CALLS = frozenset({"sim_control"})
 #: Calls whose arguments may carry credentials: their arguments are never logged.

@@ -20,60 +20,60 @@ from typing import Any
 
 import rpyc
 from rpyc.core import consts
-from rpyc.core.stream import SocketStream
-from rpyc.utils.factory import connect_stream
+from rpyc.utils.factory import connect_channel
 
 from mt5bridge.constants import PACKAGE_CONSTANTS
 from mt5bridge.errors import (
-    BridgeAuthError,
     BridgeCallError,
     BridgeConnectionLost,
     BridgeTimeout,
-    BridgeUnavailable,
 )
+from mt5bridge.frames import BridgeStream, LimitedChannel
+from mt5bridge.handshake import client_handshake
+from mt5bridge.limits import MAX_REPLY_BYTES
 from mt5bridge.server import (
-    AUTH_OK,
     DEFAULT_HOST,
     DEFAULT_PORT,
     HARDENED_RPYC_CONFIG,
+    MAX_PAYLOAD_CHARS,
     TOKEN_ENV,
-    TOKEN_LENGTH,
-    TOKEN_MAX_BYTES,
-    recv_exact,
     resolve_timeout,
 )
 from mt5bridge.signatures import SIGNATURES
+from mt5bridge.tls import client_trust
 
 log = logging.getLogger("mt5bridge.client")
 
 
 def connect(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None, timeout: float | None = None
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+    timeout: float | None = None,
+    *,
+    ca_file: str | None = None,
+    fingerprint: str | None = None,
+    insecure: bool | None = None,
 ) -> "BridgeClient":
-    """Open an authenticated connection to a bridge server.
+    """Open a TLS, token-authenticated connection to a bridge server.
 
-    token defaults to $MT5_BRIDGE_TOKEN; timeout (seconds per call, also used to connect
-    and for the handshake) defaults to $MT5_BRIDGE_TIMEOUT or 10.
-    Raises BridgeUnavailable, BridgeAuthError, BridgeTimeout or BridgeConnectionLost.
+    token defaults to $MT5_BRIDGE_TOKEN; timeout (seconds per call, also the whole connect +
+    handshake) defaults to $MT5_BRIDGE_TIMEOUT or 10. The server is trusted through ``ca_file``
+    and/or the pinned SHA-256 ``fingerprint`` of its certificate; ``insecure=True`` is plain TCP.
+    When none of the three is given they come from $MT5_BRIDGE_CA_FILE / _FINGERPRINT / _INSECURE.
+    Raises BridgeUnavailable, BridgeAuthError (BridgeTLSError), BridgeTimeout or BridgeConnectionLost.
     """
     token = os.environ.get(TOKEN_ENV, "") if token is None else token
-    token_bytes = token.encode("utf-8")
-    if len(token_bytes) > TOKEN_MAX_BYTES:
-        raise BridgeAuthError(f"mt5bridge token is longer than {TOKEN_MAX_BYTES} bytes")
     try:
         timeout = resolve_timeout(timeout)
+        trust = client_trust(ca_file, fingerprint, insecure)
     except ValueError as exc:
         raise ValueError(f"mt5bridge: {exc}") from None
     where = f"{host}:{port}"
+    sock = client_handshake(host, port, token=token, trust=trust, timeout=timeout)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise BridgeUnavailable(f"mt5bridge server at {where} is not reachable: {exc}") from None
-    try:
-        _present_token(sock, token_bytes, where, timeout)
-        sock.settimeout(None)  # rpyc polls with its own timeouts; a socket timeout would confuse it
-        conn = connect_stream(
-            SocketStream(sock),
+        conn = connect_channel(
+            LimitedChannel(BridgeStream(sock), MAX_REPLY_BYTES, where),
             service=rpyc.VoidService,
             config=dict(HARDENED_RPYC_CONFIG, sync_request_timeout=timeout),
         )
@@ -83,23 +83,6 @@ def connect(
     client = BridgeClient(conn, sock, where=where, timeout=timeout)
     client._root = client._transport("connect", lambda: conn.root)
     return client
-
-
-def _present_token(sock: socket.socket, token: bytes, where: str, timeout: float) -> None:
-    try:
-        sock.sendall(TOKEN_LENGTH.pack(len(token)) + token)
-        answer = recv_exact(sock, len(AUTH_OK))
-    except TimeoutError:
-        raise BridgeTimeout(
-            f"mt5bridge server at {where} did not answer the token handshake within {timeout:g} s"
-        ) from None
-    except (EOFError, OSError) as exc:
-        raise BridgeConnectionLost(
-            f"mt5bridge server at {where} dropped the token handshake: {exc}"
-        ) from None
-    if answer != AUTH_OK:
-        hint = "none was given: set MT5_BRIDGE_TOKEN" if not token else "check MT5_BRIDGE_TOKEN"
-        raise BridgeAuthError(f"mt5bridge refused the token ({hint}) at {where}")
 
 
 def _close_socket(sock: socket.socket) -> None:
@@ -215,6 +198,11 @@ class BridgeClient:
             raise BridgeCallError(
                 f"{name}: arguments are not plain finite data ({exc})", kind="bad_request"
             ) from None
+        if len(payload) > MAX_PAYLOAD_CHARS:  # the server would refuse it: say so without sending it
+            raise BridgeCallError(
+                f"{name}: arguments of {len(payload)} characters are over the bridge's {MAX_PAYLOAD_CHARS}",
+                kind="bad_request",
+            )
         started = time.monotonic()
         with self._lock:
             reply = self._transport(
@@ -252,6 +240,10 @@ class BridgeClient:
     def sim_control(self, command: str, /, **params: Any) -> dict[str, Any]:
         """Drive the simulated terminal (faults, time); the server refuses it for a real terminal."""
         return self._call("sim_control", command=command, params=params)
+
+    def sim_clock(self) -> dict[str, Any]:
+        """The simulated terminal's UTC now and speed (the server refuses it for a real terminal)."""
+        return self._call("sim_clock")
 
 
 def _api_method(name: str) -> Any:

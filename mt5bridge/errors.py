@@ -36,6 +36,13 @@ class BridgeAuthError(BridgeError):
     """The server refused our token (wrong or missing MT5_BRIDGE_TOKEN)."""
 
 
+class BridgeTLSError(BridgeAuthError):
+    """TLS failed: the server's certificate is not the trusted/pinned one, or one side speaks plain TCP.
+
+    A configuration error like a wrong token (do not retry), or someone in between.
+    """
+
+
 class BridgeCallError(BridgeError):
     """The server (or the client, before sending) rejected the call: bad arguments,
     a name outside the allowlist, or an exception inside the backend.

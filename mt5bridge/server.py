@@ -13,29 +13,30 @@ unchanged on a Windows Python next to terminal64.exe:  ``python -m mt5bridge.ser
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import errno
-import hmac
 import json
 import logging
 import math
 import os
 import signal
 import socket
-import struct
+import ssl
 import sys
-import threading
 import time
 from typing import Any
 
 import rpyc
-from rpyc.utils.authenticators import AuthenticationError
-from rpyc.utils.server import ThreadedServer
 
 import confcheck
 from mt5bridge.backends import BACKEND_NAMES, BackendUnavailable, make_backend
 from mt5bridge.calls import CALLS, SECRET_CALLS, SIM_ONLY_CALLS, CallRefused
+from mt5bridge.handshake import AUTH_OK, AUTH_REFUSED, TOKEN_LENGTH, TOKEN_MAX_BYTES  # noqa: F401 - re-exported
+from mt5bridge.limits import DEFAULT_LIMITS, CallLimited, Limits, TerminalLock, check_call
 from mt5bridge.plain import to_plain
+from mt5bridge.tlscli import add_tls_arguments, gen_cert_main, tls_context_or_exit, warn_if_insecure
+from mt5bridge.transport import BridgeServer
 
 log = logging.getLogger("mt5bridge.server")
 
@@ -47,12 +48,8 @@ TIMEOUT_ENV = "MT5_BRIDGE_TIMEOUT"
 
 # --- Wire protocol shared with the client ------------------------------------------------
 
-#: Handshake: the client sends a 4-byte big-endian length then the UTF-8 token; the server
-#: answers AUTH_OK or AUTH_REFUSED (then closes). Only after AUTH_OK does rpyc start.
-TOKEN_LENGTH = struct.Struct("!I")
-TOKEN_MAX_BYTES = 1024
-AUTH_OK = b"OK"
-AUTH_REFUSED = b"NO"
+#: The handshake (TLS, token) and the transport live in mt5bridge.handshake / mt5bridge.transport;
+#: these names stay importable from here.
 MAX_PAYLOAD_CHARS = 1_000_000
 
 #: rpyc settings for both sides: no pickle, no attribute access beyond what we allow
@@ -87,50 +84,6 @@ def recv_exact(sock: socket.socket, count: int) -> bytes:
     return b"".join(chunks)
 
 
-class TokenAuthenticator:
-    """rpyc authenticator: compare the peer's length-prefixed token in constant time.
-
-    It runs in the connection's own thread (ThreadedServer), with a socket timeout so a
-    silent peer cannot hold a thread forever. The token itself is never logged.
-    """
-
-    def __init__(self, token: str, timeout: float) -> None:
-        if not token:
-            raise ValueError("an empty token would let anyone in")
-        self._token = token.encode("utf-8")
-        self._timeout = timeout
-
-    def __call__(self, sock: socket.socket) -> tuple[socket.socket, None]:
-        peer = _peer_name(sock)
-        sock.settimeout(self._timeout)
-        try:
-            (length,) = TOKEN_LENGTH.unpack(recv_exact(sock, TOKEN_LENGTH.size))
-            if 0 < length <= TOKEN_MAX_BYTES:
-                offered = recv_exact(sock, length)
-                accepted = hmac.compare_digest(offered, self._token)
-            else:
-                accepted = False
-            sock.sendall(AUTH_OK if accepted else AUTH_REFUSED)
-        except (OSError, EOFError) as exc:
-            log.warning(
-                "mt5bridge refused a connection from %s: handshake failed (%s)", peer, type(exc).__name__
-            )
-            raise AuthenticationError("handshake failed") from None
-        if not accepted:
-            log.warning("mt5bridge refused a connection from %s: wrong or missing token", peer)
-            raise AuthenticationError("wrong or missing token")
-        sock.settimeout(None)
-        return sock, None
-
-
-def _peer_name(sock: socket.socket) -> str:
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        return "unknown peer"
-    if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer) or "local socket"
 
 
 def _only_given(**kwargs: Any) -> dict[str, Any]:
@@ -148,17 +101,22 @@ class Dispatcher:
     terminal busy, instead of piling up threads behind a hung terminal.
     """
 
-    def __init__(self, backend: Any, *, allow_sim_control: bool, lock_timeout: float) -> None:
+    def __init__(
+        self, backend: Any, *, allow_sim_control: bool, lock_timeout: float, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._backend = backend
         self._allow_sim_control = allow_sim_control
         self._lock_timeout = lock_timeout
-        self._lock = threading.Lock()
+        self._limits = limits
+        self._lock = TerminalLock()  # first come, first served: one client cannot starve another
 
     def dispatch(self, name: Any, payload: Any) -> str:
         started = time.monotonic()
         call = name if type(name) is str and name in CALLS else "<refused>"
         try:
             body = {"ok": True, "result": self._run(name, payload)}
+        except CallLimited as exc:
+            body = _error_body(exc.kind, str(exc))
         except CallRefused as exc:
             body = _error_body(exc.kind, str(exc))
         except _Busy as exc:
@@ -196,6 +154,7 @@ class Dispatcher:
             raise CallRefused(f"{name}: payload is not valid JSON") from None
         if type(raw) is not dict:
             raise CallRefused(f"{name}: payload must be a JSON object")
+        check_call(name, raw, self._limits)
         if not self._lock.acquire(timeout=self._lock_timeout):
             raise _Busy(f"{name}: terminal busy for more than {self._lock_timeout:g} s with another call")
         try:
@@ -246,19 +205,6 @@ class BridgeService(rpyc.Service):
         return self._dispatcher.dispatch(name, payload)
 
 
-class BridgeServer(ThreadedServer):
-    """rpyc's ThreadedServer (one thread per connection) that keeps its dispatcher at hand."""
-
-    def __init__(self, dispatcher: Dispatcher, **kwargs: Any) -> None:
-        super().__init__(BridgeService(dispatcher), **kwargs)
-        self.dispatcher = dispatcher
-
-    def _listen(self) -> None:
-        """Announce the port only once the socket really listens (tests wait for this line)."""
-        super()._listen()
-        log.info("mt5bridge listening", extra={"host": self.host, "port": self.port})
-
-
 def build_server(
     backend: Any,
     *,
@@ -267,15 +213,34 @@ def build_server(
     port: int = DEFAULT_PORT,
     timeout: float = DEFAULT_TIMEOUT,
     allow_sim_control: bool = False,
+    tls: ssl.SSLContext | None = None,
+    insecure: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BridgeServer:
-    """A bound, ready-to-start server: .start() blocks serving, .close() stops it. Port 0 picks a free one."""
+    """A bound, ready-to-start server: .start() blocks serving, .close() stops it. Port 0 picks a free one.
+
+    ``tls`` (mt5bridge.tls.server_context) or an explicit ``insecure=True`` (plain TCP): never plain by default.
+    The handshake deadline and the terminal-lock wait are the limits' values, at most ``timeout``.
+    """
+    if (tls is None) == (not insecure):
+        raise ValueError("give a TLS context or insecure=True (plain TCP), not both or neither")
+    limits = dataclasses.replace(
+        limits,
+        handshake_seconds=min(limits.handshake_seconds, timeout),
+        lock_wait_seconds=min(limits.lock_wait_seconds, timeout),
+    )
+    dispatcher = Dispatcher(
+        backend, allow_sim_control=allow_sim_control, lock_timeout=limits.lock_wait_seconds, limits=limits
+    )
     return BridgeServer(
-        Dispatcher(backend, allow_sim_control=allow_sim_control, lock_timeout=timeout),
-        hostname=host,
+        BridgeService(dispatcher),
+        host=host,
         port=port,
-        authenticator=TokenAuthenticator(token, timeout),
+        token=token,
+        tls=tls,
+        limits=limits,
         protocol_config=dict(HARDENED_RPYC_CONFIG, sync_request_timeout=timeout),
-        logger=logging.getLogger("mt5bridge.rpyc"),
+        dispatcher=dispatcher,
     )
 
 
@@ -333,8 +298,8 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=confcheck.arg(_SECONDS),
         default=None,
-        help=f"seconds for the handshake and for waiting on the terminal lock "
-        f"(default ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
+        help=f"seconds per call; also the most the handshake and a terminal-lock wait may take "
+        f"(those are 5 s by default) (default ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sim = parser.add_argument_group("sim backend only")
@@ -400,7 +365,11 @@ def resolve_timeout(value: float | None, environ: dict[str, str] | os._Environ =
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gen-cert"]:
+        return gen_cert_main(argv[1:])
     parser = _parser()
+    add_tls_arguments(parser)
     options = parser.parse_args(argv)
     try:
         token, env_timeout = _environment_settings(options.backend)
@@ -429,14 +398,15 @@ def main(argv: list[str] | None = None) -> int:
             port=options.port,
             timeout=timeout,
             allow_sim_control=options.backend == "sim",
+            tls=tls_context_or_exit(parser, options),  # checked before the port is bound
+            insecure=options.insecure,
         )
     except OSError as exc:
         reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         parser.exit(2, f"{parser.prog}: config error: --port: cannot listen on {options.host}:{options.port}: {reason}\n")
     if len(token) < 16:
         log.warning("%s is shorter than 16 characters: use a long random token", TOKEN_ENV)
-    if options.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening beyond loopback: the token is the only guard and traffic is not encrypted")
+    warn_if_insecure(options.insecure)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     log.info("mt5bridge starting", extra={"backend": options.backend, "timeout_s": timeout})
     try:

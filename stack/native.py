@@ -6,6 +6,7 @@ State lives under one directory (`.stack/` for `make stack`, a temp dir in the t
   state.json       ports and URLs of the running stack (no secrets)
   secrets.json     bridge token, alert-sink token and database passwords (mode 0600), kept between runs
   sink_token       the alert-sink token as a file (0600): the exporter and Alertmanager read it
+  bridge.crt/.key  the bridge's self-signed TLS pair (key 0600); the bot trusts bridge.crt as its CA file
   run/*.pid        one per process we started (see stack/processes.py)
   logs/*.log       their output; pg/ the cluster (its own server.log)
   prometheus/, alertmanager/, loki/  rendered configs and data
@@ -264,7 +265,8 @@ class NativeStack:
         """Drive the simulated terminal through the bridge (fault injection, time), e.g. from a test."""
         from mt5bridge.client import connect  # the bridge client only when asked: `down` needs none of it
 
-        client = connect("127.0.0.1", self.ports["bridge"], token=self._secrets()["MT5_BRIDGE_TOKEN"])
+        client = connect("127.0.0.1", self.ports["bridge"], token=self._secrets()["MT5_BRIDGE_TOKEN"],
+                         ca_file=str(self.bridge_cert()[0]))
         try:
             return client.sim_control(command, **params)
         finally:
@@ -283,6 +285,18 @@ class NativeStack:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(values, handle)
         return values
+
+    def bridge_cert(self) -> tuple[Path, Path]:
+        """The bridge's self-signed certificate and key (key 0600), made once; the bot trusts the
+        certificate as its CA file (connect(..., ca_file=cert) from a test)."""
+        cert, key = self.root / "bridge.crt", self.root / "bridge.key"
+        if not (cert.exists() and key.exists()):
+            from mt5bridge.tls import generate_self_signed
+
+            cert.unlink(missing_ok=True)
+            key.unlink(missing_ok=True)
+            generate_self_signed(cert, key, hosts=("localhost", "127.0.0.1"))
+        return cert, key
 
     def _sink_token_file(self) -> Path:
         """The alert-sink token as a file (0600): Alertmanager reads only files (credentials_file)."""
@@ -350,12 +364,15 @@ class NativeStack:
                 "EXPORTER_HOST": "127.0.0.1", "LOKI_URL": loki, "ENV": "stack",
                 "EXPORTER_SINK_TOKEN_FILE": str(self._sink_token_file())})
         if name == "bridge":
+            cert, key = self.bridge_cert()
             return [py, "-m", "mt5bridge.server", "--backend", "sim", "--host", "127.0.0.1", "--port",
-                    str(p["bridge"]), "--speed", str(s.speed), "--state", str(self.root / "sim-state.json")], \
+                    str(p["bridge"]), "--speed", str(s.speed), "--state", str(self.root / "sim-state.json"),
+                    "--cert", str(cert), "--key", str(key)], \
                 self._python_env({"MT5_BRIDGE_TOKEN": token})
         if name == "bot":
             env = {"MT5_MODE": "bridge", "MT5_HOST": "127.0.0.1", "MT5_PORT": str(p["bridge"]),
-                   "MT5_BRIDGE_TOKEN": token, "DATABASE_URL": self.database_url("tradewatch"),
+                   "MT5_BRIDGE_TOKEN": token, "MT5_BRIDGE_CA_FILE": str(self.bridge_cert()[0]),
+                   "DATABASE_URL": self.database_url("tradewatch"),
                    "METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(p["bot"]),
                    "ALERTMANAGER_URL": u["alertmanager"], "LOKI_URL": loki, "ENV": "stack",
                    "ORDER_QUEUE_PATH": str(self.root / "bot" / "order_queue.db"),

@@ -47,8 +47,10 @@ def exporter(setting, secret=None, subprocess=False, **env):
 
 
 def bridge(setting, *argv, env=None, subprocess=False, secret=None):
-    return Case("bridge", setting, env or {}, ("--backend", "sim", *argv) if "--backend" not in argv else argv,
-                secret, subprocess)
+    argv = ("--backend", "sim", *argv) if "--backend" not in argv else argv
+    # Plain TCP unless the case is about TLS: each case is about the one setting it names.
+    argv = argv if {"--cert", "--key", "--insecure"} & set(argv) else (*argv, "--insecure")
+    return Case("bridge", setting, env or {}, argv, secret, subprocess)
 
 
 def db(setting, *argv, env=None, secret=None, subprocess=False):
@@ -155,7 +157,15 @@ HAND_WRITTEN = [
     bot("--format", ("metrics", "export", "--out", "-", "--format", "xml")),
     bot("--account", ("report", "daily", "--account", "a b")),
     bot("--date", ("report", "daily", "--date", "2026-13-01")),
-    bot("--account", ("report", "daily"), MT5_MODE="bridge", MT5_BRIDGE_TOKEN=TOKEN),
+    bot("--account", ("report", "daily"), MT5_MODE="bridge", MT5_BRIDGE_TOKEN=TOKEN, MT5_BRIDGE_INSECURE="true"),
+    # --- the bot: bridge TLS ----------------------------------------------------------------------
+    bot("MT5_BRIDGE_CA_FILE", MT5_MODE="bridge", MT5_BRIDGE_TOKEN=TOKEN),
+    bot("MT5_BRIDGE_CA_FILE", MT5_BRIDGE_CA_FILE="{tmp}/missing.pem", MT5_MODE="bridge", MT5_BRIDGE_TOKEN=TOKEN),
+    bot("MT5_BRIDGE_FINGERPRINT", MT5_BRIDGE_FINGERPRINT="AB:CD"),
+    bot("MT5_BRIDGE_FINGERPRINT", MT5_BRIDGE_FINGERPRINT="zz" * 32),
+    bot("MT5_BRIDGE_INSECURE", MT5_BRIDGE_INSECURE="yes please"),
+    bot("MT5_BRIDGE_INSECURE", MT5_BRIDGE_INSECURE="true", MT5_BRIDGE_FINGERPRINT="ab" * 32, MT5_MODE="bridge",
+        MT5_BRIDGE_TOKEN=TOKEN),
     bot("command", ("launch",)),
     # --- the exporter ---------------------------------------------------------------------------
     exporter("EXPORTER_PORT", EXPORTER_PORT="²", subprocess=True),
@@ -190,6 +200,10 @@ HAND_WRITTEN = [
     bridge("--state", "--state", "{tmp}"),
     bridge("--state", "--state", "{corrupt}"),
     bridge("--seed", "--seed", "x"),
+    bridge("--cert", "--cert", "{tmp}/missing.crt", "--key", "{file}"),
+    bridge("--key", "--cert", "{file}", "--key", "{tmp}/missing.key"),
+    bridge("--cert/--key", "--cert", "{file}", "--key", "{file}"),
+    bridge("--insecure", "--insecure", "--cert", "{file}"),
     bridge("--speed", "--speed", "0"),
     bridge("--log-level", "--log-level", "LOUD"),
     bridge("--backend", "--backend", "mt4"),
@@ -218,6 +232,9 @@ HAND_WRITTEN = [
     db("--years", "--url", "sqlite:///{tmp}/x.db", "seed-demo", "--years", "nan"),
     db("--seed", "--url", "sqlite:///{tmp}/x.db", "seed-demo", "--seed", "-1"),
     db("command", "migrate"),
+    db("--server-timezone", "--url", "sqlite:///{tmp}/x.db", "import-mt5-report", "r.html", "--server-timezone", "+25:00"),
+    db("--server-timezone", "--url", "sqlite:///{tmp}/x.db", "verify-report", "r.html", "--server-timezone", "Europe/\nAthens"),
+    db("--account", "--url", "sqlite:///{tmp}/x.db", "import-mt5-report", "r.html", "--account", "9" * 40),
     # --- python -m stack ------------------------------------------------------------------------
     stack("SIM_SPEED", SIM_SPEED="fast", subprocess=True),
     stack("SIM_SPEED", SIM_SPEED="0"),

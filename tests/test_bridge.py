@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import rpyc
+from bridge_tls import bridge_cert, raw_tls
 from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 
@@ -65,6 +66,7 @@ class BridgeProcess:
                 "0",
                 "--log-level",
                 "DEBUG",
+                *bridge_cert().server_args(),
                 *extra_args,
             ],
             cwd=REPO,
@@ -91,7 +93,7 @@ class BridgeProcess:
         return self.log_path.read_text(errors="replace")
 
     def connect(self, token: str | None = TOKEN, timeout: float = 10.0):
-        return connect("127.0.0.1", self.port, token=token, timeout=timeout)
+        return connect("127.0.0.1", self.port, token=token, timeout=timeout, fingerprint=bridge_cert().fingerprint)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -122,7 +124,7 @@ def own_bridge(tmp_path):
 @pytest.fixture
 def client(bridge):
     with bridge.connect() as bridge_client:
-        assert bridge_client.initialize(login=5001234, password=PASSWORD, server="TradewatchSim-Demo") is True
+        assert bridge_client.initialize() is True  # the server's own credentials (none over the bridge)
         yield bridge_client
 
 
@@ -207,14 +209,19 @@ def test_order_send_round_trip_shows_position_and_deal(client):
     assert deal["entry"] == mt5.DEAL_ENTRY_IN and deal["order"] == result["order"]
     now = client.sim_control("now")
     assert_plain(now)
-    by_dates = client.history_deals_get(0, int(time.time()) + 10 * 365 * 86400)
+    by_dates = client.history_deals_get(int(now["epoch"]) - 30 * 86400, int(now["epoch"]) + 86400)
     assert deal["ticket"] in {row["ticket"] for row in by_dates}
     assert with_comment(client.history_orders_get(ticket=result["order"]), comment)
 
 
-def test_initialize_password_and_token_never_reach_the_log(bridge, client):
-    client.initialize(login=5001234, password=PASSWORD, server="TradewatchSim-Demo")
-    client.login(5001234, password=PASSWORD, server="TradewatchSim-Demo")
+def test_a_password_over_the_bridge_is_refused_and_never_reaches_the_log(bridge, client):
+    """The broker password lives on the terminal side: a client sending one is told so."""
+    with pytest.raises(BridgeCallError, match="password is not accepted over the bridge") as refused:
+        client.initialize(login=5001234, password=PASSWORD, server="TradewatchSim-Demo")
+    assert refused.value.kind == "bad_request"
+    with pytest.raises(BridgeCallError, match="password is not accepted over the bridge"):
+        client.login(5001234, password=PASSWORD, server="TradewatchSim-Demo")
+    assert client.initialize() is True
     log_text = bridge.log_text()
     assert '"call": "initialize"' in log_text  # calls are logged (name + latency) ...
     assert PASSWORD not in log_text  # ... never their secret arguments
@@ -250,7 +257,7 @@ def test_plain_rpyc_without_the_handshake_gets_nothing(bridge):
 
 def test_an_authenticated_peer_can_reach_only_call(bridge):
     """Even with the token, the rpyc root exposes `call` and nothing else."""
-    sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=5)
+    sock = raw_tls(socket.create_connection(("127.0.0.1", bridge.port), timeout=5))
     sock.sendall(TOKEN_LENGTH.pack(len(TOKEN)) + TOKEN.encode())
     assert sock.recv(2) == AUTH_OK
     sock.settimeout(None)
@@ -371,7 +378,7 @@ def test_killed_server_gives_connection_lost_and_the_client_stays_dead(own_bridg
 
 def test_nothing_listening_gives_unavailable():
     with pytest.raises(BridgeUnavailable, match="not reachable"):
-        connect("127.0.0.1", free_port(), token=TOKEN, timeout=2)
+        connect("127.0.0.1", free_port(), token=TOKEN, timeout=2, fingerprint=bridge_cert().fingerprint)
 
 
 def test_order_executed_then_timed_out_is_not_resent(bridge):
@@ -426,7 +433,7 @@ def test_server_with_the_metatrader5_backend_fails_cleanly_where_it_is_missing()
         "import sys; sys.modules['MetaTrader5'] = None; from mt5bridge.server import main; sys.exit(main())"
     )
     done = subprocess.run(
-        [sys.executable, "-c", blocked, "--backend", "metatrader5", "--port", str(free_port())],
+        [sys.executable, "-c", blocked, "--backend", "metatrader5", "--port", str(free_port()), "--insecure"],
         cwd=REPO,
         env=server_env(TOKEN),
         capture_output=True,

@@ -12,14 +12,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rpyc.utils.authenticators import AuthenticationError
 
 from mt5bridge import constants as mt5
 from mt5bridge.backends import BackendUnavailable, Metatrader5Backend, make_backend
+from mt5bridge.handshake import HandshakeRefused, PendingHandshake, normalise_token
 from mt5bridge.plain import to_plain
 from mt5bridge.server import (
     AUTH_OK,
@@ -28,9 +29,9 @@ from mt5bridge.server import (
     TOKEN_LENGTH,
     Dispatcher,
     JsonLineFormatter,
-    TokenAuthenticator,
     resolve_timeout,
 )
+from mt5bridge.transport import BridgeServer
 
 Request = collections.namedtuple("Request", "action symbol volume price")
 OrderSendResult = collections.namedtuple("OrderSendResult", "retcode deal order volume price comment request")
@@ -174,7 +175,7 @@ def test_allowlist_is_exactly_the_mt5_calls_plus_sim_control():
     """Every function of the real package (tests/fixtures/mt5-api-5.0.6231.json), and sim_control."""
     api = json.loads((Path(__file__).parent / "fixtures" / "mt5-api-5.0.6231.json").read_text())
     assert len(api["functions"]) == 32
-    assert set(CALLS) == set(api["functions"]) | {"sim_control"}
+    assert set(CALLS) == set(api["functions"]) | {"sim_control", "sim_clock"}
 
 
 @pytest.mark.parametrize(
@@ -428,32 +429,62 @@ def socket_pair():
     client_side.close()
 
 
+def _handshake(server_side, token="s3cret"):
+    """Drive a plain (--insecure) handshake on one socket until it is decided."""
+    pending = PendingHandshake(server_side, "peer", deadline=time.monotonic() + 5, context=None,
+                               token=normalise_token(token))
+    server_side.settimeout(1)
+    for _ in range(100):
+        if pending.advance():
+            return pending
+        socket_wait(server_side)
+    raise AssertionError("handshake undecided")
+
+
+def socket_wait(sock):
+    import select
+
+    select.select([sock], [], [], 1)
+
+
 def test_handshake_accepts_the_right_token(socket_pair):
     server_side, client_side = socket_pair
     client_side.sendall(TOKEN_LENGTH.pack(6) + b"s3cret")
-    sock, credentials = TokenAuthenticator("s3cret", timeout=1)(server_side)
-    assert sock is server_side and credentials is None and sock.gettimeout() is None
+    pending = _handshake(server_side)
+    pending.answer(AUTH_OK)
+    assert pending.sock is server_side and server_side.gettimeout() is None
     assert client_side.recv(2) == AUTH_OK
 
 
+def test_handshake_normalises_the_token_on_both_sides(socket_pair):
+    """A token read from a file carries a newline: stripped on both sides before comparing."""
+    server_side, client_side = socket_pair
+    client_side.sendall(TOKEN_LENGTH.pack(8) + b" s3cret\n")
+    assert _handshake(server_side, token="s3cret\n") is not None
+
+
 @pytest.mark.parametrize(
-    "offer", [TOKEN_LENGTH.pack(6) + b"s3creT", TOKEN_LENGTH.pack(0), TOKEN_LENGTH.pack(10**6) + b"s3cret"]
+    "offer",
+    [TOKEN_LENGTH.pack(6) + b"s3creT", TOKEN_LENGTH.pack(0), TOKEN_LENGTH.pack(10**6) + b"s3cret",
+     TOKEN_LENGTH.pack(3) + b"   ", TOKEN_LENGTH.pack(2) + b"\xff\xfe"],
 )
 def test_handshake_refuses_wrong_empty_and_oversized_tokens(socket_pair, offer, caplog):
     server_side, client_side = socket_pair
     client_side.sendall(offer)
-    with pytest.raises(AuthenticationError):
-        TokenAuthenticator("s3cret", timeout=1)(server_side)
-    assert client_side.recv(2) == AUTH_REFUSED
+    with pytest.raises(HandshakeRefused, match="wrong or missing token") as refused:
+        _handshake(server_side)
+    assert refused.value.answer == AUTH_REFUSED
     assert "s3cret" not in caplog.text and "s3creT" not in caplog.text
 
 
-def test_handshake_gives_up_on_a_silent_peer(socket_pair):
-    server_side, _ = socket_pair
-    with pytest.raises(AuthenticationError):
-        TokenAuthenticator("s3cret", timeout=0.2)(server_side)
+def test_a_peer_closing_mid_handshake_is_refused(socket_pair):
+    server_side, client_side = socket_pair
+    client_side.sendall(TOKEN_LENGTH.pack(6) + b"s3")
+    client_side.close()
+    with pytest.raises(HandshakeRefused, match="closed the connection during the handshake"):
+        _handshake(server_side)
 
 
 def test_an_empty_server_token_is_rejected():
     with pytest.raises(ValueError, match="an empty token would let anyone in"):
-        TokenAuthenticator("", timeout=1)
+        BridgeServer(object(), host="127.0.0.1", port=0, token="  \n", tls=None, protocol_config={})

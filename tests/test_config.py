@@ -33,7 +33,16 @@ def test_defaults_are_valid():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOKI_URL": "loki:3100"}, "LOKI_URL"),
         ({"SYMBOLS": " , "}, "SYMBOLS"),
+        ({"SYMBOL_SUFFIX": ". m"}, "SYMBOL_SUFFIX"),
+        ({"SYMBOL_SUFFIX": ".toolongsuffix"}, "SYMBOL_SUFFIX"),
         ({"MT5_MODE": "bridge"}, "MT5_BRIDGE_TOKEN"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20}, "MT5_BRIDGE_CA_FILE"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20, "MT5_BRIDGE_CA_FILE": "/nonexistent/ca.pem"},
+         "MT5_BRIDGE_CA_FILE"),
+        ({"MT5_BRIDGE_FINGERPRINT": "AB:CD"}, "MT5_BRIDGE_FINGERPRINT"),
+        ({"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20, "MT5_BRIDGE_INSECURE": "true",
+          "MT5_BRIDGE_FINGERPRINT": "ab" * 32}, "MT5_BRIDGE_INSECURE"),
+        ({"MT5_BRIDGE_INSECURE": "maybe"}, "MT5_BRIDGE_INSECURE"),
     ],
 )
 def test_invalid_setting_names_itself(env, setting):
@@ -44,12 +53,22 @@ def test_invalid_setting_names_itself(env, setting):
     assert "\n" not in message
 
 
+def test_bridge_tls_settings_are_normalised():
+    base = {"MT5_MODE": "bridge", "MT5_BRIDGE_TOKEN": "t" * 20}
+    pinned = Settings.from_env({**base, "MT5_BRIDGE_FINGERPRINT": " sha256:" + "ab" * 32 + "\n"}, dotenv_path=None)
+    assert pinned.mt5_bridge_fingerprint == ":".join(["AB"] * 32) and not pinned.mt5_bridge_insecure
+    plain = Settings.from_env({**base, "MT5_BRIDGE_INSECURE": "true"}, dotenv_path=None)
+    assert plain.mt5_bridge_insecure and plain.mt5_bridge_fingerprint is None
+
+
 def test_dotenv_fills_only_unset(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text("CYCLE_SECONDS=5\nSYMBOLS=eurusd\n")
     s = Settings.from_env({"CYCLE_SECONDS": "7"}, dotenv_path=dotenv)
     assert s.cycle_seconds == 7
-    assert s.symbols == ("EURUSD",)
+    assert s.symbols == ("eurusd",)  # as written: brokers' names are case-sensitive
+    assert Settings.from_env({"SYMBOLS": "EURUSDm,XAUUSD.a", "SYMBOL_SUFFIX": ".m"},
+                             dotenv_path=None).symbols == ("EURUSDm", "XAUUSD.a")
 
 
 def test_secrets_are_masked_and_listed():

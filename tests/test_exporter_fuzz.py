@@ -36,10 +36,12 @@ READS = {
     "/api/v1/performance/symbols": {"account", "from", "to", "symbol", "strategy"},
     "/api/v1/performance/time": {"account", "from", "to", "symbol", "strategy", "bucket"},
     "/api/v1/correlation": {"account", "from", "to", "symbol", "strategy", "by"},
-    "/api/v1/drawdown": {"account", "from", "to", "symbol", "strategy"},
+    "/api/v1/drawdown": {"account", "from", "to", "symbol", "strategy", "convention"},
+    "/api/v1/report": {"account", "from", "to", "symbol", "strategy", "convention"},
     "/api/v1/daily-summaries": {"account", "from", "to"},
     "/api/v1/trades": {"account", "from", "to", "symbol", "strategy", "status", "limit", "cursor"},
     "/api/v1/signals": {"account", "from", "to", "symbol", "strategy", "signal", "executed", "limit", "cursor"},
+    "/api/v1/execution": {"account", "from", "to", "symbol", "strategy"},
     "/api/v1/alerts": {"status", "limit", "cursor"},
     "/metrics": set(),
     "/healthz": set(),
@@ -145,7 +147,7 @@ def hostile_table(client, tally: Tally) -> None:
 PARAM_NAMES = sorted(set().union(*READS.values()) | {"format", "x", ""})
 NUMBERS = st.from_regex(r"\A-?[0-9]{1,25}(\.[0-9]{0,25})?\Z")
 VALUES = st.one_of(st.text(max_size=40), NUMBERS, st.dates().map(str), st.sampled_from(HOSTILE_VALUES),
-                   st.sampled_from(["csv", "json", "closed", "open", "BUY", "true", "day", "week", "symbol"]))
+                   st.sampled_from(["csv", "json", "closed", "open", "BUY", "true", "day", "week", "symbol", "mt5"]))
 QUERIES = st.tuples(st.sampled_from(sorted(READS)), st.dictionaries(st.sampled_from(PARAM_NAMES), VALUES, max_size=5))
 JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
 JSON_DOCUMENTS = st.recursive(JSON_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4),

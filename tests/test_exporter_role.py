@@ -98,6 +98,7 @@ def test_the_exporter_serves_everything_as_its_role_and_writes_alerts(exporter_d
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "tradewatch_exporter_database_up 1.0" in metrics and "tradewatch_realized_profit{" in metrics
     assert client.get("/api/v1/drawdown?account=1001").status_code == 200
+    assert client.get("/api/v1/report?account=1001&convention=mt5").status_code == 200  # reads the deals
     assert client.get("/api/v1/trades?account=1001&limit=5").status_code == 200
     payload = {"version": "4", "alerts": [
         {"status": "firing", "labels": {"alertname": "RoleTest", "severity": "warning", "account": "1001"},

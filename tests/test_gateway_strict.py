@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from bridge_thread import start_bridge, stop_bridge
+from bridge_thread import connect_bridge, start_bridge, stop_bridge
 
 from bot.gateway.mt5api import Mt5ApiGateway
 from bot.gateway.types import OrderRequest
 from mt5bridge import constants as mt5
-from mt5bridge.client import connect
 from mt5bridge.sim import SimTerminal
 from mt5bridge.sim.mt5module import Mt5Module
 
@@ -32,7 +31,8 @@ def gateway(request):
         return
     server, thread = start_bridge(Mt5Module(terminal), TOKEN)
     try:
-        yield Mt5ApiGateway(lambda: connect("127.0.0.1", server.port, token=TOKEN, timeout=10), CREDENTIALS)
+        # In bridge mode the broker credentials stay on the terminal side: none are sent.
+        yield Mt5ApiGateway(lambda: connect_bridge(server, TOKEN), {})
     finally:
         stop_bridge(server, thread)
 

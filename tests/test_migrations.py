@@ -32,7 +32,7 @@ TABLES = {
     "quarantine",
     "operator_actions",
 }
-HEAD = "0005"
+HEAD = "0006"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},

@@ -19,7 +19,7 @@ import pytest
 REQUIRED_SECRETS = ("GRAFANA_ADMIN_PASSWORD", "MT5_BRIDGE_TOKEN")
 # Compose secrets (files under secrets/, mounted at /run/secrets): never environment variables.
 FILE_SECRETS = ("postgres_password", "tradewatch_db_password", "exporter_db_password", "grafana_db_password",
-                "exporter_sink_token")
+                "exporter_sink_token", "mt5_bridge_cert", "mt5_bridge_key")
 # An exact version: at least major.minor.patch (v-prefixed or not), or a Debian point release.
 PINNED_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
 STATEFUL = {"postgres": "/var/lib/postgresql/data", "prometheus": "/prometheus", "alertmanager": "/alertmanager",
@@ -212,7 +212,9 @@ def test_database_passwords_and_the_sink_token_are_files_never_environment(compo
     wanted = {"postgres": {"postgres_password", "tradewatch_db_password", "exporter_db_password", "grafana_db_password"},
               "migrate": {"tradewatch_db_password"}, "bot": {"tradewatch_db_password"},
               "exporter": {"exporter_db_password", "exporter_sink_token"},
-              "alertmanager": {"exporter_sink_token"}, "grafana": {"grafana_db_password"}}
+              "alertmanager": {"exporter_sink_token"}, "grafana": {"grafana_db_password"},
+              "mt5": {"mt5_bridge_cert", "mt5_bridge_key"}, "mt5-wine": {"mt5_bridge_cert", "mt5_bridge_key"}}
+    wanted["bot"] = {"tradewatch_db_password", "mt5_bridge_cert"}
     assert {name: set(v["secrets"]) for name, v in s.items() if "secrets" in v} == wanted
     for name in ("migrate", "bot", "exporter"):
         assert s[name]["environment"]["DATABASE_PASSWORD_FILE"].startswith("/run/secrets/")
@@ -229,6 +231,21 @@ def test_database_passwords_and_the_sink_token_are_files_never_environment(compo
     before = {name: (secrets_dir / name).read_text() for name in FILE_SECRETS}
     assert mh.run([sys.executable, str(mh.REPO / "deploy" / "make_secrets.py"), "--dir", str(secrets_dir)]).returncode == 0
     assert before == {name: (secrets_dir / name).read_text() for name in FILE_SECRETS}  # never overwritten
+
+
+def test_the_shipped_bridge_speaks_tls_and_the_bot_verifies_it(compose):
+    """Both bridges (sim and Wine) load the TLS pair; the bot trusts the certificate; nothing runs --insecure."""
+    s = services(compose)
+    command = s["mt5"]["command"]
+    assert command[command.index("--cert") + 1] == "/run/secrets/mt5_bridge_cert"
+    assert command[command.index("--key") + 1] == "/run/secrets/mt5_bridge_key"
+    assert "ca_file='/run/secrets/mt5_bridge_cert'" in " ".join(s["mt5"]["healthcheck"]["test"])
+    assert s["bot"]["environment"]["MT5_BRIDGE_CA_FILE"] == "${MT5_BRIDGE_CA_FILE-/run/secrets/mt5_bridge_cert}"
+    assert not any(key.startswith("MT5_BRIDGE_INSECURE") for key in s["bot"]["environment"])
+    assert not {"MT5_LOGIN", "MT5_PASSWORD", "MT5_SERVER"} & set(s["bot"]["environment"])  # terminal side only
+    entrypoint = (mh.REPO / "deploy" / "wine" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "MT5_BRIDGE_CERT_FILE" in entrypoint and "Z:\\run\\secrets\\mt5_bridge_key" in entrypoint
+    assert "--insecure" not in mh.COMPOSE_FILE.read_text(encoding="utf-8") + entrypoint
 
 
 def test_bind_addresses_inside_compose_are_explicit(compose):
@@ -277,7 +294,8 @@ def test_python_services_run_the_agreed_commands(compose):
     assert s["bot"]["command"] == ["python", "-m", "bot", "run"]
     assert s["exporter"]["command"] == ["python", "-m", "exporter"]
     assert s["mt5"]["command"] == ["python", "-m", "mt5bridge.server", "--backend", "sim", "--host", "0.0.0.0",
-                                   "--port", "18812", "--state", "/data/sim-state.json"]
+                                   "--port", "18812", "--state", "/data/sim-state.json",
+                                   "--cert", "/run/secrets/mt5_bridge_cert", "--key", "/run/secrets/mt5_bridge_key"]
     assert s["bot"]["environment"]["MT5_MODE"] == "bridge"
     assert s["bot"]["environment"]["MT5_HOST"] == "${MT5_HOST:-mt5}"
     for name in ("bot", "exporter", "mt5", "migrate", "alertmanager-config"):

@@ -53,7 +53,7 @@ def engine(pg_cluster):
 
 def test_the_dashboards_have_sql_panels():
     origins = {q.origin.split(":")[0] for q in SQL_QUERIES}
-    assert origins == {"trading-overview.json", "alerts.json"}
+    assert origins == {"trading-overview.json", "alerts.json", "execution-quality.json"}
 
 
 @pytest.mark.parametrize("query", SQL_QUERIES, ids=lambda q: q.origin)

@@ -43,10 +43,11 @@ def datasource_references(node):
             yield from datasource_references(item)
 
 
-def test_four_dashboards_with_unique_uids_and_titles():
+def test_five_dashboards_with_unique_uids_and_titles():
     dashboards = [mh.load_dashboard(p) for p in DASHBOARDS]
     uids = [d["uid"] for d in dashboards]
-    assert sorted(uids) == ["tradewatch-alerts", "tradewatch-bot-health", "tradewatch-logs", "tradewatch-trading"]
+    assert sorted(uids) == ["tradewatch-alerts", "tradewatch-bot-health", "tradewatch-execution", "tradewatch-logs",
+                            "tradewatch-trading"]
     assert len({d["title"] for d in dashboards}) == len(dashboards)
 
 

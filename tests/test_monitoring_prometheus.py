@@ -19,10 +19,13 @@ EXPECTED_ALERTS = {
     "LogRecordsDropped", "MemoryGrowing",
 }
 EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issue 13: rules/security.yml
+EXPECTED_ALERTS |= {"BrokerClockOffsetOddStep", "BrokerClockUnknown", "OrdersSkippedNotExpressible",
+                    "OrdersHaltedTradingDisabled"}  # issue 12: rules/broker-clock.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 
 EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # issue 10: startup.yml, logs.yml
+EXPECTED_ALERTS |= {"BrokerStopOut", "BrokerPreflightFailed"}  # issue 12: netting.yml, preflight.yml
 
 EXPECTED_ALERTS |= {"RiskGuardHalted", "RiskGuardNoMoney", "RiskGuardCannotCheck"}  # issue 14: risk-guard.yml
 

@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from bridge_thread import start_bridge, stop_bridge
+from bridge_thread import connect_bridge, start_bridge, stop_bridge
 
 import mt5bridge.sim.mt5module as mt5module
 from mt5bridge import constants
-from mt5bridge.client import BridgeClient, connect
+from mt5bridge.client import BridgeClient
 from mt5bridge.signatures import (
     BOOL,
     DATE,
@@ -192,7 +192,7 @@ def direct(profile):
 @pytest.fixture(scope="module")
 def bridged(profile):
     server, thread = start_bridge(Mt5Module(make_terminal(profile)), TOKEN, allow_sim_control=True)
-    client = connect("127.0.0.1", server.port, token=TOKEN, timeout=10)
+    client = connect_bridge(server, TOKEN)
     try:
         yield Session(client, "bridge", lambda seconds: client.sim_control("advance", seconds=seconds))
     finally:

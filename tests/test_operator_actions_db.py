@@ -1,4 +1,4 @@
-"""The operator_actions table (migration 0005, db.operator_actions): rows, validation, read grants."""
+"""The operator_actions table (migration 0006, db.operator_actions): rows, validation, read grants."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from bot.engine.strategies import (
     load_strategies,
     rsi,
 )
-from bot.gateway import Bars, SymbolSpec
+from bot.gateway import Bars, NotExpressible, SymbolSpec
 from bot.pips import pip_size, profit_in_pips
 
 
@@ -47,8 +47,10 @@ def test_volume_from_risk():
     assert position_volume(spec(), Decimal(10000), Decimal(1), Decimal("0.00200")) == Decimal("0.50")
     # rounded DOWN to the step: 100 / 300 = 0.333.. -> 0.33
     assert position_volume(spec(), Decimal(10000), Decimal(1), Decimal("0.00300")) == Decimal("0.33")
-    # clamped to min and max
-    assert position_volume(spec(), Decimal(10), Decimal(1), Decimal("0.01")) == Decimal("0.01")
+    # below the minimum lot: not taken (risking more than asked is not ours to decide); capped at max
+    with pytest.raises(NotExpressible) as below:
+        position_volume(spec(), Decimal(10), Decimal(1), Decimal("0.01"))
+    assert below.value.reason == "volume_below_min"
     assert position_volume(spec(vmax="1"), Decimal(10**7), Decimal(5), Decimal("0.0001")) == Decimal("1.00")
     with pytest.raises(ValueError):
         position_volume(spec(), Decimal(10000), Decimal(1), Decimal(0))

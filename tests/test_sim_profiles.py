@@ -3,7 +3,6 @@ the demo profile keeping the simulator's old behaviour, injectable terminal stat
 """
 
 import os
-import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -245,14 +244,13 @@ def test_the_bot_runs_on_the_strict_netting_profile_without_crashing(tmp_path):
     assert app.engine.cycles == 20
 
 
-@pytest.mark.parametrize(("profile", "closest"), [("retail-hedging", "EURUSD.m"), ("request-exotic", "EURUSDi")])
-def test_the_bot_refuses_at_start_a_symbol_the_broker_spells_otherwise(tmp_path, profile, closest):
-    """retail-hedging says EURUSD.m: the start-up symbol check names it instead of failing every cycle."""
+@pytest.mark.parametrize(("profile", "broker_name"), [("retail-hedging", "EURUSD.m"), ("request-exotic", "EURUSDi")])
+def test_the_bot_trades_a_symbol_the_broker_spells_otherwise_under_the_brokers_name(tmp_path, profile, broker_name):
+    """retail-hedging says EURUSD.m: the start-up symbol match (issue 12) finds it instead of failing every cycle."""
     from bot.app import BotApp
-    from bot.config import ConfigError
 
     env = {"SIM_BROKER": profile, "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "METRICS_PORT": "0",
            "LOG_LEVEL": "ERROR", "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD"}
     app = BotApp(Settings.from_env(env, dotenv_path=None), stepped=True)
-    with pytest.raises(ConfigError, match=rf"SYMBOLS: EURUSD is not offered by the terminal \(closest: {re.escape(closest)}"):
-        app.run(cycles=3, serve=False)
+    assert app.run(cycles=3, serve=False) == 0
+    assert app.engine.symbol_map == {"EURUSD": broker_name}

@@ -12,7 +12,8 @@ from mt5bridge.sim import SimTerminal
 
 SECRETS = {"MT5_PASSWORD": "Pw-status-9f3k2-secret", "MT5_BRIDGE_TOKEN": "tok-status-77ab1c-secret"}
 STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strategies", "cycles", "last_cycle",
-               "open_positions", "equity", "process", "risk_guard"}
+               "open_positions", "equity", "process", "broker_symbols", "broker_clock", "preflight", "margin_mode",
+               "risk_guard"}
 
 
 def test_status_shows_no_secret_and_nothing_beyond_its_documented_fields(tmp_path, monkeypatch):
@@ -36,6 +37,8 @@ def test_status_shows_no_secret_and_nothing_beyond_its_documented_fields(tmp_pat
         status = json.loads(text)
         assert set(status) == STATUS_KEYS
         assert status["cycles"] >= 30 and status["account"]
+        assert status["broker_symbols"] == {"EURUSD": "EURUSD"}
+        assert status["broker_clock"] == {"offset_seconds": 0, "broker_day_starts_utc": "00:00"}
         for value in [*SECRETS.values(), "db-file-secret-123"]:
             assert value not in text
     finally:

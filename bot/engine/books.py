@@ -1,8 +1,11 @@
 """Keep the store's books in step with the broker: deals, trades and unknown order outcomes.
 
-The broker is the source of truth. Trades are derived from deals (an IN deal opens a trade, the
-OUT deals of a position that is no longer open close it), so a position opened and stopped out
-between two cycles is still recorded, and replaying the same deals changes nothing.
+The broker is the source of truth. Trades are derived from each position's deals
+(`trades_from_deals`: IN opens, OUT / OUT_BY reduce and close, INOUT closes one trade and opens
+the reversed one on a netting account), so a position opened and stopped out between two cycles
+is still recorded, and replaying the same deals changes nothing. A stop-out deal
+(DEAL_REASON_SO) is logged once, counted (`on_stop_out`) and closes its trade with reason
+"stop_out" (the close reason is that of the trade's last exit deal, kept in the stored deals).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from mt5bridge import constants as mt5
 from ..gateway import Deal, Gateway
 from ..pips import profit_in_pips
 from .orders import client_order_id_from
+from .trades_from_deals import STOP_OUT, Segment, segments
 
 log = logging.getLogger("bot.books")
 
@@ -41,8 +45,14 @@ class BrokerTrace:
     pending: bool = False
 
 
-def _direction(deal_type: int) -> str:
-    return "BUY" if deal_type == mt5.DEAL_TYPE_BUY else "SELL"
+def position_id_of(position) -> int:
+    """The identifier a position's deals carry (its ticket, unless a netting reversal renewed it)."""
+    return getattr(position, "identifier", 0) or position.ticket
+
+
+def open_ids(positions) -> set[int]:
+    """The position identifiers of open positions: what `Books.sync` takes as still open."""
+    return {position_id_of(p) for p in positions}
 
 
 class Books:
@@ -56,41 +66,82 @@ class Books:
         self.magic = magic
         self.digits = digits
         self._deals_since: datetime | None = None
-        self._our_positions: set[int] = {t.ticket for t in repo.open_trades(account)}
+        self._open_known: set[int] = {t.ticket for t in repo.open_trades(account)}  # trades open in the store
+        self._our_positions: set[int] = set(self._open_known)
+        self._closed_known: set[int] = set()  # closed trades of positions still held (netting reversals)
         # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
         # so months of trading do not grow this (or `_our_positions`, pruned as trades close).
         self._recorded: dict[int, datetime] | None = None
+        self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
+        self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
 
     def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
-        """Record new deals, open and close trades. Returns (trades opened, trades closed)."""
+        """Record new deals, open and close trades. Returns (trades opened, trades closed).
+
+        `open_tickets`: the identifiers of the positions open at the broker (see `open_ids`).
+        """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
             self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
         deals = sorted(self.gateway.deals(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
-        opened = closed = 0
-        closing: set[int] = set()
+        touched: list[int] = []
         for deal in deals:
-            if deal.entry == mt5.DEAL_ENTRY_IN and deal.magic == self.magic:
+            if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
                 self._our_positions.add(deal.position_id)
             if deal.ticket in self._recorded:
                 continue
             if deal.position_id not in self._our_positions and deal.magic != self.magic:
                 continue
-            stored = self._store_deal(deal)
-            self._recorded[deal.ticket] = deal.time
-            if not stored:
-                continue
-            if deal.entry == mt5.DEAL_ENTRY_IN:
-                opened += self._open_trade(deal)
-            elif deal.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY):
-                closing.add(deal.position_id)
-        for position_id in sorted(closing - open_tickets):
-            closed += self._close_trade(position_id)
-            self._our_positions.discard(position_id)
+            if self._store_deal(deal) and deal.position_id not in touched:
+                touched.append(deal.position_id)
+        opened = closed = 0
+        for position_id in touched:
+            o, c = self._settle(position_id, position_id in open_tickets)
+            opened, closed = opened + o, closed + c
         self._deals_since = now
         horizon = since - DEAL_WINDOW_OVERLAP  # older deals are never fetched again
         for ticket in [t for t, at in self._recorded.items() if at < horizon]:
             del self._recorded[ticket]
+        return opened, closed
+
+    def _settle(self, position_id: int, still_open: bool) -> tuple[int, int]:
+        """Open and close the trades of one position from all its deals (see trades_from_deals).
+
+        The last trade of a position the broker still holds open is never closed from its deals.
+        Returns (trades opened, trades closed).
+        """
+        deals = self.gateway.deals_for_position(position_id)
+        for deal in deals:
+            if deal.ticket not in (self._recorded or {}) and not self._store_deal(deal):
+                return 0, 0  # the store holds one of its deals with other content: not built from it
+        found = segments(deals)
+        opened = closed = 0
+        for index, segment in enumerate(found):
+            ticket = segment.ticket
+            self._segment_position[ticket] = position_id
+            if ticket in self._closed_known:
+                continue
+            last = index == len(found) - 1
+            # A position the broker no longer holds is closed even if rounded volumes do not add to zero.
+            done = segment.closed or (last and not still_open and segment.exit_volume > 0)
+            if not done or (last and still_open):
+                if ticket not in self._open_known:  # no store read for a trade this run opened or loaded
+                    opened += self._open_trade(segment)
+                    self._open_known.add(ticket)
+                continue
+            trade = self.repo.get_trade(self.account, ticket)
+            if trade is None:
+                opened += self._open_trade(segment)
+                trade = self.repo.get_trade(self.account, ticket)
+            if trade is not None and not trade.is_closed:
+                closed += self._close_trade(segment)
+            self._open_known.discard(ticket)
+            self._closed_known.add(ticket)
+        if not still_open and all(s.closed or s.ticket in self._closed_known for s in found):
+            self._our_positions.discard(position_id)
+            for segment in found:  # its trades are settled: nothing about them is kept
+                self._closed_known.discard(segment.ticket)
+                self._segment_position.pop(segment.ticket, None)
         return opened, closed
 
     def _deal_record(self, deal: Deal) -> DealRecord:
@@ -117,7 +168,6 @@ class Books:
         """Record a deal; False when the store holds its ticket with other content (said once, counted)."""
         try:
             self.repo.record_deal(self._deal_record(deal))
-            return True
         except DealConflict as exc:
             if deal.ticket not in self._conflicts:
                 self._conflicts.add(deal.ticket)
@@ -125,19 +175,30 @@ class Books:
                 if self.on_conflict is not None:
                     self.on_conflict()
             return False
+        if self._recorded is not None:
+            self._recorded[deal.ticket] = deal.time
+        if deal.reason == mt5.DEAL_REASON_SO:
+            # Said once per deal (a deal is stored once); counted and alerted (BrokerStopOut).
+            log.warning("stop-out: the broker closed %s %s of position %d (%s)", deal.volume, deal.symbol,
+                        deal.position_id, deal.comment, extra={"ticket": deal.ticket, "symbol": deal.symbol,
+                                                                "close_reason": "stop_out"})
+            if self.on_stop_out is not None:
+                self.on_stop_out(deal.symbol)
+        return True
 
-    def _open_trade(self, deal: Deal) -> int:
+    def _open_trade(self, segment: Segment) -> int:
+        deal = segment.entry_deal
         client_order_id = client_order_id_from(deal.comment)
         intent = self.repo.get_order(client_order_id) if client_order_id else None
         inserted = self.repo.open_trade(
             TradeOpen(
                 account=self.account,
-                ticket=deal.position_id,
+                ticket=segment.ticket,
                 symbol=deal.symbol,
-                direction=_direction(deal.type),
-                volume=deal.volume,
-                entry_price=deal.price,
-                entry_time=deal.time,
+                direction=segment.direction,
+                volume=segment.volume,
+                entry_price=segment.entry_price(self.digits.get(deal.symbol, 5)),
+                entry_time=segment.entry_time,
                 stop_loss=intent.sl if intent else None,
                 take_profit=intent.tp if intent else None,
                 strategy_name=intent.strategy if intent else None,
@@ -150,48 +211,33 @@ class Books:
         if inserted:
             log.info(
                 "trade opened",
-                extra={"ticket": deal.position_id, "symbol": deal.symbol, "price": str(deal.price),
+                extra={"ticket": segment.ticket, "symbol": deal.symbol, "price": str(deal.price),
+                       "position_id": segment.position_id,
                        "correlation_id": intent.correlation_id if intent else None},
             )
         return int(inserted)
 
-    def _close_trade(self, position_id: int) -> int:
-        deals = self.gateway.deals_for_position(position_id)
-        entries = [d for d in deals if d.entry == mt5.DEAL_ENTRY_IN]
-        exits = [d for d in deals if d.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)]
-        if not entries or not exits:
-            return 0
-        for deal in deals:
-            if deal.ticket not in (self._recorded or ()) and not self._store_deal(deal):
-                return 0  # the store holds one of its deals with other content: not closed from it
-        entry = entries[0]
-        trade = self.repo.get_trade(self.account, position_id)
-        if trade is None:
-            self._open_trade(entry)
-            trade = self.repo.get_trade(self.account, position_id)
-        if trade is None or trade.is_closed:
-            return 0
-        exit_volume = sum((d.volume for d in exits), Decimal(0))
-        exit_price = sum((d.price * d.volume for d in exits), Decimal(0)) / exit_volume
-        digits = self.digits.get(entry.symbol, 5)
-        exit_price = exit_price.quantize(Decimal(1).scaleb(-digits))
-        direction = _direction(entry.type)
+    def _close_trade(self, segment: Segment) -> int:
+        digits = self.digits.get(segment.symbol, 5)
+        entry_price, exit_price = segment.entry_price(digits), segment.exit_price(digits)
         self.repo.close_trade(
             TradeClose(
                 account=self.account,
-                ticket=position_id,
+                ticket=segment.ticket,
                 exit_price=exit_price,
-                exit_time=max(d.time for d in exits),
-                gross_profit=sum((d.profit for d in exits), Decimal(0)),
-                commission=sum((d.commission for d in deals), Decimal(0)),
-                swap=sum((d.swap for d in deals), Decimal(0)),
-                profit_pips=profit_in_pips(entry.symbol, digits, direction, entry.price, exit_price),
+                exit_time=segment.exit_time,
+                gross_profit=segment.gross_profit,
+                commission=segment.commission,
+                swap=segment.swap,
+                profit_pips=profit_in_pips(segment.symbol, digits, segment.direction, entry_price, exit_price),
             )
         )
-        closed = self.repo.get_trade(self.account, position_id)
-        log.info(
-            "trade closed",
-            extra={"ticket": position_id, "symbol": entry.symbol, "profit": str(closed.profit) if closed else None,
+        closed = self.repo.get_trade(self.account, segment.ticket)
+        log.log(
+            logging.WARNING if segment.reason == STOP_OUT else logging.INFO,
+            "trade closed (%s)", segment.reason,
+            extra={"ticket": segment.ticket, "symbol": segment.symbol, "close_reason": segment.reason,
+                   "position_id": segment.position_id, "profit": str(closed.profit) if closed else None,
                    "correlation_id": closed.correlation_id if closed else None},
         )
         return 1
@@ -287,20 +333,19 @@ class Books:
         if last is not None:
             last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
             self._deals_since = min(last, now - timedelta(days=history_days))
-        open_tickets = {p.ticket for p in open_positions}
+        open_tickets = open_ids(open_positions)
         opened, closed = self.sync(now, history_days, open_tickets)
         adopted = 0
         for position in open_positions:
             if self.repo.get_trade(self.account, position.ticket) is None:
-                entries = [d for d in self.gateway.deals_for_position(position.ticket)
-                           if d.entry == mt5.DEAL_ENTRY_IN]
-                if entries:
-                    self._our_positions.add(position.ticket)
-                    if any(not self._store_deal(d) for d in entries if d.ticket not in (self._recorded or ())):
-                        continue
-                    adopted += self._open_trade(entries[0])
+                self._our_positions.add(position_id_of(position))
+                new, done = self._settle(position_id_of(position), True)
+                adopted, closed = adopted + new, closed + done
+                if new:
                     log.warning("position adopted", extra={"ticket": position.ticket, "symbol": position.symbol})
+        tickets = {p.ticket for p in open_positions}
         for trade in self.repo.open_trades(self.account):
-            if trade.ticket not in open_tickets:
-                closed += self._close_trade(trade.ticket)
+            position_id = self._segment_position.get(trade.ticket, trade.ticket)
+            if position_id not in open_tickets or trade.ticket not in tickets:
+                closed += self._settle(position_id, position_id in open_tickets)[1]
         return opened, closed, adopted

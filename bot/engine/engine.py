@@ -18,17 +18,21 @@ from typing import Any
 from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 
 from ..config import ConfigError, Settings
-from ..gateway import AccountState, Gateway, Position, Quote, SymbolSpec
+from ..gateway import AccountState, Gateway, GatewayError, NotExpressible, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
-from .books import Books
+from .books import Books, open_ids
 from .equity import EquityGuard
+from .execution import ExecutionQuality
+from .execution import decision as decision_stamp
 from .history_guard import BrokerHistoryRewound, check_broker_history
+from .netting import Attribution
 from .orders import OrderSender, SendOutcome, new_client_order_id
+from .preflight import Preflight
 from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .riskguard import Entry, RiskGuard, RiskLimits
@@ -69,6 +73,15 @@ class EngineObserver:
 
     def new_orders_halted(self, reason: str | None) -> None:
         """Sizing refuses the account state (reason), or accepts it again (None)."""
+
+    def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
+        """A decided order could not be expressed on the symbol's grid and was not sent."""
+
+    def orders_halted(self, reason: str | None) -> None:
+        """The terminal refuses algorithmic trading (reason), or accepts it again (None)."""
+
+    def execution(self, symbol: str, outcome: str, quality: ExecutionQuality) -> None:
+        """A sent order's execution figures (bot.engine.execution), with its outcome."""
 
 
 @dataclass
@@ -136,6 +149,16 @@ class Engine:
         self._known_symbols: set[str] = set()
         self._history_checked = False
         self._history_deferred = False
+        #: Configured name -> the broker's name (bot.engine.symbols); the broker's is used everywhere.
+        self.symbol_map: dict[str, str] = {}
+        #: Set while the terminal refuses algorithmic trading (-8): no order is sent.
+        self.orders_halted_reason: str | None = None
+        self._skips_logged: set[tuple[str, str]] = set()
+        self._halted_at: tuple[datetime | None, Any] = (None, None)  # (broker time, terminal state) of a -8 halt
+        self.attribution = Attribution("unknown", {})  # until preflight reads the margin mode (netting.py)
+        self.preflight = Preflight(gateway, lambda: list(self.specs) or list(settings.symbols),
+                                   on_margin_mode=self._on_margin_mode)
+        self.on_stop_out = None  # told the symbol of each stop-out deal (telemetry)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -145,14 +168,18 @@ class Engine:
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
-        self.specs.update(symbol_specs(self.gateway, self.settings.symbols))  # unknown symbol: ConfigError
+        configured = symbol_specs(self.gateway, self.settings.symbols, self.settings.symbol_suffix)  # ConfigError
+        self.symbol_map = {name: spec.name for name, spec in configured.items()}
+        self.specs.update({spec.name: spec for spec in configured.values()})
         digits = {name: spec.digits for name, spec in self.specs.items()}
         self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
-                                  self.settings.deviation_points, requote_retries=self.settings.requote_retries)
+                                  self.settings.deviation_points, requote_retries=self.settings.requote_retries,
+                                  on_trading_disabled=self._halt_orders,
+                                  point_of=lambda symbol: spec.point if (spec := self.specs.get(symbol)) else None)
         self.flow = OrderFlow(
             self.order_queue, self.sender, self.repo,
-            can_send=lambda: self.supervisor.usable and self.gateway.connected,
+            can_send=lambda: self.supervisor.usable and self.gateway.connected and self.orders_halted_reason is None,
             breaker=self.order_breaker,
             on_replayed=lambda: self.observer.order_replayed(),
             on_expired=lambda reason: self.observer.order_expired(reason),
@@ -160,6 +187,7 @@ class Engine:
         )
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
+        self.books.on_stop_out = lambda symbol: self.on_stop_out and self.on_stop_out(symbol)
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -227,23 +255,26 @@ class Engine:
         assert self.books is not None and self.sender is not None
         now = self._broker_now()
         report.started_at = now
+        if self.orders_halted_reason is not None:
+            self._check_trading_enabled(now)
         positions = self._our_positions()
         self._check_history(now)
         if not self.reconciled:
             self._reconcile(now, positions, report)
         else:
             report.trades_opened, report.trades_closed = self.books.sync(
-                now, self.settings.history_days, {p.ticket for p in positions}
+                now, self.settings.history_days, open_ids(positions)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
         report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
-        report.replayed, report.expired = self._replay(now, report)
+        trading = self.preflight.check(now)  # a failed preflight check halts every order (preflight.py)
+        report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
             positions = self._our_positions()
         account = self._sizing_account()
         self.risk_guard.observe(now, account)
-        for symbol, spec in self.specs.items():
+        for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
@@ -261,7 +292,7 @@ class Engine:
                 positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
-            opened, closed_count = self.books.sync(now, self.settings.history_days, {p.ticket for p in positions})
+            opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
             report.trades_opened += opened
             report.trades_closed += closed_count
         # The snapshot's figures are read together at the end of the cycle and stamped with the
@@ -272,12 +303,17 @@ class Engine:
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
 
+    def _on_margin_mode(self, mode: str) -> None:
+        self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)
+        self.attribution.announce()
+
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
         return self.equity_guard.sizing_account(self.gateway, self.observer)
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
+        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
         with correlation_context(correlation_id):
             price = quote.ask if signal.action == BUY else quote.bid
             signal_id = self.repo.record_signal(
@@ -305,34 +341,39 @@ class Engine:
                 extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
                        "confidence": signal.confidence, "reason": signal.reason},
             )
-            if signal.action == HOLD:
-                return positions
+            if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
+                return positions  # on a netting account another strategy owns this symbol (netting.py)
             acted = False
             for position in self._strategy_positions(positions, spec.name, strategy.name):
                 if position.direction != signal.action:
                     acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
                                         side=signal.action, purpose="close", volume=position.volume,
                                         price=quote.ask if signal.action == BUY else quote.bid,
-                                        position_ticket=position.ticket)
+                                        position_ticket=position.ticket, decision=decided)
             positions = self._our_positions() if acted else positions
             same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
             on_symbol = [p for p in positions if p.symbol == spec.name]
-            if same_way or len(on_symbol) >= self.settings.max_positions_per_symbol or account is None:
+            if same_way or len(on_symbol) >= self.attribution.position_cap(self.settings.max_positions_per_symbol) \
+                    or account is None:
                 return positions  # account None: sizing refuses the account state (new orders halted)
             distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
             if distance <= 0:
                 return positions
-            stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
-                                   self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
-                                   slippage_points=self.settings.deviation_points)
-            volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
+            try:
+                stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
+                                       self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
+                                       slippage_points=self.settings.deviation_points)
+                volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
+            except NotExpressible as exc:
+                self._skip(spec.name, strategy.name, exc)
+                return positions
             if self._send(report, now, correlation_id, signal_id, spec.name, strategy.name, side=signal.action,
-                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp):
+                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp, decision=decided):
                 positions = self._our_positions()
             return positions
 
     def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
-              sl=None, tp=None, position_ticket=None) -> bool:
+              sl=None, tp=None, position_ticket=None, decision=None) -> bool:
         spec = self.specs[symbol]
         if purpose == "open":  # the risk guard may shrink a new entry, or skip it (counted, never sent)
             volume = self.risk_guard.vet(Entry(spec, side, volume, price, sl, tp))
@@ -346,7 +387,7 @@ class Engine:
             max_deviation=spec.point * self.settings.order_max_deviation_points,
             decided_at=now, expires_at=now + timedelta(seconds=self.settings.order_ttl_seconds),
         )
-        outcome = self.flow.submit(order, price)
+        outcome = self.flow.submit(order, price, decision)
         self._count(report, order, outcome)
         return outcome.status not in ("rejected", "duplicate")
 
@@ -355,8 +396,49 @@ class Engine:
         if outcome.status == "queued":
             return  # counted once it is sent or expired
         self.observer.order(order.symbol, order.strategy, order.side, outcome.status)
+        if outcome.quality is not None:
+            self.observer.execution(order.symbol, outcome.status, outcome.quality)
         if outcome.status == "filled" and order.signal_id is not None:
             self.repo.mark_signal_executed(order.signal_id)
+
+    def _skip(self, symbol: str, strategy: str, exc: NotExpressible) -> None:
+        """A decided order the symbol's grid cannot express: counted always, logged once per reason."""
+        self.observer.order_skipped(symbol, strategy, exc.reason)
+        if (symbol, exc.reason) not in self._skips_logged:
+            self._skips_logged.add((symbol, exc.reason))
+            log.warning("order skipped, not sent: %s", exc,
+                        extra={"symbol": symbol, "strategy": strategy, "reason": exc.reason})
+
+    def _halt_orders(self, reason: str) -> None:
+        if self.orders_halted_reason is None:
+            self.orders_halted_reason = reason
+            try:
+                state = self.gateway.terminal()  # what the switches said when the -8 came
+            except GatewayError:
+                state = None
+            self._halted_at = (None, state)
+            self.observer.orders_halted(reason)
+
+    #: A -8 the terminal's switches do not explain is tried again after this long (broker time).
+    HALT_RETRY = timedelta(minutes=5)
+
+    def _check_trading_enabled(self, now: datetime) -> None:
+        """While halted for -8: resume once the terminal allows algorithmic trading again.
+
+        It must look allowed and either have changed since the halt (a person fixed it) or the
+        halt be HALT_RETRY old: a -8 the switches do not explain is not retried every cycle.
+        """
+        state = self.gateway.terminal()
+        since, before = self._halted_at
+        if since is None:
+            before = state if before is None else before
+            self._halted_at = (now, before)
+            since = now
+        allowed = state.trade_allowed and not state.tradeapi_disabled
+        if allowed and (state != before or now - since >= self.HALT_RETRY):
+            log.info("algorithmic trading allowed in the terminal: orders resume")
+            self.orders_halted_reason = None
+            self.observer.orders_halted(None)
 
     def _flush_store(self) -> None:
         """Drain the store spool a little each cycle (a no-op on a plain Repository)."""
@@ -465,7 +547,7 @@ class Engine:
     def _broker_now(self) -> datetime:
         """The broker's time from the first symbol whose quote the gateway accepts."""
         refused: BadBrokerData | None = None
-        for symbol in self.settings.symbols:
+        for symbol in self.specs or self.settings.symbols:  # the broker's names
             try:
                 return self.gateway.quote(symbol).time
             except BadBrokerData as exc:

@@ -23,10 +23,13 @@ from ..gateway import (
     ConnectionLost,
     Gateway,
     GatewayError,
+    NotExpressible,
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
+    TradingDisabled,
 )
+from .execution import Decision, ExecutionQuality, SendClock
 
 log = logging.getLogger("bot.orders")
 
@@ -70,19 +73,24 @@ class SendOutcome:
     retcode: int | None
     fill_price: Decimal | None
     broker_order: int | None
+    quality: ExecutionQuality | None = None  # the send's execution figures (None: nothing was sent)
 
 
 class OrderSender:
     """Sends market orders so that none is lost and none is sent twice."""
 
     def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, deviation: int,
-                 requote_retries: int = 0):
+                 requote_retries: int = 0, on_trading_disabled: Callable[[str], None] | None = None,
+                 point_of: Callable[[str], Decimal | None] | None = None):
         self.gateway = gateway
+        self.point_of = point_of or (lambda symbol: None)  # a symbol's point, for slippage in points
         self.repo = repo
         self.account = account
         self.magic = magic
         self.deviation = deviation
         self.requote_retries = requote_retries
+        #: Told when the terminal refuses algorithmic trading (-8): the engine halts new orders.
+        self.on_trading_disabled = on_trading_disabled
 
     def send(
         self,
@@ -103,6 +111,8 @@ class OrderSender:
         decided_price: Decimal | None = None,
         decided_at: datetime | None = None,
         reprice: Callable[[], Decimal | None] | None = None,
+        decision: Decision | None = None,
+        quote_at_send: Decimal | None = None,
     ) -> SendOutcome:
         """Record the intent, send once at `price`, record the outcome.
 
@@ -114,6 +124,10 @@ class OrderSender:
         A requote (10004/10020/10021) means the broker did not execute the request: `reprice()`
         gives the price to resend at under the same client order id (None: the decision no longer
         holds), up to `requote_retries` times; then the rejection is the outcome.
+
+        Execution quality (bot.engine.execution) is measured around the send and stored with the
+        outcome: `decision` stamps when the strategy decided, `quote_at_send` is the market price
+        read right before sending (default: `price`).
         """
         client_order_id = client_order_id or new_client_order_id()
         comment = order_comment(client_order_id, strategy)
@@ -168,9 +182,11 @@ class OrderSender:
         broker_order = broker_deal = None
         fill_volume = None
         requotes = 0
+        clock = SendClock(decision, quote_at_send if quote_at_send is not None else price)
         try:
             while True:
                 try:
+                    clock.sending()
                     result = self.gateway.order_send(request)
                 except OrderRejected as exc:
                     fresh = (reprice() if exc.retcode in REQUOTE_RETCODES and requotes < self.requote_retries
@@ -178,6 +194,7 @@ class OrderSender:
                     if fresh is None:
                         raise
                     requotes += 1
+                    clock.requoted(fresh)
                     log.info("order %s requoted (%s): resending at %s", client_order_id, exc.retcode, fresh,
                              extra={"client_order_id": client_order_id, "symbol": symbol, "retcode": exc.retcode,
                                     "price": str(fresh), "attempt": requotes + 1})
@@ -189,6 +206,16 @@ class OrderSender:
             broker_order, broker_deal = result.order, result.deal
         except OrderRejected as exc:
             status, retcode, message = "rejected", exc.retcode, exc.message or str(exc)
+        except NotExpressible as exc:
+            # Off the symbol's grid (checked before sending): nothing left the process, and it
+            # never can as asked, so it is final.
+            status, message = "rejected", f"not sent: {exc}"
+        except TradingDisabled as exc:
+            log.error("order %s %s %s not sent: %s", purpose, side, symbol, exc,
+                      extra={"client_order_id": client_order_id, "outcome": "not_sent"})
+            if self.on_trading_disabled is not None:
+                self.on_trading_disabled(str(exc))
+            return SendOutcome(client_order_id, "not_sent", None, None, None)
         except BrokerUnavailable as exc:
             log.warning("order %s %s %s not sent: %s", purpose, side, symbol, exc,
                         extra={"client_order_id": client_order_id, "outcome": "not_sent"})
@@ -197,6 +224,8 @@ class OrderSender:
             status, message = "unknown", str(exc)
         except GatewayError as exc:
             status, message = "unknown", f"unexpected gateway error: {exc}"
+        quality = clock.result(side, self.point_of(symbol), decided_price if decided_price is not None else price,
+                               fill_price if status == "filled" else None)
         self.repo.record_order_outcome(
             OrderOutcome(
                 client_order_id=client_order_id,
@@ -208,6 +237,7 @@ class OrderSender:
                 fill_volume=fill_volume,
                 message=message[:500],
                 resolved_at=now,
+                **(quality.columns() if quality is not None else {}),
             )
         )
         # A rejection is a WARNING: "Errors and warnings" must show what RejectedOrdersBurst points at.
@@ -230,6 +260,12 @@ class OrderSender:
                 "retcode": retcode,
                 "ticket": broker_order,
                 "fill_price": str(fill_price) if fill_price is not None else None,
+                "slippage_points": _text(quality and quality.slippage_decision_points),
+                "requotes": requotes,
             },
         )
-        return SendOutcome(client_order_id, status, retcode, fill_price, broker_order)
+        return SendOutcome(client_order_id, status, retcode, fill_price, broker_order, quality)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

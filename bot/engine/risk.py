@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from ..gateway import grid
+from ..gateway.errors import NotExpressible
 from ..gateway.types import SymbolSpec
 
 
@@ -32,26 +34,29 @@ def stops_from_atr(
     minimum = spec.point * (spec.stops_level + 1 + slippage_points) + spread
     sl_distance = max(atr * sl_mult, minimum)
     tp_distance = max(atr * tp_mult, minimum)
-    quantum = spec.point
+    # On the price grid (trade_tick_size, which may be coarser than point: an index at 0.25), and
+    # rounded away from the entry so the distance never falls below the floor.
     if side == "BUY":
-        sl, tp = entry - sl_distance, entry + tp_distance
+        sl = grid.to_tick(entry - sl_distance, spec, ROUND_FLOOR)
+        tp = grid.to_tick(entry + tp_distance, spec, ROUND_CEILING)
     else:
-        sl, tp = entry + sl_distance, entry - tp_distance
-    return Stops(sl=sl.quantize(quantum), tp=tp.quantize(quantum))
+        sl = grid.to_tick(entry + sl_distance, spec, ROUND_CEILING)
+        tp = grid.to_tick(entry - tp_distance, spec, ROUND_FLOOR)
+    return Stops(sl=sl, tp=tp)
 
 
 def position_volume(spec: SymbolSpec, equity: Decimal, risk_percent: Decimal, stop_distance: Decimal) -> Decimal:
     """Lots such that hitting the stop loses `risk_percent` of equity, rounded down to the volume step.
 
-    The result is clamped to [volume_min, volume_max]: at the minimum the real risk may exceed the
-    budget on a tiny account, which is the broker's floor, not ours to go below.
+    Capped at volume_max. Below volume_min the trade is not taken (`NotExpressible`): the broker's
+    smallest lot would risk more than the budget allows, and risking more than asked is not ours
+    to decide. A tick size or value of 0 (unknown) cannot be sized either.
     """
-    if stop_distance <= 0 or spec.tick_size <= 0 or spec.tick_value <= 0:
+    if stop_distance <= 0:
         raise ValueError(f"{spec.name}: cannot size a position with stop distance {stop_distance}")
+    if spec.tick_size <= 0 or spec.tick_value <= 0:
+        raise NotExpressible(f"{spec.name}: tick size/value unknown ({spec.tick_size}/{spec.tick_value})",
+                             "tick_size_unknown")
     risk_money = equity * risk_percent / Decimal(100)
     loss_per_lot = stop_distance / spec.tick_size * spec.tick_value
-    raw = risk_money / loss_per_lot
-    steps = (raw / spec.volume_step).to_integral_value(rounding=ROUND_DOWN)
-    volume = steps * spec.volume_step
-    volume = min(max(volume, spec.volume_min), spec.volume_max)
-    return volume.quantize(spec.volume_step)
+    return grid.to_step(risk_money / loss_per_lot, spec)

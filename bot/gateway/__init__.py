@@ -7,8 +7,10 @@ from .errors import (
     BrokerUnavailable,
     ConnectionLost,
     GatewayError,
+    NotExpressible,
     OrderRejected,
     OutcomeUnknown,
+    TradingDisabled,
 )
 from .guard import Rejection
 from .types import (
@@ -37,6 +39,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "HistoryOrder",
+    "NotExpressible",
     "OrderCheck",
     "OrderRejected",
     "OrderRequest",
@@ -47,4 +50,5 @@ __all__ = [
     "Rejection",
     "SymbolSpec",
     "TerminalState",
+    "TradingDisabled",
 ]

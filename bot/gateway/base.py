@@ -93,6 +93,11 @@ class Gateway(ABC):
         """Pending orders at the broker (a market order may briefly sit here)."""
         return []
 
+    def read_info(self, call: str, *args: Any) -> dict[str, Any] | None:
+        """terminal_info / account_info / symbol_info(name) as a plain dict: the fields preflight needs
+        that the typed values leave out (bot.engine.preflight). None: this gateway cannot read them."""
+        return None
+
     def symbol_names(self) -> list[str] | None:
         """Every symbol the terminal offers (None: this gateway cannot list them)."""
         return None

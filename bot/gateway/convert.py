@@ -6,6 +6,7 @@ finite numbers, known symbols and plausible times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from mt5bridge import constants as mt5
 
+from . import grid
 from .types import AccountState, Deal, HistoryOrder, Position, SymbolSpec
 
 CENT = Decimal("0.01")
@@ -37,7 +39,8 @@ def utc(seconds: Any) -> datetime:
 
 
 def volume(value: Any) -> Decimal:
-    return Decimal(str(round(float(value), 2)))
+    """A volume (or volume step) exactly as the terminal reports it, whatever its decimals (0.001)."""
+    return grid.exact(value)
 
 
 def side(order_type: int) -> str:
@@ -89,10 +92,17 @@ def symbol_spec(name: str, info: dict) -> SymbolSpec:
         volume_step=volume(info["volume_step"]),
         stops_level=int(info.get("trade_stops_level", 0)),
         currency_profit=str(info.get("currency_profit", "")),
+        exemode=int(info.get("trade_exemode", mt5.SYMBOL_TRADE_EXECUTION_MARKET)),
+        filling_bits=int(info.get("filling_mode", 0)),
+        visible=bool(info.get("visible", True)),
     )
 
 
-def position(r: dict, digits: int) -> Position:
+#: Server time (MT5 seconds) -> aware UTC datetime: the gateway passes its broker clock's conversion.
+ToUtc = Callable[[Any], datetime]
+
+
+def position(r: dict, digits: int, to_utc: ToUtc = utc) -> Position:
     return Position(
         ticket=int(r["ticket"]),
         symbol=r["symbol"],
@@ -106,11 +116,12 @@ def position(r: dict, digits: int) -> Position:
         swap=money(r.get("swap", 0)),
         magic=int(r.get("magic", 0)),
         comment=str(r.get("comment", "")),
-        time=utc(r["time"]),
+        time=to_utc(r["time"]),
+        identifier=int(r.get("identifier") or r["ticket"]),
     )
 
 
-def deal(r: dict, digits: int) -> Deal:
+def deal(r: dict, digits: int, to_utc: ToUtc = utc) -> Deal:
     return Deal(
         ticket=int(r["ticket"]),
         order=int(r.get("order", 0)),
@@ -126,11 +137,11 @@ def deal(r: dict, digits: int) -> Deal:
         magic=int(r.get("magic", 0)),
         comment=str(r.get("comment", "")),
         reason=int(r.get("reason", 0)),
-        time=utc(r["time"]),
+        time=to_utc(r["time"]),
     )
 
 
-def history_order(r: dict, digits: int) -> HistoryOrder:
+def history_order(r: dict, digits: int, to_utc: ToUtc = utc) -> HistoryOrder:
     done = r.get("time_done")
     return HistoryOrder(
         ticket=int(r["ticket"]),
@@ -142,5 +153,5 @@ def history_order(r: dict, digits: int) -> HistoryOrder:
         price=price(r.get("price_current") or r.get("price_open") or 0, digits),
         magic=int(r.get("magic", 0)),
         comment=str(r.get("comment", "")),
-        time_done=utc(done) if done else None,
+        time_done=to_utc(done) if done else None,
     )

@@ -54,3 +54,27 @@ class BadBrokerData(GatewayError):
         self.record_kind = record_kind
         self.key = key
         self.reason = reason
+
+
+class TradingDisabled(GatewayError):
+    """The terminal refuses algorithmic trading (order_send None with -8): a configuration fault.
+
+    Nothing was sent; sending again cannot help until a person changes the terminal's settings,
+    so new orders halt with this message instead of being treated as an unknown outcome.
+    """
+
+    kind = "trading_disabled"
+
+
+class NotExpressible(GatewayError):
+    """The request cannot be put to the broker as asked (volume or price off the symbol's grid).
+
+    Raised before anything is sent: nothing left the process. `reason` is a short label for
+    the skipped-orders metric (volume_below_min, tick_size_unknown, volume_step_unknown, no_filling).
+    """
+
+    kind = "not_expressible"
+
+    def __init__(self, message: str, reason: str = "not_expressible"):
+        super().__init__(message)
+        self.reason = reason

@@ -26,9 +26,14 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
                 settings.mt5_port,
                 token=settings.mt5_bridge_token,
                 timeout=settings.mt5_bridge_timeout,
+                ca_file=settings.mt5_bridge_ca_file,
+                fingerprint=settings.mt5_bridge_fingerprint,
+                insecure=settings.mt5_bridge_insecure,
             )
 
-        return Mt5ApiGateway(open_bridge, credentials, name="bridge")
+        # The broker login/password live on the terminal side (the bridge server's environment):
+        # nothing of them crosses the network; initialize() there uses its own.
+        return Mt5ApiGateway(open_bridge, {}, name="bridge")
     import MetaTrader5  # noqa: N813 - Windows only; imported only in native mode
 
     if settings.mt5_path:

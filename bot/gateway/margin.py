@@ -3,9 +3,10 @@
 Kept apart from `mt5api.order_send` on purpose: these calls send nothing, so they may be asked as
 often as the guard needs (each is one broker call, timed and logged like the others), and a
 terminal that does not answer them must never stop an order that would otherwise go (the guard
-counts that and keeps its own margin figures). The request is the same market deal `order_send`
-builds; only its funds matter here, so a filling mode the symbol refuses (10030) is no money
-verdict and the guard lets the send decide.
+counts that and keeps its own margin figures). Only its funds matter here, so a refusal for
+another reason (10030 filling, invalid stops) is no money verdict and the guard lets the send
+decide. The request is built by `ordersend.market_request`, as
+for the send itself (the symbol's grid and filling mode).
 """
 
 from __future__ import annotations
@@ -18,32 +19,9 @@ from typing import Any
 from mt5bridge import constants as mt5
 
 from .errors import GatewayError
-from .types import OrderCheck, OrderRequest
+from .types import OrderCheck
 
 CENT = Decimal("0.01")
-
-
-def check_payload(request: OrderRequest) -> dict[str, Any]:
-    """The order_check request for a market deal (the fields order_send sends)."""
-    payload: dict[str, Any] = {
-        "action": mt5.TRADE_ACTION_DEAL,
-        "symbol": request.symbol,
-        "volume": float(request.volume),
-        "type": mt5.ORDER_TYPE_BUY if request.side == "BUY" else mt5.ORDER_TYPE_SELL,
-        "price": float(request.price),
-        "deviation": int(request.deviation),
-        "magic": int(request.magic),
-        "comment": request.comment,
-        "type_time": mt5.ORDER_TIME_GTC,
-        "type_filling": mt5.ORDER_FILLING_IOC,
-    }
-    if request.sl is not None:
-        payload["sl"] = float(request.sl)
-    if request.tp is not None:
-        payload["tp"] = float(request.tp)
-    if request.position is not None:
-        payload["position"] = int(request.position)
-    return payload
 
 
 def _money(call: str, value: Any) -> Decimal:
@@ -60,9 +38,10 @@ def _money(call: str, value: Any) -> Decimal:
         raise GatewayError(f"{call}: not a number: {value!r}") from None
 
 
-def order_check(call: Callable[..., Any], request: OrderRequest) -> OrderCheck:
-    """`call` is the gateway's timed, classified broker call (Mt5ApiGateway._call)."""
-    result = call("order_check", check_payload(request))
+def order_check(call: Callable[..., Any], payload: dict[str, Any]) -> OrderCheck:
+    """`payload` is the order_send request (bot.gateway.ordersend.market_request); `call` the gateway's
+    timed, classified broker call (Mt5ApiGateway._call)."""
+    result = call("order_check", payload)
     if not isinstance(result, dict):
         raise GatewayError(f"order_check: unexpected reply {type(result).__name__}")
     return OrderCheck(

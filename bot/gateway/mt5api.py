@@ -4,6 +4,11 @@ The real MetaTrader5 package, `mt5bridge.client.BridgeClient` and the simulator'
 `mt5bridge.sim.mt5module.Mt5Module` all offer the same calls with the same argument rules; they differ only in how failures look (None + last_error(), or transport
 exceptions from the bridge). This module turns both into the typed errors of `bot.gateway.errors`
 and the plain values of `bot.gateway.types`, and logs every call with its latency.
+
+It is also the only place that knows the broker's conventions: every time the terminal reports is
+server time and leaves here as true UTC (`bot.gateway.clock`), a symbol outside Market Watch is
+selected before its first quote of a session, and orders carry the filling mode the symbol allows
+(`bot.gateway.filling`, one retry on 10030) on the symbol's grid (`bot.gateway.ordersend`).
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from mt5bridge.errors import (
 )
 from mt5bridge.plain import to_plain
 
+from . import clock as broker_clock
 from . import convert, margin
 from .base import CallObserver, Gateway
+from .clock import BrokerClock
 from .enums import NON_TRADE_DEAL_TYPES
 from .errors import (
     BadBrokerData,
@@ -38,8 +45,12 @@ from .errors import (
     GatewayError,
     OrderRejected,
     OutcomeUnknown,
+    TradingDisabled,
 )
+from .filling import NAMES as FILLING_NAMES
+from .filling import next_filling
 from .guard import BrokerDataGuard
+from .ordersend import market_request
 from .types import (
     AccountState,
     Bars,
@@ -89,6 +100,11 @@ class Mt5ApiGateway(Gateway):
         self._digits: dict[str, int] = {}
         self._unknown_symbols: set[str] = set()
         self.guard = BrokerDataGuard(self._symbol_known)
+        self._specs: dict[str, SymbolSpec] = {}
+        self._selected: set[str] = set()  # in Market Watch for this session (selected, or already visible)
+        #: Server time <-> UTC (see bot.gateway.clock); the only place that knows the server's clock.
+        self.clock = BrokerClock()
+        self._no_sim_clock: Any = None  # the transport that refused sim_clock (a real terminal)
         self.refused_position_symbols: frozenset[str] = frozenset()
 
     def set_observer(self, observer: CallObserver | None) -> None:
@@ -143,6 +159,9 @@ class Mt5ApiGateway(Gateway):
                 code, message = self._last_error()
                 raise BrokerUnavailable(f"initialize failed: {code} {message}")
             self._connected = True
+            # A new session: Market Watch selections and the clock are checked again.
+            self._selected.clear()
+            self.clock.reset()
             log.info("terminal connected", extra={"gateway": self.name})
         except GatewayError as exc:
             error = exc
@@ -222,6 +241,10 @@ class Mt5ApiGateway(Gateway):
             raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
             if raw is None:
                 code, message = self._last_error()
+                if code == mt5.RES_E_AUTO_TRADING_DISABLED and call == "order_send":
+                    raise TradingDisabled(f"{call}: algorithmic trading is disabled in the terminal: {message} "
+                                          f"({code}); enable Algo Trading and 'Allow algorithmic trading' "
+                                          "in Tools > Options > Expert Advisors")
                 if code == mt5.RES_E_INTERNAL_FAIL_TIMEOUT:
                     self._connected = False
                     if call == "order_send":
@@ -288,7 +311,8 @@ class Mt5ApiGateway(Gateway):
 
     def terminal(self) -> TerminalState:
         info = self._call("terminal_info")
-        return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")))
+        return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")),
+                             tradeapi_disabled=bool(info.get("tradeapi_disabled")))
 
     def account(self) -> AccountState:
         info = self._call("account_info")
@@ -300,7 +324,14 @@ class Mt5ApiGateway(Gateway):
         self._require("symbol", info, name)
         spec = convert.symbol_spec(name, info)
         self._digits[name] = spec.digits
+        self._specs[name] = spec
         return spec
+
+    def read_info(self, call: str, *args: Any) -> dict[str, Any] | None:
+        """A raw info read for preflight; symbol_info of an unknown symbol raises GatewayError."""
+        if call not in ("terminal_info", "account_info", "symbol_info"):
+            raise ValueError(f"read_info reads terminal_info, account_info or symbol_info, not {call!r}")
+        return self._call(call, *args)
 
     def symbol_names(self) -> list[str]:
         """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
@@ -311,24 +342,74 @@ class Mt5ApiGateway(Gateway):
             self.symbol(symbol)
         return self._digits[symbol]
 
+    def _ensure_selected(self, name: str) -> None:
+        """Put `name` in Market Watch before its first quote of this session (quotes flow only there)."""
+        if name in self._selected:
+            return
+        spec = self.symbol(name)
+        if not spec.visible:
+            if self._call("symbol_select", name, True) is not True:
+                code, message = self._last_error()
+                raise GatewayError(f"symbol_select({name!r}) refused: {message} ({code})")
+            log.info("symbol %s added to Market Watch", name, extra={"symbol": name, "gateway": self.name})
+        self._selected.add(name)
+
+    def _utc_now(self) -> tuple[float, float]:
+        """True UTC now and the speed of the clock that ticks come from.
+
+        A simulator may run faster than the wall clock: its sim-only `sim_clock()` hook (the
+        stand-in, the bridge client to a sim) gives its own now and speed; the real package has none.
+        """
+        hook = getattr(self._api, "sim_clock", None)
+        if hook is not None and self._api is not self._no_sim_clock:
+            try:
+                reading = self._invoke("sim_clock", hook)
+                return float(reading["utc"]), float(reading.get("speed", 1.0))
+            except (ConnectionLost, BrokerUnavailable, OutcomeUnknown):
+                raise
+            except (GatewayError, KeyError, TypeError, ValueError):
+                # A bridge to a real terminal refuses the sim-only call: the wall clock it is.
+                self._no_sim_clock = self._api
+        return broker_clock.wall_time(), 1.0
+
+    def _to_utc(self, seconds: Any) -> datetime:
+        return self.clock.to_utc(seconds)
+
+    def server_offset_seconds(self) -> int | None:
+        return self.clock.offset
+
     def quote(self, name: str) -> Quote:
+        self._ensure_selected(name)
         tick = self._call("symbol_info_tick", name)
         self._require("quote", tick, name)
+        tick_time, offset = float(tick["time"]), self.clock.offset
+        # Due is judged on the tick's own time (no extra call); a measurement asks for UTC now.
+        if offset is None or self.clock.due(tick_time - offset):
+            now, speed = self._utc_now()
+            self.clock.observe(tick_time, now, speed)
         digits = self._digits_of(name)
-        quote = Quote(symbol=name, time=convert.utc(tick["time"]), bid=convert.price(tick["bid"], digits),
+        quote = Quote(symbol=name, time=self._to_utc(tick["time"]), bid=convert.price(tick["bid"], digits),
                       ask=convert.price(tick["ask"], digits))
         self.guard.clock = quote.time
         return quote
 
     def bars(self, symbol: str, timeframe: int, count: int) -> Bars:
+        self._ensure_selected(symbol)
         rows = self._call("copy_rates_from_pos", symbol, timeframe, 0, count, convert=False)
         if rows is None or len(rows) == 0:
             raise GatewayError(f"copy_rates_from_pos returned no bars for {symbol}")
         columns = convert.bar_columns(rows)
         self._require("bars", columns, symbol)
-        return Bars(symbol=symbol, time=columns["time"].astype(np.int64), open=columns["open"].astype(float),
+        return Bars(symbol=symbol, time=self._bar_times(columns["time"]), open=columns["open"].astype(float),
                     high=columns["high"].astype(float), low=columns["low"].astype(float),
                     close=columns["close"].astype(float))
+
+    def _bar_times(self, server_times: Any) -> np.ndarray:
+        """Bar open times in UTC seconds (bars are stamped in server time like everything else)."""
+        times = np.asarray(server_times).astype(np.int64)
+        if len(times) == 0:
+            return times
+        return times - np.fromiter((self.clock.offset_at_server(t) for t in times), dtype=np.int64, count=len(times))
 
     def positions(self, symbol: str | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
@@ -337,7 +418,7 @@ class Mt5ApiGateway(Gateway):
             if self.guard.judge("position", r, convert.ticket_key(r)) is not None:
                 refused.add(str(r.get("symbol", ""))[:32] if isinstance(r, dict) else "")
                 continue
-            out.append(convert.position(r, self._digits_of(r["symbol"])))
+            out.append(convert.position(r, self._digits_of(r["symbol"]), self._to_utc))
         if symbol is None:
             self.refused_position_symbols = frozenset(refused)
         return out
@@ -356,11 +437,12 @@ class Mt5ApiGateway(Gateway):
             if self.guard.judge("deal", r, convert.ticket_key(r)) is not None:
                 refused = True
                 continue
-            out.append(convert.deal(r, self._digits_of(r["symbol"])))
+            out.append(convert.deal(r, self._digits_of(r["symbol"]), self._to_utc))
         return out, refused
 
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
-        return self._trade_deals(self._call("history_deals_get", date_from, date_to))[0]
+        rows = self._call("history_deals_get", self.clock.to_server(date_from), self.clock.to_server(date_to))
+        return self._trade_deals(rows)[0]
 
     def deals_for_position(self, position_id: int) -> list[Deal]:
         """A position's deals; none at all when one was refused: a trade is never built from part of them."""
@@ -368,37 +450,36 @@ class Mt5ApiGateway(Gateway):
         return [] if refused else deals
 
     def history_orders(self, date_from: datetime, date_to: datetime) -> list[HistoryOrder]:
-        return self._orders(self._call("history_orders_get", date_from, date_to))
+        return self._orders(self._call("history_orders_get", self.clock.to_server(date_from),
+                                       self.clock.to_server(date_to)))
 
     def open_orders(self) -> list[HistoryOrder]:
         return self._orders(self._call("orders_get"))
 
     def _orders(self, rows: list[dict]) -> list[HistoryOrder]:
-        return [convert.history_order(r, self._digits_of(r["symbol"])) for r in rows
+        return [convert.history_order(r, self._digits_of(r["symbol"]), self._to_utc) for r in rows
                 if self.guard.judge("order", r, convert.ticket_key(r)) is None]
 
     # -- trading ----------------------------------------------------------------------------
 
     def order_send(self, request: OrderRequest) -> OrderResult:
-        payload: dict[str, Any] = {
-            "action": mt5.TRADE_ACTION_DEAL,
-            "symbol": request.symbol,
-            "volume": float(request.volume),
-            "type": mt5.ORDER_TYPE_BUY if request.side == "BUY" else mt5.ORDER_TYPE_SELL,
-            "price": float(request.price),
-            "deviation": int(request.deviation),
-            "magic": int(request.magic),
-            "comment": request.comment,
-            "type_time": mt5.ORDER_TIME_GTC,
-            "type_filling": mt5.ORDER_FILLING_IOC,
-        }
-        if request.sl is not None:
-            payload["sl"] = float(request.sl)
-        if request.tp is not None:
-            payload["tp"] = float(request.tp)
-        if request.position is not None:
-            payload["position"] = int(request.position)
+        """Send once with the filling mode the symbol allows; on 10030 re-read it and retry once.
+
+        10030 (invalid filling) means nothing executed, so the one retry carries the same comment
+        (the same client order id) with the next allowed mode: at most one order can result.
+        """
+        spec = self._order_spec(request.symbol)
+        payload = market_request(request, spec)
         result = self._call("order_send", payload)
+        if int(result.get("retcode", 0)) == mt5.TRADE_RETCODE_INVALID_FILL:
+            tried = payload["type_filling"]
+            fresh = self._order_spec(request.symbol, refresh=True)
+            retry = next_filling(fresh.exemode, fresh.filling_bits, {tried})
+            if retry is not None:
+                log.info("order %s: filling %s refused (10030), retrying once with %s", request.comment,
+                         FILLING_NAMES.get(tried, tried), FILLING_NAMES.get(retry, retry),
+                         extra={"symbol": request.symbol, "filling": FILLING_NAMES.get(retry, retry)})
+                result = self._call("order_send", dict(payload, type_filling=retry))
         retcode = int(result.get("retcode", 0))
         if retcode in mt5.OUTCOME_UNKNOWN_RETCODES:
             raise OutcomeUnknown(f"order_send: retcode {retcode} ({result.get('comment', '')})")
@@ -417,10 +498,20 @@ class Mt5ApiGateway(Gateway):
             comment=str(result.get("comment", "")),
         )
 
+    def _order_spec(self, symbol: str, refresh: bool = False) -> SymbolSpec:
+        """The symbol's rules for an order; a failed read means the order was certainly not sent."""
+        if not refresh and symbol in self._specs:
+            return self._specs[symbol]
+        try:
+            return self.symbol(symbol)
+        except GatewayError as exc:
+            raise BrokerUnavailable(f"order_send: not sent, cannot read {symbol}: {exc}") from None
+
     # -- before a send (bot.gateway.margin; the risk guard asks) ------------------------------
 
     def order_check(self, request: OrderRequest) -> OrderCheck:
-        return margin.order_check(self._call, request)
+        """The request order_send would send (the symbol's grid and filling mode), checked, not sent."""
+        return margin.order_check(self._call, market_request(request, self._order_spec(request.symbol)))
 
     def order_calc_margin(self, side: str, symbol: str, volume, price) -> Decimal:
         return margin.order_calc_margin(self._call, side, symbol, volume, price)

@@ -25,6 +25,11 @@ class SymbolSpec:
     volume_step: Decimal
     stops_level: int
     currency_profit: str
+    #: SYMBOL_TRADE_EXECUTION_* (2: Market) and the SYMBOL_FILLING_* bits: which filling mode to send.
+    exemode: int = 2
+    filling_bits: int = 3
+    #: In Market Watch (symbol_info().visible): quotes flow only for selected symbols.
+    visible: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class AccountState:
 class TerminalState:
     connected: bool
     trade_allowed: bool
+    tradeapi_disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class Position:
     magic: int
     comment: str
     time: datetime
+    #: POSITION_IDENTIFIER: the ticket stays the position's id on hedging accounts; on a netting
+    #: account a reversal gives the position a new ticket while its deals keep this id (0: = ticket).
+    identifier: int = 0
 
 
 @dataclass(frozen=True)

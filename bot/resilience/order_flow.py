@@ -18,6 +18,7 @@ from typing import NamedTuple
 from db import OrderIntent, OrderOutcome, Repository
 from mt5bridge import constants as mt5
 
+from ..engine.execution import Decision
 from ..engine.orders import OrderSender, SendOutcome, order_comment
 from ..gateway import GatewayError
 from .order_queue import QUEUED, SENDING, OrderQueue, QueuedOrder
@@ -31,6 +32,8 @@ _PATH_FAILURE_RETCODES = frozenset({
     mt5.TRADE_RETCODE_TRADE_DISABLED, mt5.TRADE_RETCODE_SERVER_DISABLES_AT, mt5.TRADE_RETCODE_CONNECTION,
     mt5.TRADE_RETCODE_TIMEOUT,
 })
+
+_DECISIONS_KEPT = 10_000
 
 
 class Freshness(NamedTuple):
@@ -72,6 +75,9 @@ class OrderFlow:
         self.breaker = breaker
         self.on_replayed = on_replayed
         self.on_expired = on_expired
+        # When each order was decided (bot.engine.execution), by client order id: kept in memory
+        # only (a monotonic time means nothing to another process), dropped once sent or expired.
+        self._decisions: dict[str, Decision] = {}
 
     def _mine(self, state: str) -> list[QueuedOrder]:
         """This account's entries in a state (one queue file may outlive an account switch)."""
@@ -79,9 +85,13 @@ class OrderFlow:
 
     # -- the normal path ----------------------------------------------------------------------
 
-    def submit(self, order: QueuedOrder, price: Decimal) -> SendOutcome:
+    def submit(self, order: QueuedOrder, price: Decimal, decision: Decision | None = None) -> SendOutcome:
         """Commit the order to the queue, then send it now at `price` if the gate is open."""
         self.queue.put(order)
+        if decision is not None:
+            self._decisions[order.client_order_id] = decision
+            if len(self._decisions) > _DECISIONS_KEPT:  # bounded: an order never sent loses its stamp
+                self._decisions.pop(next(iter(self._decisions)))
         outcome = self._dispatch(order, price)
         if outcome.status == "queued":
             log.warning("order %s %s %s queued: %s", order.purpose, order.side, order.symbol, self.blocked_reason(),
@@ -100,9 +110,10 @@ class OrderFlow:
         queued = SendOutcome(order.client_order_id, "queued", None, None, None)
         if not self.can_send():
             return queued
+        quote_at_send: Decimal | None = None
         if self.freshness is not None:
             try:
-                now, stale, _ = self.freshness(order)
+                now, stale, quote_at_send = self.freshness(order)
             except GatewayError:
                 return queued  # cannot tell: keep it queued, the replay judges it later
             if stale is not None:
@@ -120,12 +131,14 @@ class OrderFlow:
             volume=order.volume, price=price, sl=order.sl, tp=order.tp, position_ticket=order.position_ticket,
             client_order_id=order.client_order_id, decided_price=order.price, decided_at=order.decided_at,
             reprice=None if self.freshness is None else lambda: self._price_if_fresh(order),
+            decision=self._decisions.get(order.client_order_id), quote_at_send=quote_at_send,
         )
         if outcome.status == "not_sent":
             self.queue.release(order.client_order_id)  # nothing left the process: it may go later
             self._breaker_result(False)
             return queued
         self.queue.finish(order.client_order_id, outcome.status)
+        self._decisions.pop(order.client_order_id, None)
         self._breaker_result(outcome.status == "filled"
                              or (outcome.status == "rejected" and outcome.retcode not in _PATH_FAILURE_RETCODES
                                  and outcome.retcode is not None))
@@ -224,6 +237,7 @@ class OrderFlow:
         return replayed, expired
 
     def _expire(self, order: QueuedOrder, now: datetime, reason: str) -> int:
+        self._decisions.pop(order.client_order_id, None)
         if not self.queue.expire(order.client_order_id, reason):
             return 0
         self.repo.record_order_intent(_intent(order, self.sender.magic))

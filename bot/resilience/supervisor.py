@@ -59,10 +59,11 @@ class ConnectionSupervisor:
             except GatewayError as exc:
                 self._down(f"heartbeat failed: {exc}")
             else:
-                if terminal.connected and terminal.trade_allowed:
+                # AutoTrading off is not an outage: the preflight check algo_trading halts orders
+                # with its own sentence (bot.engine.preflight); only a lost broker link is one here.
+                if terminal.connected:
                     return self._up()
-                self._down("terminal has no broker connection" if not terminal.connected
-                           else "trading is not allowed in the terminal")
+                self._down("terminal has no broker connection")
                 return False  # the transport answers: the next due attempt re-opens the session
         return self._maybe_reconnect()
 

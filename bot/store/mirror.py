@@ -22,6 +22,7 @@ from typing import Any
 
 from db.models import OrderModel, TradeModel
 from db.records import (
+    EXECUTION_FIELDS,
     AccountSnapshot,
     DealRecord,
     OrderIntent,
@@ -194,7 +195,8 @@ class Mirror:
                 return
             if row.status not in OPEN_ORDER_STATUSES:
                 return
-            values = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
+            values = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)
+                      if getattr(outcome, f.name) is not None or f.name not in EXECUTION_FIELDS}
             values.pop("client_order_id")
             self._put_order(dataclasses.replace(row, **_as_stored(OrderModel, values)))
 

@@ -121,9 +121,15 @@ class BackgroundServer:
             done.set()
 
         if self._thread.is_alive():
-            self.server.trigger.pull_trigger(close_everything)
-            done.wait(timeout)
-            self.server.trigger.close()  # the map is empty now: the loop returns
+            try:
+                self.server.trigger.pull_trigger(close_everything)
+                done.wait(timeout)
+            except OSError:  # the loop is already gone (its trigger closed): close from here instead
+                close_everything()
+            try:
+                self.server.trigger.close()  # the map is empty now: the loop returns
+            except OSError:
+                pass  # already closed
             self._thread.join(timeout)
         else:
             self.server.close()

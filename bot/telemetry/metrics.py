@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
+from bot.telemetry.execution_metrics import ExecutionMetrics
 
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -120,6 +121,16 @@ class BotMetrics:
                                        registry=r)
         self.orders_expired = Counter("tradewatch_orders_expired_total", "Queued orders dropped unsent, by reason.",
                                       acct + ["reason"], registry=r)
+        # The broker gateway (i12): server clock, orders not expressible on the symbol's grid, -8 halts.
+        self.broker_clock_offset = Gauge("tradewatch_broker_clock_offset_seconds",
+                                         "Seconds the broker's server clock is ahead of UTC (NaN: not measured).",
+                                         acct, registry=r)
+        self.orders_skipped = Counter("tradewatch_orders_skipped_total",
+                                      "Decided orders not sent: not expressible on the symbol's grid, by reason.",
+                                      acct + ["symbol", "reason"], registry=r)
+        self.orders_halted = Gauge("tradewatch_orders_halted",
+                                   "1 while the terminal refuses algorithmic trading (-8): no order is sent.",
+                                   acct, registry=r)
 
         # Broker data the gateway refused (bot.gateway.schema reasons) and what the engine did about it.
         self.broker_records_rejected = Counter(
@@ -135,6 +146,7 @@ class BotMetrics:
             "tradewatch_new_orders_halted", "1 while new orders are halted for this reason (implausible or refused "
             "account state); exits still go out.", acct + ["reason"], registry=r)
 
+        self.execution = ExecutionMetrics(r, self.account)  # slippage, fill latency, spread, requotes
         r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
         r.register(PsutilProcessCollector(self.account))
 
@@ -145,6 +157,8 @@ class BotMetrics:
                        self.orders_replayed, self.broker_deal_conflicts):
             metric.labels(self.account)
         self.account_margin_level.labels(self.account).set(math.nan)
+        self.broker_clock_offset.labels(self.account).set(math.nan)
+        self.orders_halted.labels(self.account).set(0)
         self.build_info.labels(self.account, version or _package_version()).set(1)
 
         self._lock = threading.Lock()
@@ -290,3 +304,11 @@ class BotMetrics:
             reasons = sorted(self._halt_reasons)
         for name in reasons:
             self.new_orders_halted.labels(self.account, name).set(1 if name == reason else 0)
+    def set_broker_clock_offset(self, seconds: float | None) -> None:
+        self.broker_clock_offset.labels(self.account).set(math.nan if seconds is None else _number("offset", seconds))
+
+    def count_skipped(self, symbol: str, reason: str) -> None:
+        self.orders_skipped.labels(self.account, _label("symbol", symbol), _label("reason", reason)).inc()
+
+    def set_orders_halted(self, halted: bool) -> None:
+        self.orders_halted.labels(self.account).set(1 if halted else 0)

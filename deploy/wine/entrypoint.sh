@@ -6,7 +6,9 @@
 # after fetch-verified checked them against the pinned SHA-256 (build args) or took the
 # user's own copy from /installers: nothing unverified runs.
 # Credentials (MT5_LOGIN, MT5_PASSWORD, MT5_SERVER) and MT5_BRIDGE_TOKEN come from the
-# environment; the bridge reads them itself and never logs them.
+# environment; the bridge reads them itself and never logs them (the bot never sends credentials).
+# The bridge speaks TLS with the compose secrets mt5_bridge_cert / mt5_bridge_key (Windows Python
+# sees /run/secrets as Z:\run\secrets); MT5_BRIDGE_CERT_FILE / MT5_BRIDGE_KEY_FILE override them.
 set -euo pipefail
 
 PYTHON_VERSION="${WINE_PYTHON_VERSION:-3.11.9}"
@@ -16,6 +18,8 @@ PYTHON_WIN='C:\Python\python.exe'
 PYTHON_UNIX="$WINEPREFIX/drive_c/Python/python.exe"
 TERMINAL_UNIX="$WINEPREFIX/drive_c/Program Files/MetaTrader 5/terminal64.exe"
 export MT5_PATH='C:\Program Files\MetaTrader 5\terminal64.exe'
+export MT5_BRIDGE_CERT_FILE="${MT5_BRIDGE_CERT_FILE:-Z:\run\secrets\mt5_bridge_cert}"
+export MT5_BRIDGE_KEY_FILE="${MT5_BRIDGE_KEY_FILE:-Z:\run\secrets\mt5_bridge_key}"
 
 say() { echo "mt5-wine: $*" >&2; }
 
@@ -43,7 +47,7 @@ if [ ! -f "$TERMINAL_UNIX" ]; then
   [ -f "$TERMINAL_UNIX" ] || { say "terminal64.exe did not appear after installation"; exit 1; }
 fi
 
-say "starting the terminal and the bridge on port 18812"
+say "starting the terminal and the TLS bridge on port 18812"
 wine "$TERMINAL_UNIX" &
 cd /opt/tradewatch
 exec wine "$PYTHON_WIN" -m mt5bridge.server --backend metatrader5 --host 0.0.0.0 --port 18812

@@ -78,6 +78,16 @@ class SimHooks:
             server = self._profile.account.server_time.to_server(self._clock.now())
         return datetime.fromtimestamp(server, UTC).replace(tzinfo=None)
 
+    def sim_clock(self) -> dict:
+        """SIM ONLY, not in the MetaTrader5 package: this simulator's UTC now and its speed.
+
+        An accelerated simulator (speed > 1) runs ahead of the wall clock by design; the bot's
+        broker clock (bot.gateway.clock) measures the server's UTC offset against this instead of
+        the wall clock. A stepped clock moves only when told: no time passes during a call, so its
+        speed counts as 1.
+        """
+        return {"utc": self._clock.now(), "speed": 1.0 if self._clock.stepped else self._clock.speed}
+
     def advance(self, seconds: float) -> datetime:
         """Move simulation time forward (any mode) and let the market act on the books."""
         with self._lock:

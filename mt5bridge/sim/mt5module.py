@@ -61,6 +61,13 @@ class Mt5Module:
         positional = [bound.pop(p.name) for p in sig.params if p.name in bound and p.how != _signatures.KW]
         return method(*positional, **bound)
 
+    def sim_clock(self) -> dict:
+        """SIM ONLY, not in the MetaTrader5 package: the simulator's UTC now and speed.
+
+        See ``SimTerminal.sim_clock``: the bot's broker clock reads it instead of the wall clock.
+        """
+        return self.terminal.sim_clock()
+
     def control(self, command: str, params: dict | None = None) -> dict:
         """The simulator's test hooks (bridge ``sim_control``); not part of the MetaTrader5 API."""
         return self.terminal.control(command, params)
