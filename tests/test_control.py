@@ -69,10 +69,10 @@ class Operator:
         flow = self.app.engine.flow
         submit = flow.submit
 
-        def recording(order, price):
+        def recording(order, *args, **kwargs):
             if order.purpose == "open":
                 self.opens.append(self.app.engine.cycles)
-            return submit(order, price)
+            return submit(order, *args, **kwargs)
 
         flow.submit = recording
 
