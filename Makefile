@@ -20,7 +20,7 @@ sysdeps:
 	@bash scripts/sysdeps.sh
 
 run: deps
-	SIM_SPEED=$${SIM_SPEED:-60} $(BIN)/python -m bot run
+	SIM_SPEED=$${SIM_SPEED:-60} SIM_START=$${SIM_START-now} TRADEWATCH_OWN_TERMINAL=1 $(BIN)/python -m bot run
 
 test: deps sysdeps
 	$(BIN)/python -m pytest -q

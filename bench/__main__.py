@@ -9,8 +9,20 @@ import sys
 import bench
 
 
+def _available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+
+
 def main(argv: list[str]) -> int:
-    names = argv or sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    import confcheck
+
+    parser = confcheck.OneLineParser(prog="python -m bench", description="Run the benchmarks and print their figures.",
+                                     epilog=f"benchmarks: {', '.join(_available())}")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    names = parser.parse_args(argv).names or _available()
+    unknown = [n for n in names if n not in _available()]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; known: {', '.join(_available())}")
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")

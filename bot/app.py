@@ -29,6 +29,7 @@ from .history import MinuteRollup
 from .instrumentation import Instrumentation
 from .resilience.order_queue import OrderQueue
 from .resilience.supervisor import ConnectionSupervisor
+from .run_summary import RunSummary
 from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
@@ -41,6 +42,7 @@ from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
 from .telemetry.risk_metrics import ControlCollector, RiskGuardCollector
+from .telemetry.strategy_metrics import StrategyMetrics
 
 log = logging.getLogger("bot.app")
 
@@ -119,6 +121,7 @@ class BotApp:
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
         self._cycles_done = 0
+        self.summary = RunSummary()  # said when the bot stops (bot/run_summary.py)
         self.alerts: AlertmanagerClient | None = None
         self.history: MinuteRollup | None = None
 
@@ -228,6 +231,8 @@ class BotApp:
             clock.on_change = self.instrumentation.broker_clock
             self.metrics.set_broker_clock_offset(clock.offset)
         self.engine.observer = self.instrumentation
+        self.instrumentation.strategy_metrics = StrategyMetrics(self.metrics.registry, self.metrics.account,
+                                                                [s.name for s in self.strategies])
         self.metrics.set_connected(self.gateway.connected)
         self.metrics.set_order_queue_depth(self.order_queue.depth)
         self.metrics.set_circuit_state(self.order_breaker.name, self.order_breaker.state)
@@ -288,7 +293,7 @@ class BotApp:
             "orders_circuit_closed": self.order_breaker.state != "open",
             "orders_not_halted": self.engine.orders_halted_reason is None,
             "store_writable": self.repo.ping() or self.repo.spool_ping(),  # spooling still records
-            "strategies_loaded": len(self.strategies) > 0,
+            "strategies_loaded": len(self.strategies) > len(self.engine.runner.disabled),  # one still trades
             "store_schema_known": self.schema.schema_known,
             "preflight": self.engine.preflight.ok,
         }
@@ -325,6 +330,7 @@ class BotApp:
             "broker_symbols": dict(self.engine.symbol_map),  # configured name -> the broker's name
             "broker_clock": self._broker_clock_status(),
             "strategies": [s.name for s in self.strategies],
+            "strategies_disabled": dict(self.engine.runner.disabled),  # name -> the error that disabled it
             "cycles": self.engine.cycles,
             "last_cycle": None if report is None else {
                 "number": report.number,
@@ -374,7 +380,7 @@ class BotApp:
             self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
                 with self.cycle_lock:
-                    self.engine.run_cycle()
+                    self.summary.add(self.engine.run_cycle())
                 self.liveness.beat()
                 done += 1
                 self._cycles_done = done
@@ -408,6 +414,7 @@ class BotApp:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         self._close_resilience(deadline)
         self.engine.risk_guard.close()
+        log.info(self.summary.line(), extra=self.summary.fields())
         log.info("bot stopped", extra={"cycles": self._cycles_done})
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import signal
 import sys
 from datetime import UTC, date, datetime
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="trading reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
-    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: today)")
+    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: the last day with stored deals or snapshots)")
     daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     _ctl_parser(sub)
     return parser
@@ -95,7 +96,7 @@ def _default_account(settings: Settings, given: str | None) -> str:
 def _store_command(args: argparse.Namespace, settings: Settings) -> int:
     from db import Repository, init_db
 
-    from .reports import daily_report, export_metrics, format_daily
+    from .reports import daily_report, export_metrics, format_daily, has_data, last_day_with_data
 
     account = _default_account(settings, args.account)
     database = init_db(settings.database_url)
@@ -109,20 +110,26 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
                 with open(args.out, "w", encoding="utf-8") as handle:
                     handle.write(text)
             return 0
-        day = args.date or datetime.now(UTC).date()
-        sys.stdout.write(format_daily(daily_report(database, repo, account, day)))
+        day = args.date or last_day_with_data(repo, account)
+        if day is None:
+            sys.stderr.write(f"no deals or account snapshots stored for account {account}: nothing to report\n")
+            return 1
+        result = daily_report(database, repo, account, day)
+        sys.stdout.write(format_daily(result))
+        if not has_data(result):
+            sys.stdout.write("(no closed trade and no account snapshot that day: nothing stored)\n")
         return 0
     finally:
         database.dispose()
 
 
 def _check_strategies(settings: Settings) -> None:
-    from .engine import load_strategies
+    from .strategies import StrategyConfigError, from_settings
 
     try:
-        load_strategies(settings.strategies)
-    except ValueError as exc:
-        raise ConfigError(f"STRATEGIES: {exc}") from None
+        from_settings(settings)  # plugins imported, parameters checked: one line naming file, strategy, parameter
+    except StrategyConfigError as exc:
+        raise ConfigError(str(exc), exc.setting) from None
 
 
 def _check_sim_symbols(settings: Settings) -> None:
@@ -146,6 +153,11 @@ def _check_can_listen(settings: Settings) -> None:
         confcheck.free_to_listen(settings.metrics_host, settings.metrics_port)
     except ValueError as exc:
         raise ConfigError(f"METRICS_PORT: {exc}") from None
+
+
+def _stopped_before_start(*_: object) -> None:
+    sys.stderr.write("stopped before the first cycle\n")
+    raise SystemExit(0)
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -179,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "run":
         from .app import BotApp
+        from .foreground import take_terminal
+
+        take_terminal()  # `make run`: Ctrl-C reaches the bot alone, which exits 0 (see foreground.py)
+        signal.signal(signal.SIGINT, _stopped_before_start)  # until the loop's own handler is installed
         from .telemetry.logging import setup_logging
 
-        setup_logging(settings.log_level, service="bot", env=settings.env, secrets=settings.secrets())
+        setup_logging(settings.log_level, service="bot", env=settings.env, secrets=settings.secrets(),
+                      log_format=settings.log_format)
         try:
             app = BotApp(settings, speed=args.speed)
         except ValueError as exc:

@@ -31,6 +31,7 @@ TIMEFRAMES = {
 }
 MT5_MODES = ("sim", "bridge", "native")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("auto", "json", "console")
 
 # The parsers are confcheck's (shared with the exporter, the bridge, db and stack); these names
 # are the ones the settings table below is written in.
@@ -91,6 +92,19 @@ def _broker_profile(raw: str) -> str:
     except ProfileError as exc:
         raise ValueError(str(exc)) from None
     return value
+
+
+def _sim_start(raw: str) -> str:
+    """'' (the simulator's fixed start), 'now', or an ISO time (UTC if it names no zone)."""
+    value = confcheck.text(40)(raw)
+    if value and value.lower() != "now":
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be now, an ISO date or time (UTC), or empty") from None
+    return value.lower() if value.lower() == "now" else value
 
 
 def _database_url(raw: str) -> str | None:
@@ -158,6 +172,8 @@ class Settings:
     sim_seed: int = _setting("SIM_SEED", "42", _int_between(0, 2**31 - 1), doc="seed of the in-process simulated terminal")
     sim_speed: float = _setting("SIM_SPEED", "1", _float_between(0.001, 1_000_000), doc="simulated seconds per wall second")
     sim_broker: str = _setting("SIM_BROKER", "demo", _broker_profile, doc="broker profile of the simulated terminal (mt5bridge/sim/profiles)")
+    sim_start: str = _setting("SIM_START", "", _sim_start,
+                              doc="sim mode: start of the simulated clock: now, an ISO time (UTC), or empty for the fixed 2026-01-05 start tests use (make run: now)")
     sim_state_path: str = _setting("SIM_STATE_PATH", "", _local_path,
                                    doc="sim mode: file keeping the simulated broker's books across runs; empty: next to a SQLite store, else data/sim_state.json")
     database_url: str | None = _setting("DATABASE_URL", "", _database_url, secret=True, doc="empty: SQLite file under data/")
@@ -165,6 +181,12 @@ class Settings:
     symbol_suffix: str = _setting("SYMBOL_SUFFIX", "", _affix,
                                   doc="broker's symbol suffix or prefix (.m, #); empty: exact name, else detected")
     strategies: tuple[str, ...] = _setting("STRATEGIES", "ma_crossover,rsi_reversion", _csv_names, doc="strategy names")
+    strategy_path: str = _setting("STRATEGY_PATH", "", confcheck.text(4096),
+                                  doc="folders (os.pathsep-separated) of user strategy files (*.py); README 'Write your own strategy'")
+    strategy_params: str = _setting("STRATEGY_PARAMS", "", confcheck.text(16384),
+                                    doc='per-strategy parameters, symbols and timeframe as JSON, e.g. {"ma_crossover": {"fast": 10}}')
+    strategies_file: str = _setting("STRATEGIES_FILE", "", confcheck.text(1024),
+                                    doc="the same per-strategy tables in a .toml or .yaml file (wins over STRATEGY_PARAMS)")
     timeframe: str = _setting("TIMEFRAME", "M1", _choice(tuple(TIMEFRAMES), upper=True), doc="bar timeframe")
     bars: int = _setting("BARS", "120", _int_between(30, 5000), doc="bars read per symbol per cycle")
     cycle_seconds: float = _setting("CYCLE_SECONDS", "30", _float_between(0.01, 86400), doc="cycle interval (simulated time when accelerated)")
@@ -180,6 +202,8 @@ class Settings:
                                     doc="requoted order (10004/10020/10021): resends at the fresh price, within TTL and deviation")
     magic: int = _setting("MAGIC", "20260101", _int_between(1, 2**31 - 1), doc="magic number of this bot's orders")
     history_days: int = _setting("HISTORY_DAYS", "7", _int_between(1, 3650), doc="deal history looked at on start")
+    log_format: str = _setting("LOG_FORMAT", "auto", _choice(LOG_FORMATS),
+                               doc="auto (console on a terminal, else JSON) | json | console")
     log_level: str = _setting("LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), doc="DEBUG | INFO | WARNING | ERROR")
     metrics_port: int = _setting("METRICS_PORT", "8000", confcheck.port(allow_zero=True), doc="port of /metrics /healthz /readyz /status (0: any)")
     metrics_host: str = _setting("METRICS_HOST", "127.0.0.1", confcheck.bind_address, doc="bind address of the telemetry server (compose: 0.0.0.0 on its network)")

@@ -70,6 +70,7 @@ class Instrumentation(EngineObserver):
         self._connected: bool | None = None
         self._process_sample = (0.0, 0, 0.0)  # (monotonic time, rss, cpu percent)
         self.last_positions: dict[str, int] = {}
+        self.strategy_metrics: Any = None
 
     # -- gateway ---------------------------------------------------------------------------
 
@@ -180,6 +181,10 @@ class Instrumentation(EngineObserver):
 
     def new_orders_halted(self, reason: str | None) -> None:
         self.metrics.set_new_orders_halted(reason)
+
+    def strategy_failed(self, strategy: str, reason: str) -> None:
+        if self.strategy_metrics is not None:  # set by the app (bot.telemetry.strategy_metrics)
+            self.strategy_metrics.failed(strategy)
 
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()

@@ -19,12 +19,31 @@ from db.metrics_history import MetricsMinute
 
 
 def daily_report(database: Any, repo: Repository, account: str, day: date) -> DailyPerformance:
-    """Compute the day's figures from the closed trades and store them as its `daily_performance` row."""
+    """Compute the day's figures from the closed trades and store them as its `daily_performance` row.
+
+    A day without a closed trade and without an account snapshot is not stored: nothing happened
+    on it that the store knows, and a row of zeros would be a day we invented.
+    """
     from db.analytics import daily_performance
 
     result = daily_performance(database, account, day)
-    repo.upsert_daily_performance(result)
+    if has_data(result):
+        repo.upsert_daily_performance(result)
     return result
+
+
+def has_data(d: DailyPerformance) -> bool:
+    return bool(d.trades) or d.end_balance is not None
+
+
+def last_day_with_data(repo: Repository, account: str) -> date | None:
+    """The last (UTC, broker-stamped) day with a stored deal or account snapshot: `report daily`'s default.
+
+    Not today's wall date: a simulated clock, a weekend or a stopped bot leave today empty.
+    """
+    snapshot = repo.last_account_snapshot(account)
+    moments = [m for m in (repo.last_deal_time(account), snapshot.time if snapshot else None) if m is not None]
+    return max(moments).date() if moments else None
 
 
 def format_daily(d: DailyPerformance) -> str:

@@ -28,7 +28,19 @@ from exporter.settings import ExporterSettings, SettingsError
 log = logging.getLogger("exporter")
 
 
-def main() -> int:
+def _parser():
+    import confcheck
+
+    return confcheck.OneLineParser(
+        prog="python -m exporter",
+        description="tradewatch exporter: KPIs on /metrics, the REST API and the alert sink, served until "
+                    "SIGTERM/SIGINT. Settings come from the environment (EXPORTER_HOST, EXPORTER_PORT, "
+                    "DATABASE_URL, EXPORTER_SINK_TOKEN(_FILE), EXPORTER_API_TOKEN(_FILE), LOKI_URL, LOG_LEVEL; "
+                    "see README).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _parser().parse_args([] if argv is None else argv)  # --help answers without starting anything; no other argument
     try:
         settings = ExporterSettings.from_env(os.environ)
         settings.check_can_listen()
@@ -71,4 +83,4 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

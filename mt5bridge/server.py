@@ -311,6 +311,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="simulated time moves only on sim_control advance",
     )
+    sim.add_argument("--start", metavar="WHEN", type=confcheck.arg(_start),
+                     help="start of the simulated clock: now, or an ISO time (UTC); default $SIM_START, else the fixed 2026-01-05")
     sim.add_argument("--state", metavar="FILE", type=confcheck.arg(_state_file),
                      help="persist the simulated account to FILE (its folder must exist)")
     sim.add_argument(
@@ -318,6 +320,30 @@ def _parser() -> argparse.ArgumentParser:
         help="broker profile: a name in mt5bridge/sim/profiles or a .toml path",
     )
     return parser
+
+
+def _start(raw: str) -> dt.datetime:
+    """--start: 'now' (the wall clock: an honest demo) or an ISO time, UTC when it names no zone."""
+    value = confcheck.text(40)(raw)
+    if value.lower() == "now":
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be now or an ISO date or time (UTC)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _start_from_env(backend: str) -> dt.datetime | None:
+    """$SIM_START for the sim backend when --start is not given (compose and `make stack` set now)."""
+    raw = os.environ.get("SIM_START", "")
+    if backend != "sim" or not raw.strip():
+        return None
+    try:
+        return _start(raw)
+    except ValueError as exc:
+        sys.stderr.write(f"python -m mt5bridge.server: config error: SIM_START: {exc}, got {raw.strip()!r}\n")
+        raise SystemExit(2) from None
 
 
 def _broker_profile(raw: str) -> str:
@@ -378,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     timeout = resolve_timeout(options.timeout if options.timeout is not None else env_timeout)
     sim_options = _only_given(
         seed=options.seed, speed=options.speed, stepped=options.stepped, state_file=options.state,
-        profile=options.broker,
+        profile=options.broker, start=options.start if options.start is not None else _start_from_env(options.backend),
     )
     if options.backend != "sim" and sim_options:
         parser.exit(2, f"{parser.prog}: config error: --{', --'.join(sorted(sim_options)).replace('state_file', 'state')}"

@@ -331,6 +331,7 @@ class NativeStack:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("SIM_START", "now")  # the sim bridge's clock starts at the wall clock: an honest demo
         env.update(extra)
         return env
 

@@ -45,14 +45,14 @@ def test_terminal_unreachable_and_cycle_error_alerts(alertmanager, tmp_path):  #
         _cycles(app, 2)
         assert wait_for(lambda: not active_alerts(alertmanager, "BotTerminalUnreachable"), timeout=10)
 
-        strategy = app.strategies[0]
-        original = strategy.evaluate
-        strategy.evaluate = lambda bars: (_ for _ in ()).throw(RuntimeError("strategy bug"))
-        app.engine._last_bar.clear()  # make the strategy run this cycle
+        # A bug in the cycle itself (a strategy's own exception disables only that strategy, see
+        # tests/test_strategy_plugins.py): here sizing raises.
+        original = app.engine._sizing_account
+        app.engine._sizing_account = lambda: (_ for _ in ()).throw(RuntimeError("cycle bug"))
         _cycles(app, 1)
         cycle_alert = wait_for(lambda: active_alerts(alertmanager, "BotCycleError"), timeout=10)
-        assert cycle_alert and "strategy bug" in cycle_alert[0]["annotations"]["description"]
-        strategy.evaluate = original
+        assert cycle_alert and "cycle bug" in cycle_alert[0]["annotations"]["description"]
+        app.engine._sizing_account = original
         _cycles(app, 2)
         assert wait_for(lambda: not active_alerts(alertmanager, "BotCycleError"), timeout=10)
     finally:

@@ -100,20 +100,21 @@ def test_a_strict_broker_run_stores_broker_names_and_true_utc(strict_app):
 
 
 def test_api_trading_disabled_halts_orders_with_a_message_and_resumes(strict_app):
+    """-8 with terminal_info() saying why (tradeapi_disabled): preflight's api_trading check halts every
+    order with its sentence before any order_send; the gateway's own -8 halt is the next test's case."""
     app, sim, broker = strict_app()
     app.connect()
     app.start_telemetry(serve=False)
     broker().trading_disabled = True
     for _ in range(200):
         app.engine.run_cycle()
-        if app.engine.orders_halted_reason:
+        if app.engine.preflight.results.get("api_trading"):
             break
         app.pacer.wait()
-    reason = app.engine.orders_halted_reason
-    assert reason and "Algo Trading" in reason
-    ready, details = app.readiness()
-    assert not ready and details["orders_not_halted"] == "failing" and details["orders_halted_reason"] == reason
-    assert app.metrics.registry.get_sample_value("tradewatch_orders_halted", {"account": app.account}) == 1
+    reason = app.engine.preflight.results.get("api_trading")
+    assert reason and "Python" in reason, reason
+    ready, _details = app.readiness()
+    assert not ready
     sends = len(broker().fillings)
     for _ in range(5):
         app.pacer.wait()
@@ -122,10 +123,10 @@ def test_api_trading_disabled_halts_orders_with_a_message_and_resumes(strict_app
     statuses = {r.status for r in rows(app, "select status from orders")}
     assert "unknown" not in statuses
     broker().trading_disabled = False
+    app.engine.preflight.recheck_now()
     app.pacer.wait()
     app.engine.run_cycle()
-    assert app.engine.orders_halted_reason is None
-    assert app.metrics.registry.get_sample_value("tradewatch_orders_halted", {"account": app.account}) == 0
+    assert app.engine.preflight.results.get("api_trading") is None and app.engine.preflight.ok
     app.close()
 
 

@@ -16,6 +16,9 @@ STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strat
                "risk_guard"}
 
 
+STATUS_KEYS |= {"strategies_disabled"}  # issue 14: a strategy an exception disabled, and why
+
+
 def test_status_shows_no_secret_and_nothing_beyond_its_documented_fields(tmp_path, monkeypatch):
     password_file = tmp_path / "db_password"
     password_file.write_text("db-file-secret-123\n", encoding="utf-8")

@@ -79,8 +79,9 @@ def test_netting_attribution_gives_each_symbol_to_the_first_strategy():
 
 @pytest.mark.parametrize(("exemode", "bits", "usable"), [
     (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_FILLING_FOK, True),
-    (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_FILLING_IOC, False),
-    (mt5.SYMBOL_TRADE_EXECUTION_REQUEST, 0, False),
+    # MQL5 "fill policy": Request and Instant execution always use Fill or Kill for market orders.
+    (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_FILLING_IOC, True),
+    (mt5.SYMBOL_TRADE_EXECUTION_REQUEST, 0, True),
     (mt5.SYMBOL_TRADE_EXECUTION_MARKET, mt5.SYMBOL_FILLING_IOC, True),
     (mt5.SYMBOL_TRADE_EXECUTION_MARKET, 0, True),  # RETURN
     (mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE, 0, True),

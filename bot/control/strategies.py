@@ -1,8 +1,8 @@
 """Building the engine's strategy list: at start and on `ctl reload-strategies`, through one function.
 
-`build_strategies(settings)` is the single place that turns settings into strategy objects. Today it
-reads STRATEGIES and the built-in registry (bot.engine.strategies); the strategy plugin loader
-(issue 14 item 1) plugs in here, so a reload re-reads exactly what a start reads.
+`build_strategies(settings)` is the single place that turns settings into strategy objects: the
+strategy plugin loader (bot.strategies.from_settings: built-ins, STRATEGY_PATH files, installed
+entry points, STRATEGY_PARAMS / STRATEGIES_FILE), so a reload re-reads exactly what a start reads.
 """
 
 from __future__ import annotations
@@ -11,23 +11,32 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
-from ..engine import Strategy, load_strategies
+from ..strategies import Strategy
+from ..strategies import from_settings as strategies_from_settings
+
+#: The settings a reload takes from the fresh read; every other setting stays as the bot started.
+STRATEGY_SETTINGS = ("strategies", "strategy_path", "strategy_params", "strategies_file")
 
 
 def build_strategies(settings: Settings) -> list[Strategy]:
-    """The strategies `settings` name; ValueError naming the bad one."""
-    return load_strategies(settings.strategies)
+    """The strategies `settings` name, built and checked (StrategyConfigError, a ValueError, naming the bad one)."""
+    return strategies_from_settings(settings)
 
 
 def reload_strategies(engine: Any, read_settings: Any = None) -> dict[str, Any]:
-    """Re-read the strategy settings and rebuild the engine's list in place (the app and /status share it).
+    """Re-read the strategy settings and rebuild the engine's list in place (the app, /status and the
+    engine's strategy runner share that list); a strategy disabled for raising gets its new chance.
 
-    Only the strategy settings are taken from the fresh read: every other setting stays what the
-    bot started with. A bad name raises ValueError and leaves the running list as it was.
+    A bad strategy or parameter raises ValueError and leaves the running list as it was.
     """
     fresh = (read_settings or Settings.from_env)()
-    built = build_strategies(fresh)
+    settings = replace(engine.settings, **{name: getattr(fresh, name) for name in STRATEGY_SETTINGS
+                                           if hasattr(fresh, name)})
+    built = build_strategies(settings)
     before = [s.name for s in engine.strategies]
     engine.strategies[:] = built
-    engine.settings = replace(engine.settings, strategies=fresh.strategies)
+    runner = getattr(engine, "runner", None)
+    if runner is not None:
+        runner.disabled.clear()
+    engine.settings = settings
     return {"before": before, "after": [s.name for s in built]}

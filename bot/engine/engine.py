@@ -37,6 +37,7 @@ from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
 from .riskguard import Entry, RiskGuard, RiskLimits
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .strategy_runner import StrategyRunner
 from .symbols import symbol_specs
 
 log = logging.getLogger("bot.engine")
@@ -83,6 +84,9 @@ class EngineObserver:
     def execution(self, symbol: str, outcome: str, quality: ExecutionQuality) -> None:
         """A sent order's execution figures (bot.engine.execution), with its outcome."""
 
+    def strategy_failed(self, strategy: str, reason: str) -> None:
+        """A strategy raised: it is disabled for the rest of the run (see strategy_runner.py)."""
+
 
 @dataclass
 class CycleReport:
@@ -125,6 +129,9 @@ class Engine:
         self.gateway = gateway
         self.repo = repo
         self.strategies = strategies
+        self.runner = StrategyRunner(strategies, settings.symbols, settings.timeframe, settings.bars,
+                                     lambda: self.observer,  # symbol_map: configured -> broker names, once started
+                                     broker_name=lambda name: getattr(self, "symbol_map", {}).get(name, name))
         self.observer = observer or EngineObserver()
         self.supervisor = supervisor or ConnectionSupervisor(gateway)
         self.order_queue = order_queue or OrderQueue(":memory:")
@@ -268,6 +275,7 @@ class Engine:
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
         report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
+        self._select_symbols()  # before preflight reads Market Watch: the bot adds its own symbols
         trading = self.preflight.check(now)  # a failed preflight check halts every order (preflight.py)
         report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
@@ -278,18 +286,20 @@ class Engine:
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
-            try:
-                closed = _closed_bars(self.gateway.bars(symbol, self.settings.timeframe_code, self.settings.bars + 1))
-                last_closed = int(closed.time[-1])
-                due = [s for s in self.strategies if self._last_bar.get((symbol, s.name)) != last_closed]
-                quote: Quote | None = self.gateway.quote(symbol) if due else None
-            except BadBrokerData as exc:
-                self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
-                continue
-            for strategy in due:
-                self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
-                signal = strategy.evaluate(closed)
-                positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
+            for timeframe, group in self.runner.groups(symbol):  # one bars read per (symbol, timeframe)
+                try:
+                    closed = self.runner.closed_bars(self.gateway, symbol, timeframe, group)
+                    last_closed = int(closed.time[-1])
+                    due = [s for s in group if self._last_bar.get((symbol, s.name)) != last_closed]
+                    quote: Quote | None = self.gateway.quote(symbol) if due else None
+                except BadBrokerData as exc:
+                    self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
+                    break
+                for strategy in due:
+                    self._last_bar[(symbol, strategy.name)] = last_closed  # one signal per closed bar
+                    signal = self.runner.evaluate(strategy, closed)  # None: it raised, now disabled
+                    if signal is not None:
+                        positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         positions = self._our_positions()
         if report.orders:
             opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
@@ -306,6 +316,13 @@ class Engine:
     def _on_margin_mode(self, mode: str) -> None:
         self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)
         self.attribution.announce()
+
+    def _select_symbols(self) -> None:
+        for symbol in self.specs:
+            try:
+                self.gateway.ensure_selected(symbol)
+            except GatewayError:
+                pass  # preflight's symbols_selected check says it, once, with what to do
 
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
@@ -518,12 +535,12 @@ class Engine:
                 return price, None
             if self.risk_guard.halted_reason is not None:
                 return None, "risk_halted"  # a halt or pause also stops entries decided before it (riskguard.py)
-            strategy = next((s for s in self.strategies if s.name == order.strategy), None)
+            strategy = self.runner.find(order.strategy)
             if strategy is None:
                 return None, "strategy"
-            bars = _closed_bars(self.gateway.bars(order.symbol, self.settings.timeframe_code, self.settings.bars + 1))
-            opposite = SELL if order.side == BUY else BUY
-            if strategy.evaluate(bars).action == opposite:
+            bars = self.runner.closed_bars(self.gateway, order.symbol, self.runner.timeframe_of(strategy), [strategy])
+            signal = self.runner.evaluate(strategy, bars)
+            if signal is None or signal.action == (SELL if order.side == BUY else BUY):
                 return None, "strategy"
             return price, None
 
@@ -598,13 +615,6 @@ class Engine:
         report.equity, report.balance = account.equity, account.balance
         self.observer.account(account)
         self.observer.positions(counts)
-
-
-def _closed_bars(bars):
-    """Drop the bar still forming: strategies only ever see complete bars."""
-    from ..gateway import Bars
-
-    return Bars(bars.symbol, bars.time[:-1], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1])
 
 
 def _is_expected(exc: Exception) -> bool:

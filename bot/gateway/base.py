@@ -98,6 +98,9 @@ class Gateway(ABC):
         that the typed values leave out (bot.engine.preflight). None: this gateway cannot read them."""
         return None
 
+    def ensure_selected(self, name: str) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Put `name` in Market Watch for this session if the terminal needs that (no-op by default)."""
+
     def symbol_names(self) -> list[str] | None:
         """Every symbol the terminal offers (None: this gateway cannot list them)."""
         return None

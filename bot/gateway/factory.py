@@ -47,7 +47,7 @@ def make_sim(settings: Settings, stepped: bool = False, state_file: str | None =
 
     try:
         return SimTerminal(seed=settings.sim_seed, speed=settings.sim_speed, stepped=stepped, state_file=state_file,
-                           profile=settings.sim_broker)
+                           profile=settings.sim_broker, start=sim_start(getattr(settings, "sim_start", "")))
     except OSError as exc:
         raise ValueError(f"SIM_STATE_PATH: cannot write the simulator's state file {state_file}: "
                          f"{exc.strerror or exc}") from None
@@ -73,3 +73,17 @@ def sim_state_file(configured: str, database_url: Any) -> str | None:
     if path in ("", ":memory:") or path.startswith("file::memory:") or url.query.get("mode") == "memory":
         return None
     return f"{path}.sim_state.json"
+
+
+def sim_start(value: str) -> Any:
+    """SIM_START as the simulator's start: None (its fixed 2026-01-05 start, what tests rely on),
+    the wall clock now (an honest demo: dashboards and alerts read live times), or an ISO time (UTC
+    when it names no zone). A state file, when there is one, restores its own clock instead."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    if value == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

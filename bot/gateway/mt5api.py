@@ -342,6 +342,9 @@ class Mt5ApiGateway(Gateway):
             self.symbol(symbol)
         return self._digits[symbol]
 
+    def ensure_selected(self, name: str) -> None:
+        self._ensure_selected(name)
+
     def _ensure_selected(self, name: str) -> None:
         """Put `name` in Market Watch before its first quote of this session (quotes flow only there)."""
         if name in self._selected:

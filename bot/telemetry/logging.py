@@ -91,6 +91,44 @@ class TradewatchJsonFormatter(JsonFormatter):
         return line
 
 
+# Fields of a LogRecord that are not an event's own `extra=` (the console shows only the latter).
+_RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "_tradewatch_line"}
+_COLOURS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per event for a person at a terminal: time (UTC), level, logger, message,
+    then the event's extra fields as key=value; coloured levels when `colour`. Redacted like JSON.
+    Loki and non-terminals keep the JSON lines (LOG_FORMAT=auto)."""
+
+    def __init__(self, colour: bool = True, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self.colour = colour
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        extras = " ".join(f"{key}={value}" for key, value in record.__dict__.items()
+                          if key not in _RECORD_FIELDS and value not in (None, "", {}, []))
+        level = f"{record.levelname:<7}"
+        if self.colour:
+            level = f"{_COLOURS.get(record.levelname, '')}{level}\033[0m"
+        stamp = time.strftime("%H:%M:%S", time.gmtime(record.created))
+        line = f"{stamp} {level} {record.name:<22} {message}" + (f"  \033[2m{extras}\033[0m" if extras and self.colour
+                                                                 else f"  {extras}" if extras else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return self.redactor.redact_text(line)
+
+
+def stream_formatter(log_format: str, stream: IO[str], json_formatter: logging.Formatter) -> logging.Formatter:
+    """LOG_FORMAT: json, console, or auto (console when the stream is a terminal, else JSON)."""
+    is_tty = bool(getattr(stream, "isatty", lambda: False)())
+    if log_format == "console" or (log_format == "auto" and is_tty):
+        return ConsoleFormatter(colour=is_tty)
+    return json_formatter
+
+
 class _State:
     """What setup_logging installed, so set_account() can update it later."""
 
@@ -106,6 +144,7 @@ def setup_logging(
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
     loki: LokiHandler | None = None,
+    log_format: str = "json",
 ) -> None:
     """Send every log record as one redacted JSON line to ``stream`` (default stdout) and Loki.
 
@@ -117,7 +156,10 @@ def setup_logging(
     for value in secrets:
         add_secret(value)
     formatter = TradewatchJsonFormatter(service=service, account=account, env=env)
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream if stream is not None else sys.stdout)]
+    out = stream if stream is not None else sys.stdout
+    console = logging.StreamHandler(out)
+    console.setFormatter(stream_formatter(log_format, out, formatter))
+    handlers: list[logging.Handler] = [console]
     if loki is not None:
         if account is not None:
             loki.set_account(account)
@@ -128,7 +170,8 @@ def setup_logging(
         if old is not loki:
             old.close()
     for handler in handlers:
-        handler.setFormatter(formatter)
+        if handler.formatter is None:
+            handler.setFormatter(formatter)  # Loki always gets the JSON lines
         root.addHandler(handler)
     root.setLevel(numeric_level)
     logging.captureWarnings(True)
