@@ -269,7 +269,9 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                "RECONNECT_INITIAL_SECONDS": "0.1", "RECONNECT_MAX_SECONDS": "1",
                "ORDER_BREAKER_FAILURES": str(ORDER_BREAKER_FAILURES), "ORDER_BREAKER_RESET_SECONDS": "2",
                "DB_BREAKER_FAILURES": "2", "DB_BREAKER_RESET_SECONDS": "1",
-               "ORDER_QUEUE_PATH": str(workdir / "order_queue.db"), "STORE_SPOOL_PATH": str(workdir / "spool.db")}
+               "ORDER_QUEUE_PATH": str(workdir / "order_queue.db"), "STORE_SPOOL_PATH": str(workdir / "spool.db"),
+               # exactly-once under faults is measured, not losses: the risk guard's loss halts off
+               "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100", "RISK_STATE_PATH": str(workdir / "risk_state.json")}
         bot = Bot(workdir, env)
         bot.start()
         _wait_for(lambda: bot.cycles() >= 20, 60, "the bot's first cycles")

@@ -18,7 +18,11 @@ from db.url import resolve_url
 
 from . import __version__
 from .config import Settings
+from .control.server import ControlServer
+from .control.strategies import build_strategies
 from .engine import Engine
+from .engine.riskguard import HALT_REASONS
+from .engine.riskstate import default_path as risk_state_path
 from .gateway import GatewayError
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
@@ -29,7 +33,6 @@ from .run_summary import RunSummary
 from .store import CircuitBreaker, SpooledRepository, StoreUnavailable, is_connectivity_error
 from .store.schema import SchemaGate
 from .store.spool_file import SpoolFile
-from .strategies import from_settings as strategies_from_settings
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.broker_safety_metrics import BrokerSafetyMetrics
 from .telemetry.durability_metrics import DurabilityMetrics
@@ -38,6 +41,7 @@ from .telemetry.log_backlog import LogBacklog
 from .telemetry.logging import attach_loki, detach_loki, set_account
 from .telemetry.loki import LokiHandler
 from .telemetry.metrics import BotMetrics
+from .telemetry.risk_metrics import ControlCollector, RiskGuardCollector
 from .telemetry.strategy_metrics import StrategyMetrics
 
 log = logging.getLogger("bot.app")
@@ -105,10 +109,14 @@ class BotApp:
             breaker=self.db_breaker, on_depth=lambda n: self.metrics and self.metrics.set_store_spool_depth(n),
         )
         self.gateway = make_gateway(settings, sim=sim)
-        self.strategies = strategies_from_settings(settings)  # StrategyConfigError: exit 2 at start
+        self.strategies = build_strategies(settings)  # also what `ctl reload-strategies` calls
+        self.cycle_lock = threading.Lock()  # a cycle, or an operator command that sends orders (bot.control)
+        self.control: ControlServer | None = None
+        self.control_reason: str | None = None  # why the control endpoint is off (readyz says it)
         self._build_resilience(sim if stepped else None)
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
+        self.engine.risk_guard.use_state_file(settings.risk_state_path or risk_state_path(self.database.url))
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
@@ -199,6 +207,8 @@ class BotApp:
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
         self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
+        self.metrics.registry.register(RiskGuardCollector(self.metrics.account, lambda: self.engine.risk_guard,
+                                                          HALT_REASONS))
         self.safety = BrokerSafetyMetrics(self.metrics.registry, self.metrics.account)
         self.engine.preflight.on_result = self.safety.set_check
         self.engine.on_stop_out = self.safety.count_stop_out
@@ -239,6 +249,32 @@ class BotApp:
             )
             self.server.start()
             log.info("telemetry serving", extra={"port": self.server.port})
+            self.control = self._start_control()
+
+    def _start_control(self) -> ControlServer | None:
+        """The operator control endpoint (bot.control); if it cannot start, the bot trades on without it (said)."""
+        from .control.client import local_url
+        from .control.desk import ControlDesk
+        from .control.server import ControlApp
+        from .control.token import TokenFileError, ensure_token, token_file, write_endpoint
+
+        path = token_file(self.settings.control_token_file, self.database.url)
+        try:
+            token = ensure_token(path)
+            desk = ControlDesk(self.engine, self.repo, lambda: self.account, self.cycle_lock, self.status)
+            server = ControlServer(ControlApp(desk, token), self.settings.control_host, self.settings.control_port)
+        except (TokenFileError, OSError) as exc:
+            self.control_reason = f"control endpoint off: {exc}"
+            log.error(self.control_reason)
+            return None
+        self.metrics.registry.register(ControlCollector(self.metrics.account, desk))
+        server.start()
+        try:
+            write_endpoint(path, local_url(self.settings.control_host, server.port))  # for ctl (CONTROL_PORT=0)
+        except OSError as exc:
+            log.error("control endpoint file not written beside %s: %s", path, exc)
+        self.control_reason = None
+        return server
 
     def write_daily_report(self, day: date) -> None:
         """The trading day rolled over: store the finished day's daily_performance row."""
@@ -275,6 +311,10 @@ class BotApp:
             details["store_spool_depth"] = self.repo.depth
         if self.schema.reason and not self.schema.ready:
             details["database_reason"] = self.schema.reason
+        # Not a failing check: a loss halt is the guard doing its job (exits go on), not an unready bot.
+        if self.control_reason:
+            details["control"] = self.control_reason
+        details["risk_guard"] = f"halted: {self.engine.risk_guard.halted_reason}" if self.engine.risk_guard.halted_reason else "ok"
         details["preflight_checks"] = self.engine.preflight.as_status()  # each named check: "ok" or its sentence
         return all(checks.values()), details
 
@@ -304,6 +344,7 @@ class BotApp:
             "preflight": self.engine.preflight.as_status(),
             "margin_mode": self.engine.preflight.margin_mode,
             "process": process,
+            "risk_guard": self.engine.risk_guard.status(),
         }
 
     def _broker_clock_status(self) -> dict[str, Any]:
@@ -338,7 +379,8 @@ class BotApp:
         try:
             self.wait_for_schema()
             while not self.pacer.stop_event.is_set() and (cycles is None or done < cycles):
-                self.summary.add(self.engine.run_cycle())
+                with self.cycle_lock:
+                    self.summary.add(self.engine.run_cycle())
                 self.liveness.beat()
                 done += 1
                 self._cycles_done = done
@@ -371,11 +413,15 @@ class BotApp:
         if self.alerts is not None:
             self.alerts.close(max(0.5, deadline - time.monotonic()))
         self._close_resilience(deadline)
+        self.engine.risk_guard.close()
         log.info(self.summary.line(), extra=self.summary.fields())
         log.info("bot stopped", extra={"cycles": self._cycles_done})
         if self.loki is not None:
             self.loki.close(max(0.5, deadline - time.monotonic()))
             detach_loki(self.loki)
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         if self.server is not None:
             self.server.stop()
             self.server = None

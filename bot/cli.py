@@ -47,7 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
     daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: the last day with stored deals or snapshots)")
     daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
+    _ctl_parser(sub)
     return parser
+
+
+def _ctl_parser(sub) -> None:
+    """`ctl status | pause | resume | close-all [--symbol S] [--strategy N] | reload-strategies` (bot.control)."""
+    ctl = sub.add_parser("ctl", help="control the running bot (token from CONTROL_TOKEN_FILE)")
+    ctl.add_argument("--url", type=confcheck.arg(confcheck.url()), default=None,
+                     help="the bot's control endpoint (default: http://CONTROL_HOST:CONTROL_PORT)")
+    commands = ctl.add_subparsers(dest="ctl_command", required=True)
+    commands.add_parser("status", help="what the bot and its risk guard are doing")
+    commands.add_parser("pause", help="stop new entries (exits go on) until resume")
+    commands.add_parser("resume", help="lift the pause and any risk halt")
+    close = commands.add_parser("close-all", help="close this bot's positions through the order path")
+    close.add_argument("--symbol", type=confcheck.arg(confcheck.label(32)), default=None, help="only this symbol")
+    close.add_argument("--strategy", type=confcheck.arg(confcheck.label(64)), default=None, help="only this strategy's")
+    commands.add_parser("reload-strategies", help="re-read the strategy settings and rebuild the strategies")
 
 
 def _moment(raw: str) -> datetime:
@@ -163,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         sys.stdout.write(json.dumps(settings.describe(), indent=2, default=str) + "\n")
         return 0
+    if args.command == "ctl":
+        from .control.client import main as ctl_main
+
+        return ctl_main(args, settings)
     if args.command in ("metrics", "report"):
         try:
             return _store_command(args, settings)

@@ -121,6 +121,25 @@ def _database_url(raw: str) -> str | None:
     return value
 
 
+@dataclass(frozen=True)
+class LossLimit:
+    """DAILY_LOSS_LIMIT: an amount, in percent of the day's opening equity or in deposit currency."""
+
+    amount: Decimal
+    percent: bool
+
+    def __str__(self) -> str:
+        return f"{self.amount}{'%' if self.percent else ''}"
+
+
+def _loss_limit(raw: str) -> LossLimit:
+    """DAILY_LOSS_LIMIT: "3%" (percent of the day's opening equity) or "250" (deposit currency)."""
+    value = raw.strip()
+    if value.endswith("%"):
+        return LossLimit(confcheck.decimal("0.01", "100")(value[:-1]), True)
+    return LossLimit(confcheck.decimal("0.01", "1000000000")(value), False)
+
+
 def _setting(env: str, default: str, parse: Callable[[str], object], secret: bool = False, doc: str = ""):
     return field(default=None, metadata={"env": env, "default": default, "parse": parse, "secret": secret, "doc": doc})
 
@@ -220,6 +239,27 @@ class Settings:
     log_backlog_max_lines: int = _setting("LOG_BACKLOG_MAX_LINES", "100000", _int_between(1, 10_000_000),
                                           doc="cap of the log backlog file; lines beyond it are dropped and counted")
 
+    # -- the account risk guard (bot/engine/riskguard.py) and operator control (bot/control/) --
+    max_margin_usage: Decimal = _setting("MAX_MARGIN_USAGE", "30", _decimal_between("0.1", "100"),
+                                         doc="new entries are shrunk or skipped so used margin stays within this percent of equity")
+    margin_check: bool = _setting("MARGIN_CHECK", "on", _bool,
+                                  doc="ask the terminal (order_check) before every entry; an order it refuses for money is shrunk or skipped")
+    daily_loss_limit: LossLimit = _setting("DAILY_LOSS_LIMIT", "3%", _loss_limit,
+                                       doc="loss since the broker day began that halts new entries: N% of the day's opening equity, or money")
+    max_drawdown: Decimal = _setting("MAX_DRAWDOWN", "10", _decimal_between("0.1", "100"),
+                                     doc="equity this percent below its peak halts new entries (exits go on)")
+    max_open_positions: int = _setting("MAX_OPEN_POSITIONS", "8", _int_between(1, 10000), doc="this bot's open positions cap, all symbols")
+    max_total_risk: Decimal = _setting("MAX_TOTAL_RISK", "6", _decimal_between("0.01", "1000"),
+                                       doc="percent of equity lost if every open stop and the new one were hit")
+    risk_state_path: str = _setting("RISK_STATE_PATH", "", _local_path,
+                                    doc="risk guard state (day, peak, halts); empty: next to a SQLite store, else data/risk_state.<hash of the database URL>.json")
+    control_host: str = _setting("CONTROL_HOST", "127.0.0.1", confcheck.bind_address,
+                                 doc="bind address of the operator control endpoint (python -m bot ctl); keep it on loopback")
+    control_port: int = _setting("CONTROL_PORT", "0", confcheck.port(allow_zero=True),
+                                 doc="port of the control endpoint; 0: any free one, written to the endpoint file beside the token for ctl")
+    control_token_file: str = _setting("CONTROL_TOKEN_FILE", "", _local_path,
+                                       doc="control token file, made (0600) at first start; empty: next to a SQLite store, else data/control_token")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
         """Parse every setting; `.env` fills only what the real environment leaves unset."""
@@ -305,7 +345,7 @@ class Settings:
                 value = "***"
             elif isinstance(value, tuple):
                 value = ",".join(value)
-            elif isinstance(value, Decimal):
+            elif isinstance(value, Decimal | LossLimit):
                 value = str(value)
             out[f.metadata["env"]] = value
         return out

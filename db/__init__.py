@@ -24,6 +24,7 @@ from db.errors import (
     UnknownTrade,
 )
 from db.metrics_history import MetricsMinute
+from db.operator_actions import OperatorAction
 from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
@@ -51,6 +52,7 @@ __all__ = [
     "DuplicateClientOrderId",
     "DuplicateSignal",
     "MetricsMinute",
+    "OperatorAction",
     "OrderIntent",
     "OrderOutcome",
     "OrderRow",

@@ -35,6 +35,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from db.types import Identifier, UTCDateTime, cash_type, points_type, price_type, seconds_type, volume_type
 from db.vocabulary import (
     ACCOUNT_LEN,
+    ACTION_LEN,
+    ACTOR_LEN,
     COMMENT_LEN,
     FINGERPRINT_LEN,
     ID_LEN,
@@ -45,6 +47,7 @@ from db.vocabulary import (
     RECORD_KIND_LEN,
     REJECT_FIELD_LEN,
     REJECT_REASON_LEN,
+    RESULT_LEN,
     SIDES,
     SIGNALS,
     SYMBOL_LEN,
@@ -447,6 +450,24 @@ class QuarantineModel(Base):
     fingerprint: Mapped[str] = mapped_column(String(FINGERPRINT_LEN))
     broker_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OperatorActionModel(Base):
+    """One operator command (`python -m bot ctl ...`): who, what, when, and its result (db.operator_actions)."""
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (Index(None, "account", "requested_at"),)
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = _account()
+    actor: Mapped[str] = mapped_column(String(ACTOR_LEN))
+    action: Mapped[str] = mapped_column(String(ACTION_LEN))
+    arguments: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    result: Mapped[str] = mapped_column(String(RESULT_LEN))
+    detail: Mapped[str] = mapped_column(Text)
 
 
 # The exporter counts open trades per account and symbol on every scrape: a partial index keeps

@@ -17,7 +17,7 @@ from sqlalchemy import Table, false, func, select, true, update
 from sqlalchemy.orm import Session
 
 from db import metrics_history as minutes_store
-from db import quarantine, rollups, signal_counts
+from db import operator_actions, quarantine, rollups, signal_counts
 from db.database import Database
 from db.errors import (
     DealConflict,
@@ -41,6 +41,7 @@ from db.models import (
     SignalModel,
     TradeModel,
 )
+from db.operator_actions import OperatorAction
 from db.quarantine import QuarantineRecord
 from db.records import (
     EXECUTION_FIELDS,
@@ -393,6 +394,18 @@ class Repository:
         """The account's quarantined broker records, oldest first."""
         with self._db.session() as session:
             return quarantine.rows(session.connection(), account, since, limit)
+
+    # -- operator actions (python -m bot ctl) ------------------------------------------------
+
+    def record_operator_action(self, action: OperatorAction) -> int:
+        """Keep one operator command and its result; returns its row id."""
+        with self._db.session() as session:
+            return operator_actions.record(session.connection(), action)
+
+    def operator_actions(self, account: str, since: datetime | None = None, limit: int = 1000) -> list[OperatorAction]:
+        """The account's operator commands, oldest first."""
+        with self._db.session() as session:
+            return operator_actions.rows(session.connection(), account, since, limit)
 
     # -- the bot's metrics history -----------------------------------------------------------
 

@@ -29,6 +29,10 @@ RECORD_KEY_LEN = 64
 REJECT_REASON_LEN = 32
 REJECT_FIELD_LEN = 64
 FINGERPRINT_LEN = 64
+# Operator actions (db.operator_actions): who sent which ctl command, and how it ended.
+ACTOR_LEN = 64
+ACTION_LEN = 32
+RESULT_LEN = 16
 
 # Maximum length of a text field, by field name, wherever it appears in a record.
 TEXT_LIMITS = {
@@ -45,6 +49,9 @@ TEXT_LIMITS = {
     "reject_reason": REJECT_REASON_LEN,
     "reject_field": REJECT_FIELD_LEN,
     "fingerprint": FINGERPRINT_LEN,
+    "actor": ACTOR_LEN,
+    "action": ACTION_LEN,
+    "result": RESULT_LEN,
 }
 
 

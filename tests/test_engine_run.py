@@ -32,6 +32,8 @@ def _settings(url: str, **extra: str) -> Settings:
         "CYCLE_SECONDS": "30",
         "LOG_LEVEL": "WARNING",
         "METRICS_PORT": "0",  # any free port: never depend on 8000 being free
+        # the books under faults are measured, not losses: the risk guard's loss halts off
+        "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100",
         **extra,
     }
     return Settings.from_env(env, dotenv_path=None)

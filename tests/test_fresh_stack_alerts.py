@@ -9,10 +9,7 @@ import fresh_stack_alerts as fsa
 
 # Alerts the fresh demo still raises for a reason another part of issue 14 removes; each must go
 # from here once that part is merged (then this test proves it stays quiet).
-KNOWN = {
-    "MarginLevelLow": "the demo account is over-committed (margin level ~140 %); the account risk guard "
-                      "(MAX_MARGIN_USAGE, issue 14 item 2) caps the margin used",
-}
+KNOWN: dict[str, str] = {}  # MarginLevelLow left with the account risk guard (MAX_MARGIN_USAGE, issue 14 item 2)
 
 
 def test_a_fresh_stack_alerts_on_nothing_a_healthy_account_would_not(capsys):

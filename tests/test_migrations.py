@@ -30,8 +30,9 @@ TABLES = {
     "alerts",
     "metrics_history",
     "quarantine",
+    "operator_actions",
 }
-HEAD = "0005"
+HEAD = "0006"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},

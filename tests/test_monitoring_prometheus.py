@@ -27,6 +27,8 @@ EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkippe
 EXPECTED_ALERTS |= {"BotWaitingForDatabase", "LogPushFailing", "LogBacklogGrowing"}  # issue 10: startup.yml, logs.yml
 EXPECTED_ALERTS |= {"BrokerStopOut", "BrokerPreflightFailed"}  # issue 12: netting.yml, preflight.yml
 
+EXPECTED_ALERTS |= {"RiskGuardHalted", "RiskGuardNoMoney", "RiskGuardCannotCheck"}  # issue 14: risk-guard.yml
+
 
 def alert_rules() -> dict[str, dict]:
     rules = {}

@@ -28,7 +28,9 @@ CYCLES = 240  # two simulated hours at 30 s a cycle
 def _settings(store: Path | str, **extra: str) -> Settings:
     url = store if isinstance(store, str) else f"sqlite:///{store}"
     env = {"DATABASE_URL": url, "SIM_SEED": "7", "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",
-           "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING", **extra}
+           "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING",
+           # the broker's state across runs is under test: a bad first day must not halt the second run
+           "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100", **extra}
     return Settings.from_env(env, dotenv_path=None)
 
 

@@ -12,7 +12,8 @@ from mt5bridge.sim import SimTerminal
 
 SECRETS = {"MT5_PASSWORD": "Pw-status-9f3k2-secret", "MT5_BRIDGE_TOKEN": "tok-status-77ab1c-secret"}
 STATUS_KEYS = {"version", "uptime_seconds", "account", "mode", "symbols", "strategies", "cycles", "last_cycle",
-               "open_positions", "equity", "process", "broker_symbols", "broker_clock", "preflight", "margin_mode"}
+               "open_positions", "equity", "process", "broker_symbols", "broker_clock", "preflight", "margin_mode",
+               "risk_guard"}
 
 
 STATUS_KEYS |= {"strategies_disabled"}  # issue 14: a strategy an exception disabled, and why

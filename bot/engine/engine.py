@@ -35,6 +35,7 @@ from .orders import OrderSender, SendOutcome, new_client_order_id
 from .preflight import Preflight
 from .quarantine import Quarantine
 from .risk import position_volume, stops_from_atr
+from .riskguard import Entry, RiskGuard, RiskLimits
 from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
 from .strategy_runner import StrategyRunner
 from .symbols import symbol_specs
@@ -139,12 +140,14 @@ class Engine:
                                      lambda: self.observer)
         gateway.set_rejection_sink(self.quarantine)
         self.equity_guard = EquityGuard(settings.max_equity_jump)
+        self.specs: dict[str, SymbolSpec] = {}
+        self.risk_guard = RiskGuard(RiskLimits.from_settings(settings), gateway, self.specs, settings.magic,
+                                    settings.deviation_points)  # account limits on new entries (riskguard.py)
         self.flow: OrderFlow | None = None
         self._spooling_since: float | None = None
         self.reconciled = False
         self.halted_reason: str | None = "not reconciled with the broker yet"
         self.account_id: str | None = None
-        self.specs: dict[str, SymbolSpec] = {}
         self.books: Books | None = None
         self.sender: OrderSender | None = None
         self.cycles = 0
@@ -278,6 +281,7 @@ class Engine:
         if report.replayed:
             positions = self._our_positions()
         account = self._sizing_account()
+        self.risk_guard.observe(now, account)
         for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
@@ -388,6 +392,10 @@ class Engine:
     def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
               sl=None, tp=None, position_ticket=None, decision=None) -> bool:
         spec = self.specs[symbol]
+        if purpose == "open":  # the risk guard may shrink a new entry, or skip it (counted, never sent)
+            volume = self.risk_guard.vet(Entry(spec, side, volume, price, sl, tp))
+            if volume is None:
+                return False
         order = QueuedOrder(
             client_order_id=new_client_order_id(), account=self.account_id, correlation_id=correlation_id,
             signal_id=signal_id, symbol=symbol, strategy=strategy, side=side, purpose=purpose, volume=volume,
@@ -525,6 +533,8 @@ class Engine:
                 if not any(p.ticket == order.position_ticket for p in self._our_positions()):
                     return None, "position_closed"
                 return price, None
+            if self.risk_guard.halted_reason is not None:
+                return None, "risk_halted"  # a halt or pause also stops entries decided before it (riskguard.py)
             strategy = self.runner.find(order.strategy)
             if strategy is None:
                 return None, "strategy"

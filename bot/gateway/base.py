@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from .errors import GatewayError
@@ -19,6 +20,7 @@ from .types import (
     Bars,
     Deal,
     HistoryOrder,
+    OrderCheck,
     OrderRequest,
     OrderResult,
     Position,
@@ -109,3 +111,14 @@ class Gateway(ABC):
 
         Never retried here: a resend could double an order that did execute.
         """
+
+    # -- before a send (the risk guard, bot.engine.riskguard) ----------------------------------
+    # Not abstract: a gateway that cannot ask says so, and the guard falls back on its own figures.
+
+    def order_check(self, request: OrderRequest) -> OrderCheck:
+        """Would the terminal accept `request` (funds, volume, stops)? Nothing is sent."""
+        raise GatewayError("order_check: not supported by this gateway")
+
+    def order_calc_margin(self, side: str, symbol: str, volume, price) -> Decimal:
+        """The margin `volume` lots of `symbol` at `price` would take, in the deposit currency."""
+        raise GatewayError("order_calc_margin: not supported by this gateway")

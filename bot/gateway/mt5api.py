@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from mt5bridge.errors import (
 from mt5bridge.plain import to_plain
 
 from . import clock as broker_clock
-from . import convert
+from . import convert, margin
 from .base import CallObserver, Gateway
 from .clock import BrokerClock
 from .enums import NON_TRADE_DEAL_TYPES
@@ -55,6 +56,7 @@ from .types import (
     Bars,
     Deal,
     HistoryOrder,
+    OrderCheck,
     OrderRequest,
     OrderResult,
     Position,
@@ -507,6 +509,15 @@ class Mt5ApiGateway(Gateway):
             return self.symbol(symbol)
         except GatewayError as exc:
             raise BrokerUnavailable(f"order_send: not sent, cannot read {symbol}: {exc}") from None
+
+    # -- before a send (bot.gateway.margin; the risk guard asks) ------------------------------
+
+    def order_check(self, request: OrderRequest) -> OrderCheck:
+        """The request order_send would send (the symbol's grid and filling mode), checked, not sent."""
+        return margin.order_check(self._call, market_request(request, self._order_spec(request.symbol)))
+
+    def order_calc_margin(self, side: str, symbol: str, volume, price) -> Decimal:
+        return margin.order_calc_margin(self._call, side, symbol, volume, price)
 
 
 def _outcome_word(call: str, result: Any, error: GatewayError | None) -> str:

@@ -152,3 +152,18 @@ class OrderResult:
     volume: Decimal
     price: Decimal
     comment: str
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """The terminal's verdict on an order before it is sent (MT5 order_check).
+
+    `margin` is what the order needs, `margin_free` and `margin_level` what the account would
+    have after it; `retcode` 0 (or 10009) means the terminal would accept it.
+    """
+
+    retcode: int
+    margin: Decimal
+    margin_free: Decimal
+    margin_level: Decimal
+    comment: str
