@@ -340,16 +340,19 @@ class Mt5ApiGateway(Gateway):
             self.refused_position_symbols = frozenset(refused)
         return out
 
-    def _trade_deals(self, rows: list) -> tuple[list[Deal], bool]:
+    def _trade_deals(self, rows: list, balance: bool = False) -> tuple[list[Deal], bool]:
         """The trade deals among history rows the guard accepts, and whether any was refused.
 
-        Balance operations (no symbol, or a non-trade deal type) are not trades: skipped, not refused.
+        Balance operations (a non-trade deal type) are not trades: skipped, not refused, unless
+        `balance` asks for them (judged by their own schema: symbol "", volume 0 are theirs).
         """
         out, refused = [], False
         for r in rows:
             if isinstance(r, dict):
                 self.guard.note_deal(r.get("ticket"))
-                if not r.get("symbol") or r.get("type") in NON_TRADE_DEAL_TYPES:
+                if r.get("type") in NON_TRADE_DEAL_TYPES:
+                    if balance and self.guard.judge("balance_deal", r, convert.ticket_key(r)) is None:
+                        out.append(convert.deal(r, 2))
                     continue
             if self.guard.judge("deal", r, convert.ticket_key(r)) is not None:
                 refused = True
@@ -359,6 +362,10 @@ class Mt5ApiGateway(Gateway):
 
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
         return self._trade_deals(self._call("history_deals_get", date_from, date_to))[0]
+
+    def account_deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
+        """Every deal of the window the guard accepts, balance operations included (whole-account history)."""
+        return self._trade_deals(self._call("history_deals_get", date_from, date_to), balance=True)[0]
 
     def deals_for_position(self, position_id: int) -> list[Deal]:
         """A position's deals; none at all when one was refused: a trade is never built from part of them."""
