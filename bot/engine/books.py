@@ -45,10 +45,23 @@ def _direction(deal_type: int) -> str:
     return "BUY" if deal_type == mt5.DEAL_TYPE_BUY else "SELL"
 
 
+def attributed_strategy(magic: int) -> str:
+    """Who made a trade this bot did not: `manual` (magic 0, a person at a terminal) or `ea:<magic>`."""
+    return "manual" if magic == 0 else f"ea:{magic}"
+
+
+def is_trade_deal(deal: Deal) -> bool:
+    return deal.type in (mt5.DEAL_TYPE_BUY, mt5.DEAL_TYPE_SELL)
+
+
 class Books:
     def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, digits: dict[str, int],
-                 on_conflict=None):
+                 on_conflict=None, whole_account: bool = False):
         self.gateway = gateway
+        # Whole account: every deal of the account is booked (balance operations as deals only,
+        # other magics' and manual positions as trades attributed by `attributed_strategy`).
+        self.whole_account = whole_account
+        self.position_deals: dict[int, list[Deal]] | None = None  # filled by the history import
         self.on_conflict = on_conflict  # called once per deal ticket the store holds with other content
         self._conflicts: set[int] = set()
         self.repo = repo
@@ -66,7 +79,19 @@ class Books:
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
             self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
-        deals = sorted(self.gateway.deals(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
+        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
+        opened, closed = self.book(fetch(since, now + FAR_AHEAD), self._open_tickets(open_tickets))
+        self._deals_since = now
+        horizon = since - DEAL_WINDOW_OVERLAP  # older deals are never fetched again
+        for ticket in [t for t, at in self._recorded.items() if at < horizon]:
+            del self._recorded[ticket]
+        return opened, closed
+
+    def book(self, deals: list[Deal], open_tickets: set[int]) -> tuple[int, int]:
+        """Record `deals` (oldest first), open their trades, close those whose position is no longer open."""
+        if self._recorded is None:
+            self._recorded = {}
+        deals = sorted(deals, key=lambda d: (d.time, d.ticket))
         opened = closed = 0
         closing: set[int] = set()
         for deal in deals:
@@ -74,12 +99,12 @@ class Books:
                 self._our_positions.add(deal.position_id)
             if deal.ticket in self._recorded:
                 continue
-            if deal.position_id not in self._our_positions and deal.magic != self.magic:
+            if deal.position_id not in self._our_positions and deal.magic != self.magic and not self.whole_account:
                 continue
             stored = self._store_deal(deal)
             self._recorded[deal.ticket] = deal.time
-            if not stored:
-                continue
+            if not stored or not is_trade_deal(deal):
+                continue  # a balance operation is a deal, never a trade
             if deal.entry == mt5.DEAL_ENTRY_IN:
                 opened += self._open_trade(deal)
             elif deal.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY):
@@ -87,11 +112,28 @@ class Books:
         for position_id in sorted(closing - open_tickets):
             closed += self._close_trade(position_id)
             self._our_positions.discard(position_id)
-        self._deals_since = now
-        horizon = since - DEAL_WINDOW_OVERLAP  # older deals are never fetched again
-        for ticket in [t for t, at in self._recorded.items() if at < horizon]:
-            del self._recorded[ticket]
         return opened, closed
+
+    def _cached_deals(self, position_id: int) -> list[Deal] | None:
+        """A position's deals as the history import collected them, when they are all there (its
+        volume in equals its volume out); else None and the broker is asked (a partial exit seen
+        before the rest of the history must not close the trade on part of its deals)."""
+        if self.position_deals is None:
+            return None
+        deals = self.position_deals.get(position_id)
+        if not deals:
+            return None
+        inside = sum((d.volume for d in deals if d.entry == mt5.DEAL_ENTRY_IN), Decimal(0))
+        outside = sum((d.volume for d in deals if d.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)), Decimal(0))
+        if inside == 0 or inside != outside:
+            return None
+        return self.position_deals.pop(position_id)
+
+    def _open_tickets(self, ours: set[int]) -> set[int]:
+        """Positions still open: with the whole account, every open position (not only this bot's)."""
+        if not self.whole_account:
+            return ours
+        return set(ours) | {p.ticket for p in self.gateway.positions()}
 
     def _deal_record(self, deal: Deal) -> DealRecord:
         return DealRecord(
@@ -127,9 +169,22 @@ class Books:
             return False
 
     def _open_trade(self, deal: Deal) -> int:
-        client_order_id = client_order_id_from(deal.comment)
+        opening = self.trade_open(deal)
+        inserted = self.repo.open_trade(opening)
+        if inserted:
+            log.info(
+                "trade opened",
+                extra={"ticket": deal.position_id, "symbol": deal.symbol, "price": str(deal.price),
+                       "correlation_id": opening.correlation_id},
+            )
+        return int(inserted)
+
+    def trade_open(self, deal: Deal) -> TradeOpen:
+        """The trade an IN deal opens: strategy from the bot's order intent, else `attributed_strategy`."""
+        client_order_id = client_order_id_from(deal.comment) if deal.magic == self.magic else None
         intent = self.repo.get_order(client_order_id) if client_order_id else None
-        inserted = self.repo.open_trade(
+        strategy = intent.strategy if intent else None if deal.magic == self.magic else attributed_strategy(deal.magic)
+        return (
             TradeOpen(
                 account=self.account,
                 ticket=deal.position_id,
@@ -140,23 +195,18 @@ class Books:
                 entry_time=deal.time,
                 stop_loss=intent.sl if intent else None,
                 take_profit=intent.tp if intent else None,
-                strategy_name=intent.strategy if intent else None,
+                strategy_name=strategy,
                 ml_confidence=None,
                 client_order_id=client_order_id,
                 magic=deal.magic,
                 correlation_id=intent.correlation_id if intent else None,
             )
         )
-        if inserted:
-            log.info(
-                "trade opened",
-                extra={"ticket": deal.position_id, "symbol": deal.symbol, "price": str(deal.price),
-                       "correlation_id": intent.correlation_id if intent else None},
-            )
-        return int(inserted)
 
-    def _close_trade(self, position_id: int) -> int:
-        deals = self.gateway.deals_for_position(position_id)
+    def _close_trade(self, position_id: int, deals: list[Deal] | None = None) -> int:
+        """Close a trade from its position's deals (fetched unless given: the history import has them)."""
+        if deals is None:
+            deals = self._cached_deals(position_id) or self.gateway.deals_for_position(position_id)
         entries = [d for d in deals if d.entry == mt5.DEAL_ENTRY_IN]
         exits = [d for d in deals if d.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)]
         if not entries or not exits:
@@ -171,23 +221,7 @@ class Books:
             trade = self.repo.get_trade(self.account, position_id)
         if trade is None or trade.is_closed:
             return 0
-        exit_volume = sum((d.volume for d in exits), Decimal(0))
-        exit_price = sum((d.price * d.volume for d in exits), Decimal(0)) / exit_volume
-        digits = self.digits.get(entry.symbol, 5)
-        exit_price = exit_price.quantize(Decimal(1).scaleb(-digits))
-        direction = _direction(entry.type)
-        self.repo.close_trade(
-            TradeClose(
-                account=self.account,
-                ticket=position_id,
-                exit_price=exit_price,
-                exit_time=max(d.time for d in exits),
-                gross_profit=sum((d.profit for d in exits), Decimal(0)),
-                commission=sum((d.commission for d in deals), Decimal(0)),
-                swap=sum((d.swap for d in deals), Decimal(0)),
-                profit_pips=profit_in_pips(entry.symbol, digits, direction, entry.price, exit_price),
-            )
-        )
+        self.repo.close_trade(self.trade_close(position_id, deals))
         closed = self.repo.get_trade(self.account, position_id)
         log.info(
             "trade closed",
@@ -195,6 +229,26 @@ class Books:
                    "correlation_id": closed.correlation_id if closed else None},
         )
         return 1
+
+    def trade_close(self, position_id: int, deals: list[Deal]) -> TradeClose:
+        """How a position's deals (its entries and exits, all of them) close its trade."""
+        entry = next(d for d in deals if d.entry == mt5.DEAL_ENTRY_IN)
+        exits = [d for d in deals if d.entry in (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)]
+        exit_volume = sum((d.volume for d in exits), Decimal(0))
+        exit_price = sum((d.price * d.volume for d in exits), Decimal(0)) / exit_volume
+        digits = self.digits.get(entry.symbol, 5)
+        exit_price = exit_price.quantize(Decimal(1).scaleb(-digits))
+        direction = _direction(entry.type)
+        return TradeClose(
+            account=self.account,
+            ticket=position_id,
+            exit_price=exit_price,
+            exit_time=max(d.time for d in exits),
+            gross_profit=sum((d.profit for d in exits), Decimal(0)),
+            commission=sum((d.commission for d in deals), Decimal(0)),
+            swap=sum((d.swap for d in deals), Decimal(0)),
+            profit_pips=profit_in_pips(entry.symbol, digits, direction, entry.price, exit_price),
+        )
 
     def find_at_broker(self, client_order_ids: set[str], since: datetime, now: datetime) -> dict[str, BrokerTrace]:
         """Every trace of these client order ids at the broker, by magic and comment.
@@ -289,6 +343,7 @@ class Books:
             self._deals_since = min(last, now - timedelta(days=history_days))
         open_tickets = {p.ticket for p in open_positions}
         opened, closed = self.sync(now, history_days, open_tickets)
+        open_tickets = self._open_tickets(open_tickets)
         adopted = 0
         for position in open_positions:
             if self.repo.get_trade(self.account, position.ticket) is None:

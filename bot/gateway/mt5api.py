@@ -37,6 +37,7 @@ from .errors import (
     GatewayError,
     OrderRejected,
     OutcomeUnknown,
+    TradingDisabled,
 )
 from .guard import BrokerDataGuard
 from .types import (
@@ -77,11 +78,13 @@ class Mt5ApiGateway(Gateway):
         credentials: dict[str, Any] | None = None,
         observer: CallObserver | None = None,
         name: str = "mt5",
+        trading: bool = True,
     ):
         self._api_factory = api_factory
         self._credentials = {k: v for k, v in (credentials or {}).items() if v is not None}
         self._observer = observer
         self.name = name
+        self.trading = trading  # False: watch-only, order_send refuses (TradingDisabled) before any call
         self._api: Any = None
         self._connected = False
         self._digits: dict[str, int] = {}
@@ -385,6 +388,11 @@ class Mt5ApiGateway(Gateway):
     # -- trading ----------------------------------------------------------------------------
 
     def order_send(self, request: OrderRequest) -> OrderResult:
+        if not self.trading:
+            error = TradingDisabled()
+            self._observe("order_send", 0.0, error)
+            log.error("order refused at the gateway: %s", error, extra={"gateway": self.name, "symbol": request.symbol})
+            raise error
         payload: dict[str, Any] = {
             "action": mt5.TRADE_ACTION_DEAL,
             "symbol": request.symbol,
