@@ -166,6 +166,9 @@ class Instrumentation(EngineObserver):
     def new_orders_halted(self, reason: str | None) -> None:
         self.metrics.set_new_orders_halted(reason)
 
+    def prop_rules(self, statuses: list) -> None:
+        self.metrics.set_prop_rules(statuses)
+
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()
         self.metrics.observe_cycle(report.duration_seconds, now)

@@ -194,8 +194,8 @@ def test_a_year_of_100000_deals_imports_within_60_seconds(tmp_path):
         result = HistoryImport(gateway, database, "1", BOT_MAGIC, {"EURUSD": 5}).run(
             gateway.times[-1] + timedelta(minutes=1), since=start)
         seconds = time.perf_counter() - began
-        print(f"\nFIGURE history import: {result.deals_stored} deals, {result.trades_closed} trades, "
-              f"{result.windows} broker-day windows in {seconds:.1f} s (SQLite file store)")
+        print(f"\nFIGURE history import: {result.deals_stored} deals, {result.trades_closed} trades, "  # noqa: T201
+              f"{result.windows} broker-day windows in {seconds:.1f} s (SQLite file store)")  # the figure
         assert result.deals_stored == 100_000 == deal_count(database, "1")
         positions = {d.position_id for d in gateway.rows if d.symbol}
         assert result.trades_opened == len(positions)

@@ -25,6 +25,7 @@ from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
+from .account_policy import AccountPolicy
 from .books import Books
 from .equity import EquityGuard
 from .history_guard import BrokerHistoryRewound, check_broker_history
@@ -68,6 +69,9 @@ class EngineObserver:
 
     def new_orders_halted(self, reason: str | None) -> None:
         """Sizing refuses the account state (reason), or accepts it again (None)."""
+
+    def prop_rules(self, statuses: list) -> None:
+        """The prop-firm rules judged this cycle (bot.engine.proprules.RuleStatus)."""
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Engine:
                                      lambda: self.observer)
         gateway.set_rejection_sink(self.quarantine)
         self.equity_guard = EquityGuard(settings.max_equity_jump)
+        self.policy = AccountPolicy(settings)  # watch-only, prop rules, first-start history import
         self.flow: OrderFlow | None = None
         self._spooling_since: float | None = None
         self.reconciled = False
@@ -144,7 +149,7 @@ class Engine:
         self.account_id = str(account.login)
         self.specs.update(symbol_specs(self.gateway, self.settings.symbols))  # unknown symbol: ConfigError
         digits = {name: spec.digits for name, spec in self.specs.items()}
-        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits, whole_account=True)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries)
         self.flow = OrderFlow(
@@ -157,6 +162,7 @@ class Engine:
         )
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
+        self.policy.started(self)
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -238,8 +244,8 @@ class Engine:
         report.replayed, report.expired = self._replay(now, report)
         if report.replayed:
             positions = self._our_positions()
-        account = self._sizing_account()
-        for symbol, spec in self.specs.items():
+        account = self.policy.gate(self._sizing_account(), self, now)
+        for symbol, spec in self.policy.tradable(self.specs):
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
@@ -267,6 +273,7 @@ class Engine:
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
+        self.policy.watch(account, self, now)
 
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
