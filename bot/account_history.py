@@ -216,3 +216,34 @@ class HistoryImport:
         result.conflicts += len(stored.conflicts)
         result.trades_opened += stored.opened
         result.trades_closed += stored.closed
+
+
+def import_command(settings: Any, since: datetime | None) -> int:
+    """`python -m bot history import`: connect to the terminal, import, print one summary line."""
+    from db import init_db
+
+    from .engine.symbols import symbol_specs
+    from .gateway.factory import make_gateway, make_sim, sim_state_file
+
+    sim = None
+    if settings.mt5_mode == "sim":  # the simulator the bot runs on: its state file, its history
+        from db.url import resolve_url
+
+        sim = make_sim(settings, state_file=sim_state_file(settings.sim_state_path, resolve_url(settings.database_url)))
+    gateway = make_gateway(settings, sim)
+    database = init_db(settings.database_url)
+    try:
+        gateway.connect()
+        account = str(gateway.account().login)
+        specs = symbol_specs(gateway, settings.symbols)
+        now = gateway.quote(settings.symbols[0]).time
+        cursor = Cursor(cursor_file(database.url, account))
+        result = HistoryImport(gateway, database, account, settings.magic,
+                               {name: spec.digits for name, spec in specs.items()}, cursor=cursor).run(now, since)
+    finally:
+        gateway.close()
+        database.dispose()
+    sys.stdout.write(f"account {account}: {result.deals_seen} deals read in {result.windows} broker-day windows, "
+                     f"{result.deals_stored} new stored, {result.trades_opened} trades opened, "
+                     f"{result.trades_closed} closed, {result.conflicts} conflicts\n")
+    return 0

@@ -205,3 +205,30 @@ def test_a_year_of_100000_deals_imports_within_60_seconds(tmp_path):
         assert strategies <= {"manual", "ea:777", None}
     finally:
         database.dispose()
+
+
+def test_cli_imports_the_simulators_history(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    store = tmp_path / "store.db"
+    sim = SimTerminal(seed=42, stepped=True, state_file=str(tmp_path / "store.db.sim_state.json"))
+    sim.advance(3600)
+    sim.deposit(1234)
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.connect()
+    ticket = _send(gateway, "BUY", 0).order
+    sim.advance(600)
+    _send(gateway, "SELL", 0, position=ticket)
+    sim.advance(60)
+    sim._persist(force=True)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"DATABASE_URL": f"sqlite:///{store}", "SYMBOLS": "EURUSD", "MT5_MODE": "sim", "SIM_SEED": "42"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["history", "import"]) == 0
+    out = capsys.readouterr()
+    assert "3 new stored, 1 trades opened, 1 closed" in out.out and out.err == ""  # no bar: not a terminal
+    assert main(["history", "import", "--since", "2025-12-01"]) == 0  # again, from before the first deal
+    assert "0 new stored" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["history", "import", "--since", "someday"])
+    assert refused.value.code == 2 and "not an ISO date" in capsys.readouterr().err
