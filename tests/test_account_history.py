@@ -232,3 +232,32 @@ def test_cli_imports_the_simulators_history(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["history", "import", "--since", "someday"])
     assert refused.value.code == 2 and "not an ISO date" in capsys.readouterr().err
+
+
+def test_first_start_imports_the_whole_history_once(tmp_path):
+    from bot.config import Settings
+    from bot.engine import Engine
+    from bot.engine.strategies import load_strategies
+    from bot.gateway.factory import make_gateway
+
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/first.db", "SYMBOLS": "EURUSD",
+                                  "HISTORY_DAYS": "1", "TRADING": "off"}, dotenv_path=None)
+    sim = SimTerminal(seed=5, stepped=True)
+    gateway = make_gateway(settings, sim)
+    person = Mt5ApiGateway(lambda: Mt5Module(sim))  # someone trading at the terminal by hand
+    person.connect()
+    sim.advance(3600)
+    sim.deposit(900)
+    old = _send(person, "BUY", 0).order
+    sim.advance(600)
+    _send(person, "SELL", 0, position=old)
+    sim.advance(3 * 86_400)  # older than HISTORY_DAYS: the live books alone would never see it
+    database = init_db(settings.database_url)
+    engine = Engine(settings, gateway, Repository(database), load_strategies(settings.strategies))
+    engine.policy.database = database
+    assert engine.run_cycle().ok
+    repo = Repository(database)
+    assert repo.get_trade(engine.account_id, old).strategy_name == "manual"
+    assert deal_count(database, engine.account_id) == 3
+    assert (tmp_path / f"first.db.history_import.{engine.account_id}.json").exists()  # not imported again
+    database.dispose()
