@@ -32,6 +32,7 @@ class AccountPolicy:
         self.prop: PropRules | None = None
         self.database: Any = None  # set by the app: where the first-start history import writes
         self._halted = False
+        self._failing = False
 
     def started(self, engine: Any) -> None:
         if not self.trading:
@@ -50,8 +51,7 @@ class AccountPolicy:
         """The account state new entries are sized on, or None while a prop rule halts them."""
         if account is None or self.prop is None:
             return account
-        self.prop.observer = engine.observer
-        self.prop.evaluate(account, now)
+        self._evaluate(account, engine, now)
         halted = self.prop.halt is not None
         if halted != self._halted:
             self._halted = halted
@@ -61,8 +61,18 @@ class AccountPolicy:
     def watch(self, account: Any, engine: Any, now: datetime) -> None:
         """A watch-only bot (no sizing) still judges the rules every cycle, on the snapshot's state."""
         if self.prop is not None and account is not None and not self.trading:
-            self.prop.observer = engine.observer
+            self._evaluate(account, engine, now)
+
+    def _evaluate(self, account: Any, engine: Any, now: datetime) -> None:
+        """Judge the rules; a store that cannot answer keeps the last judgement (said once per streak)."""
+        self.prop.observer = engine.observer
+        try:
             self.prop.evaluate(account, now)
+            self._failing = False
+        except Exception as exc:  # noqa: BLE001 - the rules must never stop the cycle
+            if not self._failing:
+                log.warning("prop rules not judged this cycle (the last judgement stands): %s", exc)
+            self._failing = True
 
     def _first_start_import(self, engine: Any) -> None:
         from ..account_history import Cursor, HistoryImport, cursor_file
