@@ -16,6 +16,9 @@ from bot.telemetry.metrics import BotMetrics
 from db.records import DealRecord
 from mt5bridge import constants as mt5
 
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+
 RULES = parse_rules({"max_daily_loss": "5%", "max_loss": "10%", "profit_target": "10%", "min_trading_days": 4,
                      "consistency": "40%"})
 BASE = Figures(balance=D("101000.00"), equity=D("98500.00"), initial_balance=D("100000.00"),
@@ -161,3 +164,45 @@ def test_rule_series_on_metrics():
     assert 'tradewatch_rule_limit{account="1001",rule="max_loss"} 10000.0' in text
     assert 'tradewatch_rule_breached{account="1001",rule="consistency"} 1.0' in text
     assert 'tradewatch_rule_target_progress{account="1001",rule="min_trading_days"} 0.75' in text
+
+
+def test_a_breached_rule_keeps_a_trading_bot_from_opening(tmp_path):
+    """Initial balance 20 000 with max loss 10 %: the sim's 10 000 is far below the 18 000 floor."""
+    from bot.engine import Engine, EngineObserver
+    from bot.engine.strategies import load_strategies
+    from bot.gateway.factory import make_gateway
+    from db import Repository, init_db
+    from mt5bridge.sim import SimTerminal
+
+    rules = tmp_path / "rules.yml"
+    rules.write_text("max_loss: 10%\ninitial_balance: 20000\n")
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/p.db", "SYMBOLS": "EURUSD",
+                                  "RULES_FILE": str(rules), "HISTORY_IMPORT": "off"}, dotenv_path=None)
+
+    class Seen(EngineObserver):
+        def __init__(self):
+            self.halts, self.rules, self.signals = [], [], 0
+
+        def new_orders_halted(self, reason):
+            self.halts.append(reason)
+
+        def prop_rules(self, statuses):
+            self.rules = statuses
+
+        def signal(self, symbol, strategy, action):
+            self.signals += action != "HOLD"
+
+    sim = SimTerminal(seed=4, stepped=True)
+    database = init_db(settings.database_url)
+    observer = Seen()
+    engine = Engine(settings, make_gateway(settings, sim), Repository(database), load_strategies(settings.strategies),
+                    observer)
+    for _ in range(400):
+        sim.advance(60)
+        engine.run_cycle()
+    database.dispose()
+    assert observer.signals > 0  # the strategies were asked and wanted to trade ...
+    assert [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == settings.magic] == []  # ... nothing opened
+    assert observer.halts[0] == "prop_rule"
+    max_loss = next(s for s in observer.rules if s.rule == "max_loss")
+    assert max_loss.breached and max_loss.headroom == D("10000.00") - D("18000.00")
