@@ -205,7 +205,7 @@ class HistoryImport:
         known = {r.ticket for r in records}
         for position_id in touched:
             first = min(cache[position_id], key=lambda d: (d.time, d.ticket))
-            if first.entry not in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT):
+            if first.entry != mt5.DEAL_ENTRY_IN:  # an INOUT or an exit first: its start is older
                 # Opened before this run's first window: its whole history from the broker, once.
                 cache[position_id] = self.gateway.deals_for_position(position_id)
                 records += [books._deal_record(d) for d in cache[position_id] if d.ticket not in known]

@@ -89,6 +89,30 @@ def test_imports_balance_operations_and_foreign_trades(account, tmp_path):
         Decimal(str(sim.account_info().balance))
 
 
+def test_a_netting_reversal_imports_as_the_live_books_trades(tmp_path):
+    """The import books with trades_from_deals like the live bot: an INOUT closes one trade and opens
+    the reversed one (keyed by the INOUT's order), attributed by its deal's magic."""
+    sim = SimTerminal(seed=7, stepped=True, profile="ecn-netting")
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.connect()
+    sim.advance(3600)
+    first = _send(gateway, "BUY", 0)
+    sim.advance(3600)
+    reversal = _send(gateway, "SELL", 0, volume="0.30")  # closes 0.10 long, opens 0.20 short
+    sim.advance(600)
+    database = init_db(f"sqlite:///{tmp_path / 'store.db'}")
+    result = _import(gateway, database, tmp_path)
+    repo = Repository(database)
+    closed, reversed_ = repo.get_trade("1", first.order), repo.get_trade("1", reversal.order)
+    assert (closed.direction, closed.volume, closed.is_closed, closed.strategy_name) == \
+        ("BUY", Decimal("0.10"), True, "manual")
+    assert (reversed_.direction, reversed_.volume, reversed_.is_closed, reversed_.strategy_name) == \
+        ("SELL", Decimal("0.20"), False, "manual")
+    assert result.trades_opened == 2 and result.trades_closed == 1
+    assert _import(gateway, database, tmp_path, since=result.since).trades_opened == 0  # idempotent
+    database.dispose()
+
+
 def test_reimport_stores_nothing_twice(account, tmp_path):
     _, gateway, database, _ = account
     first = _import(gateway, database, tmp_path)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import ConfigError, Settings
 from bot.engine import Engine
+from bot.engine.preflight import WATCH_CHECKS
 from bot.engine.strategies import load_strategies
 from bot.gateway import OrderRequest
 from bot.gateway.errors import WatchOnlyRefused
@@ -80,6 +81,10 @@ def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
     repo = Repository(database)
     engine = Engine(settings, gateway, repo, load_strategies(settings.strategies))
     sends = SendCounter(gateway)
+    asked = []  # every strategy evaluation or bars read for one: none in watch-only
+    evaluate, closed_bars = engine.runner.evaluate, engine.runner.closed_bars
+    engine.runner.evaluate = lambda *a, **k: asked.append("evaluate") or evaluate(*a, **k)
+    engine.runner.closed_bars = lambda *a, **k: asked.append("bars") or closed_bars(*a, **k)
     opened: list[int] = []
     began = time.perf_counter()
     failed = 0
@@ -98,6 +103,7 @@ def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
     print(f"\nFIGURE watch-only: {CYCLES} cycles in {seconds:.1f} s, orders sent {sends.calls}, "  # noqa: T201
           f"manual/EA positions {len(opened)}")  # the issue's figure
     assert sends.calls == 0
+    assert asked == []  # no strategy was asked
     bot_orders = [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == settings.magic]
     assert bot_orders == []
     assert len(opened) >= 8
@@ -116,4 +122,28 @@ def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
     assert {t for t in stored} == broker_open
     assert deal_types.count(mt5.DEAL_TYPE_BALANCE) == 1
     assert failed < CYCLES // 10  # the sim's weekend closes quotes; cycles go on
+    database.dispose()
+
+
+def test_a_watch_only_investor_login_passes_preflight_and_learns_the_margin_mode(tmp_path):
+    """An observer often logs in with the investor password, AutoTrading off: that is no failure for it
+    (no BrokerPreflightFailed), but the netting attribution still needs the margin mode."""
+    settings = _settings(tmp_path)
+    sim = SimTerminal(seed=5, stepped=True, profile="ecn-netting")
+    sim.set_trading_state(account_trading=False, algo_trading=False)
+    gateway = make_gateway(settings, sim)
+    database = init_db(settings.database_url)
+    engine = Engine(settings, gateway, Repository(database), load_strategies(settings.strategies))
+    for _ in range(3):
+        sim.advance(30)
+        assert engine.run_cycle().ok
+    assert engine.preflight.ok, engine.preflight.as_status()
+    assert set(engine.preflight.as_status()) == set(WATCH_CHECKS)
+    assert engine.preflight.margin_mode == "netting" and engine.attribution.netting
+    trading_settings = _settings(tmp_path, TRADING="on", DATABASE_URL=f"sqlite:///{tmp_path}/trading.db")
+    trading = Engine(trading_settings, make_gateway(trading_settings, sim),
+                     Repository(init_db(trading_settings.database_url)), [])
+    sim.advance(30)
+    trading.run_cycle()
+    assert not trading.preflight.ok  # the same login would halt a trading bot: the checks differ by mode
     database.dispose()

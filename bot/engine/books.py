@@ -87,6 +87,8 @@ class Books:
         self._recorded: dict[int, datetime] | None = None
         self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
+        #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
+        self.unresolved: int | None = None
 
     def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
         """Record new deals, open and close trades. Returns (trades opened, trades closed).
@@ -318,6 +320,7 @@ class Books:
         """
         pending = [o for status in ("unknown", "pending") for o in self.repo.orders_by_status(self.account, status)
                    if o.client_order_id not in skip]
+        self.unresolved = len(pending)
         if not pending:
             return 0
         oldest = min(o.created_at for o in pending)
@@ -349,6 +352,7 @@ class Books:
                 continue
             self.repo.record_order_outcome(outcome)
             resolved += 1
+            self.unresolved -= 1
             log.info(
                 "unknown order resolved",
                 extra={"client_order_id": intent.client_order_id, "outcome": outcome.status,

@@ -277,7 +277,10 @@ class Engine:
                 now, self.settings.history_days, open_ids(positions)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
-        report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
+        # A watch-only bot makes no new order intents: once none is left unresolved (e.g. from an
+        # earlier trading run on this store) the two store reads per cycle are not needed any more.
+        if self.policy.trading or self.books.unresolved != 0:
+            report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
         self._select_symbols()  # before preflight reads Market Watch: the bot adds its own symbols
         # A failed preflight check halts every order (preflight.py); a watch-only account never sends one.
