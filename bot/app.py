@@ -117,6 +117,7 @@ class BotApp:
         self.engine = Engine(settings, self.gateway, self.repo, self.strategies, supervisor=self.supervisor,
                              order_queue=self.order_queue, order_breaker=self.order_breaker)
         self.engine.risk_guard.use_state_file(settings.risk_state_path or risk_state_path(self.database.url))
+        self.engine.policy.database = self.database  # the first-start history import writes here
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None

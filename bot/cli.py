@@ -1,4 +1,4 @@
-"""`python -m bot run | check-config`: the operator's entry points."""
+"""`python -m bot run | check-config | history import | ...`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: the last day with stored deals or snapshots)")
     daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     _ctl_parser(sub)
+
+    history = sub.add_parser("history", help="the account's whole deal history")
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    backfill = history_sub.add_parser("import", help="import every deal of the account from the terminal")
+    backfill.add_argument("--since", type=_moment, default=None,
+                          help="ISO date or time (UTC); default: where the last import stopped, else the first deal")
     return parser
 
 
@@ -183,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         from .control.client import main as ctl_main
 
         return ctl_main(args, settings)
+    if args.command == "history":
+        from .account_history import import_command
+
+        try:
+            return import_command(settings, args.since)
+        except (ConfigError, ValueError, OSError) as exc:
+            sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
+            return 2
     if args.command in ("metrics", "report"):
         try:
             return _store_command(args, settings)

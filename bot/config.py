@@ -107,6 +107,19 @@ def _sim_start(raw: str) -> str:
     return value.lower() if value.lower() == "now" else value
 
 
+def _rules_file(raw: str) -> str:
+    """A prop-firm rules file: read and validated now (bot.engine.proprules)."""
+    value = confcheck.text(1024)(raw)
+    if value:
+        from .engine.proprules import RulesError, load_rules
+
+        try:
+            load_rules(value)
+        except RulesError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 def _database_url(raw: str) -> str | None:
     value = confcheck.text(4096)(raw)
     if not value:
@@ -238,6 +251,12 @@ class Settings:
                                      doc="log lines Loki did not take (pushed on the next start); empty: next to a SQLite store, else data/log_backlog.db")
     log_backlog_max_lines: int = _setting("LOG_BACKLOG_MAX_LINES", "100000", _int_between(1, 10_000_000),
                                           doc="cap of the log backlog file; lines beyond it are dropped and counted")
+    trading: bool = _setting("TRADING", "on", confcheck.boolean,
+                             doc="off: watch-only observer (records deals, positions, snapshots, metrics; never sends an order)")
+    rules_file: str = _setting("RULES_FILE", "", lambda raw: _rules_file(raw),
+                               doc="prop-firm challenge rules (YAML) evaluated live each cycle; empty: none")
+    history_import: bool = _setting("HISTORY_IMPORT", "on", confcheck.boolean,
+                                    doc="at first start, import the account's whole deal history from the terminal")
 
     # -- the account risk guard (bot/engine/riskguard.py) and operator control (bot/control/) --
     max_margin_usage: Decimal = _setting("MAX_MARGIN_USAGE", "30", _decimal_between("0.1", "100"),

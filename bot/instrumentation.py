@@ -186,6 +186,9 @@ class Instrumentation(EngineObserver):
         if self.strategy_metrics is not None:  # set by the app (bot.telemetry.strategy_metrics)
             self.strategy_metrics.failed(strategy)
 
+    def prop_rules(self, statuses: list) -> None:
+        self.metrics.set_prop_rules(statuses)
+
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()
         self.metrics.observe_cycle(report.duration_seconds, now)

@@ -58,8 +58,10 @@ def real():
     gateway.order_send(OrderRequest(symbol="EURUSD", side="BUY", volume=Decimal("0.10"), price=ask, sl=None,
                                     tp=None, deviation=20, magic=7, comment="tw-test"))  # as the bot sends
     sim.advance(60)
+    deposit = sim.deposit(250)  # a balance operation: symbol "", volume 0, price 0
     records = {
-        "deal": to_plain(sim.history_deals_get(EPOCH, FAR)[-1]),
+        "balance_deal": next(to_plain(d) for d in sim.history_deals_get(EPOCH, FAR) if d.ticket == deposit),
+        "deal": next(to_plain(d) for d in sim.history_deals_get(EPOCH, FAR) if d.ticket != deposit),
         "position": to_plain(sim.positions_get()[0]),
         "order": to_plain(sim.history_orders_get(EPOCH, FAR)[-1]),
         "quote": to_plain(sim.symbol_info_tick("EURUSD")),
@@ -375,3 +377,17 @@ def test_the_gateways_own_enum_values_agree_with_mt5bridge_constants():
     assert enums.DEAL_REASONS >= {mt5.DEAL_REASON_CLIENT, mt5.DEAL_REASON_EXPERT, mt5.DEAL_REASON_SL,
                                   mt5.DEAL_REASON_TP, mt5.DEAL_REASON_SO}
     assert not enums.TRADE_DEAL_TYPES & enums.NON_TRADE_DEAL_TYPES
+
+
+def test_balance_deal_shape_is_accepted_only_for_balance_types(real):
+    """symbol "" and volume 0 are a balance operation's; a BUY/SELL deal so shaped is refused."""
+    records, clock = real
+    balance = records["balance_deal"]
+    assert (balance["symbol"], balance["volume"], balance["type"]) == ("", 0.0, mt5.DEAL_TYPE_BALANCE)
+    assert check("balance_deal", balance, context(clock)) is None
+    for kind in (mt5.DEAL_TYPE_CREDIT, mt5.DEAL_TYPE_CHARGE, mt5.DEAL_TYPE_COMMISSION):
+        assert check("balance_deal", {**balance, "type": kind}, context(clock)) is None
+    as_trade = {**balance, "type": mt5.DEAL_TYPE_BUY}
+    assert check("deal", as_trade, context(clock)).reason == "unknown_symbol"
+    assert check("deal", {**as_trade, "symbol": "EURUSD"}, context(clock)).reason == "sign"  # volume 0
+    assert check("balance_deal", as_trade, context(clock)).reason == "enum"

@@ -77,6 +77,7 @@ def _app(tmp_path, sim: SimTerminal) -> BotApp:
         "CYCLE_SECONDS": "30", "LOG_LEVEL": "INFO", "ORDER_TTL_SECONDS": str(TTL_SECONDS),
         "ORDER_MAX_DEVIATION_POINTS": "100000", "ORDER_BREAKER_FAILURES": str(BREAKER_FAILURES),
         "ORDER_BREAKER_RESET_SECONDS": str(BREAKER_RESET_SECONDS), "REQUOTE_RETRIES": "2", "HISTORY_DAYS": "1",
+        "HISTORY_IMPORT": "off",  # else the first-start import books the stray position and nothing is adopted
     }, dotenv_path=None)
     return BotApp(settings, sim=sim, stepped=True)
 

@@ -55,10 +55,23 @@ def open_ids(positions) -> set[int]:
     return {position_id_of(p) for p in positions}
 
 
+def attributed_strategy(magic: int) -> str:
+    """Who made a trade this bot did not: `manual` (magic 0, a person at a terminal) or `ea:<magic>`."""
+    return "manual" if magic == 0 else f"ea:{magic}"
+
+
+def is_trade_deal(deal: Deal) -> bool:
+    """BUY/SELL deals make trades; balance operations (deposits, credit, charges...) are deals only."""
+    return deal.type in (mt5.DEAL_TYPE_BUY, mt5.DEAL_TYPE_SELL)
+
+
 class Books:
     def __init__(self, gateway: Gateway, repo: Repository, account: str, magic: int, digits: dict[str, int],
-                 on_conflict=None):
+                 on_conflict=None, whole_account: bool = False):
         self.gateway = gateway
+        # Whole account: every deal of the account is booked (balance operations as deals only,
+        # other magics' and manual positions as trades attributed by `attributed_strategy`).
+        self.whole_account = whole_account
         self.on_conflict = on_conflict  # called once per deal ticket the store holds with other content
         self._conflicts: set[int] = set()
         self.repo = repo
@@ -74,6 +87,8 @@ class Books:
         self._recorded: dict[int, datetime] | None = None
         self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
+        #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
+        self.unresolved: int | None = None
 
     def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
         """Record new deals, open and close trades. Returns (trades opened, trades closed).
@@ -83,14 +98,19 @@ class Books:
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
             self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
-        deals = sorted(self.gateway.deals(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
+        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
+        deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
+        open_tickets = self._open_tickets(open_tickets)
         touched: list[int] = []
         for deal in deals:
             if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
                 self._our_positions.add(deal.position_id)
             if deal.ticket in self._recorded:
                 continue
-            if deal.position_id not in self._our_positions and deal.magic != self.magic:
+            if deal.position_id not in self._our_positions and deal.magic != self.magic and not self.whole_account:
+                continue
+            if not is_trade_deal(deal):
+                self._store_deal(deal)  # a balance operation is a deal, never a trade
                 continue
             if self._store_deal(deal) and deal.position_id not in touched:
                 touched.append(deal.position_id)
@@ -103,6 +123,12 @@ class Books:
         for ticket in [t for t, at in self._recorded.items() if at < horizon]:
             del self._recorded[ticket]
         return opened, closed
+
+    def _open_tickets(self, ours: set[int]) -> set[int]:
+        """Positions still open: with the whole account, every open position (not only this bot's)."""
+        if not self.whole_account:
+            return ours
+        return set(ours) | open_ids(self.gateway.positions())
 
     def _settle(self, position_id: int, still_open: bool) -> tuple[int, int]:
         """Open and close the trades of one position from all its deals (see trades_from_deals).
@@ -188,9 +214,25 @@ class Books:
 
     def _open_trade(self, segment: Segment) -> int:
         deal = segment.entry_deal
-        client_order_id = client_order_id_from(deal.comment)
+        opening = self.trade_open(segment)
+        inserted = self.repo.open_trade(opening)
+        if inserted:
+            log.info(
+                "trade opened",
+                extra={"ticket": segment.ticket, "symbol": deal.symbol, "price": str(deal.price),
+                       "position_id": segment.position_id, "correlation_id": opening.correlation_id},
+            )
+        return int(inserted)
+
+    def trade_open(self, segment: Segment) -> TradeOpen:
+        """The trade a segment opens: strategy from the bot's order intent, else `attributed_strategy`
+        of its entry deal's magic (another EA's or a person's trade, booked with the whole account)."""
+        deal = segment.entry_deal
+        ours = deal.magic == self.magic
+        client_order_id = client_order_id_from(deal.comment) if ours else None
         intent = self.repo.get_order(client_order_id) if client_order_id else None
-        inserted = self.repo.open_trade(
+        strategy = intent.strategy if intent else (None if ours else attributed_strategy(deal.magic))
+        return (
             TradeOpen(
                 account=self.account,
                 ticket=segment.ticket,
@@ -201,26 +243,19 @@ class Books:
                 entry_time=segment.entry_time,
                 stop_loss=intent.sl if intent else None,
                 take_profit=intent.tp if intent else None,
-                strategy_name=intent.strategy if intent else None,
+                strategy_name=strategy,
                 ml_confidence=None,
                 client_order_id=client_order_id,
                 magic=deal.magic,
                 correlation_id=intent.correlation_id if intent else None,
             )
         )
-        if inserted:
-            log.info(
-                "trade opened",
-                extra={"ticket": segment.ticket, "symbol": deal.symbol, "price": str(deal.price),
-                       "position_id": segment.position_id,
-                       "correlation_id": intent.correlation_id if intent else None},
-            )
-        return int(inserted)
 
-    def _close_trade(self, segment: Segment) -> int:
+    def trade_close(self, segment: Segment) -> TradeClose:
+        """How a segment's exits close its trade."""
         digits = self.digits.get(segment.symbol, 5)
         entry_price, exit_price = segment.entry_price(digits), segment.exit_price(digits)
-        self.repo.close_trade(
+        return (
             TradeClose(
                 account=self.account,
                 ticket=segment.ticket,
@@ -232,6 +267,9 @@ class Books:
                 profit_pips=profit_in_pips(segment.symbol, digits, segment.direction, entry_price, exit_price),
             )
         )
+
+    def _close_trade(self, segment: Segment) -> int:
+        self.repo.close_trade(self.trade_close(segment))
         closed = self.repo.get_trade(self.account, segment.ticket)
         log.log(
             logging.WARNING if segment.reason == STOP_OUT else logging.INFO,
@@ -282,6 +320,7 @@ class Books:
         """
         pending = [o for status in ("unknown", "pending") for o in self.repo.orders_by_status(self.account, status)
                    if o.client_order_id not in skip]
+        self.unresolved = len(pending)
         if not pending:
             return 0
         oldest = min(o.created_at for o in pending)
@@ -313,6 +352,7 @@ class Books:
                 continue
             self.repo.record_order_outcome(outcome)
             resolved += 1
+            self.unresolved -= 1
             log.info(
                 "unknown order resolved",
                 extra={"client_order_id": intent.client_order_id, "outcome": outcome.status,
@@ -333,7 +373,7 @@ class Books:
         if last is not None:
             last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
             self._deals_since = min(last, now - timedelta(days=history_days))
-        open_tickets = open_ids(open_positions)
+        open_tickets = self._open_tickets(open_ids(open_positions))
         opened, closed = self.sync(now, history_days, open_tickets)
         adopted = 0
         for position in open_positions:
@@ -343,7 +383,7 @@ class Books:
                 adopted, closed = adopted + new, closed + done
                 if new:
                     log.warning("position adopted", extra={"ticket": position.ticket, "symbol": position.symbol})
-        tickets = {p.ticket for p in open_positions}
+        tickets = {p.ticket for p in (self.gateway.positions() if self.whole_account else open_positions)}
         for trade in self.repo.open_trades(self.account):
             position_id = self._segment_position.get(trade.ticket, trade.ticket)
             if position_id not in open_tickets or trade.ticket not in tickets:

@@ -25,6 +25,7 @@ from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
 from ..store.errors import StoreUnavailable
 from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
+from .account_policy import AccountPolicy
 from .books import Books, open_ids
 from .equity import EquityGuard
 from .execution import ExecutionQuality
@@ -87,6 +88,9 @@ class EngineObserver:
     def strategy_failed(self, strategy: str, reason: str) -> None:
         """A strategy raised: it is disabled for the rest of the run (see strategy_runner.py)."""
 
+    def prop_rules(self, statuses: list) -> None:
+        """The prop-firm rules judged this cycle (bot.engine.proprules.RuleStatus)."""
+
 
 @dataclass
 class CycleReport:
@@ -143,6 +147,7 @@ class Engine:
         self.specs: dict[str, SymbolSpec] = {}
         self.risk_guard = RiskGuard(RiskLimits.from_settings(settings), gateway, self.specs, settings.magic,
                                     settings.deviation_points)  # account limits on new entries (riskguard.py)
+        self.policy = AccountPolicy(settings)  # watch-only, prop rules, first-start history import
         self.flow: OrderFlow | None = None
         self._spooling_since: float | None = None
         self.reconciled = False
@@ -164,7 +169,8 @@ class Engine:
         self._halted_at: tuple[datetime | None, Any] = (None, None)  # (broker time, terminal state) of a -8 halt
         self.attribution = Attribution("unknown", {})  # until preflight reads the margin mode (netting.py)
         self.preflight = Preflight(gateway, lambda: list(self.specs) or list(settings.symbols),
-                                   on_margin_mode=self._on_margin_mode)
+                                   on_margin_mode=self._on_margin_mode,
+                                   watch_only=not getattr(settings, "trading", True))
         self.on_stop_out = None  # told the symbol of each stop-out deal (telemetry)
 
     # -- start -----------------------------------------------------------------------------
@@ -179,7 +185,7 @@ class Engine:
         self.symbol_map = {name: spec.name for name, spec in configured.items()}
         self.specs.update({spec.name: spec for spec in configured.values()})
         digits = {name: spec.digits for name, spec in self.specs.items()}
-        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits)
+        self.books = Books(self.gateway, self.repo, self.account_id, self.settings.magic, digits, whole_account=True)
         self.sender = OrderSender(self.gateway, self.repo, self.account_id, self.settings.magic,
                                   self.settings.deviation_points, requote_retries=self.settings.requote_retries,
                                   on_trading_disabled=self._halt_orders,
@@ -195,6 +201,7 @@ class Engine:
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
         self.books.on_stop_out = lambda symbol: self.on_stop_out and self.on_stop_out(symbol)
+        self.policy.started(self)
         log.info(
             "engine started",
             extra={"account": self.account_id, "symbols": list(self.specs), "strategies": [s.name for s in self.strategies],
@@ -273,15 +280,21 @@ class Engine:
                 now, self.settings.history_days, open_ids(positions)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent.
-        report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
+        # A watch-only bot makes no new order intents: once none is left unresolved (e.g. from an
+        # earlier trading run on this store) the two store reads per cycle are not needed any more.
+        if self.policy.trading or self.books.unresolved != 0:
+            report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
         self.flow.settle_in_flight()
         self._select_symbols()  # before preflight reads Market Watch: the bot adds its own symbols
-        trading = self.preflight.check(now)  # a failed preflight check halts every order (preflight.py)
+        # A failed preflight check halts every order (preflight.py); a watch-only account never sends one.
+        trading = self.preflight.check(now) and self.policy.trading
         report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
             positions = self._our_positions()
         account = self._sizing_account()
         self.risk_guard.observe(now, account)
+        # Watch-only: nothing is sized and no strategy is asked (the prop rules are judged in watch()).
+        account = self.policy.gate(account, self, now) if self.policy.trading else None
         for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
@@ -312,6 +325,7 @@ class Engine:
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
+        self.policy.watch(account, self, now)
 
     def _on_margin_mode(self, mode: str) -> None:
         self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)

@@ -123,6 +123,9 @@ CHECKS: tuple[Check, ...] = (
         "broker which filling it takes")),
 )
 CHECK_NAMES = tuple(check.name for check in CHECKS)
+#: A watch-only account (TRADING=off, often an investor login) sends nothing: only what observing
+#: needs is checked, so a read-only login or AutoTrading off is not reported as a failure.
+WATCH_CHECKS = ("terminal_connected", "margin_mode", "symbols_found")
 
 
 class Preflight:
@@ -130,8 +133,9 @@ class Preflight:
 
     def __init__(self, gateway: Gateway, symbols: Callable[[], Iterable[str]], recheck: timedelta = RECHECK,
                  on_result: Callable[[str, bool], None] | None = None,
-                 on_margin_mode: Callable[[str], None] | None = None):
+                 on_margin_mode: Callable[[str], None] | None = None, watch_only: bool = False):
         self.gateway = gateway
+        self.checks = tuple(c for c in CHECKS if c.name in WATCH_CHECKS) if watch_only else CHECKS
         self.symbols = symbols
         self.recheck = recheck
         self.on_result = on_result  # told (check, ok) after every run: the metric
@@ -163,7 +167,7 @@ class Preflight:
 
     def _run(self, now: datetime) -> None:
         facts = self._read()
-        results = {check.name: check.judge(facts) for check in CHECKS}
+        results = {check.name: check.judge(facts) for check in self.checks}
         self._due, self._checked_at = False, now
         self.runs += 1
         for name, sentence in results.items():
@@ -204,5 +208,5 @@ class Preflight:
     def as_status(self) -> dict[str, str]:
         """check -> "ok" or its sentence ("not checked yet" before the first run), for /readyz and /status."""
         if not self.results:
-            return dict.fromkeys(CHECK_NAMES, "not checked yet")
+            return dict.fromkeys((check.name for check in self.checks), "not checked yet")
         return {name: sentence or "ok" for name, sentence in self.results.items()}

@@ -83,6 +83,10 @@ class Gateway(ABC):
     @abstractmethod
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]: ...
 
+    def account_deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
+        """Every deal of the window, balance operations included; a gateway that cannot tell them gives its trades."""
+        return self.deals(date_from, date_to)
+
     @abstractmethod
     def deals_for_position(self, position_id: int) -> list[Deal]: ...
 

@@ -42,6 +42,21 @@ class OrderRejected(GatewayError):
         self.message = message
 
 
+class WatchOnlyRefused(OrderRejected):
+    """Watch-only account (TRADING=off): the gateway refuses every order before it leaves the process.
+
+    An OrderRejected (never retried, never "outcome unknown"); counted as
+    tradewatch_broker_errors_total{call="order_send",kind="watch_only"}.
+    """
+
+    kind = "watch_only"
+
+    def __init__(self, message: str = "watch-only account (TRADING=off): orders are never sent"):
+        GatewayError.__init__(self, message)
+        self.retcode = 0
+        self.message = message
+
+
 class BrokerFault(GatewayError):
     kind = "broker_fault"
 

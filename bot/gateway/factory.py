@@ -16,7 +16,7 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
 
         terminal = sim if sim is not None else make_sim(settings)
         # The module-shaped stand-in: the package's argument rules over the simulated terminal.
-        return Mt5ApiGateway(lambda: Mt5Module(terminal), credentials, name="sim")
+        return Mt5ApiGateway(lambda: Mt5Module(terminal), credentials, name="sim", trading=settings.trading)
     if settings.mt5_mode == "bridge":
         from mt5bridge.client import connect
 
@@ -33,12 +33,12 @@ def make_gateway(settings: Settings, sim: Any = None) -> Mt5ApiGateway:
 
         # The broker login/password live on the terminal side (the bridge server's environment):
         # nothing of them crosses the network; initialize() there uses its own.
-        return Mt5ApiGateway(open_bridge, {}, name="bridge")
+        return Mt5ApiGateway(open_bridge, {}, name="bridge", trading=settings.trading)
     import MetaTrader5  # noqa: N813 - Windows only; imported only in native mode
 
     if settings.mt5_path:
         credentials["path"] = settings.mt5_path
-    return Mt5ApiGateway(lambda: MetaTrader5, credentials, name="native")
+    return Mt5ApiGateway(lambda: MetaTrader5, credentials, name="native", trading=settings.trading)
 
 
 def make_sim(settings: Settings, stepped: bool = False, state_file: str | None = None) -> Any:

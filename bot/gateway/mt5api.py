@@ -46,6 +46,7 @@ from .errors import (
     OrderRejected,
     OutcomeUnknown,
     TradingDisabled,
+    WatchOnlyRefused,
 )
 from .filling import NAMES as FILLING_NAMES
 from .filling import next_filling
@@ -90,11 +91,13 @@ class Mt5ApiGateway(Gateway):
         credentials: dict[str, Any] | None = None,
         observer: CallObserver | None = None,
         name: str = "mt5",
+        trading: bool = True,
     ):
         self._api_factory = api_factory
         self._credentials = {k: v for k, v in (credentials or {}).items() if v is not None}
         self._observer = observer
         self.name = name
+        self.trading = trading  # False: watch-only, order_send refuses (WatchOnlyRefused) before any call
         self._api: Any = None
         self._connected = False
         self._digits: dict[str, int] = {}
@@ -426,16 +429,19 @@ class Mt5ApiGateway(Gateway):
             self.refused_position_symbols = frozenset(refused)
         return out
 
-    def _trade_deals(self, rows: list) -> tuple[list[Deal], bool]:
+    def _trade_deals(self, rows: list, balance: bool = False) -> tuple[list[Deal], bool]:
         """The trade deals among history rows the guard accepts, and whether any was refused.
 
-        Balance operations (no symbol, or a non-trade deal type) are not trades: skipped, not refused.
+        Balance operations (a non-trade deal type) are not trades: skipped, not refused, unless
+        `balance` asks for them (judged by their own schema: symbol "", volume 0 are theirs).
         """
         out, refused = [], False
         for r in rows:
             if isinstance(r, dict):
                 self.guard.note_deal(r.get("ticket"))
-                if not r.get("symbol") or r.get("type") in NON_TRADE_DEAL_TYPES:
+                if r.get("type") in NON_TRADE_DEAL_TYPES:
+                    if balance and self.guard.judge("balance_deal", r, convert.ticket_key(r)) is None:
+                        out.append(convert.deal(r, 2, self._to_utc))
                     continue
             if self.guard.judge("deal", r, convert.ticket_key(r)) is not None:
                 refused = True
@@ -446,6 +452,11 @@ class Mt5ApiGateway(Gateway):
     def deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
         rows = self._call("history_deals_get", self.clock.to_server(date_from), self.clock.to_server(date_to))
         return self._trade_deals(rows)[0]
+
+    def account_deals(self, date_from: datetime, date_to: datetime) -> list[Deal]:
+        """Every deal of the window the guard accepts, balance operations included (whole-account history)."""
+        rows = self._call("history_deals_get", self.clock.to_server(date_from), self.clock.to_server(date_to))
+        return self._trade_deals(rows, balance=True)[0]
 
     def deals_for_position(self, position_id: int) -> list[Deal]:
         """A position's deals; none at all when one was refused: a trade is never built from part of them."""
@@ -471,6 +482,11 @@ class Mt5ApiGateway(Gateway):
         10030 (invalid filling) means nothing executed, so the one retry carries the same comment
         (the same client order id) with the next allowed mode: at most one order can result.
         """
+        if not self.trading:
+            error = WatchOnlyRefused()
+            self._observe("order_send", 0.0, error)
+            log.error("order refused at the gateway: %s", error, extra={"gateway": self.name, "symbol": request.symbol})
+            raise error
         spec = self._order_spec(request.symbol)
         payload = market_request(request, spec)
         result = self._call("order_send", payload)

@@ -112,6 +112,17 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
         Field("volume", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT), _price("price"),
         _money("profit"), _money("commission"), _money("swap"), _MAGIC, _COMMENT, Field("time", TIME),
     ), ()),
+    # Balance operations (deposit, credit, charge, commission, ...): MT5 reports them with symbol "",
+    # volume 0 and price 0, so those are accepted here and only here; a BUY/SELL deal so shaped is
+    # judged by "deal" above and refused (unknown_symbol, sign).
+    "balance_deal": ((
+        _ticket("ticket"), _ticket("order", optional=True), _ticket("position_id", optional=True),
+        Field("symbol", TEXT, max_len=SYMBOL_LEN, optional=True),
+        Field("type", INT, choices=enums.NON_TRADE_DEAL_TYPES), Field("entry", INT, choices=enums.DEAL_ENTRIES),
+        Field("reason", INT, choices=enums.DEAL_REASONS, optional=True),
+        Field("volume", NUMBER, sign=NON_NEGATIVE, limit=VOLUME_LIMIT), _price("price", NON_NEGATIVE),
+        _money("profit", optional=False), _money("commission"), _money("swap"), _MAGIC, _COMMENT, Field("time", TIME),
+    ), ()),
     "position": ((
         _ticket("ticket"), _SYMBOL, Field("type", INT, choices=enums.POSITION_TYPES),
         Field("volume", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT), _price("price_open"), _price("price_current"),
@@ -162,7 +173,7 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
 #: Kinds whose records never change once made (history): judged once per content. The others
 #: (positions, quotes, bars, account, symbol, order replies) change every cycle: judged every
 #: time, reported once per streak of the same reason.
-IMMUTABLE_KINDS = frozenset({"deal", "order"})
+IMMUTABLE_KINDS = frozenset({"deal", "balance_deal", "order"})
 
 
 def check(kind: str, record: Any, context: Context) -> Problem | None:

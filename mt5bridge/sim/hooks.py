@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from mt5bridge.constants import (
+    DEAL_ENTRY_IN,
+    DEAL_TYPE_BALANCE,
     TRADE_RETCODE_CLIENT_DISABLES_AT,
     TRADE_RETCODE_SERVER_DISABLES_AT,
     TRADE_RETCODE_TRADE_DISABLED,
@@ -19,6 +21,7 @@ from mt5bridge.constants import (
 
 from .accountsetup import MAX_EPOCH
 from .apicall import is_plain_int
+from .book import Deal
 from .clock import check_seconds
 from .faults import Faults
 
@@ -125,6 +128,27 @@ class SimHooks:
                 self._quotes.unpin(symbol)
                 self._broker.recheck(symbol, self._k)
             self._persist()
+
+    def deposit(self, amount, comment: str = "Deposit", deal_type: int = DEAL_TYPE_BALANCE) -> int:
+        """TEST ONLY: a balance operation (deposit, or withdrawal when negative; `deal_type` CREDIT,
+        CHARGE, BONUS, ...) booked as MT5 books it: a deal with symbol "", volume 0, the amount as
+        profit. Returns its deal ticket."""
+        value = Decimal(str(amount)).quantize(Decimal("0.01"))
+        if not value.is_finite() or value == 0:
+            raise ValueError(f"amount must be a non-zero number, got {amount!r}")
+        with self._lock:
+            self._sync()
+            books = self._broker.books
+            ticket = books.take_deal_ticket()
+            books.deals.append(Deal(
+                ticket=ticket, order=0, time_msc=int(self._server_now * 1000), type=deal_type, entry=DEAL_ENTRY_IN,
+                magic=0, position_id=0, reason=0, volume=Decimal(0), price=0, commission=Decimal(0),
+                swap=Decimal(0), profit=value, symbol="", comment=comment,
+            ))
+            books.balance += value
+            self._broker.dirty = True
+            self._persist()
+            return ticket
 
     def margin_state(self) -> dict:
         """Margin-call flag and the levels it is judged by (MT5 shows it only in the terminal UI)."""

@@ -564,4 +564,4 @@ class SimTerminal(SimHooks):
         self, date_from=None, date_to=None, group=None, ticket=None, position=None
     ) -> tuple:
         deals = self._deals(date_from, date_to, group, ticket, position)
-        return tuple(deal_view(d, self._symbols[d.symbol]) for d in deals)
+        return tuple(deal_view(d, self._symbols.get(d.symbol)) for d in deals)  # balance deals: no symbol

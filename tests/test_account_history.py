@@ -1,0 +1,287 @@
+"""Whole-account history import: balance operations, foreign trades, idempotent, resumable, fast."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.account_history import Cursor, HistoryImport, Progress
+from bot.gateway import Deal, Gateway
+from bot.gateway.mt5api import Mt5ApiGateway
+from bot.gateway.types import OrderRequest
+from db import Repository, init_db
+from db.history_store import deal_count
+from mt5bridge import constants as mt5
+from mt5bridge.sim import SimTerminal
+from mt5bridge.sim.mt5module import Mt5Module
+
+BOT_MAGIC = 240001
+
+
+def _send(gateway, side, magic, position=None, volume="0.10"):
+    quote = gateway.quote("EURUSD")
+    return gateway.order_send(OrderRequest(
+        symbol="EURUSD", side=side, volume=Decimal(volume), price=quote.ask if side == "BUY" else quote.bid,
+        sl=None, tp=None, deviation=50, magic=magic, comment="", position=position))
+
+
+@pytest.fixture
+def account(tmp_path):
+    """A simulated account with a deposit, a credit, a manual trade, another EA's trade and an open one."""
+    sim = SimTerminal(seed=5, stepped=True)
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.connect()
+    sim.advance(3600)
+    sim.deposit(500, comment="Deposit")
+    sim.advance(86_400)
+    sim.deposit(-200, comment="Withdrawal")
+    sim.deposit(50, comment="Credit", deal_type=mt5.DEAL_TYPE_CREDIT)
+    manual = _send(gateway, "BUY", 0)
+    sim.advance(86_400)  # weekdays only: the sim's market closes at the weekend
+    _send(gateway, "SELL", 0, position=manual.order)
+    ea = _send(gateway, "SELL", 777)
+    sim.advance(3600)
+    _send(gateway, "BUY", 777, position=ea.order, volume="0.05")  # partial exit ...
+    sim.advance(86_400)
+    _send(gateway, "BUY", 777, position=ea.order, volume="0.05")  # ... and the rest a day later
+    still_open = _send(gateway, "BUY", 0)
+    sim.advance(600)
+    database = init_db(f"sqlite:///{tmp_path / 'store.db'}")
+    yield sim, gateway, database, {"manual": manual.order, "ea": ea.order, "open": still_open.order}
+    database.dispose()
+
+
+def _import(gateway, database, tmp_path, since=None):
+    now = gateway.quote("EURUSD").time
+    cursor = Cursor(str(tmp_path / "cursor.json"))
+    return HistoryImport(gateway, database, "1", BOT_MAGIC, {"EURUSD": 5}, cursor=cursor).run(now, since)
+
+
+def test_imports_balance_operations_and_foreign_trades(account, tmp_path):
+    sim, gateway, database, tickets = account
+    result = _import(gateway, database, tmp_path)
+    repo = Repository(database)
+    deals = repo.deals_since("1", datetime(2000, 1, 1, tzinfo=UTC))
+    balance = [d for d in deals if d.type not in (mt5.DEAL_TYPE_BUY, mt5.DEAL_TYPE_SELL)]
+    assert [(d.type, d.profit, d.symbol, d.volume) for d in balance] == [
+        (mt5.DEAL_TYPE_BALANCE, Decimal("500.00"), "", Decimal("0.00")),
+        (mt5.DEAL_TYPE_BALANCE, Decimal("-200.00"), "", Decimal("0.00")),
+        (mt5.DEAL_TYPE_CREDIT, Decimal("50.00"), "", Decimal("0.00")),
+    ]
+    assert len(deals) == 3 + 2 + 3 + 1 == result.deals_stored
+    manual = repo.get_trade("1", tickets["manual"])
+    ea = repo.get_trade("1", tickets["ea"])
+    still_open = repo.get_trade("1", tickets["open"])
+    assert (manual.strategy_name, manual.is_closed, manual.magic) == ("manual", True, 0)
+    assert (ea.strategy_name, ea.is_closed, ea.direction) == ("ea:777", True, "SELL")
+    ea_exits = [d for d in deals if d.position_id == tickets["ea"] and d.entry == mt5.DEAL_ENTRY_OUT]
+    assert ea.gross_profit == sum(d.profit for d in ea_exits)  # both partial exits, not the first alone
+    assert (still_open.strategy_name, still_open.is_closed) == ("manual", False)
+    # Balance operations are never trades: three positions, three trades.
+    assert len(repo.open_trades("1")) == 1 and result.trades_opened == 3 and result.trades_closed == 2
+    # The balance after every deal ends where the terminal's does.
+    assert sum(d.profit + d.commission + d.swap for d in deals) + Decimal(10_000) == \
+        Decimal(str(sim.account_info().balance))
+
+
+def test_a_netting_reversal_imports_as_the_live_books_trades(tmp_path):
+    """The import books with trades_from_deals like the live bot: an INOUT closes one trade and opens
+    the reversed one (keyed by the INOUT's order), attributed by its deal's magic."""
+    sim = SimTerminal(seed=7, stepped=True, profile="ecn-netting")
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.connect()
+    sim.advance(3600)
+    first = _send(gateway, "BUY", 0)
+    sim.advance(3600)
+    reversal = _send(gateway, "SELL", 0, volume="0.30")  # closes 0.10 long, opens 0.20 short
+    sim.advance(600)
+    database = init_db(f"sqlite:///{tmp_path / 'store.db'}")
+    result = _import(gateway, database, tmp_path)
+    repo = Repository(database)
+    closed, reversed_ = repo.get_trade("1", first.order), repo.get_trade("1", reversal.order)
+    assert (closed.direction, closed.volume, closed.is_closed, closed.strategy_name) == \
+        ("BUY", Decimal("0.10"), True, "manual")
+    assert (reversed_.direction, reversed_.volume, reversed_.is_closed, reversed_.strategy_name) == \
+        ("SELL", Decimal("0.20"), False, "manual")
+    assert result.trades_opened == 2 and result.trades_closed == 1
+    assert _import(gateway, database, tmp_path, since=result.since).trades_opened == 0  # idempotent
+    database.dispose()
+
+
+def test_reimport_stores_nothing_twice(account, tmp_path):
+    _, gateway, database, _ = account
+    first = _import(gateway, database, tmp_path)
+    again = _import(gateway, database, tmp_path, since=first.since)  # from the start again, on purpose
+    assert first.deals_stored == 9 and again.deals_stored == 0
+    assert again.trades_opened == 0 and again.trades_closed == 0
+    assert deal_count(database, "1") == 9
+
+
+def test_resumes_after_the_last_window(account, tmp_path):
+    sim, gateway, database, _ = account
+    first = _import(gateway, database, tmp_path)
+    sim.advance(2 * 86_400)
+    sim.deposit(75)
+    resumed = _import(gateway, database, tmp_path)  # no --since: the cursor's window
+    assert resumed.since >= first.until - timedelta(days=1)
+    assert resumed.windows <= 4 and resumed.deals_stored == 1
+
+
+def test_progress_bar_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    plain, tty = io.StringIO(), Tty()
+    for stream in (plain, tty):
+        bar = Progress(4, stream)
+        bar.update(2, 10)
+        bar.finish()
+    assert plain.getvalue() == ""
+    assert "50.0%" in tty.getvalue() and "2/4 days, 10 deals" in tty.getvalue()
+
+
+class YearOfDeals(Gateway):
+    """A terminal with a year of history: 100 000 deals (positions in and out, partial exits,
+    other EAs, manual trades, a deposit and monthly charges), answered in windows as MT5 does."""
+
+    connected = True
+
+    def __init__(self, count: int, start: datetime):
+        step = timedelta(days=365) / count
+        self.rows: list[Deal] = []
+        ticket = 1
+        position = 10_000_000
+        moment = start
+
+        def deal(kind, entry, magic, pos, volume, profit, symbol="EURUSD", price="1.10000"):
+            nonlocal ticket, moment
+            ticket += 1
+            moment += step
+            self.rows.append(Deal(ticket=ticket, order=ticket, position_id=pos, symbol=symbol, type=kind,
+                                  entry=entry, volume=Decimal(volume), price=Decimal(price),
+                                  profit=Decimal(profit), commission=Decimal("-0.70"), swap=Decimal("0.00"),
+                                  magic=magic, comment="", reason=0, time=moment))
+
+        deal(mt5.DEAL_TYPE_BALANCE, mt5.DEAL_ENTRY_IN, 0, 0, "0", "100000.00", symbol="", price="0")
+        while len(self.rows) < count:
+            position += 1
+            magic = (0, 777, BOT_MAGIC)[position % 3]
+            deal(mt5.DEAL_TYPE_BUY, mt5.DEAL_ENTRY_IN, magic, position, "0.20", "0.00")
+            if position % 5 == 0:
+                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.10", "3.10")
+                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.10", "-1.20")
+            else:
+                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.20", "2.00")
+            if position % 1000 == 0:
+                deal(mt5.DEAL_TYPE_CHARGE, mt5.DEAL_ENTRY_IN, 0, 0, "0", "-5.00", symbol="", price="0")
+        self.rows = self.rows[:count]
+        self.times = [d.time for d in self.rows]
+        self.by_position: dict[int, list[Deal]] = {}
+        for d in self.rows:
+            self.by_position.setdefault(d.position_id, []).append(d)
+
+    def account_deals(self, date_from, date_to):
+        return self.rows[bisect.bisect_left(self.times, date_from):bisect.bisect_right(self.times, date_to)]
+
+    def deals(self, date_from, date_to):
+        return [d for d in self.account_deals(date_from, date_to) if d.symbol]
+
+    def deals_for_position(self, position_id):
+        return list(self.by_position.get(position_id, ()))
+
+    def positions(self, symbol=None):
+        return []
+
+    def connect(self): ...
+    def close(self): ...
+    def terminal(self): ...
+    def account(self): ...
+    def symbol(self, name): ...
+    def quote(self, name): ...
+    def bars(self, symbol, timeframe, count): ...
+    def history_orders(self, date_from, date_to): return []
+    def order_send(self, request): raise AssertionError("an import never sends an order")
+
+
+def test_a_year_of_100000_deals_imports_within_60_seconds(tmp_path):
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    gateway = YearOfDeals(100_000, start)
+    database = init_db(f"sqlite:///{tmp_path / 'year.db'}")
+    try:
+        began = time.perf_counter()
+        result = HistoryImport(gateway, database, "1", BOT_MAGIC, {"EURUSD": 5}).run(
+            gateway.times[-1] + timedelta(minutes=1), since=start)
+        seconds = time.perf_counter() - began
+        print(f"\nFIGURE history import: {result.deals_stored} deals, {result.trades_closed} trades, "  # noqa: T201
+              f"{result.windows} broker-day windows in {seconds:.1f} s (SQLite file store)")  # the issue's figure
+        assert result.deals_stored == 100_000 == deal_count(database, "1")
+        positions = {d.position_id for d in gateway.rows if d.symbol}
+        assert result.trades_opened == len(positions)
+        assert result.trades_closed >= len(positions) - 1  # the last may have lost its exit to the cut
+        assert seconds <= 60
+        strategies = {t.strategy_name for t in Repository(database).open_trades("1")}
+        assert strategies <= {"manual", "ea:777", None}
+    finally:
+        database.dispose()
+
+
+def test_cli_imports_the_simulators_history(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    store = tmp_path / "store.db"
+    sim = SimTerminal(seed=42, stepped=True, state_file=str(tmp_path / "store.db.sim_state.json"))
+    sim.advance(3600)
+    sim.deposit(1234)
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.connect()
+    ticket = _send(gateway, "BUY", 0).order
+    sim.advance(600)
+    _send(gateway, "SELL", 0, position=ticket)
+    sim.advance(60)
+    sim._persist(force=True)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"DATABASE_URL": f"sqlite:///{store}", "SYMBOLS": "EURUSD", "MT5_MODE": "sim", "SIM_SEED": "42"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["history", "import"]) == 0
+    out = capsys.readouterr()
+    assert "3 new stored, 1 trades opened, 1 closed" in out.out and out.err == ""  # no bar: not a terminal
+    assert main(["history", "import", "--since", "2025-12-01"]) == 0  # again, from before the first deal
+    assert "0 new stored" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["history", "import", "--since", "someday"])
+    assert refused.value.code == 2 and "not an ISO date" in capsys.readouterr().err
+
+
+def test_first_start_imports_the_whole_history_once(tmp_path):
+    from bot.config import Settings
+    from bot.engine import Engine
+    from bot.engine.strategies import load_strategies
+    from bot.gateway.factory import make_gateway
+
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/first.db", "SYMBOLS": "EURUSD",
+                                  "HISTORY_DAYS": "1", "TRADING": "off"}, dotenv_path=None)
+    sim = SimTerminal(seed=5, stepped=True)
+    gateway = make_gateway(settings, sim)
+    person = Mt5ApiGateway(lambda: Mt5Module(sim))  # someone trading at the terminal by hand
+    person.connect()
+    sim.advance(3600)
+    sim.deposit(900)
+    old = _send(person, "BUY", 0).order
+    sim.advance(600)
+    _send(person, "SELL", 0, position=old)
+    sim.advance(3 * 86_400)  # older than HISTORY_DAYS: the live books alone would never see it
+    database = init_db(settings.database_url)
+    engine = Engine(settings, gateway, Repository(database), load_strategies(settings.strategies))
+    engine.policy.database = database
+    assert engine.run_cycle().ok
+    repo = Repository(database)
+    assert repo.get_trade(engine.account_id, old).strategy_name == "manual"
+    assert deal_count(database, engine.account_id) == 3
+    assert (tmp_path / f"first.db.history_import.{engine.account_id}.json").exists()  # not imported again
+    database.dispose()
