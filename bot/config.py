@@ -147,7 +147,7 @@ class LossLimit:
 
 def _loss_limit(raw: str) -> LossLimit:
     """DAILY_LOSS_LIMIT: "3%" (percent of the day's opening equity) or "250" (deposit currency)."""
-    value = raw.strip()
+    value = confcheck.text(64)(raw)  # no control characters, bounded, stripped
     if value.endswith("%"):
         return LossLimit(confcheck.decimal("0.01", "100")(value[:-1]), True)
     return LossLimit(confcheck.decimal("0.01", "1000000000")(value), False)
