@@ -60,8 +60,11 @@ TIMINGS = Timings(scrape_interval="1s", evaluation_interval="1s",
 # The bot in this test: 5 rejected orders open the order circuit (an ERROR line); smaller positions
 # and more requote retries keep the orders the accelerated sim rejects by itself (NO_MONEY,
 # requotes) well below RejectedOrdersBurst's 5 per window, so the burst's alert can resolve.
+# The account risk guard's loss halts are off (this test measures the monitoring, not the limits: a
+# halted bot sends no order to reject), and a loose prop-firm challenge feeds the Challenge row.
 BOT_ENV = {"ORDER_BREAKER_FAILURES": "5", "ORDER_BREAKER_RESET_SECONDS": "5", "RISK_PER_TRADE": "0.2",
-           "REQUOTE_RETRIES": "5"}
+           "REQUOTE_RETRIES": "5", "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100"}
+CHALLENGE = "max_daily_loss: 90%\nmax_loss: 95%\nprofit_target: 10%\nmin_trading_days: 4\nhalt_at: 100%\n"
 SCRAPED_JOBS = {"bot", "exporter", "prometheus", "alertmanager"}  # and loki when the stack runs one
 
 # Panel queries that may stay empty on the live stack, and why. Every other panel query must
@@ -131,8 +134,11 @@ def stack():
     if loki_bin is None and ll.loki_required():
         pytest.fail("no Loki binary (LOKI_BIN unset, no `loki` on PATH) but TRADEWATCH_REQUIRE_LOKI/CI asks for "
                     "the Loki checks; .ci/run sets LOKI_BIN from ../shared/bin/unpack-loki", pytrace=False)
+    rules = root / "challenge.yml"
+    rules.write_text(CHALLENGE)
+    rules.chmod(0o644)
     native = NativeStack(StackSettings(root=root, speed=SPEED, ports={}, timings=TIMINGS, loki_bin=loki_bin,
-                                       bot_env=BOT_ENV))
+                                       bot_env={**BOT_ENV, "RULES_FILE": str(rules)}))
     RUN["started_ns"] = time.time_ns()
     try:
         native.up()  # stops whatever it started when it fails
