@@ -22,7 +22,11 @@ sysdeps:
 run: deps
 	SIM_SPEED=$${SIM_SPEED:-60} SIM_START=$${SIM_START-now} TRADEWATCH_OWN_TERMINAL=1 $(BIN)/python -m bot run
 
+# The real Loki comes from scripts/find-loki.sh; once one is found, its tests are required (fail, never skip).
 test: deps sysdeps
+	@loki="$$(bash scripts/find-loki.sh)"; \
+	if [ -n "$$loki" ]; then export LOKI_BIN="$$loki" TRADEWATCH_REQUIRE_LOKI=1; \
+	else echo "no Loki binary found (LOKI_BIN, shared/bin/unpack-loki, PATH): the Loki tests will say so" >&2; fi; \
 	$(BIN)/python -m pytest -q
 
 bench: deps sysdeps

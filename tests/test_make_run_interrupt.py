@@ -12,14 +12,11 @@ import fcntl
 import os
 import re
 import select
-import shutil
 import subprocess
 import termios
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +42,6 @@ def _read_until(master: int, pattern: str, seen: bytearray, timeout: float) -> b
     return bool(re.search(pattern, seen.decode("utf-8", "replace")))
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_ctrl_c_in_make_run_exits_0_with_a_summary(tmp_path):
     master, slave = os.openpty()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "METRICS_PORT": "0",
