@@ -45,7 +45,7 @@ SHAPES = ((1, 1), (2, 2), (4, 2), (6, 2))  # symbols x strategies for the slope
 BAR_STEP = 60  # seconds: one M1 bar per cycle
 NO_BAR_STEP = 5
 ROUNDS = int(os.environ.get("BENCH_CYCLE_ROUNDS", "12"))
-ROUND_CYCLES = int(os.environ.get("BENCH_CYCLE_ROUND_CYCLES", "40"))
+ROUND_CYCLES = int(os.environ.get("BENCH_CYCLE_ROUND_CYCLES", "25"))
 WARM_UP = int(os.environ.get("BENCH_CYCLE_WARM_UP", "15"))  # reconciliation, history import, caches
 CALL_BATCHES = int(os.environ.get("BENCH_CYCLE_CALL_BATCHES", "10"))
 CALLS_PER_BATCH = int(os.environ.get("BENCH_CYCLE_CALLS", "300"))
@@ -66,6 +66,7 @@ TARGETS = {
 @dataclass
 class Cycle:
     seconds: float
+    cpu_seconds: float  # the loop thread's CPU time: the rest of `seconds` is waiting (fsync, the bridge)
     commits: int
     sent: int
     new_bar: bool
@@ -88,18 +89,18 @@ class Bot:
         engine, pacer, counter = self.app.engine, self.app.pacer, self.commits
         for _ in range(count):
             before = counter.count
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             report = engine.run_cycle()
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
             if keep:
                 sent = sum(n for status, n in report.orders.items() if status not in NOT_SENT) + report.replayed
-                self.cycles.append(Cycle(seconds, counter.count - before, sent, sum(report.signals.values()) > 0,
+                self.cycles.append(Cycle(seconds, cpu, counter.count - before, sent, sum(report.signals.values()) > 0,
                                          report.error))
             self.app.liveness.beat()
             pacer.wait()
 
-    def median_ms(self, new_bar: bool) -> float:
-        times = [c.seconds for c in self.cycles if c.new_bar == new_bar and c.error is None]
+    def median_ms(self, new_bar: bool, cpu: bool = False) -> float:
+        times = [c.cpu_seconds if cpu else c.seconds for c in self.cycles if c.new_bar == new_bar and c.error is None]
         return statistics.median(times) * 1000 if times else float("nan")
 
     def close(self) -> None:
@@ -190,14 +191,17 @@ def figures(slope_bots: list[Bot], no_bar: Bot, bridged: Bot, call_us: float, tc
     out.write("median bar-cycle time by pairs (symbols x strategies), in-process:\n")
     for bot, ms in zip(slope_bots, medians, strict=True):
         bar = [c for c in bot.cycles if c.new_bar]
-        out.write(f"  {bot.name:<6} {bot.pairs:3d} pairs  {ms:8.3f} ms  ({len(bar)} bar cycles of {len(bot.cycles)})\n")
+        out.write(f"  {bot.name:<6} {bot.pairs:3d} pairs  {ms:8.3f} ms  (loop-thread CPU {bot.median_ms(True, cpu=True):.3f} ms;"
+                  f" {len(bar)} bar cycles of {len(bot.cycles)})\n")
     out.write(f"  fit: {intercept:.3f} ms + {slope:.3f} ms per pair\n")
-    out.write(f"cycles without a new bar at 4x2: {sum(not c.new_bar for c in no_bar.cycles)} of {len(no_bar.cycles)}; "
-              f"over the bridge 4x2: {sum(c.new_bar for c in bridged.cycles)} bar cycles\n")
+    out.write(f"cycles without a new bar at 4x2: {sum(not c.new_bar for c in no_bar.cycles)} of {len(no_bar.cycles)} "
+              f"(CPU {no_bar.median_ms(False, cpu=True):.3f} ms); over the bridge 4x2: "
+              f"{sum(c.new_bar for c in bridged.cycles)} bar cycles (CPU {bridged.median_ms(True, cpu=True):.3f} ms)\n")
     out.write(f"store commits per cycle: median {statistics.median(without) if without else float('nan'):g} "
               f"without an order ({len(without)} cycles), median "
               f"{statistics.median(beyond) if beyond else float('nan'):g} beyond the orders sent "
-              f"({len(beyond)} cycles with orders, {sum(c.sent for c in measured)} orders)\n")
+              f"({len(beyond)} cycles with orders, {sum(c.sent for c in measured)} orders); "
+              f"{sum(n > 1 for n in without) + sum(n > 1 for n in beyond)} cycles above target\n")
     out.write(f"bridge symbol_info_tick {call_us:.1f} us, bare TCP round trip {tcp_us:.1f} us "
               f"(medians of {CALL_BATCHES * CALLS_PER_BATCH})\n")
     errors = sum(c.error is not None for b in (*slope_bots, no_bar, bridged) for c in b.cycles)

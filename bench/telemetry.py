@@ -8,8 +8,9 @@ every other process on a shared machine, fsync waits and scheduler luck) and cou
 2 % it was meant to test. The CPU time the loop thread itself spends in `run_cycle`
 (time.thread_time_ns) leaves out time spent waiting and time other processes took.
 
-Top-down: two bots on identical simulated markets, "on" and "off", run >= 50 rounds of cycles in
-alternation (which one goes first alternates too). Each round gives one paired difference of CPU
+Top-down: two bots on identical simulated markets, "on" and "off", run >= 50 rounds of cycles,
+alternating cycle by cycle (which one goes first alternates too), so that a slow phase of the
+machine (another process, a frequency change) falls on both. Each round gives one paired difference of CPU
 time per cycle (on minus off); the figure is the median of those differences relative to the off
 cycle, with the distribution-free 95 % interval for a median (order statistics of the paired
 differences, i.e. the sign test's interval: bench._measure.median_ci).
@@ -49,7 +50,7 @@ from bot.app import BotApp
 from bot.telemetry.logging import attach_loki, detach_loki, setup_logging
 
 ROUNDS = int(os.environ.get("BENCH_TELEMETRY_ROUNDS", "60"))
-CYCLES_PER_ROUND = int(os.environ.get("BENCH_TELEMETRY_CYCLES", "40"))
+CYCLES_PER_ROUND = int(os.environ.get("BENCH_TELEMETRY_CYCLES", "30"))
 WARM_UP_CYCLES = int(os.environ.get("BENCH_TELEMETRY_WARM_UP", "20"))
 BOTTOM_UP_ROUNDS = int(os.environ.get("BENCH_TELEMETRY_BOTTOM_UP_ROUNDS", "10"))
 LONG_RUN = int(os.environ.get("BENCH_RSS_CYCLES", "20000"))
@@ -78,6 +79,32 @@ def cpu_per_cycle(app: BotApp, cycles: int) -> float:
         app.liveness.beat()
         app.pacer.wait()
     return spent / cycles / 1000
+
+
+def _cycle_ns(app: BotApp) -> int:
+    started = time.thread_time_ns()
+    app.engine.run_cycle()
+    spent = time.thread_time_ns() - started
+    app.liveness.beat()
+    app.pacer.wait()
+    return spent
+
+
+def paired_round(on_app: BotApp, off_app: BotApp, cycles: int, on_first: bool) -> tuple[float, float]:
+    """Mean loop-thread CPU microseconds per cycle of each bot over one round, the two alternating cycle
+    by cycle (who goes first alternates too): a slow phase of the machine hits both bots alike.
+
+    The on bot's Loki handler is on the root logger only while the on bot cycles.
+    """
+    spent = {True: 0, False: 0}
+    for k in range(cycles):
+        for is_on in ((True, False) if (k % 2 == 0) == on_first else (False, True)):
+            if on_app.loki is not None:
+                (attach_loki if is_on else detach_loki)(on_app.loki)
+            spent[is_on] += _cycle_ns(on_app if is_on else off_app)
+    if on_app.loki is not None:
+        attach_loki(on_app.loki)
+    return spent[True] / cycles / 1000, spent[False] / cycles / 1000
 
 
 def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
@@ -109,23 +136,13 @@ def overhead() -> int:
         on_app.start_telemetry(serve=True)
         off_app = _rig.bot(f"{tmp}/off.db")
         try:
-            on_us, off_us = [], []
-
-            def run_on() -> None:
-                attach_loki(on_app.loki)
-                on_us.append(cpu_per_cycle(on_app, CYCLES_PER_ROUND))
-
-            def run_off() -> None:
-                detach_loki(on_app.loki)
-                off_us.append(cpu_per_cycle(off_app, CYCLES_PER_ROUND))
-
             for app in (on_app, off_app):  # reconciliation, the first-start history import, caches
                 cpu_per_cycle(app, WARM_UP_CYCLES)
+            on_us, off_us = [], []
             for round_no in range(ROUNDS):
-                first, second = (run_off, run_on) if round_no % 2 else (run_on, run_off)
-                first()
-                second()
-            attach_loki(on_app.loki)
+                on, off = paired_round(on_app, off_app, CYCLES_PER_ROUND, on_first=round_no % 2 == 0)
+                on_us.append(on)
+                off_us.append(off)
             timer = ThreadCPUTimer()
             instrument(on_app, timer)
             bottom_cycle_us = [cpu_per_cycle(on_app, CYCLES_PER_ROUND) for _ in range(BOTTOM_UP_ROUNDS)]
@@ -142,7 +159,7 @@ def overhead() -> int:
     ok = relative.median <= TARGET_PERCENT
     out = sys.stdout
     out.write(f"loop-thread CPU per cycle, telemetry off: {base:9.1f} us  on: {statistics.median(on_us):9.1f} us  "
-              f"(medians of {ROUNDS} interleaved rounds of {CYCLES_PER_ROUND} cycles)\n")
+              f"(medians of {ROUNDS} rounds of {CYCLES_PER_ROUND} cycles each, alternating cycle by cycle)\n")
     out.write(f"telemetry cost, top-down : {paired.median:+8.1f} us per cycle = {_percent(paired, base)}\n")
     out.write(f"  per-round relative cost: median {relative.median:+.2f} %, 95 % CI {relative.low:+.2f} .. "
               f"{relative.high:+.2f} % (order-statistic interval of {relative.n} paired rounds, coverage "
