@@ -94,9 +94,12 @@ class ThreadCPUTimer:
         self.clock = clock
         self.ns = 0
         self.calls = 0
+        self.by_name: dict[str, int] = {}  # nanoseconds per wrapped callable (outermost calls)
         self._depth = 0
 
-    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(self, function: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
+        name = name or getattr(function, "__qualname__", repr(function))
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() != self.thread_id:
                 return function(*args, **kwargs)
@@ -108,8 +111,10 @@ class ThreadCPUTimer:
             finally:
                 self._depth -= 1
                 if outermost:
-                    self.ns += self.clock() - started
+                    spent = self.clock() - started
+                    self.ns += spent
                     self.calls += 1
+                    self.by_name[name] = self.by_name.get(name, 0) + spent
 
         timed.__wrapped__ = function  # type: ignore[attr-defined]
         return timed
@@ -124,4 +129,4 @@ class TimedProxy:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
-        return self._timer.wrap(value) if callable(value) else value
+        return self._timer.wrap(value, f"{type(self._target).__name__}.{name}") if callable(value) else value

@@ -175,3 +175,11 @@ def test_paired_round_alternates_the_bots_cycle_by_cycle(tmp_path):
     finally:
         _rig.close_bot(on)
         _rig.close_bot(off)
+
+
+def test_cpu_timer_splits_its_total_by_entry_point():
+    ticks = count(0, 5)
+    timer = ThreadCPUTimer(clock=lambda: next(ticks))
+    first, second = timer.wrap(lambda: None, "first"), timer.wrap(lambda: None, "second")
+    first(), first(), second()
+    assert timer.by_name == {"first": 10, "second": 5} and timer.ns == 15
