@@ -18,12 +18,16 @@ close, so a rollup can never disagree with the trades it sums:
 On PostgreSQL the account's `equity_bases` row is locked (SELECT ... FOR UPDATE) before
 the rollups are read, so concurrent closes of one account queue; SQLite's BEGIN IMMEDIATE
 serialises all writers anyway.
+
+Days are broker days (db.brokerday): a trade counts in the day row of the date at the trade server
+when it closed, with the account's recorded server offset (UTC days while none is recorded).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
@@ -42,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from db import brokerday
 from db.bulk import bulk_insert
 from db.conflict import insert_for_connection
 from db.ledger import (
@@ -90,8 +95,17 @@ def closed_trades_in_order(connection: Connection, account: str, since: datetime
     if since is not None:
         query = query.where(_TRADES.c.exit_time >= since)
     query = query.order_by(_TRADES.c.exit_time, _TRADES.c.id)
+    offsets = brokerday.load(connection, account)
     for row in connection.execute(query.execution_options(yield_per=10_000)):
-        yield ClosedTrade(**row._mapping)
+        yield ClosedTrade(**row._mapping, offset_seconds=offsets.at(row.exit_time) or 0)
+
+
+def has_closed_trades(connection: Connection, account: str, since: datetime | None = None) -> bool:
+    """Whether the account has a closed trade (exiting at or after `since`)."""
+    query = select(_TRADES.c.id).where(_TRADES.c.account == account, _TRADES.c.is_closed == true())
+    if since is not None:
+        query = query.where(_TRADES.c.exit_time >= since)
+    return connection.execute(query.limit(1)).first() is not None
 
 
 # -- the account's initial balance (and lock) ------------------------------------------------
@@ -143,6 +157,8 @@ def _base_values(connection: Connection, account: str, first_exit: datetime) -> 
 def record_close(connection: Connection, trade: ClosedTrade) -> None:
     """Count a trade that was just closed in this transaction in its twelve rollup rows."""
     base, moved = lock_base(connection, trade.account, trade.exit_time)
+    offset = brokerday.load(connection, trade.account).at(trade.exit_time) or 0
+    trade = dataclasses.replace(trade, offset_seconds=offset)  # its day is a broker day
     if moved:
         rebuild(connection, trade.account)
         return
@@ -229,8 +245,10 @@ def rebuild_grain_from(connection: Connection, account: str, grain: tuple[str, s
         .limit(1)
     ).first()
     cum, peak = (before.end_cum_cents, before.end_peak_cents) if before else (0, 0)
-    since = datetime.combine(day, time(), tzinfo=UTC)
-    new_days = day_tallies(closed_trades_in_order(connection, account, since, grain), grain, base, cum, peak)
+    # A day earlier than the broker day's start at any offset; trades of earlier days are left out.
+    since = brokerday.day_start(day, 0) - timedelta(days=1)
+    trades = (t for t in closed_trades_in_order(connection, account, since, grain) if t.day >= day)
+    new_days = day_tallies(trades, grain, base, cum, peak)
     first_month = month_start(day)
     earlier_days = _tallies(connection, (*same_grain, table.c.span == "day",
                                          table.c.period_start >= first_month, table.c.period_start < day))
