@@ -11,13 +11,14 @@ transitions atomic, so two writers racing on one order cannot both win.
 
 from dataclasses import fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, false, func, select, true, update
 from sqlalchemy.orm import Session
 
-from db import metrics_history as minutes_store
 from db import brokerday, operator_actions, quarantine, rollups, signal_counts
+from db import metrics_history as minutes_store
 from db.database import Database
 from db.errors import (
     DealConflict,
