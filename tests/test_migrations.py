@@ -31,8 +31,9 @@ TABLES = {
     "metrics_history",
     "quarantine",
     "operator_actions",
+    "broker_offsets",
 }
-HEAD = "0006"
+HEAD = "0007"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
