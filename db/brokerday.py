@@ -124,6 +124,14 @@ def load_all(connection: Connection, accounts: Iterable[str]) -> dict[str, Offse
     return {name: OffsetHistory(found) for name, found in rows.items()}
 
 
+def day_of(database, account: str, moment: datetime) -> BrokerDay:
+    """The broker day of a stored UTC moment with the account's recorded offsets (one small read)."""
+    from db.reading import reading
+
+    with reading(database) as connection:
+        return load(connection, account).day_of(moment)
+
+
 def record(connection: Connection, account: str, since: datetime, offset_seconds: int) -> bool:
     """Store an offset the bot measured; False when it is already the one in force (nothing written).
 
