@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select
 from db.models import BrokerOffsetModel
 
 _OFFSETS = BrokerOffsetModel.__table__
+TABLE = _OFFSETS.name
 
 
 def _utc(moment: datetime) -> datetime:

@@ -38,6 +38,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal_column,
     select,
     true,
@@ -84,8 +85,10 @@ def closed_trade_columns():
 
 
 def closed_trades_in_order(connection: Connection, account: str, since: datetime | None = None,
-                           grain: tuple[str, str] = (ANY, ANY)) -> Iterator[ClosedTrade]:
-    """The account's closed trades of one selection in closing order, optionally from `since` on."""
+                           grain: tuple[str, str] = (ANY, ANY),
+                           offsets: brokerday.OffsetHistory | None = None) -> Iterator[ClosedTrade]:
+    """The account's closed trades of one selection in closing order, optionally from `since` on,
+    each with the server offset its broker day is cut with (`offsets`: the account's, read if None)."""
     query = select(*closed_trade_columns()).where(_TRADES.c.account == account, _TRADES.c.is_closed == true())
     strategy, symbol = grain
     if strategy != ANY:
@@ -95,7 +98,8 @@ def closed_trades_in_order(connection: Connection, account: str, since: datetime
     if since is not None:
         query = query.where(_TRADES.c.exit_time >= since)
     query = query.order_by(_TRADES.c.exit_time, _TRADES.c.id)
-    offsets = brokerday.load(connection, account)
+    if offsets is None:
+        offsets = brokerday.load(connection, account)
     for row in connection.execute(query.execution_options(yield_per=10_000)):
         yield ClosedTrade(**row._mapping, offset_seconds=offsets.at(row.exit_time) or 0)
 
@@ -310,6 +314,7 @@ def accounts_with_closed_trades(connection: Connection) -> list[str]:
 def rebuild(connection: Connection, account: str | None = None) -> int:
     """Recompute the rollups of one account (or of every account) from raw trades; rows written."""
     written = 0
+    has_offsets = inspect(connection).has_table(brokerday.TABLE)
     for name in [account] if account is not None else accounts_with_closed_trades(connection):
         connection.execute(delete(trade_rollups).where(trade_rollups.c.account == name))
         first_exit = connection.execute(
@@ -325,7 +330,9 @@ def rebuild(connection: Connection, account: str | None = None) -> int:
             )
         )
         base = cents(values["initial_balance"])
-        tallies = compute(closed_trades_in_order(connection, name), base)
+        # Migration 0002 rebuilds with this code before 0007 created broker_offsets: UTC days then.
+        offsets = brokerday.load(connection, name) if has_offsets else brokerday.OffsetHistory()
+        tallies = compute(closed_trades_in_order(connection, name, offsets=offsets), base)
         rows = [_row(name, key, tally) for key, tally in tallies.items()]
         _insert(connection, rows)
         written += len(rows)
