@@ -164,3 +164,37 @@ def gateway():
     gw.connect()
     yield gw
     gw.close()
+
+
+def test_the_prop_rules_day_and_the_daily_rollover_follow_the_server(tmp_path):
+    """A loss closed at 21:30 UTC is the day before's at GMT+2: at 22:30 UTC a new broker day has
+    started at the balance as it is; the finished day's report is written when the server's midnight passes."""
+    from types import SimpleNamespace
+
+    from bot.engine.proprules import PropRules, parse_rules
+    from bot.history import MinuteRollup
+    from mt5bridge import constants as mt5
+    from tests.test_proprules import Observer, Repo, _deal
+
+    deals = [_deal(1, datetime(2026, 2, 1, tzinfo=UTC), mt5.DEAL_TYPE_BALANCE, mt5.DEAL_ENTRY_IN, "100000.00"),
+             _deal(2, EVENING - timedelta(hours=1), mt5.DEAL_TYPE_BUY, mt5.DEAL_ENTRY_IN, "0.00"),
+             _deal(3, EVENING, mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, "-1000.00")]
+    rules = parse_rules({"max_daily_loss": "5%", "max_loss": "10%"})
+    state = SimpleNamespace(balance=Decimal("99000.00"), equity=Decimal("99000.00"))
+    live = PropRules(rules, Repo(deals), "1", Observer(), day_of=lambda moment: BrokerDay.of(moment, GMT2))
+    # Broker day 2026-03-02: started at 99 000, limit 4 950, floor 94 050.
+    assert {s.rule: s for s in live.evaluate(state, LATE)}["max_daily_loss"].headroom == Decimal("4950.00")
+    utc_days = PropRules(rules, Repo(deals), "1", Observer())  # no clock: still UTC 2026-03-01, loss included
+    assert {s.rule: s for s in utc_days.evaluate(state, LATE)}["max_daily_loss"].headroom == Decimal("4000.00")
+
+    closed: list[date] = []
+    recorded: list[tuple[datetime, int]] = []
+    repo = SimpleNamespace(record_metrics_minute=lambda minute: None, prune_metrics_history=lambda *a: None,
+                           record_broker_offset=lambda account, since, offset: recorded.append((since, offset)))
+    rollup = MinuteRollup(repo, "1", on_day_closed=closed.append, day_of=lambda moment: BrokerDay.of(moment, GMT2))
+    for moment in (EVENING, EVENING + timedelta(minutes=20), LATE):
+        rollup.add(SimpleNamespace(finished_at=moment.timestamp(), duration_seconds=0.1, signals=0, orders=0,
+                                   trades_executed=0, broker_latency_seconds=0.0, broker_calls=0,
+                                   memory_rss_bytes=0, cpu_percent=0.0, broker_time=moment))
+    assert closed == [date(2026, 3, 1)]  # at 22:30 UTC, not at UTC midnight
+    assert recorded == [(EVENING, GMT2)]  # the offset is stored once, before any report reads it
