@@ -18,10 +18,11 @@ from bot.engine.riskguard import RiskGuard
 from bot.gateway import broker_day_of
 from bot.gateway.factory import make_gateway
 from bot.reports import daily_report, format_daily, last_day_with_data
-from db import AccountSnapshot, Repository, TradeClose, TradeOpen, init_db, rollups
+from db import AccountSnapshot, DealRecord, Repository, TradeClose, TradeOpen, init_db, rollups
 from db.analytics import daily_performance, daily_summaries
 from db.brokerday import BrokerDay, OffsetHistory, broker_date, day_start
 from db.models import ANY, trade_rollups
+from db.mt5report import account_figures
 from db.scoreboard import scoreboard
 from mt5bridge.sim import SimTerminal
 from tests.test_riskguard import MAGIC, account, limits
@@ -112,6 +113,13 @@ def test_rollups_daily_report_and_scoreboard_cut_days_at_the_servers_midnight(da
     assert stored.day_start == late_day.day_start and stored.server_offset_seconds == GMT2
     assert last_day_with_data(database, repo, ACCOUNT) == date(2026, 3, 2)
 
+    for ticket, moment, profit in ((11, EVENING, "12.00"), (12, LATE, "-5.00")):  # the deals behind the trades
+        repo.record_deal(DealRecord(account=ACCOUNT, ticket=ticket, order_ticket=ticket, position_id=ticket - 10,
+                                    symbol="EURUSD", type=1, entry=1, volume=Decimal("0.10"), price=Decimal("1.101"),
+                                    profit=Decimal(profit), commission=Decimal(0), swap=Decimal(0), magic=1,
+                                    comment="", reason=0, time=moment))
+    mt5_day = account_figures(database, ACCOUNT, date(2026, 3, 2), date(2026, 3, 2))  # the MT5 convention too
+    assert (mt5_day.deals, mt5_day.total_net_profit) == (1, Decimal("-5.00"))
     (board,) = scoreboard(database, LATE + timedelta(hours=1))
     assert board.broker_day.date == date(2026, 3, 2) and board.daily_profit == Decimal("-5.00")
     assert board.stop_outs == 1
