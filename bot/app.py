@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from db import Database, Repository, redact_url
@@ -23,7 +23,7 @@ from .control.strategies import build_strategies
 from .engine import Engine
 from .engine.riskguard import HALT_REASONS
 from .engine.riskstate import default_path as risk_state_path
-from .gateway import GatewayError
+from .gateway import GatewayError, broker_day_of
 from .gateway.factory import make_gateway, make_sim, sim_state_file
 from .history import MinuteRollup
 from .instrumentation import Instrumentation
@@ -223,7 +223,8 @@ class BotApp:
             self.loki.start_pushing(account)
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
-        self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report)
+        self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report,
+                                    day_of=lambda moment: broker_day_of(self.gateway, moment))
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)
@@ -352,9 +353,14 @@ class BotApp:
         """The server clock's offset; broker days (daily P&L, swaps) start at the server's midnight."""
         clock = getattr(self.gateway, "clock", None)
         offset = None if clock is None else clock.offset
+        report = self.engine.last_report
+        now = report.started_at if report is not None and report.started_at else datetime.now(UTC)
+        day = broker_day_of(self.gateway, now)
         return {"offset_seconds": offset,
                 "broker_day_starts_utc": None if offset is None else
-                f"{(-offset // 60) % 1440 // 60:02d}:{(-offset // 60) % 60:02d}"}
+                f"{(-offset // 60) % 1440 // 60:02d}:{(-offset // 60) % 60:02d}",
+                "broker_day": day.date.isoformat(), "broker_day_start": day.start.isoformat(),
+                "broker_day_label": day.label()}
 
     # -- the loop ------------------------------------------------------------------------------
 

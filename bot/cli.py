@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="trading reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     daily = report_sub.add_parser("daily", help="the day's summary; also stores its daily_performance row")
-    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (UTC; default: the last day with stored deals or snapshots)")
+    daily.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD, a broker day (from the trade server's midnight; UTC days while the "
+                       "server's offset is unknown); default: the last day with stored deals or snapshots")
     daily.add_argument("--account", type=_account, default=None, help="trading account (default: MT5_LOGIN, or the sim's)")
     _ctl_parser(sub)
 
@@ -116,7 +117,7 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
                 with open(args.out, "w", encoding="utf-8") as handle:
                     handle.write(text)
             return 0
-        day = args.date or last_day_with_data(repo, account)
+        day = args.date or last_day_with_data(database, repo, account)
         if day is None:
             sys.stderr.write(f"no deals or account snapshots stored for account {account}: nothing to report\n")
             return 1

@@ -3,7 +3,8 @@
 Each cycle's figures are added to the current wall-clock minute and written to the store as one
 `metrics_history` row per minute (counts and sums add up, so a minute flushed in pieces is still
 right); old minutes are pruned, so nothing grows without bound. When the broker's trading day
-rolls over, the finished day's `daily_performance` row is written.
+rolls over (the trade server's midnight, db.brokerday), the finished day's `daily_performance` row
+is written; the server offset the day is cut with is recorded in the store first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from db.brokerday import BrokerDay
 from db.metrics_history import MetricsMinute
 
 log = logging.getLogger("bot.history")
@@ -31,12 +33,16 @@ class MinuteRollup:
         retention_days: int = 30,
         on_day_closed: Callable[[date], None] | None = None,
         clock: Callable[[], float] = time.time,
+        day_of: Callable[[datetime], BrokerDay] | None = None,
     ):
         self.repo = repo
         self.account = account
         self.retention = timedelta(days=retention_days)
         self.on_day_closed = on_day_closed
         self.clock = clock
+        # The broker day of a UTC time (the app passes bot.gateway.broker_day_of); UTC days by default.
+        self.day_of = day_of or (lambda moment: BrokerDay.of(moment, None))
+        self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
         self._sums: dict[str, Any] = {}
         self._last_prune = 0.0
@@ -63,7 +69,9 @@ class MinuteRollup:
         s["cpu_percent"] = figures.cpu_percent
         broker_time = getattr(figures, "broker_time", None)
         if broker_time is not None:
-            self._roll_day(broker_time.date())
+            day = self.day_of(broker_time)
+            self._store_offset(day.offset_seconds, broker_time)  # before a rollover's report reads it
+            self._roll_day(day.date)
 
     def flush(self) -> None:
         """Write the current minute (also called at shutdown). A store failure is logged, not raised."""
@@ -79,6 +87,17 @@ class MinuteRollup:
                 self.repo.prune_metrics_history(self.account, minute - self.retention)
         except Exception as exc:  # noqa: BLE001 - history must never stop trading
             log.warning("metrics history not stored: %s", exc, extra={"minute": minute.isoformat()})
+
+    def _store_offset(self, offset: int | None, broker_time: datetime) -> None:
+        """Record the server offset in the store when it is new or changed (db.brokerday), so the
+        store's reports and the exporter cut broker days as the bot does; retried next cycle on failure."""
+        if offset is None or offset == self._stored_offset:
+            return
+        try:
+            self.repo.record_broker_offset(self.account, broker_time, offset)
+            self._stored_offset = offset
+        except Exception as exc:  # noqa: BLE001 - the history must never stop trading
+            log.warning("broker clock offset not stored: %s", exc, extra={"offset_seconds": offset})
 
     def _roll_day(self, today: date) -> None:
         if self._trading_day is None:

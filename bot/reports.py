@@ -14,7 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from db import DailyPerformance, Repository
+from db import DailyPerformance, Repository, brokerday
+from db.brokerday import BrokerDay
 from db.metrics_history import MetricsMinute
 
 
@@ -36,20 +37,26 @@ def has_data(d: DailyPerformance) -> bool:
     return bool(d.trades) or d.end_balance is not None
 
 
-def last_day_with_data(repo: Repository, account: str) -> date | None:
-    """The last (UTC, broker-stamped) day with a stored deal or account snapshot: `report daily`'s default.
+def last_day_with_data(database: Any, repo: Repository, account: str) -> date | None:
+    """The last broker day with a stored deal or account snapshot: `report daily`'s default.
 
     Not today's wall date: a simulated clock, a weekend or a stopped bot leave today empty.
     """
     snapshot = repo.last_account_snapshot(account)
     moments = [m for m in (repo.last_deal_time(account), snapshot.time if snapshot else None) if m is not None]
-    return max(moments).date() if moments else None
+    return brokerday.day_of(database, account, max(moments)).date if moments else None
+
+
+def day_label(d: DailyPerformance) -> str:
+    """Which day a report covers, said as such: 'broker day 2026-03-02 (server GMT+2, starts ...)'."""
+    return BrokerDay(d.date, d.server_offset_seconds).label()
 
 
 def format_daily(d: DailyPerformance) -> str:
     win_rate = f"{Decimal(str(d.win_rate)) * 100:.1f} %" if d.win_rate is not None else "n/a"
     rows = [
         ("date", d.date.isoformat()),
+        ("day", day_label(d)),
         ("account", d.account),
         ("trades", d.trades),
         ("winners", d.winners),

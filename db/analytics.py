@@ -12,9 +12,10 @@ Definitions and edge cases:
 - profit_factor = sum of winners' profit / |sum of losers' profit|; None without losers.
 - expectancy = win_rate x average win + loss_rate x average loss, which is the average
   net profit per trade (breakevens add nothing), rounded to the cent like every amount.
-- Days, weeks (starting Monday), months and hours are UTC, by the trade's exit time.
+- Days, weeks (starting Monday) and months are broker days (db.brokerday: the trade server's
+  date at the trade's exit; UTC days while the account's offset is unknown); hours are UTC.
 - A Selection restricts to one account and optionally a symbol, a strategy and a range of
-  UTC days (both ends included).
+  broker days (both ends included).
 - Drawdown: the equity curve of the selection is initial balance + cumulative net profit
   of its trades in closing order (exit time, then id), starting at the account's initial
   balance (db.rollups.lock_base: the newest snapshot's balance before the account's first
@@ -22,7 +23,7 @@ Definitions and edge cases:
   drawdown / peak equity (None while peak equity is not positive).  A date range selects
   which trades' drawdowns are reported; the peak is the selection's since its first trade.
 - Correlation: Pearson correlation of daily net P&L between symbols (or strategies),
-  over the UTC days on which the selection closed at least one trade (a series is 0 on
+  over the broker days on which the selection closed at least one trade (a series is 0 on
   days it did not trade); None where a series does not vary.
 """
 
@@ -31,12 +32,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy
 from sqlalchemy import ColumnElement, String, Subquery, cast, func, select, union_all
 
+from db import brokerday
 from db.database import Database
 from db.ledger import ALL_TIME, CENT, cents, drawdown_ratio, from_cents, month_start
 from db.models import (
@@ -494,14 +496,16 @@ def initial_balance_cents(connection, account: str) -> int:
 
 
 def daily_performance(database: Database, account: str, day: date) -> DailyPerformance:
-    """One UTC day's results from the trades that closed that day and the day's last account snapshot.
+    """One broker day's results from the trades that closed that day and the day's last account snapshot.
 
-    max_drawdown is the deepest fall of that day's own equity path (from 0 at midnight).
+    The day is cut at the trade server's midnight with the account's recorded offset (db.brokerday;
+    a UTC day, with day_start and server_offset_seconds None, while no offset is recorded).
+    max_drawdown is the deepest fall of that day's own equity path (from 0 at its start).
     """
     Selection(account, day, day)  # validates the arguments
     snapshots = AccountSnapshotModel.__table__
-    day_start = datetime.combine(day, time(), tzinfo=UTC)
     with reading(database) as connection:
+        broker_day = brokerday.load(connection, account).day(day)
         row = connection.execute(
             select(
                 _R.trades,
@@ -524,8 +528,8 @@ def daily_performance(database: Database, account: str, day: date) -> DailyPerfo
             select(snapshots.c.balance, snapshots.c.equity)
             .where(
                 snapshots.c.account == account,
-                snapshots.c.time >= day_start,
-                snapshots.c.time < day_start + timedelta(days=1),
+                snapshots.c.time >= broker_day.start,
+                snapshots.c.time < broker_day.end,
             )
             .order_by(snapshots.c.time.desc())
             .limit(1)
@@ -545,6 +549,8 @@ def daily_performance(database: Database, account: str, day: date) -> DailyPerfo
         max_drawdown=from_cents(fall),
         end_balance=None if snapshot is None else snapshot.balance,
         end_equity=None if snapshot is None else snapshot.equity,
+        day_start=None if broker_day.offset_seconds is None else broker_day.start,
+        server_offset_seconds=broker_day.offset_seconds,
     )
 
 

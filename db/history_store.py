@@ -76,7 +76,8 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
                                            _quantize("profit", c.swap))
                 rows.append({"a": c.account, "t": c.ticket, "exit_price": c.exit_price, "exit_time": c.exit_time,
                              "gross_profit": gross, "commission": commission, "swap": swap,
-                             "profit": gross + commission + swap, "profit_pips": c.profit_pips})
+                             "profit": gross + commission + swap, "profit_pips": c.profit_pips,
+                             "close_reason": c.close_reason})
             open_before = _open_count(session, account)
             statement = (update(_TRADES)
                          .where(_TRADES.c.account == bindparam("a"), _TRADES.c.ticket == bindparam("t"),
@@ -84,7 +85,7 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
                          .values(is_closed=True, exit_price=bindparam("exit_price"), exit_time=bindparam("exit_time"),
                                  gross_profit=bindparam("gross_profit"), commission=bindparam("commission"),
                                  swap=bindparam("swap"), profit=bindparam("profit"),
-                                 profit_pips=bindparam("profit_pips")))
+                                 profit_pips=bindparam("profit_pips"), close_reason=bindparam("close_reason")))
             session.connection().execute(statement, rows)
             out.closed = open_before - _open_count(session, account)
     return out

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from db.brokerday import broker_date
 from db.models import ANY, HOUR_CENTS_COLUMNS, HOUR_TRADES_COLUMNS
 
 # period_start of the all-time rollup rows.
@@ -38,10 +39,12 @@ class ClosedTrade:
     exit_time: datetime
     profit_cents: int
     pips_hundredths: int
+    offset_seconds: int = 0  # the broker's server offset at the exit (db.brokerday; 0: UTC days)
 
     @property
     def day(self) -> date:
-        return self.exit_time.date()
+        """The broker day it closed on: the date at the trade server (db.brokerday.broker_date)."""
+        return broker_date(self.exit_time, self.offset_seconds)
 
     @property
     def order_key(self) -> tuple[datetime, int]:

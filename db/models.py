@@ -37,6 +37,8 @@ from db.vocabulary import (
     ACCOUNT_LEN,
     ACTION_LEN,
     ACTOR_LEN,
+    CLOSE_REASON_LEN,
+    CLOSE_REASONS,
     COMMENT_LEN,
     FINGERPRINT_LEN,
     ID_LEN,
@@ -190,6 +192,10 @@ class TradeModel(Base):
         ),
         Index(None, "account", "is_closed"),
         Index(None, "account", "exit_time"),
+        CheckConstraint(f"close_reason IS NULL OR {sql_in('close_reason', CLOSE_REASONS)}", name="close_reason"),
+        # Stop-outs are rare: a partial index keeps counting them per account cheap at any size.
+        Index("ix_trades_stop_outs", "account", postgresql_where=text("close_reason = 'stop_out'"),
+              sqlite_where=text("close_reason = 'stop_out'")),
     )
 
     id: Mapped[int] = _id()
@@ -216,6 +222,7 @@ class TradeModel(Base):
     client_order_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     magic: Mapped[int] = mapped_column(BigInteger)
     correlation_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+    close_reason: Mapped[str | None] = mapped_column(String(CLOSE_REASON_LEN))  # db.vocabulary.CLOSE_REASONS
 
 
 class PositionSnapshotModel(Base):
@@ -261,7 +268,9 @@ class AccountSnapshotModel(Base):
 
 
 class DailyPerformanceModel(Base):
-    """The day's results for one account (UTC days); one row per (account, date), rewritten as the day goes."""
+    """The day's results for one account on broker days (db.brokerday): `date` is the server's date,
+    `day_start` the UTC instant of its server midnight and `server_offset_seconds` the offset that
+    cut it (both NULL: the offset was unknown and the day is a UTC day). One row per (account, date)."""
 
     __tablename__ = "daily_performance"
     __table_args__ = (UniqueConstraint("account", "date"),)
@@ -280,6 +289,19 @@ class DailyPerformanceModel(Base):
     max_drawdown: Mapped[Decimal] = mapped_column(cash_type())
     end_balance: Mapped[Decimal | None] = mapped_column(cash_type())
     end_equity: Mapped[Decimal | None] = mapped_column(cash_type())
+    day_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    server_offset_seconds: Mapped[int | None] = mapped_column(Integer)
+
+
+class BrokerOffsetModel(Base):
+    """The trade server's UTC offset as the bot measured it, from `since` on (db.brokerday)."""
+
+    __tablename__ = "broker_offsets"
+    __table_args__ = (PrimaryKeyConstraint("account", "since"),)
+
+    account: Mapped[str] = _account()
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    offset_seconds: Mapped[int] = mapped_column(Integer)
 
 
 # -- analytics: rollups kept current by the transaction that closes a trade (db.rollups) -----

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
 
+from db import brokerday
 from db.database import Database
 from db.models import DealModel
 from db.mt5deals import BUY, CREDIT, EXITS, FUNDING, TRADE, kind_of
@@ -336,10 +337,6 @@ def position_figures(deals: Iterable) -> PositionFigures:
 # -- from the store ------------------------------------------------------------------------------
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def account_deals(connection, account: str, since: datetime | None = None, until: datetime | None = None) -> Sequence:
     """The account's deals at or after `since` and before `until`, in the terminal's order (time, ticket)."""
     table = DealModel.__table__
@@ -376,7 +373,12 @@ def figures_between(database: Database, account: str, since: datetime | None = N
 
 def account_figures(database: Database, account: str, start: date | None = None,
                     end: date | None = None) -> Mt5Figures:
-    """The MT5-report figures of an account's stored deals (optionally over UTC days, both included)."""
-    since = None if start is None else _midnight(start)
-    until = None if end is None else _midnight(end + timedelta(days=1))
+    """The MT5-report figures of an account's stored deals (optionally over broker days, both included:
+    cut at the trade server's midnight like the rollups, db.brokerday)."""
+    since = until = None
+    if start is not None or end is not None:
+        with reading(database) as connection:
+            offsets = brokerday.load(connection, account)
+        since = None if start is None else offsets.day(start).start
+        until = None if end is None else offsets.day(end).end
     return figures_between(database, account, since, until)[0]

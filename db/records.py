@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from db.validation import check_record
-from db.vocabulary import OUTCOME_STATUSES, PURPOSES, SIDES, SIGNALS
+from db.vocabulary import CLOSE_REASONS, OUTCOME_STATUSES, PURPOSES, SIDES, SIGNALS
 
 _record = dataclass(frozen=True, slots=True)
 
@@ -191,9 +191,10 @@ class TradeClose:
     commission: Decimal  # negative when charged, as MT5 reports it
     swap: Decimal
     profit_pips: Decimal
+    close_reason: str | None = None  # db.vocabulary.CLOSE_REASONS: from the last exit deal's reason
 
     def __post_init__(self) -> None:
-        check_record(self)
+        check_record(self, {"close_reason": CLOSE_REASONS})
 
     @property
     def net_profit(self) -> Decimal:
@@ -228,6 +229,7 @@ class TradeRow:
     client_order_id: str | None
     magic: int
     correlation_id: str | None
+    close_reason: str | None = None
 
 
 @_record
@@ -267,7 +269,10 @@ class AccountSnapshot:
 
 @_record
 class DailyPerformance:
-    """One UTC day's results for an account; `win_rate` is a fraction from 0 to 1."""
+    """One broker day's results for an account (db.brokerday); `win_rate` is a fraction from 0 to 1.
+
+    `day_start` is the UTC instant of the server midnight that starts `date`, `server_offset_seconds`
+    the offset that cut it; both None when the broker's offset was unknown (a UTC day)."""
 
     account: str
     date: date
@@ -282,6 +287,8 @@ class DailyPerformance:
     max_drawdown: Decimal
     end_balance: Decimal | None
     end_equity: Decimal | None
+    day_start: datetime | None = None
+    server_offset_seconds: int | None = None
 
     def __post_init__(self) -> None:
         check_record(self)

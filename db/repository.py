@@ -11,13 +11,14 @@ transitions atomic, so two writers racing on one order cannot both win.
 
 from dataclasses import fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, false, func, select, true, update
 from sqlalchemy.orm import Session
 
+from db import brokerday, operator_actions, quarantine, rollups, signal_counts
 from db import metrics_history as minutes_store
-from db import operator_actions, quarantine, rollups, signal_counts
 from db.database import Database
 from db.errors import (
     DealConflict,
@@ -269,6 +270,8 @@ class Repository:
             "profit": gross + commission + swap,  # net, from the stored parts so they always add up
             "profit_pips": c.profit_pips,
         }
+        if c.close_reason is not None:  # a repeat without a reason (an old spooled close) is still a repeat
+            values["close_reason"] = c.close_reason
         table = _table(TradeModel)
         with self._db.session() as session:
             closed = session.execute(
@@ -382,6 +385,25 @@ class Repository:
                 set_={name: statement.excluded[name] for name in values if name not in ("account", "date")},
             )
             session.execute(statement)
+
+    # -- broker days and netting adds (db.brokerday, bot.engine.books) --------------------------
+
+    def record_broker_offset(self, account: str, since: datetime, offset_seconds: int) -> bool:
+        """The trade server's UTC offset the bot measured, in force from `since` (db.brokerday.record)."""
+        require_aware("record_broker_offset.since", since)
+        with self._db.session() as session:
+            return brokerday.record(session.connection(), account, since, int(offset_seconds))
+
+    def record_trade_volume(self, account: str, ticket: int, volume: Decimal, entry_price: Decimal) -> bool:
+        """An open trade's volume and volume-weighted entry price after a netting add; False if not open."""
+        table = _table(TradeModel)
+        with self._db.session() as session:
+            result = session.execute(
+                update(table)
+                .where(table.c.account == account, table.c.ticket == ticket, table.c.is_closed == false())
+                .values(volume=volume, entry_price=entry_price)
+            )
+            return result.rowcount == 1
 
     # -- quarantined broker records ---------------------------------------------------------
 

@@ -18,12 +18,16 @@ close, so a rollup can never disagree with the trades it sums:
 On PostgreSQL the account's `equity_bases` row is locked (SELECT ... FOR UPDATE) before
 the rollups are read, so concurrent closes of one account queue; SQLite's BEGIN IMMEDIATE
 serialises all writers anyway.
+
+Days are broker days (db.brokerday): a trade counts in the day row of the date at the trade server
+when it closed, with the account's recorded server offset (UTC days while none is recorded).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
@@ -34,6 +38,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal_column,
     select,
     true,
@@ -42,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from db import brokerday
 from db.bulk import bulk_insert
 from db.conflict import insert_for_connection
 from db.ledger import (
@@ -79,8 +85,10 @@ def closed_trade_columns():
 
 
 def closed_trades_in_order(connection: Connection, account: str, since: datetime | None = None,
-                           grain: tuple[str, str] = (ANY, ANY)) -> Iterator[ClosedTrade]:
-    """The account's closed trades of one selection in closing order, optionally from `since` on."""
+                           grain: tuple[str, str] = (ANY, ANY),
+                           offsets: brokerday.OffsetHistory | None = None) -> Iterator[ClosedTrade]:
+    """The account's closed trades of one selection in closing order, optionally from `since` on,
+    each with the server offset its broker day is cut with (`offsets`: the account's, read if None)."""
     query = select(*closed_trade_columns()).where(_TRADES.c.account == account, _TRADES.c.is_closed == true())
     strategy, symbol = grain
     if strategy != ANY:
@@ -90,8 +98,18 @@ def closed_trades_in_order(connection: Connection, account: str, since: datetime
     if since is not None:
         query = query.where(_TRADES.c.exit_time >= since)
     query = query.order_by(_TRADES.c.exit_time, _TRADES.c.id)
+    if offsets is None:
+        offsets = brokerday.load(connection, account)
     for row in connection.execute(query.execution_options(yield_per=10_000)):
-        yield ClosedTrade(**row._mapping)
+        yield ClosedTrade(**row._mapping, offset_seconds=offsets.at(row.exit_time) or 0)
+
+
+def has_closed_trades(connection: Connection, account: str, since: datetime | None = None) -> bool:
+    """Whether the account has a closed trade (exiting at or after `since`)."""
+    query = select(_TRADES.c.id).where(_TRADES.c.account == account, _TRADES.c.is_closed == true())
+    if since is not None:
+        query = query.where(_TRADES.c.exit_time >= since)
+    return connection.execute(query.limit(1)).first() is not None
 
 
 # -- the account's initial balance (and lock) ------------------------------------------------
@@ -143,6 +161,8 @@ def _base_values(connection: Connection, account: str, first_exit: datetime) -> 
 def record_close(connection: Connection, trade: ClosedTrade) -> None:
     """Count a trade that was just closed in this transaction in its twelve rollup rows."""
     base, moved = lock_base(connection, trade.account, trade.exit_time)
+    offset = brokerday.load(connection, trade.account).at(trade.exit_time) or 0
+    trade = dataclasses.replace(trade, offset_seconds=offset)  # its day is a broker day
     if moved:
         rebuild(connection, trade.account)
         return
@@ -229,8 +249,10 @@ def rebuild_grain_from(connection: Connection, account: str, grain: tuple[str, s
         .limit(1)
     ).first()
     cum, peak = (before.end_cum_cents, before.end_peak_cents) if before else (0, 0)
-    since = datetime.combine(day, time(), tzinfo=UTC)
-    new_days = day_tallies(closed_trades_in_order(connection, account, since, grain), grain, base, cum, peak)
+    # A day earlier than the broker day's start at any offset; trades of earlier days are left out.
+    since = brokerday.day_start(day, 0) - timedelta(days=1)
+    trades = (t for t in closed_trades_in_order(connection, account, since, grain) if t.day >= day)
+    new_days = day_tallies(trades, grain, base, cum, peak)
     first_month = month_start(day)
     earlier_days = _tallies(connection, (*same_grain, table.c.span == "day",
                                          table.c.period_start >= first_month, table.c.period_start < day))
@@ -292,6 +314,7 @@ def accounts_with_closed_trades(connection: Connection) -> list[str]:
 def rebuild(connection: Connection, account: str | None = None) -> int:
     """Recompute the rollups of one account (or of every account) from raw trades; rows written."""
     written = 0
+    has_offsets = inspect(connection).has_table(brokerday.TABLE)
     for name in [account] if account is not None else accounts_with_closed_trades(connection):
         connection.execute(delete(trade_rollups).where(trade_rollups.c.account == name))
         first_exit = connection.execute(
@@ -307,7 +330,9 @@ def rebuild(connection: Connection, account: str | None = None) -> int:
             )
         )
         base = cents(values["initial_balance"])
-        tallies = compute(closed_trades_in_order(connection, name), base)
+        # Migration 0002 rebuilds with this code before 0007 created broker_offsets: UTC days then.
+        offsets = brokerday.load(connection, name) if has_offsets else brokerday.OffsetHistory()
+        tallies = compute(closed_trades_in_order(connection, name, offsets=offsets), base)
         rows = [_row(name, key, tally) for key, tally in tallies.items()]
         _insert(connection, rows)
         written += len(rows)

@@ -2,9 +2,10 @@
 
 Why its own module: a Prometheus scrape comes every 15 seconds and must stay fast and
 cheap however large the trades table grows, so nothing here scans it.  Totals come from
-the all-time rollup rows, today's profit from today's day row, open trades from a
-partial index on the open rows, signal counts from `signal_counts`, and the newest
-account snapshot from the (account, time) index.
+the all-time rollup rows, today's profit from the day row of each account's current broker
+day (db.brokerday: the server's date), open trades from a partial index on the open rows,
+stop-outs from a partial index on the stop-out rows, signal counts from `signal_counts`, and
+the newest account snapshot from the (account, time) index.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, false, func, select, union
 from sqlalchemy.orm import aliased
 
+from db import brokerday
 from db.database import Database
 from db.ledger import ALL_TIME, cents, drawdown_ratio, from_cents
 from db.models import (
@@ -76,14 +78,19 @@ class AccountBoard:
     drawdown_ratio: float | None = None
     max_drawdown_ratio: float | None = None
     last_trade_time: datetime | None = None
-    daily_profit: Decimal = Decimal("0.00")
+    daily_profit: Decimal = Decimal("0.00")  # of the current broker day
+    broker_day: brokerday.BrokerDay | None = None  # the day daily_profit covers
+    stop_outs: int = 0  # closed trades with close_reason 'stop_out'
     snapshot: LatestSnapshot | None = None
     open_trades: dict[str, int] = field(default_factory=dict)  # by symbol
     signals: list[tuple[str, str, bool, int]] = field(default_factory=list)  # strategy, signal, executed, n
 
 
-def scoreboard(database: Database, today: date) -> list[AccountBoard]:
-    """One board per account known to the store, sorted by account."""
+def scoreboard(database: Database, now: datetime | date) -> list[AccountBoard]:
+    """One board per account known to the store, sorted by account.
+
+    `now` (UTC) picks each account's current broker day; a date is taken as that day for every account.
+    """
     with reading(database) as connection:
         open_trades = open_trade_counts(connection)
         boards = {account: AccountBoard(account) for account in known_accounts(connection, open_trades)}
@@ -92,7 +99,8 @@ def scoreboard(database: Database, today: date) -> list[AccountBoard]:
         for account, by_symbol in open_trades.items():
             boards[account].open_trades = by_symbol
         _fill_totals(connection, boards)
-        _fill_today(connection, boards, today)
+        _fill_today(connection, boards, now)
+        _fill_stop_outs(connection, boards)
         _fill_signals(connection, boards)
         for board in boards.values():
             board.snapshot = latest_snapshot(connection, board.account)
@@ -188,16 +196,31 @@ def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> Non
         board.strategies.sort(key=lambda t: t.strategy)
 
 
-def _fill_today(connection: Connection, boards: dict[str, AccountBoard], today: date) -> None:
-    query = select(_R.account, _R.profit_cents).where(
+def _fill_today(connection: Connection, boards: dict[str, AccountBoard], now: datetime | date) -> None:
+    offsets = brokerday.load_all(connection, boards)
+    for account, board in boards.items():
+        history = offsets[account]
+        board.broker_day = (history.day_of(now) if isinstance(now, datetime)
+                            else brokerday.BrokerDay(now, history.at(brokerday.day_start(now, history.latest))))
+    query = select(_R.account, _R.period_start, _R.profit_cents).where(
         _R.account.in_(list(boards)),
         _R.span == "day",
         _R.strategy == ANY,
         _R.symbol == ANY,
-        _R.period_start == today,
+        _R.period_start.in_(sorted({board.broker_day.date for board in boards.values()})),
     )
-    for account, profit in connection.execute(query):
-        boards[account].daily_profit = from_cents(profit)
+    for account, day, profit in connection.execute(query):
+        if boards[account].broker_day.date == day:
+            boards[account].daily_profit = from_cents(profit)
+
+
+def _fill_stop_outs(connection: Connection, boards: dict[str, AccountBoard]) -> None:
+    trades = TradeModel.__table__
+    query = (select(trades.c.account, func.count()).where(trades.c.close_reason == "stop_out")
+             .group_by(trades.c.account))  # the partial index ix_trades_stop_outs
+    for account, count in connection.execute(query):
+        if account in boards:
+            boards[account].stop_outs = count
 
 
 def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> None:

@@ -18,6 +18,12 @@ FINAL_ORDER_STATUSES = ("filled", "rejected", "expired")
 # What an outcome may report: 'pending' is where an intent starts, not an outcome.
 OUTCOME_STATUSES = ("unknown", *FINAL_ORDER_STATUSES)
 
+# Why a trade was closed (trades.close_reason): from its last exit deal's DEAL_REASON_*
+# (bot.engine.trades_from_deals.CLOSE_REASONS); 'other' for a reason MT5 adds later.
+CLOSE_REASONS = ("manual", "expert", "stop_loss", "take_profit", "stop_out", "rollover", "variation_margin",
+                 "split", "other")
+CLOSE_REASON_LEN = 16
+
 ACCOUNT_LEN = 32
 SYMBOL_LEN = 32
 NAME_LEN = 64  # strategy names

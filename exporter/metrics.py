@@ -38,7 +38,7 @@ class TradingCollector(Collector):
         started = time.perf_counter()
         now = self._clock()
         try:
-            boards = scoreboard(self._database, now.date())
+            boards = scoreboard(self._database, now)  # each account's broker day
         except SQLAlchemyError as exc:
             log.warning("scrape could not read the database: %s", _reason(exc))
             boards = None
@@ -80,7 +80,13 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
         labels=["account"],
     )
     daily = GaugeMetricFamily(
-        "tradewatch_daily_profit", "Net profit of the trades closed today (UTC).", labels=["account"]
+        "tradewatch_daily_profit",
+        "Net profit of the trades closed on the current broker day (from the trade server's midnight; "
+        "UTC midnight while the server's offset is unknown).", labels=["account"]
+    )
+    stop_outs = CounterMetricFamily(
+        "tradewatch_stopped_out_trades", "Trades the broker closed by a stop-out (close reason stop_out).",
+        labels=["account"],
     )
     equity = GaugeMetricFamily("tradewatch_snapshot_equity", "Equity of the newest account snapshot.", labels=["account"])
     balance = GaugeMetricFamily(
@@ -122,6 +128,7 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
         if board.max_drawdown_ratio is not None:
             max_drawdown.add_metric([account], board.max_drawdown_ratio)
         daily.add_metric([account], float(board.daily_profit))
+        stop_outs.add_metric([account], board.stop_outs)
         if board.last_trade_time is not None:
             last_trade.add_metric([account], board.last_trade_time.timestamp())
         snapshot = board.snapshot
@@ -135,8 +142,8 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
             open_trades.add_metric([account, symbol], count)
         for strategy_name, signal, executed, count in board.signals:
             signals.add_metric([account, strategy_name, signal, "true" if executed else "false"], count)
-    yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, equity, balance, margin,
-                age, last_trade, open_trades, signals)
+    yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
+                margin, age, last_trade, open_trades, signals)
 
 
 class Mt5Collector(Collector):

@@ -106,6 +106,7 @@ def test_a_netting_reversal_imports_as_the_live_books_trades(tmp_path):
     closed, reversed_ = repo.get_trade("1", first.order), repo.get_trade("1", reversal.order)
     assert (closed.direction, closed.volume, closed.is_closed, closed.strategy_name) == \
         ("BUY", Decimal("0.10"), True, "manual")
+    assert closed.close_reason == "expert" and reversed_.close_reason is None  # the INOUT deal's reason, stored
     assert (reversed_.direction, reversed_.volume, reversed_.is_closed, reversed_.strategy_name) == \
         ("SELL", Decimal("0.20"), False, "manual")
     assert result.trades_opened == 2 and result.trades_closed == 1

@@ -8,7 +8,7 @@ profile, once they exist, the same run goes against the profile itself.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -94,7 +94,14 @@ def test_a_strict_broker_run_stores_broker_names_and_true_utc(strict_app):
         last = rows(app, "select max(time) as latest from account_snapshots")[0].latest
         assert abs((as_utc(last) - sim.now()).total_seconds()) <= 31  # the last cycle's, one step ago
         assert app.gateway.clock.offset == 7200
-        assert app.status()["broker_clock"] == {"offset_seconds": 7200, "broker_day_starts_utc": "22:00"}
+        clock = app.status()["broker_clock"]
+        server_date = (sim.now() + timedelta(hours=2)).date()  # the broker day at the server's midnight
+        assert clock == {"offset_seconds": 7200, "broker_day_starts_utc": "22:00", "broker_day": server_date.isoformat(),
+                         "broker_day_start": (datetime.combine(server_date, time(), UTC) - timedelta(hours=2)).isoformat(),
+                         "broker_day_label": f"broker day {server_date} (server GMT+2, starts "
+                                             f"{datetime.combine(server_date, time()) - timedelta(hours=2):%Y-%m-%d} 22:00 UTC)"}
+        # The store knows the offset too: its reports cut days where the bot does.
+        assert [r.offset_seconds for r in rows(app, "select offset_seconds from broker_offsets")] == [7200]
     finally:
         app.close()
 

@@ -31,8 +31,9 @@ TABLES = {
     "metrics_history",
     "quarantine",
     "operator_actions",
+    "broker_offsets",
 }
-HEAD = "0006"
+HEAD = "0007"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
@@ -138,6 +139,36 @@ def test_constraints_are_enforced(empty_db):
             connection.execute(text(statement), params)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM orders")).scalar_one() == 1
+
+
+def test_0007_keeps_existing_rows_refuses_unknown_close_reasons_and_downgrades(empty_db):
+    """Trades and daily rows stored before 0007 keep NULL reasons and UTC days; a reason outside the
+    vocabulary is refused; 0007 goes down to 0006 and up again."""
+    engine = empty_db.engine
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as connection:
+        connection.execute(text(TRADE), {"ticket": 1, "direction": "BUY", "closed": False})
+        connection.execute(text("INSERT INTO daily_performance (account, date, trades, winners, losers, profit, pips,"
+                                " win_rate, largest_win, largest_loss, max_drawdown) VALUES ('1', '2025-01-01', 0, 0,"
+                                " 0, 0, 0, 0, 0, 0, 0)"))
+    migrate.upgrade(engine)
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT close_reason FROM trades")).scalar_one() is None
+        assert connection.execute(text("SELECT day_start, server_offset_seconds FROM daily_performance")).one() == (
+            None, None)
+        connection.execute(text("UPDATE trades SET close_reason = 'stop_out'"))
+        connection.execute(text("INSERT INTO broker_offsets (account, since, offset_seconds)"
+                                " VALUES ('1', '2025-01-01 00:00:00', 7200)"))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text("UPDATE trades SET close_reason = 'margin_call'"))
+    with pytest.raises(IntegrityError), engine.begin() as connection:  # one offset per (account, since)
+        connection.execute(text("INSERT INTO broker_offsets (account, since, offset_seconds)"
+                                " VALUES ('1', '2025-01-01 00:00:00', 10800)"))
+    migrate.downgrade(engine, "0006")
+    assert "broker_offsets" not in inspect(engine).get_table_names()
+    assert "close_reason" not in {c["name"] for c in inspect(engine).get_columns("trades")}
+    migrate.upgrade(engine)
+    assert drift(empty_db) == []
 
 
 def test_downgrade_to_base_and_back(empty_db):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from bot.app import BotApp
 from bot.config import Settings
+from db.scoreboard import scoreboard
 from mt5bridge import constants as mt5
 from mt5bridge.plain import to_plain
 from mt5bridge.sim import SimTerminal
@@ -188,6 +189,13 @@ def test_stop_out_is_recorded_counted_and_named(bot):
     with app.database.engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM deals WHERE reason = :so"), {"so": mt5.DEAL_REASON_SO}).scalar()
     assert stored == len(so_deals)
+    # The stopped-out trades carry the reason, and the exporter's scoreboard counts them per account.
+    with app.database.engine.connect() as conn:
+        reasons = dict(conn.execute(text("SELECT ticket, close_reason FROM trades WHERE is_closed")).all())
+    stopped = {d["position_id"] for d in so_deals}
+    assert stopped and all(reasons[p] == "stop_out" for p in stopped)
+    (board,) = [b for b in scoreboard(app.database, datetime.now(UTC)) if b.account == app.account]
+    assert board.stop_outs == sum(1 for r in reasons.values() if r == "stop_out") == len(stopped)
     closed_lines = [r for r in captured.records if r.getMessage() == "trade closed (stop_out)"]
     assert closed_lines and all(r.levelno == logging.WARNING and r.close_reason == "stop_out" for r in closed_lines)
     assert sum(1 for m in captured.messages() if m.startswith("stop-out: the broker closed")) == len(so_deals)

@@ -41,7 +41,11 @@ def test_status_shows_no_secret_and_nothing_beyond_its_documented_fields(tmp_pat
         assert set(status) == STATUS_KEYS
         assert status["cycles"] >= 30 and status["account"]
         assert status["broker_symbols"] == {"EURUSD": "EURUSD"}
-        assert status["broker_clock"] == {"offset_seconds": 0, "broker_day_starts_utc": "00:00"}
+        clock = status["broker_clock"]
+        assert {k: clock[k] for k in ("offset_seconds", "broker_day_starts_utc")} == {"offset_seconds": 0,
+                                                                                      "broker_day_starts_utc": "00:00"}
+        assert clock["broker_day_start"] == f"{clock['broker_day']}T00:00:00+00:00"
+        assert clock["broker_day_label"].startswith(f"broker day {clock['broker_day']} (server GMT+0, starts ")
         for value in [*SECRETS.values(), "db-file-secret-123"]:
             assert value not in text
     finally:

@@ -16,6 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from ..gateway import broker_day_of
 from .proprules import PropRules, load_rules
 
 log = logging.getLogger("bot.engine.policy")
@@ -38,7 +39,8 @@ class AccountPolicy:
             log.warning("watch-only account (TRADING=off): deals, positions and snapshots are recorded, "
                         "no order is ever sent", extra={"account": engine.account_id})
         if self.rules is not None:
-            self.prop = PropRules(self.rules, engine.repo, engine.account_id, engine.observer)
+            self.prop = PropRules(self.rules, engine.repo, engine.account_id, engine.observer,
+                                  day_of=lambda moment: broker_day_of(engine.gateway, moment))
         if self.database is not None and getattr(self.settings, "history_import", False):
             self._first_start_import(engine)
 

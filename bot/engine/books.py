@@ -5,7 +5,10 @@ The broker is the source of truth. Trades are derived from each position's deals
 the reversed one on a netting account), so a position opened and stopped out between two cycles
 is still recorded, and replaying the same deals changes nothing. A stop-out deal
 (DEAL_REASON_SO) is logged once, counted (`on_stop_out`) and closes its trade with reason
-"stop_out" (the close reason is that of the trade's last exit deal, kept in the stored deals).
+"stop_out": every closed trade stores the reason of its last exit deal (`trades.close_reason`).
+On a netting account an IN deal on an open position adds to its trade: the stored trade's volume
+and entry price follow (the volume-weighted average of its IN deals, as MT5 reports the netted
+position's price_open), also when the add and the close fall between two cycles.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mt5bridge import constants as mt5
 from ..gateway import Deal, Gateway
 from ..pips import profit_in_pips
 from .orders import client_order_id_from
-from .trades_from_deals import STOP_OUT, Segment, segments
+from .trades_from_deals import STOP_OUT, Segment, segments, stored_close_reason
 
 log = logging.getLogger("bot.books")
 
@@ -79,7 +82,10 @@ class Books:
         self.magic = magic
         self.digits = digits
         self._deals_since: datetime | None = None
-        self._open_known: set[int] = {t.ticket for t in repo.open_trades(account)}  # trades open in the store
+        # Trades open in the store, with the (volume, entry price) stored: a netting add updates them.
+        self._stored_entry: dict[int, tuple[Decimal, Decimal]] = {
+            t.ticket: (t.volume, t.entry_price) for t in repo.open_trades(account)}
+        self._open_known: set[int] = set(self._stored_entry)
         self._our_positions: set[int] = set(self._open_known)
         self._closed_known: set[int] = set()  # closed trades of positions still held (netting reversals)
         # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
@@ -154,14 +160,19 @@ class Books:
                 if ticket not in self._open_known:  # no store read for a trade this run opened or loaded
                     opened += self._open_trade(segment)
                     self._open_known.add(ticket)
+                else:
+                    self._follow_adds(segment)
                 continue
             trade = self.repo.get_trade(self.account, ticket)
             if trade is None:
                 opened += self._open_trade(segment)
                 trade = self.repo.get_trade(self.account, ticket)
             if trade is not None and not trade.is_closed:
+                self._stored_entry.setdefault(ticket, (trade.volume, trade.entry_price))
+                self._follow_adds(segment)
                 closed += self._close_trade(segment)
             self._open_known.discard(ticket)
+            self._stored_entry.pop(ticket, None)
             self._closed_known.add(ticket)
         if not still_open and all(s.closed or s.ticket in self._closed_known for s in found):
             self._our_positions.discard(position_id)
@@ -216,6 +227,7 @@ class Books:
         deal = segment.entry_deal
         opening = self.trade_open(segment)
         inserted = self.repo.open_trade(opening)
+        self._stored_entry[segment.ticket] = (opening.volume, opening.entry_price)
         if inserted:
             log.info(
                 "trade opened",
@@ -223,6 +235,18 @@ class Books:
                        "position_id": segment.position_id, "correlation_id": opening.correlation_id},
             )
         return int(inserted)
+
+    def _follow_adds(self, segment: Segment) -> None:
+        """A netting add (IN on an open position): the stored trade takes the segment's volume and price."""
+        stored = self._stored_entry.get(segment.ticket)
+        wanted = (segment.volume, segment.entry_price(self.digits.get(segment.symbol, 5)))
+        if stored is None or stored == wanted:
+            return
+        if self.repo.record_trade_volume(self.account, segment.ticket, *wanted):
+            log.info("trade volume added: %s -> %s %s at %s", stored[0], wanted[0], segment.symbol, wanted[1],
+                     extra={"ticket": segment.ticket, "symbol": segment.symbol, "volume": str(wanted[0]),
+                            "price": str(wanted[1]), "position_id": segment.position_id})
+        self._stored_entry[segment.ticket] = wanted
 
     def trade_open(self, segment: Segment) -> TradeOpen:
         """The trade a segment opens: strategy from the bot's order intent, else `attributed_strategy`
@@ -265,6 +289,7 @@ class Books:
                 commission=segment.commission,
                 swap=segment.swap,
                 profit_pips=profit_in_pips(segment.symbol, digits, segment.direction, entry_price, exit_price),
+                close_reason=stored_close_reason(segment.reason),
             )
         )
 

@@ -16,12 +16,14 @@ daily: equity - (day start - daily limit); max loss: equity - (initial - limit);
 share x total profit - best day's profit. The day's starting value with basis `balance` is the
 balance now minus the day's closed P&L in the store's deals (right after a restart too); with
 basis `equity` it is the first equity read that broker day (a restart mid-day starts it again).
-Broker day: the calendar day of the times the gateway reports (the trade server's midnight).
+Broker day: from the trade server's midnight (db.brokerday; `day_of` gives it, the engine passes
+bot.gateway.broker_day_of with the measured server offset; UTC days while it is unknown).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from db.brokerday import BrokerDay, broker_date
 from mt5bridge import constants as mt5
 
 log = logging.getLogger("bot.proprules")
@@ -201,8 +204,10 @@ class _Day:
 class PropRules:
     """The live side: the figures from the account state and the store's deals, once per cycle."""
 
-    def __init__(self, rules: Rules, repo: Any, account: str, observer: Any):
+    def __init__(self, rules: Rules, repo: Any, account: str, observer: Any,
+                 day_of: Callable[[datetime], BrokerDay] | None = None):
         self.rules = rules
+        self.day_of = day_of or (lambda moment: BrokerDay.of(moment, None))
         self.repo = repo
         self.account = account
         self.observer = observer
@@ -214,12 +219,13 @@ class PropRules:
         self.halt: str | None = None
 
     def evaluate(self, state: Any, now: datetime) -> list[RuleStatus]:
-        today = now.date()
+        broker_day = self.day_of(now)
+        today = broker_day.date
         if self._day is None or self._day.day != today:
             self._day = _Day(today, state.equity)
-        deals = self.repo.deals_since(self.account, datetime.combine(today, datetime.min.time(), tzinfo=now.tzinfo))
+        deals = [d for d in self.repo.deals_since(self.account, broker_day.start) if d.time < broker_day.end]
         closed_today = sum((d.profit + d.commission + d.swap for d in deals if _is_trade(d.type)), Decimal(0))
-        days, profits = self._trading_history(today)
+        days, profits = self._trading_history(broker_day)
         day_start = self._day.start_equity if self.rules.daily_loss_basis == "equity" else state.balance - closed_today
         opened_today = any(_is_trade(d.type) and d.entry == mt5.DEAL_ENTRY_IN for d in deals)
         figures = Figures(balance=state.balance, equity=state.equity, initial_balance=self._initial_balance(state),
@@ -242,19 +248,21 @@ class PropRules:
             self._initial = self._first_deposit if self._first_deposit is not None else state.balance
         return self._initial
 
-    def _trading_history(self, today: date) -> tuple[int, tuple[Decimal, ...]]:
-        """Trading days and closed P&L per day before today: read from the store once a broker day."""
+    def _trading_history(self, broker_day: BrokerDay) -> tuple[int, tuple[Decimal, ...]]:
+        """Trading days and closed P&L per broker day before today: read from the store once a broker day."""
+        today = broker_day.date
         if self._history is None or self._history[0] != today:
             days: set[date] = set()
             profits: dict[date, Decimal] = {}
             for d in self.repo.deals_since(self.account, datetime(2000, 1, 1, tzinfo=UTC)):
                 if d.type == mt5.DEAL_TYPE_BALANCE and d.profit > 0 and self._first_deposit is None:
                     self._first_deposit = d.profit
-                if not _is_trade(d.type) or d.time.date() >= today:
+                day = broker_date(d.time, broker_day.offset_seconds)
+                if not _is_trade(d.type) or day >= today:
                     continue
                 if d.entry == mt5.DEAL_ENTRY_IN:
-                    days.add(d.time.date())
-                profits[d.time.date()] = profits.get(d.time.date(), Decimal(0)) + d.profit + d.commission + d.swap
+                    days.add(day)
+                profits[day] = profits.get(day, Decimal(0)) + d.profit + d.commission + d.swap
             self._history = (today, len(days), tuple(profits[k] for k in sorted(profits)))
         return self._history[1], self._history[2]
 

@@ -32,9 +32,18 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, NamedTuple
 
+from db.brokerday import BrokerDay
 from mt5bridge import constants as mt5
 
-from ..gateway import AccountState, BrokerUnavailable, ConnectionLost, Gateway, GatewayError, OrderRequest
+from ..gateway import (
+    AccountState,
+    BrokerUnavailable,
+    ConnectionLost,
+    Gateway,
+    GatewayError,
+    OrderRequest,
+    broker_day_of,
+)
 from ..gateway.types import Position, SymbolSpec
 from . import riskstate
 
@@ -189,6 +198,7 @@ class RiskGuard:
         self.magic = magic
         self.deviation = deviation
         self.day: date | None = None
+        self.broker_day: BrokerDay | None = None  # the day `day` is, with the offset that cut it
         self.day_start_equity: Decimal | None = None
         self.peak_equity: Decimal | None = None
         self.latched: dict[str, str] = {}  # reason -> since (UTC ISO), including the pause and external halts
@@ -219,8 +229,9 @@ class RiskGuard:
                 self._apply_saved(account)
             self.account = account
             changed = False
-            if self.day != now.date():  # a new broker day: the day's halts and references start again
-                self.day, self.day_start_equity, changed = now.date(), account.equity, True
+            self.broker_day = broker_day_of(self.gateway, now)  # cut at the server's midnight
+            if self.day != self.broker_day.date:  # a new broker day: the day's halts and references start again
+                self.day, self.day_start_equity, changed = self.broker_day.date, account.equity, True
                 self._clear([r for r, _, _ in HALTS if r in self.latched], "a new broker day began", account)
             if self.peak_equity is None or account.equity > self.peak_equity:
                 self.peak_equity = account.equity
@@ -361,6 +372,7 @@ class RiskGuard:
                 "halted": dict(self.latched),
                 "paused": OPERATOR_PAUSE in self.latched,
                 "broker_day": self.day.isoformat() if self.day else None,
+                "broker_day_starts": self.broker_day.start.isoformat() if self.broker_day else None,
                 "day_start_equity": _text(self.day_start_equity),
                 "peak_equity": _text(self.peak_equity),
                 "daily_loss_ratio": _ratio(self.daily_loss_ratio()),

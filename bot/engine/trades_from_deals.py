@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from db.vocabulary import CLOSE_REASONS as STORED_CLOSE_REASONS
 from mt5bridge import constants as mt5
 
 from ..gateway import Deal
@@ -49,6 +50,13 @@ _EXITS = (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY)
 
 def close_reason(reason: int) -> str:
     return CLOSE_REASONS.get(int(reason), f"reason_{int(reason)}")
+
+
+def stored_close_reason(reason: str | None) -> str | None:
+    """A close reason as `trades.close_reason` keeps it: one MT5 adds later is 'other' there."""
+    if reason is None:
+        return None
+    return reason if reason in STORED_CLOSE_REASONS else "other"
 
 
 def direction(deal_type: int) -> str:

@@ -1,6 +1,6 @@
 """The gateway: one interface to the trading terminal, typed errors, plain values."""
 
-from .base import CallObserver, Gateway
+from .base import CallObserver, Gateway, broker_day_of
 from .errors import (
     BadBrokerData,
     BrokerFault,
@@ -51,4 +51,5 @@ __all__ = [
     "SymbolSpec",
     "TerminalState",
     "TradingDisabled",
+    "broker_day_of",
 ]

@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from db.brokerday import BrokerDay
+
 from .errors import GatewayError
 from .types import (
     AccountState,
@@ -97,6 +99,10 @@ class Gateway(ABC):
         """Pending orders at the broker (a market order may briefly sit here)."""
         return []
 
+    def server_offset_seconds(self) -> int | None:
+        """The trade server's UTC offset as measured (None: not yet, or a gateway without a server clock)."""
+        return None
+
     def read_info(self, call: str, *args: Any) -> dict[str, Any] | None:
         """terminal_info / account_info / symbol_info(name) as a plain dict: the fields preflight needs
         that the typed values leave out (bot.engine.preflight). None: this gateway cannot read them."""
@@ -126,3 +132,11 @@ class Gateway(ABC):
     def order_calc_margin(self, side: str, symbol: str, volume, price) -> Decimal:
         """The margin `volume` lots of `symbol` at `price` would take, in the deposit currency."""
         raise GatewayError("order_calc_margin: not supported by this gateway")
+
+
+def broker_day_of(gateway: Any, moment: datetime) -> BrokerDay:
+    """The broker day (db.brokerday) of a UTC moment with the gateway's measured server offset: the
+    one definition the risk guard, the prop rules, the daily report and /status use. A UTC day while
+    the offset is unknown (BrokerDay.label says so)."""
+    measured = getattr(gateway, "server_offset_seconds", None)
+    return BrokerDay.of(moment, measured() if callable(measured) else None)

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from db.brokerday import BrokerDay
+
 from .errors import GatewayError
 
 log = logging.getLogger("bot.gateway.clock")
@@ -145,11 +147,8 @@ class BrokerClock:
         return moment.astimezone(UTC) + timedelta(seconds=self.offset)
 
     def server_day_start(self, moment: datetime) -> datetime:
-        """The UTC instant of the server midnight that starts `moment`'s broker day."""
-        offset = self.offset or 0
-        server = moment.astimezone(UTC) + timedelta(seconds=offset)
-        midnight = server.replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight - timedelta(seconds=offset)
+        """The UTC instant of the server midnight that starts `moment`'s broker day (db.brokerday)."""
+        return BrokerDay.of(moment, self.offset).start
 
 
 def _iso(server_epoch: float) -> str:
