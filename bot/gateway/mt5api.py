@@ -417,9 +417,9 @@ class Mt5ApiGateway(Gateway):
     def bars(self, symbol: str, timeframe: int, count: int) -> Bars:
         self._ensure_selected(symbol)
         rows = self._call("copy_rates_from_pos", symbol, timeframe, 0, count, convert=False)
-        if rows is None or len(rows) == 0:
+        columns = convert.bar_columns(rows) if rows is not None else None
+        if columns is None or (columns["time"] is not None and len(columns["time"]) == 0):
             raise GatewayError(f"copy_rates_from_pos returned no bars for {symbol}")
-        columns = convert.bar_columns(rows)
         self._require("bars", columns, symbol)
         return Bars(symbol=symbol, time=self._bar_times(columns["time"]), open=columns["open"].astype(float),
                     high=columns["high"].astype(float), low=columns["low"].astype(float),
