@@ -2,7 +2,7 @@
 
 MetaTrader5 returns namedtuples (some nesting another namedtuple, like
 OrderSendResult.request), tuples of namedtuples, and numpy structured arrays for rates.
-None of that may cross the bridge (rpyc would hand out netrefs that die with the
+None of that may cross the bridge (an object protocol would hand out references that die with the
 connection), and the bot's gateway wants the same plain shapes in-process. numpy is
 duck-typed so this module imports nothing: the bridge server runs on a bare Windows Python.
 """
