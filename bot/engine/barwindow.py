@@ -50,6 +50,7 @@ class _Window:
     capacity: int
     session: Any  # the gateway session it was read in
     forming: int | None  # open time (UTC seconds) of the bar that was forming at the last read
+    read_at: float | None = None  # the broker's time (UTC seconds) at the last read
     appended: int = 0  # bars appended since the last full read
 
     def tail(self, count: int) -> Bars:
@@ -91,7 +92,7 @@ class BarWindows:
         if reason == "gap":
             log.debug("bars of %s do not join the window: read again in full", symbol,
                       extra={"symbol": symbol, "timeframe": timeframe})
-        return _Window(_slice(fetched, 0, -1), count, session, int(fetched.time[-1]))
+        return _Window(_slice(fetched, 0, -1), count, session, int(fetched.time[-1]), _broker_seconds(gateway))
 
     def _top_up(self, gateway: Any, symbol: str, timeframe: int, window: _Window) -> bool:
         """Append the bars closed since the last read; False when they do not join (a full read is due)."""
@@ -102,8 +103,11 @@ class BarWindows:
             return True
         held = len(window.bars)
         overlap = min(OVERLAP, held)
-        # Bars closed since the last read, from the clock (1 without one); a weekend makes it an overestimate.
-        new = 1 if now is None or window.forming is None else max(1, int((now - window.forming) // seconds))
+        # Bars closed since the last read, at most: the one forming then, and one per bar length since
+        # (1 without a clock). From the last read, not the forming bar's open: a quiet market (no
+        # tick, no new bar for hours) must not look like a long gap every cycle.
+        since = window.read_at if window.read_at is not None else window.forming
+        new = 1 if now is None or since is None else max(1, int((now - since) // seconds) + 1)
         if overlap + new > window.capacity:
             return False  # more bars closed than the window holds: a full read is as cheap
         fetched = gateway.bars(symbol, timeframe, overlap + new + 1)  # refused bars raise: window unchanged
@@ -118,7 +122,7 @@ class BarWindows:
                                     for n in _COLUMNS))
             window.bars = merged
             window.appended += fresh
-        window.forming = int(fetched.time[-1])
+        window.forming, window.read_at = int(fetched.time[-1]), now
         return True
 
     def _count(self, reason: str, bars: int) -> None:
