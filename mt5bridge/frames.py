@@ -1,8 +1,8 @@
 """The bridge's wire: length-prefixed frames with a size limit before and after decompression.
 
 A frame is a 5-byte header (4-byte big-endian length, 1 byte "compressed" flag), the body, and a
-newline (the framing rpyc used, kept byte for byte so old peers and the frame-limit tests keep
-their meaning). A request body is the call name, a newline, and its JSON object of arguments;
+newline (the framing rpyc used, kept byte for byte so the frame-limit tests and attack tools keep
+their meaning; an rpyc peer still gets nothing: its messages are not requests). A request body is the call name, a newline, and its JSON object of arguments;
 a reply body is the JSON envelope (mt5bridge.server). No object ever crosses: only text.
 
 Why not rpyc (used up to issue 16): its generic object protocol (boxing, netref bookkeeping, a

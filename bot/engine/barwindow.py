@@ -81,11 +81,6 @@ class BarWindows:
         self._windows[key] = window
         return window.tail(count)
 
-    def forget(self, symbol: str | None = None) -> None:
-        """Drop the windows of `symbol` (or all): the next read is a full one."""
-        for key in [k for k in self._windows if symbol is None or k[0] == symbol]:
-            del self._windows[key]
-
     def _full(self, gateway: Any, symbol: str, timeframe: int, count: int, session: Any, reason: str) -> _Window:
         fetched = gateway.bars(symbol, timeframe, count + 1)
         self._count(reason, len(fetched))
