@@ -51,10 +51,15 @@ class FrameStream:
 
     def recv(self) -> bytes:
         """The next frame's body; EOFError when the peer closed, FrameRefused (after closing) when refused."""
-        length, compressed = FRAME_HEADER.unpack(self._read(FRAME_HEADER.size))
+        header = FRAME_HEADER.size
+        self._fill(header)
+        length, compressed = FRAME_HEADER.unpack_from(self._buffer)
         if length > self.max_bytes:
             self._refuse(f"a frame of {length} bytes is over the {self.max_bytes}-byte limit")
-        data = self._read(length + len(FLUSHER))[: -len(FLUSHER)]
+        end = header + length
+        self._fill(end + len(FLUSHER))
+        data = bytes(self._buffer[header:end])
+        del self._buffer[: end + len(FLUSHER)]
         if compressed:
             inflater = zlib.decompressobj()
             try:
@@ -66,17 +71,14 @@ class FrameStream:
             data = inflated
         return data
 
-    def _read(self, count: int) -> bytes:
-        """Exactly `count` bytes; one recv per frame in the common case (header and body arrive together)."""
+    def _fill(self, count: int) -> None:
+        """At least `count` bytes buffered; one recv per frame in the common case (it arrives whole)."""
         buffer = self._buffer
         while len(buffer) < count:
             chunk = self.sock.recv(max(65536, count - len(buffer)))
             if not chunk:
                 raise EOFError("connection closed by the peer")
             buffer += chunk
-        data = bytes(buffer[:count])
-        del buffer[:count]
-        return data
 
     def _refuse(self, reason: str) -> None:
         log.warning("mt5bridge closed the connection from %s: %s", self.peer, reason)
