@@ -4,7 +4,7 @@ Both offer the MetaTrader5 call surface (same names, same argument rules, same r
 the sim backend is the module-shaped stand-in ``mt5bridge.sim.mt5module.Mt5Module``.
 The MetaTrader5 package is imported lazily because it only exists in Windows Python next
 to terminal64.exe; the simulator is imported only when asked for, so the server runs on a
-Windows Python that has nothing but MetaTrader5, numpy and rpyc.
+Windows Python that has nothing but MetaTrader5 and numpy.
 """
 
 import logging

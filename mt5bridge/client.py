@@ -1,9 +1,10 @@
-"""Client of the MT5 bridge: the MetaTrader5 call surface over a token-guarded rpyc link.
+"""Client of the MT5 bridge: the MetaTrader5 call surface over a token-guarded link of JSON frames.
 
 Methods keep MetaTrader5's names and calling conventions (every function of the package, each
 sent as the caller made the call, so the server applies the package's argument rules) but return
-plain data (dicts, lists of dicts, tuples for version/last_error, None on failure), so nothing
-returned depends on the connection staying up. Transport failures become typed exceptions (mt5bridge.errors).
+plain data (dicts, lists of dicts, tuples for version/last_error, None on failure; rates and ticks
+as a dict of columns, ``{"time": [...], "open": [...], ...}``), so nothing returned depends on the
+connection staying up. Transport failures become typed exceptions (mt5bridge.errors).
 A client that timed out or lost its connection is dead for good: the bot makes a new one,
 and must reconcile any order whose call timed out before sending anything again.
 """
@@ -18,23 +19,18 @@ import threading
 import time
 from typing import Any
 
-import rpyc
-from rpyc.core import consts
-from rpyc.utils.factory import connect_channel
-
 from mt5bridge.constants import PACKAGE_CONSTANTS
 from mt5bridge.errors import (
     BridgeCallError,
     BridgeConnectionLost,
     BridgeTimeout,
 )
-from mt5bridge.frames import BridgeStream, LimitedChannel
+from mt5bridge.frames import FrameStream, request_body
 from mt5bridge.handshake import client_handshake
 from mt5bridge.limits import MAX_REPLY_BYTES
 from mt5bridge.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
-    HARDENED_RPYC_CONFIG,
     MAX_PAYLOAD_CHARS,
     TOKEN_ENV,
     resolve_timeout,
@@ -72,17 +68,12 @@ def connect(
     where = f"{host}:{port}"
     sock = client_handshake(host, port, token=token, trust=trust, timeout=timeout)
     try:
-        conn = connect_channel(
-            LimitedChannel(BridgeStream(sock), MAX_REPLY_BYTES, where),
-            service=rpyc.VoidService,
-            config=dict(HARDENED_RPYC_CONFIG, sync_request_timeout=timeout),
-        )
-    except BaseException:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a request is one small write
+        sock.settimeout(timeout)  # per read of a reply: a call with no answer within it is timed out
+    except OSError:
         _close_socket(sock)
-        raise
-    client = BridgeClient(conn, sock, where=where, timeout=timeout)
-    client._root = client._transport("connect", lambda: conn.root)
-    return client
+        raise BridgeConnectionLost(f"mt5bridge connection to {where} failed right after the handshake") from None
+    return BridgeClient(FrameStream(sock, MAX_REPLY_BYTES, where), sock, where=where, timeout=timeout)
 
 
 def _close_socket(sock: socket.socket) -> None:
@@ -101,24 +92,15 @@ def _wire_value(value: Any) -> Any:
     return value
 
 
-def _remote_error(name: str, exc: BaseException) -> BridgeCallError:
-    """An exception rpyc carried back from the server, cut to its first line (no remote traceback)."""
-    lines = str(exc).strip().splitlines()
-    return BridgeCallError(
-        f"mt5bridge {name}: server raised {type(exc).__name__}: {lines[0] if lines else ''}"
-    )
-
-
 class BridgeClient:
     """One authenticated connection; methods mirror the MetaTrader5 module.
 
     Thread-safe (calls are serialised), but one call at a time is all the terminal does anyway.
     """
 
-    def __init__(self, conn: Any, sock: socket.socket, *, where: str, timeout: float) -> None:
-        self._conn = conn
+    def __init__(self, stream: FrameStream, sock: socket.socket, *, where: str, timeout: float) -> None:
+        self._stream = stream
         self._sock = sock
-        self._root: Any = None
         self._where = where
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -144,43 +126,40 @@ class BridgeClient:
     def _kill(self, reason: str) -> None:
         if self._dead_reason is None:
             self._dead_reason = reason
-        # Shut the socket first so rpyc's polite close cannot wait on an unresponsive peer.
-        _close_socket(self._sock)
         try:
-            self._conn.close()
-        except Exception:  # noqa: BLE001 - the connection is being abandoned anyway
+            _close_socket(self._sock)
+        except OSError:
             pass
 
     # -- transport ------------------------------------------------------------------------
 
     def _transport(self, name: str, request: Any) -> Any:
-        """Run one rpyc request and map transport failures to typed errors."""
+        """Run one exchange and map transport failures to typed errors (the client is then dead)."""
         if self._dead_reason is not None:
             raise BridgeConnectionLost(f"mt5bridge client is dead ({self._dead_reason}); connect again")
         try:
             return request()
-        except TimeoutError as exc:
-            if hasattr(exc, "_remote_tb"):
-                raise _remote_error(name, exc) from None
+        except TimeoutError:
             self._kill(f"{name} timed out")
             raise BridgeTimeout(
                 f"mt5bridge {name}: no reply within {self._timeout:g} s from {self._where}; "
                 f"its outcome is unknown"
             ) from None
         except (EOFError, OSError) as exc:
-            if hasattr(exc, "_remote_tb"):
-                raise _remote_error(name, exc) from None
             self._kill(f"connection lost during {name}")
             raise BridgeConnectionLost(
                 f"mt5bridge connection to {self._where} lost during {name}: {type(exc).__name__}: {exc}"
             ) from None
         except Exception as exc:
-            if hasattr(exc, "_remote_tb"):  # rpyc re-raised a server-side exception
-                raise _remote_error(name, exc) from None
             self._kill(f"unexpected {type(exc).__name__} during {name}")
             raise BridgeConnectionLost(
                 f"mt5bridge {name} failed locally: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _exchange(self, body: bytes) -> bytes:
+        """One request frame out, its reply frame back (the caller holds the lock)."""
+        self._stream.send(body)
+        return self._stream.recv()
 
     def _call(self, name: str, **arguments: Any) -> Any:
         """Send one allowlisted call with named arguments (None = not given)."""
@@ -204,20 +183,15 @@ class BridgeClient:
                 kind="bad_request",
             )
         started = time.monotonic()
+        request = request_body(name, payload)
         with self._lock:
-            reply = self._transport(
-                name,
-                lambda: self._conn.sync_request(
-                    consts.HANDLE_CALLATTR, self._root, "call", (name, payload), ()
-                ),
-            )
-        log.debug(
-            "mt5bridge call",
-            extra={"call": name, "latency_ms": round((time.monotonic() - started) * 1000, 3)},
-        )
-        if type(reply) is not str:
-            self._kill("the server sent a non-JSON reply")
-            raise BridgeConnectionLost(f"mt5bridge {name}: server sent {type(reply).__name__}, not JSON text")
+            reply = self._transport(name, lambda: self._exchange(request))
+        if log.isEnabledFor(logging.DEBUG):  # asked first: building the record costs more than the call's JSON
+            log.debug("mt5bridge call", extra={"call": name, "latency_ms": round((time.monotonic() - started) * 1000, 3)})
+        return self._result(name, reply)
+
+    def _result(self, name: str, reply: bytes) -> Any:
+        """The result in a reply envelope, or the error it carries raised as BridgeCallError (TypeError)."""
         try:
             body = json.loads(reply)
             if body["ok"]:

@@ -1,7 +1,7 @@
 """MetaTrader5 constants: every constant of the MetaTrader5 package (wheel 5.0.6231), with its value.
 
 They live in the bridge package because every side needs them: the simulated terminal
-returns them, the bridge server runs on Windows with only MetaTrader5 and rpyc installed,
+returns them, the bridge server runs on Windows with only MetaTrader5 installed,
 and the bot's gateway interprets them. Nothing here imports anything.
 
 The first part is exactly the package's 223 names, in the package's order (the conformance test

@@ -1,61 +1,65 @@
-"""rpyc frames with a size limit before and after decompression, over plain or TLS sockets.
+"""The bridge's wire: length-prefixed frames with a size limit before and after decompression.
 
-Why: rpyc's Channel reads whatever length a frame header claims and inflates compressed
-frames with ``zlib.decompress``, so a 284 KB frame can become 300 MB in the server. Here the
-claimed length is checked before a byte is read, and inflation stops one byte past the
-limit (``zlib.decompressobj`` with ``max_length``), so a bomb costs at most the limit.
-A refused frame closes the connection (the stream cannot be resynchronised); the refusal
-is an EOFError so rpyc ends the session cleanly, with its reason in the message.
+A frame is a 5-byte header (4-byte big-endian length, 1 byte "compressed" flag), the body, and a
+newline (the framing rpyc used, kept byte for byte so the frame-limit tests and attack tools keep
+their meaning; an rpyc peer still gets nothing: its messages are not requests). A request body is the call name, a newline, and its JSON object of arguments;
+a reply body is the JSON envelope (mt5bridge.server). No object ever crosses: only text.
+
+Why not rpyc (used up to issue 16): its generic object protocol (boxing, netref bookkeeping, a
+request/reply handshake per attribute) cost ~50 us a call on loopback against ~12 us for a bare
+TCP round trip, and the bridge only ever needed one remote function.
+
+Limits: the claimed length is checked before a byte of the body is read, and a compressed body
+(never sent by us; accepted from peers) is inflated at most one byte past the limit
+(``zlib.decompressobj`` with ``max_length``), so a bomb costs at most the limit. A refused frame
+closes the connection (the stream cannot be resynchronised); the refusal is a FrameRefused
+(an EOFError), with its reason in the message.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import struct
 import zlib
-
-from rpyc.core.channel import Channel
-from rpyc.core.stream import SocketStream
 
 log = logging.getLogger("mt5bridge.frames")
 
+FRAME_HEADER = struct.Struct("!LB")
+FLUSHER = b"\n"
+#: Between the call name and its JSON arguments in a request body.
+NAME_END = b"\n"
+
 
 class FrameRefused(EOFError):
-    """A frame over the size limit; the connection is closed."""
+    """A frame over the size limit, or one that does not inflate; the connection is closed."""
 
 
-class BridgeStream(SocketStream):
-    """rpyc's SocketStream that also sees bytes TLS has already decrypted (``pending()``).
+class FrameStream:
+    """Frames over one connected (plain or TLS) socket, one peer's view. Not thread-safe: one caller at a time."""
 
-    A TLS socket may hold decrypted bytes the kernel no longer reports as readable; rpyc polls
-    the file descriptor, so without this it could wait for data it already has.
-    """
+    __slots__ = ("sock", "max_bytes", "peer", "_buffer")
 
-    __slots__ = ()
-
-    def poll(self, timeout: float) -> bool:
-        pending = getattr(self.sock, "pending", None)
-        if pending is not None and pending() > 0:
-            return True
-        return super().poll(timeout)
-
-
-class LimitedChannel(Channel):
-    """rpyc Channel whose received frames are at most ``max_bytes`` on the wire and once inflated."""
-
-    __slots__ = ["max_bytes", "peer"]
-
-    def __init__(self, stream: SocketStream, max_bytes: int, peer: str = "peer") -> None:
-        super().__init__(stream)
+    def __init__(self, sock: socket.socket, max_bytes: int, peer: str = "peer") -> None:
+        self.sock = sock
         self.max_bytes = max_bytes
         self.peer = peer
+        self._buffer = bytearray()
+
+    def send(self, body: bytes) -> None:
+        self.sock.sendall(FRAME_HEADER.pack(len(body), 0) + body + FLUSHER)
 
     def recv(self) -> bytes:
-        header = self.stream.read(self.FRAME_HEADER.size)
-        length, compressed = self.FRAME_HEADER.unpack(header)
+        """The next frame's body; EOFError when the peer closed, FrameRefused (after closing) when refused."""
+        header = FRAME_HEADER.size
+        self._fill(header)
+        length, compressed = FRAME_HEADER.unpack_from(self._buffer)
         if length > self.max_bytes:
             self._refuse(f"a frame of {length} bytes is over the {self.max_bytes}-byte limit")
-        data = self.stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
+        end = header + length
+        self._fill(end + len(FLUSHER))
+        data = bytes(self._buffer[header:end])
+        del self._buffer[: end + len(FLUSHER)]
         if compressed:
             inflater = zlib.decompressobj()
             try:
@@ -67,11 +71,34 @@ class LimitedChannel(Channel):
             data = inflated
         return data
 
+    def _fill(self, count: int) -> None:
+        """At least `count` bytes buffered; one recv per frame in the common case (it arrives whole)."""
+        buffer = self._buffer
+        while len(buffer) < count:
+            chunk = self.sock.recv(max(65536, count - len(buffer)))
+            if not chunk:
+                raise EOFError("connection closed by the peer")
+            buffer += chunk
+
     def _refuse(self, reason: str) -> None:
         log.warning("mt5bridge closed the connection from %s: %s", self.peer, reason)
         try:
-            self.stream.sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
-        self.close()
         raise FrameRefused(f"mt5bridge: {reason}")
+
+
+def request_body(name: str, payload: str) -> bytes:
+    return name.encode("utf-8") + NAME_END + payload.encode("utf-8")
+
+
+def split_request(body: bytes) -> tuple[str, str] | None:
+    """(call name, JSON arguments) of a request body, or None when it is not one."""
+    name, sep, payload = body.partition(NAME_END)
+    if not sep:
+        return None
+    try:
+        return name.decode("utf-8"), payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -1,4 +1,4 @@
-"""The bridge handshake, both sides: TLS (unless --insecure), then the shared token, then rpyc.
+"""The bridge handshake, both sides: TLS (unless --insecure), then the shared token, then request frames (mt5bridge.frames).
 
 Wire: the client sends a 4-byte big-endian length then the UTF-8 token; the server answers
 AUTH_OK, AUTH_REFUSED (wrong token), AUTH_FULL (at its session limit) or, to a plain client
@@ -150,7 +150,7 @@ class PendingHandshake:
 
 
 def client_handshake(host: str, port: int, *, token: str, trust: ClientTrust, timeout: float) -> socket.socket:
-    """Connect, TLS (verified by CA or pinned fingerprint), present the token; the socket for rpyc.
+    """Connect, TLS (verified by CA or pinned fingerprint), present the token; the socket for the frames.
 
     Everything finishes within ``timeout`` in total. Raises BridgeUnavailable, BridgeTLSError,
     BridgeAuthError, BridgeTimeout or BridgeConnectionLost, each with one clear line.
@@ -172,7 +172,7 @@ def client_handshake(host: str, port: int, *, token: str, trust: ClientTrust, ti
     except BaseException:
         _close(sock)
         raise
-    sock.settimeout(None)  # rpyc polls with its own timeouts; a socket timeout would confuse it
+    sock.settimeout(None)  # the client sets its own per-call timeout
     return sock
 
 

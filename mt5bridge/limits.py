@@ -168,8 +168,11 @@ class TerminalLock:
         self._held = False
 
     def acquire(self, timeout: float) -> bool:
-        ticket = object()
         with self._condition:
+            if not self._held and not self._queue:  # uncontended (the usual case): no ticket, no wait
+                self._held = True
+                return True
+            ticket = object()
             self._queue.append(ticket)
             granted = self._condition.wait_for(lambda: not self._held and self._queue[0] is ticket, timeout)
             if granted:
@@ -183,4 +186,5 @@ class TerminalLock:
     def release(self) -> None:
         with self._condition:
             self._held = False
-            self._condition.notify_all()
+            if self._queue:
+                self._condition.notify_all()

@@ -2,7 +2,7 @@
 
 MetaTrader5 returns namedtuples (some nesting another namedtuple, like
 OrderSendResult.request), tuples of namedtuples, and numpy structured arrays for rates.
-None of that may cross the bridge (rpyc would hand out netrefs that die with the
+None of that may cross the bridge (an object protocol would hand out references that die with the
 connection), and the bot's gateway wants the same plain shapes in-process. numpy is
 duck-typed so this module imports nothing: the bridge server runs on a bare Windows Python.
 """
@@ -46,3 +46,16 @@ def _numpy_to_plain(obj: Any) -> Any:
     if names:
         return [{name: to_plain(field) for name, field in zip(names, row, strict=True)} for row in rows]
     return to_plain(rows)
+
+
+def to_wire(obj: Any) -> Any:
+    """What the bridge server sends: to_plain, except that rates and ticks (numpy structured arrays)
+    go by column, ``{"time": [...], "open": [...], ...}`` in the array's field order.
+
+    Why: a list of one dict per bar repeats every field name in every row (17 KB for 121 bars,
+    against 7.2 KB by column) and costs a dict per row to build, encode and decode on both sides;
+    the bot's gateway wants columns anyway (bot/gateway/convert.bar_columns)."""
+    names = getattr(getattr(obj, "dtype", None), "names", None)
+    if names and getattr(obj, "ndim", 0) == 1:
+        return {name: obj[name].tolist() for name in names}
+    return to_plain(obj)

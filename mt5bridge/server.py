@@ -1,14 +1,15 @@
-"""The MT5 bridge server: a token-guarded rpyc service exposing an explicit allowlist of MT5 calls.
+"""The MT5 bridge server: a token-guarded service exposing an explicit allowlist of MT5 calls.
 
 Why not mt5linux: it runs rpyc's classic server, so anyone reaching the port runs arbitrary
 code, the server can run code in the client, and arguments are pasted into code strings.
-Here the only thing a peer can reach is ``call(name: str, payload: str) -> str``: the name
-is looked up in an explicit table (``mt5bridge.calls``: every MetaTrader5 function plus
-``sim_control``), its JSON arguments are checked before touching the terminal, and the result
-goes back as JSON (no netrefs, no pickle).
-A connection must present the shared token before a single rpyc byte is read.
+Here the only thing a peer can send is a request frame (mt5bridge.frames): a call name and a
+JSON object of arguments. The name is looked up in an explicit table (``mt5bridge.calls``: every
+MetaTrader5 function plus ``sim_control``), the arguments are checked before touching the
+terminal, and the result goes back as JSON text (no objects, no pickle); rates and ticks (numpy
+structured arrays) go by column (mt5bridge.plain.to_wire).
+A connection must present the shared token before a single request byte is read.
 
-This module imports only the stdlib, rpyc, mt5bridge and confcheck (stdlib only), so it runs
+This module imports only the stdlib, mt5bridge and confcheck (stdlib only), so it runs
 unchanged on a Windows Python next to terminal64.exe:  ``python -m mt5bridge.server --backend metatrader5``.
 """
 
@@ -27,14 +28,13 @@ import sys
 import time
 from typing import Any
 
-import rpyc
-
 import confcheck
 from mt5bridge.backends import BACKEND_NAMES, BackendUnavailable, make_backend
 from mt5bridge.calls import CALLS, SECRET_CALLS, SIM_ONLY_CALLS, CallRefused
+from mt5bridge.frames import split_request
 from mt5bridge.handshake import AUTH_OK, AUTH_REFUSED, TOKEN_LENGTH, TOKEN_MAX_BYTES  # noqa: F401 - re-exported
 from mt5bridge.limits import DEFAULT_LIMITS, CallLimited, Limits, TerminalLock, check_call
-from mt5bridge.plain import to_plain
+from mt5bridge.plain import to_wire
 from mt5bridge.tlscli import add_tls_arguments, gen_cert_main, tls_context_or_exit, warn_if_insecure
 from mt5bridge.transport import BridgeServer
 
@@ -51,26 +51,6 @@ TIMEOUT_ENV = "MT5_BRIDGE_TIMEOUT"
 #: The handshake (TLS, token) and the transport live in mt5bridge.handshake / mt5bridge.transport;
 #: these names stay importable from here.
 MAX_PAYLOAD_CHARS = 1_000_000
-
-#: rpyc settings for both sides: no pickle, no attribute access beyond what we allow
-#: explicitly, no custom exception classes, no tracebacks over the wire.
-HARDENED_RPYC_CONFIG: dict[str, Any] = {
-    "allow_safe_attrs": False,
-    "allow_exposed_attrs": False,
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_getattr": False,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "allow_pickle": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-    "instantiate_oldstyle_exceptions": False,
-    "include_local_traceback": False,
-    "include_local_version": False,
-    "close_catchall": True,
-}
-
 
 def recv_exact(sock: socket.socket, count: int) -> bytes:
     """Read exactly ``count`` bytes or raise EOFError if the peer closes first."""
@@ -94,7 +74,7 @@ def _only_given(**kwargs: Any) -> dict[str, Any]:
 
 
 class Dispatcher:
-    """Decode, validate, run under the terminal lock, encode. Never raises to rpyc.
+    """Decode, validate, run under the terminal lock, encode. Never raises to the session.
 
     The MetaTrader5 module is not thread-safe, so one lock serialises every backend call.
     A call waits for the lock at most ``lock_timeout`` seconds and then reports the
@@ -111,6 +91,8 @@ class Dispatcher:
         self._lock = TerminalLock()  # first come, first served: one client cannot starve another
 
     def dispatch(self, name: Any, payload: Any) -> str:
+        """Run allowlisted call ``name`` with JSON object ``payload``; returns a JSON envelope:
+        {"ok": true, "result": ...} or {"ok": false, "error": {"kind": ..., "message": ...}}."""
         started = time.monotonic()
         call = name if type(name) is str and name in CALLS else "<refused>"
         try:
@@ -130,15 +112,19 @@ class Dispatcher:
             reply = json.dumps(body)
         except (TypeError, ValueError) as exc:
             reply = json.dumps(_error_body("backend_error", f"{call}: result is not plain data ({exc})"))
-        log.debug(
-            "call",
-            extra={
-                "call": call,
-                "latency_ms": round((time.monotonic() - started) * 1000, 3),
-                "ok": body["ok"],
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("call", extra={"call": call, "latency_ms": round((time.monotonic() - started) * 1000, 3),
+                                     "ok": body["ok"]})
         return reply
+
+    def serve_frame(self, body: bytes) -> bytes:
+        """One request frame's body (call name, newline, JSON arguments) -> the reply frame's body."""
+        request = split_request(body)
+        if request is None:
+            reply = json.dumps(_error_body("bad_request", "a request is a call name, a newline and JSON arguments"))
+        else:
+            reply = self.dispatch(*request)
+        return reply.encode("utf-8")
 
     def _run(self, name: Any, payload: Any) -> Any:
         if type(name) is not str or type(payload) is not str:
@@ -158,7 +144,7 @@ class Dispatcher:
         if not self._lock.acquire(timeout=self._lock_timeout):
             raise _Busy(f"{name}: terminal busy for more than {self._lock_timeout:g} s with another call")
         try:
-            return to_plain(handler(self._backend, raw))
+            return to_wire(handler(self._backend, raw))
         finally:
             self._lock.release()
 
@@ -179,30 +165,6 @@ class _Busy(Exception):
 
 def _error_body(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message}}
-
-
-class BridgeService(rpyc.Service):
-    """The rpyc root object. Its one reachable attribute is ``call``."""
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    def _rpyc_getattr(self, name: str) -> Any:
-        """rpyc consults this for every attribute a peer asks for: allow ``call`` only."""
-        if name == "call":
-            return self.exposed_call
-        raise AttributeError("mt5bridge exposes only 'call'")
-
-    def _rpyc_setattr(self, name: str, value: Any) -> None:
-        raise AttributeError("access denied")
-
-    def _rpyc_delattr(self, name: str) -> None:
-        raise AttributeError("access denied")
-
-    def exposed_call(self, name: str, payload: str) -> str:
-        """Run allowlisted call ``name`` with JSON object ``payload``; returns a JSON envelope:
-        {"ok": true, "result": ...} or {"ok": false, "error": {"kind": ..., "message": ...}}."""
-        return self._dispatcher.dispatch(name, payload)
 
 
 def build_server(
@@ -232,16 +194,7 @@ def build_server(
     dispatcher = Dispatcher(
         backend, allow_sim_control=allow_sim_control, lock_timeout=limits.lock_wait_seconds, limits=limits
     )
-    return BridgeServer(
-        BridgeService(dispatcher),
-        host=host,
-        port=port,
-        token=token,
-        tls=tls,
-        limits=limits,
-        protocol_config=dict(HARDENED_RPYC_CONFIG, sync_request_timeout=timeout),
-        dispatcher=dispatcher,
-    )
+    return BridgeServer(dispatcher, host=host, port=port, token=token, tls=tls, limits=limits, dispatcher=dispatcher)
 
 
 # --- Logging ------------------------------------------------------------------------------

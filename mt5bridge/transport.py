@@ -5,7 +5,8 @@ byte is checked, so 2 000 idle sockets are 2 000 threads, and its authenticator 
 per-recv timeouts. Here the accept loop and every handshake in progress share one thread
 (non-blocking sockets, one deadline each); connections beyond ``max_unauthenticated`` are
 closed at once; only a peer that passed TLS and the token gets a thread, up to
-``max_sessions``. rpyc itself only ever sees authenticated sockets, through LimitedChannel.
+``max_sessions``. The session thread reads request frames (mt5bridge.frames: size-limited
+before and after decompression) and answers each with the dispatcher's reply, one at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from mt5bridge.frames import BridgeStream, LimitedChannel
+from mt5bridge.frames import FrameStream
 from mt5bridge.handshake import AUTH_FULL, AUTH_OK, HandshakeRefused, PendingHandshake, normalise_token
 from mt5bridge.limits import DEFAULT_LIMITS, Limits
 
@@ -69,7 +70,11 @@ class BridgeServer:
     """Listen, handshake, serve. ``start()`` blocks; ``close()`` (any thread) stops everything."""
 
     def __init__(self, service: Any, *, host: str, port: int, token: str, tls: ssl.SSLContext | None,
-                 protocol_config: dict[str, Any], limits: Limits = DEFAULT_LIMITS, dispatcher: Any = None) -> None:
+                 protocol_config: dict[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
+                 dispatcher: Any = None) -> None:
+        """``service`` answers request frames: ``serve_frame(body: bytes) -> bytes`` (mt5bridge.server.Dispatcher).
+
+        ``protocol_config`` is accepted for callers written for the rpyc transport and not used."""
         self._token = normalise_token(token)
         if not self._token:
             raise ValueError("an empty token would let anyone in")
@@ -77,7 +82,7 @@ class BridgeServer:
         self.tls = tls
         self.limits = limits
         self.refusals = RefusalLog()
-        self.sessions = Sessions(service, protocol_config, limits)
+        self.sessions = Sessions(service, limits)
         self.active = False
         self._pending: dict[socket.socket, PendingHandshake] = {}
         self._lock = threading.Lock()
@@ -224,11 +229,10 @@ class BridgeServer:
 
 
 class Sessions:
-    """Authenticated connections: one rpyc thread each, at most ``limit`` at a time."""
+    """Authenticated connections: one serving thread each, at most ``limit`` at a time."""
 
-    def __init__(self, service: Any, protocol_config: dict[str, Any], limits: Limits) -> None:
+    def __init__(self, service: Any, limits: Limits) -> None:
         self.service = service
-        self.protocol_config = protocol_config
         self.limits = limits
         self.clients: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -261,10 +265,14 @@ class Sessions:
             return list(self.clients)
 
     def _serve(self, sock: socket.socket, peer: str) -> None:
+        stream = FrameStream(sock, self.limits.max_request_bytes, peer)
+        serve = self.service.serve_frame
         try:
-            config = dict(self.protocol_config, endpoints=(sock.getsockname(), sock.getpeername()), logger=log)
-            channel = LimitedChannel(BridgeStream(sock), self.limits.max_request_bytes, peer)
-            self.service._connect(channel, config).serve_all()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a reply is one write: send it now
+            while True:
+                stream.send(serve(stream.recv()))
+        except (EOFError, OSError):
+            pass  # the peer left, the server is closing, or a frame was refused (said by frames.py)
         except Exception:  # noqa: BLE001 - one session failing must not take the server down
             if not self.closing:
                 log.warning("mt5bridge session with %s ended abnormally", peer, exc_info=True)

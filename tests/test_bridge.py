@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import rpyc
 from bridge_tls import bridge_cert, raw_tls
-from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 
 from mt5bridge import constants as mt5
@@ -29,6 +28,7 @@ from mt5bridge.errors import (
     BridgeTimeout,
     BridgeUnavailable,
 )
+from mt5bridge.frames import FrameStream
 from mt5bridge.server import AUTH_OK, TOKEN_LENGTH
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,10 +177,11 @@ def test_reads_return_plain_data(client):
     assert type(info) is dict and info["digits"] == 5
     tick = client.symbol_info_tick("EURUSD")
     assert type(tick) is dict and 0 < tick["bid"] < tick["ask"]
-    rates = client.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 5)
-    assert type(rates) is list and len(rates) == 5
-    assert set(rates[0]) >= {"time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"}
-    assert type(rates[0]["time"]) is int and type(rates[0]["close"]) is float
+    rates = client.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 5)  # by column, not a dict per bar
+    assert type(rates) is dict
+    assert list(rates) == ["time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"]
+    assert all(type(column) is list and len(column) == 5 for column in rates.values())
+    assert type(rates["time"][0]) is int and type(rates["close"][0]) is float
     terminal = client.terminal_info()
     assert terminal["connected"] is True
     symbols = client.symbols_get()
@@ -255,37 +256,50 @@ def test_plain_rpyc_without_the_handshake_gets_nothing(bridge):
         assert good.account_info()["login"] == 5001234
 
 
-def test_an_authenticated_peer_can_reach_only_call(bridge):
-    """Even with the token, the rpyc root exposes `call` and nothing else."""
+def _authenticated(bridge):
     sock = raw_tls(socket.create_connection(("127.0.0.1", bridge.port), timeout=5))
     sock.sendall(TOKEN_LENGTH.pack(len(TOKEN)) + TOKEN.encode())
     assert sock.recv(2) == AUTH_OK
-    sock.settimeout(None)
-    conn = rpyc.utils.factory.connect_stream(SocketStream(sock), config={"sync_request_timeout": 5})
+    return sock
+
+
+def test_an_authenticated_peer_can_reach_only_call(bridge):
+    """Even with the token, a peer can only send a call name and JSON arguments: anything else in a
+    frame (rpyc's object protocol, a name outside the allowlist, arguments that are not a JSON
+    object, bytes that are not text) gets a one-line refusal as JSON, and the session goes on."""
+    sock = _authenticated(bridge)
+    stream = FrameStream(sock, 1 << 20, "test")
     try:
-        root = conn.root
-        for name in (
-            "_dispatcher",
-            "exposed_call",
-            "get_service_name",
-            "__class__",
-            "__dict__",
-            "_rpyc_getattr",
-            "__init__",
-            "on_connect",
-        ):
-            with pytest.raises(AttributeError):
-                conn.sync_request(consts.HANDLE_GETATTR, root, name)
-        with pytest.raises(AttributeError):
-            conn.sync_request(consts.HANDLE_SETATTR, root, "_dispatcher", None)
-        with pytest.raises(AttributeError):
-            conn.sync_request(consts.HANDLE_CMP, root, root, "__eq__")
-        with pytest.raises(ValueError, match="pickling is disabled"):
-            conn.sync_request(consts.HANDLE_PICKLE, root, 2)
-        reply = conn.sync_request(consts.HANDLE_CALLATTR, root, "call", ("account_info", "{}"), ())
-        assert type(reply) is str and json.loads(reply)["result"]["login"] == 5001234
+        refused = {
+            b"\x00\x01\x02\x03rpyc-like binary request": "a request is a call name",
+            b"_dispatcher\n{}": "is not an allowed call",
+            b"__class__\n{}": "is not an allowed call",
+            b"exposed_call\n{}": "is not an allowed call",
+            b"serve_frame\n{}": "is not an allowed call",
+            b"account_info\n[]": "payload must be a JSON object",
+            b"account_info\nimport os": "payload is not valid JSON",
+            b"\xff\xfe\n{}": "a request is a call name",
+        }
+        for body, message in refused.items():
+            stream.send(body)
+            reply = json.loads(stream.recv())
+            assert reply["ok"] is False and reply["error"]["kind"] == "bad_request", body
+            assert message in reply["error"]["message"] and "\n" not in reply["error"]["message"]
+        stream.send(b"account_info\n{}")
+        assert json.loads(stream.recv())["result"]["login"] == 5001234
     finally:
-        conn.close()
+        sock.close()
+
+
+def test_an_rpyc_peer_with_the_token_gets_nothing(bridge):
+    """rpyc (the bridge's old protocol, mt5linux's classic server) cannot even fetch a root object."""
+    sock = _authenticated(bridge)
+    sock.settimeout(None)
+    with pytest.raises(ValueError, match="invalid message type"):  # a JSON refusal is no rpyc message
+        _ = rpyc.utils.factory.connect_stream(SocketStream(sock), config={"sync_request_timeout": 5}).root
+    sock.close()
+    with bridge.connect() as good:
+        assert good.account_info()["login"] == 5001234
 
 
 # --- hostile input -------------------------------------------------------------------------------
@@ -456,13 +470,9 @@ def test_sigterm_stops_the_server_cleanly(own_bridge):
 
 
 def test_a_protocol_level_refusal_becomes_a_one_line_call_error(client):
-    """Had rpyc itself refused something (here: an attribute other than `call`), the client would
-    see a one-line BridgeCallError and stay usable, not a remote traceback."""
-    with pytest.raises(
-        BridgeCallError, match="server raised AttributeError: mt5bridge exposes only 'call'"
-    ) as refused:
-        client._transport(
-            "getattr", lambda: client._conn.sync_request(consts.HANDLE_GETATTR, client._root, "nope")
-        )
-    assert "\n" not in str(refused.value)
+    """A request the server cannot read (here: a frame that is not a call name and JSON arguments)
+    comes back as a one-line BridgeCallError and the client stays usable, no remote traceback."""
+    with pytest.raises(BridgeCallError, match="a request is a call name, a newline and JSON arguments") as refused:
+        client._result("raw", client._transport("raw", lambda: client._exchange(b"no call name here")))
+    assert "\n" not in str(refused.value) and refused.value.kind == "bad_request"
     assert client.account_info()["login"] == 5001234

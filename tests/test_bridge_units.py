@@ -383,8 +383,8 @@ def test_make_backend_rejects_unknown_names_and_missing_metatrader5(monkeypatch)
         make_backend("metatrader5", seed=1)
 
 
-def test_bridge_modules_import_only_stdlib_and_rpyc():
-    """The server must run on a Windows Python with only MetaTrader5 + rpyc (+ numpy) installed.
+def test_bridge_modules_import_only_stdlib():
+    """The server must run on a Windows Python with only MetaTrader5 (+ numpy) installed.
 
     confcheck (the settings vocabulary, stdlib only) is copied beside mt5bridge/.
     """
@@ -396,7 +396,7 @@ def test_bridge_modules_import_only_stdlib_and_rpyc():
         "sys.stdout.write(','.join(extra))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert set(out.stdout.split(",")) == {"mt5bridge", "rpyc", "confcheck"}
+    assert set(out.stdout.split(",")) == {"mt5bridge", "confcheck"}
 
 
 def test_json_line_formatter_writes_one_object_with_extras():

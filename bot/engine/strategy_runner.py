@@ -9,6 +9,10 @@ once on some bars will most likely fail again on the next bar, and a traceback e
 months hides everything else in the log; the operator re-enables it by restarting the bot.
 
 Warm-up: a strategy with fewer closed bars than its `warmup` is not called; it holds.
+
+Bars: read through a rolling window per (symbol, timeframe) (bot/engine/barwindow.py), which fetches
+only the bars closed since the last cycle and gives exactly what a full read would. The engine asks
+a strategy only when its timeframe's newest closed bar is one it has not seen.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from ..config import TIMEFRAMES
 from ..gateway.types import Bars
 from ..strategies import ACTIONS, HOLD, Signal, Strategy
+from .barwindow import BarWindows
 
 log = logging.getLogger("bot.engine.strategies")
 
@@ -34,6 +39,7 @@ class StrategyRunner:
         self.bars = bars
         self._observer = observer
         self.disabled: dict[str, str] = {}  # strategy name -> the error that disabled it
+        self.windows = BarWindows()
 
     def timeframe_of(self, strategy: Strategy) -> str:
         return strategy.timeframe or self.default_timeframe
@@ -45,9 +51,9 @@ class StrategyRunner:
     def closed_bars(self, gateway: Any, symbol: str, timeframe: str, strategies: list[Strategy]) -> Bars:
         """The closed bars of a symbol and timeframe, enough for these strategies' warm-up.
 
-        The bar still forming is dropped: strategies only ever see complete bars."""
-        bars = gateway.bars(symbol, TIMEFRAMES[timeframe], self.bars_for(strategies) + 1)
-        return Bars(bars.symbol, bars.time[:-1], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1])
+        The bar still forming is dropped: strategies only ever see complete bars. Refused bars raise
+        BadBrokerData (the symbol sits the cycle out); the window keeps what it had."""
+        return self.windows.closed(gateway, symbol, TIMEFRAMES[timeframe], self.bars_for(strategies))
 
     def groups(self, symbol: str) -> list[tuple[str, list[Strategy]]]:
         """The enabled strategies trading `symbol`, by timeframe (one bars read per pair)."""

@@ -54,14 +54,27 @@ def ticket_key(record: Any) -> str:
 
 
 def bar_columns(rows: Any) -> dict[str, Any]:
-    """Bars as numpy columns, from a structured array (terminal) or a list of dicts (bridge); None if unreadable."""
+    """Bars as numpy columns, from a structured array (terminal), a dict of columns (bridge) or a list of
+    dicts (an older bridge); None for a column that is missing or unreadable."""
     if getattr(rows, "dtype", None) is not None and rows.dtype.names:
         return {name: np.asarray(rows[name]) if name in rows.dtype.names else None for name in BAR_COLUMNS}
+    if isinstance(rows, dict):
+        return {name: _column(rows.get(name), np.int64 if name == "time" else float) for name in BAR_COLUMNS}
     try:
         return {name: np.array([r[name] for r in rows], dtype=np.int64 if name == "time" else float)
                 for name in BAR_COLUMNS}
     except (KeyError, TypeError, ValueError, OverflowError):
         return dict.fromkeys(BAR_COLUMNS)
+
+
+def _column(values: Any, dtype: Any) -> Any:
+    """One column of a bridge reply as an array, or None when it is not a list of numbers."""
+    if not isinstance(values, list):
+        return None
+    try:
+        return np.array(values, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def account(info: dict) -> AccountState:

@@ -109,6 +109,10 @@ class Mt5ApiGateway(Gateway):
         self.clock = BrokerClock()
         self._no_sim_clock: Any = None  # the transport that refused sim_clock (a real terminal)
         self.refused_position_symbols: frozenset[str] = frozenset()
+        #: Terminal sessions opened so far: a new one (a reconnect) tells readers that cache broker
+        #: data (the bar windows, bot/engine/barwindow.py) to read it again in full.
+        self.sessions = 0
+        self._newest_quote: datetime | None = None  # this session's newest accepted quote time
 
     def set_observer(self, observer: CallObserver | None) -> None:
         self._observer = observer
@@ -119,6 +123,13 @@ class Mt5ApiGateway(Gateway):
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def broker_time(self) -> datetime | None:
+        """The broker's time as last seen: this session's newest accepted quote, without a call; None before one.
+
+        The newest, not the last: one symbol's stale quote must not turn the clock back for the others."""
+        return self._newest_quote
 
     @property
     def deals_seen(self) -> int:
@@ -162,6 +173,8 @@ class Mt5ApiGateway(Gateway):
                 code, message = self._last_error()
                 raise BrokerUnavailable(f"initialize failed: {code} {message}")
             self._connected = True
+            self.sessions += 1
+            self._newest_quote = None
             # A new session: Market Watch selections and the clock are checked again.
             self._selected.clear()
             self.clock.reset()
@@ -397,14 +410,16 @@ class Mt5ApiGateway(Gateway):
         quote = Quote(symbol=name, time=self._to_utc(tick["time"]), bid=convert.price(tick["bid"], digits),
                       ask=convert.price(tick["ask"], digits))
         self.guard.clock = quote.time
+        if self._newest_quote is None or quote.time > self._newest_quote:
+            self._newest_quote = quote.time
         return quote
 
     def bars(self, symbol: str, timeframe: int, count: int) -> Bars:
         self._ensure_selected(symbol)
         rows = self._call("copy_rates_from_pos", symbol, timeframe, 0, count, convert=False)
-        if rows is None or len(rows) == 0:
+        columns = convert.bar_columns(rows) if rows is not None else None
+        if columns is None or (columns["time"] is not None and len(columns["time"]) == 0):
             raise GatewayError(f"copy_rates_from_pos returned no bars for {symbol}")
-        columns = convert.bar_columns(rows)
         self._require("bars", columns, symbol)
         return Bars(symbol=symbol, time=self._bar_times(columns["time"]), open=columns["open"].astype(float),
                     high=columns["high"].astype(float), low=columns["low"].astype(float),

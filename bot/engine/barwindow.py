@@ -1,0 +1,166 @@
+"""Closed bars kept between cycles: a rolling window per (symbol, timeframe), topped up from the newest bars.
+
+Why: a cycle used to re-read BARS+1 bars per symbol (121 over the bridge: 608 us, half of a cycle's
+broker time) although at most one bar closed since the last cycle. A window asks the gateway only
+for the newest few bars (`OVERLAP` already held, the new ones, the one still forming) and appends
+the new closed ones; while the bar that was forming at the last read cannot have closed yet
+(the broker's clock is before its end), it asks for nothing at all.
+
+It must give exactly the closed bars a full read would give, so it falls back to a full read
+(`gateway.bars(symbol, timeframe, count + 1)`, the forming bar dropped) whenever it cannot be sure:
+- the first read, or more bars asked for than the window holds;
+- a new gateway session (a reconnect: the terminal may have reloaded its history);
+- a gap: the newest bars do not join the window (the window's newest `OVERLAP` bars are not found
+  in the fetched ones with the same times and prices: a missing bar, history rewritten, or more
+  bars closed than were fetched);
+- every `capacity` appended bars, so a change deeper in the history than the overlap cannot last
+  longer than one window.
+Bar validation is the gateway's (bot/gateway/guard.py): a refused fetch raises BadBrokerData and
+the window is left as it was, so the symbol is skipped with its counted reason exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mt5bridge.limits import timeframe_seconds
+
+from ..gateway.types import Bars
+
+log = logging.getLogger("bot.engine.bars")
+
+#: Bars already held that every incremental read fetches again, to prove the new ones join the window.
+#: Why 10 and not 1: the gateway's checks across bars (times increasing, not flat) mean little on
+#: two or three bars (a quiet M1 bar is often flat), and a rewrite of the recent bars is caught too.
+#: 12 bars a closed bar instead of 121 every cycle.
+OVERLAP = 10
+#: Full reads by reason (counted in `BarWindows.stats["full_<reason>"]`).
+FULL_REASONS = ("first", "longer", "reconnect", "gap", "refresh")
+_COLUMNS = ("time", "open", "high", "low", "close")
+
+
+@dataclass
+class _Window:
+    bars: Bars  # closed bars, oldest first, at most `capacity`
+    capacity: int
+    session: Any  # the gateway session it was read in
+    forming: int | None  # open time (UTC seconds) of the bar that was forming at the last read
+    read_at: float | None = None  # the broker's time (UTC seconds) at the last read
+    appended: int = 0  # bars appended since the last full read
+
+    def tail(self, count: int) -> Bars:
+        """The newest `count` closed bars, as fresh arrays: a strategy may scribble on what it gets."""
+        b = self.bars
+        return Bars(b.symbol, *(getattr(b, name)[-count:].copy() for name in _COLUMNS))
+
+
+class BarWindows:
+    """Every (symbol, timeframe) window of one engine. `stats` counts reads and bars fetched."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, int], _Window] = {}
+        self.stats: Counter[str] = Counter()
+
+    def closed(self, gateway: Any, symbol: str, timeframe: int, count: int) -> Bars:
+        """The newest `count` closed bars of `symbol` (fewer if the broker has fewer), as a full read gives them."""
+        key = (symbol, timeframe)
+        window = self._windows.get(key)
+        session = getattr(gateway, "sessions", None)
+        reason = _full_read_reason(window, session, count)
+        if reason is None:
+            joined = self._top_up(gateway, symbol, timeframe, window)
+            if joined:
+                return window.tail(count)
+            reason = "gap"
+        window = self._full(gateway, symbol, timeframe, max(count, window.capacity if window else 0), session, reason)
+        self._windows[key] = window
+        return window.tail(count)
+
+    def _full(self, gateway: Any, symbol: str, timeframe: int, count: int, session: Any, reason: str) -> _Window:
+        fetched = gateway.bars(symbol, timeframe, count + 1)
+        self._count(reason, len(fetched))
+        if reason == "gap":
+            log.debug("bars of %s do not join the window: read again in full", symbol,
+                      extra={"symbol": symbol, "timeframe": timeframe})
+        return _Window(_slice(fetched, 0, -1), count, session, int(fetched.time[-1]), _broker_seconds(gateway))
+
+    def _top_up(self, gateway: Any, symbol: str, timeframe: int, window: _Window) -> bool:
+        """Append the bars closed since the last read; False when they do not join (a full read is due)."""
+        seconds = timeframe_seconds(timeframe) or 60
+        now = _broker_seconds(gateway)
+        if now is not None and window.forming is not None and now < window.forming + seconds:
+            self.stats["skipped"] += 1  # the bar forming at the last read is still forming: nothing new
+            return True
+        held = len(window.bars)
+        overlap = min(OVERLAP, held)
+        # Bars closed since the last read, at most: the one forming then, and one per bar length since
+        # (1 without a clock). From the last read, not the forming bar's open: a quiet market (no
+        # tick, no new bar for hours) must not look like a long gap every cycle.
+        since = window.read_at if window.read_at is not None else window.forming
+        new = 1 if now is None or since is None else max(1, int((now - since) // seconds) + 1)
+        if overlap + new > window.capacity:
+            return False  # more bars closed than the window holds: a full read is as cheap
+        fetched = gateway.bars(symbol, timeframe, overlap + new + 1)  # refused bars raise: window unchanged
+        self._count("incremental", len(fetched))
+        closed = _slice(fetched, 0, -1)
+        start = _join(window.bars, closed, overlap)
+        if start is None:
+            return False
+        fresh = len(closed) - start
+        if fresh:
+            merged = Bars(symbol, *(np.concatenate((getattr(window.bars, n), getattr(closed, n)[start:]))[-window.capacity:]
+                                    for n in _COLUMNS))
+            window.bars = merged
+            window.appended += fresh
+        window.forming, window.read_at = int(fetched.time[-1]), now
+        return True
+
+    def _count(self, reason: str, bars: int) -> None:
+        self.stats["reads"] += 1
+        self.stats["bars_fetched"] += bars
+        self.stats[reason if reason == "incremental" else f"full_{reason}"] += 1
+
+
+def _full_read_reason(window: _Window | None, session: Any, count: int) -> str | None:
+    if window is None:
+        return "first"
+    if window.session != session:
+        return "reconnect"
+    if count > window.capacity:
+        return "longer"
+    if window.appended >= window.capacity:
+        return "refresh"
+    if len(window.bars) < OVERLAP:
+        return "first"  # too short to prove a join (a broker with almost no history)
+    return None
+
+
+def _join(held: Bars, closed: Bars, overlap: int) -> int | None:
+    """Index in `closed` of the first bar newer than `held`, or None when they do not join.
+
+    The window's newest `overlap` bars must sit in `closed`, one after the other, with the same open
+    times and prices: anything else (a bar missing, one rewritten, or more new bars than fetched)
+    is a gap. Bars older than them may lead `closed` (the count to fetch is an estimate)."""
+    hits = np.flatnonzero(closed.time == held.time[-1])
+    if len(hits) != 1 or hits[0] + 1 < overlap:
+        return None
+    stop = int(hits[0]) + 1
+    for name in _COLUMNS:
+        if not np.array_equal(getattr(held, name)[-overlap:], getattr(closed, name)[stop - overlap:stop]):
+            return None
+    return stop
+
+
+def _slice(bars: Bars, start: int, stop: int) -> Bars:
+    return Bars(bars.symbol, *(getattr(bars, name)[start:stop] for name in _COLUMNS))
+
+
+def _broker_seconds(gateway: Any) -> float | None:
+    """The broker's now (UTC seconds) as the gateway last saw it, or None if it does not say."""
+    moment = getattr(gateway, "broker_time", None)
+    return moment.timestamp() if moment is not None else None
