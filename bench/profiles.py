@@ -68,7 +68,10 @@ TIME_TRUTH = {
     ("trades", "exit_time"): "trade_exit",
     ("equity_bases", "first_exit_time"): "any_deal",
     ("trade_rollups", "last_exit_time"): "any_deal",
-    ("metrics_history", "minute"): "cycle_minute",
+    # The bot process's own figures per minute (cycle durations, CPU, memory: bot/history.py) are
+    # stamped with the machine's clock by design - true UTC at a real terminal, and in an accelerated
+    # run the time the process really spent - so their truth is the wall-clock minute of the cycles.
+    ("metrics_history", "minute"): "wall_minute",
 }
 
 
@@ -154,6 +157,7 @@ class RunRecord:
     stored_trades: list[dict]
     cycle_errors: Counter = field(default_factory=Counter)
     wall_seconds: float = 0.0
+    cycle_walls: list[datetime] = field(default_factory=list)  # the machine's clock at each cycle
 
 
 class ProfileRun:
@@ -177,6 +181,7 @@ class ProfileRun:
                "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100"}
         self.app = BotApp(Settings.from_env(env, dotenv_path=None), sim=self.sim, stepped=True)
         self.cycle_times: list[datetime] = []
+        self.cycle_walls: list[datetime] = []
         self.cycle_errors: Counter = Counter()
         self.wall_seconds = 0.0
         self.app.connect()
@@ -190,6 +195,7 @@ class ProfileRun:
             if self.cycle_times:
                 self.app.pacer.wait()
             self.cycle_times.append(self.sim.now())  # a stepped clock stands still during the cycle
+            self.cycle_walls.append(datetime.now(UTC))
             report = self.app.engine.run_cycle()
             if report.error:
                 self.cycle_errors[report.error.split(":")[0]] += 1
@@ -207,7 +213,7 @@ class ProfileRun:
             sent=list(self.tap.sent), deals=deals,
             open_position_ids={p.identifier for p in self.sim.positions_get() or ()},
             stored_times=stored_times(self.app.database.engine), stored_trades=stored_trades(self.app.database.engine),
-            cycle_errors=Counter(self.cycle_errors), wall_seconds=self.wall_seconds,
+            cycle_errors=Counter(self.cycle_errors), wall_seconds=self.wall_seconds, cycle_walls=list(self.cycle_walls),
         )
 
     def close(self) -> None:
@@ -263,7 +269,7 @@ def _nearest(sorted_times: list[datetime], when: datetime) -> float:
 def time_offsets(record: RunRecord) -> dict[str, tuple[float, str]]:
     """Per stored column ("table.column"): the largest distance to the true UTC, and the worst row's key."""
     cycles = sorted(record.cycle_times)
-    minutes = sorted({t.replace(second=0, microsecond=0) for t in cycles})
+    walls = sorted({t.replace(second=0, microsecond=0) for t in record.cycle_walls})
     by_ticket = {d["ticket"]: d["utc"] for d in record.deals}
     opening: dict[int, list[datetime]] = defaultdict(list)  # trade ticket -> times of deals that open one
     closing: dict[int, list[datetime]] = defaultdict(list)
@@ -289,8 +295,8 @@ def time_offsets(record: RunRecord) -> dict[str, tuple[float, str]]:
                 gap = _nearest(sorted(t for t in closing.get(position, []) if t >= _first(opening, int(key))), when)
             elif rule == "any_deal":
                 gap = _nearest(any_deal, when)
-            elif rule == "cycle_minute":
-                gap = _nearest(minutes, when)
+            elif rule == "wall_minute":
+                gap = _nearest(walls, when)
             else:
                 gap = _nearest(cycles, when)
             if not worst[1] or gap > worst[0]:
