@@ -142,6 +142,9 @@ class Totals:
     def key(self) -> tuple[int, Decimal, Decimal]:
         return self.count, self.volume, self.net.quantize(CENT)
 
+    def __str__(self) -> str:
+        return f"{self.count} trades, {self.volume} lots, net {self.net.quantize(CENT)}"
+
 
 @dataclass
 class RunRecord:
@@ -362,13 +365,13 @@ def trade_mismatches(record: RunRecord) -> tuple[int, list[str]]:
     for pid in sorted(closed | (set(store) - set(broker))):
         want, got = broker.get(pid), store.get(pid)
         if want is None:
-            problems.append(f"position {pid}: in the store ({got.key()}) but not in the broker's history")
+            problems.append(f"position {pid}: in the store ({got}) but not in the broker's history")
         elif got is None:
-            problems.append(f"position {pid}: closed at the broker ({want.key()}) but no trade in the store")
+            problems.append(f"position {pid}: closed at the broker ({want}) but no trade in the store")
         elif pid in store_open:
             problems.append(f"position {pid}: closed at the broker but still open in the store")
         elif got.key() != want.key():
-            problems.append(f"position {pid}: store count/volume/net {got.key()} vs broker {want.key()}")
+            problems.append(f"position {pid}: store {got}; broker {want}")
     return len(closed), problems
 
 
