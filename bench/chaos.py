@@ -396,7 +396,7 @@ def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> Non
 
 
 def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_back_at: list[float]) -> None:
-    from bench.profiles import server_to_utc
+    from bench._profile_checks import server_to_utc
     from mt5bridge.sim import SimTerminal
     from mt5bridge.sim.profiles import load
 
