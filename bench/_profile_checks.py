@@ -211,7 +211,9 @@ def trade_mismatches(record: RunRecord) -> tuple[int, list[str]]:
         elif pid in store_open:
             problems.append(f"position {pid}: closed at the broker but still open in the store")
         elif got.key() != want.key():
-            problems.append(f"position {pid}: store {got}; broker {want}")
+            differs = ", ".join(n for n, g, w in zip(("count", "volume", "net"), got.key(), want.key(), strict=True)
+                                if g != w)
+            problems.append(f"position {pid}: store {got}; broker {want} [{differs} differs]")
     return len(closed), problems
 
 
@@ -260,11 +262,23 @@ class ProfileFigures:
                f"  largest stored time vs true UTC: {gap:.3f} s ({column}; {len(self.offsets)} columns checked)",
                f"  trades vs the broker's positions history: {self.positions_compared} closed positions, "
                f"{len(self.mismatches)} differ"]
-        out += [f"    {m}" for m in self.mismatches[:10]]
+        kinds = Counter(_kind(m) for m in self.mismatches)
+        out += [f"    {n} positions: {kind}" for kind, n in kinds.most_common()]
+        out += [f"    e.g. {m}" for m in self.mismatches[:5]]
         if self.cycle_errors:
             out.append(f"  failed cycles: {dict(self.cycle_errors)}")
         out.append("  " + ("FAILED: " + "; ".join(self.failures()) if self.failures() else "ok"))
         return out
+
+
+MISMATCH_KINDS = ("no trade in the store", "not in the broker's history", "still open in the store")
+
+
+def _kind(problem: str) -> str:
+    """What a trade_mismatches line says went wrong, for the summary."""
+    if problem.endswith(" differs]"):
+        return problem.rsplit("[", 1)[1].rstrip("]")
+    return next((k for k in MISMATCH_KINDS if problem.endswith(k)), problem)
 
 
 def check(record: RunRecord) -> ProfileFigures:

@@ -63,6 +63,7 @@ def test_a_trade_a_cent_off_is_reported(run):
         figures = bench.check(run.record())
         assert len(figures.mismatches) == 1, figures.mismatches
         assert figures.mismatches[0].startswith(f"position {ticket}: store 1 trades"), figures.mismatches
+        assert figures.mismatches[0].endswith("[net differs]"), figures.mismatches
         assert any("positions differ" in f for f in figures.failures())
     finally:
         sql(run, "update trades set profit = :p where ticket = :t", p=str(profit), t=ticket)
