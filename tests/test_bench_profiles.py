@@ -1,4 +1,4 @@
-"""The checks of bench/profiles.py, proven on a short real run (150 cycles on retail-hedging: ".m"
+"""The checks of bench/profiles.py, proven on a short real run (100 cycles on retail-hedging: ".m"
 names, FOK-only forex, a GMT+2 server clock) and on a store doctored the ways a real bug would
 leave it: a profit a cent off, a deal stored in server time, a trade row lost, a 10030 refusal."""
 
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import profiles as bench  # noqa: E402
 from mt5bridge import constants as mt5  # noqa: E402
 
-CYCLES = 150
+CYCLES = 100
 
 
 @pytest.fixture(scope="module")
