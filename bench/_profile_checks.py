@@ -43,6 +43,7 @@ TIME_TRUTH = {
     # stamped with the machine's clock by design - true UTC at a real terminal, and in an accelerated
     # run the time the process really spent - so their truth is the wall-clock minute of the cycles.
     ("metrics_history", "minute"): "wall_minute",
+    ("daily_performance", "day_start"): "server_midnight",  # a broker day starts at the server's midnight
 }
 
 
@@ -94,6 +95,7 @@ class RunRecord:
     cycle_errors: Counter = field(default_factory=Counter)
     wall_seconds: float = 0.0
     cycle_walls: list[datetime] = field(default_factory=list)  # the machine's clock at each cycle
+    server_time: object = None  # the profile's ServerTime rule (mt5bridge.sim.servertime)
 
 
 def refusals(sent: list[Sent]) -> tuple[Counter, int]:
@@ -140,12 +142,27 @@ def time_offsets(record: RunRecord) -> dict[str, tuple[float, str]]:
                 gap = _nearest(any_deal, when)
             elif rule == "wall_minute":
                 gap = _nearest(walls, when)
+            elif rule == "server_midnight":
+                gap = _nearest(_server_midnights(record.server_time, when), when)
             else:
                 gap = _nearest(cycles, when)
             if not worst[1] or gap > worst[0]:
                 worst = (gap, key)
         out[f"{table}.{column}"] = worst
     return out
+
+
+def _server_midnights(server_time, when: datetime) -> list[datetime]:
+    """The UTC instants of the server midnights just before and after `when` (UTC days without a rule)."""
+    if server_time is None:
+        from mt5bridge.sim.servertime import ServerTime
+
+        server_time = ServerTime("utc")
+    day = 86400
+    at = server_time.to_server(when.timestamp()) // day * day
+    return [datetime.fromtimestamp(server_to_utc(server_time, at + k * day), UTC) for k in (0, 1)]
+
+
 
 
 def _first(opening: dict[int, list[datetime]], ticket: int) -> datetime:

@@ -155,6 +155,7 @@ class ProfileRun:
             open_position_ids={p.identifier for p in self.sim.positions_get() or ()},
             stored_times=stored_times(self.app.database.engine), stored_trades=stored_trades(self.app.database.engine),
             cycle_errors=Counter(self.cycle_errors), wall_seconds=self.wall_seconds, cycle_walls=list(self.cycle_walls),
+            server_time=self.server_time,
         )
 
     def close(self) -> None:

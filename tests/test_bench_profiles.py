@@ -126,3 +126,19 @@ def test_server_time_converts_back_to_utc_on_both_sides_of_daylight_saving():
     for utc in (1767614400.0, 1783339200.0):  # 2026-01-05 and 2026-07-06 12:00 UTC
         assert bench.server_to_utc(rule, rule.to_server(utc)) == utc
     assert bench.server_to_utc(ServerTime("utc"), 1767614400.0) == 1767614400.0
+
+
+def test_a_broker_day_start_is_judged_against_the_servers_midnight():
+    """daily_performance.day_start (broker days: the server's midnight in UTC) - 22:00 UTC at GMT+2."""
+    from datetime import UTC, datetime
+
+    from mt5bridge.sim.servertime import ServerTime
+
+    def offsets(stored):
+        record = bench.RunRecord("retail-hedging", 0, [], [], [], set(), {("daily_performance", "day_start"): stored},
+                                 [], server_time=ServerTime("us-dst", 2))
+        return bench.time_offsets(record)["daily_performance.day_start"]
+
+    assert offsets([("1", datetime(2026, 1, 5, 22, 0, tzinfo=UTC))]) == (0.0, "1")
+    assert offsets([("1", datetime(2026, 1, 5, 22, 0, tzinfo=UTC)), ("2", datetime(2026, 1, 6, 0, 0, tzinfo=UTC))]) \
+        == (7200.0, "2")  # a UTC midnight is two hours off the broker's day
