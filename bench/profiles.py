@@ -61,7 +61,6 @@ SEED = 4242
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
-
 def profile_names() -> list[str]:
     """The shipped profiles: the same list as tests/test_mt5_conformance.py's broker_profiles()."""
     from mt5bridge.sim import profiles
