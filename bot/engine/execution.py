@@ -14,7 +14,8 @@ a broker whose fills drift is seen only here. Per order the sender measures
   stages add up to decision-to-fill;
 - requotes: how many times the order was resent after a requote (10004/10020/10021).
 
-Stored times are wall UTC (``sent_at``); the figures ride on the order row (db OrderOutcome) and
+Stored times are true UTC (``sent_at``: the gateway's clock, which is the wall clock at a real
+terminal and the simulator's own when it runs faster than the wall); the figures ride on the order row (db OrderOutcome) and
 on the histograms of bot.telemetry.metrics. A figure that was not measured stays None: an order
 replayed after a restart has no decision time in this process, an order resolved at the broker
 after a lost reply has no measured fill.
@@ -22,6 +23,7 @@ after a lost reply has no measured fill.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -74,8 +76,11 @@ def seconds(start: float, end: float) -> Decimal:
 class SendClock:
     """Timestamps of one order's send: first attempt (monotonic + wall UTC), requotes, the reply."""
 
-    def __init__(self, decided: Decision | None, quote_at_send: Decimal | None):
+    def __init__(self, decided: Decision | None, quote_at_send: Decimal | None,
+                 utc_now: Callable[[], datetime] | None = None):
         self.decided = decided
+        #: True UTC now: the gateway's (an accelerated simulator's own clock), else the machine's.
+        self.utc_now = utc_now or (lambda: datetime.now(UTC))
         self.quote = quote_at_send
         self.first: float | None = None
         self.sent_at: datetime | None = None
@@ -84,7 +89,7 @@ class SendClock:
     def sending(self) -> None:
         if self.first is None:
             self.first = monotonic()
-            self.sent_at = datetime.now(UTC)
+            self.sent_at = self.utc_now()
 
     def requoted(self, fresh: Decimal) -> None:
         self.requotes += 1

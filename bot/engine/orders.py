@@ -182,7 +182,8 @@ class OrderSender:
         broker_order = broker_deal = None
         fill_volume = None
         requotes = 0
-        clock = SendClock(decision, quote_at_send if quote_at_send is not None else price)
+        clock = SendClock(decision, quote_at_send if quote_at_send is not None else price,
+                          getattr(self.gateway, "utc_now", None))
         try:
             while True:
                 try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,10 @@ class Gateway(ABC):
     @abstractmethod
     def connect(self) -> None:
         """Open the transport and initialise the terminal; raises BrokerUnavailable."""
+
+    def utc_now(self) -> datetime:
+        """True UTC now: the machine's clock (a simulator running faster than the wall gives its own)."""
+        return datetime.now(UTC)
 
     def reconnect(self) -> str:
         """Re-open the connection, cheapest layer first; returns the layer used. Raises GatewayError."""

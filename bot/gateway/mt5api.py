@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -393,6 +393,13 @@ class Mt5ApiGateway(Gateway):
 
     def _to_utc(self, seconds: Any) -> datetime:
         return self.clock.to_utc(seconds)
+
+    def utc_now(self) -> datetime:
+        """True UTC now, as `_utc_now` reads it; the wall clock when the terminal cannot be asked."""
+        try:
+            return datetime.fromtimestamp(self._utc_now()[0], UTC)
+        except GatewayError:
+            return super().utc_now()
 
     def server_offset_seconds(self) -> int | None:
         return self.clock.offset
