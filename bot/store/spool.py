@@ -18,6 +18,21 @@ Trading goes on while the database is down: the terminal is the source of
 truth for positions, the store catches up.  The bot is assumed to be the
 store's only writer.
 
+Group commit (`unit()`, one per engine cycle): the cycle's writes run in one
+database transaction (db.database.Database.unit) and `commit()` makes them
+durable at once, before an order is sent and at the end of the cycle.  Until
+then the calls are also kept here; if the connection fails at any point of the
+unit (a statement or the commit, landed or not) the whole batch goes to the
+spool in one SQLite transaction and is replayed in order like any spooled
+write.  Replays are idempotent, so a batch whose commit did land but whose
+answer was lost is simply stored once.  A signal id handed out inside the lost
+transaction is replayed as that same id (`record_signal(assign_id=...)`), so
+later writes that carry it stay right.  The breaker judges the unit once: one
+trial, one success or failure.  The drain, likewise, replays the spool in
+chunks of one transaction each and deletes a chunk only after it committed.
+While a unit is open the store's lock is held by its thread: other threads wait
+for the cycle's commit instead of blocking in the database on its write lock.
+
 Start-up without a database: an optional `SchemaGate` (bot.store.schema) keeps
 every write spooled and every read on the mirror until the schema is migrated,
 and the drain waits for it.  At a clean `close()` the mirror is checkpointed
@@ -33,7 +48,8 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -109,6 +125,9 @@ class SpooledRepository:
         self._signal_ids: dict[int, int] = {}
         self._reported_depth: int | None = None
         self._signatures: dict[str, inspect.Signature] = {}
+        self._unit_owner: int | None = None  # the thread whose unit is open
+        self._unit_calls: list[tuple[str, dict[str, Any]]] = []  # run in the open transaction, not committed
+        self._unit_trial = False  # the breaker let this transaction through
         self._load_checkpoint()
         if self.spool.depth:
             log.warning("store spool %s holds %d writes from before: flushing when the database answers",
@@ -177,11 +196,85 @@ class SpooledRepository:
         """The database may be used: no gate, or the gate has migrated (retried here on its schedule)."""
         return self.gate is None or self.gate.poll()
 
+    # -- group commit ------------------------------------------------------------------------
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One database transaction (and commit) for every call of this thread in the block: a cycle.
+
+        Re-entrant. Committed at the end even when the block raises (what was stored stays stored,
+        as with one transaction per call); a commit that fails spools the batch instead.
+        """
+        if self._unit_owner == threading.get_ident():
+            yield
+            return
+        with self._lock, self.repository.unit():
+            self._unit_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                try:
+                    self.commit()
+                finally:
+                    self._unit_owner = None
+
+    def commit(self) -> None:
+        """Make the open unit's writes durable now (right before an order leaves the process).
+
+        Outside a unit a no-op. A commit that fails spools the unit's calls (durable in the spool
+        file when this returns), so the caller may go on either way.
+        """
+        if self._unit_owner != threading.get_ident():
+            return
+        calls, self._unit_calls = self._unit_calls, []
+        trial, self._unit_trial = self._unit_trial, False
+        try:
+            self.repository.commit()
+        except Exception as exc:  # noqa: BLE001 - landed or not, the spool replays it idempotently
+            self._unit_lost(calls, exc, trial)
+            return
+        if trial:
+            self.breaker.record_success()
+
+    def rollback(self) -> None:
+        """Give up the open unit's transaction: its calls go to the spool, replayed when the database answers."""
+        if self._in_unit():
+            self._unit_lost(self._unit_calls, RuntimeError("unit rolled back"), False)
+
+    @property
+    def commits(self) -> int:
+        """Database commits so far (db.database.Database.commits): one per cycle, plus one per order sent."""
+        return self.repository.commits
+
+    def _in_unit(self) -> bool:
+        return self._unit_owner == threading.get_ident()
+
+    def _unit_allows(self) -> bool:
+        """The breaker is asked once per unit transaction (its one trial when half-open)."""
+        if not self._unit_trial:
+            self._unit_trial = self.breaker.allow()
+        return self._unit_trial
+
+    def _unit_lost(self, calls: list[tuple[str, dict[str, Any]]], exc: BaseException, trial: bool) -> None:
+        """The unit's transaction is gone: its calls go to the spool as one batch, in order."""
+        self._unit_calls, self._unit_trial = [], False
+        try:
+            self.repository.rollback()
+        except Exception:  # noqa: BLE001 - a connection that is gone has nothing left to roll back
+            log.debug("unit rollback failed", exc_info=True)
+        if trial or is_connectivity_error(exc):
+            self.breaker.record_failure()
+        if calls:
+            self.spool.append_many([(method, codec.dumps(arguments)) for method, arguments in calls])
+            self._report_depth()
+        log.warning("store unreachable (%s): this cycle's %d writes spooled, spooling from here on",
+                    type(exc).__name__, len(calls), extra={"spooled": len(calls)})
+
     # -- signals -----------------------------------------------------------------------------
 
-    def record_signal(self, rec: SignalRecord) -> int:
+    def record_signal(self, rec: SignalRecord, assign_id: int | None = None) -> int:
         """The signal's id; a negative provisional id while it is spooled (translated at flush)."""
-        return self._write("record_signal", {"rec": rec}, spooled_result=lambda seq: -seq)
+        return self._write("record_signal", {"rec": rec, "assign_id": assign_id}, spooled_result=lambda seq: -seq)
 
     def mark_signal_executed(self, signal_id: int) -> None:
         if isinstance(signal_id, bool) or not isinstance(signal_id, int):
@@ -356,7 +449,23 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
+            if self._in_unit():
+                if self._schema_ready() and not self.spool.depth and self._unit_allows():
+                    direct = self._translate(arguments, final=True)
+                    try:
+                        result = getattr(self.repository, method)(**direct)
+                    except Exception as exc:
+                        if not is_connectivity_error(exc):
+                            raise  # a refusal: only this call's savepoint was rolled back
+                        self._unit_lost(self._unit_calls, exc, True)
+                    else:
+                        if method == "record_signal":  # replayed as this id if the unit is lost
+                            direct = {**direct, "assign_id": int(result)}
+                        self._unit_calls.append((method, direct))
+                        if on_direct is not None:
+                            on_direct(result, direct)
+                        return result
+            elif self._schema_ready() and not self.spool.depth and self.breaker.allow():
                 direct = self._translate(arguments, final=True)
                 try:
                     result = getattr(self.repository, method)(**direct)
@@ -388,18 +497,25 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
+            in_unit = self._in_unit()
+            if self._schema_ready() and not self.spool.depth and (self._unit_allows() if in_unit
+                                                                   else self.breaker.allow()):
                 try:
                     result = getattr(self.repository, method)(**arguments)
                 except Exception as exc:
                     if not is_connectivity_error(exc):
-                        self.breaker.record_success()
+                        if not in_unit:
+                            self.breaker.record_success()
                         raise
-                    self.breaker.record_failure()
+                    if in_unit:
+                        self._unit_lost(self._unit_calls, exc, True)
+                    else:
+                        self.breaker.record_failure()
                     log.warning("store unreachable (%s): answering %s from the local mirror",
                                 type(exc).__name__, method, extra={"method": method})
                 else:
-                    self.breaker.record_success()
+                    if not in_unit:
+                        self.breaker.record_success()
                     if learn is not None:
                         learn(result)
                     return result
@@ -416,48 +532,79 @@ class SpooledRepository:
             self._drain(time.monotonic() + self.auto_flush_seconds)
 
     def _drain(self, deadline: float | None) -> int:
+        """Replay the spool in order, a chunk per database transaction, deleting a chunk once committed."""
         if not self._schema_ready():
             return 0  # never into a schema older than the spooled writes
+        if self._unit_calls:
+            self.commit()  # a cycle's direct writes are older than anything spooled after them
         flushed = 0
-        done: list[int] = []  # committed to the database, still to be deleted from the spool
-        signal_ids: list[tuple[int, int]] = []
         last = 0
-        try:
+        with self.repository.unit():
             while batch := self.spool.head(DELETE_BATCH, after=last):
-                for entry in batch:
-                    if deadline is not None and time.monotonic() >= deadline:
+                if not self.breaker.allow():
+                    return flushed
+                done, signal_ids, stop = self._replay_chunk(batch, deadline)
+                if stop == "lost":
+                    self.breaker.record_failure()
+                    return flushed
+                try:
+                    self.repository.commit()
+                except Exception as exc:  # noqa: BLE001 - nothing of the chunk is deleted: replayed later
+                    self._lose_chunk(signal_ids)
+                    if is_connectivity_error(exc):
+                        self.breaker.record_failure()
                         return flushed
-                    last = entry.seq
-                    try:
-                        arguments = self._translate(codec.loads(entry.arguments), final=True)
-                    except (ValueError, TypeError, StoreError) as exc:
-                        self._reject(entry, exc)
-                        continue
-                    if not self.breaker.allow():
-                        return flushed
-                    try:
-                        result = getattr(self.repository, entry.method)(**arguments)
-                    except Exception as exc:
-                        if is_connectivity_error(exc):
-                            self.breaker.record_failure()
-                            return flushed
-                        self.breaker.record_success()
-                        if not _superseded(entry.method, arguments, exc):
-                            self._reject(entry, exc)
-                            continue
-                        result = None
-                    else:
-                        self.breaker.record_success()
-                    done.append(entry.seq)
-                    if entry.method == "record_signal":
-                        signal_ids.append((-entry.seq, int(result)))
-                        self._remember_signal_id(-entry.seq, int(result))
-                    flushed += 1
+                    raise
+                self.breaker.record_success()
+                # A kill before this delete commits just replays these writes (idempotent).
+                flushed += len(done)
                 self._forget_flushed(done, signal_ids)
-        finally:
-            # Also on the way out of a crash we can see; a kill we cannot see just replays these writes.
-            self._forget_flushed(done, signal_ids)
+                if stop:
+                    return flushed
+                last = batch[-1].seq
         return flushed
+
+    def _replay_chunk(self, batch: list[Any], deadline: float | None) -> tuple[list[int], list[tuple[int, int]], str]:
+        """Run spooled calls in the open transaction: (seqs done, (provisional, real) signal ids, stop).
+
+        stop: "" (go on), "deadline" (commit what ran, then stop) or "lost" (the connection failed:
+        the transaction is rolled back, nothing of the chunk is done).
+        """
+        done: list[int] = []
+        signal_ids: list[tuple[int, int]] = []
+        for entry in batch:
+            if deadline is not None and time.monotonic() >= deadline:
+                return done, signal_ids, "deadline"
+            try:
+                arguments = self._translate(codec.loads(entry.arguments), final=True)
+            except (ValueError, TypeError, StoreError) as exc:
+                self._reject(entry, exc)
+                continue
+            try:
+                result = getattr(self.repository, entry.method)(**arguments)
+            except Exception as exc:
+                if is_connectivity_error(exc):
+                    self.repository.rollback()
+                    self._lose_chunk(signal_ids)
+                    return [], [], "lost"
+                if not _superseded(entry.method, arguments, exc):
+                    self._reject(entry, exc)
+                    continue
+                result = None
+            except BaseException:
+                self.repository.rollback()  # a kill: nothing of this chunk is committed
+                self._lose_chunk(signal_ids)
+                raise
+            done.append(entry.seq)
+            if entry.method == "record_signal":
+                signal_ids.append((-entry.seq, int(result)))
+                self._remember_signal_id(-entry.seq, int(result))  # later entries of the chunk refer to it
+        return done, signal_ids, ""
+
+    def _lose_chunk(self, signal_ids: list[tuple[int, int]]) -> None:
+        """Real ids from a transaction that did not commit must not translate anything any more."""
+        for provisional, _ in signal_ids:
+            self._signal_ids.pop(provisional, None)
 
     def _forget_flushed(self, done: list[int], signal_ids: list[tuple[int, int]]) -> None:
         if not done:
