@@ -154,6 +154,11 @@ class OrderSender:
                 created_at=decided_at or now,
             )
         )
+        # Group commit (db.database): everything decided so far, this intent included, is made
+        # durable here, once, right before the order can leave the process.
+        commit = getattr(self.repo, "commit", None)
+        if commit is not None:
+            commit()
         # Logged before the send: if the process dies while the request is in flight, the log still
         # holds the client order id that the broker's history will show.
         log.info(
