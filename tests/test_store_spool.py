@@ -518,3 +518,98 @@ def test_spooled_writes_survive_sigkill(sqlite_db, tmp_path):
     with sqlite_db.engine.connect() as connection:
         prices = connection.execute(text("SELECT DISTINCT price FROM deals")).scalars().all()
     assert [Decimal(str(p)) for p in prices] == [Decimal("1.234567")]
+
+
+# -- group commit: a cycle's writes as one unit ----------------------------------------------------------
+
+
+class LostCommitRepository(Repository):
+    """A real Repository whose next commit fails with a connection error, after landing or before."""
+
+    def __init__(self, database, landed):
+        super().__init__(database)
+        self.landed = landed
+        self.fail_next_commit = False
+
+    def commit(self):
+        if self.fail_next_commit:
+            self.fail_next_commit = False
+            if self.landed:
+                super().commit()  # the commit landed; only its answer was lost
+            else:
+                self.rollback()
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset by peer"))
+        super().commit()
+
+
+def _counts(database):
+    with database.engine.connect() as connection:
+        return sorted(connection.execute(text("SELECT account, strategy, signal, executed, count FROM signal_counts")))
+
+
+@pytest.mark.parametrize("landed", [False, True])
+def test_a_cycle_whose_commit_fails_is_spooled_as_one_batch_and_stored_once(sqlite_db, control, tmp_path, landed):
+    control_repo = Repository(control)
+    for k in (1, 2, 3):
+        full_story(control_repo, k, unknown_first=k == 2)
+
+    repo = LostCommitRepository(sqlite_db, landed)
+    store = SpooledRepository(repo, str(tmp_path / "spool.db"), breaker=a_breaker(1))
+    appends = []
+    store.spool.append_many = _recording(appends, store.spool.append_many)
+    commits = store.commits
+    with store.unit():
+        full_story(store, 1)
+    assert store.commits == commits + 1 and store.depth == 0  # one cycle, one commit
+    repo.fail_next_commit = True
+    with store.unit():
+        signal_id = store.record_signal(signal(2))
+        assert signal_id > 0  # a real id, handed out inside the transaction that is then lost
+        store.record_order_intent(intent(2, signal_id))
+        store.mark_signal_executed(signal_id)
+        store.record_order_outcome(outcome(2, "unknown"))
+        store.commit()  # the commit before order_send fails: the batch so far is spooled, in one go
+        assert [len(calls) for calls in appends] == [4] and store.depth == 4 and store.breaker.state == "open"
+        store.record_order_outcome(outcome(2))  # the rest of the cycle queues behind it
+        store.record_deal(deal(2))
+        assert store.open_trade(trade(2)) is True
+        store.record_account_snapshot(snapshot(2))
+        store.record_position_snapshots(ACCOUNT, T0 + timedelta(minutes=2), positions(2))
+        close_story(store, 2)
+    with store.unit():
+        full_story(store, 3)
+    queued = store.spool.head(1000)
+    store.breaker.reset()
+    assert store.flush() == len(queued) and store.depth == 0 and store.rejected() == []
+    assert dump(sqlite_db) == dump(control) and _counts(sqlite_db) == _counts(control)
+    with sqlite_db.engine.connect() as connection:  # the intent points at its own signal, under the id handed out
+        assert connection.execute(text("SELECT signal_id FROM orders WHERE client_order_id = 'tw-0002'")).scalar() \
+            == signal_id == connection.execute(text("SELECT id FROM signals WHERE cycle_id = 'cyc-2'")).scalar()
+
+    # The same batch replayed again (a kill after the database committed, before the spool deleted): nothing twice.
+    store.spool.append_many([(entry.method, entry.arguments) for entry in queued])
+    assert store.flush() == len(queued) and store.rejected() == []
+    assert dump(sqlite_db) == dump(control) and _counts(sqlite_db) == _counts(control)
+
+
+def _recording(calls, method):
+    def recorded(batch):
+        calls.append(list(batch))
+        return method(batch)
+
+    return recorded
+
+
+def test_the_drain_commits_a_chunk_of_spooled_writes_at_a_time(sqlite_db, tmp_path, monkeypatch):
+    monkeypatch.setattr("bot.store.spool.DELETE_BATCH", 8)
+    repo = FlakyRepository(sqlite_db)
+    store = SpooledRepository(repo, str(tmp_path / "spool.db"), breaker=a_breaker(1))
+    repo.down = True
+    for k in (1, 2, 3):
+        full_story(store, k)
+    queued = store.depth
+    repo.down = False
+    store.breaker.reset()
+    commits = store.commits
+    assert store.flush() == queued == 3 * 11  # full_story makes 11 writes
+    assert store.commits - commits == -(-queued // 8)  # ceil: one transaction per chunk of 8
