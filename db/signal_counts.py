@@ -1,6 +1,6 @@
 """Signals recorded per (account, strategy, signal, executed), kept in step with the signals table.
 
-Why: the exporter's `tradewatch_signals_recorded_total` must not count the signals table
+Why: the exporter's `tradewatch_signals_recorded_total` / `_executed_total` must not count the signals table
 (millions of rows: one per cycle, symbol and strategy) on every scrape.  The repository
 moves these counters in the same transaction as the signal write, so they always agree.
 """
