@@ -115,8 +115,6 @@ class ActStep:
 
     def _count(self, report: CycleReport, order: QueuedOrder, outcome: SendOutcome) -> None:
         report.orders[outcome.status] += 1
-        if outcome.status == "unknown":
-            self.unknown_outcomes = True  # the next cycle looks it up at the broker (replay.py)
         if order.purpose == "open" and outcome.status not in ("rejected", "duplicate", "expired"):
             self.ownership.opened(order.client_order_id, order.strategy, outcome.broker_order)
         if outcome.status == "queued":

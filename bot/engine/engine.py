@@ -138,6 +138,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
             on_expired=lambda reason: self.observer.order_expired(reason),
             freshness=self._freshness,
         )
+        self.sender.on_unsettled = lambda: setattr(self, "unknown_outcomes", True)
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
         self.books.on_stop_out = lambda symbol: self.on_stop_out and self.on_stop_out(symbol)

@@ -91,6 +91,13 @@ class OrderSender:
         self.requote_retries = requote_retries
         #: Told when the terminal refuses algorithmic trading (-8): the engine halts new orders.
         self.on_trading_disabled = on_trading_disabled
+        #: Told when an order is left without a final outcome (unknown, or the send raised): the
+        #: engine then looks it up at the broker (bot.engine.replay), and only then.
+        self.on_unsettled: Callable[[], None] | None = None
+
+    def _unsettled(self) -> None:
+        if self.on_unsettled is not None:
+            self.on_unsettled()
 
     def send(
         self,
@@ -229,6 +236,11 @@ class OrderSender:
             status, message = "unknown", str(exc)
         except GatewayError as exc:
             status, message = "unknown", f"unexpected gateway error: {exc}"
+        except BaseException:
+            self._unsettled()  # its intent stays pending
+            raise
+        if status == "unknown":
+            self._unsettled()
         quality = clock.result(side, self.point_of(symbol), decided_price if decided_price is not None else price,
                                fill_price if status == "filled" else None)
         self.repo.record_order_outcome(

@@ -5,7 +5,7 @@ or the database: the store is brought in line with the broker before any new ord
 whose outcome is unknown is looked up (never resent), and orders queued while the terminal was
 away are sent or expired on fresh data.  Unknown-order resolution reads the store only when
 something can be unresolved: at the first cycle, while an earlier lookup left orders open, or
-after a send came back "unknown" (set by the act step); otherwise a cycle makes no lookup.
+after a send came back "unknown" or raised (the order sender says so); otherwise no lookup.
 """
 
 from __future__ import annotations
