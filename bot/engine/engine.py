@@ -160,38 +160,13 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         report = CycleReport(cycle_id=new_cycle_id(), number=self.cycles)
         began = time.perf_counter()
         commits = getattr(self.repo, "commits", None)
-        unit = getattr(self.repo, "unit", None)
-        with cycle_context(report.cycle_id), (unit() if unit is not None else nullcontext()):
-            try:
-                self._flush_store()
-                if not self.supervisor.check():
-                    # Keep cycling: health is served, the spool flushes, the next attempt is scheduled.
-                    report.error = f"TerminalUnavailable: {self.supervisor.reason}"
-                    report.error_expected = True
-                else:
-                    if not self.started:
-                        self.start()
-                    self._cycle(report)
-            except ConfigError:
-                raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
-            except BrokerHistoryRewound as exc:
-                self.halted_reason = str(exc)
-                self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
-                raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
-            except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
-                self.unknown_outcomes = True  # a send may have been cut short: look its order up next cycle
-                report.error = f"{type(exc).__name__}: {exc}"
-                report.error_expected = _is_expected(exc)
-                if getattr(exc, "kind", None) in ("connection_lost", "unavailable", "outcome_unknown"):
-                    self.supervisor.mark_lost(str(exc))
-                log.log(logging.WARNING if report.error_expected else logging.ERROR, "cycle failed: %s",
-                        report.error, exc_info=not report.error_expected)
-            self._commit_cycle(report)
-            report.duration_seconds = time.perf_counter() - began
+        with cycle_context(report.cycle_id):
+            self._in_store_unit(report)
             if commits is not None:
                 report.store_commits = self.repo.commits - commits
+            report.duration_seconds = time.perf_counter() - began
             self.last_report = report
-            self.observer.cycle_finished(report)
+            self.observer.cycle_finished(report)  # telemetry's own writes are not the cycle's
             log.info(
                 "cycle %d %s: %d signals, %d orders, %d opened, %d closed, %d positions, equity %s",
                 report.number,
@@ -211,6 +186,50 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                 },
             )
         return report
+
+    def _in_store_unit(self, report: CycleReport) -> None:
+        """The cycle in one store unit of work: its writes are committed once, at the end (group commit).
+
+        The spooled store never raises at that commit (a failed one is spooled); a plain
+        Repository's failure fails the cycle like any other store error, never the loop.
+        """
+        unit = getattr(self.repo, "unit", None)
+        try:
+            with unit() if unit is not None else nullcontext():
+                self._guarded_cycle(report)
+        except (ConfigError, BrokerHistoryRewound):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the commit at the unit's end failed
+            if report.error is None:
+                report.error, report.error_expected = f"{type(exc).__name__}: {exc}", _is_expected(exc)
+            log.warning("cycle's store writes not committed: %s", exc)
+
+    def _guarded_cycle(self, report: CycleReport) -> None:
+        """One cycle; whatever it raises fails the cycle (reported), never the loop (but for two)."""
+        try:
+            self._flush_store()
+            if not self.supervisor.check():
+                # Keep cycling: health is served, the spool flushes, the next attempt is scheduled.
+                report.error = f"TerminalUnavailable: {self.supervisor.reason}"
+                report.error_expected = True
+            else:
+                if not self.started:
+                    self.start()
+                self._cycle(report)
+        except ConfigError:
+            raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
+        except BrokerHistoryRewound as exc:
+            self.halted_reason = str(exc)
+            self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
+            raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
+            self.unknown_outcomes = True  # a send may have been cut short: look its order up next cycle
+            report.error = f"{type(exc).__name__}: {exc}"
+            report.error_expected = _is_expected(exc)
+            if getattr(exc, "kind", None) in ("connection_lost", "unavailable", "outcome_unknown"):
+                self.supervisor.mark_lost(str(exc))
+            log.log(logging.WARNING if report.error_expected else logging.ERROR, "cycle failed: %s",
+                    report.error, exc_info=not report.error_expected)
 
     def _cycle(self, report: CycleReport) -> None:
         assert self.books is not None and self.sender is not None
@@ -287,22 +306,6 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
     def _sizing_account(self) -> AccountState | None:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
         return self.equity_guard.sizing_account(self.gateway, self.observer)
-
-    def _commit_cycle(self, report: CycleReport) -> None:
-        """The cycle's one store commit (group commit; the unit's exit then finds nothing left).
-
-        The spooled store never raises here (a failed commit is spooled); a plain Repository's
-        failure fails the cycle like any other store error, never the loop.
-        """
-        commit = getattr(self.repo, "commit", None)
-        if commit is None:
-            return
-        try:
-            commit()
-        except Exception as exc:  # noqa: BLE001 - the loop must survive it
-            if report.error is None:
-                report.error, report.error_expected = f"{type(exc).__name__}: {exc}", _is_expected(exc)
-            log.warning("cycle's store writes not committed: %s", exc)
 
     def _flush_store(self) -> None:
         """Drain the store spool a little each cycle (a no-op on a plain Repository)."""
