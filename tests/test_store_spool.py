@@ -232,7 +232,7 @@ def test_every_repository_method_is_there_with_the_same_parameters(sqlite_db, tm
 
 
 def test_methods_repository_gained_later_are_spooled_too(sqlite_db, tmp_path):
-    later = [name for name in PUBLIC if name not in vars(SpooledRepository)]
+    later = [name for name in PUBLIC if not any(name in vars(cls) for cls in SpooledRepository.__mro__[:-1])]
     writes = [name for name in later if is_write_method(name)]
     repo = FlakyRepository(sqlite_db)
     store = SpooledRepository(repo, str(tmp_path / "spool.db"), breaker=a_breaker(1))
@@ -402,7 +402,7 @@ def _lost(*_args, **_kwargs):
 def test_an_interrupted_flush_run_again_leaves_the_same_rows(sqlite_db, control, tmp_path, crash_after,
                                                              deletes_lost, monkeypatch):
     chunk = 5  # the drain commits (and then deletes) this many spooled writes per database transaction
-    monkeypatch.setattr("bot.store.spool.DELETE_BATCH", chunk)
+    monkeypatch.setattr("bot.store.batches.DELETE_BATCH", chunk)
     control_repo = Repository(control)
     full_story(control_repo, 1)
     full_story(control_repo, 2, unknown_first=True)
@@ -601,7 +601,7 @@ def _recording(calls, method):
 
 
 def test_the_drain_commits_a_chunk_of_spooled_writes_at_a_time(sqlite_db, tmp_path, monkeypatch):
-    monkeypatch.setattr("bot.store.spool.DELETE_BATCH", 8)
+    monkeypatch.setattr("bot.store.batches.DELETE_BATCH", 8)
     repo = FlakyRepository(sqlite_db)
     store = SpooledRepository(repo, str(tmp_path / "spool.db"), breaker=a_breaker(1))
     repo.down = True

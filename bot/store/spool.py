@@ -48,19 +48,18 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from bot.store import codec
+from bot.store.batches import Batches
 from bot.store.breaker import CircuitBreaker
 from bot.store.errors import StoreUnavailable, is_connectivity_error
 from bot.store.mirror import Mirror
 from bot.store.schema import SchemaGate
 from bot.store.spool_file import SpoolFile
-from db.errors import OutcomeConflict, StoreError
 from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
@@ -86,8 +85,6 @@ DEFAULT_RESET_TIMEOUT = 10.0
 # Flushing before a read or write is bounded, so one engine cycle is never held up for long.
 AUTO_FLUSH_SECONDS = 0.5
 SIGNAL_ID_CACHE = 10_000
-# Spool deletes per SQLite commit (each commit is an fsync) while draining.
-DELETE_BATCH = 64
 _WRITE_PREFIXES = ("record_", "mark_", "upsert_", "open_", "close_")
 CHECKPOINT_KEY = "mirror_checkpoint"
 _MISS = object()
@@ -98,7 +95,7 @@ def is_write_method(name: str) -> bool:
     return name.startswith(_WRITE_PREFIXES)
 
 
-class SpooledRepository:
+class SpooledRepository(Batches):
     """Every public method of `db.Repository`, surviving database outages through a durable spool."""
 
     def __init__(
@@ -195,80 +192,6 @@ class SpooledRepository:
     def _schema_ready(self) -> bool:
         """The database may be used: no gate, or the gate has migrated (retried here on its schedule)."""
         return self.gate is None or self.gate.poll()
-
-    # -- group commit ------------------------------------------------------------------------
-
-    @contextmanager
-    def unit(self) -> Iterator[None]:
-        """One database transaction (and commit) for every call of this thread in the block: a cycle.
-
-        Re-entrant. Committed at the end even when the block raises (what was stored stays stored,
-        as with one transaction per call); a commit that fails spools the batch instead.
-        """
-        if self._unit_owner == threading.get_ident():
-            yield
-            return
-        with self._lock, self.repository.unit():
-            self._unit_owner = threading.get_ident()
-            try:
-                yield
-            finally:
-                try:
-                    self.commit()
-                finally:
-                    self._unit_owner = None
-
-    def commit(self) -> None:
-        """Make the open unit's writes durable now (right before an order leaves the process).
-
-        Outside a unit a no-op. A commit that fails spools the unit's calls (durable in the spool
-        file when this returns), so the caller may go on either way.
-        """
-        if self._unit_owner != threading.get_ident():
-            return
-        calls, self._unit_calls = self._unit_calls, []
-        trial, self._unit_trial = self._unit_trial, False
-        try:
-            self.repository.commit()
-        except Exception as exc:  # noqa: BLE001 - landed or not, the spool replays it idempotently
-            self._unit_lost(calls, exc, trial)
-            return
-        if trial:
-            self.breaker.record_success()
-
-    def rollback(self) -> None:
-        """Give up the open unit's transaction: its calls go to the spool, replayed when the database answers."""
-        if self._in_unit():
-            self._unit_lost(self._unit_calls, RuntimeError("unit rolled back"), False)
-
-    @property
-    def commits(self) -> int:
-        """Database commits so far (db.database.Database.commits): one per cycle, plus one per order sent."""
-        return self.repository.commits
-
-    def _in_unit(self) -> bool:
-        return self._unit_owner == threading.get_ident()
-
-    def _unit_allows(self) -> bool:
-        """The breaker is asked once per unit transaction (its one trial when half-open)."""
-        if not self._unit_trial:
-            self._unit_trial = self.breaker.allow()
-        return self._unit_trial
-
-    def _unit_lost(self, calls: list[tuple[str, dict[str, Any]]], exc: BaseException, trial: bool) -> None:
-        """The unit's transaction is gone: its calls go to the spool as one batch, in order."""
-        self._unit_calls, self._unit_trial = [], False
-        try:
-            self.repository.rollback()
-        except Exception:  # noqa: BLE001 - a connection that is gone has nothing left to roll back
-            log.debug("unit rollback failed", exc_info=True)
-        if trial or is_connectivity_error(exc):
-            self.breaker.record_failure()
-        if calls:
-            self.spool.append_many([(method, codec.dumps(arguments)) for method, arguments in calls])
-            self._report_depth()
-        log.warning("store unreachable (%s): this cycle's %d writes spooled, spooling from here on",
-                    type(exc).__name__, len(calls), extra={"spooled": len(calls)})
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -531,98 +454,6 @@ class SpooledRepository:
         if self.spool.depth and self._schema_ready():
             self._drain(time.monotonic() + self.auto_flush_seconds)
 
-    def _drain(self, deadline: float | None) -> int:
-        """Replay the spool in order, a chunk per database transaction, deleting a chunk once committed."""
-        if not self._schema_ready():
-            return 0  # never into a schema older than the spooled writes
-        if self._unit_calls:
-            self.commit()  # a cycle's direct writes are older than anything spooled after them
-        flushed = 0
-        last = 0
-        with self.repository.unit():
-            while batch := self.spool.head(DELETE_BATCH, after=last):
-                if not self.breaker.allow():
-                    return flushed
-                done, signal_ids, stop = self._replay_chunk(batch, deadline)
-                if stop == "lost":
-                    self.breaker.record_failure()
-                    return flushed
-                try:
-                    self.repository.commit()
-                except Exception as exc:  # noqa: BLE001 - nothing of the chunk is deleted: replayed later
-                    self._lose_chunk(signal_ids)
-                    if is_connectivity_error(exc):
-                        self.breaker.record_failure()
-                        return flushed
-                    raise
-                self.breaker.record_success()
-                # A kill before this delete commits just replays these writes (idempotent).
-                flushed += len(done)
-                self._forget_flushed(done, signal_ids)
-                if stop:
-                    return flushed
-                last = batch[-1].seq
-        return flushed
-
-    def _replay_chunk(self, batch: list[Any], deadline: float | None) -> tuple[list[int], list[tuple[int, int]], str]:
-        """Run spooled calls in the open transaction: (seqs done, (provisional, real) signal ids, stop).
-
-        stop: "" (go on), "deadline" (commit what ran, then stop) or "lost" (the connection failed:
-        the transaction is rolled back, nothing of the chunk is done).
-        """
-        done: list[int] = []
-        signal_ids: list[tuple[int, int]] = []
-        for entry in batch:
-            if deadline is not None and time.monotonic() >= deadline:
-                return done, signal_ids, "deadline"
-            try:
-                arguments = self._translate(codec.loads(entry.arguments), final=True)
-            except (ValueError, TypeError, StoreError) as exc:
-                self._reject(entry, exc)
-                continue
-            try:
-                result = getattr(self.repository, entry.method)(**arguments)
-            except Exception as exc:
-                if is_connectivity_error(exc):
-                    self.repository.rollback()
-                    self._lose_chunk(signal_ids)
-                    return [], [], "lost"
-                if not _superseded(entry.method, arguments, exc):
-                    self._reject(entry, exc)
-                    continue
-                result = None
-            except BaseException:
-                self.repository.rollback()  # a kill: nothing of this chunk is committed
-                self._lose_chunk(signal_ids)
-                raise
-            done.append(entry.seq)
-            if entry.method == "record_signal":
-                signal_ids.append((-entry.seq, int(result)))
-                self._remember_signal_id(-entry.seq, int(result))  # later entries of the chunk refer to it
-        return done, signal_ids, ""
-
-    def _lose_chunk(self, signal_ids: list[tuple[int, int]]) -> None:
-        """Real ids from a transaction that did not commit must not translate anything any more."""
-        for provisional, _ in signal_ids:
-            self._signal_ids.pop(provisional, None)
-
-    def _forget_flushed(self, done: list[int], signal_ids: list[tuple[int, int]]) -> None:
-        if not done:
-            return
-        self.spool.delete(done, signal_ids)
-        done.clear()
-        signal_ids.clear()
-        self._report_depth()
-        if not self.spool.depth:
-            log.info("store spool drained: the database has every write")
-
-    def _reject(self, entry: Any, exc: Exception) -> None:
-        log.error("store refused spooled %s (seq %d): %s: %s; kept in the spool's rejected table",
-                  entry.method, entry.seq, type(exc).__name__, exc)
-        self.spool.reject(entry, f"{type(exc).__name__}: {exc}")
-        self._mirror.clear()  # it had assumed this write would land
-        self._report_depth()
-
     # -- helpers -----------------------------------------------------------------------------------
 
     def _refresh_order(self, client_order_id: str) -> None:
@@ -697,17 +528,6 @@ class SpooledRepository:
             self._on_depth(depth)
         except Exception:  # a metrics bug must not stop the store
             log.exception("on_depth observer failed")
-
-
-def _superseded(method: str, arguments: dict[str, Any], exc: Exception) -> bool:
-    """A replayed 'unknown' outcome of an order that has since settled: moot, not a refusal.
-
-    'unknown' is never a final fact, so when a crash makes the flush replay
-    [unknown, filled] after both landed, the repeated 'unknown' is dropped.
-    """
-    outcome = arguments.get("outcome")
-    return (method == "record_order_outcome" and isinstance(exc, OutcomeConflict)
-            and getattr(outcome, "status", None) == "unknown")
 
 
 def _has_field(record: Any, name: str) -> bool:
