@@ -82,3 +82,41 @@ def test_one_commit_per_cycle_plus_one_per_order_sent(database_url, tmp_path, mo
     assert lookups[1:5] == [0, 0, 0, 0] and lookups[5] > 0 and lookups[6] == 0, lookups
     assert cycles[5][0].unknown_resolved == 1
     assert statuses == Counter({"filled": 2}) and signals == sum(sum(r.signals.values()) for r, _, _ in cycles)
+
+
+def _position(ticket, comment, symbol="EURUSD"):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from bot.gateway import Position
+
+    one = Decimal("1")
+    return Position(ticket, symbol, "BUY", one, one, one, None, None, one, one, 240001, comment,
+                    datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_ownership_is_read_once_per_cycle_and_knows_positions_opened_in_it():
+    from bot.engine.orders import new_client_order_id, order_comment
+    from bot.engine.ownership import Ownership
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return [(1, "ma_crossover"), (2, None)]
+
+    ownership = Ownership(load)
+    held = [_position(1, "manual"), _position(2, "")]
+    assert ownership.of(held, "EURUSD", "ma_crossover") == held[:1] and len(loads) == 1
+    # Opened this cycle, before the books store its trade: by its comment's client order id ...
+    by_comment = new_client_order_id()
+    ownership.opened(by_comment, "rsi_reversion", None)
+    now = [*held, _position(3, order_comment(by_comment, "rsi_reversion"))]
+    assert [p.ticket for p in ownership.of(now, "EURUSD", "rsi_reversion")] == [3]
+    # ... or by the ticket the send reported (a broker that rewrites comments).
+    ownership.opened(new_client_order_id(), "rsi_reversion", 4)
+    now.append(_position(4, "rewritten by the broker"))
+    assert [p.ticket for p in ownership.of(now, "EURUSD", "rsi_reversion")] == [3, 4]
+    assert ownership.of(now, "GBPUSD", "rsi_reversion") == [] and len(loads) == 1  # one read for the cycle
+    ownership.reset()  # the next cycle reads the store again (the books have stored the trades by then)
+    assert ownership.owners() == {1: "ma_crossover", 2: None} and len(loads) == 2
