@@ -170,6 +170,7 @@ class HistoryImport:
             # history_deals_get's range is inclusive at both ends: the edge belongs to the next window
             deals = [d for d in self.gateway.account_deals(window, end) if d.time < end]
             self._book(deals, open_tickets, result)
+            self.database.commit()  # inside a cycle's unit (db.database): stored before the cursor moves
             self.cursor.save(min(end, now))
             window = end
             result.windows += 1

@@ -1,4 +1,5 @@
-"""The engine's only door to the store: records in, records out, one short transaction per call.
+"""The engine's only door to the store: records in, records out, one short transaction per call
+(or, inside `unit()`, one transaction for a whole trading cycle: see db.database).
 
 Every write is idempotent, so a caller that is unsure whether a call landed
 (a crash, a timeout, a restart) can simply repeat it:
@@ -38,7 +39,6 @@ from db.models import (
     DailyPerformanceModel,
     DealModel,
     OrderModel,
-    PositionSnapshotModel,
     SignalModel,
     TradeModel,
 )
@@ -58,6 +58,7 @@ from db.records import (
     TradeOpen,
     TradeRow,
 )
+from db.statements import statements
 from db.types import Money
 from db.upsert import insert_for
 from db.validation import require_aware
@@ -77,19 +78,43 @@ class Repository:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._sql = statements(database.backend)
+
+    # -- group commit (db.database) ------------------------------------------------------
+
+    def unit(self):
+        """`with repo.unit():` every call of this thread in the block shares one transaction."""
+        return self._db.unit()
+
+    def commit(self) -> None:
+        """Make the open unit's writes durable now (no-op outside a unit)."""
+        self._db.commit()
+
+    def rollback(self) -> None:
+        """Drop the open unit's transaction (its connection failed)."""
+        self._db.rollback()
+
+    @property
+    def in_unit(self) -> bool:
+        return self._db.in_unit
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed on the database so far (see db.database.Database.commits)."""
+        return self._db.commits
 
     # -- signals -------------------------------------------------------------------------
 
-    def record_signal(self, rec: SignalRecord) -> int:
-        """Store a signal, returning its id (the existing id when repeated)."""
+    def record_signal(self, rec: SignalRecord, assign_id: int | None = None) -> int:
+        """Store a signal, returning its id (the existing id when repeated).
+
+        `assign_id`: the id it must get, when replaying a signal whose id was already handed out
+        in a transaction that did not commit (bot.store.spool keeps such a cycle's writes).
+        """
         values = _values(rec)
-        table = _table(SignalModel)
         with self._db.session() as session:
             inserted = session.execute(
-                insert_for(session, table)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=list(_SIGNAL_KEY))
-                .returning(table.c.id)
+                self._sql.record_signal, values if assign_id is None else {**values, "id": assign_id}
             ).scalar_one_or_none()
             if inserted is not None:
                 signal_counts.bump(session.connection(), rec.account, rec.strategy, rec.signal, executed=False)
@@ -107,12 +132,7 @@ class Repository:
         """Flag a signal as acted upon (a repeat is a no-op)."""
         table = _table(SignalModel)
         with self._db.session() as session:
-            flagged = session.execute(
-                update(table)
-                .where(table.c.id == signal_id, table.c.executed == false())
-                .values(executed=True)
-                .returning(table.c.account, table.c.strategy, table.c.signal)
-            ).first()
+            flagged = session.execute(self._sql.mark_signal, {"signal_id": signal_id}).first()
             if flagged is not None:
                 connection = session.connection()
                 signal_counts.bump(connection, *flagged, executed=False, by=-1)
@@ -126,13 +146,8 @@ class Repository:
     def record_order_intent(self, intent: OrderIntent) -> None:
         """Store an order before it is sent; repeating the identical intent is a no-op."""
         values = _values(intent)
-        table = _table(OrderModel)
         with self._db.session() as session:
-            result = session.execute(
-                insert_for(session, table)
-                .values(**values, status="pending", message="")
-                .on_conflict_do_nothing(index_elements=["client_order_id"])
-            )
+            result = session.execute(self._sql.order_intent, {**values, "status": "pending", "message": ""})
             if result.rowcount == 1:
                 return
             row = _order(session, intent.client_order_id)
@@ -196,13 +211,8 @@ class Repository:
         `DealConflict` (naming the fields) and the stored deal is kept, never overwritten.
         """
         values = _values(rec)
-        table = _table(DealModel)
         with self._db.session() as session:
-            result = session.execute(
-                insert_for(session, table)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["account", "ticket"])
-            )
+            result = session.execute(self._sql.deal, values)
             if result.rowcount == 1:
                 return True
             row = session.scalars(
@@ -241,13 +251,8 @@ class Repository:
 
     def open_trade(self, t: TradeOpen) -> bool:
         """Store a newly opened position; True if it was not already stored."""
-        table = _table(TradeModel)
         with self._db.session() as session:
-            result = session.execute(
-                insert_for(session, table)
-                .values(**_values(t))
-                .on_conflict_do_nothing(index_elements=list(_TRADE_KEY))
-            )
+            result = session.execute(self._sql.open_trade, _values(t))
             return result.rowcount == 1
 
     def close_trade(self, c: TradeClose) -> bool:
@@ -345,24 +350,13 @@ class Repository:
         if not positions:
             return
         rows = [{"account": account, "time": time, **_values(position)} for position in positions]
-        table = _table(PositionSnapshotModel)
         with self._db.session() as session:
-            session.execute(
-                insert_for(session, table).on_conflict_do_nothing(
-                    index_elements=["account", "time", "ticket"]
-                ),
-                rows,
-            )
+            session.execute(self._sql.position_snapshots, rows)  # one executemany
 
     def record_account_snapshot(self, s: AccountSnapshot) -> None:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
-        table = _table(AccountSnapshotModel)
         with self._db.session() as session:
-            session.execute(
-                insert_for(session, table)
-                .values(**_values(s))
-                .on_conflict_do_nothing(index_elements=["account", "time"])
-            )
+            session.execute(self._sql.account_snapshot, _values(s))
 
     def last_account_snapshot(self, account: str) -> AccountSnapshot | None:
         query = (

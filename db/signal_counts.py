@@ -1,6 +1,6 @@
 """Signals recorded per (account, strategy, signal, executed), kept in step with the signals table.
 
-Why: the exporter's `tradewatch_signals_recorded_total` must not count the signals table
+Why: the exporter's `tradewatch_signals_recorded_total` / `_executed_total` must not count the signals table
 (millions of rows: one per cycle, symbol and strategy) on every scrape.  The repository
 moves these counters in the same transaction as the signal write, so they always agree.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, insert, select
 
-from db.conflict import insert_for_connection
 from db.models import SignalCountModel, SignalModel
+from db.statements import statements
 
 _COUNTS = SignalCountModel.__table__
 _SIGNALS = SignalModel.__table__
@@ -18,14 +18,8 @@ _SIGNALS = SignalModel.__table__
 
 def bump(connection: Connection, account: str, strategy: str, signal: str, executed: bool, by: int = 1) -> None:
     """Add `by` (which may be negative) to one counter, creating it at 0 first."""
-    statement = insert_for_connection(connection, _COUNTS).values(
-        account=account, strategy=strategy, signal=signal, executed=executed, count=by
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["account", "strategy", "signal", "executed"],
-        set_={"count": _COUNTS.c["count"] + statement.excluded["count"]},
-    )
-    connection.execute(statement)
+    connection.execute(statements(connection.dialect.name).bump_count,
+                       {"account": account, "strategy": strategy, "signal": signal, "executed": executed, "count": by})
 
 
 def recount(connection: Connection) -> None:

@@ -105,12 +105,15 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
     open_trades = GaugeMetricFamily(
         "tradewatch_open_trades", "Trades open in the store, per symbol.", labels=["account", "symbol"]
     )
-    # A gauge despite the _total name (kept as agreed): a signal moves from executed="false" to
-    # "true" when acted upon, so the "false" series can go down, which a counter must never do.
-    signals = GaugeMetricFamily(
-        "tradewatch_signals_recorded_total",
-        "Strategy signals stored, by signal and whether they were executed (a gauge: see the source).",
-        labels=["account", "strategy", "signal", "executed"],
+    # Two counters, not one gauge by `executed`: a signal moves from not executed to executed, so a
+    # per-`executed` count can go down, which a `_total` series must never do. Both of these only grow.
+    signals = CounterMetricFamily(
+        "tradewatch_signals_recorded", "Strategy signals stored (HOLD included).",
+        labels=["account", "strategy", "signal"],
+    )
+    executed_signals = CounterMetricFamily(
+        "tradewatch_signals_executed", "Strategy signals an order was filled for.",
+        labels=["account", "strategy", "signal"],
     )
     for board in boards:
         account = board.account
@@ -140,10 +143,15 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
             age.add_metric([account], max(0.0, (now - snapshot.time).total_seconds()))
         for symbol, count in sorted(board.open_trades.items()):
             open_trades.add_metric([account, symbol], count)
+        recorded: dict[tuple[str, str], int] = {}
         for strategy_name, signal, executed, count in board.signals:
-            signals.add_metric([account, strategy_name, signal, "true" if executed else "false"], count)
+            recorded[strategy_name, signal] = recorded.get((strategy_name, signal), 0) + count
+            if executed:
+                executed_signals.add_metric([account, strategy_name, signal], count)
+        for (strategy_name, signal), count in sorted(recorded.items()):
+            signals.add_metric([account, strategy_name, signal], count)
     yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
-                margin, age, last_trade, open_trades, signals)
+                margin, age, last_trade, open_trades, signals, executed_signals)
 
 
 class Mt5Collector(Collector):

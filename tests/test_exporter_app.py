@@ -162,13 +162,14 @@ def test_metrics_match_the_raw_rows(client, store):
             assert samples[("tradewatch_open_trades", labels(account=account, symbol=symbol))] == count
         assert sum(v for (n, key), v in samples.items()
                    if n == "tradewatch_open_trades" and ("account", account) in key) == sum(open_by_symbol.values())
-        signal_counts = Counter(
-            (s.strategy, s.signal, "true" if k in store.executed else "false")
-            for k, s in enumerate(store.signals) if s.account == account
-        )
-        for (strategy, signal, executed), count in signal_counts.items():
-            key = labels(account=account, strategy=strategy, signal=signal, executed=executed)
+        recorded = Counter((s.strategy, s.signal) for s in store.signals if s.account == account)
+        executed = Counter((s.strategy, s.signal) for k, s in enumerate(store.signals)
+                           if s.account == account and k in store.executed)
+        assert executed and sum(executed.values()) < sum(recorded.values())  # both series are exercised
+        for (strategy, signal), count in recorded.items():
+            key = labels(account=account, strategy=strategy, signal=signal)
             assert samples[("tradewatch_signals_recorded_total", key)] == count
+            assert samples.get(("tradewatch_signals_executed_total", key), 0) == executed[strategy, signal]
 
 
 def test_margin_level_is_a_ratio_and_missing_one_is_not_invented(client, store):

@@ -3,120 +3,58 @@
 The engine knows the gateway interface, the repository and the strategies; it does not know which
 terminal is behind the gateway, which database is behind the repository, or how it is observed
 (telemetry plugs in through `EngineObserver`).
+
+This module is the cycle's orchestration: the order of the steps and what one failed cycle
+means.  The steps live in their own modules, mixed into `Engine` (they share its state):
+bot.engine.act (a signal becomes orders), bot.engine.replay (reconciliation, unknown outcomes,
+queued orders), bot.engine.snapshot (the account at the end of a cycle), bot.engine.halts (the
+terminal's -8 halt); bot.engine.observer holds the observer protocol and the cycle report,
+re-exported here.  A whole cycle runs in one store unit of work (group commit, see
+db.database): its writes are committed once at the end, and right before each order is sent.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from contextlib import nullcontext
+from datetime import datetime
 from typing import Any
 
-from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
+from db import Repository
 
 from ..config import ConfigError, Settings
-from ..gateway import AccountState, Gateway, GatewayError, NotExpressible, Position, Quote, SymbolSpec
+from ..gateway import AccountState, Gateway, GatewayError, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
-from ..resilience.order_flow import Freshness, OrderFlow
-from ..resilience.order_queue import OrderQueue, QueuedOrder
+from ..resilience.order_flow import OrderFlow
+from ..resilience.order_queue import OrderQueue
 from ..resilience.supervisor import ConnectionSupervisor
-from ..store.errors import StoreUnavailable
-from ..telemetry.context import correlation_context, cycle_context, new_correlation_id, new_cycle_id
+from ..telemetry.context import cycle_context, new_cycle_id
 from .account_policy import AccountPolicy
+from .act import ActStep
 from .books import Books, open_ids
 from .equity import EquityGuard
-from .execution import ExecutionQuality
-from .execution import decision as decision_stamp
-from .history_guard import BrokerHistoryRewound, check_broker_history
+from .halts import HaltStep
+from .history_guard import BrokerHistoryRewound
 from .netting import Attribution
-from .orders import OrderSender, SendOutcome, new_client_order_id
+from .observer import CycleReport, EngineObserver
+from .orders import OrderSender
+from .ownership import Ownership
 from .preflight import Preflight
 from .quarantine import Quarantine
-from .risk import position_volume, stops_from_atr
-from .riskguard import Entry, RiskGuard, RiskLimits
-from .strategies import BUY, HOLD, SELL, Signal, Strategy, atr
+from .replay import ReplayStep
+from .riskguard import RiskGuard, RiskLimits
+from .snapshot import SnapshotStep
+from .strategies import Strategy
 from .strategy_runner import StrategyRunner
 from .symbols import symbol_specs
+
+__all__ = ["CycleReport", "Engine", "EngineObserver"]
 
 log = logging.getLogger("bot.engine")
 
 
-class EngineObserver:
-    """What the engine reports as it goes. The default does nothing; telemetry overrides it."""
-
-    def cycle_finished(self, report: CycleReport) -> None: ...
-
-    def signal(self, symbol: str, strategy: str, action: str) -> None: ...
-
-    def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None: ...
-
-    def account(self, state: AccountState) -> None: ...
-
-    def positions(self, counts: dict[str, int]) -> None: ...
-
-    def order_replayed(self) -> None: ...
-
-    def order_expired(self, reason: str) -> None: ...
-
-    def trading_halted(self, reason: str | None) -> None:
-        """Reconciliation failed (reason) or succeeded again (None)."""
-
-    def broker_record_rejected(self, kind: str, reason: str) -> None:
-        """The gateway refused a broker record (reported once per record, see bot.gateway.guard)."""
-
-    def deal_conflict(self) -> None:
-        """A deal ticket came back with other content."""
-
-    def symbol_skipped(self, symbol: str, reason: str) -> None:
-        """A symbol sat out this cycle: its quote, bars or positions were refused."""
-
-    def new_orders_halted(self, reason: str | None) -> None:
-        """Sizing refuses the account state (reason), or accepts it again (None)."""
-
-    def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
-        """A decided order could not be expressed on the symbol's grid and was not sent."""
-
-    def orders_halted(self, reason: str | None) -> None:
-        """The terminal refuses algorithmic trading (reason), or accepts it again (None)."""
-
-    def execution(self, symbol: str, outcome: str, quality: ExecutionQuality) -> None:
-        """A sent order's execution figures (bot.engine.execution), with its outcome."""
-
-    def strategy_failed(self, strategy: str, reason: str) -> None:
-        """A strategy raised: it is disabled for the rest of the run (see strategy_runner.py)."""
-
-    def prop_rules(self, statuses: list) -> None:
-        """The prop-firm rules judged this cycle (bot.engine.proprules.RuleStatus)."""
-
-
-@dataclass
-class CycleReport:
-    cycle_id: str
-    number: int
-    started_at: datetime | None = None
-    duration_seconds: float = 0.0
-    signals: Counter = field(default_factory=Counter)
-    orders: Counter = field(default_factory=Counter)
-    trades_opened: int = 0
-    trades_closed: int = 0
-    unknown_resolved: int = 0
-    replayed: int = 0
-    expired: int = 0
-    open_positions: int = 0
-    equity: Decimal | None = None
-    balance: Decimal | None = None
-    error: str | None = None
-    error_expected: bool = False  # a gateway failure (terminal away), not a bug
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class Engine:
+class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
     def __init__(
         self,
         settings: Settings,
@@ -172,6 +110,8 @@ class Engine:
                                    on_margin_mode=self._on_margin_mode,
                                    watch_only=not getattr(settings, "trading", True))
         self.on_stop_out = None  # told the symbol of each stop-out deal (telemetry)
+        #: Strategy of each open position, read once per cycle that needs it (ownership.py).
+        self.ownership = Ownership(lambda: ((t.ticket, t.strategy_name) for t in self.repo.open_trades(self.account_id)))
 
     # -- start -----------------------------------------------------------------------------
 
@@ -198,6 +138,7 @@ class Engine:
             on_expired=lambda reason: self.observer.order_expired(reason),
             freshness=self._freshness,
         )
+        self.sender.on_unsettled = lambda: setattr(self, "unknown_outcomes", True)
         # A deal the store holds with other content: counted like the gateway's deal conflicts.
         self.books.on_conflict = lambda: self.observer.deal_conflict()
         self.books.on_stop_out = lambda symbol: self.on_stop_out and self.on_stop_out(symbol)
@@ -218,33 +159,14 @@ class Engine:
         self.cycles += 1
         report = CycleReport(cycle_id=new_cycle_id(), number=self.cycles)
         began = time.perf_counter()
+        commits = getattr(self.repo, "commits", None)
         with cycle_context(report.cycle_id):
-            try:
-                self._flush_store()
-                if not self.supervisor.check():
-                    # Keep cycling: health is served, the spool flushes, the next attempt is scheduled.
-                    report.error = f"TerminalUnavailable: {self.supervisor.reason}"
-                    report.error_expected = True
-                else:
-                    if not self.started:
-                        self.start()
-                    self._cycle(report)
-            except ConfigError:
-                raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
-            except BrokerHistoryRewound as exc:
-                self.halted_reason = str(exc)
-                self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
-                raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
-            except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
-                report.error = f"{type(exc).__name__}: {exc}"
-                report.error_expected = _is_expected(exc)
-                if getattr(exc, "kind", None) in ("connection_lost", "unavailable", "outcome_unknown"):
-                    self.supervisor.mark_lost(str(exc))
-                log.log(logging.WARNING if report.error_expected else logging.ERROR, "cycle failed: %s",
-                        report.error, exc_info=not report.error_expected)
+            self._in_store_unit(report)
+            if commits is not None:
+                report.store_commits = self.repo.commits - commits
             report.duration_seconds = time.perf_counter() - began
             self.last_report = report
-            self.observer.cycle_finished(report)
+            self.observer.cycle_finished(report)  # telemetry's own writes are not the cycle's
             log.info(
                 "cycle %d %s: %d signals, %d orders, %d opened, %d closed, %d positions, equity %s",
                 report.number,
@@ -265,8 +187,53 @@ class Engine:
             )
         return report
 
+    def _in_store_unit(self, report: CycleReport) -> None:
+        """The cycle in one store unit of work: its writes are committed once, at the end (group commit).
+
+        The spooled store never raises at that commit (a failed one is spooled); a plain
+        Repository's failure fails the cycle like any other store error, never the loop.
+        """
+        unit = getattr(self.repo, "unit", None)
+        try:
+            with unit() if unit is not None else nullcontext():
+                self._guarded_cycle(report)
+        except (ConfigError, BrokerHistoryRewound):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the commit at the unit's end failed
+            if report.error is None:
+                report.error, report.error_expected = f"{type(exc).__name__}: {exc}", _is_expected(exc)
+            log.warning("cycle's store writes not committed: %s", exc)
+
+    def _guarded_cycle(self, report: CycleReport) -> None:
+        """One cycle; whatever it raises fails the cycle (reported), never the loop (but for two)."""
+        try:
+            self._flush_store()
+            if not self.supervisor.check():
+                # Keep cycling: health is served, the spool flushes, the next attempt is scheduled.
+                report.error = f"TerminalUnavailable: {self.supervisor.reason}"
+                report.error_expected = True
+            else:
+                if not self.started:
+                    self.start()
+                self._cycle(report)
+        except ConfigError:
+            raise  # a setting the terminal refuses (an unknown symbol): stop, exit 2
+        except BrokerHistoryRewound as exc:
+            self.halted_reason = str(exc)
+            self.observer.trading_halted(self.halted_reason)  # logged once, alerted (BotTradingHalted)
+            raise  # the one error the loop must not survive: the caller stops the bot (exit 2)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive anything one cycle does
+            self.unknown_outcomes = True  # a send may have been cut short: look its order up next cycle
+            report.error = f"{type(exc).__name__}: {exc}"
+            report.error_expected = _is_expected(exc)
+            if getattr(exc, "kind", None) in ("connection_lost", "unavailable", "outcome_unknown"):
+                self.supervisor.mark_lost(str(exc))
+            log.log(logging.WARNING if report.error_expected else logging.ERROR, "cycle failed: %s",
+                    report.error, exc_info=not report.error_expected)
+
     def _cycle(self, report: CycleReport) -> None:
         assert self.books is not None and self.sender is not None
+        self.ownership.reset()
         now = self._broker_now()
         report.started_at = now
         if self.orders_halted_reason is not None:
@@ -279,11 +246,9 @@ class Engine:
             report.trades_opened, report.trades_closed = self.books.sync(
                 now, self.settings.history_days, open_ids(positions)
             )
-        # Unknown outcomes are resolved at the broker before anything is replayed or sent.
-        # A watch-only bot makes no new order intents: once none is left unresolved (e.g. from an
-        # earlier trading run on this store) the two store reads per cycle are not needed any more.
-        if self.policy.trading or self.books.unresolved != 0:
-            report.unknown_resolved = self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
+        # Unknown outcomes are resolved at the broker before anything is replayed or sent; the
+        # store is asked only when an order can be unresolved (replay.py).
+        self._resolve_unknown(now, report)
         self.flow.settle_in_flight()
         self._select_symbols()  # before preflight reads Market Watch: the bot adds its own symbols
         # A failed preflight check halts every order (preflight.py); a watch-only account never sends one.
@@ -342,135 +307,6 @@ class Engine:
         """The account state new orders are sized on, or None (new orders halt, exits go on; see equity.py)."""
         return self.equity_guard.sizing_account(self.gateway, self.observer)
 
-    def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
-        correlation_id = new_correlation_id()
-        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
-        with correlation_context(correlation_id):
-            price = quote.ask if signal.action == BUY else quote.bid
-            signal_id = self.repo.record_signal(
-                SignalRecord(
-                    account=self.account_id,
-                    time=now,
-                    cycle_id=report.cycle_id,
-                    correlation_id=correlation_id,
-                    symbol=spec.name,
-                    strategy=strategy.name,
-                    signal=signal.action,
-                    confidence=float(signal.confidence),
-                    reason=signal.reason,
-                    price=price if signal.action != HOLD else quote.bid,
-                )
-            )
-            report.signals[signal.action] += 1
-            self.observer.signal(spec.name, strategy.name, signal.action)
-            log.log(
-                logging.INFO if signal.action != HOLD else logging.DEBUG,
-                "signal %s %s %s",
-                signal.action,
-                spec.name,
-                strategy.name,
-                extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
-                       "confidence": signal.confidence, "reason": signal.reason},
-            )
-            if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
-                return positions  # on a netting account another strategy owns this symbol (netting.py)
-            acted = False
-            for position in self._strategy_positions(positions, spec.name, strategy.name):
-                if position.direction != signal.action:
-                    acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
-                                        side=signal.action, purpose="close", volume=position.volume,
-                                        price=quote.ask if signal.action == BUY else quote.bid,
-                                        position_ticket=position.ticket, decision=decided)
-            positions = self._our_positions() if acted else positions
-            same_way = [p for p in self._strategy_positions(positions, spec.name, strategy.name) if p.direction == signal.action]
-            on_symbol = [p for p in positions if p.symbol == spec.name]
-            if same_way or len(on_symbol) >= self.attribution.position_cap(self.settings.max_positions_per_symbol) \
-                    or account is None:
-                return positions  # account None: sizing refuses the account state (new orders halted)
-            distance = Decimal(str(atr(bars.high, bars.low, bars.close, self.settings.atr_period)))
-            if distance <= 0:
-                return positions
-            try:
-                stops = stops_from_atr(spec, signal.action, price, distance, self.settings.sl_atr_multiple,
-                                       self.settings.tp_atr_multiple, spread=quote.ask - quote.bid,
-                                       slippage_points=self.settings.deviation_points)
-                volume = position_volume(spec, account.equity, self.settings.risk_per_trade, abs(price - stops.sl))
-            except NotExpressible as exc:
-                self._skip(spec.name, strategy.name, exc)
-                return positions
-            if self._send(report, now, correlation_id, signal_id, spec.name, strategy.name, side=signal.action,
-                          purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp, decision=decided):
-                positions = self._our_positions()
-            return positions
-
-    def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
-              sl=None, tp=None, position_ticket=None, decision=None) -> bool:
-        spec = self.specs[symbol]
-        if purpose == "open":  # the risk guard may shrink a new entry, or skip it (counted, never sent)
-            volume = self.risk_guard.vet(Entry(spec, side, volume, price, sl, tp))
-            if volume is None:
-                return False
-        order = QueuedOrder(
-            client_order_id=new_client_order_id(), account=self.account_id, correlation_id=correlation_id,
-            signal_id=signal_id, symbol=symbol, strategy=strategy, side=side, purpose=purpose, volume=volume,
-            price=price, sl=sl, tp=tp, position_ticket=position_ticket,
-            deviation_points=self.settings.deviation_points,
-            max_deviation=spec.point * self.settings.order_max_deviation_points,
-            decided_at=now, expires_at=now + timedelta(seconds=self.settings.order_ttl_seconds),
-        )
-        outcome = self.flow.submit(order, price, decision)
-        self._count(report, order, outcome)
-        return outcome.status not in ("rejected", "duplicate")
-
-    def _count(self, report: CycleReport, order: QueuedOrder, outcome: SendOutcome) -> None:
-        report.orders[outcome.status] += 1
-        if outcome.status == "queued":
-            return  # counted once it is sent or expired
-        self.observer.order(order.symbol, order.strategy, order.side, outcome.status)
-        if outcome.quality is not None:
-            self.observer.execution(order.symbol, outcome.status, outcome.quality)
-        if outcome.status == "filled" and order.signal_id is not None:
-            self.repo.mark_signal_executed(order.signal_id)
-
-    def _skip(self, symbol: str, strategy: str, exc: NotExpressible) -> None:
-        """A decided order the symbol's grid cannot express: counted always, logged once per reason."""
-        self.observer.order_skipped(symbol, strategy, exc.reason)
-        if (symbol, exc.reason) not in self._skips_logged:
-            self._skips_logged.add((symbol, exc.reason))
-            log.warning("order skipped, not sent: %s", exc,
-                        extra={"symbol": symbol, "strategy": strategy, "reason": exc.reason})
-
-    def _halt_orders(self, reason: str) -> None:
-        if self.orders_halted_reason is None:
-            self.orders_halted_reason = reason
-            try:
-                state = self.gateway.terminal()  # what the switches said when the -8 came
-            except GatewayError:
-                state = None
-            self._halted_at = (None, state)
-            self.observer.orders_halted(reason)
-
-    #: A -8 the terminal's switches do not explain is tried again after this long (broker time).
-    HALT_RETRY = timedelta(minutes=5)
-
-    def _check_trading_enabled(self, now: datetime) -> None:
-        """While halted for -8: resume once the terminal allows algorithmic trading again.
-
-        It must look allowed and either have changed since the halt (a person fixed it) or the
-        halt be HALT_RETRY old: a -8 the switches do not explain is not retried every cycle.
-        """
-        state = self.gateway.terminal()
-        since, before = self._halted_at
-        if since is None:
-            before = state if before is None else before
-            self._halted_at = (now, before)
-            since = now
-        allowed = state.trade_allowed and not state.tradeapi_disabled
-        if allowed and (state != before or now - since >= self.HALT_RETRY):
-            log.info("algorithmic trading allowed in the terminal: orders resume")
-            self.orders_halted_reason = None
-            self.observer.orders_halted(None)
-
     def _flush_store(self) -> None:
         """Drain the store spool a little each cycle (a no-op on a plain Repository)."""
         maybe_flush = getattr(self.repo, "maybe_flush", None)
@@ -487,92 +323,6 @@ class Engine:
             log.info("store spool drained", extra={"spooled_for_s": round(time.monotonic() - self._spooling_since, 3)})
             self._spooling_since = None
 
-    # -- reconciliation and replay -------------------------------------------------------------
-
-    def _check_history(self, now: datetime) -> None:
-        """Once, before the first reconciliation: refuse a broker whose history is behind the store's.
-
-        A store that cannot answer yet (database down at start) defers the check, not the trading:
-        it runs on the first cycle the database answers.
-        """
-        if self._history_checked:
-            return
-        try:
-            check_broker_history(self.gateway, self.repo, self.account_id, now, self.settings.history_days)
-        except StoreUnavailable as exc:
-            if not self._history_deferred:  # said once, not every cycle the database stays away
-                log.warning("broker history not checked against the store yet: %s", exc)
-            self._history_deferred = True
-            return
-        self._history_checked = True
-
-    def _reconcile(self, now: datetime, positions: list[Position], report: CycleReport) -> None:
-        """Store vs broker before any new order; while it fails the engine stays halted (raises)."""
-        try:
-            opened, closed, adopted = self.books.reconcile(now, self.settings.history_days, positions)
-            self.books.resolve_unknown_orders(now, skip=self.flow.waiting_ids())
-            self.flow.settle_in_flight()
-        except Exception as exc:
-            reason = f"reconciliation failed: {type(exc).__name__}: {exc}"
-            if self.halted_reason != reason:
-                self.halted_reason = reason
-                self.observer.trading_halted(reason)
-            raise
-        report.trades_opened, report.trades_closed = opened, closed
-        self.reconciled, self.halted_reason = True, None
-        self.observer.trading_halted(None)
-        log.info("reconciled with the broker", extra={"opened": opened, "closed": closed, "adopted": adopted,
-                                                      "queued": self.order_queue.depth})
-
-    def _replay(self, now: datetime, report: CycleReport) -> tuple[int, int]:
-        if not self.order_queue.depth:
-            return 0, 0
-
-        def at_broker(ids: set[str]) -> set[str]:
-            oldest = min((o.decided_at for o in self.order_queue.in_state("queued")), default=now)
-            return set(self.books.find_at_broker(ids, oldest, now))
-
-        def judge(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
-            try:
-                return judge_on_broker_data(order)
-            except BadBrokerData:
-                return None, "bad_data"  # its quote or bars are refused: never sent on data we cannot trust
-
-        def judge_on_broker_data(order: QueuedOrder) -> tuple[Decimal | None, str | None]:
-            quote = self.gateway.quote(order.symbol)
-            price = quote.ask if order.side == BUY else quote.bid
-            if abs(price - order.price) > order.max_deviation:
-                return None, "deviation"
-            if order.purpose == "close":
-                if not any(p.ticket == order.position_ticket for p in self._our_positions()):
-                    return None, "position_closed"
-                return price, None
-            if self.risk_guard.halted_reason is not None:
-                return None, "risk_halted"  # a halt or pause also stops entries decided before it (riskguard.py)
-            strategy = self.runner.find(order.strategy)
-            if strategy is None:
-                return None, "strategy"
-            bars = self.runner.closed_bars(self.gateway, order.symbol, self.runner.timeframe_of(strategy), [strategy])
-            signal = self.runner.evaluate(strategy, bars)
-            if signal is None or signal.action == (SELL if order.side == BUY else BUY):
-                return None, "strategy"
-            return price, None
-
-        def sent(order: QueuedOrder, outcome: SendOutcome) -> None:
-            self._count(report, order, outcome)
-
-        return self.flow.replay(now, judge, at_broker, on_sent=sent)
-
-    def _freshness(self, order: QueuedOrder) -> Freshness:
-        """Right before a send: is the decision still inside its TTL and its price deviation?"""
-        quote = self.gateway.quote(order.symbol)
-        price = quote.ask if order.side == BUY else quote.bid
-        if quote.time > order.expires_at:
-            return Freshness(quote.time, "ttl", price)
-        if abs(price - order.price) > order.max_deviation:
-            return Freshness(quote.time, "deviation", price)
-        return Freshness(quote.time, None, price)
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _broker_now(self) -> datetime:
@@ -588,47 +338,9 @@ class Engine:
     def _our_positions(self) -> list[Position]:
         return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
 
-    def _strategy_positions(self, positions: list[Position], symbol: str, strategy: str) -> list[Position]:
-        owners = self._position_strategies()
-        return [p for p in positions if p.symbol == symbol and owners.get(p.ticket) == strategy]
-
     def _position_strategies(self) -> dict[int, str | None]:
+        """Strategy of each open position, read from the store now (the operator's close-all, between cycles)."""
         return {t.ticket: t.strategy_name for t in self.repo.open_trades(self.account_id)}
-
-    def _snapshot(self, now: datetime, account: AccountState, positions: list[Position], report: CycleReport) -> None:
-        self.repo.record_account_snapshot(
-            AccountSnapshot(
-                account=self.account_id,
-                time=now,
-                balance=account.balance,
-                equity=account.equity,
-                profit=account.profit,
-                margin=account.margin,
-                free_margin=account.free_margin,
-                margin_level=account.margin_level,
-                open_positions=len(positions),
-            )
-        )
-        if positions:
-            self.repo.record_position_snapshots(
-                self.account_id,
-                now,
-                [
-                    PositionSnapshot(
-                        ticket=p.ticket, symbol=p.symbol, direction=p.direction, volume=p.volume,
-                        price_open=p.price_open, price_current=p.price_current, sl=p.sl, tp=p.tp,
-                        profit=p.profit, swap=p.swap,
-                    )
-                    for p in positions
-                ],
-            )
-        counts = {symbol: 0 for symbol in self.specs}
-        for p in positions:
-            counts[p.symbol] = counts.get(p.symbol, 0) + 1
-        report.open_positions = len(positions)
-        report.equity, report.balance = account.equity, account.balance
-        self.observer.account(account)
-        self.observer.positions(counts)
 
 
 def _is_expected(exc: Exception) -> bool:

@@ -91,6 +91,13 @@ class OrderSender:
         self.requote_retries = requote_retries
         #: Told when the terminal refuses algorithmic trading (-8): the engine halts new orders.
         self.on_trading_disabled = on_trading_disabled
+        #: Told when an order is left without a final outcome (unknown, or the send raised): the
+        #: engine then looks it up at the broker (bot.engine.replay), and only then.
+        self.on_unsettled: Callable[[], None] | None = None
+
+    def _unsettled(self) -> None:
+        if self.on_unsettled is not None:
+            self.on_unsettled()
 
     def send(
         self,
@@ -154,6 +161,11 @@ class OrderSender:
                 created_at=decided_at or now,
             )
         )
+        # Group commit (db.database): everything decided so far, this intent included, is made
+        # durable here, once, right before the order can leave the process.
+        commit = getattr(self.repo, "commit", None)
+        if commit is not None:
+            commit()
         # Logged before the send: if the process dies while the request is in flight, the log still
         # holds the client order id that the broker's history will show.
         log.info(
@@ -225,6 +237,11 @@ class OrderSender:
             status, message = "unknown", str(exc)
         except GatewayError as exc:
             status, message = "unknown", f"unexpected gateway error: {exc}"
+        except BaseException:
+            self._unsettled()  # its intent stays pending
+            raise
+        if status == "unknown":
+            self._unsettled()
         quality = clock.result(side, self.point_of(symbol), decided_price if decided_price is not None else price,
                                fill_price if status == "filled" else None)
         self.repo.record_order_outcome(

@@ -18,6 +18,21 @@ Trading goes on while the database is down: the terminal is the source of
 truth for positions, the store catches up.  The bot is assumed to be the
 store's only writer.
 
+Group commit (`unit()`, one per engine cycle): the cycle's writes run in one
+database transaction (db.database.Database.unit) and `commit()` makes them
+durable at once, before an order is sent and at the end of the cycle.  Until
+then the calls are also kept here; if the connection fails at any point of the
+unit (a statement or the commit, landed or not) the whole batch goes to the
+spool in one SQLite transaction and is replayed in order like any spooled
+write.  Replays are idempotent, so a batch whose commit did land but whose
+answer was lost is simply stored once.  A signal id handed out inside the lost
+transaction is replayed as that same id (`record_signal(assign_id=...)`), so
+later writes that carry it stay right.  The breaker judges the unit once: one
+trial, one success or failure.  The drain, likewise, replays the spool in
+chunks of one transaction each and deletes a chunk only after it committed.
+While a unit is open the store's lock is held by its thread: other threads wait
+for the cycle's commit instead of blocking in the database on its write lock.
+
 Start-up without a database: an optional `SchemaGate` (bot.store.schema) keeps
 every write spooled and every read on the mirror until the schema is migrated,
 and the drain waits for it.  At a clean `close()` the mirror is checkpointed
@@ -39,12 +54,12 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.store import codec
+from bot.store.batches import Batches
 from bot.store.breaker import CircuitBreaker
 from bot.store.errors import StoreUnavailable, is_connectivity_error
 from bot.store.mirror import Mirror
 from bot.store.schema import SchemaGate
 from bot.store.spool_file import SpoolFile
-from db.errors import OutcomeConflict, StoreError
 from db.quarantine import QuarantineRecord
 from db.records import (
     AccountSnapshot,
@@ -70,8 +85,6 @@ DEFAULT_RESET_TIMEOUT = 10.0
 # Flushing before a read or write is bounded, so one engine cycle is never held up for long.
 AUTO_FLUSH_SECONDS = 0.5
 SIGNAL_ID_CACHE = 10_000
-# Spool deletes per SQLite commit (each commit is an fsync) while draining.
-DELETE_BATCH = 64
 _WRITE_PREFIXES = ("record_", "mark_", "upsert_", "open_", "close_")
 CHECKPOINT_KEY = "mirror_checkpoint"
 _MISS = object()
@@ -82,7 +95,7 @@ def is_write_method(name: str) -> bool:
     return name.startswith(_WRITE_PREFIXES)
 
 
-class SpooledRepository:
+class SpooledRepository(Batches):
     """Every public method of `db.Repository`, surviving database outages through a durable spool."""
 
     def __init__(
@@ -109,6 +122,9 @@ class SpooledRepository:
         self._signal_ids: dict[int, int] = {}
         self._reported_depth: int | None = None
         self._signatures: dict[str, inspect.Signature] = {}
+        self._unit_owner: int | None = None  # the thread whose unit is open
+        self._unit_calls: list[tuple[str, dict[str, Any]]] = []  # run in the open transaction, not committed
+        self._unit_trial = False  # the breaker let this transaction through
         self._load_checkpoint()
         if self.spool.depth:
             log.warning("store spool %s holds %d writes from before: flushing when the database answers",
@@ -179,9 +195,9 @@ class SpooledRepository:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def record_signal(self, rec: SignalRecord) -> int:
+    def record_signal(self, rec: SignalRecord, assign_id: int | None = None) -> int:
         """The signal's id; a negative provisional id while it is spooled (translated at flush)."""
-        return self._write("record_signal", {"rec": rec}, spooled_result=lambda seq: -seq)
+        return self._write("record_signal", {"rec": rec, "assign_id": assign_id}, spooled_result=lambda seq: -seq)
 
     def mark_signal_executed(self, signal_id: int) -> None:
         if isinstance(signal_id, bool) or not isinstance(signal_id, int):
@@ -356,7 +372,23 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
+            if self._in_unit():
+                if self._schema_ready() and not self.spool.depth and self._unit_allows():
+                    direct = self._translate(arguments, final=True)
+                    try:
+                        result = getattr(self.repository, method)(**direct)
+                    except Exception as exc:
+                        if not is_connectivity_error(exc):
+                            raise  # a refusal: only this call's savepoint was rolled back
+                        self._unit_lost(self._unit_calls, exc, True)
+                    else:
+                        if method == "record_signal":  # replayed as this id if the unit is lost
+                            direct = {**direct, "assign_id": int(result)}
+                        self._unit_calls.append((method, direct))
+                        if on_direct is not None:
+                            on_direct(result, direct)
+                        return result
+            elif self._schema_ready() and not self.spool.depth and self.breaker.allow():
                 direct = self._translate(arguments, final=True)
                 try:
                     result = getattr(self.repository, method)(**direct)
@@ -388,18 +420,25 @@ class SpooledRepository:
     ) -> Any:
         with self._lock:
             self._auto_flush()
-            if self._schema_ready() and not self.spool.depth and self.breaker.allow():
+            in_unit = self._in_unit()
+            if self._schema_ready() and not self.spool.depth and (self._unit_allows() if in_unit
+                                                                   else self.breaker.allow()):
                 try:
                     result = getattr(self.repository, method)(**arguments)
                 except Exception as exc:
                     if not is_connectivity_error(exc):
-                        self.breaker.record_success()
+                        if not in_unit:
+                            self.breaker.record_success()
                         raise
-                    self.breaker.record_failure()
+                    if in_unit:
+                        self._unit_lost(self._unit_calls, exc, True)
+                    else:
+                        self.breaker.record_failure()
                     log.warning("store unreachable (%s): answering %s from the local mirror",
                                 type(exc).__name__, method, extra={"method": method})
                 else:
-                    self.breaker.record_success()
+                    if not in_unit:
+                        self.breaker.record_success()
                     if learn is not None:
                         learn(result)
                     return result
@@ -414,67 +453,6 @@ class SpooledRepository:
     def _auto_flush(self) -> None:
         if self.spool.depth and self._schema_ready():
             self._drain(time.monotonic() + self.auto_flush_seconds)
-
-    def _drain(self, deadline: float | None) -> int:
-        if not self._schema_ready():
-            return 0  # never into a schema older than the spooled writes
-        flushed = 0
-        done: list[int] = []  # committed to the database, still to be deleted from the spool
-        signal_ids: list[tuple[int, int]] = []
-        last = 0
-        try:
-            while batch := self.spool.head(DELETE_BATCH, after=last):
-                for entry in batch:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return flushed
-                    last = entry.seq
-                    try:
-                        arguments = self._translate(codec.loads(entry.arguments), final=True)
-                    except (ValueError, TypeError, StoreError) as exc:
-                        self._reject(entry, exc)
-                        continue
-                    if not self.breaker.allow():
-                        return flushed
-                    try:
-                        result = getattr(self.repository, entry.method)(**arguments)
-                    except Exception as exc:
-                        if is_connectivity_error(exc):
-                            self.breaker.record_failure()
-                            return flushed
-                        self.breaker.record_success()
-                        if not _superseded(entry.method, arguments, exc):
-                            self._reject(entry, exc)
-                            continue
-                        result = None
-                    else:
-                        self.breaker.record_success()
-                    done.append(entry.seq)
-                    if entry.method == "record_signal":
-                        signal_ids.append((-entry.seq, int(result)))
-                        self._remember_signal_id(-entry.seq, int(result))
-                    flushed += 1
-                self._forget_flushed(done, signal_ids)
-        finally:
-            # Also on the way out of a crash we can see; a kill we cannot see just replays these writes.
-            self._forget_flushed(done, signal_ids)
-        return flushed
-
-    def _forget_flushed(self, done: list[int], signal_ids: list[tuple[int, int]]) -> None:
-        if not done:
-            return
-        self.spool.delete(done, signal_ids)
-        done.clear()
-        signal_ids.clear()
-        self._report_depth()
-        if not self.spool.depth:
-            log.info("store spool drained: the database has every write")
-
-    def _reject(self, entry: Any, exc: Exception) -> None:
-        log.error("store refused spooled %s (seq %d): %s: %s; kept in the spool's rejected table",
-                  entry.method, entry.seq, type(exc).__name__, exc)
-        self.spool.reject(entry, f"{type(exc).__name__}: {exc}")
-        self._mirror.clear()  # it had assumed this write would land
-        self._report_depth()
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -550,17 +528,6 @@ class SpooledRepository:
             self._on_depth(depth)
         except Exception:  # a metrics bug must not stop the store
             log.exception("on_depth observer failed")
-
-
-def _superseded(method: str, arguments: dict[str, Any], exc: Exception) -> bool:
-    """A replayed 'unknown' outcome of an order that has since settled: moot, not a refusal.
-
-    'unknown' is never a final fact, so when a crash makes the flush replay
-    [unknown, filled] after both landed, the repeated 'unknown' is dropped.
-    """
-    outcome = arguments.get("outcome")
-    return (method == "record_order_outcome" and isinstance(exc, OutcomeConflict)
-            and getattr(outcome, "status", None) == "unknown")
 
 
 def _has_field(record: Any, name: str) -> bool:

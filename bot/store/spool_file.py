@@ -92,6 +92,22 @@ class SpoolFile:
             self._depth += 1
             return int(cursor.lastrowid)
 
+    def append_many(self, calls: list[tuple[str, str]]) -> list[int]:
+        """Store a cycle's calls (method, arguments) durably in one transaction (one fsync); their seqs."""
+        created_at = datetime.now(UTC).isoformat()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                seqs = [int(self._db.execute(
+                    "INSERT INTO entries (method, arguments, created_at) VALUES (?, ?, ?)",
+                    (method, arguments, created_at)).lastrowid) for method, arguments in calls]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth += len(seqs)
+            return seqs
+
     def next_seq(self) -> int:
         """The seq the next append will get (for a provisional id handed out before appending)."""
         with self._lock:

@@ -1,0 +1,68 @@
+"""The store's per-cycle write statements, built once per backend.
+
+Why: building an INSERT ... ON CONFLICT statement (and SQLAlchemy's cache key for it) on every
+call cost more than running it, and a cycle makes a dozen of these writes.  The same statement
+object executed with fresh parameters goes straight to SQLAlchemy's compiled cache; a list of
+parameter sets runs as one executemany.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import Insert, Update, bindparam, false, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from db.models import (
+    AccountSnapshotModel,
+    DealModel,
+    OrderModel,
+    PositionSnapshotModel,
+    SignalCountModel,
+    SignalModel,
+    TradeModel,
+)
+
+_SIGNALS = SignalModel.__table__
+_COUNTS = SignalCountModel.__table__
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True)
+class Statements:
+    record_signal: Insert  # ON CONFLICT (natural key) DO NOTHING RETURNING id
+    mark_signal: Update  # executed = true WHERE id = :signal_id AND NOT executed RETURNING the counter key
+    bump_count: Insert  # signal_counts upsert: count = count + :count
+    order_intent: Insert
+    deal: Insert
+    open_trade: Insert
+    account_snapshot: Insert
+    position_snapshots: Insert
+
+
+@cache
+def statements(dialect: str) -> Statements:
+    """The statements for a backend ('sqlite' or 'postgresql')."""
+    if dialect not in _INSERTS:
+        raise ValueError(f"no upsert support for database backend {dialect!r}")
+    insert = _INSERTS[dialect]
+    bump = insert(_COUNTS)
+    return Statements(
+        record_signal=insert(_SIGNALS).on_conflict_do_nothing(
+            index_elements=["account", "cycle_id", "symbol", "strategy"]).returning(_SIGNALS.c.id),
+        mark_signal=(update(_SIGNALS)
+                     .where(_SIGNALS.c.id == bindparam("signal_id"), _SIGNALS.c.executed == false())
+                     .values(executed=True)
+                     .returning(_SIGNALS.c.account, _SIGNALS.c.strategy, _SIGNALS.c.signal)),
+        bump_count=bump.on_conflict_do_update(
+            index_elements=["account", "strategy", "signal", "executed"],
+            set_={"count": _COUNTS.c["count"] + bump.excluded["count"]}),
+        order_intent=insert(OrderModel.__table__).on_conflict_do_nothing(index_elements=["client_order_id"]),
+        deal=insert(DealModel.__table__).on_conflict_do_nothing(index_elements=["account", "ticket"]),
+        open_trade=insert(TradeModel.__table__).on_conflict_do_nothing(index_elements=["account", "ticket"]),
+        account_snapshot=insert(AccountSnapshotModel.__table__).on_conflict_do_nothing(
+            index_elements=["account", "time"]),
+        position_snapshots=insert(PositionSnapshotModel.__table__).on_conflict_do_nothing(
+            index_elements=["account", "time", "ticket"]),
+    )
