@@ -60,9 +60,11 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
         "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
         labels=["account", "strategy", "symbol"],
     )
+    # Per strategy, not per (strategy, symbol): x3 results made it the largest family (A*S*Y*3 series;
+    # exporter/cardinality.py), and the dashboards only ever sum it by account or by result.
     closed = CounterMetricFamily(
         "tradewatch_trades_closed", "Closed trades by result: win (net > 0), loss (< 0), breakeven (= 0).",
-        labels=["account", "strategy", "symbol", "result"],
+        labels=["account", "strategy", "result"],
     )
     win_ratio = GaugeMetricFamily(
         "tradewatch_win_ratio", "Winners / closed trades, per strategy.", labels=["account", "strategy"]
@@ -110,9 +112,10 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
         account = board.account
         for pair in board.pairs:
             profit.add_metric([account, pair.strategy, pair.symbol], float(pair.profit))
-            for result, count in (("win", pair.winners), ("loss", pair.losers), ("breakeven", pair.breakevens)):
-                closed.add_metric([account, pair.strategy, pair.symbol, result], count)
         for strategy in board.strategies:
+            for result, count in (("win", strategy.winners), ("loss", strategy.losers),
+                                  ("breakeven", strategy.breakevens)):
+                closed.add_metric([account, strategy.strategy, result], count)
             win_ratio.add_metric([account, strategy.strategy], strategy.win_ratio)
             factor = strategy.profit_factor
             if factor is not None:
