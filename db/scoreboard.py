@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, false, func, select, union
+from sqlalchemy import Connection, false, func, select, union, union_all
 from sqlalchemy.orm import aliased
 
 from db.database import Database
@@ -31,18 +31,34 @@ from db.reading import reading
 _R = trade_rollups.c  # the rollup columns, used in nearly every expression here
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Totals:
-    """All-time closed-trade totals of one strategy/symbol selection (ANY = '*' for all)."""
+    """All-time closed-trade totals of one strategy/symbol selection (ANY = '*' for all).
+
+    Amounts are kept in cents and turned into Decimals only when asked for: a fleet's scrape reads
+    thousands of these and shows most of them as one figure (not frozen for the same reason: a
+    frozen dataclass's __init__ costs three times as much)."""
 
     strategy: str
     symbol: str
     trades: int
     winners: int
     losers: int
-    profit: Decimal
-    gross_profit: Decimal
-    gross_loss: Decimal
+    profit_cents: int
+    win_cents: int
+    loss_cents: int  # <= 0
+
+    @property
+    def profit(self) -> Decimal:
+        return from_cents(self.profit_cents)
+
+    @property
+    def gross_profit(self) -> Decimal:
+        return from_cents(self.win_cents)
+
+    @property
+    def gross_loss(self) -> Decimal:
+        return from_cents(self.loss_cents)
 
     @property
     def breakevens(self) -> int:
@@ -55,9 +71,9 @@ class Totals:
     @property
     def profit_factor(self) -> float | None:
         """Gross profit over gross loss; +inf with wins and no losses, None with neither."""
-        if self.gross_loss:
-            return float(self.gross_profit / -self.gross_loss)
-        return float("inf") if self.gross_profit else None
+        if self.loss_cents:
+            return self.win_cents / -self.loss_cents  # int / int: the correctly rounded float
+        return float("inf") if self.win_cents else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +110,8 @@ def scoreboard(database: Database, today: date) -> list[AccountBoard]:
         _fill_totals(connection, boards)
         _fill_today(connection, boards, today)
         _fill_signals(connection, boards)
-        for board in boards.values():
-            board.snapshot = latest_snapshot(connection, board.account)
+        for account, snapshot in latest_snapshots(connection, list(boards)).items():
+            boards[account].snapshot = snapshot
     return [boards[account] for account in sorted(boards)]
 
 
@@ -140,52 +156,33 @@ def _snapshot_accounts(connection: Connection) -> set[str]:
 
 
 def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> None:
-    query = select(
-        _R.account,
-        _R.strategy,
-        _R.symbol,
-        _R.trades,
-        _R.winners,
-        _R.losers,
-        _R.profit_cents,
-        _R.win_cents,
+    """All-time rows: per (strategy, symbol) and per strategy in one query, the account's curve in another
+    (only 1 row in 45 needs the curve columns; each column read costs on every row of a fleet's scrape)."""
+    accounts = list(boards)
+    all_time = (_R.account.in_(accounts), _R.span == "all", _R.period_start == ALL_TIME)
+    totals = select(
+        _R.account, _R.strategy, _R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents,
         _R.loss_cents,
-        _R.end_cum_cents,
-        _R.end_peak_cents,
-        _R.max_drawdown_ratio,
-        _R.last_exit_time,
-    ).where(_R.account.in_(list(boards)), _R.span == "all", _R.period_start == ALL_TIME)
+    ).where(*all_time, _R.strategy != ANY).order_by(_R.account, _R.strategy, _R.symbol)
+    for account, strategy, symbol, trades, winners, losers, profit, wins, losses in connection.execute(totals):
+        board = boards[account]
+        line = Totals(strategy, symbol, trades, winners, losers, profit, wins, losses)
+        (board.strategies if symbol == ANY else board.pairs).append(line)
     bases = EquityBaseModel.__table__
     base_of = {
         account: cents(balance)
         for account, balance in connection.execute(
-            select(bases.c.account, bases.c.initial_balance).where(bases.c.account.in_(list(boards)))
+            select(bases.c.account, bases.c.initial_balance).where(bases.c.account.in_(accounts))
         )
     }
-    for row in connection.execute(query):
-        board = boards[row.account]
-        totals = Totals(
-            strategy=row.strategy,
-            symbol=row.symbol,
-            trades=row.trades,
-            winners=row.winners,
-            losers=row.losers,
-            profit=from_cents(row.profit_cents),
-            gross_profit=from_cents(row.win_cents),
-            gross_loss=from_cents(row.loss_cents),
-        )
-        if row.strategy != ANY and row.symbol != ANY:
-            board.pairs.append(totals)
-        elif row.strategy != ANY and row.symbol == ANY:
-            board.strategies.append(totals)
-        elif row.strategy == ANY and row.symbol == ANY:
-            current = row.end_peak_cents - row.end_cum_cents
-            board.drawdown_ratio = drawdown_ratio(current, row.end_peak_cents, base_of.get(row.account, 0))
-            board.max_drawdown_ratio = row.max_drawdown_ratio
-            board.last_trade_time = row.last_exit_time
-    for board in boards.values():
-        board.pairs.sort(key=lambda t: (t.strategy, t.symbol))
-        board.strategies.sort(key=lambda t: t.strategy)
+    curves = select(
+        _R.account, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_ratio, _R.last_exit_time
+    ).where(*all_time, _R.strategy == ANY, _R.symbol == ANY)
+    for account, end_cum, end_peak, max_ratio, last_exit in connection.execute(curves):
+        board = boards[account]
+        board.drawdown_ratio = drawdown_ratio(end_peak - end_cum, end_peak, base_of.get(account, 0))
+        board.max_drawdown_ratio = max_ratio
+        board.last_trade_time = last_exit
 
 
 def _fill_today(connection: Connection, boards: dict[str, AccountBoard], today: date) -> None:
@@ -208,13 +205,26 @@ def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> No
             boards[row.account].signals.append((row.strategy, row.signal, row.executed, row.count))
 
 
-def latest_snapshot(connection: Connection, account: str) -> LatestSnapshot | None:
-    snapshots = AccountSnapshotModel.__table__
-    row = connection.execute(
-        select(snapshots.c.time, snapshots.c.balance, snapshots.c.equity, snapshots.c.margin_level)
-        .where(snapshots.c.account == account)
-        .order_by(snapshots.c.time.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else LatestSnapshot(*row)
+SNAPSHOT_BATCH = 100  # accounts per statement: under SQLite's 500 terms of a compound SELECT
 
+
+def latest_snapshots(connection: Connection, accounts: list[str]) -> dict[str, LatestSnapshot]:
+    """The newest snapshot of each account that has one: one index probe per account, one round trip per
+    SNAPSHOT_BATCH accounts (a query per account made a 100-account scrape pay 100 round trips)."""
+    snapshots = AccountSnapshotModel.__table__
+    columns = (snapshots.c.account, snapshots.c.time, snapshots.c.balance, snapshots.c.equity,
+               snapshots.c.margin_level)
+    latest: dict[str, LatestSnapshot] = {}
+    for first in range(0, len(accounts), SNAPSHOT_BATCH):
+        # Each newest row in a subquery of its own: ORDER BY / LIMIT inside a UNION member is refused by SQLite.
+        parts = [
+            select(newest).select_from(newest)
+            for newest in (
+                select(*columns).where(snapshots.c.account == account).order_by(snapshots.c.time.desc()).limit(1)
+                .subquery() for account in accounts[first:first + SNAPSHOT_BATCH]
+            )
+        ]
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
+        for account, *values in connection.execute(query):
+            latest[account] = LatestSnapshot(*values)
+    return latest
