@@ -14,9 +14,12 @@ scrape go through generate_latest instead, so the output never differs
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 _LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -37,6 +40,54 @@ def render(registry: Collector) -> bytes:
         return generate_latest(_Collected(metrics))
 
 
+class Rows(Metric):
+    """A gauge or counter family kept as (label values, value) rows: what a fleet's trading figures are.
+
+    Why: prometheus_client's families build a Sample and a label dict per series (add_metric), which
+    render() then takes apart again; at thousands of series that was a third of the scrape.  `samples`
+    still gives real Samples (generate_latest, tests), built only when asked for."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str = "gauge") -> None:
+        if kind not in ("gauge", "counter") or not _LEGACY_NAME.match(name):
+            raise ValueError(f"Rows: {kind} {name!r} is not a legacy-named gauge or counter")
+        if not all(_LEGACY_LABEL.match(label) for label in labels):
+            raise ValueError(f"Rows: a label name of {name} is not in the legacy character set: {labels}")
+        # Metric.__init__ is not called: it would assign `samples`, a property here.
+        self.name, self.documentation, self.type, self.unit = name, documentation, kind, ""
+        self.labels = tuple(labels)
+        self.sample_name = name + "_total" if kind == "counter" else name
+        self.rows: list[tuple[tuple[str, ...], float]] = []
+
+    def add(self, values: Sequence[str], value: float) -> None:
+        self.rows.append((tuple(values), value))
+
+    @property
+    def samples(self) -> list[Sample]:  # type: ignore[override]
+        return [Sample(self.sample_name, dict(zip(self.labels, values, strict=True)), float(value))
+                for values, value in self.rows]
+
+
+def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
+    order = sorted(range(len(metric.labels)), key=lambda i: metric.labels[i])  # generate_latest sorts by name
+    keys = [metric.labels[i] for i in order]
+    name = metric.sample_name
+    for values, value in metric.rows:
+        if keys:
+            pairs = []
+            for key, i in zip(keys, order, strict=True):
+                text = escaped.get(values[i])
+                if text is None:
+                    text = escaped[values[i]] = _escape(values[i])
+                pairs.append(f'{key}="{text}"')
+            output.append(f"{name}{{{','.join(pairs)}}} {floatToGoString(value)}\n")
+        else:
+            output.append(f"{name} {floatToGoString(value)}\n")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
 def _render(metrics: list) -> bytes:
     output: list[str] = []
     escaped: dict[str, str] = {}
@@ -48,6 +99,9 @@ def _render(metrics: list) -> bytes:
         name = metric.name + "_total" if metric.type == "counter" else metric.name
         help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         output.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        if isinstance(metric, Rows):
+            _render_rows(metric, output, escaped)
+            continue
         created_name = metric.name + "_created"
         created: list[str] = []
         for sample in metric.samples:
@@ -68,7 +122,7 @@ def _render(metrics: list) -> bytes:
                     value = labels[key]
                     text = escaped.get(value)
                     if text is None:
-                        text = escaped[value] = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+                        text = escaped[value] = _escape(value)
                     pairs.append(f'{key}="{text}"')
                 line = f"{sample.name}{{{','.join(pairs)}}} {floatToGoString(sample.value)}\n"
             else:
