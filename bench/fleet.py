@@ -197,9 +197,12 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
     _say(f"load: {len(accounts) * TRADES:,} trades in {load_seconds:.0f} s (copies, close_trade at the first "
          f"stage and VACUUM included)")
     large = close_cost(database, probe, first_ticket=900_100_000, start=NOW + timedelta(days=1))
+    load_before = os.getloadavg()[0]
     results = timed(all_reads(database, accounts[len(accounts) // 2]))
     measured = scrape(database)
     _print(results)
+    _say(f"load average while timing: {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+         "(above the CPU count every figure is stretched by waiting for a CPU)")
     ratio = large[0] / small[0]
     _say(f"close_trade p50 / p95 ms: {small[0]:.2f} / {small[1]:.2f} at {first_stage * TRADES:,} trades, "
          f"{large[0]:.2f} / {large[1]:.2f} at {len(accounts) * TRADES:,}: ratio {ratio:.2f} "

@@ -58,8 +58,8 @@ class Rows(Metric):
         self.sample_name = name + "_total" if kind == "counter" else name
         self.rows: list[tuple[tuple[str, ...], float]] = []
 
-    def add(self, values: Sequence[str], value: float) -> None:
-        self.rows.append((tuple(values), value))
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.rows.append((values, value))
 
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]
@@ -69,19 +69,28 @@ class Rows(Metric):
 
 def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
     order = sorted(range(len(metric.labels)), key=lambda i: metric.labels[i])  # generate_latest sorts by name
-    keys = [metric.labels[i] for i in order]
     name = metric.sample_name
+    if not order:
+        output.extend(f"{name} {_number(value)}\n" for _, value in metric.rows)
+        return
+    # One format string per family: name{a="{}",b="{}"} {}  (braces of the text doubled)
+    template = name + "{{" + ",".join(f'{metric.labels[i]}="{{}}"' for i in order) + "}} {}\n"
+    fill = template.format
     for values, value in metric.rows:
-        if keys:
-            pairs = []
-            for key, i in zip(keys, order, strict=True):
-                text = escaped.get(values[i])
-                if text is None:
-                    text = escaped[values[i]] = _escape(values[i])
-                pairs.append(f'{key}="{text}"')
-            output.append(f"{name}{{{','.join(pairs)}}} {floatToGoString(value)}\n")
-        else:
-            output.append(f"{name} {floatToGoString(value)}\n")
+        texts = []
+        for i in order:
+            text = escaped.get(values[i])
+            if text is None:
+                text = escaped[values[i]] = _escape(values[i])
+            texts.append(text)
+        output.append(fill(*texts, _number(value)))
+
+
+def _number(value: float) -> str:
+    """floatToGoString, with the counts (small ints, most of a scrape) written directly: the same text."""
+    if type(value) is int and -10**15 < value < 1_000_000:  # below 1e6 Go writes no exponent
+        return f"{value}.0"
+    return floatToGoString(value)
 
 
 def _escape(value: str) -> str:
@@ -124,9 +133,9 @@ def _render(metrics: list) -> bytes:
                     if text is None:
                         text = escaped[value] = _escape(value)
                     pairs.append(f'{key}="{text}"')
-                line = f"{sample.name}{{{','.join(pairs)}}} {floatToGoString(sample.value)}\n"
+                line = f"{sample.name}{{{','.join(pairs)}}} {_number(sample.value)}\n"
             else:
-                line = f"{sample.name} {floatToGoString(sample.value)}\n"
+                line = f"{sample.name} {_number(sample.value)}\n"
             if sample.name == created_name:
                 created.append(line)
             elif sample.name in (metric.name + "_gsum", metric.name + "_gcount"):

@@ -112,33 +112,34 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
     for board in boards:
         account = board.account
         for pair in board.pairs:
-            profit.add([account, pair.strategy, pair.symbol], float(pair.profit))
+            # cents / 100 is the float of the exact Decimal amount (both are the correctly rounded c/100)
+            profit.add((account, pair.strategy, pair.symbol), pair.profit_cents / 100)
         for strategy in board.strategies:
             for result, count in (("win", strategy.winners), ("loss", strategy.losers),
                                   ("breakeven", strategy.breakevens)):
-                closed.add([account, strategy.strategy, result], count)
-            win_ratio.add([account, strategy.strategy], strategy.win_ratio)
+                closed.add((account, strategy.strategy, result), count)
+            win_ratio.add((account, strategy.strategy), strategy.win_ratio)
             factor = strategy.profit_factor
             if factor is not None:
-                profit_factor.add([account, strategy.strategy], factor)
+                profit_factor.add((account, strategy.strategy), factor)
         if board.drawdown_ratio is not None:
-            drawdown.add([account], board.drawdown_ratio)
+            drawdown.add((account,), board.drawdown_ratio)
         if board.max_drawdown_ratio is not None:
-            max_drawdown.add([account], board.max_drawdown_ratio)
-        daily.add([account], float(board.daily_profit))
+            max_drawdown.add((account,), board.max_drawdown_ratio)
+        daily.add((account,), float(board.daily_profit))
         if board.last_trade_time is not None:
-            last_trade.add([account], board.last_trade_time.timestamp())
+            last_trade.add((account,), board.last_trade_time.timestamp())
         snapshot = board.snapshot
         if snapshot is not None:
-            equity.add([account], float(snapshot.equity))
-            balance.add([account], float(snapshot.balance))
+            equity.add((account,), float(snapshot.equity))
+            balance.add((account,), float(snapshot.balance))
             if snapshot.margin_level is not None:
-                margin.add([account], float(snapshot.margin_level) / 100)
-            age.add([account], max(0.0, (now - snapshot.time).total_seconds()))
+                margin.add((account,), float(snapshot.margin_level) / 100)
+            age.add((account,), max(0.0, (now - snapshot.time).total_seconds()))
         for symbol, count in sorted(board.open_trades.items()):
-            open_trades.add([account, symbol], count)
+            open_trades.add((account, symbol), count)
         for strategy_name, signal, executed, count in board.signals:
-            signals.add([account, strategy_name, signal, "true" if executed else "false"], count)
+            signals.add((account, strategy_name, signal, "true" if executed else "false"), count)
     yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, equity, balance, margin,
                 age, last_trade, open_trades, signals)
 

@@ -24,12 +24,12 @@ class Families(Collector):
 def rows_families():
     gauge = Rows("tradewatch_test_gauge", "A gauge.\nWith \\ a second line.", labels=["symbol", "account"])
     for k, value in enumerate(HOSTILE):
-        gauge.add([value, str(k)], [0.1, -2, float("inf"), float("-inf"), 1e21, 123456789.0, 0][k % 7])
+        gauge.add((value, str(k)), [0.1, -2, float("inf"), float("-inf"), 1e21, 123456789.0, 0][k % 7])
     counter = Rows("tradewatch_test_things", "Things.", labels=["result"], kind="counter")
-    counter.add(["win"], 3)
-    counter.add(["loss"], 0)
+    for result, count in (("win", 3), ("loss", 0), ("big", 1_234_567), ("bigger", 10**17), ("minus", -999_999_999)):
+        counter.add((result,), count)
     bare = Rows("tradewatch_test_bare", "No labels.", labels=[])
-    bare.add([], 1.5)
+    bare.add((), 1.5)
     return [gauge, counter, bare, Rows("tradewatch_test_empty", "No rows.", labels=["account"])]
 
 
