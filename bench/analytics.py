@@ -5,7 +5,7 @@
 Each store is filled by `python -m db seed-demo`'s generator (several years, eight
 symbols, four strategies, two accounts), then every analytics query, a page of trades
 and signals, and a full exporter scrape (Flask test client, /metrics rendered) run
-REPEAT times after a warm-up.  PostgreSQL is a throwaway cluster (tests/pgcluster.py:
+REPEAT times after a warm-up.  PostgreSQL is a throwaway cluster (db/pgcluster.py:
 stock settings except fsync off and 32 MB shared buffers); SQLite a file in a temp dir.
 Also printed: what one close_trade costs on the full store (it updates the rollups in
 the same transaction).  Targets (issue "Trade analytics and the exporter service"):
@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from db import Database, Repository, TradeClose, TradeOpen, init_db
 from db.analytics import (
@@ -36,6 +35,7 @@ from db.analytics import (
     time_performance,
 )
 from db.browse import SignalQuery, TradeQuery, signals, trades
+from db.pgcluster import PgCluster
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
 
@@ -103,13 +103,14 @@ def measure(call: Callable[[], object]) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(round(0.95 * len(samples))) - 1)]
 
 
-def close_cost(database: Database, account: str) -> tuple[float, float]:
-    """(p50, p95) ms of close_trade on the full store, trades closing in order at its end."""
+def close_cost(database: Database, account: str, first_ticket: int = 900_000_000,
+               start: datetime = NOW) -> tuple[float, float]:
+    """(p50, p95) ms of close_trade on the full store, trades closing in order at its end (`start`)."""
     repo = Repository(database)
     samples = []
     for k in range(CLOSES):
-        ticket = 900_000_000 + k
-        moment = NOW + timedelta(minutes=k)
+        ticket = first_ticket + k
+        moment = start + timedelta(minutes=k)
         repo.open_trade(TradeOpen(account=account, ticket=ticket, symbol="EURUSD", direction="BUY",
                                   volume=Decimal("0.10"), entry_price=Decimal("1.1"), entry_time=moment,
                                   stop_loss=None, take_profit=None, strategy_name="carry", ml_confidence=None,
@@ -150,9 +151,6 @@ def _vacuum(database: Database) -> None:
 
 
 def main() -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from pgcluster import PgCluster  # a test helper, used only by the benchmarks
-
     _say(f"analytics at {TRADES:,} trades, {ACCOUNTS} accounts, {YEARS:g} years; {REPEAT} runs per query")
     results: dict[str, dict[str, tuple[float, float]]] = {}
     cluster = PgCluster(tempfile.mkdtemp(prefix="tradewatch-bench-analytics-pg-"))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, request
 from prometheus_client import Counter, Gauge
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -31,6 +31,7 @@ from db.reading import reading
 from exporter.alerts import BadPayload, sink
 from exporter.api import api
 from exporter.auth import bearer, token_matches
+from exporter.exposition import render
 from exporter.metrics import build_registry
 from exporter.params import BadParameter
 from exporter.render import json_response
@@ -93,7 +94,7 @@ def create_app(database: Database, clock: Callable[[], datetime] = utc_now, sink
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(render(registry), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,6 +23,7 @@ from db.database import Database
 from db.mt5board import Mt5Board
 from db.mt5report import Mt5Figures
 from db.scoreboard import AccountBoard, scoreboard
+from exporter.exposition import Rows
 
 log = logging.getLogger(__name__)
 
@@ -56,100 +57,104 @@ class TradingCollector(Collector):
 
 def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metric]:
     """The trading metric families for some account boards."""
-    profit = GaugeMetricFamily(
+    profit = Rows(
         "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
         labels=["account", "strategy", "symbol"],
     )
-    closed = CounterMetricFamily(
+    # Per strategy, not per (strategy, symbol): x3 results made it the largest family (A*S*Y*3 series;
+    # exporter/cardinality.py), and the dashboards only ever sum it by account or by result.
+    closed = Rows(
         "tradewatch_trades_closed", "Closed trades by result: win (net > 0), loss (< 0), breakeven (= 0).",
-        labels=["account", "strategy", "symbol", "result"],
+        labels=["account", "strategy", "result"], kind="counter",
     )
-    win_ratio = GaugeMetricFamily(
+    win_ratio = Rows(
         "tradewatch_win_ratio", "Winners / closed trades, per strategy.", labels=["account", "strategy"]
     )
-    profit_factor = GaugeMetricFamily(
+    profit_factor = Rows(
         "tradewatch_profit_factor", "Gross profit / gross loss of closed trades, per strategy (+Inf without losses).",
         labels=["account", "strategy"],
     )
-    drawdown = GaugeMetricFamily(
+    drawdown = Rows(
         "tradewatch_drawdown_ratio", "Current drawdown of the closed-trade equity curve, relative to its peak.",
         labels=["account"],
     )
-    max_drawdown = GaugeMetricFamily(
+    max_drawdown = Rows(
         "tradewatch_max_drawdown_ratio", "Deepest drawdown of the closed-trade equity curve, relative to its peak.",
         labels=["account"],
     )
-    daily = GaugeMetricFamily(
+    daily = Rows(
         "tradewatch_daily_profit",
         "Net profit of the trades closed on the current broker day (from the trade server's midnight; "
         "UTC midnight while the server's offset is unknown).", labels=["account"]
     )
-    stop_outs = CounterMetricFamily(
+    stop_outs = Rows(
         "tradewatch_stopped_out_trades", "Trades the broker closed by a stop-out (close reason stop_out).",
-        labels=["account"],
+        labels=["account"], kind="counter",
     )
-    equity = GaugeMetricFamily("tradewatch_snapshot_equity", "Equity of the newest account snapshot.", labels=["account"])
-    balance = GaugeMetricFamily(
+    equity = Rows("tradewatch_snapshot_equity", "Equity of the newest account snapshot.", labels=["account"])
+    balance = Rows(
         "tradewatch_snapshot_balance", "Balance of the newest account snapshot.", labels=["account"]
     )
-    margin = GaugeMetricFamily(
+    margin = Rows(
         "tradewatch_snapshot_margin_level_ratio", "Margin level of the newest snapshot (1 = 100 %).", labels=["account"]
     )
-    age = GaugeMetricFamily(
+    age = Rows(
         "tradewatch_snapshot_age_seconds", "Seconds since the newest account snapshot.", labels=["account"]
     )
-    last_trade = GaugeMetricFamily(
+    last_trade = Rows(
         "tradewatch_last_trade_timestamp_seconds", "Exit time of the newest closed trade (Unix seconds).",
         labels=["account"],
     )
-    open_trades = GaugeMetricFamily(
+    open_trades = Rows(
         "tradewatch_open_trades", "Trades open in the store, per symbol.", labels=["account", "symbol"]
     )
     # Two counters, not one gauge by `executed`: a signal moves from not executed to executed, so a
     # per-`executed` count can go down, which a `_total` series must never do. Both of these only grow.
-    signals = CounterMetricFamily(
+    signals = Rows(
         "tradewatch_signals_recorded", "Strategy signals stored (HOLD included).",
-        labels=["account", "strategy", "signal"],
+        labels=["account", "strategy", "signal"], kind="counter",
     )
-    executed_signals = CounterMetricFamily(
+    executed_signals = Rows(
         "tradewatch_signals_executed", "Strategy signals an order was filled for.",
-        labels=["account", "strategy", "signal"],
+        labels=["account", "strategy", "signal"], kind="counter",
     )
     for board in boards:
         account = board.account
         for pair in board.pairs:
-            profit.add_metric([account, pair.strategy, pair.symbol], float(pair.profit))
-            for result, count in (("win", pair.winners), ("loss", pair.losers), ("breakeven", pair.breakevens)):
-                closed.add_metric([account, pair.strategy, pair.symbol, result], count)
+            # cents / 100 is the float of the exact Decimal amount (both are the correctly rounded c/100)
+            profit.add((account, pair.strategy, pair.symbol), pair.profit_cents / 100)
         for strategy in board.strategies:
-            win_ratio.add_metric([account, strategy.strategy], strategy.win_ratio)
+            for result, count in (("win", strategy.winners), ("loss", strategy.losers),
+                                  ("breakeven", strategy.breakevens)):
+                closed.add((account, strategy.strategy, result), count)
+            win_ratio.add((account, strategy.strategy), strategy.win_ratio)
             factor = strategy.profit_factor
             if factor is not None:
-                profit_factor.add_metric([account, strategy.strategy], factor)
+                profit_factor.add((account, strategy.strategy), factor)
         if board.drawdown_ratio is not None:
-            drawdown.add_metric([account], board.drawdown_ratio)
+            drawdown.add((account,), board.drawdown_ratio)
         if board.max_drawdown_ratio is not None:
-            max_drawdown.add_metric([account], board.max_drawdown_ratio)
-        daily.add_metric([account], float(board.daily_profit))
-        stop_outs.add_metric([account], board.stop_outs)
+            max_drawdown.add((account,), board.max_drawdown_ratio)
+        daily.add((account,), float(board.daily_profit))
+        stop_outs.add((account,), board.stop_outs)
         if board.last_trade_time is not None:
-            last_trade.add_metric([account], board.last_trade_time.timestamp())
+            last_trade.add((account,), board.last_trade_time.timestamp())
         snapshot = board.snapshot
         if snapshot is not None:
-            equity.add_metric([account], float(snapshot.equity))
-            balance.add_metric([account], float(snapshot.balance))
+            equity.add((account,), float(snapshot.equity))
+            balance.add((account,), float(snapshot.balance))
             if snapshot.margin_level is not None:
-                margin.add_metric([account], float(snapshot.margin_level) / 100)
-            age.add_metric([account], max(0.0, (now - snapshot.time).total_seconds()))
+                margin.add((account,), float(snapshot.margin_level) / 100)
+            age.add((account,), max(0.0, (now - snapshot.time).total_seconds()))
         for symbol, count in sorted(board.open_trades.items()):
-            open_trades.add_metric([account, symbol], count)
+            open_trades.add((account, symbol), count)
         recorded: dict[tuple[str, str], int] = {}
         for strategy_name, signal, executed, count in board.signals:
             recorded[strategy_name, signal] = recorded.get((strategy_name, signal), 0) + count
             if executed:
-                executed_signals.add_metric([account, strategy_name, signal], count)
+                executed_signals.add((account, strategy_name, signal), count)
         for (strategy_name, signal), count in sorted(recorded.items()):
-            signals.add_metric([account, strategy_name, signal], count)
+            signals.add((account, strategy_name, signal), count)
     yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
                 margin, age, last_trade, open_trades, signals, executed_signals)
 

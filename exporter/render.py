@@ -26,10 +26,23 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # per type: its dataclass fields, or None (not one)
+_UNSEEN: Any = object()
+
+
 def plain(value: Any) -> Any:
     """A value as JSON-ready data."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    kind = type(value)
+    if kind in _AS_IS:  # most values of a page of trades: a fast path before the checks below
+        return value
+    names = _FIELD_NAMES.get(kind, _UNSEEN)
+    if names is _UNSEEN:  # fields() and is_dataclass() cost more than the values: once per type
+        names = _FIELD_NAMES[kind] = (
+            tuple(f.name for f in fields(value)) if is_dataclass(value) and not isinstance(value, type) else None
+        )
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):

@@ -133,6 +133,11 @@ def test_metrics_match_the_raw_rows(client, store):
         for (strategy, symbol), profits in by_pair.items():
             key = labels(account=account, strategy=strategy, symbol=symbol)
             assert samples[("tradewatch_realized_profit", key)] == pytest.approx(float(sum(profits)), abs=1e-9)
+        by_strategy = defaultdict(list)
+        for r in rows:
+            by_strategy[strategy_of(r)].append(r.profit)
+        for strategy, profits in by_strategy.items():  # closed trades are counted per strategy, not per pair
+            key = labels(account=account, strategy=strategy)
             for result, count in (("win", sum(p > 0 for p in profits)), ("loss", sum(p < 0 for p in profits)),
                                   ("breakeven", sum(p == 0 for p in profits))):
                 assert samples[("tradewatch_trades_closed_total", key | {("result", result)})] == count

@@ -1,0 +1,239 @@
+"""A fleet on one PostgreSQL: 10 M trades over 100 accounts, every read timed, the scrape's size counted.
+
+    python -m bench fleet        # BENCH_FLEET_ACCOUNTS=20 BENCH_FLEET_TRADES=20000 for a quicker look
+
+What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
+1. seeds one account with `python -m db seed-demo`'s generator (TRADES per account over five
+   years, four strategies, eight symbols, its rollups, snapshots, signals and daily rows);
+2. copies that account's rows to the next accounts inside the server (INSERT ... SELECT per
+   table), up to a tenth of the fleet: 1 M trades at the defaults.  Why copies: generating and
+   rolling up 10 M trades in Python takes 20 minutes; the copies have the sizes, indexes and
+   per-account shapes of independent accounts, which is what the reads and close_trade cost by;
+3. times close_trade (which updates the rollups in its transaction) on that store;
+4. copies on to the whole fleet (10 M trades), VACUUM (FREEZE, ANALYZE) like a store that
+   autovacuum has long kept, and times close_trade again: the ratio of the two is printed;
+5. times every analytics query (bench/analytics.py's list), every REST API endpoint and the
+   /metrics scrape, p50/p95 over REPEAT runs, and prints the scrape's bytes and series per family
+   against exporter/cardinality.py (100 accounts x 4 strategies x 8 symbols).
+
+Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
+close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
+Returns non-zero when one is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import String, column, func, insert, select, true, values
+
+from bench.analytics import NOW, _vacuum, close_cost, measure, queries
+from db import Database, init_db
+from db.models import Base, TradeModel
+from db.pgcluster import PgCluster
+from db.seed import demo_accounts, seed_demo
+from exporter.app import create_app
+from exporter.cardinality import FAMILIES, FleetShape, expected_series, family_of
+
+ACCOUNTS = int(os.environ.get("BENCH_FLEET_ACCOUNTS", "100"))
+TRADES = int(os.environ.get("BENCH_FLEET_TRADES", "100000"))  # per account
+YEARS = 5.0  # the span bench/analytics.py's date ranges are chosen for
+COPY_BATCH = 10  # accounts per INSERT ... SELECT (one progress line each)
+QUERY_TARGET_MS = 10.0
+SCRAPE_TARGET_MS = 50.0
+CLOSE_RATIO = 1.5  # "unchanged": within the noise of a shared 2-core machine
+SCRAPE = "exporter scrape /metrics (HTTP)"
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    size_bytes: int
+    series: dict[str, int]  # family (FAMILIES naming) -> samples
+
+
+def account_tables() -> list:
+    """Every table with an `account` column: what one account's history is made of."""
+    return [table for table in Base.metadata.sorted_tables if "account" in table.c]
+
+
+def copy_account(database: Database, template: str, targets: list[str]) -> int:
+    """Copy every row of `template` to each of `targets` (which must have none), in the server; trades copied."""
+    names = values(column("account", String), name="targets").data([(name,) for name in targets])
+    with database.engine.begin() as connection:
+        for table in account_tables():
+            columns = [c for c in table.c if c is not table.autoincrement_column]
+            chosen = [names.c.account if c.name == "account" else c for c in columns]
+            rows = select(*chosen).select_from(table.join(names, true())).where(table.c.account == template)
+            connection.execute(insert(table).from_select([c.name for c in columns], rows))
+        trades = TradeModel.__table__
+        return connection.execute(
+            select(func.count()).select_from(trades).where(trades.c.account.in_(targets))
+        ).scalar_one()
+
+
+def grow(database: Database, template: str, targets: list[str], say: Callable[[str], None]) -> float:
+    """Copy the template to `targets` in batches; seconds taken."""
+    started = time.perf_counter()
+    for first in range(0, len(targets), COPY_BATCH):
+        batch = targets[first:first + COPY_BATCH]
+        copied = copy_account(database, template, batch)
+        say(f"  copied to {batch[0]}..{batch[-1]}: {copied:,} trades ({time.perf_counter() - started:.0f} s)")
+    return time.perf_counter() - started
+
+
+def api_reads(database: Database, account: str) -> dict[str, Callable[[], object]]:
+    """Every REST read of exporter/api.py on one account, through the Flask test client."""
+    client = create_app(database, clock=lambda: NOW).test_client()
+    year = f"account={account}&from=2024-03-17&to=2025-03-16"
+    paths = {
+        "API accounts": "/api/v1/accounts",
+        "API strategies, all time": f"/api/v1/performance/strategies?account={account}",
+        "API symbols, 1 year": f"/api/v1/performance/symbols?{year}",
+        "API time by day, 1 year": f"/api/v1/performance/time?{year}&bucket=day",
+        "API correlation by symbol, 1 year": f"/api/v1/correlation?{year}&by=symbol",
+        "API drawdown, all time": f"/api/v1/drawdown?account={account}",
+        "API drawdown mt5, all time": f"/api/v1/drawdown?account={account}&convention=mt5",
+        "API report, 1 year": f"/api/v1/report?{year}",
+        "API report mt5, 1 year": f"/api/v1/report?{year}&convention=mt5",
+        "API daily summaries, 1 year": f"/api/v1/daily-summaries?{year}",
+        "API trades page (100), 1 year": f"/api/v1/trades?{year}&limit=100",
+        "API signals page (100)": f"/api/v1/signals?account={account}&limit=100",
+        "API execution, 1 year": f"/api/v1/execution?{year}",
+    }
+
+    def getter(path: str) -> Callable[[], object]:
+        def get() -> None:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise AssertionError(f"{path}: {response.status_code} {response.get_data(as_text=True)[:200]}")
+        return get
+
+    return {name: getter(path) for name, path in paths.items()}
+
+
+def all_reads(database: Database, account: str) -> dict[str, Callable[[], object]]:
+    return {**queries(database, account), **api_reads(database, account)}
+
+
+def scrape(database: Database) -> Scrape:
+    """One /metrics scrape: its size and the samples of each family."""
+    response = create_app(database, clock=lambda: NOW).test_client().get("/metrics")
+    body = response.get_data()
+    if response.status_code != 200:
+        raise AssertionError(f"/metrics answered {response.status_code}")
+    series: Counter[str] = Counter()
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            series[family_of(sample.name)] += 1
+    return Scrape(len(body), dict(series))
+
+
+def fleet_shape(accounts: int) -> FleetShape:
+    """The shape of a seeded fleet (db/seed.py): four strategies on eight symbols, three open trades on
+    three symbols, BUY/SELL signals executed or not and HOLD never executed, no broker deals."""
+    return FleetShape(accounts=accounts, strategies=4, symbols=8, open_symbols=3, signal_kinds=3, executed_kinds=2)
+
+
+def series_table(measured: Scrape, shape: FleetShape) -> list[str]:
+    expected = expected_series(shape)
+    lines = [f"{'family':<50}{'labels':<38}{'formula':<18}{'expected':>9}{'scraped':>9}"]
+    for family in FAMILIES:
+        got = measured.series.get(family.name, 0)
+        lines.append(f"{family.name:<50}{','.join(family.labels) or '-':<38}{family.formula:<18}"
+                     f"{expected[family.name]:>9}{got:>9}{'' if got == expected[family.name] else '  !'}")
+    unknown = sorted(set(measured.series) - set(expected))
+    lines += [f"{name:<50} not in exporter/cardinality.py: {measured.series[name]} series  !" for name in unknown]
+    lines.append(f"total: {sum(expected.values())} expected, {sum(measured.series.values())} scraped, "
+                 f"{measured.size_bytes:,} bytes")
+    return lines
+
+
+def timed(reads: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
+    return {name: measure(call) for name, call in reads.items()}
+
+
+def misses(results: dict[str, tuple[float, float]]) -> list[str]:
+    """Reads over their p95 target."""
+    return [name for name, (_, p95) in results.items()
+            if p95 > (SCRAPE_TARGET_MS if name == SCRAPE else QUERY_TARGET_MS)]
+
+
+def main() -> int:
+    accounts = demo_accounts(ACCOUNTS)
+    first_stage = max(1, ACCOUNTS // 10)
+    template, probe = accounts[0], accounts[min(1, ACCOUNTS - 1)]
+    _say(f"fleet: {ACCOUNTS} accounts x {TRADES:,} trades = {ACCOUNTS * TRADES:,} trades on PostgreSQL; "
+         f"close_trade at {first_stage * TRADES:,} and at {ACCOUNTS * TRADES:,}")
+    cluster = PgCluster(tempfile.mkdtemp(prefix="tradewatch-bench-fleet-pg-"))
+    try:
+        cluster.start()
+        database = init_db(cluster.create_database("bench_fleet"))
+        try:
+            return _run(database, accounts, first_stage, template, probe)
+        finally:
+            database.dispose()
+    finally:
+        cluster.destroy()
+
+
+def _run(database: Database, accounts: list[str], first_stage: int, template: str, probe: str) -> int:
+    load_started = time.perf_counter()
+    seed_demo(database, TRADES, 1, YEARS, now=NOW)
+    _say(f"seeded {template}: {TRADES:,} trades with rollups in {time.perf_counter() - load_started:.0f} s")
+    grow(database, template, accounts[1:first_stage], _say)
+    _vacuum(database)
+    small = close_cost(database, probe, first_ticket=900_000_000, start=NOW)
+    grow(database, template, accounts[first_stage:], _say)
+    _vacuum(database)
+    load_seconds = time.perf_counter() - load_started
+    _say(f"load: {len(accounts) * TRADES:,} trades in {load_seconds:.0f} s (copies, close_trade at the first "
+         f"stage and VACUUM included)")
+    large = close_cost(database, probe, first_ticket=900_100_000, start=NOW + timedelta(days=1))
+    load_before = os.getloadavg()[0]
+    results = timed(all_reads(database, accounts[len(accounts) // 2]))
+    measured = scrape(database)
+    _print(results)
+    _say(f"load average while timing: {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+         "(above the CPU count every figure is stretched by waiting for a CPU)")
+    ratio = large[0] / small[0]
+    _say(f"close_trade p50 / p95 ms: {small[0]:.2f} / {small[1]:.2f} at {first_stage * TRADES:,} trades, "
+         f"{large[0]:.2f} / {large[1]:.2f} at {len(accounts) * TRADES:,}: ratio {ratio:.2f} "
+         f"(target <= {CLOSE_RATIO:g})")
+    shape = fleet_shape(len(accounts))
+    _say(f"/metrics at {shape.accounts} accounts x {shape.strategies} strategies x {shape.symbols} symbols:")
+    _say("\n".join(series_table(measured, shape)))
+    failed = misses(results)
+    if ratio > CLOSE_RATIO:
+        failed.append("close_trade ratio")
+    if measured.series != {name: n for name, n in expected_series(shape).items() if n}:
+        failed.append("series count differs from exporter/cardinality.py")
+    _say("targets met" if not failed else "MISSED: " + "; ".join(failed))
+    return 1 if failed else 0
+
+
+def _print(results: dict[str, tuple[float, float]]) -> None:
+    width = max(len(name) for name in results) + 2
+    lines = [f"{'read':<{width}}{'p50 ms':>10}{'p95 ms':>10}  target"]
+    for name, (p50, p95) in results.items():
+        target = SCRAPE_TARGET_MS if name == SCRAPE else QUERY_TARGET_MS
+        lines.append(f"{name:<{width}}{p50:>10.2f}{p95:>10.2f}  <= {target:g}{'  MISSED' if p95 > target else ''}")
+    worst = max(results.items(), key=lambda item: item[1][1] if item[0] != SCRAPE else 0)
+    lines.append(f"worst query p95: {worst[0]} {worst[1][1]:.2f} ms; scrape p95 {results[SCRAPE][1]:.2f} ms")
+    _say("\n".join(lines))
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The /metrics text of a registry: byte for byte what prometheus_client's generate_latest writes.
+
+Why our own loop: prometheus_client 0.26 re-validates and re-escapes every label *name* of every
+sample (a regex and a per-character escape each time), about 20 us a sample.  A fleet's scrape
+has ~8 000 series (exporter/cardinality.py), which made that alone several times the 50 ms
+budget of a scrape.  Here a family's label names are checked once, label values are escaped
+once per distinct value (accounts, strategies and symbols repeat on every line), and the value
+uses the library's own float formatting.  Any family this loop does not handle (a name or label
+name outside the legacy character set, a timestamp, an exemplar, another type) makes the whole
+scrape go through generate_latest instead, so the output never differs
+(tests/test_exporter_exposition.py compares the two).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+_LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LEGACY_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_TYPES = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
+
+
+class _Fallback(Exception):
+    """A family this renderer does not reproduce exactly: use generate_latest."""
+
+
+def render(registry: Collector) -> bytes:
+    """The Prometheus text format (0.0.4) of everything `registry` collects."""
+    metrics = list(registry.collect())
+    try:
+        return _render(metrics)
+    except _Fallback:
+        return generate_latest(_Collected(metrics))
+
+
+class Rows(Metric):
+    """A gauge or counter family kept as (label values, value) rows: what a fleet's trading figures are.
+
+    Why: prometheus_client's families build a Sample and a label dict per series (add_metric), which
+    render() then takes apart again; at thousands of series that was a third of the scrape.  `samples`
+    still gives real Samples (generate_latest, tests), built only when asked for."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str = "gauge") -> None:
+        if kind not in ("gauge", "counter") or not _LEGACY_NAME.match(name):
+            raise ValueError(f"Rows: {kind} {name!r} is not a legacy-named gauge or counter")
+        if not all(_LEGACY_LABEL.match(label) for label in labels):
+            raise ValueError(f"Rows: a label name of {name} is not in the legacy character set: {labels}")
+        # Metric.__init__ is not called: it would assign `samples`, a property here.
+        self.name, self.documentation, self.type, self.unit = name, documentation, kind, ""
+        self.labels = tuple(labels)
+        self.sample_name = name + "_total" if kind == "counter" else name
+        self.rows: list[tuple[tuple[str, ...], float]] = []
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        self.rows.append((values, value))
+
+    @property
+    def samples(self) -> list[Sample]:  # type: ignore[override]
+        return [Sample(self.sample_name, dict(zip(self.labels, values, strict=True)), float(value))
+                for values, value in self.rows]
+
+
+def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
+    order = sorted(range(len(metric.labels)), key=lambda i: metric.labels[i])  # generate_latest sorts by name
+    name = metric.sample_name
+    if not order:
+        output.extend(f"{name} {_number(value)}\n" for _, value in metric.rows)
+        return
+    # One format string per family: name{a="{}",b="{}"} {}  (braces of the text doubled)
+    template = name + "{{" + ",".join(f'{metric.labels[i]}="{{}}"' for i in order) + "}} {}\n"
+    fill = template.format
+    for values, value in metric.rows:
+        texts = []
+        for i in order:
+            text = escaped.get(values[i])
+            if text is None:
+                text = escaped[values[i]] = _escape(values[i])
+            texts.append(text)
+        output.append(fill(*texts, _number(value)))
+
+
+def _number(value: float) -> str:
+    """floatToGoString, with the counts (small ints, most of a scrape) written directly: the same text."""
+    if type(value) is int and -10**15 < value < 1_000_000:  # below 1e6 Go writes no exponent
+        return f"{value}.0"
+    return floatToGoString(value)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _render(metrics: list) -> bytes:
+    output: list[str] = []
+    escaped: dict[str, str] = {}
+    checked: set[str] = set()
+    for metric in metrics:
+        kind = _TYPES.get(metric.type)
+        if kind is None:
+            raise _Fallback
+        name = metric.name + "_total" if metric.type == "counter" else metric.name
+        help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        output.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        if isinstance(metric, Rows):
+            _render_rows(metric, output, escaped)
+            continue
+        created_name = metric.name + "_created"
+        created: list[str] = []
+        for sample in metric.samples:
+            if sample.timestamp is not None or sample.exemplar is not None or sample.native_histogram is not None:
+                raise _Fallback
+            if sample.name not in checked:
+                if not _LEGACY_NAME.match(sample.name):
+                    raise _Fallback
+                checked.add(sample.name)
+            labels = sample.labels
+            if labels:
+                pairs = []
+                for key in sorted(labels):
+                    if key not in checked:
+                        if not _LEGACY_LABEL.match(key):
+                            raise _Fallback
+                        checked.add(key)
+                    value = labels[key]
+                    text = escaped.get(value)
+                    if text is None:
+                        text = escaped[value] = _escape(value)
+                    pairs.append(f'{key}="{text}"')
+                line = f"{sample.name}{{{','.join(pairs)}}} {_number(sample.value)}\n"
+            else:
+                line = f"{sample.name} {_number(sample.value)}\n"
+            if sample.name == created_name:
+                created.append(line)
+            elif sample.name in (metric.name + "_gsum", metric.name + "_gcount"):
+                raise _Fallback
+            else:
+                output.append(line)
+        if created:
+            output.append(f"# HELP {created_name} {help_text}\n# TYPE {created_name} gauge\n")
+            output.extend(created)
+    return "".join(output).encode("utf-8")
+
+
+class _Collected(Collector):
+    """Families already collected, handed to generate_latest without collecting (reading the store) twice."""
+
+    def __init__(self, metrics: list) -> None:
+        self._metrics = metrics
+
+    def collect(self):
+        return iter(self._metrics)

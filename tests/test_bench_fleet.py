@@ -1,0 +1,115 @@
+"""The fleet benchmark's measuring code on a fleet of three (bench/fleet.py; the 100-account run is `make bench`).
+
+What must hold for its figures to mean anything: the copied accounts are whole accounts (every
+table, the same analytics as the seeded one), every read it times answers, and the series count
+of exporter/cardinality.py is what /metrics really shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from bench.analytics import NOW
+from bench.fleet import account_tables, all_reads, copy_account, fleet_shape, misses, scrape, series_table
+from db import init_db
+from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
+from db.bulk import bulk_insert
+from db.models import AccountSnapshotModel
+from db.seed import demo_accounts, seed_demo
+from exporter.app import create_app
+from exporter.cardinality import FAMILIES, FleetShape, expected_series
+
+TRADES = 2_000  # per account: enough for every (strategy, symbol) pair and every signal kind to occur
+
+
+@pytest.fixture(scope="module")
+def fleet(pg_cluster):
+    """Three accounts on PostgreSQL: one seeded, two copied from it in the server."""
+    database = init_db(pg_cluster.create_database("bench_fleet_test"))
+    accounts = demo_accounts(3)
+    seed_demo(database, TRADES, 1, 5.0, now=NOW)
+    copied = copy_account(database, accounts[0], accounts[1:])
+    yield database, accounts, copied
+    database.dispose()
+
+
+def rows_per_account(database, table) -> Counter:
+    with database.engine.connect() as connection:
+        return Counter(dict(connection.execute(select(table.c.account, func.count()).group_by(table.c.account)).all()))
+
+
+def test_copies_are_whole_accounts(fleet):
+    database, accounts, copied = fleet
+    assert copied == 2 * (TRADES + 3)  # closed and open trades of both copies
+    filled = 0
+    for table in account_tables():
+        counts = rows_per_account(database, table)
+        assert {counts[account] for account in accounts} == {counts[accounts[0]]}, table.name
+        filled += counts[accounts[0]] > 0
+    assert filled >= 7  # trades, rollups, bases, snapshots, signals, their counts, daily rows
+    original, copy = Selection(accounts[0]), Selection(accounts[2])
+    year = dict(start=date(2024, 3, 17), end=date(2025, 3, 16))
+    assert strategy_performance(database, copy) == strategy_performance(database, original)
+    assert symbol_performance(database, Selection(accounts[2], **year)) == symbol_performance(
+        database, Selection(accounts[0], **year))
+    assert time_performance(database, copy, "month") == time_performance(database, original, "month")
+    assert drawdown(database, copy) == drawdown(database, original)
+    assert sum(line.trades for line in strategy_performance(database, copy)) == TRADES
+
+
+def test_every_timed_read_answers(fleet):
+    database, accounts, _ = fleet
+    reads = all_reads(database, accounts[1])
+    assert len(reads) >= 30 and any(name.startswith("API ") for name in reads)
+    for call in reads.values():
+        call()  # a non-200 raises, naming the path
+    assert misses({"a query": (1.0, 10.5), "exporter scrape /metrics (HTTP)": (1.0, 49.0)}) == ["a query"]
+
+
+def test_series_count_formulas_match_the_scrape(fleet):
+    database, accounts, _ = fleet
+    measured = scrape(database)
+    shape = fleet_shape(len(accounts))
+    expected = expected_series(shape)
+    assert measured.series == {name: count for name, count in expected.items() if count}
+    assert sum(measured.series.values()) == 3 * (4 * 8 + 4 * 3 + 4 * 2 + 9 + 3 + 4 * 3 + 4 * 2) + 7
+    assert not any(line.endswith("!") for line in series_table(measured, shape))
+    # the formulas scale: a fourth of the accounts, a fourth of every per-account family
+    quarter = expected_series(FleetShape(accounts=12, strategies=4, symbols=8, open_symbols=3, signal_kinds=3, executed_kinds=2))
+    tenfold = expected_series(FleetShape(accounts=120, strategies=4, symbols=8, open_symbols=3, signal_kinds=3, executed_kinds=2))
+    for family in FAMILIES:
+        if "account" in family.labels:
+            assert tenfold[family.name] == 10 * quarter[family.name], family.name
+
+
+def test_the_newest_snapshot_of_each_account_is_scraped(pg_cluster):
+    """db.scoreboard reads every account's newest snapshot in one LATERAL statement on PostgreSQL."""
+    database = init_db(pg_cluster.create_database("bench_fleet_snapshots"))
+    try:
+        accounts = demo_accounts(3)
+        seed_demo(database, 200, 1, 1.0, now=NOW)
+        copy_account(database, accounts[0], accounts[1:])
+        newer = {"account": accounts[1], "time": NOW + timedelta(minutes=1), "balance": Decimal("123456.78"),
+                 "equity": Decimal("123400.00"), "profit": Decimal(0), "margin": Decimal(0),
+                 "free_margin": Decimal("123400.00"), "margin_level": None, "open_positions": 0}
+        older = {**newer, "account": accounts[2], "time": NOW - timedelta(days=400), "balance": Decimal("1.00")}
+        with database.engine.begin() as connection:
+            bulk_insert(connection, AccountSnapshotModel.__table__, [newer, older])
+        body = create_app(database, clock=lambda: NOW).test_client().get("/metrics").get_data(as_text=True)
+        balances = {sample.labels["account"]: sample.value
+                    for family in text_string_to_metric_families(body)
+                    if family.name == "tradewatch_snapshot_balance" for sample in family.samples}
+        table = AccountSnapshotModel.__table__
+        with database.engine.connect() as connection:
+            seeded = connection.execute(
+                select(table.c.balance).where(table.c.account == accounts[0]).order_by(table.c.time.desc()).limit(1)
+            ).scalar_one()
+        assert balances == {accounts[0]: float(seeded), accounts[1]: 123456.78, accounts[2]: float(seeded)}
+    finally:
+        database.dispose()
