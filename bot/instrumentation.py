@@ -179,8 +179,8 @@ class Instrumentation(EngineObserver):
     def symbol_skipped(self, symbol: str, reason: str) -> None:
         self.metrics.count_symbol_skipped(symbol, reason)
 
-    def new_orders_halted(self, reason: str | None) -> None:
-        self.metrics.set_new_orders_halted(reason)
+    def new_orders_halted(self, reason: str | None, source: str = "equity") -> None:
+        self.metrics.set_new_orders_halted(reason, source)
 
     def strategy_failed(self, strategy: str, reason: str) -> None:
         if self.strategy_metrics is not None:  # set by the app (bot.telemetry.strategy_metrics)

@@ -119,7 +119,7 @@ class Observer:
     def prop_rules(self, statuses):
         self.rules.append(statuses)
 
-    def new_orders_halted(self, reason):
+    def new_orders_halted(self, reason, source):
         self.halts.append(reason)
 
 
@@ -183,7 +183,7 @@ def test_a_breached_rule_keeps_a_trading_bot_from_opening(tmp_path):
         def __init__(self):
             self.halts, self.rules, self.signals = [], [], 0
 
-        def new_orders_halted(self, reason):
+        def new_orders_halted(self, reason, source):
             self.halts.append(reason)
 
         def prop_rules(self, statuses):

@@ -334,3 +334,23 @@ def test_liveness_tracker_uses_three_wall_clock_intervals():
     assert tracker.alive() and tracker.check()[0]
     with pytest.raises(ValueError, match="cycle_seconds"):
         LivenessTracker(0)
+
+
+def test_two_sources_halting_new_orders_are_kept_apart():
+    """The equity guard lifting its halt must not hide the prop rules' halt, which still holds."""
+    metrics = BotMetrics(ACCOUNT)
+
+    def halted(reason):
+        return metrics.registry.get_sample_value("tradewatch_new_orders_halted",
+                                                 {"account": ACCOUNT, "reason": reason})
+
+    metrics.set_new_orders_halted("equity_implausible", "equity")
+    metrics.set_new_orders_halted("prop_rule", "prop_rules")
+    assert (halted("equity_implausible"), halted("prop_rule")) == (1, 1)
+    metrics.set_new_orders_halted(None, "equity")
+    assert (halted("equity_implausible"), halted("prop_rule")) == (0, 1)
+    metrics.set_new_orders_halted("equity_unconfirmed", "equity")
+    assert (halted("equity_implausible"), halted("equity_unconfirmed"), halted("prop_rule")) == (0, 1, 1)
+    metrics.set_new_orders_halted(None, "prop_rules")
+    metrics.set_new_orders_halted(None, "equity")
+    assert (halted("equity_implausible"), halted("equity_unconfirmed"), halted("prop_rule")) == (0, 0, 0)

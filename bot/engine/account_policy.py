@@ -52,7 +52,7 @@ class AccountPolicy:
         halted = self.prop.halt is not None
         if halted != self._halted:
             self._halted = halted
-            engine.observer.new_orders_halted(HALT_REASON if halted else None)
+            engine.observer.new_orders_halted(HALT_REASON if halted else None, "prop_rules")
         return None if halted else account
 
     def watch(self, account: Any, engine: Any, now: datetime) -> None:

@@ -58,7 +58,7 @@ class EquityGuard:
                 log.warning("new orders halted (%s): exits go on", refusal,
                             extra={"reason": refusal, "equity": str(account.equity) if account else None,
                                    "reference_equity": str(self.reference)})
-            observer.new_orders_halted(refusal)
+            observer.new_orders_halted(refusal, "equity")
         return None if refusal else account
 
     def snapshot_account(self, gateway: Gateway) -> AccountState | None:

@@ -44,8 +44,10 @@ class EngineObserver:
     def symbol_skipped(self, symbol: str, reason: str) -> None:
         """A symbol sat out this cycle: its quote, bars or positions were refused."""
 
-    def new_orders_halted(self, reason: str | None) -> None:
-        """Sizing refuses the account state (reason), or accepts it again (None)."""
+    def new_orders_halted(self, reason: str | None, source: str = "equity") -> None:
+        """A source of new-order halts (the equity guard, the prop rules) halts them (reason) or no longer (None).
+
+        Per source, because two can halt at once: one lifting its halt must not hide the other's."""
 
     def order_skipped(self, symbol: str, strategy: str, reason: str) -> None:
         """A decided order could not be expressed on the symbol's grid and was not sent."""

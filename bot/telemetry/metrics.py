@@ -186,6 +186,7 @@ class BotMetrics:
         self._margin_level = self.account_margin_level.labels(self.account)
         self._circuit_states: dict[str, str] = {}
         self._halt_reasons: set[str] = set()
+        self._halts: dict[str, str] = {}  # source -> the reason it halts new orders for now
 
     # -- cycle ---------------------------------------------------------------------------
 
@@ -319,14 +320,22 @@ class BotMetrics:
             if st.progress is not None:
                 self.rule_target_progress.labels(self.account, rule).set(float(st.progress))
 
-    def set_new_orders_halted(self, reason: str | None) -> None:
-        """1 for the current reason, 0 for every reason seen before (None: nothing halts new orders)."""
+    def set_new_orders_halted(self, reason: str | None, source: str = "equity") -> None:
+        """1 for every reason a source halts new orders for now, 0 for every reason seen before.
+
+        Kept per source (equity guard, prop rules): both can halt at once, and one lifting its halt
+        must leave the other's series at 1."""
         with self._lock:
-            if reason is not None:
-                self._halt_reasons.add(_label("reason", reason))
+            if reason is None:
+                self._halts.pop(source, None)
+            else:
+                self._halts[source] = _label("reason", reason)
+                self._halt_reasons.add(self._halts[source])
+            active = set(self._halts.values())
             reasons = sorted(self._halt_reasons)
         for name in reasons:
-            self.new_orders_halted.labels(self.account, name).set(1 if name == reason else 0)
+            self.new_orders_halted.labels(self.account, name).set(1 if name in active else 0)
+
     def set_broker_clock_offset(self, seconds: float | None) -> None:
         self.broker_clock_offset.labels(self.account).set(math.nan if seconds is None else _number("offset", seconds))
 
