@@ -20,6 +20,7 @@ from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord
 from ..config import ConfigError, Settings
 from ..gateway import AccountState, Gateway, GatewayError, NotExpressible, Position, Quote, SymbolSpec
 from ..gateway.errors import BadBrokerData
+from ..gateway.freeze import check_close as check_not_frozen
 from ..resilience.order_flow import Freshness, OrderFlow
 from ..resilience.order_queue import OrderQueue, QueuedOrder
 from ..resilience.supervisor import ConnectionSupervisor
@@ -377,6 +378,11 @@ class Engine:
             acted = False
             for position in self._strategy_positions(positions, spec.name, strategy.name):
                 if position.direction != signal.action:
+                    try:  # SL/TP inside the freeze level: 10029 if sent; skipped, decided again next cycle
+                        check_not_frozen(spec, position, quote)
+                    except NotExpressible as exc:
+                        self._skip(spec.name, strategy.name, exc)
+                        continue
                     acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
                                         side=signal.action, purpose="close", volume=position.volume,
                                         price=quote.ask if signal.action == BUY else quote.bid,
