@@ -25,6 +25,7 @@ AVOIDABLE = {
     mt5.TRADE_RETCODE_INVALID_FILL: "filling mode",
     mt5.TRADE_RETCODE_INVALID_STOPS: "stops",
     mt5.TRADE_RETCODE_INVALID_VOLUME: "volume",
+    mt5.TRADE_RETCODE_FROZEN: "freeze level",  # SL/TP within trade_freeze_level: bot.gateway.freeze
 }
 RETCODE_NAMES = {v: k.removeprefix("TRADE_RETCODE_") for k, v in vars(mt5).items()
                  if k.startswith("TRADE_RETCODE_") and isinstance(v, int)}
@@ -275,7 +276,7 @@ class ProfileFigures:
         out = [f"profile {self.profile}: {self.cycles} cycles in {self.wall_seconds:.1f} s",
                f"  orders sent: {sum(self.sent.values())} ({sent})",
                f"  refused by the broker: {sum(self.refused.values())}" + (f" ({refused})" if refused else ""),
-               f"  avoidable refusals (filling mode, stops, volume): {self.avoidable}",
+               f"  avoidable refusals ({', '.join(AVOIDABLE.values())}): {self.avoidable}",
                f"  largest stored time vs true UTC: {gap:.3f} s ({column}; {len(self.offsets)} columns checked)",
                f"  trades vs the broker's positions history: {self.positions_compared} closed positions, "
                f"{len(self.mismatches)} differ"]

@@ -2,7 +2,7 @@
 
 Every row names the trading `account` (the MT5 login) so one database can
 serve several accounts.  Money columns are NUMERIC(18, 2), prices
-NUMERIC(18, 6), volumes NUMERIC(12, 2), timestamps aware UTC; see `db.types`.
+NUMERIC(18, 6), volumes NUMERIC(18, 8), timestamps aware UTC; see `db.types`.
 Constraint names follow `NAMING_CONVENTION` so migrations can name them too.
 """
 

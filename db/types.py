@@ -81,7 +81,8 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         amount = self.quantize(value)
-        if dialect.name == "sqlite" and len(amount.as_tuple().digits) > SQLITE_EXACT_DIGITS:
+        # Significant digits only: trailing zeros of the scale cost a float nothing (1E+8 is exact).
+        if dialect.name == "sqlite" and len(amount.normalize().as_tuple().digits) > SQLITE_EXACT_DIGITS:
             raise ValueError(
                 f"{amount} has more than {SQLITE_EXACT_DIGITS} digits: SQLite cannot store it exactly"
             )
@@ -102,9 +103,36 @@ def cash_type() -> Money:
     return Money(18, 2)
 
 
+class Volume(Money):
+    """Lots, exact to any MT5 volume step (0.001, 0.0001 ...), shown with the decimals they have.
+
+    Stored to 8 decimals so a 0.579-lot trade stays 0.579 (NUMERIC(12, 2) kept 0.58, and 0.002
+    became 0.00); read back with trailing zeros dropped down to two decimals, so the 0.10 lots of a
+    0.01-step symbol still read "0.10" in the API and exports, and 0.579 reads "0.579", not "0.57900000".
+    """
+
+    cache_ok = True
+
+    def quantize(self, value: Decimal | int) -> Decimal:
+        return shown(super().quantize(value))
+
+    def process_result_value(self, value: Decimal | None, dialect: Dialect) -> Decimal | None:
+        stored = super().process_result_value(value, dialect)
+        return None if stored is None else shown(stored)
+
+
+def shown(lots: Decimal) -> Decimal:
+    """`lots` with trailing zeros dropped, but at least two decimals (equal as a number)."""
+    exponent = min(lots.normalize().as_tuple().exponent, -VOLUME_MIN_DECIMALS)
+    return lots.quantize(Decimal(1).scaleb(exponent))
+
+
+VOLUME_MIN_DECIMALS = 2
+
+
 def volume_type() -> Money:
-    """Volumes in lots: NUMERIC(12, 2)."""
-    return Money(12, 2)
+    """Volumes in lots: NUMERIC(18, 8) (revision 0008; was NUMERIC(12, 2))."""
+    return Volume(18, 8)
 
 
 def points_type() -> Money:

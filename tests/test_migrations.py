@@ -4,16 +4,19 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect, text
+from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db import Database, init_db, migrate
 from db.models import Base
+from db.types import Money
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = {
@@ -33,7 +36,7 @@ TABLES = {
     "operator_actions",
     "broker_offsets",
 }
-HEAD = "0007"
+HEAD = "0008"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
@@ -167,6 +170,44 @@ def test_0007_keeps_existing_rows_refuses_unknown_close_reasons_and_downgrades(e
     migrate.downgrade(engine, "0006")
     assert "broker_offsets" not in inspect(engine).get_table_names()
     assert "close_reason" not in {c["name"] for c in inspect(engine).get_columns("trades")}
+    migrate.upgrade(engine)
+    assert drift(empty_db) == []
+
+
+def test_0008_keeps_stored_volumes_and_stores_fine_volume_steps_exactly(empty_db):
+    """Volumes stored under 0007 (two decimals) keep their values; after 0008 a 0.579 / 0.002 lot
+    volume (a 0.001 volume step) goes in and comes back exactly through the models, as a Decimal
+    showing its own decimals (0.10 stays "0.10"); downgrade goes back to two decimals."""
+    engine = empty_db.engine
+    migrate.upgrade(engine, "0007")
+    with engine.begin() as connection:
+        connection.execute(text(TRADE), {"ticket": 1, "direction": "BUY", "closed": False})  # 0.1 lots
+        connection.execute(text(DEAL), {"ticket": 1})
+        connection.execute(text(ORDER), {"cid": "a", "signal_id": None, "status": "pending"})
+        connection.execute(text("UPDATE orders SET fill_volume = 0.1"))
+    migrate.upgrade(engine)
+    assert drift(empty_db) == []
+    trades = Base.metadata.tables["trades"]
+    volumes = [Base.metadata.tables[name].c[column] for name, column in
+               (("orders", "volume"), ("orders", "fill_volume"), ("deals", "volume"), ("trades", "volume"))]
+    with engine.begin() as connection:
+        for column in volumes:
+            assert str(connection.execute(select(column)).scalar_one()) == "0.10", column
+        for ticket, lots in ((2, "0.579"), (3, "0.002"), (4, "123456.12345678")):
+            connection.execute(insert(trades).values(
+                account="1", ticket=ticket, symbol="EURUSD", direction="BUY", volume=Decimal(lots),
+                entry_price=Decimal("1.1"), entry_time=datetime(2025, 1, 1, tzinfo=UTC), is_closed=False, magic=1))
+    with engine.connect() as connection:
+        stored = connection.execute(select(trades.c.ticket, trades.c.volume).order_by(trades.c.ticket)).all()
+    assert [(ticket, str(volume)) for ticket, volume in stored] == [
+        (1, "0.10"), (2, "0.579"), (3, "0.002"), (4, "123456.12345678")]
+    assert all(isinstance(volume, Decimal) for _, volume in stored)
+    migrate.downgrade(engine, "0007")
+    # Narrowed again: read as 0007's NUMERIC(12, 2) reads it (PostgreSQL rounds the stored value;
+    # SQLite keeps the REAL and the column type rounds it on the way out).
+    narrow = text("SELECT volume FROM trades WHERE ticket = 2").columns(volume=Money(12, 2))
+    with engine.connect() as connection:
+        assert connection.execute(narrow).scalar_one() == Decimal("0.58")
     migrate.upgrade(engine)
     assert drift(empty_db) == []
 

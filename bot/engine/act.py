@@ -17,6 +17,7 @@ from decimal import Decimal
 from db import SignalRecord
 
 from ..gateway import NotExpressible, Position
+from ..gateway.freeze import check_close as check_not_frozen
 from ..resilience.order_queue import QueuedOrder
 from ..telemetry.context import correlation_context, new_correlation_id
 from .execution import decision as decision_stamp
@@ -67,6 +68,11 @@ class ActStep:
             acted = False
             for position in self.ownership.of(positions, spec.name, strategy.name):
                 if position.direction != signal.action:
+                    try:  # SL/TP inside the freeze level: 10029 if sent; skipped, decided again next cycle
+                        check_not_frozen(spec, position, quote)
+                    except NotExpressible as exc:
+                        self._skip(spec.name, strategy.name, exc)
+                        continue
                     acted |= self._send(report, now, correlation_id, signal_id, spec.name, strategy.name,
                                         side=signal.action, purpose="close", volume=position.volume,
                                         price=quote.ask if signal.action == BUY else quote.bid,

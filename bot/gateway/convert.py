@@ -108,6 +108,7 @@ def symbol_spec(name: str, info: dict) -> SymbolSpec:
         exemode=int(info.get("trade_exemode", mt5.SYMBOL_TRADE_EXECUTION_MARKET)),
         filling_bits=int(info.get("filling_mode", 0)),
         visible=bool(info.get("visible", True)),
+        freeze_level=int(info.get("trade_freeze_level", 0)),
     )
 
 

@@ -161,6 +161,7 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
         Field("volume_max", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT),
         Field("volume_step", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT),
         Field("trade_stops_level", INT, sign=NON_NEGATIVE, limit=1e9, optional=True),
+        Field("trade_freeze_level", INT, sign=NON_NEGATIVE, limit=1e9, optional=True),
         Field("currency_profit", TEXT, max_len=16, optional=True),
     ), (("range", "volume_max", lambda r: r["volume_max"] >= r["volume_min"]),)),
     "order_result": ((

@@ -30,6 +30,8 @@ class SymbolSpec:
     filling_bits: int = 3
     #: In Market Watch (symbol_info().visible): quotes flow only for selected symbols.
     visible: bool = True
+    #: trade_freeze_level: no close or change of a position with SL/TP this many points from the market.
+    freeze_level: int = 0
 
 
 @dataclass(frozen=True)
