@@ -142,3 +142,41 @@ def test_on_request_exotic_stored_volumes_are_the_brokers_to_the_thousandth_lot(
     volumes = [trade["volume"] for trade in run.record().stored_trades]
     fine = [v for v in volumes if v != v.quantize(Decimal("0.01"))]
     assert fine and all(v.as_tuple().exponent == -3 for v in fine), volumes  # 0.579, not 0.58 nor 0.57900000
+
+
+class _ReplayHarness:
+    """Just enough of an engine for ReplayStep._replay: the judge it hands the order flow is the subject."""
+
+    def __init__(self, positions, quote):
+        from bot.engine.replay import ReplayStep
+        self._replay = ReplayStep._replay.__get__(self)
+        self.order_queue = SimpleNamespace(depth=1, in_state=lambda state: [])
+        self.specs = {"EURUSDi": spec()}
+        self.gateway = SimpleNamespace(quote=lambda symbol: quote)
+        self._our_positions = lambda: positions
+        self.verdicts = []
+        self.flow = SimpleNamespace(replay=lambda now, judge, at_broker, on_sent: self.verdicts.append(judge))
+
+
+def _queued_close(position_ticket: int, price: Decimal):
+    from bot.resilience.order_queue import QueuedOrder
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    return QueuedOrder(client_order_id="c1", account="1", correlation_id="x", signal_id=None, symbol="EURUSDi",
+                       strategy="s", side="BUY", purpose="close", volume=Decimal("0.579"), price=price, sl=None,
+                       tp=None, position_ticket=position_ticket, deviation_points=20, max_deviation=Decimal("0.001"),
+                       decided_at=when, expires_at=when)
+
+
+def test_a_queued_close_replayed_inside_the_freeze_level_expires_unsent():
+    """A close queued while the terminal was away is judged again at replay: frozen, it is never sent."""
+    quote = Quote("EURUSDi", datetime(2025, 1, 1, tzinfo=UTC), BID * POINT, ASK * POINT)
+    frozen = position("SELL", ASK + 7, None)  # SL 7 points from the Ask, freeze level 15
+    free = position("SELL", ASK + 40, None)
+    for held, expected in ((frozen, (None, "freeze_level")), (free, (ASK * POINT, None))):
+        harness = _ReplayHarness([held], quote)
+        harness._replay(datetime(2025, 1, 1, tzinfo=UTC), report=None)
+        (judge,) = harness.verdicts
+        assert judge(_queued_close(held.ticket, ASK * POINT)) == expected
+    harness = _ReplayHarness([], quote)  # the position is gone: nothing to close
+    harness._replay(datetime(2025, 1, 1, tzinfo=UTC), report=None)
+    assert harness.verdicts[0](_queued_close(7, ASK * POINT)) == (None, "position_closed")

@@ -20,7 +20,7 @@ EXPECTED_ALERTS = {
 }
 EXPECTED_ALERTS |= {"AlertSinkDisabled", "ExporterUnauthorizedRequests"}  # issue 13: rules/security.yml
 EXPECTED_ALERTS |= {"BrokerClockOffsetOddStep", "BrokerClockUnknown", "OrdersSkippedNotExpressible",
-                    "OrdersHaltedTradingDisabled"}  # issue 12: rules/broker-clock.yml
+                    "OrdersHaltedTradingDisabled", "CloseFrozenLasting"}  # issue 12: rules/broker-clock.yml
 THRESHOLD = re.compile(r"tradewatch:alert_threshold:\w+")
 EXPECTED_ALERTS |= {"BrokerRecordsRejected", "BrokerDealConflict", "SymbolSkipped", "NewOrdersHalted"}  # broker-data.yml
 

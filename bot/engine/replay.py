@@ -14,8 +14,9 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from ..gateway import Position
+from ..gateway import NotExpressible, Position
 from ..gateway.errors import BadBrokerData
+from ..gateway.freeze import check_close as check_not_frozen
 from ..resilience.order_flow import Freshness
 from ..resilience.order_queue import QueuedOrder
 from ..store.errors import StoreUnavailable
@@ -96,8 +97,15 @@ class ReplayStep:
             if abs(price - order.price) > order.max_deviation:
                 return None, "deviation"
             if order.purpose == "close":
-                if not any(p.ticket == order.position_ticket for p in self._our_positions()):
+                position = next((p for p in self._our_positions() if p.ticket == order.position_ticket), None)
+                if position is None:
                     return None, "position_closed"
+                spec = self.specs.get(order.symbol)
+                if spec is not None:
+                    try:  # 10029 if sent: expire it; the strategy decides the close again on a later cycle
+                        check_not_frozen(spec, position, quote)
+                    except NotExpressible:
+                        return None, "freeze_level"
                 return price, None
             if self.risk_guard.halted_reason is not None:
                 return None, "risk_halted"  # a halt or pause also stops entries decided before it (riskguard.py)
