@@ -140,3 +140,27 @@ def broker_positions_history(sim, magic: int | None = None) -> tuple[dict, dict]
         h["open"] = after
     reversals = {d["order"]: d["position_id"] for d in deals if d["entry"] == mt5.DEAL_ENTRY_INOUT}
     return dict(history), reversals
+
+
+def market_deal(term, symbol: str, side: str, volume: float, *, magic: int = 0, comment: str = "",
+                position: int | None = None, deviation: int = 50):
+    """A market order as a trader (or another EA) would send it on this broker: the filling the symbol
+    accepts, the current price, sent again at the fresh price when a Request dealer requotes."""
+    from mt5bridge import constants as mt5
+
+    info = term.symbol_info(symbol)
+    fill = next(f for f in (mt5.ORDER_FILLING_FOK, mt5.ORDER_FILLING_IOC, mt5.ORDER_FILLING_RETURN)
+                if info.filling_mode & (1 << f) or (f == mt5.ORDER_FILLING_RETURN and not info.filling_mode & 3))
+    for _ in range(20):
+        tick = term.symbol_info_tick(symbol)
+        request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "magic": magic,
+                   "type": mt5.ORDER_TYPE_BUY if side == "BUY" else mt5.ORDER_TYPE_SELL,
+                   "price": tick.ask if side == "BUY" else tick.bid, "deviation": deviation, "comment": comment,
+                   "type_time": mt5.ORDER_TIME_GTC, "type_filling": fill}
+        if position is not None:
+            request["position"] = position
+        result = term.order_send(request)
+        assert result is not None, term.last_error()
+        if result.retcode != mt5.TRADE_RETCODE_REQUOTE:
+            return result
+    return result
