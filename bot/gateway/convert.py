@@ -95,6 +95,7 @@ def symbol_spec(name: str, info: dict) -> SymbolSpec:
         exemode=int(info.get("trade_exemode", mt5.SYMBOL_TRADE_EXECUTION_MARKET)),
         filling_bits=int(info.get("filling_mode", 0)),
         visible=bool(info.get("visible", True)),
+        tick_value_loss=Decimal(str(info["trade_tick_value_loss"])) if info.get("trade_tick_value_loss") else None,
     )
 
 
