@@ -79,10 +79,10 @@ class Postgres(PgCluster):
 class Bridge:
     """`python -m mt5bridge.server --backend sim --state FILE` on a fixed port, killable and restartable."""
 
-    def __init__(self, workdir: Path, token: str, port: int):
+    def __init__(self, workdir: Path, token: str, port: int, profile: str | None = None):
         from mt5bridge.tls import generate_self_signed
 
-        self.workdir, self.token, self.port = workdir, token, port
+        self.workdir, self.token, self.port, self.profile = workdir, token, port, profile
         self.cert, self.key = workdir / "bridge.crt", workdir / "bridge.key"
         self.fingerprint = generate_self_signed(self.cert, self.key)  # the bot pins it: TLS across every restart
         self.state = workdir / "sim-state.json"
@@ -97,7 +97,8 @@ class Bridge:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--seed", str(SEED), "--speed",
                  str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--cert", str(self.cert), "--key", str(self.key), *(["--stepped"] if frozen else [])],
+                 "--cert", str(self.cert), "--key", str(self.key), *(["--stepped"] if frozen else []),
+                 *(["--broker", self.profile] if self.profile else [])],
                 cwd=ROOT, env={**_base_env(), "MT5_BRIDGE_TOKEN": self.token}, stdout=out, stderr=out,
                 stdin=subprocess.DEVNULL,
             )
@@ -238,7 +239,8 @@ def _stamp(record: dict) -> float:
 
 def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1, pg_every: int = 2,
               bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5,
-              min_cycles: int = 0, trip_order_breaker: bool = False) -> ChaosResult:
+              min_cycles: int = 0, trip_order_breaker: bool = False, profile: str | None = None,
+              symbols: str = "EURUSD,GBPUSD,USDJPY,XAUUSD") -> ChaosResult:
     """One chaos run; every child process is gone when it returns (or raises).
 
     With `min_cycles`, the rounds of faults are spread over that many bot cycles (round k starts
@@ -246,12 +248,14 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
     the count does not depend on how fast the machine happens to be. With `trip_order_breaker`,
     each round also makes the terminal answer "no connection" (10031) to enough orders to open the
     order circuit, so orders decided meanwhile wait in the queue and are replayed or expired.
+    `profile`: the broker profile the bridge's simulator plays (default: the demo), with `symbols`
+    the bot's SYMBOLS on it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     result = ChaosResult()
     token = "chaos-" + uuid.uuid4().hex
     pg = Postgres(tempfile.mkdtemp(prefix="tradewatch-chaos-pg-"))
-    bridge = Bridge(workdir, token, free_port())
+    bridge = Bridge(workdir, token, free_port(), profile)
     bot: Bot | None = None
     pg_back_at: list[float] = []
     try:
@@ -263,7 +267,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                "MT5_BRIDGE_FINGERPRINT": bridge.fingerprint, "DATABASE_URL": url,
                "LOKI_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there: Loki is unreachable
                "METRICS_PORT": "0", "METRICS_HOST": "127.0.0.1", "LOG_LEVEL": "INFO",
-               "CYCLE_SECONDS": str(CYCLE_SECONDS), "SYMBOLS": "EURUSD,GBPUSD,USDJPY,XAUUSD",
+               "CYCLE_SECONDS": str(CYCLE_SECONDS), "SYMBOLS": symbols,
                "ORDER_TTL_SECONDS": str(ORDER_TTL_SECONDS), "ORDER_MAX_DEVIATION_POINTS": str(MAX_DEVIATION_POINTS),
                "DEVIATION_POINTS": str(DEVIATION_POINTS), "MAGIC": str(MAGIC),
                "RECONNECT_INITIAL_SECONDS": "0.1", "RECONNECT_MAX_SECONDS": "1",
@@ -384,9 +388,10 @@ def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> Non
 
 
 def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_back_at: list[float]) -> None:
-    from mt5bridge.sim import SimTerminal
+    from mt5bridge.sim import SimTerminal, profiles
 
-    sim = SimTerminal(seed=SEED, stepped=True, state_file=str(bridge.state))
+    sim = SimTerminal(seed=SEED, stepped=True, state_file=str(bridge.state),
+                      **({"profile": bridge.profile} if bridge.profile else {}))
     sim.initialize()
     orders = [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == MAGIC and o.comment.startswith("tw")]
     deals = [d for d in sim.history_deals_get(EPOCH, FAR) if d.symbol]
@@ -408,6 +413,7 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
     result.unresolved = sum(1 for r in intents.values() if r.status in ("pending", "unknown"))
     result.resolved_at_broker = sum(1 for r in intents.values() if (r.message or "").startswith("resolved"))
     specs = {name: sim.symbol_info(name) for name in {o.symbol for o in orders}}
+    clock = profiles.load(bridge.profile or profiles.DEFAULT).account.server_time  # broker times are server time
     for order in orders:
         intent = intents.get(order.comment.split()[0])
         if intent is None:
@@ -415,7 +421,8 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
             result.violations.append(f"broker order {order.ticket} ({order.comment}) has no intent in the store")
             continue
         created = intent.created_at if intent.created_at.tzinfo else intent.created_at.replace(tzinfo=UTC)
-        setup = datetime.fromtimestamp(order.time_setup, UTC)
+        setup = datetime.fromtimestamp(order.time_setup - clock.offset(order.time_setup - clock.offset(order.time_setup)),
+                                       UTC)
         if setup - created > timedelta(seconds=ORDER_TTL_SECONDS):
             result.sent_past_ttl += 1
             result.violations.append(f"{order.comment}: decided {created.isoformat()}, executed {setup.isoformat()}"
