@@ -440,7 +440,8 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
     result.replayed = sum(1 for r in records if r.get("message", "").startswith("queued order replayed"))
     result.expired = sum(1 for r in records if r.get("message", "").startswith("queued order expired"))
     result.reconnect_seconds = [r["outage_s"] for r in records if "outage_s" in r]
-    drained = [_stamp(r) for r in records if r.get("message") == "store spool drained"]
+    # "store spool drained" in the running bot; "store spool drained: ..." when a restarted bot drains it
+    drained = [_stamp(r) for r in records if str(r.get("message", "")).startswith("store spool drained")]
     for back in pg_back_at:
         after = [t - back for t in drained if t >= back - 0.5]
         if after:
