@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from sim_profile_helpers import broker_positions_history, broker_symbols, shipped_profiles
+from sim_profile_helpers import broker_positions_history, broker_symbols, load_profile, shipped_profiles
 from sqlalchemy import text
 
 from bot.app import BotApp
@@ -85,6 +85,16 @@ def _assert_volumes(mismatches: dict[int, tuple[Decimal, Decimal]]) -> None:
     assert not mismatches, f"stored vs broker volume per position: {mismatches}"
 
 
+def _as_utc(value) -> datetime:
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _server_to_utc(clock, server_epoch: int) -> float:
+    """A broker time (server clock) in UTC, by the profile's own rule (independent of the bot's clock)."""
+    return server_epoch - clock.offset(server_epoch - clock.offset(server_epoch))
+
+
 def _open_ticket(sim, position_id: int) -> int:
     """The ticket an open position carries (after a netting reversal: the INOUT order's)."""
     (position,) = [p for p in sim.positions_get() if p.identifier == position_id]
@@ -113,9 +123,10 @@ def test_accelerated_run_books_match_the_broker(request, tmp_path, backend, prof
 
     # Reopen: the app closed its database handle.
     app = BotApp(_settings(database_url, symbols), sim=sim, stepped=True)
+    clock = load_profile(profile).account.server_time
     try:
         broker_deals = {d.ticket: d for d in sim.history_deals_get(EPOCH, FAR) if d.symbol}
-        store_deals = _rows(app, f"select ticket, profit, commission, swap from deals where account = '{account}'")
+        store_deals = _rows(app, f"select ticket, time, profit, commission, swap from deals where account = '{account}'")
         tickets = Counter(r.ticket for r in store_deals)
         assert tickets and max(tickets.values()) == 1
         assert set(tickets) == set(broker_deals), "every broker deal is in the store exactly once"
@@ -123,6 +134,8 @@ def test_accelerated_run_books_match_the_broker(request, tmp_path, backend, prof
             deal = broker_deals[row.ticket]
             assert cents(row.profit) == cents(deal.profit)
             assert cents(row.commission) == cents(deal.commission)
+            # true UTC, although the broker reports its server clock (GMT+2/+3 with US DST, fixed GMT+3)
+            assert _as_utc(row.time).timestamp() == _server_to_utc(clock, deal.time), row.ticket
 
         orders = _rows(app, f"select client_order_id, status, retcode, message from orders where account = '{account}'")
         statuses = Counter(o.status for o in orders)
@@ -176,8 +189,9 @@ def test_accelerated_run_books_match_the_broker(request, tmp_path, backend, prof
         )
         assert linked[0].n == len(trades)
 
-        snapshots = _rows(app, f"select count(*) as n from account_snapshots where account = '{account}'")
+        snapshots = _rows(app, f"select count(*) as n, max(time) as latest from account_snapshots where account = '{account}'")
         assert snapshots[0].n >= CYCLES - 10  # a snapshot per cycle, except while disconnected
+        assert abs((_as_utc(snapshots[0].latest) - sim.now()).total_seconds()) <= 31  # the last cycle's, in UTC
         _assert_volumes(volumes)
     finally:
         app.close()
