@@ -9,6 +9,12 @@ the simulator's own books (restored from the same state file) compared with the 
 lost trade rows, duplicate orders, orders sent past TTL or deviation, unresolved outcomes, and
 whether the bot ever exited by itself. `main()` runs the long version and prints the figures;
 tests/test_chaos.py runs a short one through `run_chaos`.
+
+The broker is a simulator profile (mt5bridge/sim/profiles, `--broker` of the bridge). `make chaos`
+plays `retail-hedging`, the common retail setup a real account meets first: ".m" symbol names the
+bot must find, FOK-only Instant forex, gold outside Market Watch, freeze levels and a GMT+2/+3
+server clock (so every broker time in the comparison below is converted to UTC with the profile's
+own rule). `BENCH_CHAOS_BROKER` or `python -m bench.chaos --broker NAME` picks another.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ ORDER_BREAKER_FAILURES = 5
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 LONG_RUN_CYCLES = int(os.environ.get("BENCH_CHAOS_CYCLES", "10000"))
+LONG_RUN_BROKER = "retail-hedging"  # `make chaos`; BENCH_CHAOS_BROKER or --broker picks another
+SYMBOLS = "EURUSD,GBPUSD,USDJPY,XAUUSD"  # as a trader writes them: the bot finds each broker's spelling
 
 
 def free_port() -> int:
@@ -79,10 +87,10 @@ class Postgres(PgCluster):
 class Bridge:
     """`python -m mt5bridge.server --backend sim --state FILE` on a fixed port, killable and restartable."""
 
-    def __init__(self, workdir: Path, token: str, port: int, profile: str | None = None):
+    def __init__(self, workdir: Path, token: str, port: int, broker: str = "demo"):
         from mt5bridge.tls import generate_self_signed
 
-        self.workdir, self.token, self.port, self.profile = workdir, token, port, profile
+        self.workdir, self.token, self.port, self.broker = workdir, token, port, broker
         self.cert, self.key = workdir / "bridge.crt", workdir / "bridge.key"
         self.fingerprint = generate_self_signed(self.cert, self.key)  # the bot pins it: TLS across every restart
         self.state = workdir / "sim-state.json"
@@ -97,8 +105,8 @@ class Bridge:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mt5bridge.server", "--backend", "sim", "--seed", str(SEED), "--speed",
                  str(SPEED), "--state", str(self.state), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--cert", str(self.cert), "--key", str(self.key), *(["--stepped"] if frozen else []),
-                 *(["--broker", self.profile] if self.profile else [])],
+                 "--cert", str(self.cert), "--key", str(self.key), "--broker", self.broker,
+                 *(["--stepped"] if frozen else [])],
                 cwd=ROOT, env={**_base_env(), "MT5_BRIDGE_TOKEN": self.token}, stdout=out, stderr=out,
                 stdin=subprocess.DEVNULL,
             )
@@ -192,6 +200,7 @@ def _base_env() -> dict[str, str]:
 
 @dataclass
 class ChaosResult:
+    broker: str = "demo"
     cycles: int = 0
     bridge_kills: int = 0
     mid_order_kills: int = 0
@@ -239,8 +248,8 @@ def _stamp(record: dict) -> float:
 
 def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1, pg_every: int = 2,
               bot_kill_every: int = 2, settle_seconds: float = 14.0, pause: float = 1.5,
-              min_cycles: int = 0, trip_order_breaker: bool = False, profile: str | None = None,
-              symbols: str = "EURUSD,GBPUSD,USDJPY,XAUUSD") -> ChaosResult:
+              min_cycles: int = 0, trip_order_breaker: bool = False, broker: str = "demo",
+              symbols: str = SYMBOLS) -> ChaosResult:
     """One chaos run; every child process is gone when it returns (or raises).
 
     With `min_cycles`, the rounds of faults are spread over that many bot cycles (round k starts
@@ -248,14 +257,15 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
     the count does not depend on how fast the machine happens to be. With `trip_order_breaker`,
     each round also makes the terminal answer "no connection" (10031) to enough orders to open the
     order circuit, so orders decided meanwhile wait in the queue and are replayed or expired.
-    `profile`: the broker profile the bridge's simulator plays (default: the demo), with `symbols`
-    the bot's SYMBOLS on it.
+    `broker` is the simulator's broker profile (a name in mt5bridge/sim/profiles); `symbols` the bot's
+    SYMBOLS (a profile without gold or GBPUSD, e.g. request-exotic, needs others).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     result = ChaosResult()
     token = "chaos-" + uuid.uuid4().hex
     pg = Postgres(tempfile.mkdtemp(prefix="tradewatch-chaos-pg-"))
-    bridge = Bridge(workdir, token, free_port(), profile)
+    bridge = Bridge(workdir, token, free_port(), broker)
+    result.broker = broker
     bot: Bot | None = None
     pg_back_at: list[float] = []
     try:
@@ -388,10 +398,12 @@ def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> Non
 
 
 def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_back_at: list[float]) -> None:
-    from mt5bridge.sim import SimTerminal, profiles
+    from bench._profile_checks import server_to_utc
+    from mt5bridge.sim import SimTerminal
+    from mt5bridge.sim.profiles import load
 
-    sim = SimTerminal(seed=SEED, stepped=True, state_file=str(bridge.state),
-                      **({"profile": bridge.profile} if bridge.profile else {}))
+    sim = SimTerminal(seed=SEED, stepped=True, state_file=str(bridge.state), profile=bridge.broker)
+    server_time = load(bridge.broker).account.server_time  # the broker reports its server clock
     sim.initialize()
     orders = [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == MAGIC and o.comment.startswith("tw")]
     deals = [d for d in sim.history_deals_get(EPOCH, FAR) if d.symbol]
@@ -413,7 +425,6 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
     result.unresolved = sum(1 for r in intents.values() if r.status in ("pending", "unknown"))
     result.resolved_at_broker = sum(1 for r in intents.values() if (r.message or "").startswith("resolved"))
     specs = {name: sim.symbol_info(name) for name in {o.symbol for o in orders}}
-    clock = profiles.load(bridge.profile or profiles.DEFAULT).account.server_time  # broker times are server time
     for order in orders:
         intent = intents.get(order.comment.split()[0])
         if intent is None:
@@ -421,8 +432,7 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
             result.violations.append(f"broker order {order.ticket} ({order.comment}) has no intent in the store")
             continue
         created = intent.created_at if intent.created_at.tzinfo else intent.created_at.replace(tzinfo=UTC)
-        setup = datetime.fromtimestamp(order.time_setup - clock.offset(order.time_setup - clock.offset(order.time_setup)),
-                                       UTC)
+        setup = datetime.fromtimestamp(server_to_utc(server_time, order.time_setup), UTC)
         if setup - created > timedelta(seconds=ORDER_TTL_SECONDS):
             result.sent_past_ttl += 1
             result.violations.append(f"{order.comment}: decided {created.isoformat()}, executed {setup.isoformat()}"
@@ -448,13 +458,31 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
             result.spool_drain_seconds.append(max(0.0, min(after)))
 
 
-def main() -> int:
+def _broker_option(argv: list[str]) -> str:
+    """--broker NAME (python -m bench.chaos), else $BENCH_CHAOS_BROKER, else retail-hedging."""
+    import confcheck
+    from mt5bridge.sim.profiles import names
+
+    parser = confcheck.OneLineParser(prog="python -m bench.chaos", description="The long chaos run.")
+    parser.add_argument("--broker", choices=names(), default=None,
+                        help=f"simulated broker profile (default $BENCH_CHAOS_BROKER or {LONG_RUN_BROKER})")
+    chosen = parser.parse_args(argv).broker or os.environ.get("BENCH_CHAOS_BROKER", "").strip() or LONG_RUN_BROKER
+    if chosen not in names():
+        parser.error(f"BENCH_CHAOS_BROKER: unknown broker profile {chosen!r}; shipped: {', '.join(names())}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
     """The long run: >= 10 000 cycles, the bridge killed 20 times, Postgres restarted 5 times."""
+    broker = _broker_option([] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="tradewatch-chaos-"))
+    sys.stdout.write(f"chaos run on broker profile {broker} ({LONG_RUN_CYCLES} cycles, symbols {SYMBOLS})\n")
+    sys.stdout.flush()
     started = time.monotonic()
     result = run_chaos(workdir, rounds=10, bridge_kills_per_round=1, pg_every=2, bot_kill_every=5,
-                       settle_seconds=20.0, pause=3.0, min_cycles=LONG_RUN_CYCLES, trip_order_breaker=True)
+                       settle_seconds=20.0, pause=3.0, min_cycles=LONG_RUN_CYCLES, trip_order_breaker=True,
+                       broker=broker)
     figures = result.figures()
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     figures["workdir"] = str(workdir)
@@ -471,4 +499,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -33,7 +33,7 @@ def chaos_runs(tmp_path_factory):
     def one(profile: str):
         return run_chaos(workdirs[profile], rounds=1, bridge_kills_per_round=1, pg_every=1,
                          bot_kill_every=1, settle_seconds=12.0, pause=1.5, trip_order_breaker=True,
-                         profile=profile, symbols=",".join(broker_symbols(profile)))
+                         broker=profile, symbols=",".join(broker_symbols(profile)))
 
     with ThreadPoolExecutor(max_workers=len(PROFILES)) as pool:
         futures = {profile: pool.submit(one, profile) for profile in PROFILES}
