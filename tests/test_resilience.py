@@ -13,7 +13,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sim_profile_helpers import broker_symbols, filling, load_profile, market_deal, shipped_profiles
+from sim_profile_helpers import (
+    broker_symbols,
+    filling,
+    load_profile,
+    market_deal,
+    profiles_where,
+    shipped_profiles,
+)
 
 from bot.app import BotApp
 from bot.config import Settings
@@ -335,3 +342,31 @@ def test_requotes_stop_after_the_retries_or_when_the_decision_went_stale(app):
     assert len(checks) == 2
     assert _broker_orders_by_client_id(sim)[gave_up.client_order_id] == 0
     assert _broker_orders_by_client_id(sim)[moved.client_order_id] == 0
+
+
+def _finer_than_the_store(profile: str) -> bool:
+    return any(s.volume_step < Decimal("0.01") for s in load_profile(profile).symbols.values())
+
+
+@pytest.mark.parametrize("profile", profiles_where(_finer_than_the_store))
+def test_a_restart_after_sub_cent_lots_is_not_taken_for_a_rewound_history(tmp_path, profile):
+    """A 0.005-lot deal is kept at the store's two decimals; the next start compares the broker's deal
+    with it at that precision, not as "the broker's history rewound" (which refuses to start)."""
+    symbols = broker_symbols(profile, ("EURUSD", "USDJPY"), fill=("EURJPY",))
+    sim = SimTerminal(seed=7, stepped=True, profile=profile)
+    settings = _settings(tmp_path, symbols)
+    first = BotApp(settings, sim=sim, stepped=True)
+    first.connect()
+    fine = market_deal(sim, symbols[0], "BUY", 0.005, magic=settings.magic, comment="manual")
+    assert fine.retcode == mt5.TRADE_RETCODE_DONE, fine
+    sim.advance(30)
+    assert first.engine.run_cycle().ok
+    assert first.repo.deals_since(first.engine.account_id, EPOCH), "the deal is stored"
+    first.close()
+    sim.initialize()
+    second = BotApp(settings, sim=sim, stepped=True)
+    try:
+        second.connect()  # BrokerHistoryRewound here was the defect
+        assert second.engine.run_cycle().ok
+    finally:
+        second.close()
