@@ -1,4 +1,7 @@
-"""Whole-account history import: balance operations, foreign trades, idempotent, resumable, fast."""
+"""Whole-account history import: balance operations, foreign trades, idempotent, resumable, fast.
+
+The cases on a simulated account run on every shipped broker profile (its name of EURUSD, its
+server clock, its margin mode); the netting reversal on every netting profile."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sim_profile_helpers import broker_name, is_netting, profiles_where, shipped_profiles
 
 from bot.account_history import Cursor, HistoryImport, Progress
-from bot.gateway import Deal, Gateway
+from bot.gateway import Deal, Gateway, OrderRejected
 from bot.gateway.mt5api import Mt5ApiGateway
 from bot.gateway.types import OrderRequest
 from db import Repository, init_db
@@ -24,17 +28,30 @@ BOT_MAGIC = 240001
 
 
 def _send(gateway, side, magic, position=None, volume="0.10"):
-    quote = gateway.quote("EURUSD")
-    return gateway.order_send(OrderRequest(
-        symbol="EURUSD", side=side, volume=Decimal(volume), price=quote.ask if side == "BUY" else quote.bid,
-        sl=None, tp=None, deviation=50, magic=magic, comment="", position=position))
+    """A trade placed by hand or by another EA (sent again when a Request dealer requotes it)."""
+    for _ in range(10):
+        quote = gateway.quote(gateway.sym)
+        try:
+            return gateway.order_send(OrderRequest(
+                symbol=gateway.sym, side=side, volume=Decimal(volume), price=quote.ask if side == "BUY" else quote.bid,
+                sl=None, tp=None, deviation=50, magic=magic, comment="", position=position))
+        except OrderRejected as refused:
+            if refused.retcode != mt5.TRADE_RETCODE_REQUOTE:
+                raise
+    raise AssertionError("requoted ten times")
 
 
-@pytest.fixture
-def account(tmp_path):
-    """A simulated account with a deposit, a credit, a manual trade, another EA's trade and an open one."""
-    sim = SimTerminal(seed=5, stepped=True)
+def _gateway(sim, profile: str | None) -> Mt5ApiGateway:
     gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway.sym = broker_name(profile, "EURUSD") if profile else "EURUSD"  # the profile's name of EURUSD
+    return gateway
+
+
+@pytest.fixture(params=shipped_profiles())
+def account(tmp_path, request):
+    """A simulated account with a deposit, a credit, a manual trade, another EA's trade and an open one."""
+    sim = SimTerminal(seed=5, stepped=True, profile=request.param)
+    gateway = _gateway(sim, request.param)
     gateway.connect()
     sim.advance(3600)
     sim.deposit(500, comment="Deposit")
@@ -57,9 +74,9 @@ def account(tmp_path):
 
 
 def _import(gateway, database, tmp_path, since=None):
-    now = gateway.quote("EURUSD").time
+    now = gateway.quote(gateway.sym).time
     cursor = Cursor(str(tmp_path / "cursor.json"))
-    return HistoryImport(gateway, database, "1", BOT_MAGIC, {"EURUSD": 5}, cursor=cursor).run(now, since)
+    return HistoryImport(gateway, database, "1", BOT_MAGIC, {gateway.sym: 5}, cursor=cursor).run(now, since)
 
 
 def test_imports_balance_operations_and_foreign_trades(account, tmp_path):
@@ -89,11 +106,12 @@ def test_imports_balance_operations_and_foreign_trades(account, tmp_path):
         Decimal(str(sim.account_info().balance))
 
 
-def test_a_netting_reversal_imports_as_the_live_books_trades(tmp_path):
+@pytest.mark.parametrize("profile", profiles_where(is_netting))
+def test_a_netting_reversal_imports_as_the_live_books_trades(tmp_path, profile):
     """The import books with trades_from_deals like the live bot: an INOUT closes one trade and opens
     the reversed one (keyed by the INOUT's order), attributed by its deal's magic."""
-    sim = SimTerminal(seed=7, stepped=True, profile="ecn-netting")
-    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    sim = SimTerminal(seed=7, stepped=True, profile=profile)
+    gateway = _gateway(sim, profile)
     gateway.connect()
     sim.advance(3600)
     first = _send(gateway, "BUY", 0)
@@ -239,7 +257,7 @@ def test_cli_imports_the_simulators_history(tmp_path, monkeypatch, capsys):
     sim = SimTerminal(seed=42, stepped=True, state_file=str(tmp_path / "store.db.sim_state.json"))
     sim.advance(3600)
     sim.deposit(1234)
-    gateway = Mt5ApiGateway(lambda: Mt5Module(sim))
+    gateway = _gateway(sim, None)
     gateway.connect()
     ticket = _send(gateway, "BUY", 0).order
     sim.advance(600)
@@ -259,17 +277,18 @@ def test_cli_imports_the_simulators_history(tmp_path, monkeypatch, capsys):
     assert refused.value.code == 2 and "not an ISO date" in capsys.readouterr().err
 
 
-def test_first_start_imports_the_whole_history_once(tmp_path):
+@pytest.mark.parametrize("profile", shipped_profiles())
+def test_first_start_imports_the_whole_history_once(tmp_path, profile):
     from bot.config import Settings
     from bot.engine import Engine
     from bot.engine.strategies import load_strategies
     from bot.gateway.factory import make_gateway
 
-    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/first.db", "SYMBOLS": "EURUSD",
+    sim = SimTerminal(seed=5, stepped=True, profile=profile)
+    person = _gateway(sim, profile)  # someone trading at the terminal by hand
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/first.db", "SYMBOLS": person.sym,
                                   "HISTORY_DAYS": "1", "TRADING": "off"}, dotenv_path=None)
-    sim = SimTerminal(seed=5, stepped=True)
     gateway = make_gateway(settings, sim)
-    person = Mt5ApiGateway(lambda: Mt5Module(sim))  # someone trading at the terminal by hand
     person.connect()
     sim.advance(3600)
     sim.deposit(900)

@@ -9,6 +9,11 @@ orders halted, the broker fault counted), that the refusal was logged once, and 
 failed unexpectedly; at the end, that no bad row reached deals, trades, orders or snapshots
 and that nothing logged a traceback. It prints the figures: broker records tried /
 quarantined / stored, and cycles that failed.
+
+On every shipped broker profile: the 30 scenarios are dealt out over the profiles in turn (each
+profile gets deals, a position, a quote and bars scenario; all 30 run once), so the suite costs
+about one run of all 30 plus a warm-up per profile. A scenario names its symbol by role (the
+table's EURUSD, GBPUSD, USDJPY, XAUUSD); the profile's own symbol in that role gets the bad data.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from sim_profile_helpers import broker_positions_history, broker_symbols, shipped_profiles
 from sqlalchemy import text
 
 from bot.app import BotApp
@@ -30,7 +37,9 @@ from mt5bridge import constants as mt5
 from mt5bridge.plain import to_plain
 from mt5bridge.sim import SimTerminal
 
-SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")
+SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")  # the roles; the profile's names via World.name
+PROFILES = shipped_profiles()
+CENT = Decimal("0.01")
 FAKE_TICKET = 9_000_000  # tickets of the deals and positions the hostile terminal makes up
 BAD_CYCLES = 6
 RECOVERY_CYCLES = 80
@@ -102,6 +111,10 @@ class World:
     magic: int
     deal: dict  # a real deal of the bot (IN), the template of made-up deals
     position: dict  # a real position of the bot, the template of made-up positions
+    symbols: tuple[str, ...]  # the profile's names of the SYMBOLS roles
+
+    def name(self, role: str) -> str:
+        return self.symbols[SYMBOLS.index(role)]
 
     @property
     def epoch(self) -> int:
@@ -114,7 +127,7 @@ class World:
 
     def fake_position(self, n: int, **changes):
         return {**self.position, "ticket": FAKE_TICKET + n, "identifier": FAKE_TICKET + n, "magic": self.magic,
-                "comment": f"hostile-{n}", "symbol": "GBPUSD", **changes}
+                "comment": f"hostile-{n}", "symbol": self.name("GBPUSD"), **changes}
 
     def reused_ticket(self, n: int):
         """The bot's newest real deal, with other content under the same ticket."""
@@ -131,12 +144,12 @@ def _position(**changes):
     return lambda w, n: w.hostile.extra_positions.append(w.fake_position(n, **changes))
 
 
-def _tick(symbol, change):
-    return lambda w, n: w.hostile.ticks.__setitem__(symbol, change)
+def _tick(role, change):
+    return lambda w, n: w.hostile.ticks.__setitem__(w.name(role), change)
 
 
-def _rates(symbol, change):
-    return lambda w, n: w.hostile.rates.__setitem__(symbol, change)
+def _rates(role, change):
+    return lambda w, n: w.hostile.rates.__setitem__(w.name(role), change)
 
 
 def _set_rates(**columns):
@@ -236,11 +249,13 @@ class Captured(logging.Handler):
         self.records.append(record)
 
 
-def _settings(url: str) -> Settings:
-    return Settings.from_env({"DATABASE_URL": url, "SYMBOLS": ",".join(SYMBOLS), "TIMEFRAME": "M1",
+def _settings(url: str, symbols) -> Settings:
+    return Settings.from_env({"DATABASE_URL": url, "SYMBOLS": ",".join(symbols), "TIMEFRAME": "M1",
                               "CYCLE_SECONDS": "60", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
                               # broker data is under test, not losses: the risk guard's loss halts off
-                              "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100"}, dotenv_path=None)
+                              "DAILY_LOSS_LIMIT": "100%", "MAX_DRAWDOWN": "100",
+                              # quick strategies: the warm-up and each recovery (a new fill) take few cycles
+                              "STRATEGY_PARAMS": '{"ma_crossover": {"fast": 2, "slow": 3}}'}, dotenv_path=None)
 
 
 def _rows(app, sql: str, **params) -> list:
@@ -256,16 +271,17 @@ def _filled_opens(app) -> int:
     return _rows(app, "select count(*) as n from orders where purpose = 'open' and status = 'filled'")[0].n
 
 
-@pytest.fixture
-def bot(tmp_path):
+@pytest.fixture(params=PROFILES)
+def bot(tmp_path, request):
     captured = Captured()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(captured)
     root.setLevel(logging.INFO)
-    sim = SimTerminal(seed=7, stepped=True)
+    sim = SimTerminal(seed=7, stepped=True, profile=request.param)
     hostile = HostileTerminal(sim)
-    app = BotApp(_settings(f"sqlite:///{tmp_path}/hostile.db"), sim=hostile, stepped=True)
+    hostile.profile, hostile.symbols = request.param, tuple(broker_symbols(request.param, SYMBOLS))
+    app = BotApp(_settings(f"sqlite:///{tmp_path}/hostile.db", hostile.symbols), sim=hostile, stepped=True)
     app.connect()
     app.start_telemetry(serve=False)
     try:
@@ -289,10 +305,14 @@ def test_hostile_broker_data_is_quarantined_and_never_halts_the_bot(bot, capsys)
         assert len(reports) < 300, "the bot never traded in the warm-up"
     world = World(hostile, app.settings.magic,
                   deal=next(d for d in to_plain(hostile.history_deals_get(EPOCH, FAR)) if d["magic"] == app.settings.magic),
-                  position=to_plain(hostile.positions_get()[0]))
+                  position=to_plain(hostile.positions_get()[0]), symbols=hostile.symbols)
+    turn = PROFILES.index(hostile.profile)
+    mine = [(number, s) for number, s in enumerate(SCENARIOS, start=1) if (number - 1) % len(PROFILES) == turn]
 
     table, tried, halts = [], 0, []
-    for number, scenario in enumerate(SCENARIOS, start=1):
+    for number, original in mine:
+        scenario = original if not original.skipped else \
+            replace(original, skipped=(world.name(original.skipped[0]), original.skipped[1]))
         quarantine_before = {(q.record_kind, q.record_key, q.reject_reason) for q in app.repo.quarantined(app.account)}
         logs_before, reports_before = len(captured.records), len(reports)
         skipped_before = _sample(app, "tradewatch_symbol_cycles_skipped_total",
@@ -360,46 +380,64 @@ def test_hostile_broker_data_is_quarantined_and_never_halts_the_bot(bot, capsys)
               if r.levelno >= logging.ERROR and not r.getMessage().startswith("broker deal ticket conflict")]
     quarantined = len(app.repo.quarantined(app.account))
     failed_cycles = sum(1 for r in reports if r.error)
-    lines = ["", "hostile broker scenarios",
+    lines = ["", f"hostile broker scenarios on {hostile.profile} ({', '.join(hostile.symbols)})",
              f"{'#':>3}  {'scenario':<48} {'outcome':<66} {'failed':>6} {'recovery':>8}"]
     lines += [f"{n:>3}  {name:<48} {outcome:<66} {failed:>6} {recovery:>8}" for n, name, outcome, failed, recovery in table]
-    lines.append(f"broker scenarios {len(table)}/{len(SCENARIOS)} handled; bad broker records tried {tried}, "
+    lines.append(f"broker scenarios {len(table)}/{len(mine)} handled ({len(SCENARIOS)} over {len(PROFILES)} profiles); bad broker records tried {tried}, "
                  f"quarantined {quarantined}, bad rows stored {len(stored)}; cycles {len(reports)}, "
                  f"failed {failed_cycles} (all expected broker faults), unexpected errors {len(errors)}, "
                  f"tracebacks {len(tracebacks)}, permanent halts {len(halts)}")
     with capsys.disabled():  # the figures are the point of the suite: shown even when output is captured
         sys.stdout.write("\n".join(lines) + "\n")
-    assert len(table) == len(SCENARIOS) == 30
+    assert len(table) == len(mine) and len(SCENARIOS) == 30
+    assert {s.kind for _, s in mine} >= {"deal", "position", "quote", "bars"}, "each kind on every profile"
     assert halts == [], f"the bot did not trade again after: {halts}"
-    assert quarantined >= sum(1 for s in SCENARIOS if s.kind)
+    assert quarantined >= sum(1 for _, s in mine if s.kind)
     assert stored == [], stored
     assert not tracebacks, [r.getMessage() for r in tracebacks]
     assert not errors, errors
 
 
+def _as_stored(volume) -> Decimal:
+    """A broker volume as the store keeps it: volume columns are NUMERIC(12, 2), so a 0.001-lot step
+    (request-exotic) is rounded to the cent-lot (a known defect, asserted in test_engine_run)."""
+    return Decimal(str(volume)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def _bad_rows(app, hostile) -> list[str]:
-    """Rows in the trading tables that came from bad data: made-up tickets, impossible values."""
+    """Rows in the trading tables that came from bad data: made-up tickets, impossible values, or
+    values other than the broker's own records (the simulator under the hostile wrapper)."""
     bad = []
     first = datetime(2025, 12, 1, tzinfo=UTC)
     last = hostile.now()
+    sim = hostile._sim  # noqa: SLF001 - the truth behind the corruption
+    real = {d.ticket: d for d in sim.history_deals_get(EPOCH, FAR)}
+    history, reversals = broker_positions_history(sim)
+    fine_steps = any(sim.symbol_info(s).volume_step < 0.01 for s in hostile.symbols)  # 0.001 lots store as 0.00
     for row in _rows(app, "select * from deals"):
         time = row.time if isinstance(row.time, datetime) else datetime.fromisoformat(str(row.time))
-        if (row.ticket >= FAKE_TICKET or not float(row.volume) > 0 or not float(row.price) > 0
-                or not abs(float(row.profit)) < 1e6 or len(row.comment) > 64 or row.symbol not in SYMBOLS
+        if (row.ticket not in real or _as_stored(row.volume) != _as_stored(real[row.ticket].volume)
+                or not real[row.ticket].volume > 0 or not float(row.price) > 0
+                or not abs(float(row.profit)) < 1e6 or len(row.comment) > 64 or row.symbol not in hostile.symbols
                 or row.type not in (mt5.DEAL_TYPE_BUY, mt5.DEAL_TYPE_SELL)
                 or not first <= time.replace(tzinfo=UTC) <= last):
             bad.append(f"deal {row.ticket}")
     for row in _rows(app, "select * from trades"):
-        if row.ticket >= FAKE_TICKET or not float(row.entry_price) > 0 or not float(row.volume) > 0:
+        position = history.get(reversals.get(row.ticket, row.ticket))
+        if (position is None or not float(row.entry_price) > 0 or not float(row.volume) >= 0
+                or position["count"] == 1 and _as_stored(row.volume) != _as_stored(position["volume"])):
             bad.append(f"trade {row.ticket}")
     for row in _rows(app, "select * from orders"):
-        if not float(row.requested_price) > 0 or not 0 < float(row.volume) <= 10:
+        volume = float(row.volume)
+        if not float(row.requested_price) > 0 or not 0 <= volume <= 10 or volume == 0 and not fine_steps:
             bad.append(f"order {row.client_order_id} price {row.requested_price} volume {row.volume}")
     for row in _rows(app, "select * from account_snapshots"):
         if not 5_000 < float(row.equity) < 20_000:  # the run starts at 10 000 and moves a few percent
             bad.append(f"account snapshot {row.time} equity {row.equity}")
     for row in _rows(app, "select * from position_snapshots"):
-        if row.ticket >= FAKE_TICKET or not float(row.volume) > 0 or not float(row.price_open) > 0:
+        volume = float(row.volume)
+        if (row.ticket >= FAKE_TICKET or not volume >= 0 or volume == 0 and not fine_steps
+                or not float(row.price_open) > 0):
             bad.append(f"position snapshot {row.ticket}")
     tickets = Counter(r.ticket for r in _rows(app, "select ticket from deals"))
     bad += [f"deal {t} stored {n} times" for t, n in tickets.items() if n > 1]

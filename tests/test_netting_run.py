@@ -1,4 +1,4 @@
-"""The bot on the ecn-netting profile: trades equal the broker's positions history, a partial close
+"""The bot on every netting profile (ecn-netting today; selected by margin mode): trades equal the broker's positions history, a partial close
 and a reversal (INOUT) forced through the simulator, and a forced stop-out recorded and counted.
 
 The broker's side is computed here independently of bot.engine.trades_from_deals, from the
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sim_profile_helpers import broker_name, is_netting, market_deal, profiles_where
 from sqlalchemy import text
 
 from bot.app import BotApp
@@ -27,8 +28,8 @@ EPOCH, FAR = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 CENT = Decimal("0.01")
 
 
-def _settings(tmp_path, **extra: str) -> Settings:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/netting.db", "SYMBOLS": "EURUSD,GBPUSD,USDJPY",
+def _settings(tmp_path, symbols: str, **extra: str) -> Settings:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/netting.db", "SYMBOLS": symbols,
            "TIMEFRAME": "M1", "CYCLE_SECONDS": "30", "LOG_LEVEL": "WARNING", "METRICS_PORT": "0",
            "RISK_PER_TRADE": "0.1", **extra}  # 30:1 leverage: 1% risk per trade would not fit the margin
     return Settings.from_env(env, dotenv_path=None)
@@ -46,15 +47,17 @@ class Captured(logging.Handler):
         return [r.getMessage() for r in self.records]
 
 
-@pytest.fixture
-def bot(tmp_path):
+@pytest.fixture(params=profiles_where(is_netting))
+def bot(tmp_path, request):
     captured = Captured()
     root = logging.getLogger()
     old = root.level
     root.addHandler(captured)
     root.setLevel(logging.INFO)
-    sim = SimTerminal(seed=21, stepped=True, profile="ecn-netting")
-    app = BotApp(_settings(tmp_path), sim=sim, stepped=True)
+    sim = SimTerminal(seed=21, stepped=True, profile=request.param)
+    symbols = ",".join(broker_name(request.param, f) for f in ("EURUSD", "GBPUSD", "USDJPY"))
+    app = BotApp(_settings(tmp_path, symbols), sim=sim, stepped=True)
+    sim.other = broker_name(request.param, "EURGBP")  # a symbol of the broker's the bot does not trade
     app.connect()
     app.start_telemetry(serve=False)
     try:
@@ -66,14 +69,7 @@ def bot(tmp_path):
 
 
 def _send(sim, magic, symbol, side, volume, position=None):
-    tick = sim.symbol_info_tick(symbol)
-    request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "magic": magic,
-               "type": mt5.ORDER_TYPE_BUY if side == "BUY" else mt5.ORDER_TYPE_SELL,
-               "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "comment": "forced by test",
-               "type_time": mt5.ORDER_TIME_GTC, "type_filling": mt5.ORDER_FILLING_IOC}
-    if position is not None:
-        request["position"] = position
-    result = sim.order_send(request)
+    result = market_deal(sim, symbol, side, volume, magic=magic, position=position, comment="forced by test")
     assert result.retcode == mt5.TRADE_RETCODE_DONE, result
     return result
 
@@ -125,20 +121,20 @@ def _cycles(app, n):
 
 def test_trades_equal_the_brokers_positions_history_with_partial_close_and_reversal(bot):
     app, sim, captured = bot
-    magic = app.settings.magic
+    magic, other = app.settings.magic, sim.other
     _cycles(app, 40)
     assert any("netting account: one position per symbol; ma_crossover trades every symbol" in m
                for m in captured.messages())
-    _send(sim, magic, "EURGBP", "BUY", 0.10)  # a position of ours the strategies do not own
+    _send(sim, magic, other, "BUY", 0.10)  # a position of ours the strategies do not own
     _cycles(app, 40)
-    _send(sim, magic, "EURGBP", "SELL", 0.04, position=_position(sim, "EURGBP").ticket)  # partial close
+    _send(sim, magic, other, "SELL", 0.04, position=_position(sim, other).ticket)  # partial close
     _cycles(app, 40)
-    _send(sim, magic, "EURGBP", "SELL", 0.16)  # no position=: nets to an INOUT reversal, SELL 0.10
-    reversed_ = _position(sim, "EURGBP")
+    _send(sim, magic, other, "SELL", 0.16)  # no position=: nets to an INOUT reversal, SELL 0.10
+    reversed_ = _position(sim, other)
     assert reversed_.type == mt5.POSITION_TYPE_SELL and reversed_.volume == pytest.approx(0.10)
     assert reversed_.ticket != reversed_.identifier  # the reversed position carries the INOUT order's ticket
     _cycles(app, 40)
-    _send(sim, magic, "EURGBP", "BUY", 0.10, position=reversed_.ticket)
+    _send(sim, magic, other, "BUY", 0.10, position=reversed_.ticket)
     _cycles(app, 300)
 
     history, reversals, deals = _broker_history(sim, magic)
@@ -160,7 +156,7 @@ def test_trades_equal_the_brokers_positions_history_with_partial_close_and_rever
         s = stored[position_id]
         assert (s["count"], s["volume"], s["net"].quantize(CENT)) == (h["count"], h["volume"], h["net"].quantize(CENT)), \
             f"position {position_id}: store {s} vs broker {h}"
-    assert history[reversals[reversed_.ticket]]["count"] == 2  # EURGBP: the reversal is two trades
+    assert history[reversals[reversed_.ticket]]["count"] == 2  # the reversal is two trades
 
     with app.database.engine.connect() as conn:
         strategies = {r[0] for r in conn.execute(text("SELECT DISTINCT strategy FROM orders"))}
@@ -173,12 +169,15 @@ def test_trades_equal_the_brokers_positions_history_with_partial_close_and_rever
 
 def test_stop_out_is_recorded_counted_and_named(bot):
     app, sim, captured = bot
-    magic = app.settings.magic
+    magic, other = app.settings.magic, sim.other
     _cycles(app, 3)
-    _send(sim, magic, "EURGBP", "BUY", 2.5)  # ~110% margin level at 30:1 on 10 000 USD
+    per_lot = sim.order_calc_margin(mt5.ORDER_TYPE_BUY, other, 1.0, sim.symbol_info_tick(other).ask)
+    step = sim.symbol_info(other).volume_step
+    lots = round(round(sim.account_info().equity / 1.1 / per_lot / step) * step, 8)  # a margin level of ~110 %
+    _send(sim, magic, other, "BUY", lots)
     _cycles(app, 2)
-    bid = sim.symbol_info_tick("EURGBP").bid
-    sim.set_price("EURGBP", round(bid - 0.0300, 5))
+    bid = sim.symbol_info_tick(other).bid
+    sim.set_price(other, round(bid - 0.0300, 5))
     _cycles(app, 2)
 
     so_deals = [d for d in to_plain(sim.history_deals_get(EPOCH, FAR)) if d["reason"] == mt5.DEAL_REASON_SO]

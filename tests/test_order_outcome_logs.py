@@ -1,6 +1,7 @@
 """What the order path says in the log: a rejection is a WARNING naming its retcode (the
 "Errors and warnings" panel is where RejectedOrdersBurst sends the reader), and a requote is
-called a requote, never "order_send ok". Against the in-process simulated terminal."""
+called a requote, never "order_send ok". Against the in-process simulated terminal, on every shipped
+broker profile (its name of EURUSD)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sim_profile_helpers import broker_name, shipped_profiles
 
 from bot.app import BotApp
 from bot.config import Settings
@@ -18,11 +20,11 @@ from mt5bridge import constants as mt5
 from mt5bridge.sim import SimTerminal
 
 
-@pytest.fixture
-def app(tmp_path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "SYMBOLS": "EURUSD", "LOG_LEVEL": "INFO",
-           "REQUOTE_RETRIES": "0"}
-    sim = SimTerminal(seed=7, stepped=True)
+@pytest.fixture(params=shipped_profiles())
+def app(tmp_path, request):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "SYMBOLS": broker_name(request.param, "EURUSD"),
+           "LOG_LEVEL": "INFO", "REQUOTE_RETRIES": "0"}
+    sim = SimTerminal(seed=7, stepped=True, profile=request.param)
     app = BotApp(Settings.from_env(env, dotenv_path=None), sim=sim, stepped=True)
     app.connect()
     app.engine.run_cycle()
@@ -32,10 +34,11 @@ def app(tmp_path):
 
 def _submit(app, sim):
     engine = app.engine
-    ask = engine.gateway.quote("EURUSD").ask
+    (symbol,) = engine.specs
+    ask = engine.gateway.quote(symbol).ask
     now = sim.now()
     order = QueuedOrder(client_order_id=new_client_order_id(), account=engine.account_id, correlation_id="c" * 12,
-                        signal_id=None, symbol="EURUSD", strategy="ma_crossover", side="BUY", purpose="open",
+                        signal_id=None, symbol=symbol, strategy="ma_crossover", side="BUY", purpose="open",
                         volume=Decimal("0.01"), price=ask, sl=None, tp=None, position_ticket=None,
                         deviation_points=20, max_deviation=Decimal("0.00050"), decided_at=now,
                         expires_at=now + timedelta(seconds=120))

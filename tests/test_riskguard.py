@@ -1,17 +1,21 @@
-"""The account risk guard (bot/engine/riskguard.py) against the simulated terminal's own margin rules."""
+"""The account risk guard (bot/engine/riskguard.py) against the simulated terminal's own margin rules,
+on every shipped broker profile (leverage, account currency, volume step, symbol names): the volumes
+the cases expect are derived from what the profile's terminal says (margin and profit per lot)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
+from sim_profile_helpers import broker_name, market_deal, shipped_profiles
 
 from bot.config import Settings
 from bot.engine.riskguard import Entry, RiskGuard, RiskLimits
 from bot.gateway import AccountState, GatewayError, OrderRequest
 from bot.gateway.factory import make_gateway
+from mt5bridge import constants as mt5
 from mt5bridge.sim import SimTerminal
 
 DAY = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -31,38 +35,48 @@ def account(equity: str, margin: str = "0", balance: str | None = None) -> Accou
                         margin_level=equity_d / margin_d * 100 if margin_d else None, leverage=100)
 
 
-@pytest.fixture
-def gateway():
-    settings = Settings.from_env({"DATABASE_URL": "sqlite://"}, dotenv_path=None)
-    gw = make_gateway(settings, sim=SimTerminal(seed=3, stepped=True))
+@pytest.fixture(params=shipped_profiles())
+def gateway(request):
+    symbol = broker_name(request.param, "EURUSD")
+    settings = Settings.from_env({"DATABASE_URL": "sqlite://", "gateway.symS": symbol}, dotenv_path=None)
+    sim = SimTerminal(seed=3, stepped=True, profile=request.param)
+    gw = make_gateway(settings, sim=sim)
     gw.connect()
+    gw.sim, gw.sym = sim, symbol  # the profile's terminal and its name of EURUSD, for the cases below
     yield gw
     gw.close()
 
 
 def guard_for(gateway, **changes) -> tuple[RiskGuard, dict]:
-    specs = {"EURUSD": gateway.symbol("EURUSD")}
+    specs = {gateway.sym: gateway.symbol(gateway.sym)}
     return RiskGuard(limits(**changes), gateway, specs, MAGIC), specs
 
 
-def entry(gateway, specs, volume: str, sl_points: int = 200) -> Entry:
-    spec = specs["EURUSD"]
-    ask = gateway.quote("EURUSD").ask
+def entry(gateway, specs, volume, sl_points: int = 200) -> Entry:
+    spec = specs[gateway.sym]
+    ask = gateway.quote(gateway.sym).ask
     return Entry(spec, "BUY", Decimal(volume), ask, ask - spec.point * sl_points, ask + spec.point * 300)
+
+
+def lots_for_margin(gateway, spec, money: Decimal) -> Decimal:
+    """The volume (on the volume step) whose margin is about `money`, by the terminal's own figure."""
+    per_lot = gateway.order_calc_margin("BUY", gateway.sym, Decimal(1), gateway.quote(gateway.sym).ask)
+    steps = (money / per_lot / spec.volume_step).to_integral_value(rounding=ROUND_DOWN)
+    return min(steps * spec.volume_step, spec.volume_max)
 
 
 def test_margin_cap_shrinks_an_entry_to_the_volume_step(gateway):
     guard, specs = guard_for(gateway, max_total_risk=Decimal(1000))
     state = gateway.account()
     guard.observe(DAY, state)
-    wanted = entry(gateway, specs, "5.00")  # 5 lots of EURUSD take ~5 900 of margin on a 10 000 account
-    volume = guard.vet(wanted)
-    assert volume is not None and Decimal("0.01") <= volume < wanted.volume
-    assert volume == volume.quantize(specs["EURUSD"].volume_step)
     cap = state.equity * Decimal("0.30")
-    assert gateway.order_calc_margin("BUY", "EURUSD", volume, wanted.price) <= cap
-    one_step_more = volume + specs["EURUSD"].volume_step
-    assert gateway.order_calc_margin("BUY", "EURUSD", one_step_more, wanted.price) > cap
+    wanted = entry(gateway, specs, lots_for_margin(gateway, specs[gateway.sym], cap * 2))  # twice the cap's margin
+    volume = guard.vet(wanted)
+    assert volume is not None and specs[gateway.sym].volume_min <= volume < wanted.volume
+    assert volume == volume.quantize(specs[gateway.sym].volume_step)
+    assert gateway.order_calc_margin("BUY", gateway.sym, volume, wanted.price) <= cap
+    one_step_more = volume + specs[gateway.sym].volume_step
+    assert gateway.order_calc_margin("BUY", gateway.sym, one_step_more, wanted.price) > cap
     assert guard.refusals[("margin_usage", "resized")] == 1
 
 
@@ -80,16 +94,18 @@ class HalfMargin:
 
 
 def test_an_order_the_terminal_refuses_for_money_is_shrunk_until_it_would_pass(gateway):
-    specs = {"EURUSD": gateway.symbol("EURUSD")}
+    specs = {gateway.sym: gateway.symbol(gateway.sym)}
     guard = RiskGuard(limits(max_margin_usage=Decimal(100), max_total_risk=Decimal(1000)), HalfMargin(gateway),
                       specs, MAGIC)
-    guard.observe(DAY, gateway.account())
-    wanted = entry(gateway, specs, "15.00")  # the cap believes 15 lots take ~8 800: within 100 %
-    refused = gateway.order_check(OrderRequest("EURUSD", "BUY", wanted.volume, wanted.price, None, None, 20, MAGIC, "x"))
+    state = gateway.account()
+    guard.observe(DAY, state)
+    # 1.5 times the free margin: the cap, believing half of it, finds it within 100 %
+    wanted = entry(gateway, specs, lots_for_margin(gateway, specs[gateway.sym], state.free_margin * Decimal("1.5")))
+    refused = gateway.order_check(OrderRequest(gateway.sym, "BUY", wanted.volume, wanted.price, None, None, 20, MAGIC, "x"))
     assert refused.retcode == 10019  # the sim's strict stand-in says "No money" for this one
     volume = guard.vet(wanted)
     assert volume is not None and volume < wanted.volume
-    check = gateway.order_check(OrderRequest("EURUSD", "BUY", volume, wanted.price, wanted.sl, wanted.tp, 20, MAGIC, "x"))
+    check = gateway.order_check(OrderRequest(gateway.sym, "BUY", volume, wanted.price, wanted.sl, wanted.tp, 20, MAGIC, "x"))
     assert check.retcode == 0 and check.margin_free >= 0
     assert guard.refusals[("no_money", "resized")] == 1
 
@@ -154,13 +170,21 @@ def test_pause_refuses_entries_until_resume(gateway):
 
 def test_open_positions_cap_and_total_risk_at_stops(gateway):
     guard, specs = guard_for(gateway, max_open_positions=1, max_total_risk=Decimal("1"))
-    guard.observe(DAY, gateway.account())
-    # 1 % of 10 000 = 100 at risk; a 200-point stop on EURUSD loses 200 per lot: 0.50 lots at most.
-    assert guard.vet(entry(gateway, specs, "2.00", sl_points=200)) == Decimal("0.50")
+    state = gateway.account()
+    guard.observe(DAY, state)
+    # 1 % of equity at risk; the terminal's own value of a losing tick (trade_tick_value_loss, in the
+    # account currency) prices a 200-point stop (on the demo: 100 of 10 000, 200 per lot: 0.50 lots).
+    spec = specs[gateway.sym]
+    ask = gateway.quote(gateway.sym).ask
+    info = gateway.sim.symbol_info(gateway.sym)
+    per_lot = Decimal(str(info.trade_tick_value_loss)) * 200 * spec.point / Decimal(str(info.trade_tick_size))
+    expected = (state.equity / 100 / per_lot / spec.volume_step).to_integral_value(rounding=ROUND_DOWN) * spec.volume_step
+    assert guard.vet(entry(gateway, specs, "2.00", sl_points=200)) == expected
     assert guard.refusals[("total_risk", "resized")] == 1
-    quote = gateway.quote("EURUSD")
-    gateway.order_send(OrderRequest("EURUSD", "BUY", Decimal("0.10"), quote.ask, quote.ask - Decimal("0.00200"), None,
-                                    20, MAGIC, "tw0000000001 t"))
+    opened = market_deal(gateway.sim, gateway.sym, "BUY", 0.10, magic=MAGIC, comment="tw0000000001 t", deviation=20)
+    assert opened.retcode == mt5.TRADE_RETCODE_DONE, opened
+    gateway.sim.order_send({"action": mt5.TRADE_ACTION_SLTP, "symbol": gateway.sym, "position": opened.order,
+                            "sl": float(ask - spec.point * 200), "tp": 0.0})
     assert guard.vet(entry(gateway, specs, "0.10")) is None
     assert guard.refusals[("max_open_positions", "skipped")] == 1
 
@@ -203,7 +227,7 @@ class NoChecks:
 
 
 def test_a_terminal_that_cannot_check_lets_the_entry_go_and_counts_it(gateway):
-    specs = {"EURUSD": gateway.symbol("EURUSD")}
+    specs = {gateway.sym: gateway.symbol(gateway.sym)}
     guard = RiskGuard(limits(), NoChecks(gateway), specs, MAGIC)
     guard.observe(DAY, gateway.account())
     assert guard.vet(entry(gateway, specs, "0.10")) == Decimal("0.10")

@@ -1,4 +1,6 @@
-"""Watch-only accounts (TRADING=off): everything recorded, nothing ever sent."""
+"""Watch-only accounts (TRADING=off): everything recorded, nothing ever sent; on every shipped broker
+profile (its symbol names, filling, margin mode). The issue's figure, 0 orders over 10 000 cycles,
+is the sum over the profiles: CYCLES each."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sim_profile_helpers import broker_name, is_netting, market_deal, shipped_profiles
 
 from bot.config import ConfigError, Settings
 from bot.engine import Engine
@@ -19,27 +22,22 @@ from db import Repository, init_db
 from mt5bridge import constants as mt5
 from mt5bridge.sim import SimTerminal
 
-CYCLES = 10_000
+PROFILES = shipped_profiles()
+CYCLES = 10_000 // len(PROFILES)
+EVERY = CYCLES // 10  # a manual or EA position opened and closed ten times per run
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def _settings(tmp_path, **extra) -> Settings:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/watch.db", "SYMBOLS": "EURUSD", "TIMEFRAME": "M1",
+def _settings(tmp_path, symbol="EURUSD", **extra) -> Settings:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/watch.db", "SYMBOLS": symbol, "TIMEFRAME": "M1",
            "LOG_LEVEL": "WARNING", "METRICS_PORT": "0", "TRADING": "off", "HISTORY_IMPORT": "off", **extra}
     return Settings.from_env(env, dotenv_path=None)
 
 
-def _manual(sim, side, magic=0, position=None, volume=0.1):
-    tick = sim.symbol_info_tick("EURUSD")
-    request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume,
-               "type": mt5.ORDER_TYPE_BUY if side == "BUY" else mt5.ORDER_TYPE_SELL,
-               "price": tick.ask if side == "BUY" else tick.bid, "deviation": 50, "magic": magic,
-               "type_filling": mt5.ORDER_FILLING_IOC, "type_time": mt5.ORDER_TIME_GTC}
-    if position is not None:
-        request["position"] = position
-    result = sim.order_send(request)
-    return result.order if result is not None and result.retcode == mt5.TRADE_RETCODE_DONE else None
+def _manual(sim, symbol, side, magic=0, position=None, volume=0.1):
+    result = market_deal(sim, symbol, side, volume, magic=magic, position=position)
+    return result.order if result.retcode == mt5.TRADE_RETCODE_DONE else None
 
 
 class SendCounter:
@@ -60,22 +58,26 @@ def test_trading_setting_is_validated(tmp_path):
         _settings(tmp_path, TRADING="sometimes")
 
 
-def test_the_gateway_refuses_orders_of_a_watch_only_account(tmp_path):
-    sim = SimTerminal(seed=2, stepped=True)
-    gateway = make_gateway(_settings(tmp_path), sim)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_gateway_refuses_orders_of_a_watch_only_account(tmp_path, profile):
+    symbol = broker_name(profile, "EURUSD")
+    sim = SimTerminal(seed=2, stepped=True, profile=profile)
+    gateway = make_gateway(_settings(tmp_path, symbol), sim)
     gateway.connect()
     seen = []
     gateway.set_observer(lambda call, seconds, error: seen.append((call, error.kind if error else None)))
-    quote = gateway.quote("EURUSD")
+    quote = gateway.quote(symbol)
     with pytest.raises(WatchOnlyRefused, match="watch-only"):
-        gateway.order_send(OrderRequest("EURUSD", "BUY", Decimal("0.10"), quote.ask, None, None, 20, 7, "tw-x"))
+        gateway.order_send(OrderRequest(symbol, "BUY", Decimal("0.10"), quote.ask, None, None, 20, 7, "tw-x"))
     assert ("order_send", "watch_only") in seen  # tradewatch_broker_errors_total{kind="watch_only"}
     assert sim.history_orders_get(EPOCH, FAR) == ()  # nothing reached the terminal
 
 
-def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
-    settings = _settings(tmp_path, STRATEGIES="ma_crossover,rsi_reversion")
-    sim = SimTerminal(seed=4, stepped=True)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path, profile):
+    symbol = broker_name(profile, "EURUSD")
+    settings = _settings(tmp_path, symbol, STRATEGIES="ma_crossover,rsi_reversion")
+    sim = SimTerminal(seed=4, stepped=True, profile=profile)
     gateway = make_gateway(settings, sim)
     database = init_db(settings.database_url)
     repo = Repository(database)
@@ -90,23 +92,24 @@ def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
     failed = 0
     for cycle in range(CYCLES):
         sim.advance(30)
-        if cycle % 1000 == 100:
-            ticket = _manual(sim, "BUY", magic=0 if cycle % 2000 == 100 else 4242)
+        # (closed before the next opens: on a netting account two opens on one symbol would net into one)
+        if cycle % EVERY == EVERY // 10 and not sim.positions_get(symbol=symbol):
+            ticket = _manual(sim, symbol, "BUY", magic=0 if cycle % (2 * EVERY) == EVERY // 10 else 4242)
             if ticket:
                 opened.append(ticket)
-        if cycle % 1000 == 400 and opened and opened[-1] in {p.ticket for p in sim.positions_get()}:
-            _manual(sim, "SELL", magic=0, position=opened[-1])
-        if cycle == 5000:
+        if cycle % EVERY == EVERY // 2 and opened and opened[-1] in {p.ticket for p in sim.positions_get()}:
+            _manual(sim, symbol, "SELL", magic=0, position=opened[-1])
+        if cycle == CYCLES // 2:
             sim.deposit(1000)
         failed += not engine.run_cycle().ok
     seconds = time.perf_counter() - began
-    print(f"\nFIGURE watch-only: {CYCLES} cycles in {seconds:.1f} s, orders sent {sends.calls}, "  # noqa: T201
+    print(f"\nFIGURE watch-only ({profile}): {CYCLES} cycles in {seconds:.1f} s, orders sent {sends.calls}, "  # noqa: T201
           f"manual/EA positions {len(opened)}")  # the issue's figure
     assert sends.calls == 0
     assert asked == []  # no strategy was asked
     bot_orders = [o for o in sim.history_orders_get(EPOCH, FAR) if o.magic == settings.magic]
     assert bot_orders == []
-    assert len(opened) >= 8
+    assert len(opened) >= 7
     account = engine.account_id
     stored = {t.ticket: t for t in repo.open_trades(account)}
     with database.session() as session:
@@ -125,11 +128,12 @@ def test_10000_cycles_send_no_order_and_record_manual_trades(tmp_path):
     database.dispose()
 
 
-def test_a_watch_only_investor_login_passes_preflight_and_learns_the_margin_mode(tmp_path):
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_watch_only_investor_login_passes_preflight_and_learns_the_margin_mode(tmp_path, profile):
     """An observer often logs in with the investor password, AutoTrading off: that is no failure for it
     (no BrokerPreflightFailed), but the netting attribution still needs the margin mode."""
-    settings = _settings(tmp_path)
-    sim = SimTerminal(seed=5, stepped=True, profile="ecn-netting")
+    settings = _settings(tmp_path, broker_name(profile, "EURUSD"))
+    sim = SimTerminal(seed=5, stepped=True, profile=profile)
     sim.set_trading_state(account_trading=False, algo_trading=False)
     gateway = make_gateway(settings, sim)
     database = init_db(settings.database_url)
@@ -139,8 +143,10 @@ def test_a_watch_only_investor_login_passes_preflight_and_learns_the_margin_mode
         assert engine.run_cycle().ok
     assert engine.preflight.ok, engine.preflight.as_status()
     assert set(engine.preflight.as_status()) == set(WATCH_CHECKS)
-    assert engine.preflight.margin_mode == "netting" and engine.attribution.netting
-    trading_settings = _settings(tmp_path, TRADING="on", DATABASE_URL=f"sqlite:///{tmp_path}/trading.db")
+    netting = is_netting(profile)
+    assert engine.preflight.margin_mode == ("netting" if netting else "hedging")
+    assert engine.attribution.netting == netting
+    trading_settings = _settings(tmp_path, broker_name(profile, "EURUSD"), TRADING="on", DATABASE_URL=f"sqlite:///{tmp_path}/trading.db")
     trading = Engine(trading_settings, make_gateway(trading_settings, sim),
                      Repository(init_db(trading_settings.database_url)), [])
     sim.advance(30)

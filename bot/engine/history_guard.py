@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from db import DealRecord, Repository
+from db.types import price_type, volume_type
 
 from ..gateway import Deal, Gateway
 
@@ -27,6 +28,9 @@ REWIND_TOLERANCE = timedelta(hours=2)
 WINDOW_OVERLAP = timedelta(hours=1)
 FAR_AHEAD = timedelta(days=7)
 _SAME = ("time", "symbol", "type", "entry", "volume", "price", "position_id")
+#: A broker figure as the store holds it (a 0.001-lot volume is kept at the column's scale): compared so,
+#: or every restart on a broker with finer steps than the column would look like a rewound history.
+_AS_STORED = {"volume": volume_type(), "price": price_type()}
 HOW_TO_FIX = ("point the bot at the broker history this store was written from "
               "(for the simulator: its state file, SIM_STATE_PATH), or use a new store")
 
@@ -70,11 +74,15 @@ def check_broker_history(gateway: Gateway, repo: Repository, account: str, broke
 
 
 def _same_deal(stored: DealRecord, broker: Deal) -> bool:
-    return all(
-        _aware(getattr(stored, name)) == _aware(getattr(broker, name)) if name == "time"
-        else getattr(stored, name) == getattr(broker, name)
-        for name in _SAME
-    )
+    for name in _SAME:
+        ours, theirs = getattr(stored, name), getattr(broker, name)
+        if name == "time":
+            ours, theirs = _aware(ours), _aware(theirs)
+        elif name in _AS_STORED and theirs is not None:
+            theirs = _AS_STORED[name].quantize(theirs)
+        if ours != theirs:
+            return False
+    return True
 
 
 def _describe(deal: DealRecord | Deal) -> str:

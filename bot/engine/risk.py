@@ -58,5 +58,5 @@ def position_volume(spec: SymbolSpec, equity: Decimal, risk_percent: Decimal, st
         raise NotExpressible(f"{spec.name}: tick size/value unknown ({spec.tick_size}/{spec.tick_value})",
                              "tick_size_unknown")
     risk_money = equity * risk_percent / Decimal(100)
-    loss_per_lot = stop_distance / spec.tick_size * spec.tick_value
+    loss_per_lot = stop_distance / spec.tick_size * spec.loss_tick_value  # a stop is a loss: priced as one
     return grid.to_step(risk_money / loss_per_lot, spec)

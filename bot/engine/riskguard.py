@@ -122,7 +122,7 @@ def _floor(spec: SymbolSpec, volume: Decimal) -> Decimal:
 def _loss_at_stop(spec: SymbolSpec, price: Decimal, sl: Decimal | None, volume: Decimal) -> Decimal:
     if sl is None or spec.tick_size <= 0:
         return Decimal(0)
-    return abs(price - sl) / spec.tick_size * spec.tick_value * volume
+    return abs(price - sl) / spec.tick_size * spec.loss_tick_value * volume
 
 
 def _open_positions(guard: RiskGuard, entry: Entry, account: AccountState, positions: list[Position]) -> Decimal:

@@ -109,6 +109,7 @@ def symbol_spec(name: str, info: dict) -> SymbolSpec:
         filling_bits=int(info.get("filling_mode", 0)),
         visible=bool(info.get("visible", True)),
         freeze_level=int(info.get("trade_freeze_level", 0)),
+        tick_value_loss=Decimal(str(info["trade_tick_value_loss"])) if info.get("trade_tick_value_loss") else None,
     )
 
 

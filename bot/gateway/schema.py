@@ -156,7 +156,7 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
     "symbol": ((
         Field("digits", INT, sign=NON_NEGATIVE, limit=11), _price("point"),
         Field("trade_contract_size", NUMBER, sign=POSITIVE, limit=MONEY_LIMIT), _price("trade_tick_size"),
-        _money("trade_tick_value", POSITIVE, optional=False),
+        _money("trade_tick_value", POSITIVE, optional=False), _money("trade_tick_value_loss", POSITIVE),
         Field("volume_min", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT),
         Field("volume_max", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT),
         Field("volume_step", NUMBER, sign=POSITIVE, limit=VOLUME_LIMIT),

@@ -32,6 +32,14 @@ class SymbolSpec:
     visible: bool = True
     #: trade_freeze_level: no close or change of a position with SL/TP this many points from the market.
     freeze_level: int = 0
+    #: trade_tick_value_loss: what one tick against the position costs, in the account currency. On an
+    #: account whose currency is not the profit currency it differs from tick_value (converted at the
+    #: other side of the rate); losses at a stop are priced with it. None: the terminal gave none.
+    tick_value_loss: Decimal | None = None
+
+    @property
+    def loss_tick_value(self) -> Decimal:
+        return self.tick_value_loss or self.tick_value
 
 
 @dataclass(frozen=True)
