@@ -119,6 +119,7 @@ class BotApp:
         self.engine.risk_guard.use_state_file(settings.risk_state_path or risk_state_path(self.database.url))
         self.engine.policy.database = self.database  # the first-start history import writes here
         self.pacer = Pacer(settings.cycle_seconds, self.speed, stepped_sim=sim if stepped else None)
+        self._stop_signal: int | None = None  # set by request_stop (a signal handler), said by the loop
         self.liveness = LivenessTracker(max(self.pacer.wall_interval, 1.0))
         self.server: TelemetryServer | None = None
         self._cycles_done = 0
@@ -364,9 +365,15 @@ class BotApp:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def request_stop(self, *_: Any) -> None:
-        if not self.pacer.stop_event.is_set():
-            log.info("stop requested: finishing the cycle")
+    def request_stop(self, signum: int | None = None, *_: Any) -> None:
+        """SIGINT/SIGTERM: the loop stops after the cycle in progress.
+
+        Nothing is logged here: a signal handler runs between two bytecodes of the main thread,
+        possibly inside a log handler's emit, and logging from it re-enters that handler (a
+        "--- Logging error ---" traceback on Ctrl-C under load). The loop says it once it stops.
+        """
+        if self._stop_signal is None:
+            self._stop_signal = signum or 0
         self.pacer.stop_event.set()
 
     def install_signal_handlers(self) -> None:
@@ -394,6 +401,9 @@ class BotApp:
                 if cycles is not None and done >= cycles:
                     break
                 self.pacer.wait()
+            if self._stop_signal is not None:
+                name = signal.Signals(self._stop_signal).name if self._stop_signal else "a stop request"
+                log.info("stop requested (%s): the cycle in progress finished", name)
         finally:
             self.close()
         return 0
