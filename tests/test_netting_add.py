@@ -25,7 +25,7 @@ SYMBOL = "EURGBP"  # of ours, but no strategy owns it: only the test trades it
 @pytest.fixture
 def bot(tmp_path):
     sim = SimTerminal(seed=5, stepped=True, profile="ecn-netting")
-    app = BotApp(_settings(tmp_path), sim=sim, stepped=True)
+    app = BotApp(_settings(tmp_path, "EURUSD,GBPUSD,USDJPY"), sim=sim, stepped=True)
     app.connect()
     app.start_telemetry(serve=False)
     try:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sim_profile_helpers import broker_name, is_netting, market_deal, profiles_where
+from sim_profile_helpers import broker_name, broker_positions_history, is_netting, market_deal, profiles_where
 from sqlalchemy import text
 
 from bot.app import BotApp
@@ -80,31 +80,10 @@ def _position(sim, symbol):
 
 
 def _broker_history(sim, magic):
-    """Per position identifier: (trades, volume in, net profit), and which positions are still open."""
+    """Per position identifier: (trades, volume in, net profit), the reversals, and the deals themselves."""
+    history, reversals = broker_positions_history(sim, magic)
     deals = sorted(to_plain(sim.history_deals_get(EPOCH, FAR)), key=lambda d: (d["time_msc"], d["ticket"]))
-    ours = {d["position_id"] for d in deals if d["magic"] == magic and d["entry"] in (mt5.DEAL_ENTRY_IN,
-                                                                                      mt5.DEAL_ENTRY_INOUT)}
-    history: dict[int, dict] = defaultdict(lambda: {"count": 0, "volume": Decimal(0), "net": Decimal(0),
-                                                    "open": Decimal(0)})
-    for d in deals:
-        if d["position_id"] not in ours or d["type"] not in (mt5.DEAL_TYPE_BUY, mt5.DEAL_TYPE_SELL):
-            continue
-        h = history[d["position_id"]]
-        volume = Decimal(str(d["volume"]))
-        signed = volume if d["type"] == mt5.DEAL_TYPE_BUY else -volume
-        h["net"] += sum(Decimal(str(d[k])) for k in ("profit", "commission", "swap"))
-        after = h["open"] + signed
-        if d["entry"] == mt5.DEAL_ENTRY_IN and h["open"] == 0:
-            h["count"] += 1
-            h["volume"] += volume
-        elif d["entry"] == mt5.DEAL_ENTRY_IN:
-            h["volume"] += volume
-        elif d["entry"] == mt5.DEAL_ENTRY_INOUT and after != 0:
-            h["count"] += 1
-            h["volume"] += abs(after)
-        h["open"] = after
-    reversals = {d["order"]: d["position_id"] for d in deals if d["entry"] == mt5.DEAL_ENTRY_INOUT}
-    return dict(history), reversals, deals
+    return history, reversals, deals
 
 
 def _stored_trades(app) -> list:
