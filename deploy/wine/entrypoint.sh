@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start MetaTrader 5 under Wine and our bridge next to it.
 # First start (empty /home/wine volume): create the Wine prefix, install Windows Python with
-# MetaTrader5 + rpyc, and the MT5 terminal; this downloads from python.org, PyPI and
+# MetaTrader5 (the bridge needs nothing else), and the MT5 terminal; this downloads from python.org, PyPI and
 # MetaQuotes and takes minutes. Later starts reuse the prefix. Both installers are run only
 # after fetch-verified checked them against the pinned SHA-256 (build args) or took the
 # user's own copy from /installers: nothing unverified runs.
@@ -13,7 +13,6 @@ set -euo pipefail
 
 PYTHON_VERSION="${WINE_PYTHON_VERSION:-3.11.9}"
 METATRADER5_VERSION="${METATRADER5_VERSION:-5.0.6231}"
-RPYC_VERSION="6.0.2"
 PYTHON_WIN='C:\Python\python.exe'
 PYTHON_UNIX="$WINEPREFIX/drive_c/Python/python.exe"
 TERMINAL_UNIX="$WINEPREFIX/drive_c/Program Files/MetaTrader 5/terminal64.exe"
@@ -34,7 +33,7 @@ if [ ! -f "$PYTHON_UNIX" ]; then
   wine /tmp/python.exe /quiet InstallAllUsers=0 'TargetDir=C:\Python' PrependPath=0 Include_test=0
   rm -f /tmp/python.exe
   wine "$PYTHON_WIN" -m pip install --no-warn-script-location \
-    "MetaTrader5==$METATRADER5_VERSION" "rpyc==$RPYC_VERSION"
+    "MetaTrader5==$METATRADER5_VERSION"
 fi
 
 if [ ! -f "$TERMINAL_UNIX" ]; then
