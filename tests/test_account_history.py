@@ -5,17 +5,16 @@ server clock, its margin mode); the netting reversal on every netting profile.""
 
 from __future__ import annotations
 
-import bisect
 import io
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sim_profile_helpers import broker_name, is_netting, profiles_where, shipped_profiles
 
+from bench.history_import import YearOfDeals
 from bot.account_history import Cursor, HistoryImport, Progress
-from bot.gateway import Deal, Gateway, OrderRejected
+from bot.gateway import OrderRejected
 from bot.gateway.mt5api import Mt5ApiGateway
 from bot.gateway.types import OrderRequest
 from db import Repository, init_db
@@ -165,85 +164,20 @@ def test_progress_bar_only_on_a_terminal():
     assert "50.0%" in tty.getvalue() and "2/4 days, 10 deals" in tty.getvalue()
 
 
-class YearOfDeals(Gateway):
-    """A terminal with a year of history: 100 000 deals (positions in and out, partial exits,
-    other EAs, manual trades, a deposit and monthly charges), answered in windows as MT5 does."""
-
-    connected = True
-
-    def __init__(self, count: int, start: datetime):
-        step = timedelta(days=365) / count
-        self.rows: list[Deal] = []
-        ticket = 1
-        position = 10_000_000
-        moment = start
-
-        def deal(kind, entry, magic, pos, volume, profit, symbol="EURUSD", price="1.10000"):
-            nonlocal ticket, moment
-            ticket += 1
-            moment += step
-            self.rows.append(Deal(ticket=ticket, order=ticket, position_id=pos, symbol=symbol, type=kind,
-                                  entry=entry, volume=Decimal(volume), price=Decimal(price),
-                                  profit=Decimal(profit), commission=Decimal("-0.70"), swap=Decimal("0.00"),
-                                  magic=magic, comment="", reason=0, time=moment))
-
-        deal(mt5.DEAL_TYPE_BALANCE, mt5.DEAL_ENTRY_IN, 0, 0, "0", "100000.00", symbol="", price="0")
-        while len(self.rows) < count:
-            position += 1
-            magic = (0, 777, BOT_MAGIC)[position % 3]
-            deal(mt5.DEAL_TYPE_BUY, mt5.DEAL_ENTRY_IN, magic, position, "0.20", "0.00")
-            if position % 5 == 0:
-                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.10", "3.10")
-                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.10", "-1.20")
-            else:
-                deal(mt5.DEAL_TYPE_SELL, mt5.DEAL_ENTRY_OUT, magic, position, "0.20", "2.00")
-            if position % 1000 == 0:
-                deal(mt5.DEAL_TYPE_CHARGE, mt5.DEAL_ENTRY_IN, 0, 0, "0", "-5.00", symbol="", price="0")
-        self.rows = self.rows[:count]
-        self.times = [d.time for d in self.rows]
-        self.by_position: dict[int, list[Deal]] = {}
-        for d in self.rows:
-            self.by_position.setdefault(d.position_id, []).append(d)
-
-    def account_deals(self, date_from, date_to):
-        return self.rows[bisect.bisect_left(self.times, date_from):bisect.bisect_right(self.times, date_to)]
-
-    def deals(self, date_from, date_to):
-        return [d for d in self.account_deals(date_from, date_to) if d.symbol]
-
-    def deals_for_position(self, position_id):
-        return list(self.by_position.get(position_id, ()))
-
-    def positions(self, symbol=None):
-        return []
-
-    def connect(self): ...
-    def close(self): ...
-    def terminal(self): ...
-    def account(self): ...
-    def symbol(self, name): ...
-    def quote(self, name): ...
-    def bars(self, symbol, timeframe, count): ...
-    def history_orders(self, date_from, date_to): return []
-    def order_send(self, request): raise AssertionError("an import never sends an order")
-
-
-def test_a_year_of_100000_deals_imports_within_60_seconds(tmp_path):
+def test_a_history_of_deals_imports_whole_and_attributed(tmp_path):
+    """The year-of-deals terminal of `python -m bench history_import` (100 000 deals, timed there against
+    the issue's 60 s), here at 10 000 deals: every deal stored once, every position a trade, foreign
+    trades attributed to `manual` / `ea:<magic>`."""
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    gateway = YearOfDeals(100_000, start)
+    gateway = YearOfDeals(10_000, start, BOT_MAGIC)
     database = init_db(f"sqlite:///{tmp_path / 'year.db'}")
     try:
-        began = time.perf_counter()
         result = HistoryImport(gateway, database, "1", BOT_MAGIC, {"EURUSD": 5}).run(
             gateway.times[-1] + timedelta(minutes=1), since=start)
-        seconds = time.perf_counter() - began
-        print(f"\nFIGURE history import: {result.deals_stored} deals, {result.trades_closed} trades, "  # noqa: T201
-              f"{result.windows} broker-day windows in {seconds:.1f} s (SQLite file store)")  # the issue's figure
-        assert result.deals_stored == 100_000 == deal_count(database, "1")
+        assert result.deals_stored == 10_000 == deal_count(database, "1")
         positions = {d.position_id for d in gateway.rows if d.symbol}
         assert result.trades_opened == len(positions)
         assert result.trades_closed >= len(positions) - 1  # the last may have lost its exit to the cut
-        assert seconds <= 60
         strategies = {t.strategy_name for t in Repository(database).open_trades("1")}
         assert strategies <= {"manual", "ea:777", None}
     finally:
