@@ -321,11 +321,16 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                 bridge.control("fault_reject_next", count=ORDER_BREAKER_FAILURES, retcode=mt5.TRADE_RETCODE_CONNECTION)
             if pg_every and round_no % pg_every == 0:
                 time.sleep(pause)
+                spooled_from = bot.log_size()
                 pg.stop_server()
                 result.pg_restarts += 1
                 time.sleep(pause * 2)
                 pg.start_server()
                 pg_back_at.append(time.time())
+                # The next fault waits for the spool to reach the database (an event, not a sleep): on
+                # a loaded box the drain can outlast `pause`, and a bot killed mid-drain leaves no
+                # "drained" line to time (a kill mid-chunk is tests/test_store_spool.py's case).
+                _wait_for(lambda since=spooled_from: _drained_since(bot, since), 60, None)
             if bot_kill_every and round_no % bot_kill_every == bot_kill_every - 1:
                 time.sleep(pause)
                 bot.kill()
@@ -388,6 +393,11 @@ def _wait_for(predicate, seconds: float, what: str | None) -> bool:
     if what is not None:
         raise RuntimeError(f"timed out waiting for {what}")
     return False
+
+
+def _drained_since(bot: Bot, offset: int) -> bool:
+    bot.check_alive()
+    return any(str(r.get("message", "")).startswith("store spool drained") for r in bot.records(offset))
 
 
 def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> None:
