@@ -9,7 +9,6 @@ log line straddles (stdout timestamps have millisecond resolution, Loki's nanose
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.parse
@@ -22,13 +21,6 @@ from typing import Any
 
 NS_PER_MS = 1_000_000
 _LEVEL_MATCHER = re.compile(r'\blevel=~"([^"]*)"')
-
-
-def loki_required() -> bool:
-    """CI (and whoever sets TRADEWATCH_REQUIRE_LOKI=1) must run the Loki checks: never skip there."""
-    flag = os.environ.get("TRADEWATCH_REQUIRE_LOKI", "").strip().lower()
-    ci = os.environ.get("CI", "").strip().lower()
-    return flag in ("1", "true", "yes") or ci in ("1", "true", "yes")
 
 
 class LokiQueryError(AssertionError):
