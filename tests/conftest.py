@@ -41,6 +41,15 @@ def postgres_url(pg_cluster):
     pg_cluster.drop_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A store URL on each backend in turn: a SQLite file, then a fresh PostgreSQL database.
+    A test module defining its own `url` fixture overrides this one."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("postgres_url")
+
+
 # ---------------------------------------------------------------------------------------
 # end of the PostgreSQL section
 # ---------------------------------------------------------------------------------------

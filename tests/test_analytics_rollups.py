@@ -27,13 +27,6 @@ from db.models import SignalCountModel, SignalModel, TradeModel, trade_rollups
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def database(url):
     handle = init_db(url)

@@ -33,13 +33,6 @@ EVENING = datetime(2026, 3, 1, 21, 30, tzinfo=UTC)  # server 23:30 on 2026-03-01
 LATE = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # server 00:30 on 2026-03-02
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def database(url):
     handle = init_db(url)

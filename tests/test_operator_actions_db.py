@@ -19,13 +19,6 @@ def action(**changes) -> OperatorAction:
     return OperatorAction(**{**values, **changes})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_actions_are_kept_in_order_with_their_result(url):
     database = init_db(url)
     try:
