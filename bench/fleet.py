@@ -35,7 +35,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import String, column, func, insert, select, true, values
 
-from bench.analytics import NOW, _vacuum, close_cost, measure, queries
+from bench.analytics import NOW, _say, _vacuum, close_cost, measure, queries
 from db import Database, init_db
 from db.models import Base, TradeModel
 from db.pgcluster import PgCluster
@@ -228,11 +228,6 @@ def _print(results: dict[str, tuple[float, float]]) -> None:
     worst = max(results.items(), key=lambda item: item[1][1] if item[0] != SCRAPE else 0)
     lines.append(f"worst query p95: {worst[0]} {worst[1][1]:.2f} ms; scrape p95 {results[SCRAPE][1]:.2f} ms")
     _say("\n".join(lines))
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
