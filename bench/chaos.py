@@ -437,7 +437,13 @@ def _compare(result: ChaosResult, bridge: Bridge, bot: Bot, pg: Postgres, pg_bac
     finally:
         engine.dispose()
     result.lost_deal_rows = len({d.ticket for d in deals} - stored_deals)
-    result.lost_trade_rows = len({d.position_id for d in deals} - trades)
+    missing_trades = {d.position_id for d in deals} - trades
+    result.lost_trade_rows = len(missing_trades)
+    for d in deals:
+        if d.ticket not in stored_deals or d.position_id in missing_trades:
+            result.violations.append(
+                f"deal {d.ticket} (position {d.position_id}, entry {d.entry}, {d.symbol}, order {d.order},"
+                f" time {d.time}, comment {d.comment!r}): {'no deal row' if d.ticket not in stored_deals else 'no trade row'}")
     result.unresolved = sum(1 for r in intents.values() if r.status in ("pending", "unknown"))
     result.resolved_at_broker = sum(1 for r in intents.values() if (r.message or "").startswith("resolved"))
     specs = {name: sim.symbol_info(name) for name in {o.symbol for o in orders}}

@@ -15,10 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, false, func, select, true, update
+from sqlalchemy import Table, case, false, func, select, true, update
 from sqlalchemy.orm import Session
 
-from db import brokerday, operator_actions, quarantine, rollups, signal_counts
+from db import brokerday, mt5deals, operator_actions, quarantine, rollups, signal_counts
 from db import metrics_history as minutes_store
 from db.database import Database
 from db.errors import (
@@ -234,6 +234,27 @@ class Repository:
             query = query.where(DealModel.time >= since)
         with self._db.session() as session:
             return set(session.scalars(query))
+
+    def positions_without_trade(self, account: str, since: datetime) -> list[int]:
+        """Position ids with a stored entry deal at or after `since` but no trade it opens, oldest first.
+
+        A deal and the trade it opens are written by two calls; a cycle that fails between them
+        (the database gone mid-cycle, the bot killed) leaves a deal the next run will not fetch as
+        new. The books settle these positions again instead of losing their trades. The trade an
+        entry deal opens has the position id as ticket (the order's for a netting reversal).
+        """
+        require_aware("since", since)
+        opened = case((DealModel.entry == mt5deals.ENTRY_INOUT, DealModel.order_ticket),
+                      (DealModel.position_id != 0, DealModel.position_id), else_=DealModel.order_ticket)
+        has_trade = (select(TradeModel.id).where(TradeModel.account == DealModel.account, TradeModel.ticket == opened)
+                     .exists())
+        query = (select(DealModel.position_id)
+                 .where(DealModel.account == account, DealModel.time >= since,
+                        DealModel.type.in_((mt5deals.BUY, mt5deals.SELL)),
+                        DealModel.entry.in_((mt5deals.ENTRY_IN, mt5deals.ENTRY_INOUT)), ~has_trade)
+                 .group_by(DealModel.position_id).order_by(func.min(DealModel.time), DealModel.position_id))
+        with self._db.session() as session:
+            return list(session.scalars(query))
 
     def last_deal_time(self, account: str) -> datetime | None:
         """Time of the account's newest stored deal: where a history scan can resume."""

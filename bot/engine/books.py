@@ -93,6 +93,8 @@ class Books:
         self._recorded: dict[int, datetime] | None = None
         self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
+        #: Positions with new deals whose trades are not settled yet (an ordered set).
+        self._unsettled: dict[int, None] = {}
         #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
         self.unresolved: int | None = None
 
@@ -103,11 +105,13 @@ class Books:
         """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
-            self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+            recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+            # Deals a failed or killed run stored without their trades: fetched as known from now on.
+            self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
+            self._recorded = recorded
         fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
         deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
         open_tickets = self._open_tickets(open_tickets)
-        touched: list[int] = []
         for deal in deals:
             if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
                 self._our_positions.add(deal.position_id)
@@ -118,12 +122,15 @@ class Books:
             if not is_trade_deal(deal):
                 self._store_deal(deal)  # a balance operation is a deal, never a trade
                 continue
-            if self._store_deal(deal) and deal.position_id not in touched:
-                touched.append(deal.position_id)
+            if self._store_deal(deal):
+                self._unsettled[deal.position_id] = None
         opened = closed = 0
-        for position_id in touched:
+        # A position leaves `_unsettled` only once settled: a cycle failing in between (the store
+        # gone mid-cycle) settles it in the next one, although its deals are then known.
+        for position_id in list(self._unsettled):
             o, c = self._settle(position_id, position_id in open_tickets)
             opened, closed = opened + o, closed + c
+            del self._unsettled[position_id]
         self._deals_since = now
         horizon = since - DEAL_WINDOW_OVERLAP  # older deals are never fetched again
         for ticket in [t for t, at in self._recorded.items() if at < horizon]:

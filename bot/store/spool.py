@@ -256,6 +256,10 @@ class SpooledRepository(Batches):
             known=lambda: _or_miss(self._mirror.deal_tickets_known(account, since)),
         )
 
+    def positions_without_trade(self, account: str, since: datetime) -> list[int]:
+        require_aware("since", since)  # never answered from the mirror: the books ask again next cycle
+        return self._read("positions_without_trade", {"account": account, "since": since})
+
     def last_deal_time(self, account: str) -> datetime | None:
         return self._read(
             "last_deal_time", {"account": account},
