@@ -61,7 +61,7 @@ class ActStep:
                 spec.name,
                 strategy.name,
                 extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
-                       "confidence": signal.confidence, "reason": signal.reason},
+                       "confidence": float(signal.confidence), "reason": signal.reason},
             )
             if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
                 return positions  # on a netting account another strategy owns this symbol (netting.py)

@@ -96,6 +96,15 @@ _RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"
 _COLOURS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
 
 
+def _blank(value: object) -> bool:
+    """None or an empty str/dict/list/tuple/set: left out of a console line.
+
+    By type, never by `value in (None, "", {}, [])`: that compares with ==, and a numpy scalar
+    or array (a strategy's confidence) compared with [] is an array whose truth value raises.
+    """
+    return value is None or (isinstance(value, (str, dict, list, tuple, set, frozenset)) and not value)
+
+
 class ConsoleFormatter(logging.Formatter):
     """One readable line per event for a person at a terminal: time (UTC), level, logger, message,
     then the event's extra fields as key=value; coloured levels when `colour`. Redacted like JSON.
@@ -109,7 +118,7 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         extras = " ".join(f"{key}={value}" for key, value in record.__dict__.items()
-                          if key not in _RECORD_FIELDS and value not in (None, "", {}, []))
+                          if key not in _RECORD_FIELDS and not _blank(value))
         level = f"{record.levelname:<7}"
         if self.colour:
             level = f"{_COLOURS.get(record.levelname, '')}{level}\033[0m"
