@@ -337,6 +337,14 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                 result.bot_kills += 1
                 bot.start()
         _wait_for_cycles(bot, min_cycles)
+        # Settle: no fault is left armed (a reject still pending would make an order sent in the
+        # last instant "unknown", and the frozen broker of the final run never lets its
+        # UNKNOWN_ORDER_GRACE of broker time pass), and the bot cycles `settle_seconds` from its
+        # first cycle after that (a restart slowed by load must not eat the time).
+        bridge.control("clear_faults")
+        settled_from = bot.log_size()
+        _wait_for(lambda: any(str(r.get("message", "")).startswith("cycle ") for r in bot.records(settled_from)),
+                  120, "the bot's first cycle after the last fault")
         time.sleep(settle_seconds)  # unknown outcomes need UNKNOWN_ORDER_GRACE of broker time
         bot.check_alive()
         result.shutdown_code = bot.stop()
