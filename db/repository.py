@@ -120,14 +120,7 @@ class Repository:
             if inserted is not None:
                 signal_counts.bump(connection, rec.account, rec.strategy, rec.signal, executed=False)
                 return inserted
-            row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
-            differing = _differences(row, values)
-            if differing:
-                raise DuplicateSignal(
-                    f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
-                    f"already recorded with different {', '.join(differing)}"
-                )
-            return row.id
+            return _stored_signal_id(session, rec, values)
 
     def record_signals(self, recs: list[SignalRecord]) -> list[int]:
         """Store a cycle's signals, returning their ids in order: what `record_signal` on each would store.
@@ -135,9 +128,10 @@ class Repository:
         Why: a cycle records one signal per (symbol, strategy), HOLD included, and one statement
         (plus one savepoint) per signal was most of a cycle's store cost; here it is one multi-row
         INSERT and one counter upsert for the lot.  The rows are inserted in the given order, so
-        they get the ids one call each would give.  A repeat of any of them (a replay) is not the
-        batch's business: the savepoint is dropped and each goes through `record_signal`, which
-        returns the existing id or refuses a different content, exactly as one call at a time.
+        they get the ids one call each would give (on PostgreSQL every row takes its sequence
+        value, a repeat's too, as one call each does).  A repeat (a replay) gets the stored id.
+        A repeat with other content is refused where one call each would refuse it: the batch is
+        undone and the signals go one by one, those before it stored, it raising DuplicateSignal.
         """
         if len(recs) < 2:
             return [self.record_signal(rec) for rec in recs]
@@ -145,13 +139,18 @@ class Repository:
         try:
             with self._db.session() as session:
                 connection = session.connection()
-                got = {tuple(key): id_ for id_, *key in connection.execute(self._sql.record_signals, rows)}
-                ids = [got.get(tuple(row[k] for k in _SIGNAL_KEY)) for row in rows]
-                if None in ids or len(got) != len(rows):
-                    raise _NotAllNew  # rolls this batch's savepoint (or transaction) back
-                signal_counts.bump_many(connection, ((r.account, r.strategy, r.signal, False) for r in recs))
+                new = {tuple(key): id_ for id_, *key in connection.execute(self._sql.record_signals, rows)}
+                ids, inserted = [], []
+                for rec, values in zip(recs, rows, strict=True):
+                    id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
+                    if id_ is None:
+                        ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: undone below
+                    else:
+                        ids.append(id_)
+                        inserted.append((rec.account, rec.strategy, rec.signal, False))
+                signal_counts.bump_many(connection, inserted)
                 return ids
-        except _NotAllNew:
+        except DuplicateSignal:
             return [self.record_signal(rec) for rec in recs]
 
     def mark_signal_executed(self, signal_id: int) -> None:
@@ -500,8 +499,16 @@ class Repository:
             return [_view(cls, row) for row in session.scalars(query)]
 
 
-class _NotAllNew(Exception):
-    """A batch of signals met rows already stored: recorded one by one instead (record_signals)."""
+def _stored_signal_id(session: Session, rec: SignalRecord, values: dict[str, Any]) -> int:
+    """The id of the signal stored under `rec`'s key, or DuplicateSignal if it was stored with other content."""
+    row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
+    differing = _differences(row, values)
+    if differing:
+        raise DuplicateSignal(
+            f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
+            f"already recorded with different {', '.join(differing)}"
+        )
+    return row.id
 
 
 def _table(model: type[Base]) -> Table:

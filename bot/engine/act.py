@@ -35,7 +35,8 @@ class ActStep:
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
-        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
+        # Execution quality starts here; a HOLD sends nothing, so it is not stamped.
+        decided = decision_stamp(quote.bid, quote.ask, spec.point) if signal.action != HOLD else None
         with correlation_context(correlation_id):
             price = quote.ask if signal.action == BUY else quote.bid
             record = SignalRecord(
@@ -62,7 +63,7 @@ class ActStep:
                 spec.name,
                 strategy.name,
                 extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
-                       "confidence": signal.confidence, "reason": signal.reason},
+                       "confidence": float(signal.confidence), "reason": signal.reason},
             )
             if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
                 return positions  # on a netting account another strategy owns this symbol (netting.py)
