@@ -10,6 +10,7 @@ Conditional UPDATEs (`... WHERE status IN ('pending', 'unknown')`) make state
 transitions atomic, so two writers racing on one order cannot both win.
 """
 
+from contextlib import suppress
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
@@ -136,22 +137,39 @@ class Repository:
         if len(recs) < 2:
             return [self.record_signal(rec) for rec in recs]
         rows = [_values(rec) for rec in recs]
+        # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
+        # of its four): should anything after the INSERT fail, its rows are deleted here instead
+        # (and with them their ids: SQLite hands out max(id) + 1 again, as if never inserted).
+        undo_by_hand = self._db.backend == "sqlite"
         try:
-            with self._db.session() as session:
+            with self._db.session(savepoint=not undo_by_hand) as session:
                 connection = session.connection()
                 new = {tuple(key): id_ for id_, *key in connection.execute(self._sql.record_signals, rows)}
-                ids, inserted = [], []
-                for rec, values in zip(recs, rows, strict=True):
-                    id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
-                    if id_ is None:
-                        ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: undone below
-                    else:
-                        ids.append(id_)
-                        inserted.append((rec.account, rec.strategy, rec.signal, False))
-                signal_counts.bump_many(connection, inserted)
+                try:
+                    ids = self._batch_ids(session, recs, rows, dict(new))
+                except BaseException:
+                    if undo_by_hand and new:
+                        with suppress(Exception):  # a connection gone: the unit is rolled back as a whole
+                            connection.execute(_table(SignalModel).delete().where(
+                                _table(SignalModel).c.id.in_(list(new.values()))))
+                    raise
                 return ids
         except DuplicateSignal:
             return [self.record_signal(rec) for rec in recs]
+
+    def _batch_ids(self, session: Session, recs: list[SignalRecord], rows: list[dict[str, Any]],
+                   new: dict[tuple, int]) -> list[int]:
+        """The ids of a batch just inserted (`new`: natural key -> id of each row it inserted); counters moved."""
+        ids, inserted = [], []
+        for rec, values in zip(recs, rows, strict=True):
+            id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
+            if id_ is None:
+                ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: the batch is undone
+            else:
+                ids.append(id_)
+                inserted.append((rec.account, rec.strategy, rec.signal, False))
+        signal_counts.bump_many(session.connection(), inserted)
+        return ids
 
     def mark_signal_executed(self, signal_id: int) -> None:
         """Flag a signal as acted upon (a repeat is a no-op)."""

@@ -101,6 +101,28 @@ def test_a_repeated_batch_gives_the_stored_ids_and_a_changed_signal_is_refused_w
     assert [drop(part) for drop, part in zip(without_ids, stored(batched), strict=True)] \
         == [drop(part) for drop, part in zip(without_ids, stored(single), strict=True)]
     assert len(stored(batched)[0]) == 9
+    if batched.backend == "sqlite":  # the undone batch's rows were deleted: their ids are handed out again
+        assert stored(batched) == stored(single)
+
+
+def test_a_batch_that_fails_after_its_insert_leaves_nothing_in_the_unit(twins, monkeypatch):
+    database, _ = twins
+    repo = Repository(database)
+    repo.record_signals(signals("c1"))
+    before = stored(database)
+
+    def broken(*_args, **_kwargs):
+        raise OperationalError("INSERT INTO signal_counts", {}, ConnectionResetError("connection reset by peer"))
+
+    monkeypatch.setattr("db.signal_counts.bump_many", broken)
+    with pytest.raises(OperationalError), repo.unit():  # the unit commits what its calls stored: none of these
+        repo.record_signals(signals("c2"))
+    monkeypatch.undo()
+    assert stored(database) == before
+    ids = repo.record_signals(signals("c2"))
+    if database.backend == "sqlite":  # deleted by hand (no SAVEPOINT): the ids it would have had
+        assert ids == [6, 7, 8, 9, 10]
+    assert len(stored(database)[0]) == 10 and sum(row[-1] for row in stored(database)[1]) == 10
 
 
 class LostCommitRepository(Repository):
