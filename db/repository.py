@@ -134,8 +134,8 @@ class Repository:
         A repeat with other content is refused where one call each would refuse it: the batch is
         undone and the signals go one by one, those before it stored, it raising DuplicateSignal.
         """
-        if len(recs) < 2:
-            return [self.record_signal(rec) for rec in recs]
+        if not recs:
+            return []
         rows = [_values(rec) for rec in recs]
         # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
         # of its four): should anything after the INSERT fail, its rows are deleted here instead

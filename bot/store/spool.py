@@ -208,7 +208,7 @@ class SpooledRepository(Batches):
         spooling, the breaker open) they are recorded one by one.
         """
         with self._lock:
-            if len(recs) > 1 and self._in_unit() and self._schema_ready() and not self.spool.depth \
+            if recs and self._in_unit() and self._schema_ready() and not self.spool.depth \
                     and self._unit_allows():
                 try:
                     ids = self.repository.record_signals(recs)
