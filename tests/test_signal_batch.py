@@ -245,3 +245,31 @@ def test_the_bot_stores_the_same_rows_with_one_signal_write_per_cycle(tmp_path):
     buys_and_sells = sum(r.signals["BUY"] + r.signals["SELL"] for r in reports)
     assert inserts <= len(reports) + buys_and_sells  # one INSERT a cycle, plus one per BUY/SELL
     assert batched == one_by_one and len(batched["orders"]) >= 1
+
+
+def test_a_cycle_failing_midway_stores_the_signals_decided_before_the_failure(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD,GBPUSD", "STRATEGIES": "ma_crossover,rsi_reversion",
+           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
+    app.connect()
+    try:
+        assert app.engine.run_cycle().ok
+        app.pacer.wait()
+        closed_bars = app.engine.runner.closed_bars
+
+        def second_symbol_breaks(gateway, symbol, *args):
+            if symbol == "GBPUSD":
+                raise RuntimeError("a bug while reading GBPUSD's bars")
+            return closed_bars(gateway, symbol, *args)
+
+        app.engine.runner.closed_bars = second_symbol_breaks
+        report = app.engine.run_cycle()
+        assert not report.ok and "GBPUSD" in report.error
+        assert sum(report.signals.values()) == 2  # EURUSD's two strategies decided before the failure
+        with app.database.engine.connect() as connection:
+            rows = connection.execute(text("SELECT symbol, strategy FROM signals WHERE cycle_id = :c ORDER BY id"),
+                                      {"c": report.cycle_id}).all()
+        assert [tuple(row) for row in rows] == [("EURUSD", "ma_crossover"), ("EURUSD", "rsi_reversion")]
+    finally:
+        app.close()

@@ -198,7 +198,10 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         unit = getattr(self.repo, "unit", None)
         try:
             with unit() if unit is not None else nullcontext():
-                self._guarded_cycle(report)
+                try:
+                    self._guarded_cycle(report)
+                finally:
+                    self._flush_signals()  # a failed cycle's signals decided before the failure (signal_log.py)
         except (ConfigError, BrokerHistoryRewound):
             raise
         except Exception as exc:  # noqa: BLE001 - the commit at the unit's end failed
@@ -262,29 +265,6 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         self.risk_guard.observe(now, account)
         # Watch-only: nothing is sized and no strategy is asked (the prop rules are judged in watch()).
         account = self.policy.gate(account, self, now) if self.policy.trading else None
-        try:
-            positions = self._ask_strategies(report, now, trading, account, positions)
-        except BaseException:
-            self._flush_signals()  # what was decided before the failure is stored, as one write each would have
-            raise
-        self.signal_log.flush()  # the HOLDs left waiting (signal_log.py)
-        positions = self._our_positions()
-        if report.orders:
-            opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
-            report.trades_opened += opened
-            report.trades_closed += closed_count
-        # The snapshot's figures are read together at the end of the cycle and stamped with the
-        # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
-        # hold the balance of a deal made later in the cycle, and the analytics' initial balance
-        # (the newest snapshot before the first exit) would then include that trade's profit.
-        account = self.equity_guard.snapshot_account(self.gateway)
-        if account is not None:  # a refused or implausible account state is never snapshotted
-            self._snapshot(self._broker_now(), account, positions, report)
-        self.policy.watch(account, self, now)
-
-    def _ask_strategies(self, report: CycleReport, now: datetime, trading: bool, account: AccountState | None,
-                        positions: list[Position]) -> list[Position]:
-        """Each due strategy on each symbol's newly closed bar, and what its signal leads to (act.py)."""
         for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
@@ -303,13 +283,26 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                     signal = self.runner.evaluate(strategy, closed)  # None: it raised, now disabled
                     if signal is not None:
                         positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
-        return positions
+        self.signal_log.flush()  # the HOLDs still waiting, in one write (signal_log.py)
+        positions = self._our_positions()
+        if report.orders:
+            opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
+            report.trades_opened += opened
+            report.trades_closed += closed_count
+        # The snapshot's figures are read together at the end of the cycle and stamped with the
+        # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
+        # hold the balance of a deal made later in the cycle, and the analytics' initial balance
+        # (the newest snapshot before the first exit) would then include that trade's profit.
+        account = self.equity_guard.snapshot_account(self.gateway)
+        if account is not None:  # a refused or implausible account state is never snapshotted
+            self._snapshot(self._broker_now(), account, positions, report)
+        self.policy.watch(account, self, now)
 
     def _flush_signals(self) -> None:
-        """Store the waiting signals of a cycle that is failing; the cycle's own error is the one raised."""
+        """Store the signals still waiting after a failed cycle, as one write each would have; never raises."""
         try:
             self.signal_log.flush()
-        except Exception as exc:  # noqa: BLE001 - the failure already propagating is the cycle's error
+        except Exception as exc:  # noqa: BLE001 - the cycle's own error is the one reported
             log.warning("signals of a failed cycle not stored: %s", exc)
 
     def _on_margin_mode(self, mode: str) -> None:
