@@ -62,11 +62,13 @@ class Database:
         return f"Database({redact_url(self.url)})"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, savepoint: bool = True) -> Iterator[Session]:
         """A session in a transaction: committed if the block succeeds, rolled back if it raises.
 
         Inside this thread's `unit()` it is the unit's transaction instead, the block in a SAVEPOINT
         (released if it succeeds, rolled back if it raises) and nothing committed until `commit()`.
+        `savepoint=False` leaves the SAVEPOINT out (two statements less) for a caller that undoes its
+        own writes if it raises, on a backend where a failed statement undoes itself (SQLite).
         """
         if not getattr(self._local, "active", False):
             with self._sessions.begin() as session:
@@ -75,6 +77,12 @@ class Database:
         session = self._local.session
         if session is None:
             session = self._local.session = self._sessions()
+        if not savepoint:
+            try:
+                yield session
+            finally:
+                session.expunge_all()
+            return
         savepoint = session.begin_nested()
         try:
             yield session

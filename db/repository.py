@@ -10,6 +10,7 @@ Conditional UPDATEs (`... WHERE status IN ('pending', 'unknown')`) make state
 transitions atomic, so two writers racing on one order cannot both win.
 """
 
+from contextlib import suppress
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
@@ -113,20 +114,62 @@ class Repository:
         """
         values = _values(rec)
         with self._db.session() as session:
-            inserted = session.execute(
+            connection = session.connection()  # Core: the statement needs none of the ORM's execute path
+            inserted = connection.execute(
                 self._sql.record_signal, values if assign_id is None else {**values, "id": assign_id}
             ).scalar_one_or_none()
             if inserted is not None:
-                signal_counts.bump(session.connection(), rec.account, rec.strategy, rec.signal, executed=False)
+                signal_counts.bump(connection, rec.account, rec.strategy, rec.signal, executed=False)
                 return inserted
-            row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
-            differing = _differences(row, values)
-            if differing:
-                raise DuplicateSignal(
-                    f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
-                    f"already recorded with different {', '.join(differing)}"
-                )
-            return row.id
+            return _stored_signal_id(session, rec, values)
+
+    def record_signals(self, recs: list[SignalRecord]) -> list[int]:
+        """Store a cycle's signals, returning their ids in order: what `record_signal` on each would store.
+
+        Why: a cycle records one signal per (symbol, strategy), HOLD included, and one statement
+        (plus one savepoint) per signal was most of a cycle's store cost; here it is one multi-row
+        INSERT and one counter upsert for the lot.  The rows are inserted in the given order, so
+        they get the ids one call each would give (on PostgreSQL every row takes its sequence
+        value, a repeat's too, as one call each does).  A repeat (a replay) gets the stored id.
+        A repeat with other content is refused where one call each would refuse it: the batch is
+        undone and the signals go one by one, those before it stored, it raising DuplicateSignal.
+        """
+        if not recs:
+            return []
+        rows = [_values(rec) for rec in recs]
+        # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
+        # of its four): should anything after the INSERT fail, its rows are deleted here instead
+        # (and with them their ids: SQLite hands out max(id) + 1 again, as if never inserted).
+        undo_by_hand = self._db.backend == "sqlite"
+        try:
+            with self._db.session(savepoint=not undo_by_hand) as session:
+                connection = session.connection()
+                new = {tuple(key): id_ for id_, *key in connection.execute(self._sql.record_signals, rows)}
+                try:
+                    ids = self._batch_ids(session, recs, rows, dict(new))
+                except BaseException:
+                    if undo_by_hand and new:
+                        with suppress(Exception):  # a connection gone: the unit is rolled back as a whole
+                            connection.execute(_table(SignalModel).delete().where(
+                                _table(SignalModel).c.id.in_(list(new.values()))))
+                    raise
+                return ids
+        except DuplicateSignal:
+            return [self.record_signal(rec) for rec in recs]
+
+    def _batch_ids(self, session: Session, recs: list[SignalRecord], rows: list[dict[str, Any]],
+                   new: dict[tuple, int]) -> list[int]:
+        """The ids of a batch just inserted (`new`: natural key -> id of each row it inserted); counters moved."""
+        ids, inserted = [], []
+        for rec, values in zip(recs, rows, strict=True):
+            id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
+            if id_ is None:
+                ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: the batch is undone
+            else:
+                ids.append(id_)
+                inserted.append((rec.account, rec.strategy, rec.signal, False))
+        signal_counts.bump_many(session.connection(), inserted)
+        return ids
 
     def mark_signal_executed(self, signal_id: int) -> None:
         """Flag a signal as acted upon (a repeat is a no-op)."""
@@ -472,6 +515,18 @@ class Repository:
     def _views(self, cls: type[View], query: Any) -> list[View]:
         with self._db.session() as session:
             return [_view(cls, row) for row in session.scalars(query)]
+
+
+def _stored_signal_id(session: Session, rec: SignalRecord, values: dict[str, Any]) -> int:
+    """The id of the signal stored under `rec`'s key, or DuplicateSignal if it was stored with other content."""
+    row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
+    differing = _differences(row, values)
+    if differing:
+        raise DuplicateSignal(
+            f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
+            f"already recorded with different {', '.join(differing)}"
+        )
+    return row.id
 
 
 def _table(model: type[Base]) -> Table:

@@ -7,6 +7,9 @@ moves these counters in the same transaction as the signal write, so they always
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from sqlalchemy import Connection, func, insert, select
 
 from db.models import SignalCountModel, SignalModel
@@ -20,6 +23,18 @@ def bump(connection: Connection, account: str, strategy: str, signal: str, execu
     """Add `by` (which may be negative) to one counter, creating it at 0 first."""
     connection.execute(statements(connection.dialect.name).bump_count,
                        {"account": account, "strategy": strategy, "signal": signal, "executed": executed, "count": by})
+
+
+def bump_many(connection: Connection, keys: Iterable[tuple[str, str, str, bool]]) -> None:
+    """Add 1 per (account, strategy, signal, executed) key, repeats summed: one executemany for a batch.
+
+    Summed first because one upsert statement may not touch the same counter row twice (PostgreSQL
+    refuses it); the counters end where one `bump` per key would leave them."""
+    counted = Counter(keys)
+    if counted:
+        connection.execute(statements(connection.dialect.name).bump_count,
+                           [{"account": account, "strategy": strategy, "signal": signal, "executed": executed,
+                             "count": by} for (account, strategy, signal, executed), by in counted.items()])
 
 
 def recount(connection: Connection) -> None:

@@ -32,6 +32,7 @@ _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 @dataclass(frozen=True)
 class Statements:
     record_signal: Insert  # ON CONFLICT (natural key) DO NOTHING RETURNING id
+    record_signals: Insert  # the same, executemany: RETURNING the natural key too (rows may come in any order)
     mark_signal: Update  # executed = true WHERE id = :signal_id AND NOT executed RETURNING the counter key
     bump_count: Insert  # signal_counts upsert: count = count + :count
     order_intent: Insert
@@ -51,6 +52,9 @@ def statements(dialect: str) -> Statements:
     return Statements(
         record_signal=insert(_SIGNALS).on_conflict_do_nothing(
             index_elements=["account", "cycle_id", "symbol", "strategy"]).returning(_SIGNALS.c.id),
+        record_signals=insert(_SIGNALS).on_conflict_do_nothing(
+            index_elements=["account", "cycle_id", "symbol", "strategy"]).returning(
+                _SIGNALS.c.id, _SIGNALS.c.account, _SIGNALS.c.cycle_id, _SIGNALS.c.symbol, _SIGNALS.c.strategy),
         mark_signal=(update(_SIGNALS)
                      .where(_SIGNALS.c.id == bindparam("signal_id"), _SIGNALS.c.executed == false())
                      .values(executed=True)

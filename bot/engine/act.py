@@ -35,23 +35,25 @@ class ActStep:
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
         correlation_id = new_correlation_id()
-        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
+        # Execution quality starts here; a HOLD sends nothing, so it is not stamped.
+        decided = decision_stamp(quote.bid, quote.ask, spec.point) if signal.action != HOLD else None
         with correlation_context(correlation_id):
             price = quote.ask if signal.action == BUY else quote.bid
-            signal_id = self.repo.record_signal(
-                SignalRecord(
-                    account=self.account_id,
-                    time=now,
-                    cycle_id=report.cycle_id,
-                    correlation_id=correlation_id,
-                    symbol=spec.name,
-                    strategy=strategy.name,
-                    signal=signal.action,
-                    confidence=float(signal.confidence),
-                    reason=signal.reason,
-                    price=price if signal.action != HOLD else quote.bid,
-                )
+            record = SignalRecord(
+                account=self.account_id,
+                time=now,
+                cycle_id=report.cycle_id,
+                correlation_id=correlation_id,
+                symbol=spec.name,
+                strategy=strategy.name,
+                signal=signal.action,
+                confidence=float(signal.confidence),
+                reason=signal.reason,
+                price=price if signal.action != HOLD else quote.bid,
             )
+            # A HOLD waits for the next signal that needs its id, or the end of the cycle's strategies:
+            # one store write for them all (signal_log.py). A BUY or SELL is stored now, before its orders.
+            signal_id = self.signal_log.record(record) if signal.action != HOLD else self.signal_log.hold(record)
             report.signals[signal.action] += 1
             self.observer.signal(spec.name, strategy.name, signal.action)
             log.log(

@@ -44,6 +44,7 @@ from .preflight import Preflight
 from .quarantine import Quarantine
 from .replay import ReplayStep
 from .riskguard import RiskGuard, RiskLimits
+from .signal_log import PendingSignals
 from .snapshot import SnapshotStep
 from .strategies import Strategy
 from .strategy_runner import StrategyRunner
@@ -71,6 +72,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         self.gateway = gateway
         self.repo = repo
         self.strategies = strategies
+        self.signal_log = PendingSignals(repo)  # a cycle's HOLDs stored in one write (signal_log.py)
         self.runner = StrategyRunner(strategies, settings.symbols, settings.timeframe, settings.bars,
                                      lambda: self.observer,  # symbol_map: configured -> broker names, once started
                                      broker_name=lambda name: getattr(self, "symbol_map", {}).get(name, name))
@@ -196,7 +198,10 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         unit = getattr(self.repo, "unit", None)
         try:
             with unit() if unit is not None else nullcontext():
-                self._guarded_cycle(report)
+                try:
+                    self._guarded_cycle(report)
+                finally:
+                    self._flush_signals()  # a failed cycle's signals decided before the failure (signal_log.py)
         except (ConfigError, BrokerHistoryRewound):
             raise
         except Exception as exc:  # noqa: BLE001 - the commit at the unit's end failed
@@ -278,6 +283,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                     signal = self.runner.evaluate(strategy, closed)  # None: it raised, now disabled
                     if signal is not None:
                         positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
+        self.signal_log.flush()  # the HOLDs still waiting, in one write (signal_log.py)
         positions = self._our_positions()
         if report.orders:
             opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
@@ -291,6 +297,13 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         if account is not None:  # a refused or implausible account state is never snapshotted
             self._snapshot(self._broker_now(), account, positions, report)
         self.policy.watch(account, self, now)
+
+    def _flush_signals(self) -> None:
+        """Store the signals still waiting after a failed cycle, as one write each would have; never raises."""
+        try:
+            self.signal_log.flush()
+        except Exception as exc:  # noqa: BLE001 - the cycle's own error is the one reported
+            log.warning("signals of a failed cycle not stored: %s", exc)
 
     def _on_margin_mode(self, mode: str) -> None:
         self.attribution = Attribution.for_account(mode, list(self.specs), self.strategies)

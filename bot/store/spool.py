@@ -199,6 +199,29 @@ class SpooledRepository(Batches):
         """The signal's id; a negative provisional id while it is spooled (translated at flush)."""
         return self._write("record_signal", {"rec": rec, "assign_id": assign_id}, spooled_result=lambda seq: -seq)
 
+    def record_signals(self, recs: list[SignalRecord]) -> list[int]:
+        """A cycle's signals at once (db.Repository.record_signals): what `record_signal` on each gives.
+
+        In a unit with the database answering they go in one statement and are kept as one
+        `record_signal` call each with its id (`assign_id`), so a lost unit spools and replays
+        them exactly as if they had been recorded one by one.  Anywhere else (outside a unit,
+        spooling, the breaker open) they are recorded one by one.
+        """
+        with self._lock:
+            if recs and self._in_unit() and self._schema_ready() and not self.spool.depth \
+                    and self._unit_allows():
+                try:
+                    ids = self.repository.record_signals(recs)
+                except Exception as exc:
+                    if not is_connectivity_error(exc):
+                        raise  # a refusal: only the batch's savepoint was rolled back
+                    self._unit_lost(self._unit_calls, exc, True)
+                else:
+                    self._unit_calls.extend(("record_signal", {"rec": rec, "assign_id": int(signal_id)})
+                                            for rec, signal_id in zip(recs, ids, strict=True))
+                    return ids
+            return [self.record_signal(rec) for rec in recs]
+
     def mark_signal_executed(self, signal_id: int) -> None:
         if isinstance(signal_id, bool) or not isinstance(signal_id, int):
             raise TypeError(f"signal_id must be an int, got {type(signal_id).__name__}")

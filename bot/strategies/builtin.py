@@ -66,7 +66,7 @@ class RsiMeanReversion(Strategy):
         close = bars.close
         if len(close) < self.period + 3:
             return Signal(HOLD, 0.0, "not enough bars")
-        values = rsi(close, self.period)
+        values = rsi(close, self.period, last=2)  # the two newest values are all it reads
         before, now = values[-2], values[-1]
         if before < self.oversold <= now:
             return Signal(BUY, round(min(1.0, 0.5 + (self.oversold - before) / 60), 4), f"RSI back above {self.oversold:g} ({now:.1f})")
