@@ -112,3 +112,22 @@ def test_positions_without_trade_knows_a_netting_reversal_by_its_order_ticket(re
         from db.models import TradeModel
         session.query(TradeModel).filter(TradeModel.ticket == 900).delete()
     assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == [70]
+
+
+def test_a_start_on_the_spool_books_without_the_database_and_asks_it_once_it_answers(repo):
+    # The bot trades on the spool while the database is down at start: the question "which deals have
+    # no trade?" waits for the database instead of failing every cycle.
+    repo.record_deal(Books(History(CLOSED_50), repo, ACCOUNT, MAGIC, {})._deal_record(CLOSED_50[0]))
+
+    class DownAtFirst(FailingTradeReads):
+        def positions_without_trade(self, account, since):
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("store unavailable and positions_without_trade is not known locally")
+            return self._repo.positions_without_trade(account, since)
+
+    store = DownAtFirst(repo, failures=1)
+    books = Books(History(CLOSED_50[:1]), store, ACCOUNT, MAGIC, {"EURUSD": 5})
+    assert books.sync(NOW, 7, {50}) == (0, 0)  # the cycle goes on; the stored deal is not settled yet
+    assert books.sync(NOW + timedelta(seconds=10), 7, {50}) == (1, 0)
+    assert not repo.get_trade(ACCOUNT, 50).is_closed

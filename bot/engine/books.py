@@ -23,6 +23,7 @@ from mt5bridge import constants as mt5
 
 from ..gateway import Deal, Gateway
 from ..pips import profit_in_pips
+from ..store.errors import StoreUnavailable
 from .orders import client_order_id_from
 from .trades_from_deals import STOP_OUT, Segment, segments, stored_close_reason
 
@@ -95,6 +96,7 @@ class Books:
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
         #: Positions with new deals whose trades are not settled yet (an ordered set).
         self._unsettled: dict[int, None] = {}
+        self._orphans_asked = False  # has the store been asked for deals stored without their trade?
         #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
         self.unresolved: int | None = None
 
@@ -105,10 +107,16 @@ class Books:
         """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
-            recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+            self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+        if not self._orphans_asked:
             # Deals a failed or killed run stored without their trades: fetched as known from now on.
-            self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
-            self._recorded = recorded
+            # Only the database knows them; while it is down (a start that trades on the spool) the
+            # books ask again each sync, and settle them once it answers.
+            try:
+                self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
+                self._orphans_asked = True
+            except StoreUnavailable:
+                pass
         fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
         deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
         open_tickets = self._open_tickets(open_tickets)
