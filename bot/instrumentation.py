@@ -75,16 +75,22 @@ class Instrumentation(EngineObserver):
     # -- gateway ---------------------------------------------------------------------------
 
     def on_broker_call(self, call: str, seconds: float, error: GatewayError | None) -> None:
-        self.metrics.observe_broker_call(call, seconds, error.kind if error else None)
         self._calls += 1
         self._latency += seconds
-        if error is None or error.kind not in ("connection_lost", "unavailable"):
-            self._set_connected(error is None or error.kind != "outcome_unknown")
+        if error is None:  # the path of nearly every call (~17 a cycle): no more work than it needs
+            self.metrics.observe_broker_call(call, seconds)
+            if self._connected is not True:
+                self._set_connected(True)
             self._unreachable_since = None
-            if self._terminal_alerting and error is None:
+            if self._terminal_alerting:
                 self._terminal_alerting = False
                 if self.alerts:
                     self.alerts.resolve(self.ALERT_TERMINAL)
+            return
+        self.metrics.observe_broker_call(call, seconds, error.kind)
+        if error.kind not in ("connection_lost", "unavailable"):
+            self._set_connected(error.kind != "outcome_unknown")
+            self._unreachable_since = None
         else:
             self._set_connected(False)
             if self._unreachable_since is None:
