@@ -44,16 +44,18 @@ class MinuteRollup:
         self.day_of = day_of or (lambda moment: BrokerDay.of(moment, None))
         self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
+        self._minute_no = 0  # unix minute of _minute
         self._sums: dict[str, Any] = {}
         self._last_prune = 0.0
         self._trading_day: date | None = None
 
     def add(self, figures: Any) -> None:
-        minute = datetime.fromtimestamp(figures.finished_at, tz=UTC).replace(second=0, microsecond=0)
-        if self._minute is not None and minute != self._minute:
+        minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
+        if self._minute is not None and minute_no != self._minute_no:
             self.flush()
         if self._minute is None:
-            self._minute = minute
+            self._minute_no = minute_no
+            self._minute = datetime.fromtimestamp(minute_no * 60, tz=UTC)
             self._sums = {"cycles": 0, "cycle_seconds_sum": 0.0, "cycle_seconds_max": 0.0, "signals": 0,
                           "orders": 0, "trades_executed": 0, "broker_latency_seconds_sum": 0.0, "broker_calls": 0}
         s = self._sums

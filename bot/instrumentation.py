@@ -101,11 +101,15 @@ class Instrumentation(EngineObserver):
             self._connected = connected
             self.metrics.set_connected(connected)
 
+    PROCESS_SAMPLE_SECONDS = 10.0
+
     def _sample_process(self) -> tuple[int, float]:
-        """RSS and CPU percent, sampled at most once a second: the loop may run thousands of cycles a second."""
+        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS: each
+        sample reads /proc twice, and the loop may run thousands of cycles a second. The minute history
+        keeps the last sample of a minute; /metrics and /status read the process at their own time."""
         taken, rss, cpu = self._process_sample
         now = time.monotonic()
-        if now - taken >= 1.0:
+        if now - taken >= self.PROCESS_SAMPLE_SECONDS:
             rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
             self._process_sample = (now, rss, cpu)
         return rss, cpu

@@ -187,6 +187,8 @@ class BotMetrics:
         self._equity = self.account_equity.labels(self.account)
         self._margin_level = self.account_margin_level.labels(self.account)
         self._circuit_states: dict[str, str] = {}
+        self._last_positions: dict[str, int] | None = None  # what set_positions last set (None: nothing yet)
+        self._last_account: tuple | None = None  # the (balance, equity, margin level) set_account last set
         self._halt_reasons: set[str] = set()
         self._halts: dict[str, str] = {}  # source -> the reason it halts new orders for now
 
@@ -194,8 +196,10 @@ class BotMetrics:
 
     def observe_cycle(self, duration_s: float, finished_at_epoch: float) -> None:
         """Record one finished cycle: its duration, its end time, and the count."""
-        duration = _number("cycle duration", duration_s)
-        finished = _number("cycle finish time", finished_at_epoch)
+        duration = duration_s if type(duration_s) is float and math.isfinite(duration_s) else \
+            _number("cycle duration", duration_s)
+        finished = finished_at_epoch if type(finished_at_epoch) is float and math.isfinite(finished_at_epoch) else \
+            _number("cycle finish time", finished_at_epoch)
         self._cycle_duration.observe(duration)
         self._last_cycle.set(finished)
         self._cycles.inc()
@@ -248,7 +252,11 @@ class BotMetrics:
                            _label("side", side), _label("outcome", outcome)).inc()
 
     def set_positions(self, counts: Mapping[str, int]) -> None:
-        """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed)."""
+        """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed).
+
+        Called every cycle with counts that rarely change: the same counts as last time set nothing."""
+        if counts == self._last_positions:
+            return
         values = {_label("symbol", symbol): int(_number(f"position count for {symbol}", n))
                   for symbol, n in counts.items()}
         with self._lock:
@@ -256,6 +264,7 @@ class BotMetrics:
                 self._position_children[symbol] = self.open_positions.labels(self.account, symbol)
             for symbol, child in self._position_children.items():
                 child.set(values.get(symbol, 0))
+            self._last_positions = dict(counts)
 
     def set_account(self, balance: float | Decimal, equity: float | Decimal,
                     margin_level_percent: float | Decimal | None) -> None:
@@ -264,6 +273,9 @@ class BotMetrics:
         MT5 reports margin level 0 (or the gateway None) when no margin is used: that is
         exported as NaN, so "margin level below X" alerts don't fire on a flat account.
         """
+        inputs = (balance, equity, margin_level_percent)
+        if inputs == self._last_account:  # every cycle reports; a flat account's figures seldom move
+            return
         balance_f = _number("balance", balance)
         equity_f = _number("equity", equity)
         if margin_level_percent is None:
@@ -274,6 +286,7 @@ class BotMetrics:
         self._balance.set(balance_f)
         self._equity.set(equity_f)
         self._margin_level.set(ratio)
+        self._last_account = inputs
 
     # -- plumbing health -----------------------------------------------------------------
 
