@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -181,7 +181,8 @@ class BotMetrics:
         self._signal_children: dict[tuple[str, str, str], Any] = {}
         self._position_children: dict[str, Any] = {}
         self._cycle_duration = self.cycle_duration.labels(self.account)
-        self._last_cycle = self.last_cycle_timestamp.labels(self.account)
+        self._last_cycle_at = 0.0
+        self.last_cycle_timestamp.labels(self.account).set_function(lambda: self._last_cycle_at)
         self._cycles = self.cycles.labels(self.account)
         self._balance = self.account_balance.labels(self.account)
         self._equity = self.account_equity.labels(self.account)
@@ -201,7 +202,7 @@ class BotMetrics:
         finished = finished_at_epoch if type(finished_at_epoch) is float and math.isfinite(finished_at_epoch) else \
             _number("cycle finish time", finished_at_epoch)
         self._cycle_duration.observe(duration)
-        self._last_cycle.set(finished)
+        self._last_cycle_at = finished  # read by the gauge at scrape time (set_function in __init__)
         self._cycles.inc()
 
     # -- broker --------------------------------------------------------------------------
@@ -235,6 +236,16 @@ class BotMetrics:
 
     def count_reconnect(self) -> None:
         self.broker_reconnects.labels(self.account).inc()
+
+    def broker_call_recorder(self, call: str) -> Callable[[float], None]:
+        """What records one successful `call` taking (float) seconds, for the gateway's call observer
+        to keep per call name: the labelled child's own observe (order_send keeps its exemplar)."""
+        if call == "order_send":
+            return lambda seconds: self.observe_broker_call(call, seconds)
+        child = self._broker_children.get(call)
+        if child is None:
+            child = self._broker_children[call] = self.broker_request_duration.labels(self.account, _label("call", call))
+        return child.observe
 
     # -- trading -------------------------------------------------------------------------
 
