@@ -187,6 +187,9 @@ class BotMetrics:
         self._balance = self.account_balance.labels(self.account)
         self._equity = self.account_equity.labels(self.account)
         self._margin_level = self.account_margin_level.labels(self.account)
+        self._connected = self.broker_connected.labels(self.account)
+        self._queue_depth = self.order_queue_depth.labels(self.account)  # set on every queue change
+        self._spool_depth = self.store_spool_depth.labels(self.account)  # set on every spool change
         self._circuit_states: dict[str, str] = {}
         self._last_positions: dict[str, int] | None = None  # what set_positions last set (None: nothing yet)
         self._last_account: tuple | None = None  # the (balance, equity, margin level) set_account last set
@@ -232,7 +235,7 @@ class BotMetrics:
             self.broker_errors.labels(self.account, call, _label("error_kind", error_kind)).inc()
 
     def set_connected(self, connected: bool) -> None:
-        self.broker_connected.labels(self.account).set(1 if connected else 0)
+        self._connected.set(1 if connected else 0)
 
     def count_reconnect(self) -> None:
         self.broker_reconnects.labels(self.account).inc()
@@ -306,10 +309,10 @@ class BotMetrics:
         self.log_records_dropped.labels(self.account).inc(count)
 
     def set_order_queue_depth(self, depth: int) -> None:
-        self.order_queue_depth.labels(self.account).set(_number("order queue depth", depth))
+        self._queue_depth.set(_number("order queue depth", depth))
 
     def set_store_spool_depth(self, depth: int) -> None:
-        self.store_spool_depth.labels(self.account).set(_number("store spool depth", depth))
+        self._spool_depth.set(_number("store spool depth", depth))
 
     def set_circuit_state(self, breaker: str, state: str) -> None:
         """Set a breaker's state (closed | half_open | open); a change also counts a transition."""
