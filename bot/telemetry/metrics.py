@@ -184,9 +184,11 @@ class BotMetrics:
         self._last_cycle_at = 0.0
         self.last_cycle_timestamp.labels(self.account).set_function(lambda: self._last_cycle_at)
         self._cycles = self.cycles.labels(self.account)
-        self._balance = self.account_balance.labels(self.account)
-        self._equity = self.account_equity.labels(self.account)
-        self._margin_level = self.account_margin_level.labels(self.account)
+        # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
+        # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
+        self._account_figures = (0.0, 0.0, math.nan)
+        for index, gauge in enumerate((self.account_balance, self.account_equity, self.account_margin_level)):
+            gauge.labels(self.account).set_function(lambda index=index: self._account_figures[index])
         self._connected = self.broker_connected.labels(self.account)
         self._queue_depth = self.order_queue_depth.labels(self.account)  # set on every queue change
         self._spool_depth = self.store_spool_depth.labels(self.account)  # set on every spool change
@@ -297,9 +299,7 @@ class BotMetrics:
         else:
             percent = _number("margin level", margin_level_percent)
             ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
-        self._balance.set(balance_f)
-        self._equity.set(equity_f)
-        self._margin_level.set(ratio)
+        self._account_figures = (balance_f, equity_f, ratio)
         self._last_account = inputs
 
     # -- plumbing health -----------------------------------------------------------------
