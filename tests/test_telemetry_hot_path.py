@@ -1,4 +1,5 @@
-"""The loop's telemetry shortcuts (issue 16) lose nothing: what they skip or defer still shows on /metrics.
+"""The loop's telemetry shortcuts (issue 16) lose nothing: what they skip or defer still shows on /metrics
+(and in the minute history: its broker day kept while the offset holds, the same as computed each cycle).
 
 Gauges set every cycle are set only when their value changed; a successful broker call goes
 straight to its histogram child; the last-cycle gauge is read at scrape time. Each test drives the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -16,10 +18,12 @@ from prometheus_client import CollectorRegistry
 
 from bot.engine import CycleReport
 from bot.gateway import ConnectionLost
+from bot.history import MinuteRollup
 from bot.instrumentation import Instrumentation
 from bot.telemetry.broker_safety_metrics import BrokerSafetyMetrics
 from bot.telemetry.context import correlation_context
 from bot.telemetry.metrics import BotMetrics
+from db.brokerday import BrokerDay
 
 ACCOUNT = "42"
 
@@ -109,3 +113,31 @@ def test_signals_and_cycle_figures_reach_metrics_and_the_minute_history() -> Non
             figures.broker_latency_seconds, figures.ok) == (0.5, 2, 2, 1, 1, 0.25, True)
     instrumentation.cycle_finished(CycleReport("c2", 2, duration_seconds=0.1, error="boom"))
     assert (added[1].broker_calls, added[1].orders, added[1].ok) == (0, 0, False)  # per cycle, reset
+
+
+def test_minute_history_keeps_its_broker_day_exactly_as_computing_it_every_cycle() -> None:
+    offsets = {"now": 7200}
+    runs = {}
+    for kind in ("day_of", "offset_of"):
+        closed, recorded = [], []
+        repo = SimpleNamespace(record_metrics_minute=lambda minute: None, prune_metrics_history=lambda *a: None,
+                               record_broker_offset=lambda account, since, offset, recorded=recorded:
+                               recorded.append((since, offset)))
+        rollup = MinuteRollup(repo, "1", on_day_closed=closed.append,
+                              **({"day_of": lambda moment: BrokerDay.of(moment, offsets["now"])} if kind == "day_of"
+                                 else {"offset_of": lambda: offsets["now"]}))
+        offsets["now"] = 7200
+        moment = datetime(2026, 3, 27, 20, 0, tzinfo=UTC)
+        for step in range(200):  # 20 min steps over ~2.8 days; the offset moves to GMT+3 on the way, then back
+            if step == 90:
+                offsets["now"] = 10800
+            if step == 170:
+                offsets["now"] = 7200
+            rollup.add(SimpleNamespace(finished_at=1_700_000_000.0 + step, duration_seconds=0.1, signals=0, orders=0,
+                                       trades_executed=0, broker_latency_seconds=0.0, broker_calls=0,
+                                       memory_rss_bytes=0, cpu_percent=0.0, broker_time=moment))
+            moment += timedelta(minutes=20)
+        runs[kind] = (closed, recorded)
+    assert runs["offset_of"] == runs["day_of"]
+    closed, recorded = runs["offset_of"]
+    assert len(closed) == 3 and [offset for _, offset in recorded] == [7200, 10800, 7200]
