@@ -225,7 +225,8 @@ class BotApp:
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
         self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report,
-                                    day_of=lambda moment: broker_day_of(self.gateway, moment))
+                                    # the measured server offset, read as broker_day_of reads it
+                                    offset_of=lambda: m() if callable(m := getattr(self.gateway, "server_offset_seconds", None)) else None)
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.gateway.set_observer(self.instrumentation.on_broker_call)

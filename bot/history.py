@@ -34,6 +34,7 @@ class MinuteRollup:
         on_day_closed: Callable[[date], None] | None = None,
         clock: Callable[[], float] = time.time,
         day_of: Callable[[datetime], BrokerDay] | None = None,
+        offset_of: Callable[[], int | None] | None = None,
     ):
         self.repo = repo
         self.account = account
@@ -42,18 +43,25 @@ class MinuteRollup:
         self.clock = clock
         # The broker day of a UTC time (the app passes bot.gateway.broker_day_of); UTC days by default.
         self.day_of = day_of or (lambda moment: BrokerDay.of(moment, None))
+        # Or the server offset alone (the app passes the gateway's): the day is then computed here and
+        # kept while the offset holds and the moment stays inside it - one check a cycle instead of
+        # building the day (a cycle-rate cost, issue 16). Same result as BrokerDay.of(moment, offset).
+        self.offset_of = offset_of
+        self._day: tuple[int | None, datetime, datetime, BrokerDay] | None = None  # offset, start, end, day
         self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
+        self._minute_no = 0  # unix minute of _minute
         self._sums: dict[str, Any] = {}
         self._last_prune = 0.0
         self._trading_day: date | None = None
 
     def add(self, figures: Any) -> None:
-        minute = datetime.fromtimestamp(figures.finished_at, tz=UTC).replace(second=0, microsecond=0)
-        if self._minute is not None and minute != self._minute:
+        minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
+        if self._minute is not None and minute_no != self._minute_no:
             self.flush()
         if self._minute is None:
-            self._minute = minute
+            self._minute_no = minute_no
+            self._minute = datetime.fromtimestamp(minute_no * 60, tz=UTC)
             self._sums = {"cycles": 0, "cycle_seconds_sum": 0.0, "cycle_seconds_max": 0.0, "signals": 0,
                           "orders": 0, "trades_executed": 0, "broker_latency_seconds_sum": 0.0, "broker_calls": 0}
         s = self._sums
@@ -69,9 +77,20 @@ class MinuteRollup:
         s["cpu_percent"] = figures.cpu_percent
         broker_time = getattr(figures, "broker_time", None)
         if broker_time is not None:
-            day = self.day_of(broker_time)
+            day = self._day_of(broker_time)
             self._store_offset(day.offset_seconds, broker_time)  # before a rollover's report reads it
             self._roll_day(day.date)
+
+    def _day_of(self, moment: datetime) -> BrokerDay:
+        if self.offset_of is None or moment.tzinfo is None:
+            return self.day_of(moment) if self.offset_of is None else BrokerDay.of(moment, self.offset_of())
+        offset = self.offset_of()
+        cached = self._day
+        if cached is not None and cached[0] == offset and cached[1] <= moment < cached[2]:
+            return cached[3]
+        day = BrokerDay.of(moment, offset)
+        self._day = (offset, day.start, day.end, day)
+        return day
 
     def flush(self) -> None:
         """Write the current minute (also called at shutdown). A store failure is logged, not raised."""

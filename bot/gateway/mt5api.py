@@ -281,7 +281,9 @@ class Mt5ApiGateway(Gateway):
             raise
         finally:
             elapsed = time.perf_counter() - started
-            self._observe(call, elapsed, error)
+            observer = self._observer  # inline, not self._observe: every broker call passes here
+            if observer is not None:
+                observer(call, elapsed, error)
             level = logging.INFO if call == "order_send" else logging.DEBUG
             if log.isEnabledFor(level):
                 log.log(

@@ -6,6 +6,8 @@ shared BotMetrics; the series carry ``account`` first, as every tradewatch serie
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -19,11 +21,19 @@ class BrokerSafetyMetrics:
         self.stop_outs = Counter(
             "tradewatch_stop_outs_total", "Deals the broker made to stop the account out (DEAL_REASON_SO).",
             ["account", "symbol"], registry=registry)
+        self._checks: dict[str, int] = {}  # check -> the value last set
+        self._lock = threading.Lock()
         # No series before the first preflight read: a 0 there would claim AutoTrading is off while
         # the terminal is merely unreachable (BrokerDisconnected says that). CHECK_NAMES lists them.
 
     def set_check(self, check: str, ok: bool) -> None:
-        self.preflight_ok.labels(self.account, check).set(1 if ok else 0)
+        """Called for every check on every preflight run (each cycle): the gauge is set when its value changes."""
+        value = 1 if ok else 0
+        with self._lock:  # the check and the set together: a racing caller cannot leave the cache wrong
+            if self._checks.get(check) == value:
+                return
+            self.preflight_ok.labels(self.account, check).set(value)
+            self._checks[check] = value
 
     def count_stop_out(self, symbol: str) -> None:
         self.stop_outs.labels(self.account, symbol or "unknown").inc()

@@ -12,15 +12,16 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
 from bot.telemetry.execution_metrics import ExecutionMetrics
+from bot.telemetry.lean import LeanCounter, LeanHistogram
 
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -73,13 +74,14 @@ class BotMetrics:
         r = self.registry
         acct = ["account"]
 
-        self.cycle_duration = Histogram("tradewatch_cycle_duration_seconds", "Wall time of one engine cycle.",
-                                        acct, registry=r, buckets=CYCLE_BUCKETS)
+        # The loop's per-cycle and per-call series are lean (bot.telemetry.lean): same exposition, less CPU.
+        self.cycle_duration = LeanHistogram("tradewatch_cycle_duration_seconds", "Wall time of one engine cycle.",
+                                            acct, registry=r, buckets=CYCLE_BUCKETS)
         self.last_cycle_timestamp = Gauge("tradewatch_last_cycle_timestamp_seconds",
                                           "Unix time at which the last cycle finished.", acct, registry=r)
-        self.cycles = Counter("tradewatch_cycles_total", "Engine cycles completed.", acct, registry=r)
+        self.cycles = LeanCounter("tradewatch_cycles_total", "Engine cycles completed.", acct, registry=r)
 
-        self.broker_request_duration = Histogram(
+        self.broker_request_duration = LeanHistogram(
             "tradewatch_broker_request_duration_seconds", "Latency of broker (MT5) calls; order_send carries "
             "the correlation_id as an exemplar.", acct + ["call"], registry=r, buckets=BROKER_BUCKETS)
         self.broker_errors = Counter("tradewatch_broker_errors_total", "Failed broker calls by call and error kind.",
@@ -89,8 +91,8 @@ class BotMetrics:
         self.broker_reconnects = Counter("tradewatch_broker_reconnects_total", "Broker reconnections.", acct,
                                          registry=r)
 
-        self.signals = Counter("tradewatch_signals_total", "Strategy signals.",
-                               acct + ["symbol", "strategy", "signal"], registry=r)
+        self.signals = LeanCounter("tradewatch_signals_total", "Strategy signals.",
+                                   acct + ["symbol", "strategy", "signal"], registry=r)
         self.orders = Counter("tradewatch_orders_total", "Orders by outcome.",
                               acct + ["symbol", "strategy", "side", "outcome"], registry=r)
 
@@ -179,12 +181,20 @@ class BotMetrics:
         self._signal_children: dict[tuple[str, str, str], Any] = {}
         self._position_children: dict[str, Any] = {}
         self._cycle_duration = self.cycle_duration.labels(self.account)
-        self._last_cycle = self.last_cycle_timestamp.labels(self.account)
+        self._last_cycle_at = 0.0
+        self.last_cycle_timestamp.labels(self.account).set_function(lambda: self._last_cycle_at)
         self._cycles = self.cycles.labels(self.account)
-        self._balance = self.account_balance.labels(self.account)
-        self._equity = self.account_equity.labels(self.account)
-        self._margin_level = self.account_margin_level.labels(self.account)
+        # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
+        # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
+        self._account_figures = (0.0, 0.0, math.nan)
+        for index, gauge in enumerate((self.account_balance, self.account_equity, self.account_margin_level)):
+            gauge.labels(self.account).set_function(lambda index=index: self._account_figures[index])
+        self._connected = self.broker_connected.labels(self.account)
+        self._queue_depth = self.order_queue_depth.labels(self.account)  # set on every queue change
+        self._spool_depth = self.store_spool_depth.labels(self.account)  # set on every spool change
         self._circuit_states: dict[str, str] = {}
+        self._last_positions: dict[str, int] | None = None  # what set_positions last set (None: nothing yet)
+        self._last_account: tuple | None = None  # the (balance, equity, margin level) set_account last set
         self._halt_reasons: set[str] = set()
         self._halts: dict[str, str] = {}  # source -> the reason it halts new orders for now
 
@@ -192,10 +202,12 @@ class BotMetrics:
 
     def observe_cycle(self, duration_s: float, finished_at_epoch: float) -> None:
         """Record one finished cycle: its duration, its end time, and the count."""
-        duration = _number("cycle duration", duration_s)
-        finished = _number("cycle finish time", finished_at_epoch)
+        duration = duration_s if type(duration_s) is float and math.isfinite(duration_s) else \
+            _number("cycle duration", duration_s)
+        finished = finished_at_epoch if type(finished_at_epoch) is float and math.isfinite(finished_at_epoch) else \
+            _number("cycle finish time", finished_at_epoch)
         self._cycle_duration.observe(duration)
-        self._last_cycle.set(finished)
+        self._last_cycle_at = finished  # read by the gauge at scrape time (set_function in __init__)
         self._cycles.inc()
 
     # -- broker --------------------------------------------------------------------------
@@ -211,19 +223,34 @@ class BotMetrics:
         if child is None:  # first call of this name: validate once, then reuse the labelled child
             child = self.broker_request_duration.labels(self.account, _label("call", call))
             self._broker_children[call] = child
-        duration = _number("broker call duration", duration_s)
+        # A finite float (what perf_counter differences are) needs no more checking than this.
+        duration = duration_s if type(duration_s) is float and math.isfinite(duration_s) else \
+            _number("broker call duration", duration_s)
         if exemplar is None and call == "order_send":
             current = correlation_id.get()
             exemplar = {"correlation_id": current} if current else None
-        child.observe(duration, exemplar=dict(exemplar) if exemplar else None)
+        if exemplar:
+            child.observe(duration, exemplar=dict(exemplar))
+        else:
+            child.observe(duration)
         if error_kind is not None:
             self.broker_errors.labels(self.account, call, _label("error_kind", error_kind)).inc()
 
     def set_connected(self, connected: bool) -> None:
-        self.broker_connected.labels(self.account).set(1 if connected else 0)
+        self._connected.set(1 if connected else 0)
 
     def count_reconnect(self) -> None:
         self.broker_reconnects.labels(self.account).inc()
+
+    def broker_call_recorder(self, call: str) -> Callable[[float], None]:
+        """What records one successful `call` taking (float) seconds, for the gateway's call observer
+        to keep per call name: the labelled child's own observe (order_send keeps its exemplar)."""
+        if call == "order_send":
+            return lambda seconds: self.observe_broker_call(call, seconds)
+        child = self._broker_children.get(call)
+        if child is None:
+            child = self._broker_children[call] = self.broker_request_duration.labels(self.account, _label("call", call))
+        return child.observe
 
     # -- trading -------------------------------------------------------------------------
 
@@ -241,7 +268,11 @@ class BotMetrics:
                            _label("side", side), _label("outcome", outcome)).inc()
 
     def set_positions(self, counts: Mapping[str, int]) -> None:
-        """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed)."""
+        """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed).
+
+        Called every cycle with counts that rarely change: the same counts as last time set nothing."""
+        if counts == self._last_positions:
+            return
         values = {_label("symbol", symbol): int(_number(f"position count for {symbol}", n))
                   for symbol, n in counts.items()}
         with self._lock:
@@ -249,6 +280,7 @@ class BotMetrics:
                 self._position_children[symbol] = self.open_positions.labels(self.account, symbol)
             for symbol, child in self._position_children.items():
                 child.set(values.get(symbol, 0))
+            self._last_positions = dict(counts)
 
     def set_account(self, balance: float | Decimal, equity: float | Decimal,
                     margin_level_percent: float | Decimal | None) -> None:
@@ -257,6 +289,9 @@ class BotMetrics:
         MT5 reports margin level 0 (or the gateway None) when no margin is used: that is
         exported as NaN, so "margin level below X" alerts don't fire on a flat account.
         """
+        inputs = (balance, equity, margin_level_percent)
+        if inputs == self._last_account:  # every cycle reports; a flat account's figures seldom move
+            return
         balance_f = _number("balance", balance)
         equity_f = _number("equity", equity)
         if margin_level_percent is None:
@@ -264,9 +299,8 @@ class BotMetrics:
         else:
             percent = _number("margin level", margin_level_percent)
             ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
-        self._balance.set(balance_f)
-        self._equity.set(equity_f)
-        self._margin_level.set(ratio)
+        self._account_figures = (balance_f, equity_f, ratio)
+        self._last_account = inputs
 
     # -- plumbing health -----------------------------------------------------------------
 
@@ -275,10 +309,10 @@ class BotMetrics:
         self.log_records_dropped.labels(self.account).inc(count)
 
     def set_order_queue_depth(self, depth: int) -> None:
-        self.order_queue_depth.labels(self.account).set(_number("order queue depth", depth))
+        self._queue_depth.set(_number("order queue depth", depth))
 
     def set_store_spool_depth(self, depth: int) -> None:
-        self.store_spool_depth.labels(self.account).set(_number("store spool depth", depth))
+        self._spool_depth.set(_number("store spool depth", depth))
 
     def set_circuit_state(self, breaker: str, state: str) -> None:
         """Set a breaker's state (closed | half_open | open); a change also counts a transition."""

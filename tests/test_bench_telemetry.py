@@ -1,0 +1,25 @@
+"""bench.telemetry's bottom-up correction: the timer's own cost is measured by a timed no-op per cycle."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from bench._measure import ThreadCPUTimer
+from bench.telemetry import timed_cycles
+
+
+def test_timed_cycles_probe_once_before_each_cycle_and_time_only_the_cycle():
+    events = []
+
+    def busy_cycle():
+        events.append("cycle")
+        sum(range(20000))  # some CPU time inside the cycle
+
+    app = SimpleNamespace(engine=SimpleNamespace(run_cycle=busy_cycle), liveness=SimpleNamespace(beat=lambda: None),
+                          pacer=SimpleNamespace(wait=lambda: None))
+    probe_timer = ThreadCPUTimer()
+    probe = probe_timer.wrap(lambda: events.append("probe"), "timed no-op")
+    us = timed_cycles(app, 4, probe)
+    assert events == ["probe", "cycle"] * 4
+    assert probe_timer.calls == 4 and probe_timer.ns > 0
+    assert us > 0
