@@ -5,6 +5,11 @@ Why not the store's own engine on SQLite: it opens every transaction with BEGIN 
 lock.  Reads here use a second engine on the same file whose transactions are deferred
 (plain BEGIN): in WAL mode they see one snapshot and never block the writer.
 PostgreSQL needs no such care: its reads never block writes.
+
+A reading that must be one snapshot across several statements (the exporter's scrape) asks for
+`consistent=True`: REPEATABLE READ on PostgreSQL (its default READ COMMITTED takes a new snapshot
+per statement); SQLite's deferred transaction already reads one snapshot.  `change_marker` names
+that snapshot, so a caller can tell cheaply whether anything was committed since.
 """
 
 from __future__ import annotations
@@ -24,13 +29,43 @@ _lock = Lock()
 
 
 @contextmanager
-def reading(database: Database) -> Iterator[Connection]:
-    """A connection in a read transaction (rolled back at the end: nothing is ever written)."""
-    with _engine_for(database).connect() as connection, connection.begin() as transaction:
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+def reading(database: Database, consistent: bool = False) -> Iterator[Connection]:
+    """A connection in a read transaction (rolled back at the end: nothing is ever written);
+    `consistent`: every statement sees the same snapshot."""
+    with _engine_for(database).connect() as connection:
+        if consistent and database.backend == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin() as transaction:
+            try:
+                yield connection
+            finally:
+                transaction.rollback()
+
+
+def change_marker(connection: Connection) -> str | None:
+    """A text that changes whenever a transaction that could have written anything ends; None where
+    the backend has no cheap exact one (SQLite: its data_version is per connection, and the pool
+    hands out different ones).
+
+    PostgreSQL: the transaction's snapshot, pg_current_snapshot() (xmin:xmax:in-progress xids).
+    Any transaction that wrote has an xid; when it commits or aborts it leaves the in-progress list
+    or moves xmax (the latest completed xid + 1), so two equal markers mean the same committed data.
+    It is cluster-wide (a write in another database of the server also moves it): it can only say
+    "changed" too often, never too rarely.  Take it as the first statement of a `consistent` reading
+    and it is the snapshot every later statement of that reading sees.
+    """
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar_one()
+
+
+def store_marker(database: Database) -> str | None:
+    """change_marker of the store as it is now, in one statement outside any transaction (no BEGIN and
+    ROLLBACK round trips: it is asked on every scrape); None without a marker, without connecting."""
+    if database.backend != "postgresql":
+        return None
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return change_marker(connection)
 
 
 def _engine_for(database: Database) -> Engine:

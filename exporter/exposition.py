@@ -45,7 +45,9 @@ class Rows(Metric):
 
     Why: prometheus_client's families build a Sample and a label dict per series (add_metric), which
     render() then takes apart again; at thousands of series that was a third of the scrape.  `samples`
-    still gives real Samples (generate_latest, tests), built only when asked for."""
+    still gives real Samples (generate_latest, tests), built only when asked for.  Its text is kept
+    once rendered: the exporter reuses a family while the store is unchanged (exporter/metrics.py),
+    and then does not write its lines again.  Rows are not to be added after it was rendered."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str = "gauge") -> None:
         if kind not in ("gauge", "counter") or not _LEGACY_NAME.match(name):
@@ -57,14 +59,25 @@ class Rows(Metric):
         self.labels = tuple(labels)
         self.sample_name = name + "_total" if kind == "counter" else name
         self.rows: list[tuple[tuple[str, ...], float]] = []
+        self.text: str | None = None  # the sample lines, once rendered
 
     def add(self, values: tuple[str, ...], value: float) -> None:
+        if self.text is not None:
+            raise RuntimeError(f"Rows {self.name}: a row added after the family was rendered")
         self.rows.append((values, value))
 
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]
         return [Sample(self.sample_name, dict(zip(self.labels, values, strict=True)), float(value))
                 for values, value in self.rows]
+
+
+def _rows_text(metric: Rows, escaped: dict[str, str]) -> str:
+    if metric.text is None:
+        lines: list[str] = []
+        _render_rows(metric, lines, escaped)
+        metric.text = "".join(lines)
+    return metric.text
 
 
 def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
@@ -109,7 +122,7 @@ def _render(metrics: list) -> bytes:
         help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         output.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
         if isinstance(metric, Rows):
-            _render_rows(metric, output, escaped)
+            output.append(_rows_text(metric, escaped))
             continue
         created_name = metric.name + "_created"
         created: list[str] = []
