@@ -33,7 +33,7 @@ from db.models import (
     TradeModel,
     trade_rollups,
 )
-from db.reading import change_marker, reading
+from db.reading import change_marker, plain_rows, reading
 
 _R = trade_rollups.c  # the rollup columns, used in nearly every expression here
 
@@ -213,13 +213,13 @@ def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> Non
     pairs = select(_R.account, _R.strategy, _R.symbol, _R.trades, _R.profit_cents).where(
         *all_time, _R.strategy != ANY, _R.symbol != ANY
     ).order_by(_R.account, _R.strategy, _R.symbol)
-    for account, strategy, symbol, trades, profit in connection.execute(pairs).all():
+    for account, strategy, symbol, trades, profit in plain_rows(connection, pairs):
         boards[account].pairs.append(PairProfit(strategy, symbol, trades, profit))
     strategies = select(
         _R.account, _R.strategy, _R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents,
         _R.loss_cents,
     ).where(*all_time, _R.strategy != ANY, _R.symbol == ANY).order_by(_R.account, _R.strategy)
-    for account, *values in connection.execute(strategies).all():
+    for account, *values in plain_rows(connection, strategies):
         boards[account].strategies.append(Totals(*values))
     bases = EquityBaseModel.__table__
     base_of = {
@@ -270,11 +270,11 @@ def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> No
     query = select(counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed, counts.c["count"]).order_by(
         counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed
     )
-    # .all(): one fetchall, not a fetchone per row (a fleet has thousands; here and above).
-    for account, strategy, signal, executed, count in connection.execute(query).all():
+    # plain_rows: one fetchall without SQLAlchemy's per-row work (a fleet has thousands; here and above).
+    for account, strategy, signal, executed, count in plain_rows(connection, query):
         board = boards.get(account)
         if board is not None:
-            board.signals.append((strategy, signal, executed, count))
+            board.signals.append((strategy, signal, bool(executed), count))  # SQLite gives 0 or 1
 
 
 def latest_snapshots(connection: Connection, accounts: list[str]) -> dict[str, LatestSnapshot]:

@@ -70,6 +70,11 @@ class Reused(Generic[T]):
             self.reads += 1
             return fresh.value, 0.0
 
+    @property
+    def last(self) -> Read[T] | None:
+        """The last read (what a read may build on)."""
+        return self._last
+
     def _holds(self, last: Read[T], now: datetime, marker: Callable[[], str | None]) -> bool:
         if last.marker is None:
             return False

@@ -45,8 +45,16 @@ class TradingCollector(Collector):
     def __init__(self, database: Database, clock: Callable[[], datetime], max_age_seconds: float = 0.0) -> None:
         self._database = database
         self._clock = clock
-        self.figures = Reused(lambda now, _: _read_trading(database, now), max_age_seconds)
+        self.figures = Reused(lambda now, _: self._read_trading(now), max_age_seconds)
         self.mt5 = Reused(_mt5_reader(Mt5Board(database)), max_age_seconds)
+
+    def _read_trading(self, now: datetime) -> Read[_Trading]:
+        board = read_scoreboard(self._database, now)
+        last = self.figures.last
+        starts = [b.broker_day.start for b in board.boards if b.broker_day is not None]
+        families = stored_families(board.boards, last.value.families if last is not None else ())
+        return Read(_Trading(board.boards, families), board.marker, max(starts) if starts else None,
+                    board.valid_until)
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
@@ -89,13 +97,6 @@ def _mt5_reader(board: Mt5Board) -> Callable[[datetime, Callable[[], str | None]
     return read
 
 
-def _read_trading(database: Database, now: datetime) -> Read[_Trading]:
-    board = read_scoreboard(database, now)
-    starts = [b.broker_day.start for b in board.boards if b.broker_day is not None]
-    return Read(_Trading(board.boards, stored_families(board.boards)), board.marker,
-                max(starts) if starts else None, board.valid_until)
-
-
 _AGE_AT = 11  # where the snapshot age goes among stored_families (the order of the scrape)
 
 
@@ -114,8 +115,18 @@ def snapshot_ages(boards: list[AccountBoard], now: datetime) -> Rows:
     return age
 
 
-def stored_families(boards: list[AccountBoard]) -> list[Rows]:
-    """Every trading family but the snapshot age: what depends on the store alone."""
+def stored_families(boards: list[AccountBoard], previous: list[Rows] = ()) -> list[Rows]:
+    """Every trading family but the snapshot age: what depends on the store alone (`previous`: those
+    of the last read, whose rendered line prefixes are reused)."""
+    families = _families(boards)
+    earlier = {family.name: family for family in previous}
+    for family in families:
+        if family.name in earlier:
+            family.reuse_prefixes(earlier[family.name])
+    return families
+
+
+def _families(boards: list[AccountBoard]) -> list[Rows]:
     profit = Rows(
         "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
         labels=["account", "strategy", "symbol"],
