@@ -51,7 +51,7 @@ from db.models import (
     EquityBaseModel,
     trade_rollups,
 )
-from db.reading import plain_rows, reading
+from db.reading import plain_rows, reading, stored_record
 from db.records import DailyPerformance
 from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
 
@@ -381,22 +381,22 @@ def correlation(database: Database, selection: Selection, by: str) -> Correlatio
         chosen = None if selection.strategy is None else [selection.strategy]
     # One row per series with its days and amounts packed into two texts (both aggregates see the
     # group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
-    with reading(database) as connection:
-        if chosen is None:  # the names, from the all-time rows: then one index range per name
-            chosen = list(connection.execute(
-                select(name).where(_R.account == selection.account, fixed, name != ANY, _R.span == "all",
-                                   _R.period_start == ALL_TIME)
-            ).scalars())
-        query = (
-            select(
-                name,
-                func.aggregate_strings(_day_text(), ","),
-                func.aggregate_strings(cast(_R.profit_cents, String), ","),
-            )
-            .where(_R.account == selection.account, fixed, name.in_(chosen), *_days(selection))
-            .group_by(name)
-            .order_by(name)
+    if chosen is None:  # the names, from the all-time rows, in the same statement: then an index range each
+        names = select(name).where(_R.account == selection.account, fixed, name != ANY, _R.span == "all",
+                                   _R.period_start == ALL_TIME).scalar_subquery()
+    else:
+        names = chosen
+    query = (
+        select(
+            name,
+            func.aggregate_strings(_day_text(), ","),
+            func.aggregate_strings(cast(_R.profit_cents, String), ","),
         )
+        .where(_R.account == selection.account, fixed, name.in_(names), *_days(selection))
+        .group_by(name)
+        .order_by(name)
+    )
+    with reading(database) as connection:
         rows = plain_rows(connection, query)
     names = [row[0] for row in rows]
     series_days = [numpy.array(row[1].split(","), dtype="datetime64[D]") for row in rows]
@@ -568,4 +568,4 @@ def daily_summaries(
         query = query.where(table.c.date <= end)
     with reading(database) as connection:
         rows = connection.execute(query.order_by(table.c.date)).all()
-    return [DailyPerformance(**row._mapping) for row in rows]
+    return [stored_record(DailyPerformance, row._mapping) for row in rows]

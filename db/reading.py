@@ -7,17 +7,19 @@ lock.  Reads here use a second engine on the same file whose transactions are de
 PostgreSQL needs no such care: its reads never block writes.
 
 A reading that must be one snapshot across several statements (the exporter's scrape) asks for
-`consistent=True`: REPEATABLE READ on PostgreSQL (its default READ COMMITTED takes a new snapshot
-per statement); SQLite's deferred transaction already reads one snapshot.  `change_marker` names
+`consistent=True`: REPEATABLE READ on PostgreSQL; other readings there run in autocommit, which
+reads what PostgreSQL's default READ COMMITTED transaction would (a snapshot per statement) without
+its BEGIN and ROLLBACK round trips.  SQLite's deferred transaction already reads one snapshot.  `change_marker` names
 that snapshot, so a caller can tell cheaply whether anything was committed since.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from threading import Lock
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event
 
@@ -33,8 +35,11 @@ def reading(database: Database, consistent: bool = False) -> Iterator[Connection
     """A connection in a read transaction (rolled back at the end: nothing is ever written);
     `consistent`: every statement sees the same snapshot."""
     with _engine_for(database).connect() as connection:
-        if consistent and database.backend == "postgresql":
-            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        if database.backend == "postgresql":
+            # READ COMMITTED takes a snapshot per statement anyway: without `consistent`, autocommit
+            # reads the same and saves the BEGIN and ROLLBACK round trips of every request.
+            level = "REPEATABLE READ" if consistent else "AUTOCOMMIT"
+            connection = connection.execution_options(isolation_level=level)
         with connection.begin() as transaction:
             try:
                 yield connection
@@ -112,3 +117,18 @@ def plain_rows(connection: Connection, statement: Select) -> list[tuple]:
         return result.cursor.fetchall()
     finally:
         result.close()
+
+
+R = TypeVar("R")
+
+
+def stored_record(record_type: type[R], values: Mapping[str, Any]) -> R:
+    """A frozen record (db.records) of values read back from the store, without its __post_init__ checks.
+
+    Why: they were checked when they were written (db.records validates every record the store takes),
+    and re-checking a year of daily rows on every read cost more than the query.  The fields are set
+    as dataclass __init__ would set them on a frozen class."""
+    record = object.__new__(record_type)
+    for name in record_type.__dataclass_fields__:
+        object.__setattr__(record, name, values[name])
+    return record
