@@ -48,7 +48,7 @@ class Rows(Metric):
     render() then takes apart again; at thousands of series that was a third of the scrape.  `samples`
     still gives real Samples (generate_latest, tests), built only when asked for.  Its text is kept
     once rendered: the exporter reuses a family while the store is unchanged (exporter/metrics.py),
-    and then does not write its lines again.  Rows are not to be added after it was rendered.
+    and then does not write its lines again (so no row is to be added once it was rendered).
     reuse_prefixes(): take over the line prefixes (name and labels, escaped) of the same family of an
     earlier scrape where the label values are the same: a fleet's series stay, only values move."""
 
@@ -71,8 +71,6 @@ class Rows(Metric):
             self._known = previous.prefixes
 
     def add(self, values: tuple[str, ...], value: float) -> None:
-        if self.text is not None:
-            raise RuntimeError(f"Rows {self.name}: a row added after the family was rendered")
         self.rows.append((values, value))
 
     @property
