@@ -27,6 +27,7 @@ Returns non-zero when one is missed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import sys
@@ -43,7 +44,7 @@ from sqlalchemy import String, column, func, insert, select, true, values
 
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
 from db import AccountSnapshot, Database, Repository, init_db
-from db.models import Base, TradeModel
+from db.models import AccountSnapshotModel, Base, TradeModel
 from db.pgcluster import PgCluster
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
@@ -175,10 +176,13 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
     """(p50, p95, CPU p50) ms of /metrics on an unchanged store and after a write before each scrape."""
     client = create_app(database, clock=lambda: NOW).test_client()
     repo = Repository(database)
-    moments = iter(range(1, 1_000_000))
+    snapshots = AccountSnapshotModel.__table__
+    with database.engine.connect() as connection:  # a second after the newest (a repeated time is not stored)
+        newest = connection.execute(select(func.max(snapshots.c.time)).where(snapshots.c.account == account)).scalar()
+    moments = itertools.count(1)
 
     def write() -> None:  # a bot's snapshot, one second after the last: the store changed
-        moment = NOW + timedelta(seconds=next(moments))
+        moment = (newest or NOW) + timedelta(seconds=next(moments))
         repo.record_account_snapshot(AccountSnapshot(
             account=account, time=moment, balance=Decimal("100000.00"), equity=Decimal("100000.00"),
             profit=Decimal(0), margin=Decimal("1000.00"), free_margin=Decimal("99000.00"),
