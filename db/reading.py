@@ -5,14 +5,21 @@ Why not the store's own engine on SQLite: it opens every transaction with BEGIN 
 lock.  Reads here use a second engine on the same file whose transactions are deferred
 (plain BEGIN): in WAL mode they see one snapshot and never block the writer.
 PostgreSQL needs no such care: its reads never block writes.
+
+A reading that must be one snapshot across several statements (the exporter's scrape) asks for
+`consistent=True`: REPEATABLE READ on PostgreSQL; other readings there run in autocommit, which
+reads what PostgreSQL's default READ COMMITTED transaction would (a snapshot per statement) without
+its BEGIN and ROLLBACK round trips.  SQLite's deferred transaction already reads one snapshot.  `change_marker` names
+that snapshot, so a caller can tell cheaply whether anything was committed since.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from threading import Lock
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event
 
@@ -24,13 +31,46 @@ _lock = Lock()
 
 
 @contextmanager
-def reading(database: Database) -> Iterator[Connection]:
-    """A connection in a read transaction (rolled back at the end: nothing is ever written)."""
-    with _engine_for(database).connect() as connection, connection.begin() as transaction:
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+def reading(database: Database, consistent: bool = False) -> Iterator[Connection]:
+    """A connection in a read transaction (rolled back at the end: nothing is ever written);
+    `consistent`: every statement sees the same snapshot."""
+    with _engine_for(database).connect() as connection:
+        if database.backend == "postgresql":
+            # READ COMMITTED takes a snapshot per statement anyway: without `consistent`, autocommit
+            # reads the same and saves the BEGIN and ROLLBACK round trips of every request.
+            level = "REPEATABLE READ" if consistent else "AUTOCOMMIT"
+            connection = connection.execution_options(isolation_level=level)
+        with connection.begin() as transaction:
+            try:
+                yield connection
+            finally:
+                transaction.rollback()
+
+
+def change_marker(connection: Connection) -> str | None:
+    """A text that changes whenever a transaction that could have written anything ends; None where
+    the backend has no cheap exact one (SQLite: its data_version is per connection, and the pool
+    hands out different ones).
+
+    PostgreSQL: the transaction's snapshot, pg_current_snapshot() (xmin:xmax:in-progress xids).
+    Any transaction that wrote has an xid; when it commits or aborts it leaves the in-progress list
+    or moves xmax (the latest completed xid + 1), so two equal markers mean the same committed data.
+    It is cluster-wide (a write in another database of the server also moves it): it can only say
+    "changed" too often, never too rarely.  Take it as the first statement of a `consistent` reading
+    and it is the snapshot every later statement of that reading sees.
+    """
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar_one()
+
+
+def store_marker(database: Database) -> str | None:
+    """change_marker of the store as it is now, in one statement outside any transaction (no BEGIN and
+    ROLLBACK round trips: it is asked on every scrape); None without a marker, without connecting."""
+    if database.backend != "postgresql":
+        return None
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return change_marker(connection)
 
 
 def _engine_for(database: Database) -> Engine:
@@ -77,3 +117,18 @@ def plain_rows(connection: Connection, statement: Select) -> list[tuple]:
         return result.cursor.fetchall()
     finally:
         result.close()
+
+
+R = TypeVar("R")
+
+
+def stored_record(record_type: type[R], values: Mapping[str, Any]) -> R:
+    """A frozen record (db.records) of values read back from the store, without its __post_init__ checks.
+
+    Why: they were checked when they were written (db.records validates every record the store takes),
+    and re-checking a year of daily rows on every read cost more than the query.  The fields are set
+    as dataclass __init__ would set them on a frozen class."""
+    record = object.__new__(record_type)
+    for name in record_type.__dataclass_fields__:
+        object.__setattr__(record, name, values[name])
+    return record

@@ -6,6 +6,10 @@ the all-time rollup rows, today's profit from the day row of each account's curr
 day (db.brokerday: the server's date), open trades from a partial index on the open rows,
 stop-outs from a partial index on the stop-out rows, signal counts from `signal_counts`, and
 the newest account snapshot from the (account, time) index.
+
+`read_scoreboard` reads it all in one snapshot and says which (db.reading.change_marker) and until
+when its daily figures hold (the earliest next broker midnight), so the exporter can reuse it
+until the store or the day changes.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from db.models import (
     TradeModel,
     trade_rollups,
 )
-from db.reading import reading
+from db.reading import change_marker, plain_rows, reading
 
 _R = trade_rollups.c  # the rollup columns, used in nearly every expression here
 
@@ -117,16 +121,36 @@ class AccountBoard:
     signals: list[tuple[str, str, bool, int]] = field(default_factory=list)  # strategy, signal, executed, n
 
 
+@dataclass(frozen=True, slots=True)
+class Scoreboard:
+    """The boards of one snapshot of the store."""
+
+    boards: list[AccountBoard]
+    marker: str | None  # db.reading.change_marker of that snapshot (None: the backend has none)
+    valid_until: datetime | None  # the first broker midnight after `now` (None: no account)
+
+
 def scoreboard(database: Database, now: datetime | date) -> list[AccountBoard]:
     """One board per account known to the store, sorted by account.
 
     `now` (UTC) picks each account's current broker day; a date is taken as that day for every account.
     """
-    with reading(database) as connection:
-        open_trades = open_trade_counts(connection)
-        boards = {account: AccountBoard(account) for account in known_accounts(connection, open_trades)}
-        if not boards:
-            return []
+    return read_scoreboard(database, now).boards
+
+
+def read_scoreboard(database: Database, now: datetime | date) -> Scoreboard:
+    """scoreboard(), read in one snapshot, with that snapshot's change marker."""
+    with reading(database, consistent=True) as connection:
+        marker = change_marker(connection)  # first: on PostgreSQL it fixes the snapshot read below
+        boards = _read_boards(connection, now)
+    ends = [board.broker_day.end for board in boards.values() if board.broker_day is not None]
+    return Scoreboard([boards[account] for account in sorted(boards)], marker, min(ends) if ends else None)
+
+
+def _read_boards(connection: Connection, now: datetime | date) -> dict[str, AccountBoard]:
+    open_trades = open_trade_counts(connection)
+    boards = {account: AccountBoard(account) for account in known_accounts(connection, open_trades)}
+    if boards:
         for account, by_symbol in open_trades.items():
             boards[account].open_trades = by_symbol
         _fill_totals(connection, boards)
@@ -135,7 +159,7 @@ def scoreboard(database: Database, now: datetime | date) -> list[AccountBoard]:
         _fill_signals(connection, boards)
         for account, snapshot in latest_snapshots(connection, list(boards)).items():
             boards[account].snapshot = snapshot
-    return [boards[account] for account in sorted(boards)]
+    return boards
 
 
 def known_accounts(connection: Connection, open_trades: dict[str, dict[str, int]] | None = None) -> list[str]:
@@ -189,13 +213,13 @@ def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> Non
     pairs = select(_R.account, _R.strategy, _R.symbol, _R.trades, _R.profit_cents).where(
         *all_time, _R.strategy != ANY, _R.symbol != ANY
     ).order_by(_R.account, _R.strategy, _R.symbol)
-    for account, strategy, symbol, trades, profit in connection.execute(pairs).all():
+    for account, strategy, symbol, trades, profit in plain_rows(connection, pairs):
         boards[account].pairs.append(PairProfit(strategy, symbol, trades, profit))
     strategies = select(
         _R.account, _R.strategy, _R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents,
         _R.loss_cents,
     ).where(*all_time, _R.strategy != ANY, _R.symbol == ANY).order_by(_R.account, _R.strategy)
-    for account, *values in connection.execute(strategies).all():
+    for account, *values in plain_rows(connection, strategies):
         boards[account].strategies.append(Totals(*values))
     bases = EquityBaseModel.__table__
     base_of = {
@@ -246,11 +270,11 @@ def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> No
     query = select(counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed, counts.c["count"]).order_by(
         counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed
     )
-    # .all(): one fetchall, not a fetchone per row (a fleet has thousands; here and above).
-    for account, strategy, signal, executed, count in connection.execute(query).all():
+    # plain_rows: one fetchall without SQLAlchemy's per-row work (a fleet has thousands; here and above).
+    for account, strategy, signal, executed, count in plain_rows(connection, query):
         board = boards.get(account)
         if board is not None:
-            board.signals.append((strategy, signal, executed, count))
+            board.signals.append((strategy, signal, bool(executed), count))  # SQLite gives 0 or 1
 
 
 def latest_snapshots(connection: Connection, accounts: list[str]) -> dict[str, LatestSnapshot]:

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         loki = LokiHandler(settings.loki_url, {"service": "exporter", "env": settings.env})
     setup_logging(settings.log_level, service="exporter", env=settings.env, secrets=secrets, loki=loki)
     database = Database(settings.database_url)
-    app = create_app(database, sink_token=settings.sink_token, api_token=settings.api_token)
+    app = create_app(database, sink_token=settings.sink_token, api_token=settings.api_token,
+                     metrics_max_age_seconds=settings.metrics_max_age_seconds)
     server = create_bounded_server(app, settings.host, settings.port, EXPORTER_LIMITS, ident="tradewatch-exporter")
     signal.signal(signal.SIGTERM, _stop)
     port = int(server.effective_port)

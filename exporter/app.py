@@ -50,15 +50,16 @@ _HTTP_PARAMETER = {401: "Authorization", 404: "path", 405: "method", 413: "body"
 
 
 def create_app(database: Database, clock: Callable[[], datetime] = utc_now, sink_token: str | None = None,
-               api_token: str | None = None) -> Flask:
+               api_token: str | None = None, metrics_max_age_seconds: float = 0.0) -> Flask:
     """The WSGI application over an open store (the caller owns `database` and disposes of it).
 
     `sink_token`: required (as `Authorization: Bearer ...`) by every write; None refuses all writes.
     `api_token`: required by the /api/v1 reads when set.
+    `metrics_max_age_seconds`: how long /metrics may reuse figures of a changed store (exporter/figures.py).
     """
     app = Flask("exporter")
     app.config.update(DATABASE=database, CLOCK=clock, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    registry = build_registry(database, clock)
+    registry = build_registry(database, clock, metrics_max_age_seconds)
     expected_revision = migrate.head_revision()
     unauthorized = Counter("tradewatch_exporter_unauthorized_requests", "Requests refused for a missing or wrong "
                            "bearer token, by endpoint (sink: writes, api: reads).", ["endpoint"], registry=registry)

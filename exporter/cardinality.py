@@ -66,6 +66,7 @@ FAMILIES: tuple[Family, ...] = (
     *(Family(name, ("account",), "D", lambda f: f.deal_accounts) for name in MT5_FAMILIES),
     Family("tradewatch_exporter_database_up", (), "1", lambda f: 1),
     Family("tradewatch_exporter_scrape_duration_seconds", (), "1", lambda f: 1),
+    Family("tradewatch_exporter_figures_age_seconds", (), "1", lambda f: 1),
     Family("tradewatch_exporter_unauthorized_requests_total", ("endpoint",), "2 (+2 _created)", lambda f: 4),
     Family("tradewatch_exporter_requests_refused_total", ("code",), "C (+C _created)",
            lambda f: 2 * f.refused_codes),

@@ -24,6 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 _LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LEGACY_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MINUS_INF = float("-inf")
 _TYPES = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
 
 
@@ -45,7 +46,11 @@ class Rows(Metric):
 
     Why: prometheus_client's families build a Sample and a label dict per series (add_metric), which
     render() then takes apart again; at thousands of series that was a third of the scrape.  `samples`
-    still gives real Samples (generate_latest, tests), built only when asked for."""
+    still gives real Samples (generate_latest, tests), built only when asked for.  Its text is kept
+    once rendered: the exporter reuses a family while the store is unchanged (exporter/metrics.py),
+    and then does not write its lines again (so no row is to be added once it was rendered).
+    reuse_prefixes(): take over the line prefixes (name and labels, escaped) of the same family of an
+    earlier scrape where the label values are the same: a fleet's series stay, only values move."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str = "gauge") -> None:
         if kind not in ("gauge", "counter") or not _LEGACY_NAME.match(name):
@@ -57,6 +62,13 @@ class Rows(Metric):
         self.labels = tuple(labels)
         self.sample_name = name + "_total" if kind == "counter" else name
         self.rows: list[tuple[tuple[str, ...], float]] = []
+        self.text: str | None = None  # the sample lines, once rendered
+        self.prefixes: dict[tuple[str, ...], str] = {}  # label values -> 'name{labels} ', once rendered
+        self._known: dict[tuple[str, ...], str] = {}
+
+    def reuse_prefixes(self, previous: Rows) -> None:
+        if (previous.sample_name, previous.labels) == (self.sample_name, self.labels):
+            self._known = previous.prefixes
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.rows.append((values, value))
@@ -67,29 +79,46 @@ class Rows(Metric):
                 for values, value in self.rows]
 
 
+def _rows_text(metric: Rows, escaped: dict[str, str]) -> str:
+    if metric.text is None:
+        lines: list[str] = []
+        _render_rows(metric, lines, escaped)
+        metric.text = "".join(lines)
+    return metric.text
+
+
 def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
     order = sorted(range(len(metric.labels)), key=lambda i: metric.labels[i])  # generate_latest sorts by name
     name = metric.sample_name
     if not order:
         output.extend(f"{name} {_number(value)}\n" for _, value in metric.rows)
         return
-    # One format string per family: name{a="{}",b="{}"} {}  (braces of the text doubled)
-    template = name + "{{" + ",".join(f'{metric.labels[i]}="{{}}"' for i in order) + "}} {}\n"
-    fill = template.format
+    # One format string per family: name{a="{}",b="{}"}   (braces of the text doubled)
+    fill = (name + "{{" + ",".join(f'{metric.labels[i]}="{{}}"' for i in order) + "}} ").format
+    known, prefixes = metric._known, metric.prefixes
     for values, value in metric.rows:
-        texts = []
-        for i in order:
-            text = escaped.get(values[i])
-            if text is None:
-                text = escaped[values[i]] = _escape(values[i])
-            texts.append(text)
-        output.append(fill(*texts, _number(value)))
+        prefix = known.get(values)
+        if prefix is None:
+            texts = []
+            for i in order:
+                text = escaped.get(values[i])
+                if text is None:
+                    text = escaped[values[i]] = _escape(values[i])
+                texts.append(text)
+            prefix = fill(*texts)
+        prefixes[values] = prefix
+        output.append(f"{prefix}{_number(value)}\n")
+    metric._known = {}  # only the current series' prefixes are kept (bounded by the series count)
 
 
 def _number(value: float) -> str:
-    """floatToGoString, with the counts (small ints, most of a scrape) written directly: the same text."""
-    if type(value) is int and -10**15 < value < 1_000_000:  # below 1e6 Go writes no exponent
+    """floatToGoString, with the counts (small ints, most of a scrape) and the floats it writes as repr()
+    (finite, below 1e6: Go writes no exponent there) written directly: the same text."""
+    kind = type(value)
+    if kind is int and -10**15 < value < 1_000_000:
         return f"{value}.0"
+    if kind is float and _MINUS_INF < value < 1_000_000.0:  # False for NaN and -Inf
+        return repr(value)
     return floatToGoString(value)
 
 
@@ -109,7 +138,7 @@ def _render(metrics: list) -> bytes:
         help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         output.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
         if isinstance(metric, Rows):
-            _render_rows(metric, output, escaped)
+            output.append(_rows_text(metric, escaped))
             continue
         created_name = metric.name + "_created"
         created: list[str] = []

@@ -1,10 +1,12 @@
 """/metrics: the store's trading figures as Prometheus metrics, every series labelled with `account`.
 
 Why a custom collector: the figures live in the database, so each scrape reads them
-fresh (db.scoreboard: a handful of indexed queries, never a scan of the trades) instead
-of mirroring them in process state that could drift.  When the database cannot be
-read, the scrape still answers, with tradewatch_exporter_database_up 0 and no trading
-series (an old value presented as current would be worse than none).
+from it (db.scoreboard: a handful of indexed queries, never a scan of the trades) instead
+of mirroring them in process state that could drift; a scrape that finds the store unchanged
+since the last read reuses what that read gave, rendered text included (exporter/figures.py).
+When the database cannot be read, the scrape still answers, with
+tradewatch_exporter_database_up 0 and no trading series (an old value presented as current
+would be worse than none).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry
@@ -22,41 +25,108 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.database import Database
 from db.mt5board import Mt5Board
 from db.mt5report import Mt5Figures
-from db.scoreboard import AccountBoard, scoreboard
+from db.scoreboard import AccountBoard, read_scoreboard
 from exporter.exposition import Rows
+from exporter.figures import Read, Reused, StoreMarker
 
 log = logging.getLogger(__name__)
 
 
-class TradingCollector(Collector):
-    """Reads db.scoreboard on every collect() and turns it into metric families."""
+@dataclass(frozen=True, slots=True)
+class _Trading:
+    boards: list[AccountBoard]
+    families: list[Rows]  # every trading family but the snapshot age, in scrape order
 
-    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+
+class TradingCollector(Collector):
+    """Reads db.scoreboard and the MT5-report figures (again only when the store changed:
+    exporter/figures.py, the store asked once per scrape) and yields their families."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime], max_age_seconds: float = 0.0) -> None:
         self._database = database
         self._clock = clock
+        self.figures = Reused(lambda now, _: self._read_trading(now), max_age_seconds)
+        self.mt5 = Reused(_mt5_reader(Mt5Board(database)), max_age_seconds)
+
+    def _read_trading(self, now: datetime) -> Read[_Trading]:
+        board = read_scoreboard(self._database, now)
+        last = self.figures.last
+        starts = [b.broker_day.start for b in board.boards if b.broker_day is not None]
+        families = stored_families(board.boards, last.value.families if last is not None else ())
+        return Read(_Trading(board.boards, families), board.marker, max(starts) if starts else None,
+                    board.valid_until)
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         now = self._clock()
+        marker = StoreMarker(self._database)
         try:
-            boards = scoreboard(self._database, now)  # each account's broker day
+            trading, age = self.figures.get(now, marker)
         except SQLAlchemyError as exc:
             log.warning("scrape could not read the database: %s", _reason(exc))
-            boards = None
+            trading, age = None, None
         up = GaugeMetricFamily("tradewatch_exporter_database_up", "1 if the last scrape could read the database.")
-        up.add_metric([], 0.0 if boards is None else 1.0)
+        up.add_metric([], 0.0 if trading is None else 1.0)
         yield up
-        if boards is not None:
-            yield from trading_families(boards, now)
+        if trading is not None:
+            yield from _in_order(trading.families, snapshot_ages(trading.boards, now))
         duration = GaugeMetricFamily(
             "tradewatch_exporter_scrape_duration_seconds", "Time this scrape spent reading the database."
         )
         duration.add_metric([], time.perf_counter() - started)
         yield duration
+        if age is not None:
+            figures_age = GaugeMetricFamily(
+                "tradewatch_exporter_figures_age_seconds",
+                "Seconds since this scrape's trading figures were read from the store (they are reused while "
+                "the store is unchanged: then they are still exact).")
+            figures_age.add_metric([], age)
+            yield figures_age
+        try:
+            mt5, _ = self.mt5.get(now, marker)
+        except SQLAlchemyError as exc:  # tradewatch_exporter_database_up says so already
+            log.warning("scrape could not read the deals: %s", _reason(exc))
+            return
+        yield from mt5_families(mt5)
 
 
-def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metric]:
-    """The trading metric families for some account boards."""
+def _mt5_reader(board: Mt5Board) -> Callable[[datetime, Callable[[], str | None]], Read[dict[str, Mt5Figures]]]:
+    def read(_now: datetime, marker: Callable[[], str | None]) -> Read[dict[str, Mt5Figures]]:
+        taken = marker()  # before the figures: a change committed after it moves the next marker
+        return Read(board.figures(), taken)
+    return read
+
+
+_AGE_AT = 11  # where the snapshot age goes among stored_families (the order of the scrape)
+
+
+def _in_order(families: list[Rows], age: Rows) -> list[Rows]:
+    return [*families[:_AGE_AT], age, *families[_AGE_AT:]]
+
+
+def snapshot_ages(boards: list[AccountBoard], now: datetime) -> Rows:
+    """Seconds since each account's newest snapshot: the one trading family that moves with the clock."""
+    age = Rows(
+        "tradewatch_snapshot_age_seconds", "Seconds since the newest account snapshot.", labels=["account"]
+    )
+    for board in boards:
+        if board.snapshot is not None:
+            age.add((board.account,), max(0.0, (now - board.snapshot.time).total_seconds()))
+    return age
+
+
+def stored_families(boards: list[AccountBoard], previous: list[Rows] = ()) -> list[Rows]:
+    """Every trading family but the snapshot age: what depends on the store alone (`previous`: those
+    of the last read, whose rendered line prefixes are reused)."""
+    families = _families(boards)
+    earlier = {family.name: family for family in previous}
+    for family in families:
+        if family.name in earlier:
+            family.reuse_prefixes(earlier[family.name])
+    return families
+
+
+def _families(boards: list[AccountBoard]) -> list[Rows]:
     profit = Rows(
         "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
         labels=["account", "strategy", "symbol"],
@@ -97,9 +167,6 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
     )
     margin = Rows(
         "tradewatch_snapshot_margin_level_ratio", "Margin level of the newest snapshot (1 = 100 %).", labels=["account"]
-    )
-    age = Rows(
-        "tradewatch_snapshot_age_seconds", "Seconds since the newest account snapshot.", labels=["account"]
     )
     last_trade = Rows(
         "tradewatch_last_trade_timestamp_seconds", "Exit time of the newest closed trade (Unix seconds).",
@@ -145,7 +212,6 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
             balance.add((account,), float(snapshot.balance))
             if snapshot.margin_level is not None:
                 margin.add((account,), float(snapshot.margin_level) / 100)
-            age.add((account,), max(0.0, (now - snapshot.time).total_seconds()))
         for symbol, count in sorted(board.open_trades.items()):
             open_trades.add((account, symbol), count)
         recorded: dict[tuple[str, str], int] = {}
@@ -155,23 +221,8 @@ def trading_families(boards: list[AccountBoard], now: datetime) -> Iterator[Metr
                 executed_signals.add((account, strategy_name, signal), count)
         for (strategy_name, signal), count in sorted(recorded.items()):
             signals.add((account, strategy_name, signal), count)
-    yield from (profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
-                margin, age, last_trade, open_trades, signals, executed_signals)
-
-
-class Mt5Collector(Collector):
-    """The MT5-report convention beside ours (db.mt5report): one series per account and figure."""
-
-    def __init__(self, database: Database) -> None:
-        self._board = Mt5Board(database)
-
-    def collect(self) -> Iterator[Metric]:
-        try:
-            figures = self._board.figures()
-        except SQLAlchemyError as exc:  # tradewatch_exporter_database_up says so already
-            log.warning("scrape could not read the deals: %s", _reason(exc))
-            return
-        yield from mt5_families(figures)
+    return [profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
+            margin, last_trade, open_trades, signals, executed_signals]
 
 
 # (name, help, Mt5Figures field, scale): MT5's Trade History Report figures, on /metrics.
@@ -206,11 +257,12 @@ def mt5_families(figures: dict[str, Mt5Figures]) -> Iterator[Metric]:
     yield factor
 
 
-def build_registry(database: Database, clock: Callable[[], datetime]) -> CollectorRegistry:
-    """A registry of its own (not the process-global one) holding the trading collectors."""
+def build_registry(database: Database, clock: Callable[[], datetime],
+                   max_age_seconds: float = 0.0) -> CollectorRegistry:
+    """A registry of its own (not the process-global one) holding the trading collectors
+    (`max_age_seconds`: exporter/figures.py)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TradingCollector(database, clock))
-    registry.register(Mt5Collector(database))
+    registry.register(TradingCollector(database, clock, max_age_seconds))
     return registry
 
 

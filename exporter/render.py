@@ -41,8 +41,18 @@ def plain(value: Any) -> Any:
         names = _FIELD_NAMES[kind] = (
             tuple(f.name for f in fields(value)) if is_dataclass(value) and not isinstance(value, type) else None
         )
-    if names is not None:
-        return {name: plain(getattr(value, name)) for name in names}
+    if names is not None:  # the fields' plain values inline: a page has thousands (a call each cost more)
+        result = {}
+        for name in names:
+            field_value = getattr(value, name)
+            field_kind = type(field_value)
+            if field_kind in _AS_IS:
+                result[name] = field_value
+            elif field_kind is Decimal:
+                result[name] = str(field_value)
+            else:
+                result[name] = plain(field_value)
+        return result
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):

@@ -4,6 +4,8 @@ Parsed with confcheck, the vocabulary the bot, the bridge, db and stack share.
 The default bind is 127.0.0.1 (compose sets EXPORTER_HOST=0.0.0.0 on its own networks).
 EXPORTER_SINK_TOKEN(_FILE) guards the alert sink; without it the sink refuses every write.
 EXPORTER_API_TOKEN(_FILE), when set, is required by the read endpoints under /api/v1.
+EXPORTER_METRICS_MAX_AGE_SECONDS (default 0): how long /metrics may reuse figures read from a store
+that has changed since (exporter/figures.py); 0 reuses them only while the store is unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from exporter.auth import TokenError, load_token
 DEFAULT_PORT = 9108
 DEFAULT_HOST = "127.0.0.1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_METRICS_AGE_SECONDS = 300.0  # beyond a few scrape intervals a reused figure would mislead
 
 
 class SettingsError(confcheck.SettingError):
@@ -36,6 +39,7 @@ class ExporterSettings:
     loki_url: str | None
     sink_token: str | None = None  # None: the alert sink refuses every write
     api_token: str | None = None  # None: the read endpoints are open (to whoever reaches the port)
+    metrics_max_age_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExporterSettings:
@@ -48,6 +52,8 @@ class ExporterSettings:
             loki_url=_read("LOKI_URL", env, "", confcheck.optional(confcheck.url())),
             sink_token=_token(env, "EXPORTER_SINK_TOKEN"),
             api_token=_token(env, "EXPORTER_API_TOKEN"),
+            metrics_max_age_seconds=_read("EXPORTER_METRICS_MAX_AGE_SECONDS", env, "0",
+                                          confcheck.number(0.0, MAX_METRICS_AGE_SECONDS)),
         )
 
     @property

@@ -121,10 +121,11 @@ def test_metrics_carry_the_mt5_figures_per_account_and_follow_new_deals(app):
     assert series[("tradewatch_mt5_profit_factor", ACCOUNT)] == 1.33
 
 
-def test_the_metrics_cache_follows_a_new_deal(tmp_path):
+def test_the_metrics_cache_follows_a_new_deal(url):
+    """On both backends: PostgreSQL's scrape reuses figures while the store is unchanged (exporter/figures.py)."""
     import dataclasses
 
-    database = init_db(f"sqlite:///{tmp_path}/store.db")
+    database = init_db(url)
     repo = Repository(database)
     history = deals()
     for record in history:

@@ -1,0 +1,166 @@
+"""/metrics reuses the figures it read while the store is unchanged, and reads again as soon as it is not.
+
+exporter/figures.py: on PostgreSQL the store's change marker (db.reading.change_marker) says whether
+anything was committed since the figures' snapshot; a new broker day reads again too; with
+max_age_seconds a changed store's figures are reused for at most that long.  Every scrape says how
+old its figures are (tradewatch_exporter_figures_age_seconds).  SQLite has no such marker: read
+every time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.analytics import NOW
+from db import AccountSnapshot, Repository, init_db
+from db.reading import change_marker, reading, store_marker
+from db.seed import demo_accounts, seed_demo
+from exporter.exposition import render
+from exporter.figures import Read, Reused
+from exporter.metrics import TradingCollector
+from exporter.settings import ExporterSettings, SettingsError
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text.decode()) for s in family.samples}
+
+
+def trading_only(values: dict) -> dict:
+    """The samples that must be the same whether read or reused (not the scrape's timings, not the clock's)."""
+    return {key: value for key, value in values.items()
+            if not key[0].startswith("tradewatch_exporter_") and key[0] != "tradewatch_snapshot_age_seconds"}
+
+
+@pytest.fixture
+def seeded(url):
+    database = init_db(url)
+    seed_demo(database, 300, 2, 1.0, now=NOW)
+    yield database
+    database.dispose()
+
+
+def scraper(database, clock, max_age_seconds=0.0):
+    collector = TradingCollector(database, clock, max_age_seconds)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return collector, lambda: samples(render(registry))
+
+
+def snapshot(account: str, moment, balance: str) -> AccountSnapshot:
+    amount = Decimal(balance)
+    return AccountSnapshot(account=account, time=moment, balance=amount, equity=amount, profit=Decimal(0),
+                           margin=Decimal(0), free_margin=amount, margin_level=None, open_positions=0)
+
+
+def test_an_unchanged_store_is_read_once_and_a_change_is_seen_at_the_next_scrape(seeded):
+    clock = Clock(NOW)
+    collector, scrape = scraper(seeded, clock)
+    first = scrape()
+    assert first[("tradewatch_exporter_figures_age_seconds", ())] == 0.0
+    clock.now = NOW + timedelta(seconds=30)  # the same broker day
+    second = scrape()
+    account = demo_accounts(2)[0]
+    expected_reads = 1 if seeded.backend == "postgresql" else 2
+    assert collector.figures.reads == expected_reads
+    age_key = ("tradewatch_snapshot_age_seconds", (("account", account),))
+    assert second[age_key] == pytest.approx(first[age_key] + 30)  # the clock's family is always fresh
+    assert trading_only(second) == trading_only(first)
+    if seeded.backend == "postgresql":
+        assert second[("tradewatch_exporter_figures_age_seconds", ())] > 0.0
+    Repository(seeded).record_account_snapshot(snapshot(account, NOW + timedelta(seconds=10), "98765.43"))
+    third = scrape()
+    assert collector.figures.reads == expected_reads + 1
+    assert third[("tradewatch_snapshot_balance", (("account", account),))] == 98765.43
+    assert third[age_key] == 20.0
+    assert third[("tradewatch_exporter_figures_age_seconds", ())] == 0.0
+
+
+def test_a_new_broker_day_is_read_again(postgres_url):
+    database = init_db(postgres_url)
+    try:
+        seed_demo(database, 300, 1, 1.0, now=NOW)
+        clock = Clock(NOW)
+        collector, scrape = scraper(database, clock)
+        scrape()
+        clock.now = NOW + timedelta(days=1)
+        scrape()
+        assert collector.figures.reads == 2
+        clock.now = NOW  # and back (a test clock): that day's figures are read, not the next day's
+        scrape()
+        assert collector.figures.reads == 3
+    finally:
+        database.dispose()
+
+
+def test_max_age_reuses_a_changed_store_for_that_long_and_says_how_old(postgres_url):
+    database = init_db(postgres_url)
+    try:
+        seed_demo(database, 300, 1, 1.0, now=NOW)
+        account = demo_accounts(1)[0]
+        collector, scrape = scraper(database, Clock(NOW), max_age_seconds=60)
+        ticks = iter([100.0, 130.0, 130.0, 161.0, 161.0])
+        collector.figures._monotonic = lambda: next(ticks)
+        scrape()  # read at 100
+        Repository(database).record_account_snapshot(snapshot(account, NOW + timedelta(minutes=1), "11111.11"))
+        stale = scrape()  # at 130: 30 s old, reused although the store changed
+        assert collector.figures.reads == 1
+        assert stale[("tradewatch_exporter_figures_age_seconds", ())] == 30.0
+        assert stale[("tradewatch_snapshot_balance", (("account", account),))] != 11111.11
+        fresh = scrape()  # at 161: older than 60 s, and the store changed: read again
+        assert collector.figures.reads == 2
+        assert fresh[("tradewatch_snapshot_balance", (("account", account),))] == 11111.11
+    finally:
+        database.dispose()
+
+
+def test_the_marker_moves_with_every_commit_and_only_then(postgres_url):
+    database = init_db(postgres_url)
+    try:
+        before = store_marker(database)
+        assert store_marker(database) == before  # reads commit nothing
+        Repository(database).record_account_snapshot(snapshot("5001", NOW, "1.00"))
+        after = store_marker(database)
+        assert after != before
+        with reading(database, consistent=True) as connection:
+            taken = change_marker(connection)
+            Repository(database).record_account_snapshot(snapshot("5001", NOW + timedelta(seconds=1), "2.00"))
+            assert change_marker(connection) == taken  # one snapshot for the whole reading
+        assert store_marker(database) != taken
+    finally:
+        database.dispose()
+
+
+def test_without_a_marker_every_call_reads():
+    calls = []
+
+    def read(now, marker):
+        calls.append(now)
+        return Read(len(calls), None)
+
+    reused = Reused(read)
+    assert [reused.get(NOW, lambda: "m")[0] for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(ValueError):
+        Reused(read, max_age_seconds=-1)
+
+
+def test_max_age_setting_is_checked():
+    base = {"EXPORTER_PORT": "0"}
+    assert ExporterSettings.from_env(base).metrics_max_age_seconds == 0.0
+    assert ExporterSettings.from_env({**base, "EXPORTER_METRICS_MAX_AGE_SECONDS": "7.5"}).metrics_max_age_seconds == 7.5
+    for bad in ("-1", "301", "soon", "nan"):
+        with pytest.raises(SettingsError, match="EXPORTER_METRICS_MAX_AGE_SECONDS"):
+            ExporterSettings.from_env({**base, "EXPORTER_METRICS_MAX_AGE_SECONDS": bad})
