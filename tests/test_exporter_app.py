@@ -520,8 +520,9 @@ def test_non_json_and_oversized_bodies_are_refused(client):
     assert client.post("/api/v1/alerts", data=b"x" * (2 << 20), content_type="application/json").status_code == 413
 
 
-def test_the_rows_grafana_reads_are_there(store):
+def test_the_rows_grafana_reads_are_there(client, store):
     """The dashboard's 'firing now' query: latest row per fingerprint (run here on either backend)."""
+    assert client.post("/api/v1/alerts", json=webhook(alert("f9grafana"))).status_code == 200  # its own row
     table = AlertModel.__table__
     with store.database.engine.connect() as connection:
         count = connection.execute(select(func.count()).select_from(table).where(table.c.status == "firing")).scalar()
