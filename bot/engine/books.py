@@ -98,10 +98,13 @@ class Books:
         #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
         self.unresolved: int | None = None
 
-    def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
+    def sync(self, now: datetime, history_days: int, open_tickets: set[int],
+             account_open: set[int] | None = None) -> tuple[int, int]:
         """Record new deals, open and close trades. Returns (trades opened, trades closed).
 
-        `open_tickets`: the identifiers of the positions open at the broker (see `open_ids`).
+        `open_tickets`: the identifiers of our positions open at the broker (see `open_ids`);
+        `account_open`: those of every open position of the account, when the caller has just read
+        them (the cycle's one positions read); else the whole-account books read them here.
         """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
@@ -111,7 +114,7 @@ class Books:
             self._recorded = recorded
         fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
         deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
-        open_tickets = self._open_tickets(open_tickets)
+        open_tickets = self._open_tickets(open_tickets, account_open)
         for deal in deals:
             if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
                 self._our_positions.add(deal.position_id)
@@ -137,11 +140,11 @@ class Books:
             del self._recorded[ticket]
         return opened, closed
 
-    def _open_tickets(self, ours: set[int]) -> set[int]:
+    def _open_tickets(self, ours: set[int], account_open: set[int] | None = None) -> set[int]:
         """Positions still open: with the whole account, every open position (not only this bot's)."""
         if not self.whole_account:
             return ours
-        return set(ours) | open_ids(self.gateway.positions())
+        return set(ours) | (account_open if account_open is not None else open_ids(self.gateway.positions()))
 
     def _settle(self, position_id: int, still_open: bool) -> tuple[int, int]:
         """Open and close the trades of one position from all its deals (see trades_from_deals).

@@ -18,6 +18,14 @@ a bar.  What reads the rows stays right:
 - the history guard (newest deal or snapshot vs the broker's clock): only ever less strict.
 A cycle at least SNAPSHOT_INTERVAL apart (the default CYCLE_SECONDS is 30) still stores one
 every cycle.  The observer (the bot's own /metrics: equity, margin level) is told every cycle.
+
+What is read (`_end_snapshot`): a stored snapshot's account figures are read at the end of the
+cycle and stamped with the broker time read right after them: a snapshot stamped earlier (the
+cycle's start) could hold the balance of a deal made later in the cycle, and the analytics'
+initial balance (the newest snapshot before the first exit) would then include that trade's
+profit.  A cycle that sent nothing and needs no snapshot reads nothing more: the account it
+sized on (read this cycle) is what the observer and the prop rules are told.  The positions are
+the cycle's own read (at its start, again after each send): no third read of the same list.
 """
 
 from __future__ import annotations
@@ -50,11 +58,31 @@ class SnapshotStep:
         at, stored = self._snapshot_stored
         return key != stored or not timedelta(0) <= now - at < SNAPSHOT_INTERVAL
 
+    def _end_snapshot(self, now: datetime, sized: AccountState | None, positions: list[Position],
+                      report: CycleReport) -> AccountState | None:
+        """The cycle's last step; returns the account state it ends with (None: refused, not snapshotted).
+
+        `now`: the cycle's start; `sized`: the account state read for sizing this cycle (None while
+        the equity guard refuses it); `positions`: ours, current.
+        """
+        quiet = not report.orders and not report.replayed  # nothing left the process this cycle
+        if quiet and sized is not None and not self._snapshot_due(now, snapshot_key(sized, positions)):
+            self._tell(sized, positions, report)
+            return sized
+        account = self.equity_guard.snapshot_account(self.gateway)
+        if account is not None:  # a refused or implausible account state is never snapshotted
+            self._snapshot(self._broker_now(), account, positions, report)
+        return account
+
     def _snapshot(self, now: datetime, account: AccountState, positions: list[Position], report: CycleReport) -> None:
         key = snapshot_key(account, positions)
         if self._snapshot_due(now, key):
             self._store_snapshot(now, account, positions)
             self._snapshot_stored = (now, key)
+        self._tell(account, positions, report)
+
+    def _tell(self, account: AccountState, positions: list[Position], report: CycleReport) -> None:
+        """The cycle's figures to its report and the observer (every cycle, stored or not)."""
         counts = {symbol: 0 for symbol in self.specs}
         for p in positions:
             counts[p.symbol] = counts.get(p.symbol, 0) + 1
