@@ -33,6 +33,8 @@ log = logging.getLogger("bot.books")
 UNKNOWN_ORDER_GRACE = timedelta(minutes=5)
 #: Deals are fetched with this overlap so a deal stamped a little before the last look is not missed.
 DEAL_WINDOW_OVERLAP = timedelta(hours=1)
+#: Longest the window's deals go without a full fetch while the broker's count says nothing changed.
+FULL_FETCH = timedelta(seconds=60)
 FAR_AHEAD = timedelta(days=7)
 
 
@@ -97,6 +99,9 @@ class Books:
         self._unsettled: dict[int, None] = {}
         #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
         self.unresolved: int | None = None
+        #: Ticket -> time of every deal the last full fetch returned, and that fetch's broker time.
+        self._fetched: dict[int, datetime] = {}
+        self._fetched_at: datetime | None = None
 
     def sync(self, now: datetime, history_days: int, open_tickets: set[int],
              account_open: set[int] | None = None) -> tuple[int, int]:
@@ -112,8 +117,7 @@ class Books:
             # Deals a failed or killed run stored without their trades: fetched as known from now on.
             self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
             self._recorded = recorded
-        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
-        deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
+        deals = sorted(self._window_deals(since, now + FAR_AHEAD, now), key=lambda d: (d.time, d.ticket))
         open_tickets = self._open_tickets(open_tickets, account_open)
         for deal in deals:
             if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
@@ -139,6 +143,29 @@ class Books:
         for ticket in [t for t, at in self._recorded.items() if at < horizon]:
             del self._recorded[ticket]
         return opened, closed
+
+    def _window_deals(self, since: datetime, until: datetime, now: datetime) -> list[Deal]:
+        """The window's deals, or none when the broker's count of them says none is new.
+
+        Why: every cycle fetched (and the gateway judged and converted) the whole overlap window,
+        an hour of deals, to find none new in almost every cycle.  The steady state now asks the
+        broker how many deals the window holds (`deals_total`, history_deals_total): the same
+        number as the last full fetch returned within this window means nothing to fetch.  A
+        deal is never missed: any new deal makes the counts differ unless as many known deals
+        vanished from the broker's history at the same moment, and even then the window is
+        fetched in full at least every FULL_FETCH of broker time (well inside the overlap), as
+        it is whenever the count cannot be had or differs (a deal the gateway refused makes it
+        differ: fetched every cycle, as before).
+        """
+        count = getattr(self.gateway, "deals_total", None)
+        if count is not None and self._fetched_at is not None and timedelta(0) <= now - self._fetched_at < FULL_FETCH:
+            total = count(since, until)
+            if total is not None and total == sum(since <= at <= until for at in self._fetched.values()):
+                return []
+        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
+        deals = fetch(since, until)
+        self._fetched, self._fetched_at = {d.ticket: d.time for d in deals}, now
+        return deals
 
     def _open_tickets(self, ours: set[int], account_open: set[int] | None = None) -> set[int]:
         """Positions still open: with the whole account, every open position (not only this bot's)."""

@@ -480,6 +480,11 @@ class Mt5ApiGateway(Gateway):
         rows = self._call("history_deals_get", self.clock.to_server(date_from), self.clock.to_server(date_to))
         return self._trade_deals(rows, balance=True)[0]
 
+    def deals_total(self, date_from: datetime, date_to: datetime) -> int | None:
+        """history_deals_total of the window: a probe that moves no records (bot.engine.books)."""
+        count = self._call("history_deals_total", self.clock.to_server(date_from), self.clock.to_server(date_to))
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+
     def deals_for_position(self, position_id: int) -> list[Deal]:
         """A position's deals; none at all when one was refused: a trade is never built from part of them."""
         deals, refused = self._trade_deals(self._call("history_deals_get", position=position_id))
