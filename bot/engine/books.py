@@ -33,8 +33,9 @@ log = logging.getLogger("bot.books")
 UNKNOWN_ORDER_GRACE = timedelta(minutes=5)
 #: Deals are fetched with this overlap so a deal stamped a little before the last look is not missed.
 DEAL_WINDOW_OVERLAP = timedelta(hours=1)
-#: Longest the window's deals go without a full fetch while the broker's count says nothing changed.
-FULL_FETCH = timedelta(seconds=60)
+#: Longest the window's deals go without a full fetch while the broker's count says nothing changed
+#: (well inside DEAL_WINDOW_OVERLAP: a deal the count cannot show is still fetched in its window).
+FULL_FETCH = timedelta(minutes=10)
 FAR_AHEAD = timedelta(days=7)
 
 
