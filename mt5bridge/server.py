@@ -140,8 +140,8 @@ class Dispatcher:
             raise CallRefused(f"{name[:40]!r} is not an allowed call")
         if len(payload) > MAX_PAYLOAD_CHARS:
             raise CallRefused(f"{name}: payload larger than {MAX_PAYLOAD_CHARS} characters")
-        try:
-            raw = json.loads(payload)
+        try:  # the arguments of a call made without any (what the client sends for them), not parsed
+            raw = {"args": []} if payload == _NO_ARGUMENTS else json.loads(payload)
         except ValueError:
             raise CallRefused(f"{name}: payload is not valid JSON") from None
         if type(raw) is not dict:
@@ -169,6 +169,7 @@ class _Busy(Exception):
     pass
 
 
+_NO_ARGUMENTS = '{"args": []}'
 #: A success reply is this, the result's JSON, and "}": what json.dumps({"ok": True, "result": r}) gives.
 _OK_PREFIX = '{"ok": true, "result": '
 _ENCODE = json.JSONEncoder().encode
