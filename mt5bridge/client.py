@@ -104,6 +104,10 @@ class BridgeClient:
     Thread-safe (calls are serialised), but one call at a time is all the terminal does anyway.
     """
 
+    #: Results are decoded JSON: already the plain data ``mt5bridge.plain.to_plain`` makes (dicts with
+    #: text keys, lists, scalars), so a caller need not convert them again (the bot's gateway does not).
+    plain_results = True
+
     def __init__(self, stream: FrameStream, sock: socket.socket, *, where: str, timeout: float) -> None:
         self._stream = stream
         self._sock = sock

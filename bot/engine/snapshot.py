@@ -19,13 +19,14 @@ a bar.  What reads the rows stays right:
 A cycle at least SNAPSHOT_INTERVAL apart (the default CYCLE_SECONDS is 30) still stores one
 every cycle.  The observer (the bot's own /metrics: equity, margin level) is told every cycle.
 
-What is read (`_end_snapshot`): a stored snapshot's account figures are read at the end of the
-cycle and stamped with the broker time read right after them: a snapshot stamped earlier (the
-cycle's start) could hold the balance of a deal made later in the cycle, and the analytics'
+What is read (`_end_snapshot`): a stored snapshot's account figures are read after the cycle's
+last order and stamped with the broker time read right after them: a snapshot stamped earlier
+(the cycle's start) could hold the balance of a deal made later in the cycle, and the analytics'
 initial balance (the newest snapshot before the first exit) would then include that trade's
-profit.  A cycle that sent nothing and needs no snapshot reads nothing more: the account it
-sized on (read this cycle) is what the observer and the prop rules are told.  The positions are
-the cycle's own read (at its start, again after each send): no third read of the same list.
+profit.  So a cycle that sent an order reads the account again at its end; a cycle that sent
+nothing uses the account it sized on (read this cycle, after the positions), and reads only the
+broker time for a snapshot it stores, nothing at all otherwise.  The positions are the cycle's
+own read (at its start, again after each send): no third read of the same list.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ class SnapshotStep:
         the equity guard refuses it); `positions`: ours, current.
         """
         quiet = not report.orders and not report.replayed  # nothing left the process this cycle
-        if quiet and sized is not None and not self._snapshot_due(now, snapshot_key(sized, positions)):
-            self._tell(sized, positions, report)
+        if quiet and sized is not None:
+            if self._snapshot_due(now, snapshot_key(sized, positions)):
+                self._snapshot(self._broker_now(), sized, positions, report)
+            else:
+                self._tell(sized, positions, report)
             return sized
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted

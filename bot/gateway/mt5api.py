@@ -277,7 +277,9 @@ class Mt5ApiGateway(Gateway):
                     raise BrokerFault(f"{call} returned None although last_error says {code} {message!r}")
                 raise GatewayError(f"{call} failed: {message} ({code})")
             self._connected = True
-            result = to_plain(raw) if convert else raw
+            # A bridge client's results are decoded JSON, plain already: walking them again cost
+            # ~35 us for a symbol_info (mt5bridge.client.BridgeClient.plain_results).
+            result = to_plain(raw) if convert and getattr(self._api, "plain_results", False) is not True else raw
             return result
         except GatewayError as exc:
             error = exc
