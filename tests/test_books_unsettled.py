@@ -16,9 +16,9 @@ import pytest
 
 from bot.engine.books import Books
 from bot.gateway import Deal
-from mt5bridge import constants as mt5
 from bot.store.errors import StoreUnavailable
 from db import Repository, init_db
+from mt5bridge import constants as mt5
 
 ACCOUNT, MAGIC = "5001", 7
 NOW = datetime(2026, 1, 20, 12, tzinfo=UTC)
