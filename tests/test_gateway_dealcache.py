@@ -53,6 +53,7 @@ def test_a_deal_row_met_again_is_taken_from_the_cache(traded, monkeypatch):
     monkeypatch.setattr(gateway.guard, "judge", lambda *a: judged.append(a[0]))
     again = gateway.deals(*_window(terminal))
     assert len(first) == 2 and again == first and again[0] is first[0]
+    assert gateway.deals_total(*_window(terminal)) == 2  # the sync's probe counts the same window
     assert sorted(conversions) == sorted(d.ticket for d in first)  # converted once each, judged once each
     assert judged == []
     assert gateway.deals_for_position(first[0].position_id) == first  # the position's deals: the same rows
