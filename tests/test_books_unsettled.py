@@ -112,3 +112,32 @@ def test_positions_without_trade_knows_a_netting_reversal_by_its_order_ticket(re
         from db.models import TradeModel
         session.query(TradeModel).filter(TradeModel.ticket == 900).delete()
     assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == [70]
+
+
+class StoreAwayAtStart:
+    """The repository with `positions_without_trade` unanswerable the first `failures` times (database down)."""
+
+    def __init__(self, repo, failures):
+        self._repo, self.failures = repo, failures
+
+    def __getattr__(self, name):
+        return getattr(self._repo, name)
+
+    def positions_without_trade(self, account, since):
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("store unavailable and positions_without_trade is not known locally")
+        return self._repo.positions_without_trade(account, since)
+
+
+def test_a_database_away_at_start_defers_the_look_for_unbooked_deals_without_failing_the_sync(repo):
+    open_60 = _deal(3, 60, mt5.DEAL_ENTRY_IN, 5)
+    books = Books(History([*CLOSED_50, open_60]), FailingTradeReads(repo, failures=1), ACCOUNT, MAGIC,
+                  {"EURUSD": 5})
+    with pytest.raises(StoreUnavailable):
+        books.sync(NOW, 7, {60})  # a run killed after storing the deals, before their trades
+    fresh = Books(History([*CLOSED_50, open_60]), StoreAwayAtStart(repo, failures=2), ACCOUNT, MAGIC, {"EURUSD": 5})
+    assert fresh.sync(NOW + timedelta(minutes=1), 7, {60}) == (0, 0)  # the store cannot say yet: trading goes on
+    assert fresh.sync(NOW + timedelta(minutes=2), 7, {60}) == (0, 0)
+    assert fresh.sync(NOW + timedelta(minutes=3), 7, {60}) == (2, 1)  # it answers: both positions booked
+    assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == []

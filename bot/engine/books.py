@@ -23,6 +23,7 @@ from mt5bridge import constants as mt5
 
 from ..gateway import Deal, Gateway
 from ..pips import profit_in_pips
+from ..store.errors import StoreUnavailable
 from .orders import client_order_id_from
 from .trades_from_deals import STOP_OUT, Segment, segments, stored_close_reason
 
@@ -94,6 +95,7 @@ class Books:
         # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
         # so months of trading do not grow this (or `_our_positions`, pruned as trades close).
         self._recorded: dict[int, datetime] | None = None
+        self._look_for_unbooked = True  # positions_without_trade not answered yet this run
         self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
         #: Positions with new deals whose trades are not settled yet (an ordered set).
@@ -114,10 +116,17 @@ class Books:
         """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
-            recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+            self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
+            self._look_for_unbooked = True
+        if self._look_for_unbooked:
             # Deals a failed or killed run stored without their trades: fetched as known from now on.
-            self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
-            self._recorded = recorded
+            # A database away at start cannot say (the spool knows only this run's writes): asked
+            # again each sync until it answers, while the bot trades on (the spool keeps its writes).
+            try:
+                self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
+                self._look_for_unbooked = False
+            except StoreUnavailable:
+                pass
         deals = sorted(self._window_deals(since, now + FAR_AHEAD, now), key=lambda d: (d.time, d.ticket))
         open_tickets = self._open_tickets(open_tickets, account_open)
         for deal in deals:
