@@ -109,9 +109,12 @@ def _safe_value(call: str, name: str | None, value: Any) -> None:
     _safe_scalar(call, where, value, MAX_PATH_CHARS if name == "path" else MAX_TEXT_CHARS)
 
 
+_AS_CALLED = frozenset({"args", "kwargs"})
+
+
 def _decode(sig: Signature, raw: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     call = sig.name
-    if raw and set(raw) <= {"args", "kwargs"}:
+    if raw and raw.keys() <= _AS_CALLED:
         args, kwargs = raw.get("args", []), raw.get("kwargs", {})
         if type(args) is not list or type(kwargs) is not dict:
             raise CallRefused(f"{call}: args must be a list and kwargs an object")
@@ -124,8 +127,17 @@ def _decode(sig: Signature, raw: dict[str, Any]) -> tuple[list[Any], dict[str, A
     return list(args), kwargs
 
 
+def _positional_names(sig: Signature) -> tuple[str, ...]:
+    return tuple(p.name for p in sig.params if p.how != KW)
+
+
+#: Per call: the names of its positional parameters, in order, and of its date parameters.
+_POSITIONAL = {name: _positional_names(sig) for name, sig in SIGNATURES.items()}
+_DATES = {name: frozenset(p.name for p in sig.params if p.kind == DATE) for name, sig in SIGNATURES.items()}
+
+
 def _positional_name(sig: Signature, index: int) -> str | None:
-    positional = [p.name for p in sig.params if p.how != KW]
+    positional = _POSITIONAL.get(sig.name) or _positional_names(sig)
     return positional[index] if index < len(positional) else None
 
 
@@ -145,23 +157,28 @@ def backend_call(sig: Signature, raw: dict[str, Any]) -> tuple[tuple[Any, ...], 
     MetaTrader5 documents as its input and which leave no doubt about the time zone.
     """
     args, kwargs = _decode(sig, raw)
+    call = sig.name
     for index, value in enumerate(args):
-        _safe_value(sig.name, _positional_name(sig, index), value)
+        _safe_value(call, _positional_name(sig, index), value)
     for name, value in kwargs.items():
-        _safe_value(sig.name, name, value)
+        _safe_value(call, name, value)
     try:
         bound = bind(sig, tuple(args), kwargs)
     except TypeError as exc:
         raise CallShapeError(str(exc)[:300]) from None  # names only, never values
     except Refused:
         return tuple(args), kwargs  # the backend refuses it and sets last_error, as the package does
-    for index, value in enumerate(args):
-        name = _positional_name(sig, index)
-        if name in bound and sig.param(name).kind == DATE:
-            args[index] = _to_datetime(sig.name, name, value)
-    for name, value in kwargs.items():
-        if sig.param(name).kind == DATE:
-            kwargs[name] = _to_datetime(sig.name, name, value)
+    dates = _DATES.get(call)
+    if dates is None:  # a signature outside the table (tests build their own)
+        dates = frozenset(p.name for p in sig.params if p.kind == DATE)
+    if dates:
+        for index, value in enumerate(args):
+            name = _positional_name(sig, index)
+            if name in bound and name in dates:
+                args[index] = _to_datetime(call, name, value)
+        for name, value in kwargs.items():
+            if name in dates:
+                kwargs[name] = _to_datetime(call, name, value)
     return tuple(args), kwargs
 
 

@@ -40,6 +40,12 @@ from mt5bridge.tls import client_trust
 
 log = logging.getLogger("mt5bridge.client")
 
+#: One encoder for every request: ``json.dumps(..., allow_nan=False)`` builds a new one per call.
+_ENCODE = json.JSONEncoder(allow_nan=False).encode
+_DECODE = json.JSONDecoder().decode
+#: The request body of each call made without arguments (``account_info()``): built once.
+_EMPTY_BODIES = {name: request_body(name, _ENCODE({"args": []})) for name in SIGNATURES}
+
 
 def connect(
     host: str = DEFAULT_HOST,
@@ -97,6 +103,10 @@ class BridgeClient:
 
     Thread-safe (calls are serialised), but one call at a time is all the terminal does anyway.
     """
+
+    #: Results are decoded JSON: already the plain data ``mt5bridge.plain.to_plain`` makes (dicts with
+    #: text keys, lists, scalars), so a caller need not convert them again (the bot's gateway does not).
+    plain_results = True
 
     def __init__(self, stream: FrameStream, sock: socket.socket, *, where: str, timeout: float) -> None:
         self._stream = stream
@@ -172,7 +182,7 @@ class BridgeClient:
         raised here as TypeError, as the package raises it.
         """
         try:
-            payload = json.dumps(given, allow_nan=False)
+            payload = _ENCODE(given)
         except (TypeError, ValueError) as exc:
             raise BridgeCallError(
                 f"{name}: arguments are not plain finite data ({exc})", kind="bad_request"
@@ -182,18 +192,28 @@ class BridgeClient:
                 f"{name}: arguments of {len(payload)} characters are over the bridge's {MAX_PAYLOAD_CHARS}",
                 kind="bad_request",
             )
-        started = time.monotonic()
-        request = request_body(name, payload)
+        return self._exchange_body(name, request_body(name, payload))
+
+    def _exchange_body(self, name: str, request: bytes) -> Any:
+        """Send a request body, return the plain result of its reply (or raise its error)."""
+        debug = log.isEnabledFor(logging.DEBUG)  # asked first: building the record costs more than the call's JSON
+        started = time.monotonic() if debug else 0.0
         with self._lock:
-            reply = self._transport(name, lambda: self._exchange(request))
-        if log.isEnabledFor(logging.DEBUG):  # asked first: building the record costs more than the call's JSON
+            if self._dead_reason is not None:
+                raise BridgeConnectionLost(f"mt5bridge client is dead ({self._dead_reason}); connect again")
+            try:  # inline, not through _transport's closure: this is every call's path
+                self._stream.send(request)
+                reply = self._stream.recv()
+            except Exception:  # noqa: BLE001 - mapped to the typed error by _transport
+                reply = self._transport(name, _reraise)
+        if debug:
             log.debug("mt5bridge call", extra={"call": name, "latency_ms": round((time.monotonic() - started) * 1000, 3)})
         return self._result(name, reply)
 
     def _result(self, name: str, reply: bytes) -> Any:
         """The result in a reply envelope, or the error it carries raised as BridgeCallError (TypeError)."""
         try:
-            body = json.loads(reply)
+            body = _DECODE(reply.decode("utf-8"))
             if body["ok"]:
                 return body["result"]
             error = body["error"]
@@ -206,6 +226,8 @@ class BridgeClient:
 
     def _api(self, name: str, args: tuple, kwargs: dict) -> Any:
         """One MetaTrader5 function, sent as the call was made; the server applies the package's rules."""
+        if not args and not kwargs:
+            return self._exchange_body(name, _EMPTY_BODIES[name])
         payload = {"args": [_wire_value(value) for value in args]}
         if kwargs:
             payload["kwargs"] = {key: _wire_value(value) for key, value in kwargs.items()}
@@ -218,6 +240,11 @@ class BridgeClient:
     def sim_clock(self) -> dict[str, Any]:
         """The simulated terminal's UTC now and speed (the server refuses it for a real terminal)."""
         return self._call("sim_clock")
+
+
+def _reraise() -> Any:
+    """Raise the exception being handled again (for `_transport` to map it)."""
+    raise  # noqa: PLE0704 - only ever called inside an except block
 
 
 def _api_method(name: str) -> Any:

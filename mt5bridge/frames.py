@@ -52,6 +52,17 @@ class FrameStream:
     def recv(self) -> bytes:
         """The next frame's body; EOFError when the peer closed, FrameRefused (after closing) when refused."""
         header = FRAME_HEADER.size
+        if not self._buffer:  # the common case: one recv brings exactly one whole frame, taken as it is
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed by the peer")
+            if len(chunk) >= header:
+                length, compressed = FRAME_HEADER.unpack_from(chunk)
+                if length > self.max_bytes:
+                    self._refuse(f"a frame of {length} bytes is over the {self.max_bytes}-byte limit")
+                if not compressed and len(chunk) == header + length + len(FLUSHER):
+                    return chunk[header : header + length]
+            self._buffer += chunk
         self._fill(header)
         length, compressed = FRAME_HEADER.unpack_from(self._buffer)
         if length > self.max_bytes:

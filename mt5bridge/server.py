@@ -93,10 +93,19 @@ class Dispatcher:
     def dispatch(self, name: Any, payload: Any) -> str:
         """Run allowlisted call ``name`` with JSON object ``payload``; returns a JSON envelope:
         {"ok": true, "result": ...} or {"ok": false, "error": {"kind": ..., "message": ...}}."""
-        started = time.monotonic()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
         call = name if type(name) is str and name in CALLS else "<refused>"
         try:
-            body = {"ok": True, "result": self._run(name, payload)}
+            result = self._run(name, payload)
+            try:  # the envelope around the result's JSON, without encoding a dict around it
+                reply = _OK_PREFIX + _ENCODE(result) + "}"
+            except (TypeError, ValueError) as exc:
+                reply = json.dumps(_error_body("backend_error", f"{call}: result is not plain data ({exc})"))
+            if debug:
+                log.debug("call", extra={"call": call, "latency_ms": round((time.monotonic() - started) * 1000, 3),
+                                         "ok": True})
+            return reply
         except CallLimited as exc:
             body = _error_body(exc.kind, str(exc))
         except CallRefused as exc:
@@ -108,13 +117,10 @@ class Dispatcher:
             log.warning("backend %s raised %s", call, type(exc).__name__, exc_info=not secret)
             detail = type(exc).__name__ if secret else f"{type(exc).__name__}: {exc}"
             body = _error_body("backend_error", f"{call}: {detail}")
-        try:
-            reply = json.dumps(body)
-        except (TypeError, ValueError) as exc:
-            reply = json.dumps(_error_body("backend_error", f"{call}: result is not plain data ({exc})"))
-        if log.isEnabledFor(logging.DEBUG):
+        reply = json.dumps(body)  # an error envelope: plain text only
+        if debug:
             log.debug("call", extra={"call": call, "latency_ms": round((time.monotonic() - started) * 1000, 3),
-                                     "ok": body["ok"]})
+                                     "ok": False})
         return reply
 
     def serve_frame(self, body: bytes) -> bytes:
@@ -134,8 +140,8 @@ class Dispatcher:
             raise CallRefused(f"{name[:40]!r} is not an allowed call")
         if len(payload) > MAX_PAYLOAD_CHARS:
             raise CallRefused(f"{name}: payload larger than {MAX_PAYLOAD_CHARS} characters")
-        try:
-            raw = json.loads(payload)
+        try:  # the arguments of a call made without any (what the client sends for them), not parsed
+            raw = {"args": []} if payload == _NO_ARGUMENTS else json.loads(payload)
         except ValueError:
             raise CallRefused(f"{name}: payload is not valid JSON") from None
         if type(raw) is not dict:
@@ -161,6 +167,12 @@ class Dispatcher:
 
 class _Busy(Exception):
     pass
+
+
+_NO_ARGUMENTS = '{"args": []}'
+#: A success reply is this, the result's JSON, and "}": what json.dumps({"ok": True, "result": r}) gives.
+_OK_PREFIX = '{"ok": true, "result": '
+_ENCODE = json.JSONEncoder().encode
 
 
 def _error_body(kind: str, message: str) -> dict[str, Any]:

@@ -114,20 +114,30 @@ def test_positions_without_trade_knows_a_netting_reversal_by_its_order_ticket(re
     assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == [70]
 
 
-def test_a_start_on_the_spool_books_without_the_database_and_asks_it_once_it_answers(repo):
-    # The bot trades on the spool while the database is down at start: the question "which deals have
-    # no trade?" waits for the database instead of failing every cycle.
-    repo.record_deal(Books(History(CLOSED_50), repo, ACCOUNT, MAGIC, {})._deal_record(CLOSED_50[0]))
+class StoreAwayAtStart:
+    """The repository with `positions_without_trade` unanswerable the first `failures` times (database down)."""
 
-    class DownAtFirst(FailingTradeReads):
-        def positions_without_trade(self, account, since):
-            if self.failures:
-                self.failures -= 1
-                raise StoreUnavailable("store unavailable and positions_without_trade is not known locally")
-            return self._repo.positions_without_trade(account, since)
+    def __init__(self, repo, failures):
+        self._repo, self.failures = repo, failures
 
-    store = DownAtFirst(repo, failures=1)
-    books = Books(History(CLOSED_50[:1]), store, ACCOUNT, MAGIC, {"EURUSD": 5})
-    assert books.sync(NOW, 7, {50}) == (0, 0)  # the cycle goes on; the stored deal is not settled yet
-    assert books.sync(NOW + timedelta(seconds=10), 7, {50}) == (1, 0)
-    assert not repo.get_trade(ACCOUNT, 50).is_closed
+    def __getattr__(self, name):
+        return getattr(self._repo, name)
+
+    def positions_without_trade(self, account, since):
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("store unavailable and positions_without_trade is not known locally")
+        return self._repo.positions_without_trade(account, since)
+
+
+def test_a_database_away_at_start_defers_the_look_for_unbooked_deals_without_failing_the_sync(repo):
+    open_60 = _deal(3, 60, mt5.DEAL_ENTRY_IN, 5)
+    books = Books(History([*CLOSED_50, open_60]), FailingTradeReads(repo, failures=1), ACCOUNT, MAGIC,
+                  {"EURUSD": 5})
+    with pytest.raises(StoreUnavailable):
+        books.sync(NOW, 7, {60})  # a run killed after storing the deals, before their trades
+    fresh = Books(History([*CLOSED_50, open_60]), StoreAwayAtStart(repo, failures=2), ACCOUNT, MAGIC, {"EURUSD": 5})
+    assert fresh.sync(NOW + timedelta(minutes=1), 7, {60}) == (0, 0)  # the store cannot say yet: trading goes on
+    assert fresh.sync(NOW + timedelta(minutes=2), 7, {60}) == (0, 0)
+    assert fresh.sync(NOW + timedelta(minutes=3), 7, {60}) == (2, 1)  # it answers: both positions booked
+    assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == []

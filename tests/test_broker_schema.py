@@ -391,3 +391,42 @@ def test_balance_deal_shape_is_accepted_only_for_balance_types(real):
     assert check("deal", as_trade, context(clock)).reason == "unknown_symbol"
     assert check("deal", {**as_trade, "symbol": "EURUSD"}, context(clock)).reason == "sign"  # volume 0
     assert check("balance_deal", as_trade, context(clock)).reason == "enum"
+
+
+# -- the fast path of the schema check ---------------------------------------------------------
+
+NASTY = [None, 0, 1, -1, 7, 0.5, -0.0, 1.0, 2.5, 1e7, 1e8, 1e9, 1e12, 1e13, 2**63, -(2**63), float("nan"),
+         float("inf"), float("-inf"), True, False, "", "x", "EURUSD", "NOPE", "A" * 40, "B" * 300, [1], {"a": 1},
+         np.int64(3), np.float64(1.5), np.float64("nan"), Decimal("1.5"), EPOCH.timestamp(), FAR.timestamp() + 1,
+         datetime(2026, 1, 5, tzinfo=UTC).timestamp(), datetime(2026, 1, 9, tzinfo=UTC).timestamp(),
+         datetime(1990, 1, 1, tzinfo=UTC).timestamp(), 3000000000.0]
+
+
+@pytest.mark.parametrize("clock", [None, datetime(2026, 1, 6, tzinfo=UTC)])
+def test_the_quick_yes_only_says_yes_where_the_full_rule_finds_no_problem(clock):
+    from bot.gateway.schema import _QUICK, _scalar
+
+    context = Context(clock, lambda name: name in KNOWN)
+    for kind, quick in _QUICK.items():
+        rules = {rule.name: rule for rule in SCHEMAS[kind][0]}
+        for name, plainly_good in quick:
+            for value in NASTY:
+                if plainly_good(value, context):
+                    assert _scalar(rules[name], value, context) is None, (kind, name, value)
+    # ... and it does say yes to the good records the terminal gives (or it saves nothing)
+    good = {"ticket": 5, "symbol": "EURUSD", "type": 0, "volume": 0.1, "price_open": 1.1, "price_current": 1.2,
+            "sl": 0.0, "tp": 1.3, "profit": -2.5, "swap": 0.0, "magic": 7, "comment": "tw", "time": 1767600000}
+    assert all(ok(good.get(name), context) for name, ok in _QUICK["position"])
+
+
+def test_a_record_with_one_bad_field_gets_the_same_problem_as_before():
+    context = Context(datetime(2026, 1, 6, tzinfo=UTC), lambda name: name in KNOWN)
+    good = {"ticket": 5, "symbol": "EURUSD", "type": 0, "volume": 0.1, "price_open": 1.1, "price_current": 1.2,
+            "sl": 0.0, "tp": 1.3, "profit": -2.5, "swap": 0.0, "magic": 7, "comment": "tw", "time": 1767600000}
+    assert check("position", good, context) is None
+    for field, value, reason in [("volume", float("nan"), "not_finite"), ("volume", 0, "sign"),
+                                 ("price_open", 1e9, "range"), ("type", 9, "enum"), ("symbol", "NOPE", "unknown_symbol"),
+                                 ("comment", "c" * 300, "length"), ("time", 10, "time_window"),
+                                 ("ticket", True, "type"), ("magic", np.int64(7), "type"), ("ticket", None, "missing")]:
+        problem = check("position", {**good, field: value}, context)
+        assert (problem.reason, problem.field) == (reason, field), (field, value, problem)

@@ -34,6 +34,9 @@ log = logging.getLogger("bot.books")
 UNKNOWN_ORDER_GRACE = timedelta(minutes=5)
 #: Deals are fetched with this overlap so a deal stamped a little before the last look is not missed.
 DEAL_WINDOW_OVERLAP = timedelta(hours=1)
+#: Longest the window's deals go without a full fetch while the broker's count says nothing changed
+#: (well inside DEAL_WINDOW_OVERLAP: a deal the count cannot show is still fetched in its window).
+FULL_FETCH = timedelta(minutes=10)
 FAR_AHEAD = timedelta(days=7)
 
 
@@ -92,34 +95,40 @@ class Books:
         # Deal tickets already in the store, with their time: only the fetch window's worth is kept,
         # so months of trading do not grow this (or `_our_positions`, pruned as trades close).
         self._recorded: dict[int, datetime] | None = None
+        self._look_for_unbooked = True  # positions_without_trade not answered yet this run
         self.on_stop_out = None  # called with the symbol once per stop-out deal stored (DEAL_REASON_SO)
         self._segment_position: dict[int, int] = {}  # trade ticket -> position identifier (netting reversals)
         #: Positions with new deals whose trades are not settled yet (an ordered set).
         self._unsettled: dict[int, None] = {}
-        self._orphans_asked = False  # has the store been asked for deals stored without their trade?
         #: Orders left without a known outcome by the last `resolve_unknown_orders` (None: not looked yet).
         self.unresolved: int | None = None
+        #: Ticket -> time of every deal the last full fetch returned, and that fetch's broker time.
+        self._fetched: dict[int, datetime] = {}
+        self._fetched_at: datetime | None = None
 
-    def sync(self, now: datetime, history_days: int, open_tickets: set[int]) -> tuple[int, int]:
+    def sync(self, now: datetime, history_days: int, open_tickets: set[int],
+             account_open: set[int] | None = None) -> tuple[int, int]:
         """Record new deals, open and close trades. Returns (trades opened, trades closed).
 
-        `open_tickets`: the identifiers of the positions open at the broker (see `open_ids`).
+        `open_tickets`: the identifiers of our positions open at the broker (see `open_ids`);
+        `account_open`: those of every open position of the account, when the caller has just read
+        them (the cycle's one positions read); else the whole-account books read them here.
         """
         since = (self._deals_since or (now - timedelta(days=history_days))) - DEAL_WINDOW_OVERLAP
         if self._recorded is None:
             self._recorded = dict.fromkeys(self.repo.known_deal_tickets(self.account, since), now)
-        if not self._orphans_asked:
+            self._look_for_unbooked = True
+        if self._look_for_unbooked:
             # Deals a failed or killed run stored without their trades: fetched as known from now on.
-            # Only the database knows them; while it is down (a start that trades on the spool) the
-            # books ask again each sync, and settle them once it answers.
+            # A database away at start cannot say (the spool knows only this run's writes): asked
+            # again each sync until it answers, while the bot trades on (the spool keeps its writes).
             try:
                 self._unsettled.update(dict.fromkeys(self.repo.positions_without_trade(self.account, since)))
-                self._orphans_asked = True
+                self._look_for_unbooked = False
             except StoreUnavailable:
                 pass
-        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
-        deals = sorted(fetch(since, now + FAR_AHEAD), key=lambda d: (d.time, d.ticket))
-        open_tickets = self._open_tickets(open_tickets)
+        deals = sorted(self._window_deals(since, now + FAR_AHEAD, now), key=lambda d: (d.time, d.ticket))
+        open_tickets = self._open_tickets(open_tickets, account_open)
         for deal in deals:
             if deal.entry in (mt5.DEAL_ENTRY_IN, mt5.DEAL_ENTRY_INOUT) and deal.magic == self.magic:
                 self._our_positions.add(deal.position_id)
@@ -145,11 +154,34 @@ class Books:
             del self._recorded[ticket]
         return opened, closed
 
-    def _open_tickets(self, ours: set[int]) -> set[int]:
+    def _window_deals(self, since: datetime, until: datetime, now: datetime) -> list[Deal]:
+        """The window's deals, or none when the broker's count of them says none is new.
+
+        Why: every cycle fetched (and the gateway judged and converted) the whole overlap window,
+        an hour of deals, to find none new in almost every cycle.  The steady state now asks the
+        broker how many deals the window holds (`deals_total`, history_deals_total): the same
+        number as the last full fetch returned within this window means nothing to fetch.  A
+        deal is never missed: any new deal makes the counts differ unless as many known deals
+        vanished from the broker's history at the same moment, and even then the window is
+        fetched in full at least every FULL_FETCH of broker time (well inside the overlap), as
+        it is whenever the count cannot be had or differs (a deal the gateway refused makes it
+        differ: fetched every cycle, as before).
+        """
+        count = getattr(self.gateway, "deals_total", None)
+        if count is not None and self._fetched_at is not None and timedelta(0) <= now - self._fetched_at < FULL_FETCH:
+            total = count(since, until)
+            if total is not None and total == sum(since <= at <= until for at in self._fetched.values()):
+                return []
+        fetch = self.gateway.account_deals if self.whole_account else self.gateway.deals
+        deals = fetch(since, until)
+        self._fetched, self._fetched_at = {d.ticket: d.time for d in deals}, now
+        return deals
+
+    def _open_tickets(self, ours: set[int], account_open: set[int] | None = None) -> set[int]:
         """Positions still open: with the whole account, every open position (not only this bot's)."""
         if not self.whole_account:
             return ours
-        return set(ours) | open_ids(self.gateway.positions())
+        return set(ours) | (account_open if account_open is not None else open_ids(self.gateway.positions()))
 
     def _settle(self, position_id: int, still_open: bool) -> tuple[int, int]:
         """Open and close the trades of one position from all its deals (see trades_from_deals).

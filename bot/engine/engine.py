@@ -243,13 +243,14 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         report.started_at = now
         if self.orders_halted_reason is not None:
             self._check_trading_enabled(now)
-        positions = self._our_positions()
+        held = self.gateway.positions()  # the account's open positions: read once a cycle, again after a send
+        positions = self._ours(held)
         self._check_history(now)
         if not self.reconciled:
             self._reconcile(now, positions, report)
         else:
             report.trades_opened, report.trades_closed = self.books.sync(
-                now, self.settings.history_days, open_ids(positions)
+                now, self.settings.history_days, open_ids(positions), open_ids(held)
             )
         # Unknown outcomes are resolved at the broker before anything is replayed or sent; the
         # store is asked only when an order can be unresolved (replay.py).
@@ -261,7 +262,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         report.replayed, report.expired = self._replay(now, report) if trading else (0, 0)
         if report.replayed:
             positions = self._our_positions()
-        account = self._sizing_account()
+        account = sized = self._sizing_account()
         self.risk_guard.observe(now, account)
         # Watch-only: nothing is sized and no strategy is asked (the prop rules are judged in watch()).
         account = self.policy.gate(account, self, now) if self.policy.trading else None
@@ -284,18 +285,12 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                     if signal is not None:
                         positions = self._act(report, now, spec, strategy, signal, closed, quote, account, positions)
         self.signal_log.flush()  # the HOLDs still waiting, in one write (signal_log.py)
-        positions = self._our_positions()
+        # `positions` is current: re-read after every send (act.py, the replay above).
         if report.orders:
             opened, closed_count = self.books.sync(now, self.settings.history_days, open_ids(positions))
             report.trades_opened += opened
             report.trades_closed += closed_count
-        # The snapshot's figures are read together at the end of the cycle and stamped with the
-        # broker time read right after them: a snapshot stamped earlier (the cycle's start) could
-        # hold the balance of a deal made later in the cycle, and the analytics' initial balance
-        # (the newest snapshot before the first exit) would then include that trade's profit.
-        account = self.equity_guard.snapshot_account(self.gateway)
-        if account is not None:  # a refused or implausible account state is never snapshotted
-            self._snapshot(self._broker_now(), account, positions, report)
+        account = self._end_snapshot(now, sized, positions, report)  # what is read and when: snapshot.py
         self.policy.watch(account, self, now)
 
     def _flush_signals(self) -> None:
@@ -349,7 +344,10 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")
 
     def _our_positions(self) -> list[Position]:
-        return [p for p in self.gateway.positions() if p.magic == self.settings.magic]
+        return self._ours(self.gateway.positions())
+
+    def _ours(self, positions: list[Position]) -> list[Position]:
+        return [p for p in positions if p.magic == self.settings.magic]
 
     def _position_strategies(self) -> dict[int, str | None]:
         """Strategy of each open position, read from the store now (the operator's close-all, between cycles)."""

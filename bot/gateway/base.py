@@ -93,6 +93,10 @@ class Gateway(ABC):
         """Every deal of the window, balance operations included; a gateway that cannot tell them gives its trades."""
         return self.deals(date_from, date_to)
 
+    def deals_total(self, date_from: datetime, date_to: datetime) -> int | None:
+        """How many deals (balance operations included) the window holds; None: this gateway cannot count."""
+        return None
+
     @abstractmethod
     def deals_for_position(self, position_id: int) -> list[Deal]: ...
 

@@ -26,8 +26,13 @@ def money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
+#: 10**-digits for the digits a symbol can have (schema: at most 11), built once.
+_PLACES = {digits: Decimal(1).scaleb(-digits) for digits in range(12)}
+
+
 def price(value: Any, digits: int) -> Decimal:
-    return Decimal(str(round(float(value), digits))).quantize(Decimal(1).scaleb(-digits))
+    places = _PLACES.get(digits) or Decimal(1).scaleb(-digits)
+    return Decimal(str(round(float(value), digits))).quantize(places)
 
 
 def optional_price(value: Any, digits: int) -> Decimal | None:

@@ -66,12 +66,13 @@ class BrokerDataGuard:
         self._refused: OrderedDict[tuple[str, str], str] = OrderedDict()  # (kind, fingerprint or key) -> reason
         self._deals: OrderedDict[int, int | None] = OrderedDict()  # ticket -> content digest (None: not a trade)
         self.deals_seen = 0  # distinct deal tickets met, balance operations included
+        self._last_context: Context | None = None
 
     def judge(self, kind: str, record: Any, key: str) -> Problem | None:
         """None if the record may be used; else its problem (reported once, see the module docstring)."""
         if kind in schema.IMMUTABLE_KINDS:
             return self._judge_history(kind, record, key)
-        problem = schema.check(kind, record, Context(self.clock, self.symbol_known))
+        problem = schema.check(kind, record, self._context())
         slot = (kind, key)
         if problem is None:
             if self._refused.pop(slot, None) is not None:
@@ -81,6 +82,13 @@ class BrokerDataGuard:
             self._remember(self._refused, slot, problem.reason)
             self._report(kind, key, record, problem, fingerprint(record))
         return problem
+
+    def _context(self) -> Context:
+        """The judging context for the current broker clock (made again only when the clock moved)."""
+        context = self._last_context
+        if context is None or context.clock != self.clock:
+            context = self._last_context = Context(self.clock, self.symbol_known)
+        return context
 
     def note_deal(self, ticket: Any) -> None:
         """A deal row met (trade or not): counts distinct tickets, which tells the equity check deals happened."""
@@ -93,7 +101,7 @@ class BrokerDataGuard:
         slot = (kind, content)  # by content: the same ticket may come as the good and a bad version
         if slot in self._refused:
             return Problem(self._refused[slot], None, "refused before")  # judged and reported already
-        problem = schema.check(kind, record, Context(self.clock, self.symbol_known))
+        problem = schema.check(kind, record, self._context())
         conflict = False
         if problem is None and kind == "deal":
             ticket, digest = record["ticket"], int(content[:16], 16)  # an int: a third of the memory of the text
