@@ -9,7 +9,8 @@ transaction (one fsync on SQLite) for each of them was most of a cycle's cost.
 Inside `with database.unit():` every `session()` of the same thread shares one
 transaction, each call in its own SAVEPOINT (a refused statement undoes only
 that call, also on PostgreSQL where an error would otherwise abort the whole
-transaction); `commit()` makes it durable at the points that need it (before
+transaction; on SQLite the repository leaves it out for calls that write with
+one statement or only read, since a failed SQLite statement undoes itself); `commit()` makes it durable at the points that need it (before
 an order leaves the process, at the end of the cycle).  `commits` counts real
 commits (a SQLAlchemy "commit" event listener), which is how the benches and
 tests see "one commit per cycle".

@@ -69,6 +69,9 @@ View = TypeVar("View")
 
 _SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
 _TRADE_KEY = ("account", "ticket")
+#: Position snapshots written as one statement at most (SQLAlchemy pages an "insertmanyvalues" INSERT
+#: at 1 000 rows and 32 700 parameters on SQLite; a snapshot row has about a dozen columns).
+_ONE_STATEMENT_ROWS = 500
 # What identifies an outcome.  message and resolved_at only describe when and how we learned it,
 # and retcode is compared only when both sides have one (history reconciliation may not know it).
 _OUTCOME_FACTS = ("status", "broker_order", "broker_deal", "fill_price", "fill_volume")
@@ -80,6 +83,11 @@ class Repository:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._sql = statements(database.backend)
+        # Inside a unit (group commit) a call that writes with one statement, or only reads, needs no
+        # SAVEPOINT on SQLite: a failed statement undoes itself there and leaves the transaction
+        # going, so a refused call leaves nothing behind (two statements less per call). PostgreSQL
+        # aborts the whole transaction on a failed statement: there every call keeps its SAVEPOINT.
+        self._savepoint_one_statement = database.backend != "sqlite"
 
     # -- group commit (db.database) ------------------------------------------------------
 
@@ -189,8 +197,8 @@ class Repository:
     def record_order_intent(self, intent: OrderIntent) -> None:
         """Store an order before it is sent; repeating the identical intent is a no-op."""
         values = _values(intent)
-        with self._db.session() as session:
-            result = session.execute(self._sql.order_intent, {**values, "status": "pending", "message": ""})
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+            result = session.connection().execute(self._sql.order_intent, {**values, "status": "pending", "message": ""})
             if result.rowcount == 1:
                 return
             row = _order(session, intent.client_order_id)
@@ -206,7 +214,7 @@ class Repository:
         values = _measured(_values(outcome))
         client_order_id = values.pop("client_order_id")
         table = _table(OrderModel)
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             result = session.execute(
                 update(table)
                 .where(table.c.client_order_id == client_order_id, table.c.status.in_(OPEN_ORDER_STATUSES))
@@ -230,7 +238,7 @@ class Repository:
                 )
 
     def get_order(self, client_order_id: str) -> OrderRow | None:
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             row = _order(session, client_order_id)
             return None if row is None else _view(OrderRow, row)
 
@@ -254,8 +262,8 @@ class Repository:
         `DealConflict` (naming the fields) and the stored deal is kept, never overwritten.
         """
         values = _values(rec)
-        with self._db.session() as session:
-            result = session.execute(self._sql.deal, values)
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+            result = session.connection().execute(self._sql.deal, values)
             if result.rowcount == 1:
                 return True
             row = session.scalars(
@@ -275,7 +283,7 @@ class Repository:
         if since is not None:
             require_aware("since", since)
             query = query.where(DealModel.time >= since)
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             return set(session.scalars(query))
 
     def positions_without_trade(self, account: str, since: datetime) -> list[int]:
@@ -296,12 +304,12 @@ class Repository:
                         DealModel.type.in_((mt5deals.BUY, mt5deals.SELL)),
                         DealModel.entry.in_((mt5deals.ENTRY_IN, mt5deals.ENTRY_INOUT)), ~has_trade)
                  .group_by(DealModel.position_id).order_by(func.min(DealModel.time), DealModel.position_id))
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             return list(session.scalars(query))
 
     def last_deal_time(self, account: str) -> datetime | None:
         """Time of the account's newest stored deal: where a history scan can resume."""
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             return session.scalar(select(func.max(DealModel.time)).where(DealModel.account == account))
 
     def deals_since(self, account: str, since: datetime) -> list[DealRecord]:
@@ -315,8 +323,8 @@ class Repository:
 
     def open_trade(self, t: TradeOpen) -> bool:
         """Store a newly opened position; True if it was not already stored."""
-        with self._db.session() as session:
-            result = session.execute(self._sql.open_trade, _values(t))
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+            result = session.connection().execute(self._sql.open_trade, _values(t))
             return result.rowcount == 1
 
     def close_trade(self, c: TradeClose) -> bool:
@@ -365,7 +373,7 @@ class Repository:
             return False
 
     def get_trade(self, account: str, ticket: int) -> TradeRow | None:
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             row = _trade(session, account, ticket)
             return None if row is None else _view(TradeRow, row)
 
@@ -414,13 +422,19 @@ class Repository:
         if not positions:
             return
         rows = [{"account": account, "time": time, **_values(position)} for position in positions]
-        with self._db.session() as session:
-            session.execute(self._sql.position_snapshots, rows)  # one executemany
+        # On SQLite the RETURNING form runs as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", up
+        # to a page of rows), so a refused row undoes the lot by itself and no SAVEPOINT is needed.
+        one = not self._savepoint_one_statement and len(rows) <= _ONE_STATEMENT_ROWS
+        with self._db.session(savepoint=not one) as session:
+            if one:
+                session.connection().execute(self._sql.position_snapshots_returning, rows).all()
+            else:
+                session.connection().execute(self._sql.position_snapshots, rows)  # one executemany
 
     def record_account_snapshot(self, s: AccountSnapshot) -> None:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
-        with self._db.session() as session:
-            session.execute(self._sql.account_snapshot, _values(s))
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+            session.connection().execute(self._sql.account_snapshot, _values(s))
 
     def last_account_snapshot(self, account: str) -> AccountSnapshot | None:
         query = (
@@ -455,7 +469,7 @@ class Repository:
     def record_trade_volume(self, account: str, ticket: int, volume: Decimal, entry_price: Decimal) -> bool:
         """An open trade's volume and volume-weighted entry price after a netting add; False if not open."""
         table = _table(TradeModel)
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             result = session.execute(
                 update(table)
                 .where(table.c.account == account, table.c.ticket == ticket, table.c.is_closed == false())
@@ -513,7 +527,7 @@ class Repository:
         return self._db.ping()
 
     def _views(self, cls: type[View], query: Any) -> list[View]:
-        with self._db.session() as session:
+        with self._db.session(savepoint=self._savepoint_one_statement) as session:
             return [_view(cls, row) for row in session.scalars(query)]
 
 

@@ -40,6 +40,7 @@ class Statements:
     open_trade: Insert
     account_snapshot: Insert
     position_snapshots: Insert
+    position_snapshots_returning: Insert  # the same RETURNING ticket: one multi-row INSERT on SQLite
 
 
 @cache
@@ -49,6 +50,8 @@ def statements(dialect: str) -> Statements:
         raise ValueError(f"no upsert support for database backend {dialect!r}")
     insert = _INSERTS[dialect]
     bump = insert(_COUNTS)
+    positions = PositionSnapshotModel.__table__
+    position_snapshots = insert(positions).on_conflict_do_nothing(index_elements=["account", "time", "ticket"])
     return Statements(
         record_signal=insert(_SIGNALS).on_conflict_do_nothing(
             index_elements=["account", "cycle_id", "symbol", "strategy"]).returning(_SIGNALS.c.id),
@@ -67,6 +70,6 @@ def statements(dialect: str) -> Statements:
         open_trade=insert(TradeModel.__table__).on_conflict_do_nothing(index_elements=["account", "ticket"]),
         account_snapshot=insert(AccountSnapshotModel.__table__).on_conflict_do_nothing(
             index_elements=["account", "time"]),
-        position_snapshots=insert(PositionSnapshotModel.__table__).on_conflict_do_nothing(
-            index_elements=["account", "time", "ticket"]),
+        position_snapshots=position_snapshots,
+        position_snapshots_returning=position_snapshots.returning(positions.c.ticket),
     )

@@ -8,7 +8,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -171,3 +171,33 @@ def test_retail_hedging_symbols_unknown_and_hidden_from_market_watch():
     preflight.symbols = lambda: ["EURUSD.m", "XAUUSD.m"]
     preflight.recheck_now()
     assert preflight.check(sim.now()), preflight.results
+
+
+def test_symbol_facts_are_read_every_symbol_recheck_while_they_pass_and_every_recheck_while_one_fails():
+    sim = SimTerminal(seed=3, stepped=True, profile="retail-hedging", start=datetime(2026, 1, 6, 10, tzinfo=UTC))
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim), name="sim")
+    gateway.connect()
+    names = [n for n in (s.name for s in sim.symbols_get()) if sim.symbol_info(n).visible][:2]
+    preflight = Preflight(gateway, lambda: names, recheck=timedelta(minutes=1), symbol_recheck=timedelta(minutes=5))
+    start = sim.now()
+    assert preflight.check(start) and preflight.symbol_reads == 1
+
+    assert sim.symbol_select(names[0], False)  # hidden from Market Watch: a symbol fact
+    sim.set_trading_state(algo_trading=False)  # a terminal fact: still read every minute
+    assert not preflight.check(start + timedelta(minutes=1))
+    assert preflight.runs == 2 and preflight.symbol_reads == 1  # the symbols' facts of the first run
+    assert preflight.results["algo_trading"] and preflight.results["symbols_selected"] is None
+    sim.set_trading_state(algo_trading=True)
+    assert preflight.check(start + timedelta(minutes=4)) and preflight.symbol_reads == 1
+
+    assert not preflight.check(start + timedelta(minutes=5))  # due: the hidden symbol is seen
+    assert preflight.symbol_reads == 2 and preflight.results["symbols_selected"].startswith(f"{names[0]} is not")
+    assert sim.symbol_select(names[0], True)
+    assert preflight.check(start + timedelta(minutes=6))  # while one fails they are read every minute
+    assert preflight.symbol_reads == 3
+
+    preflight.recheck_now()  # a reconnect reads every symbol again at once
+    assert preflight.check(start + timedelta(minutes=6)) and preflight.symbol_reads == 4
+    preflight.symbols = lambda: names[:1]  # so does a change of the symbol list
+    assert preflight.check(start + timedelta(minutes=7)) and preflight.symbol_reads == 5
+    assert preflight.check(start + timedelta(minutes=8)) and preflight.symbol_reads == 5

@@ -1,5 +1,6 @@
 """Preflight: can this terminal and account trade at all? Checked before trading, every minute and
-after every reconnect; a failed check halts every order with one sentence a trader can act on.
+after every reconnect (each symbol's facts every SYMBOL_RECHECK while they pass); a failed check
+halts every order with one sentence a trader can act on.
 
 Why a separate check instead of letting orders fail: a terminal with AutoTrading off, an
 investor (read-only) login or a symbol hidden from Market Watch refuses every order with a
@@ -31,6 +32,12 @@ log = logging.getLogger("bot.preflight")
 
 #: How often the checks are read again while trading (broker time); a reconnect re-checks at once.
 RECHECK = timedelta(minutes=1)
+#: How often each symbol's facts (symbol_info: Market Watch, trade mode, filling) are read again while
+#: they all pass. Why longer than RECHECK: they are one call per symbol, most of a preflight's cost (a bar
+#: cycle on M1 runs preflight every time), and change only when the broker changes a symbol's
+#: specification, not at a button in the terminal. Read again at once after a reconnect, when the
+#: symbol list changes, and every RECHECK while a symbol check fails (so trading resumes as promptly).
+SYMBOL_RECHECK = timedelta(minutes=5)
 
 _FOK_IOC = mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC
 
@@ -123,6 +130,8 @@ CHECKS: tuple[Check, ...] = (
         "broker which filling it takes")),
 )
 CHECK_NAMES = tuple(check.name for check in CHECKS)
+#: The checks judged on the symbols' facts alone (re-read at SYMBOL_RECHECK while they pass).
+_SYMBOL_CHECKS = ("symbols_found", "symbols_selected", "symbols_tradable", "symbols_filling")
 #: A watch-only account (TRADING=off, often an investor login) sends nothing: only what observing
 #: needs is checked, so a read-only login or AutoTrading off is not reported as a failure.
 WATCH_CHECKS = ("terminal_connected", "margin_mode", "symbols_found")
@@ -133,11 +142,13 @@ class Preflight:
 
     def __init__(self, gateway: Gateway, symbols: Callable[[], Iterable[str]], recheck: timedelta = RECHECK,
                  on_result: Callable[[str, bool], None] | None = None,
-                 on_margin_mode: Callable[[str], None] | None = None, watch_only: bool = False):
+                 on_margin_mode: Callable[[str], None] | None = None, watch_only: bool = False,
+                 symbol_recheck: timedelta = SYMBOL_RECHECK):
         self.gateway = gateway
         self.checks = tuple(c for c in CHECKS if c.name in WATCH_CHECKS) if watch_only else CHECKS
         self.symbols = symbols
         self.recheck = recheck
+        self.symbol_recheck = max(symbol_recheck, recheck)
         self.on_result = on_result  # told (check, ok) after every run: the metric
         self.on_margin_mode = on_margin_mode  # told the margin mode's name when first known or changed
         self.results: dict[str, str | None] = {}  # check -> None (passes) or its sentence
@@ -145,6 +156,10 @@ class Preflight:
         self._checked_at: datetime | None = None
         self._due = True
         self.runs = 0  # how many times the checks were read
+        self.symbol_reads = 0  # how many of those read every symbol's facts too (the rest reused them)
+        self._symbol_facts: dict[str, dict[str, Any] | None] = {}
+        self._symbols_read_at: datetime | None = None
+        self._symbols_due = True
 
     @property
     def ok(self) -> bool:
@@ -157,7 +172,7 @@ class Preflight:
 
     def recheck_now(self) -> None:
         """After a reconnect: read everything again on the next cycle."""
-        self._due = True
+        self._due = self._symbols_due = True
 
     def check(self, now: datetime) -> bool:
         """Read the checks if due (first time, after a reconnect, every `recheck`); True when all pass."""
@@ -166,7 +181,7 @@ class Preflight:
         return self.ok
 
     def _run(self, now: datetime) -> None:
-        facts = self._read()
+        facts = self._read(now)
         results = {check.name: check.judge(facts) for check in self.checks}
         self._due, self._checked_at = False, now
         self.runs += 1
@@ -191,19 +206,35 @@ class Preflight:
 
     _checked_before = False
 
-    def _read(self) -> Facts:
-        """Read the terminal, the account and each symbol; a lost connection propagates (the supervisor's)."""
+    def _read(self, now: datetime) -> Facts:
+        """Read the terminal, the account and each symbol; a lost connection propagates (the supervisor's).
+
+        The symbols' facts of an earlier run are used again when none is due (SYMBOL_RECHECK).
+        """
         terminal = self.gateway.read_info("terminal_info") or {}
         account = self.gateway.read_info("account_info") or {}
+        names = list(self.symbols())
+        if self._symbols_due_at(now, names):
+            self._symbol_facts = self._read_symbols(names)
+            self._symbols_due, self._symbols_read_at = False, now
+            self.symbol_reads += 1
+        return Facts(terminal, account, dict(self._symbol_facts))
+
+    def _symbols_due_at(self, now: datetime, names: list[str]) -> bool:
+        return (self._symbols_due or self._symbols_read_at is None or list(self._symbol_facts) != names
+                or now - self._symbols_read_at >= self.symbol_recheck
+                or any(self.results.get(check) is not None for check in _SYMBOL_CHECKS))
+
+    def _read_symbols(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
         symbols: dict[str, dict[str, Any] | None] = {}
-        for name in self.symbols():
+        for name in names:
             try:
                 symbols[name] = self.gateway.read_info("symbol_info", name)
             except (ConnectionLost, BrokerUnavailable, OutcomeUnknown):
                 raise
             except GatewayError:
                 symbols[name] = None  # symbol_info None: the broker has no such symbol
-        return Facts(terminal, account, symbols)
+        return symbols
 
     def as_status(self) -> dict[str, str]:
         """check -> "ok" or its sentence ("not checked yet" before the first run), for /readyz and /status."""
