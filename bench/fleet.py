@@ -16,9 +16,10 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
    /metrics scrape, p50/p95 over REPEAT runs, and prints the scrape's bytes and series per family
    against exporter/cardinality.py (100 accounts x 4 strategies x 8 symbols).  The scrape three times:
    on an unchanged store (what the exporter read is reused, exporter/figures.py) and with one
-   account snapshot written before each scrape (untimed), so every scrape reads and renders the
-   whole fleet again, as when bots write between scrapes, and with one trade closed before each
-   (that account's rollups change: its totals are read again, exporter/metrics.py); each with the
+   account snapshot written before each scrape (untimed), so every scrape reads the store again,
+   as when bots write between scrapes (every account's one-line figures; the per-pair totals only of
+   accounts whose rollups changed: db/scoreboard.py), and with one trade closed before each (that
+   account's totals read and rendered again, the others' reused); each with the
    scrape's own CPU time (process time: what the load of a shared machine does not stretch).
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
