@@ -77,6 +77,7 @@ class Rows(Metric):
         if (previous.sample_name, previous.labels) == (self.sample_name, self.labels):
             self._known = previous.prefixes
             self._earlier = previous
+            previous._earlier = None  # its rows are built: no chain of earlier families, rendered or not
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.rows.append((values, value))
