@@ -14,11 +14,13 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
    autovacuum has long kept, and times close_trade again: the ratio of the two is printed;
 5. times every analytics query (bench/analytics.py's list), every REST API endpoint and the
    /metrics scrape, p50/p95 over REPEAT runs, and prints the scrape's bytes and series per family
-   against exporter/cardinality.py (100 accounts x 4 strategies x 8 symbols).  The scrape twice:
+   against exporter/cardinality.py (100 accounts x 4 strategies x 8 symbols).  The scrape three times:
    on an unchanged store (what the exporter read is reused, exporter/figures.py) and with one
-   account snapshot written before each scrape (untimed), so every scrape reads and renders the
-   whole fleet again, as when bots write between scrapes; both with the scrape's own CPU time
-   (process time: what the load of a shared machine does not stretch).
+   account snapshot written before each scrape (untimed), so every scrape reads the store again,
+   as when bots write between scrapes (every account's one-line figures; the per-pair totals only of
+   accounts whose rollups changed: db/scoreboard.py), and with one trade closed before each (that
+   account's totals read and rendered again, the others' reused); each with the
+   scrape's own CPU time (process time: what the load of a shared machine does not stretch).
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
 close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
@@ -43,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import String, column, func, insert, select, true, values
 
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
-from db import AccountSnapshot, Database, Repository, init_db
+from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db
 from db.models import AccountSnapshotModel, Base, TradeModel
 from db.pgcluster import PgCluster
 from db.seed import demo_accounts, seed_demo
@@ -59,6 +61,7 @@ SCRAPE_TARGET_MS = 50.0
 CLOSE_RATIO = 1.5  # "unchanged": within the noise of a shared 2-core machine
 SCRAPE = "exporter scrape /metrics (HTTP)"  # bench/analytics.py's: the store unchanged between scrapes
 SCRAPE_CHANGED = "exporter scrape /metrics (HTTP), store changed"
+SCRAPE_CLOSED = "exporter scrape /metrics (HTTP), a trade closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +176,8 @@ def is_scrape(name: str) -> bool:
 
 
 def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, float, float]]:
-    """(p50, p95, CPU p50) ms of /metrics on an unchanged store and after a write before each scrape."""
+    """(p50, p95, CPU p50) ms of /metrics on an unchanged store, after a snapshot written before each
+    scrape, and after a trade of the account closed before each (its rollups: its totals read again)."""
     client = create_app(database, clock=lambda: NOW).test_client()
     repo = Repository(database)
     snapshots = AccountSnapshotModel.__table__
@@ -188,11 +192,25 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
             profit=Decimal(0), margin=Decimal("1000.00"), free_margin=Decimal("99000.00"),
             margin_level=Decimal("10000.00"), open_positions=3))
 
+    tickets = itertools.count(900_200_000)
+
+    def close() -> None:  # a bot's closed trade (its rollups change: that account's totals are read again)
+        ticket = next(tickets)
+        moment = (newest or NOW) + timedelta(days=2, minutes=ticket - 900_200_000)
+        repo.open_trade(TradeOpen(account=account, ticket=ticket, symbol="EURUSD", direction="BUY",
+                                  volume=Decimal("0.10"), entry_price=Decimal("1.1"), entry_time=moment,
+                                  stop_loss=None, take_profit=None, strategy_name="carry", ml_confidence=None,
+                                  client_order_id=None, magic=1, correlation_id=None))
+        repo.close_trade(TradeClose(account=account, ticket=ticket, exit_price=Decimal("1.1010"),
+                                    exit_time=moment + timedelta(seconds=30), gross_profit=Decimal("10.00"),
+                                    commission=Decimal("-0.70"), swap=Decimal(0), profit_pips=Decimal("10.0")))
+
     def get() -> None:
         if client.get("/metrics").status_code != 200:
             raise AssertionError("/metrics did not answer 200")
 
-    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write)}
+    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write),
+            SCRAPE_CLOSED: measure_cpu(get, before=close)}
 
 
 def measure_cpu(call: Callable[[], object], before: Callable[[], object] | None = None) -> tuple[float, float, float]:
@@ -284,7 +302,8 @@ def _print(results: dict[str, tuple[float, float]]) -> None:
         lines.append(f"{name:<{width}}{p50:>10.2f}{p95:>10.2f}  <= {target:g}{'  MISSED' if p95 > target else ''}")
     worst = max(results.items(), key=lambda item: 0 if is_scrape(item[0]) else item[1][1])
     lines.append(f"worst query p95: {worst[0]} {worst[1][1]:.2f} ms; scrape p95 {results[SCRAPE][1]:.2f} ms "
-                 f"(store unchanged), {results[SCRAPE_CHANGED][1]:.2f} ms (store changed before each)")
+                 f"(store unchanged), {results[SCRAPE_CHANGED][1]:.2f} ms (store changed before each), "
+                 f"{results[SCRAPE_CLOSED][1]:.2f} ms (a trade closed before each)")
     _say("\n".join(lines))
 
 

@@ -15,6 +15,10 @@ close, so a rollup can never disagree with the trades it sums:
 - `rebuild` recomputes an account from scratch (bulk loads, migrations) and `verify`
   compares what is stored with a fresh computation.
 
+Every write of an account's rows rewrites its all-time (ANY, ANY) row in the same transaction (the
+trade counts in it, or the account is rebuilt): the exporter tells an account's rollups unchanged
+by that row's version alone (db.scoreboard.rollup_marker), so a new writer must keep it so.
+
 On PostgreSQL the account's `equity_bases` row is locked (SELECT ... FOR UPDATE) before
 the rollups are read, so concurrent closes of one account queue; SQLite's BEGIN IMMEDIATE
 serialises all writers anyway.

@@ -9,7 +9,11 @@ the newest account snapshot from the (account, time) index.
 
 `read_scoreboard` reads it all in one snapshot and says which (db.reading.change_marker) and until
 when its daily figures hold (the earliest next broker midnight), so the exporter can reuse it
-until the store or the day changes.
+until the store or the day changes.  Given the boards of an earlier read, it reads the per-pair and
+per-strategy totals again only for the accounts whose rollups changed since (rollup_marker), and
+hands back the earlier lists themselves where nothing changed (the exporter then reuses their
+rendered lines): after one bot's commit a fleet's scrape reads and renders one account's thousands
+of rows, not a hundred's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, String, bindparam, false, func, select, true, union
+from sqlalchemy import Connection, String, bindparam, false, func, literal_column, select, true, union
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
@@ -119,6 +123,7 @@ class AccountBoard:
     snapshot: LatestSnapshot | None = None
     open_trades: dict[str, int] = field(default_factory=dict)  # by symbol
     signals: list[tuple[str, str, bool, int]] = field(default_factory=list)  # strategy, signal, executed, n
+    rollup_marker: str | None = None  # rollup_marker() of the rows `pairs` and `strategies` were read from
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,25 +143,30 @@ def scoreboard(database: Database, now: datetime | date) -> list[AccountBoard]:
     return read_scoreboard(database, now).boards
 
 
-def read_scoreboard(database: Database, now: datetime | date) -> Scoreboard:
-    """scoreboard(), read in one snapshot, with that snapshot's change marker."""
+def read_scoreboard(database: Database, now: datetime | date,
+                    earlier: dict[str, AccountBoard] | None = None) -> Scoreboard:
+    """scoreboard(), read in one snapshot, with that snapshot's change marker.
+
+    `earlier`: boards of a previous read by account; an account whose rollup_marker is the same now
+    gets their `pairs` and `strategies` lists (and `signals` when equal) instead of new ones."""
     with reading(database, consistent=True) as connection:
         marker = change_marker(connection)  # first: on PostgreSQL it fixes the snapshot read below
-        boards = _read_boards(connection, now)
+        boards = _read_boards(connection, now, earlier or {})
     ends = [board.broker_day.end for board in boards.values() if board.broker_day is not None]
     return Scoreboard([boards[account] for account in sorted(boards)], marker, min(ends) if ends else None)
 
 
-def _read_boards(connection: Connection, now: datetime | date) -> dict[str, AccountBoard]:
+def _read_boards(connection: Connection, now: datetime | date,
+                 earlier: dict[str, AccountBoard]) -> dict[str, AccountBoard]:
     open_trades = open_trade_counts(connection)
     boards = {account: AccountBoard(account) for account in known_accounts(connection, open_trades)}
     if boards:
         for account, by_symbol in open_trades.items():
             boards[account].open_trades = by_symbol
-        _fill_totals(connection, boards)
+        _fill_totals(connection, boards, earlier)
         _fill_today(connection, boards, now)
         _fill_stop_outs(connection, boards)
-        _fill_signals(connection, boards)
+        _fill_signals(connection, boards, earlier)
         for account, snapshot in latest_snapshots(connection, list(boards)).items():
             boards[account].snapshot = snapshot
     return boards
@@ -202,25 +212,28 @@ def _snapshot_accounts(connection: Connection) -> set[str]:
     return {account for account in connection.execute(select(first.c.account)).scalars() if account is not None}
 
 
-def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> None:
-    """All-time rows in three reads: pairs (A*S*Y rows, only what ix_trade_rollups_selection holds, so an
-    index-only scan: the rollup rows are wide and each lives on its own heap page), per strategy
-    (A*S rows), and the account's curve (A rows)."""
+def rollup_marker(connection: Connection):
+    """A column naming the version of a trade_rollups row: PostgreSQL's xmin (None elsewhere).
+
+    Why it marks a whole account: every write of an account's rollups (db.rollups: record_close's
+    upsert or recompute, rebuild) rewrites its all-time (ANY, ANY) row in the same transaction, and
+    a rewritten row has the writer's transaction id as xmin.  So while that one row's xmin is the
+    same, so is every rollup row of the account (a VACUUM FREEZE shows xmin 2: "changed" once, too
+    often, never too rarely).  SQLite has no such column: its boards are read whole every time."""
+    if connection.dialect.name != "postgresql":
+        return literal_column("NULL")
+    return literal_column("trade_rollups.xmin::text")
+
+
+def _fill_totals(connection: Connection, boards: dict[str, AccountBoard], earlier: dict[str, AccountBoard]) -> None:
+    """All-time rows in three reads: the account's curve (A rows, with its rollup_marker), then for the
+    accounts whose marker moved since `earlier` the pairs (A*S*Y rows, only what
+    ix_trade_rollups_selection holds, so an index-only scan: the rollup rows are wide and each lives on
+    its own heap page) and per strategy (A*S rows)."""
     accounts = list(boards)
     # Not also period_start == ALL_TIME (which every "all" row has): PostgreSQL takes the two as
     # independent, estimates a few rows instead of thousands and reads the heap through the primary key.
     all_time = (_R.account.in_(accounts), _R.span == "all")
-    pairs = select(_R.account, _R.strategy, _R.symbol, _R.trades, _R.profit_cents).where(
-        *all_time, _R.strategy != ANY, _R.symbol != ANY
-    ).order_by(_R.account, _R.strategy, _R.symbol)
-    for account, strategy, symbol, trades, profit in plain_rows(connection, pairs):
-        boards[account].pairs.append(PairProfit(strategy, symbol, trades, profit))
-    strategies = select(
-        _R.account, _R.strategy, _R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents,
-        _R.loss_cents,
-    ).where(*all_time, _R.strategy != ANY, _R.symbol == ANY).order_by(_R.account, _R.strategy)
-    for account, *values in plain_rows(connection, strategies):
-        boards[account].strategies.append(Totals(*values))
     bases = EquityBaseModel.__table__
     base_of = {
         account: cents(balance)
@@ -229,13 +242,36 @@ def _fill_totals(connection: Connection, boards: dict[str, AccountBoard]) -> Non
         )
     }
     curves = select(
-        _R.account, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_ratio, _R.last_exit_time
+        _R.account, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_ratio, _R.last_exit_time,
+        rollup_marker(connection),
     ).where(*all_time, _R.strategy == ANY, _R.symbol == ANY)
-    for account, end_cum, end_peak, max_ratio, last_exit in connection.execute(curves).all():
+    for account, end_cum, end_peak, max_ratio, last_exit, version in connection.execute(curves).all():
         board = boards[account]
         board.drawdown_ratio = drawdown_ratio(end_peak - end_cum, end_peak, base_of.get(account, 0))
         board.max_drawdown_ratio = max_ratio
         board.last_trade_time = last_exit
+        board.rollup_marker = version
+    changed = []
+    for account, board in boards.items():
+        before = earlier.get(account)
+        if board.rollup_marker is not None and before is not None and before.rollup_marker == board.rollup_marker:
+            board.pairs, board.strategies = before.pairs, before.strategies
+        else:
+            changed.append(account)
+    if not changed:
+        return
+    pairs = select(_R.account, _R.strategy, _R.symbol, _R.trades, _R.profit_cents).where(
+        _R.account.in_(changed), _R.span == "all", _R.strategy != ANY, _R.symbol != ANY
+    ).order_by(_R.account, _R.strategy, _R.symbol)
+    for account, strategy, symbol, trades, profit in plain_rows(connection, pairs):
+        boards[account].pairs.append(PairProfit(strategy, symbol, trades, profit))
+    strategies = select(
+        _R.account, _R.strategy, _R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents,
+        _R.loss_cents,
+    ).where(_R.account.in_(changed), _R.span == "all", _R.strategy != ANY, _R.symbol == ANY).order_by(
+        _R.account, _R.strategy)
+    for account, *values in plain_rows(connection, strategies):
+        boards[account].strategies.append(Totals(*values))
 
 
 def _fill_today(connection: Connection, boards: dict[str, AccountBoard], now: datetime | date) -> None:
@@ -265,7 +301,7 @@ def _fill_stop_outs(connection: Connection, boards: dict[str, AccountBoard]) -> 
             boards[account].stop_outs = count
 
 
-def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> None:
+def _fill_signals(connection: Connection, boards: dict[str, AccountBoard], earlier: dict[str, AccountBoard]) -> None:
     counts = SignalCountModel.__table__
     query = select(counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed, counts.c["count"]).order_by(
         counts.c.account, counts.c.strategy, counts.c.signal, counts.c.executed
@@ -275,6 +311,10 @@ def _fill_signals(connection: Connection, boards: dict[str, AccountBoard]) -> No
         board = boards.get(account)
         if board is not None:
             board.signals.append((strategy, signal, bool(executed), count))  # SQLite gives 0 or 1
+    for account, board in boards.items():  # the earlier list where equal: its rendered lines are reused
+        before = earlier.get(account)
+        if before is not None and before.signals == board.signals:
+            board.signals = before.signals
 
 
 def latest_snapshots(connection: Connection, accounts: list[str]) -> dict[str, LatestSnapshot]:

@@ -14,7 +14,7 @@ scrape go through generate_latest instead, so the output never differs
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -50,7 +50,10 @@ class Rows(Metric):
     once rendered: the exporter reuses a family while the store is unchanged (exporter/metrics.py),
     and then does not write its lines again (so no row is to be added once it was rendered).
     reuse_prefixes(): take over the line prefixes (name and labels, escaped) of the same family of an
-    earlier scrape where the label values are the same: a fleet's series stay, only values move."""
+    earlier scrape where the label values are the same: a fleet's series stay, only values move.
+    block(): rows that depend on one object alone (an account's totals, read again only when its
+    rollups changed): when the earlier family rendered a block of that very object, its rows and
+    lines are taken over instead of being added and written again."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str = "gauge") -> None:
         if kind not in ("gauge", "counter") or not _LEGACY_NAME.match(name):
@@ -65,13 +68,32 @@ class Rows(Metric):
         self.text: str | None = None  # the sample lines, once rendered
         self.prefixes: dict[tuple[str, ...], str] = {}  # label values -> 'name{labels} ', once rendered
         self._known: dict[tuple[str, ...], str] = {}
+        # (source, first row, end row, its lines or None) per block, in row order
+        self._blocks: list[list] = []
+        self.rendered: dict[int, tuple[object, int, int, str]] = {}  # id(source) -> block, once rendered
+        self._earlier: Rows | None = None
 
     def reuse_prefixes(self, previous: Rows) -> None:
         if (previous.sample_name, previous.labels) == (self.sample_name, self.labels):
             self._known = previous.prefixes
+            self._earlier = previous
+            previous._earlier = None  # its rows are built: no chain of earlier families, rendered or not
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         self.rows.append((values, value))
+
+    def block(self, source: object, add: Callable[[Rows], None]) -> None:
+        """The rows `add(self)` adds, which depend on `source` alone (the same object: the same rows)."""
+        earlier = self._earlier
+        found = earlier.rendered.get(id(source)) if earlier is not None else None
+        start = len(self.rows)
+        if found is not None and found[0] is source:
+            _, first, end, text = found
+            self.rows.extend(earlier.rows[first:end])
+        else:
+            add(self)
+            text = None
+        self._blocks.append([source, start, len(self.rows), text])
 
     @property
     def samples(self) -> list[Sample]:  # type: ignore[override]
@@ -82,21 +104,36 @@ class Rows(Metric):
 def _rows_text(metric: Rows, escaped: dict[str, str]) -> str:
     if metric.text is None:
         lines: list[str] = []
-        _render_rows(metric, lines, escaped)
+        done = 0
+        for block in metric._blocks:
+            source, first, end, text = block
+            _render_rows(metric, done, first, lines, escaped)
+            if text is None:
+                mine: list[str] = []
+                _render_rows(metric, first, end, mine, escaped)
+                text = block[3] = "".join(mine)
+            lines.append(text)
+            metric.rendered[id(source)] = (source, first, end, text)
+            done = end
+        _render_rows(metric, done, len(metric.rows), lines, escaped)
         metric.text = "".join(lines)
+        metric._known, metric._earlier, metric._blocks = {}, None, []  # bounded: only this scrape's are kept
     return metric.text
 
 
-def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> None:
+def _render_rows(metric: Rows, first: int, end: int, output: list[str], escaped: dict[str, str]) -> None:
+    if first >= end:
+        return
+    rows = metric.rows[first:end] if first or end < len(metric.rows) else metric.rows
     order = sorted(range(len(metric.labels)), key=lambda i: metric.labels[i])  # generate_latest sorts by name
     name = metric.sample_name
     if not order:
-        output.extend(f"{name} {_number(value)}\n" for _, value in metric.rows)
+        output.extend(f"{name} {_number(value)}\n" for _, value in rows)
         return
     # One format string per family: name{a="{}",b="{}"}   (braces of the text doubled)
     fill = (name + "{{" + ",".join(f'{metric.labels[i]}="{{}}"' for i in order) + "}} ").format
     known, prefixes = metric._known, metric.prefixes
-    for values, value in metric.rows:
+    for values, value in rows:
         prefix = known.get(values)
         if prefix is None:
             texts = []
@@ -108,7 +145,6 @@ def _render_rows(metric: Rows, output: list[str], escaped: dict[str, str]) -> No
             prefix = fill(*texts)
         prefixes[values] = prefix
         output.append(f"{prefix}{_number(value)}\n")
-    metric._known = {}  # only the current series' prefixes are kept (bounded by the series count)
 
 
 def _number(value: float) -> str:

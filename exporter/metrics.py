@@ -49,8 +49,9 @@ class TradingCollector(Collector):
         self.mt5 = Reused(_mt5_reader(Mt5Board(database)), max_age_seconds)
 
     def _read_trading(self, now: datetime) -> Read[_Trading]:
-        board = read_scoreboard(self._database, now)
         last = self.figures.last
+        earlier = {b.account: b for b in last.value.boards} if last is not None else None
+        board = read_scoreboard(self._database, now, earlier)
         starts = [b.broker_day.start for b in board.boards if b.broker_day is not None]
         families = stored_families(board.boards, last.value.families if last is not None else ())
         return Read(_Trading(board.boards, families), board.marker, max(starts) if starts else None,
@@ -117,16 +118,61 @@ def snapshot_ages(boards: list[AccountBoard], now: datetime) -> Rows:
 
 def stored_families(boards: list[AccountBoard], previous: list[Rows] = ()) -> list[Rows]:
     """Every trading family but the snapshot age: what depends on the store alone (`previous`: those
-    of the last read, whose rendered line prefixes are reused)."""
-    families = _families(boards)
-    earlier = {family.name: family for family in previous}
-    for family in families:
-        if family.name in earlier:
-            family.reuse_prefixes(earlier[family.name])
-    return families
+    of the last read, whose rendered line prefixes are reused, and whose lines of an account's totals
+    and signals too where the board holds the very lists they were rendered from: db.scoreboard
+    hands those back while the account's rollups and signals are unchanged)."""
+    return _families(boards, {family.name: family for family in previous})
 
 
-def _families(boards: list[AccountBoard]) -> list[Rows]:
+def _pair_rows(account: str, pairs: list) -> Callable[[Rows], None]:
+    def add(profit: Rows) -> None:
+        for pair in pairs:
+            # cents / 100 is the float of the exact Decimal amount (both are the correctly rounded c/100)
+            profit.add((account, pair.strategy, pair.symbol), pair.profit_cents / 100)
+    return add
+
+
+def _closed_rows(account: str, strategies: list) -> Callable[[Rows], None]:
+    def add(closed: Rows) -> None:
+        for strategy in strategies:
+            for result, count in (("win", strategy.winners), ("loss", strategy.losers),
+                                  ("breakeven", strategy.breakevens)):
+                closed.add((account, strategy.strategy, result), count)
+    return add
+
+
+def _ratio_rows(account: str, strategies: list) -> Callable[[Rows], None]:
+    def add(win_ratio: Rows) -> None:
+        for strategy in strategies:
+            win_ratio.add((account, strategy.strategy), strategy.win_ratio)
+    return add
+
+
+def _factor_rows(account: str, strategies: list) -> Callable[[Rows], None]:
+    def add(profit_factor: Rows) -> None:
+        for strategy in strategies:
+            factor = strategy.profit_factor
+            if factor is not None:
+                profit_factor.add((account, strategy.strategy), factor)
+    return add
+
+
+def _signal_rows(account: str, rows: list, executed_only: bool) -> Callable[[Rows], None]:
+    def add(family: Rows) -> None:
+        if executed_only:
+            for strategy_name, signal, executed, count in rows:
+                if executed:
+                    family.add((account, strategy_name, signal), count)
+            return
+        recorded: dict[tuple[str, str], int] = {}
+        for strategy_name, signal, _, count in rows:
+            recorded[strategy_name, signal] = recorded.get((strategy_name, signal), 0) + count
+        for (strategy_name, signal), count in sorted(recorded.items()):
+            family.add((account, strategy_name, signal), count)
+    return add
+
+
+def _families(boards: list[AccountBoard], earlier: dict[str, Rows]) -> list[Rows]:
     profit = Rows(
         "tradewatch_realized_profit", "Net profit of closed trades (account currency).",
         labels=["account", "strategy", "symbol"],
@@ -185,19 +231,18 @@ def _families(boards: list[AccountBoard]) -> list[Rows]:
         "tradewatch_signals_executed", "Strategy signals an order was filled for.",
         labels=["account", "strategy", "signal"], kind="counter",
     )
+    families = [profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
+                margin, last_trade, open_trades, signals, executed_signals]
+    for family in families:
+        if family.name in earlier:
+            family.reuse_prefixes(earlier[family.name])
     for board in boards:
         account = board.account
-        for pair in board.pairs:
-            # cents / 100 is the float of the exact Decimal amount (both are the correctly rounded c/100)
-            profit.add((account, pair.strategy, pair.symbol), pair.profit_cents / 100)
-        for strategy in board.strategies:
-            for result, count in (("win", strategy.winners), ("loss", strategy.losers),
-                                  ("breakeven", strategy.breakevens)):
-                closed.add((account, strategy.strategy, result), count)
-            win_ratio.add((account, strategy.strategy), strategy.win_ratio)
-            factor = strategy.profit_factor
-            if factor is not None:
-                profit_factor.add((account, strategy.strategy), factor)
+        # Blocks: an account's rows, by the list they come from (reused as is while it is the same list)
+        profit.block(board.pairs, _pair_rows(account, board.pairs))
+        closed.block(board.strategies, _closed_rows(account, board.strategies))
+        win_ratio.block(board.strategies, _ratio_rows(account, board.strategies))
+        profit_factor.block(board.strategies, _factor_rows(account, board.strategies))
         if board.drawdown_ratio is not None:
             drawdown.add((account,), board.drawdown_ratio)
         if board.max_drawdown_ratio is not None:
@@ -214,15 +259,9 @@ def _families(boards: list[AccountBoard]) -> list[Rows]:
                 margin.add((account,), float(snapshot.margin_level) / 100)
         for symbol, count in sorted(board.open_trades.items()):
             open_trades.add((account, symbol), count)
-        recorded: dict[tuple[str, str], int] = {}
-        for strategy_name, signal, executed, count in board.signals:
-            recorded[strategy_name, signal] = recorded.get((strategy_name, signal), 0) + count
-            if executed:
-                executed_signals.add((account, strategy_name, signal), count)
-        for (strategy_name, signal), count in sorted(recorded.items()):
-            signals.add((account, strategy_name, signal), count)
-    return [profit, closed, win_ratio, profit_factor, drawdown, max_drawdown, daily, stop_outs, equity, balance,
-            margin, last_trade, open_trades, signals, executed_signals]
+        signals.block(board.signals, _signal_rows(account, board.signals, executed_only=False))
+        executed_signals.block(board.signals, _signal_rows(account, board.signals, executed_only=True))
+    return families
 
 
 # (name, help, Mt5Figures field, scale): MT5's Trade History Report figures, on /metrics.

@@ -20,6 +20,7 @@ from bench.analytics import NOW
 from bench.fleet import (
     SCRAPE,
     SCRAPE_CHANGED,
+    SCRAPE_CLOSED,
     account_tables,
     all_reads,
     copy_account,
@@ -32,7 +33,7 @@ from bench.fleet import (
 from db import init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
-from db.models import AccountSnapshotModel
+from db.models import AccountSnapshotModel, TradeModel
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
 from exporter.cardinality import FAMILIES, FleetShape, expected_series
@@ -90,11 +91,12 @@ def test_the_changed_store_scrape_writes_before_every_scrape(fleet, monkeypatch)
     database, accounts, _ = fleet
     monkeypatch.setattr(bench.fleet, "REPEAT", 4)
     monkeypatch.setattr(bench.fleet, "WARMUP", 1)
-    table = AccountSnapshotModel.__table__
-    before = rows_per_account(database, table)[accounts[2]]
+    table, trades = AccountSnapshotModel.__table__, TradeModel.__table__
+    before, closed = rows_per_account(database, table)[accounts[2]], rows_per_account(database, trades)[accounts[2]]
     costs = scrape_costs(database, accounts[2])
-    assert set(costs) == {SCRAPE, SCRAPE_CHANGED}
+    assert set(costs) == {SCRAPE, SCRAPE_CHANGED, SCRAPE_CLOSED}
     assert rows_per_account(database, table)[accounts[2]] == before + 5
+    assert rows_per_account(database, trades)[accounts[2]] == closed + 5  # a trade closed before each
     for p50, p95, cpu in costs.values():
         assert 0 < p50 <= p95 and cpu >= 0
 

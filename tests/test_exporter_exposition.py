@@ -75,3 +75,45 @@ def test_rows_refuse_names_the_fast_path_cannot_write():
         Rows("tradewatch_ok", "Bad label.", labels=["acc-ount"])
     with pytest.raises(ValueError):
         Rows("tradewatch_ok", "Bad kind.", labels=[], kind="histogram")
+
+
+def test_blocks_of_the_same_source_are_reused_and_the_text_stays_exact():
+    """Rows.block: an account's rows taken over (rows and lines) from the earlier family when built from the
+    very same object, added afresh otherwise; around plain rows, the text is generate_latest's."""
+    kept, moved = [("a", 1.5), ("b", -2)], [("a", 7)]
+
+    built = []  # the accounts whose rows were added (not taken over)
+
+    def build(sources, earlier=None):
+        family = Rows("tradewatch_test_blocks", "Blocks.", labels=["account", "strategy"])
+        if earlier is not None:
+            family.reuse_prefixes(earlier)
+        family.add(("0", "plain"), 1)
+        for account, source in sources:
+            def add(rows, a=account, s=source):
+                built.append(a)
+                for k, v in s:
+                    rows.add((a, k), v)
+            family.block(source, add)
+            family.add((account, "between"), 2)
+        return family
+
+    first = build([("1", kept), ("2", moved)])
+    assert render(Families([first])) == generate_latest(Families([first]))
+    adds = []
+    moved_now = [("a", 8), ("c", 9)]
+    built.clear()
+    second = build([("1", kept), ("2", moved_now)], first)
+    assert built == ["2"]
+    second.block(adds, lambda rows: adds.append("added"))  # a new source: its rows are added
+    assert adds == ["added"]
+    reused = build([("1", kept)], second)  # not rendered yet: nothing to take over, the rows are added
+    text = render(Families([second]))
+    assert text == generate_latest(Families([second]))
+    assert b'tradewatch_test_blocks{account="2",strategy="c"} 9.0' in text
+    assert render(Families([reused])) == generate_latest(Families([reused]))
+    built.clear()
+    third = build([("1", kept), ("2", moved_now)], second)  # both taken over: the same rows, the same text
+    assert built == []
+    assert [s for s in third.samples] == [s for s in second.samples]
+    assert render(Families([third])) == text

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.analytics import NOW
-from db import AccountSnapshot, Repository, init_db
+from db import AccountSnapshot, Repository, TradeClose, TradeOpen, init_db, rollups
 from db.reading import change_marker, reading, store_marker
+from db.records import SignalRecord
 from db.seed import demo_accounts, seed_demo
 from exporter.exposition import render
 from exporter.figures import Read, Reused
@@ -164,3 +165,50 @@ def test_max_age_setting_is_checked():
     for bad in ("-1", "301", "soon", "nan"):
         with pytest.raises(SettingsError, match="EXPORTER_METRICS_MAX_AGE_SECONDS"):
             ExporterSettings.from_env({**base, "EXPORTER_METRICS_MAX_AGE_SECONDS": bad})
+
+
+def _close_one(database, account: str, ticket: int, moment, profit: str) -> None:
+    repo = Repository(database)
+    repo.open_trade(TradeOpen(account=account, ticket=ticket, symbol="EURUSD", direction="BUY",
+                              volume=Decimal("0.10"), entry_price=Decimal("1.1"), entry_time=moment,
+                              stop_loss=None, take_profit=None, strategy_name="carry", ml_confidence=None,
+                              client_order_id=None, magic=1, correlation_id=None))
+    repo.close_trade(TradeClose(account=account, ticket=ticket, exit_price=Decimal("1.1010"),
+                                exit_time=moment + timedelta(seconds=30), gross_profit=Decimal(profit),
+                                commission=Decimal(0), swap=Decimal(0), profit_pips=Decimal("10.0")))
+
+
+def test_a_changed_account_is_read_again_and_the_others_reused_with_the_same_text(seeded):
+    """db.scoreboard reads the totals again only of accounts whose rollups changed (PostgreSQL), the
+    exporter reuses the other accounts' lines: the scrape is what a fresh exporter shows, every time."""
+    changed, other = demo_accounts(2)
+    clock = Clock(NOW)
+    collector, scrape = scraper(seeded, clock)
+    first = scrape()
+    before = {board.account: board for board in collector.figures.last.value.boards}
+
+    def fresh():
+        return trading_only(scraper(seeded, clock)[1]())
+
+    _close_one(seeded, changed, 990_001, NOW - timedelta(hours=1), "12.34")  # a trade closes
+    Repository(seeded).record_signal(SignalRecord(  # and a signal of the other account is counted
+        account=other, time=NOW - timedelta(minutes=5), cycle_id="c-1", correlation_id="k-1", symbol="EURUSD",
+        strategy="carry", signal="HOLD", confidence=0.5, reason="test", price=None))
+    second = scrape()
+    assert trading_only(second) == fresh()
+    after = {board.account: board for board in collector.figures.last.value.boards}
+    assert after[changed].pairs is not before[changed].pairs
+    assert after[other].signals is not before[other].signals
+    if seeded.backend == "postgresql":  # the other account's totals: the lists read before, not read again
+        assert after[other].pairs is before[other].pairs and after[other].strategies is before[other].strategies
+    profit = ("tradewatch_realized_profit", (("account", changed), ("strategy", "carry"), ("symbol", "EURUSD")))
+    assert second[profit] == pytest.approx(first[profit] + 12.34)
+    with seeded.engine.begin() as connection:  # a rebuild of the other account rewrites its rows: read again
+        rollups.rebuild(connection, other)
+    _close_one(seeded, other, 990_002, NOW - timedelta(minutes=30), "-5.00")
+    third = scrape()
+    assert trading_only(third) == fresh()
+    assert third != second
+    assert collector.figures.last.value.boards[1].pairs is not after[other].pairs
+    families = collector.figures.last.value.families  # reused lines keep their rows (samples, generate_latest)
+    assert [len(family.samples) for family in families] == [family.text.count("\n") for family in families]
