@@ -69,10 +69,15 @@ def _rate(app: BotApp, cycles: int) -> float:
     return cycles / (time.perf_counter() - started)
 
 
-def cpu_per_cycle(app: BotApp, cycles: int) -> float:
-    """Mean CPU microseconds the calling (loop) thread spends in one `run_cycle`, over `cycles` cycles."""
+def cpu_per_cycle(app: BotApp, cycles: int, probe=None) -> float:
+    """Mean CPU microseconds the calling (loop) thread spends in one `run_cycle`, over `cycles` cycles.
+
+    With `probe`, a timed no-op (wrapped by the bottom-up timer's own kind) runs before each cycle:
+    what the timer charges a call that does nothing, measured in the same cache state as the loop."""
     spent = 0
     for _ in range(cycles):
+        if probe is not None:
+            probe()
         started = time.thread_time_ns()
         app.engine.run_cycle()
         spent += time.thread_time_ns() - started
@@ -122,20 +127,6 @@ def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
         app.loki.handle = timer.wrap(app.loki.handle, "LokiHandler.handle")  # logging calls handler.handle(record)
 
 
-def timed_cycles(app: BotApp, cycles: int, probe) -> float:
-    """`cpu_per_cycle` with one timed no-op (`probe`, wrapped by the bottom-up timer's own kind) before each
-    cycle: what the timer charges a call that does nothing, measured in the same cache state as the loop."""
-    spent = 0
-    for _ in range(cycles):
-        probe()
-        started = time.thread_time_ns()
-        app.engine.run_cycle()
-        spent += time.thread_time_ns() - started
-        app.liveness.beat()
-        app.pacer.wait()
-    return spent / cycles / 1000
-
-
 def _percent(ci: MedianCI, base: float) -> str:
     return f"{ci.median / base * 100:+.2f} % (95 % CI {ci.low / base * 100:+.2f} .. {ci.high / base * 100:+.2f} %)"
 
@@ -160,7 +151,7 @@ def overhead() -> int:
             timer, probe_timer = ThreadCPUTimer(), ThreadCPUTimer()
             instrument(on_app, timer)
             probe = probe_timer.wrap(lambda: None, "timed no-op")
-            bottom_cycle_us = [timed_cycles(on_app, CYCLES_PER_ROUND, probe) for _ in range(BOTTOM_UP_ROUNDS)]
+            bottom_cycle_us = [cpu_per_cycle(on_app, CYCLES_PER_ROUND, probe) for _ in range(BOTTOM_UP_ROUNDS)]
             bottom_cycles = BOTTOM_UP_ROUNDS * CYCLES_PER_ROUND
         finally:
             on_app.close()

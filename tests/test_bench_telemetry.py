@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench._measure import ThreadCPUTimer
-from bench.telemetry import timed_cycles
+from bench.telemetry import cpu_per_cycle
 
 
-def test_timed_cycles_probe_once_before_each_cycle_and_time_only_the_cycle():
+def test_cpu_per_cycle_probes_once_before_each_cycle_and_time_only_the_cycle():
     events = []
 
     def busy_cycle():
@@ -19,7 +19,7 @@ def test_timed_cycles_probe_once_before_each_cycle_and_time_only_the_cycle():
                           pacer=SimpleNamespace(wait=lambda: None))
     probe_timer = ThreadCPUTimer()
     probe = probe_timer.wrap(lambda: events.append("probe"), "timed no-op")
-    us = timed_cycles(app, 4, probe)
+    us = cpu_per_cycle(app, 4, probe)
     assert events == ["probe", "cycle"] * 4
     assert probe_timer.calls == 4 and probe_timer.ns > 0
     assert us > 0

@@ -44,20 +44,34 @@ class History:
         return [d for d in self.all if d.position_id == position_id]
 
 
-class FailingTradeReads:
-    """The repository, with `get_trade` unanswerable `failures` times (the store gone mid-cycle)."""
+class Unanswerable:
+    """The repository, with the method `name` unanswerable its first `failures` calls (the store away)."""
 
-    def __init__(self, repo, failures):
-        self._repo, self.failures = repo, failures
+    def __init__(self, repo, failures, name="get_trade"):
+        self._repo, self.failures, self._name = repo, failures, name
 
     def __getattr__(self, name):
-        return getattr(self._repo, name)
+        method = getattr(self._repo, name)
+        if name != self._name:
+            return method
 
-    def get_trade(self, account, ticket):
-        if self.failures:
-            self.failures -= 1
-            raise StoreUnavailable(f"store unavailable and get_trade(ticket={ticket}) is not known locally")
-        return self._repo.get_trade(account, ticket)
+        def away(*args, **kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable(f"store unavailable and {name} is not known locally")
+            return method(*args, **kwargs)
+
+        return away
+
+
+def FailingTradeReads(repo, failures):  # noqa: N802 - reads as the store it stands for
+    """`get_trade` unanswerable `failures` times: the store gone mid-cycle."""
+    return Unanswerable(repo, failures, "get_trade")
+
+
+def StoreAwayAtStart(repo, failures):  # noqa: N802
+    """`positions_without_trade` unanswerable `failures` times: the database down at start."""
+    return Unanswerable(repo, failures, "positions_without_trade")
 
 
 @pytest.fixture()
@@ -112,22 +126,6 @@ def test_positions_without_trade_knows_a_netting_reversal_by_its_order_ticket(re
         from db.models import TradeModel
         session.query(TradeModel).filter(TradeModel.ticket == 900).delete()
     assert repo.positions_without_trade(ACCOUNT, NOW - timedelta(days=7)) == [70]
-
-
-class StoreAwayAtStart:
-    """The repository with `positions_without_trade` unanswerable the first `failures` times (database down)."""
-
-    def __init__(self, repo, failures):
-        self._repo, self.failures = repo, failures
-
-    def __getattr__(self, name):
-        return getattr(self._repo, name)
-
-    def positions_without_trade(self, account, since):
-        if self.failures:
-            self.failures -= 1
-            raise StoreUnavailable("store unavailable and positions_without_trade is not known locally")
-        return self._repo.positions_without_trade(account, since)
 
 
 def test_a_database_away_at_start_defers_the_look_for_unbooked_deals_without_failing_the_sync(repo):
