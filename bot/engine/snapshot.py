@@ -68,10 +68,10 @@ class SnapshotStep:
         """
         quiet = not report.orders and not report.replayed  # nothing left the process this cycle
         if quiet and sized is not None:
-            if self._snapshot_due(now, snapshot_key(sized, positions)):
-                self._snapshot(self._broker_now(), sized, positions, report)
-            else:
-                self._tell(sized, positions, report)
+            key = snapshot_key(sized, positions)
+            if self._snapshot_due(now, key):  # the broker time is read only for a snapshot stored
+                self._store_snapshot(self._broker_now(), sized, positions, key)
+            self._tell(sized, positions, report)
             return sized
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
@@ -81,8 +81,7 @@ class SnapshotStep:
     def _snapshot(self, now: datetime, account: AccountState, positions: list[Position], report: CycleReport) -> None:
         key = snapshot_key(account, positions)
         if self._snapshot_due(now, key):
-            self._store_snapshot(now, account, positions)
-            self._snapshot_stored = (now, key)
+            self._store_snapshot(now, account, positions, key)
         self._tell(account, positions, report)
 
     def _tell(self, account: AccountState, positions: list[Position], report: CycleReport) -> None:
@@ -95,7 +94,8 @@ class SnapshotStep:
         self.observer.account(account)
         self.observer.positions(counts)
 
-    def _store_snapshot(self, now: datetime, account: AccountState, positions: list[Position]) -> None:
+    def _store_snapshot(self, now: datetime, account: AccountState, positions: list[Position], key: tuple) -> None:
+        """Store the snapshot and remember it (`key`: its snapshot_key) for `_snapshot_due`."""
         self.repo.record_account_snapshot(
             AccountSnapshot(
                 account=self.account_id,
@@ -122,3 +122,4 @@ class SnapshotStep:
                     for p in positions
                 ],
             )
+        self._snapshot_stored = (now, key)  # (time, snapshot_key) of the last snapshot stored
