@@ -467,28 +467,30 @@ class Mt5ApiGateway(Gateway):
         """
         out, refused, cache = [], False, self._deal_cache
         for r in rows:
-            content = None
+            content = stamp = None
             if isinstance(r, dict):
                 self.guard.note_deal(r.get("ticket"))
                 operation = r.get("type") in NON_TRADE_DEAL_TYPES
                 if operation and not balance:
                     continue
                 content = cache.content(r)
-                known = cache.get(r, content, self._deal_stamp(r, operation)) if content is not None else None
-                if known is not None:
-                    out.append(known)
-                    continue
+                if content is not None:
+                    stamp = self._deal_stamp(r, operation)
+                    known = cache.get(r, content, stamp)
+                    if known is not None:
+                        out.append(known)
+                        continue
                 if operation:
                     if self.guard.judge("balance_deal", r, convert.ticket_key(r)) is None:
                         deal = convert.deal(r, 2, self._to_utc)
-                        cache.put(content, self._deal_stamp(r, operation), deal)
+                        cache.put(content, stamp, deal)
                         out.append(deal)
                     continue
             if self.guard.judge("deal", r, convert.ticket_key(r)) is not None:
                 refused = True
                 continue
             deal = convert.deal(r, self._digits_of(r["symbol"]), self._to_utc)
-            cache.put(content, self._deal_stamp(r, False), deal)
+            cache.put(content, stamp, deal)
             out.append(deal)
         return out, refused
 
