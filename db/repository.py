@@ -89,6 +89,10 @@ class Repository:
         # aborts the whole transaction on a failed statement: there every call keeps its SAVEPOINT.
         self._savepoint_one_statement = database.backend != "sqlite"
 
+    def _single(self):
+        """The session of a call that writes with one statement or only reads (see `__init__`)."""
+        return self._db.session(savepoint=self._savepoint_one_statement)
+
     # -- group commit (db.database) ------------------------------------------------------
 
     def unit(self):
@@ -197,7 +201,7 @@ class Repository:
     def record_order_intent(self, intent: OrderIntent) -> None:
         """Store an order before it is sent; repeating the identical intent is a no-op."""
         values = _values(intent)
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             result = session.connection().execute(self._sql.order_intent, {**values, "status": "pending", "message": ""})
             if result.rowcount == 1:
                 return
@@ -214,7 +218,7 @@ class Repository:
         values = _measured(_values(outcome))
         client_order_id = values.pop("client_order_id")
         table = _table(OrderModel)
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             result = session.execute(
                 update(table)
                 .where(table.c.client_order_id == client_order_id, table.c.status.in_(OPEN_ORDER_STATUSES))
@@ -238,7 +242,7 @@ class Repository:
                 )
 
     def get_order(self, client_order_id: str) -> OrderRow | None:
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             row = _order(session, client_order_id)
             return None if row is None else _view(OrderRow, row)
 
@@ -262,7 +266,7 @@ class Repository:
         `DealConflict` (naming the fields) and the stored deal is kept, never overwritten.
         """
         values = _values(rec)
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             result = session.connection().execute(self._sql.deal, values)
             if result.rowcount == 1:
                 return True
@@ -283,7 +287,7 @@ class Repository:
         if since is not None:
             require_aware("since", since)
             query = query.where(DealModel.time >= since)
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             return set(session.scalars(query))
 
     def positions_without_trade(self, account: str, since: datetime) -> list[int]:
@@ -304,12 +308,12 @@ class Repository:
                         DealModel.type.in_((mt5deals.BUY, mt5deals.SELL)),
                         DealModel.entry.in_((mt5deals.ENTRY_IN, mt5deals.ENTRY_INOUT)), ~has_trade)
                  .group_by(DealModel.position_id).order_by(func.min(DealModel.time), DealModel.position_id))
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             return list(session.scalars(query))
 
     def last_deal_time(self, account: str) -> datetime | None:
         """Time of the account's newest stored deal: where a history scan can resume."""
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             return session.scalar(select(func.max(DealModel.time)).where(DealModel.account == account))
 
     def deals_since(self, account: str, since: datetime) -> list[DealRecord]:
@@ -323,7 +327,7 @@ class Repository:
 
     def open_trade(self, t: TradeOpen) -> bool:
         """Store a newly opened position; True if it was not already stored."""
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             result = session.connection().execute(self._sql.open_trade, _values(t))
             return result.rowcount == 1
 
@@ -373,7 +377,7 @@ class Repository:
             return False
 
     def get_trade(self, account: str, ticket: int) -> TradeRow | None:
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             row = _trade(session, account, ticket)
             return None if row is None else _view(TradeRow, row)
 
@@ -433,7 +437,7 @@ class Repository:
 
     def record_account_snapshot(self, s: AccountSnapshot) -> None:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             session.connection().execute(self._sql.account_snapshot, _values(s))
 
     def last_account_snapshot(self, account: str) -> AccountSnapshot | None:
@@ -469,7 +473,7 @@ class Repository:
     def record_trade_volume(self, account: str, ticket: int, volume: Decimal, entry_price: Decimal) -> bool:
         """An open trade's volume and volume-weighted entry price after a netting add; False if not open."""
         table = _table(TradeModel)
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             result = session.execute(
                 update(table)
                 .where(table.c.account == account, table.c.ticket == ticket, table.c.is_closed == false())
@@ -527,7 +531,7 @@ class Repository:
         return self._db.ping()
 
     def _views(self, cls: type[View], query: Any) -> list[View]:
-        with self._db.session(savepoint=self._savepoint_one_statement) as session:
+        with self._single() as session:
             return [_view(cls, row) for row in session.scalars(query)]
 
 
