@@ -234,9 +234,13 @@ def figures(slope_bots: list[Bot], no_bar: Bot, bridged: Bot, call_us: float, tc
               f"{statistics.median(beyond) if beyond else float('nan'):g} beyond the orders sent "
               f"({len(beyond)} cycles with orders, {sum(c.sent for c in measured)} orders); "
               f"{sum(n > 1 for n in without) + sum(n > 1 for n in beyond)} cycles above target\n")
+    if loose[0] == loose[0]:  # pinned, and the unpinned figures beside them
+        placed = (f"every process on one CPU); as the scheduler places them: {loose[0]:.1f} us against "
+                  f"{loose[1]:.1f} us ({loose[0] / loose[1]:.2f}x)")
+    else:
+        placed = "as the scheduler places them: CPUs cannot be pinned here)"
     out.write(f"bridge last_error {call_us:.1f} us, bare TCP round trip {tcp_us:.1f} us "
-              f"(medians of {CALL_BATCHES * CALLS_PER_BATCH}, every process on one CPU); as the scheduler "
-              f"places them: {loose[0]:.1f} us against {loose[1]:.1f} us ({loose[0] / loose[1]:.2f}x)\n")
+              f"(medians of {CALL_BATCHES * CALLS_PER_BATCH}, {placed}\n")
     errors = sum(c.error is not None for b in (*slope_bots, no_bar, bridged) for c in b.cycles)
     if errors:
         out.write(f"{errors} cycles failed and are left out of the figures\n")
