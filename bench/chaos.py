@@ -330,7 +330,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
                 # The next fault waits for the spool to reach the database (an event, not a sleep): on
                 # a loaded box the drain can outlast `pause`, and a bot killed mid-drain leaves no
                 # "drained" line to time (a kill mid-chunk is tests/test_store_spool.py's case).
-                _wait_for(lambda since=spooled_from: _drained_since(bot, since), 60, None)
+                _wait_for(lambda since=spooled_from: _logged_since(bot, since, "store spool drained"), 60, None)
             if bot_kill_every and round_no % bot_kill_every == bot_kill_every - 1:
                 time.sleep(pause)
                 bot.kill()
@@ -343,8 +343,7 @@ def run_chaos(workdir: Path, *, rounds: int = 4, bridge_kills_per_round: int = 1
         # first cycle after that (a restart slowed by load must not eat the time).
         bridge.control("clear_faults")
         settled_from = bot.log_size()
-        _wait_for(lambda: any(str(r.get("message", "")).startswith("cycle ") for r in bot.records(settled_from)),
-                  120, "the bot's first cycle after the last fault")
+        _wait_for(lambda: _logged_since(bot, settled_from, "cycle "), 120, "the bot's first cycle after the last fault")
         time.sleep(settle_seconds)  # unknown outcomes need UNKNOWN_ORDER_GRACE of broker time
         bot.check_alive()
         result.shutdown_code = bot.stop()
@@ -403,9 +402,10 @@ def _wait_for(predicate, seconds: float, what: str | None) -> bool:
     return False
 
 
-def _drained_since(bot: Bot, offset: int) -> bool:
+def _logged_since(bot: Bot, offset: int, prefix: str) -> bool:
+    """Has the (living) bot logged a line starting with `prefix` since log offset `offset`?"""
     bot.check_alive()
-    return any(str(r.get("message", "")).startswith("store spool drained") for r in bot.records(offset))
+    return any(str(r.get("message", "")).startswith(prefix) for r in bot.records(offset))
 
 
 def _wait_for_cycles(bot: Bot, target: int, stall_seconds: float = 120.0) -> None:
