@@ -304,7 +304,9 @@ def provoke(stack) -> list[ll.StdoutLine]:
 
     def burst() -> Pending | list[ll.StdoutLine]:
         new = stdout_of(stack)[seen:]
-        rejected = [line for line in new if ll.is_rejection(line)]
+        # The injected refusals, by their retcode: the demo trades a live (wall-clock) market, so a
+        # refusal of the broker's own (10016 stops too close, a requote) can land in the same window.
+        rejected = [line for line in new if ll.is_rejection(line) and line.record.get("retcode") == REJECT_RETCODE]
         opened = [line for line in new if line.record["level"] == "ERROR"
                   and line.record["message"].startswith("circuit orders opened")]
         missing = ([] if len(rejected) >= REJECTIONS else [f"{len(rejected)} of {REJECTIONS} rejections"]) + (
