@@ -406,6 +406,17 @@ def test_slippage_is_seeded_and_bounded_by_deviation(term):
     assert [done(buy(replay, "EURUSD", 0.01, deviation=1)).price for _ in range(40)] == fills
 
 
+def test_instant_fill_stays_within_deviation_of_the_requested_price(term):
+    # the market already 10 points from the asked price, at the edge of the deviation: slippage on
+    # top of it must not fill further away (the client accepted 10 points from his price, not 20)
+    term.set_price("EURUSD", 1.10000, 1.10010)
+    fills = [done(buy(term, "EURUSD", 0.01, price=1.10000, deviation=10)).price for _ in range(60)]
+    assert all(1.09990 - 1e-12 <= price <= 1.10010 + 1e-12 for price in fills), fills
+    assert any(price < 1.10010 for price in fills)  # it still slips, in the client's favour here
+    sells = [done(sell(term, "EURUSD", 0.01, price=1.10010, deviation=10)).price for _ in range(60)]
+    assert all(1.10000 - 1e-12 <= price <= 1.10020 + 1e-12 for price in sells), sells
+
+
 def test_market_closed_at_weekend():
     term = make_terminal(start=datetime(2026, 1, 9, 23, 59, 30, tzinfo=UTC))  # Friday
     done(buy(term, "EURUSD", 0.1))

@@ -176,6 +176,7 @@ class Broker(MarketTime):
         if attempt is not None:
             slip = execution.slippage(spec, request.deviation, self._seed, self.books.next_order)
             price = market + slip if request.is_buy else market - slip
+            price = execution.within_deviation(spec, request.price, request.deviation, price)
         if kind == netting.REDUCE:
             return _Plan(price, Decimal(0), position)
         required = self.margin_for(spec, request.volume, price, k)

@@ -69,6 +69,19 @@ def requote_draw(seed: int, attempt: int) -> float:
     return float(rng_for(seed, 0, STREAM_REQUOTE, attempt).random())
 
 
+def within_deviation(spec: SymbolSpec, requested: int, deviation: int, price: int) -> int:
+    """The fill held to ``requested`` ± ``deviation`` where the dealer honours the deviation.
+
+    Instant/Request execution: the request's deviation is the most the client accepts from the
+    price it asked for, so a market already near the edge plus slippage must not fill past it
+    (the market check alone allows up to twice the deviation). Whole ticks keep it on the grid.
+    """
+    if not (requested and RULES[spec.execution].deviation_caps_slippage):
+        return price
+    reach = deviation // spec.tick_size * spec.tick_size
+    return min(max(price, requested - reach), requested + reach)
+
+
 def slippage(spec: SymbolSpec, deviation: int, seed: int, index: int) -> int:
     """Seeded slippage in points (positive = worse for the client), in whole ticks.
 
