@@ -447,16 +447,17 @@ def _spoil(rng, bars):
     bars = {k: v.copy() for k, v in bars.items()}
     n, row = len(bars["time"]), int(rng.integers(len(bars["time"])))
     price = ("open", "high", "low", "close")[int(rng.integers(4))]
-    match int(rng.integers(9)):
-        case 0: bars[price][row] = math.nan
-        case 1: bars[price][row] = math.inf
-        case 2: bars[price][row] = -1.0
-        case 3: bars["high"][row] = bars["low"][row] - 0.001  # crossed
-        case 4: bars["time"][row] = bars["time"][max(0, row - 1)]  # not monotonic (or the first bar)
-        case 5: bars["time"][row] += 400 * 86400  # out of the time window
-        case 6: bars.update({k: np.full(n, 1.1) for k in ("open", "high", "low", "close")})  # flat
-        case 7: bars[price][row] = 1e30  # beyond the price limit
-        case _: pass
+    faults = {
+        0: lambda: bars[price].__setitem__(row, math.nan),
+        1: lambda: bars[price].__setitem__(row, math.inf),
+        2: lambda: bars[price].__setitem__(row, -1.0),
+        3: lambda: bars["high"].__setitem__(row, bars["low"][row] - 0.001),  # crossed
+        4: lambda: bars["time"].__setitem__(row, bars["time"][max(0, row - 1)]),  # not monotonic (or the first)
+        5: lambda: bars["time"].__setitem__(row, bars["time"][row] + 400 * 86400),  # out of the time window
+        6: lambda: bars.update({k: np.full(n, 1.1) for k in ("open", "high", "low", "close")}),  # flat
+        7: lambda: bars[price].__setitem__(row, 1e30),  # beyond the price limit
+    }
+    faults.get(int(rng.integers(9)), lambda: None)()
     return bars
 
 

@@ -325,12 +325,13 @@ def _check_small_bars(fields: tuple[Field, ...], columns: dict[str, list], recor
         problem = _bounds(rule, float(min(values)), float(max(values)), context)
         if problem is not None:
             return problem
-    o, h, l, c, t = columns["open"], columns["high"], columns["low"], columns["close"], columns["time"]
-    if not all(hi >= max(op, cl) and min(op, cl) >= lo for op, hi, lo, cl in zip(o, h, l, c, strict=True)):
+    highs, lows, times = columns["high"], columns["low"], columns["time"]
+    if not all(hi >= max(op, cl) and min(op, cl) >= lo
+               for op, hi, lo, cl in zip(columns["open"], highs, lows, columns["close"], strict=True)):
         return Problem("crossed", "high", "bars fails the crossed check on high")
-    if not all(later > earlier for earlier, later in zip(t, t[1:])):
+    if not all(later > earlier for earlier, later in zip(times, times[1:], strict=False)):
         return Problem("not_monotonic", "time", "bars fails the not_monotonic check on time")
-    if not max(h) > min(l):
+    if not max(highs) > min(lows):
         return Problem("flat", "close", "bars fails the flat check on close")
     return None
 
