@@ -219,6 +219,11 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
 
     def _guarded_cycle(self, report: CycleReport) -> None:
         """One cycle; whatever it raises fails the cycle (reported), never the loop (but for two)."""
+        reads = getattr(self.gateway, "cycle_reads", None)  # terminal/account read once (a test's fake: not)
+        with reads() if reads is not None else nullcontext():
+            self._guarded_steps(report)
+
+    def _guarded_steps(self, report: CycleReport) -> None:
         try:
             self._flush_store()
             if not self.supervisor.check():
