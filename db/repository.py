@@ -40,6 +40,7 @@ from db.models import (
     DailyPerformanceModel,
     DealModel,
     OrderModel,
+    PositionSnapshotModel,
     SignalModel,
     TradeModel,
 )
@@ -69,10 +70,12 @@ View = TypeVar("View")
 
 _SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
 _SIGNAL_ROWS = sqlite_rows.signal_rows(SignalModel.__table__, _SIGNAL_KEY)  # statements.record_signals on SQLite
+_ACCOUNT_SNAPSHOT_ROWS = sqlite_rows.ignoring_rows(AccountSnapshotModel.__table__, ("account", "time"))
+_POSITION_ROWS = sqlite_rows.ignoring_rows(PositionSnapshotModel.__table__, ("account", "time", "ticket"))
 _TRADE_KEY = ("account", "ticket")
 #: Position snapshots written as one statement at most (SQLAlchemy pages an "insertmanyvalues" INSERT
 #: at 1 000 rows and 32 700 parameters on SQLite; a snapshot row has about a dozen columns).
-_ONE_STATEMENT_ROWS = 500
+_ONE_STATEMENT_ROWS = sqlite_rows.ROWS_PER_STATEMENT
 # What identifies an outcome.  message and resolved_at only describe when and how we learned it,
 # and retcode is compared only when both sides have one (history reconciliation may not know it).
 _OUTCOME_FACTS = ("status", "broker_order", "broker_deal", "fill_price", "fill_volume")
@@ -430,19 +433,23 @@ class Repository:
         if not positions:
             return
         rows = [{"account": account, "time": time, **_values(position)} for position in positions]
-        # On SQLite the RETURNING form runs as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", up
-        # to a page of rows), so a refused row undoes the lot by itself and no SAVEPOINT is needed.
+        # On SQLite the rows go as one multi-row INSERT through the driver (db.sqlite_rows, up to
+        # _ONE_STATEMENT_ROWS), so a refused row undoes the lot by itself and no SAVEPOINT is needed.
         one = not self._savepoint_one_statement and len(rows) <= _ONE_STATEMENT_ROWS
         with self._db.session(savepoint=not one) as session:
             if one:
-                session.connection().execute(self._sql.position_snapshots_returning, rows).all()
+                _POSITION_ROWS.insert(session.connection(), rows, returning=False)
             else:
                 session.connection().execute(self._sql.position_snapshots, rows)  # one executemany
 
     def record_account_snapshot(self, s: AccountSnapshot) -> None:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
         with self._single() as session:
-            session.connection().execute(self._sql.account_snapshot, _values(s))
+            connection = session.connection()
+            if connection.dialect.name == "sqlite":
+                _ACCOUNT_SNAPSHOT_ROWS.insert(connection, [_values(s)], returning=False)  # each cycle: db.sqlite_rows
+            else:
+                connection.execute(self._sql.account_snapshot, _values(s))
 
     def last_account_snapshot(self, account: str) -> AccountSnapshot | None:
         query = (

@@ -1,4 +1,4 @@
-"""The cycle's signal rows and their counters written straight through the SQLite driver.
+"""The cycle's signal rows, their counters and its snapshots written straight through the SQLite driver.
 
 Why: a cycle records a signal per (symbol, strategy), HOLD included, and writes them in one
 INSERT plus one counter upsert (db.repository.record_signals). SQLite did that in ~50 us; the
@@ -92,3 +92,8 @@ def counter_rows(table: Table, key: Sequence[str]) -> RawRows:
     count = _quoted(["count"])
     return RawRows(table, f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {count} = {_quoted([table.name])}.{count}"
                           f" + excluded.{count}")
+
+
+def ignoring_rows(table: Table, key: Sequence[str]) -> RawRows:
+    """An ON CONFLICT (key) DO NOTHING insert (db.statements.account_snapshot, position_snapshots)."""
+    return RawRows(table, f"ON CONFLICT ({_quoted(key)}) DO NOTHING")

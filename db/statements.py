@@ -40,7 +40,6 @@ class Statements:
     open_trade: Insert
     account_snapshot: Insert
     position_snapshots: Insert
-    position_snapshots_returning: Insert  # the same RETURNING ticket: one multi-row INSERT on SQLite
 
 
 @cache
@@ -71,5 +70,4 @@ def statements(dialect: str) -> Statements:
         account_snapshot=insert(AccountSnapshotModel.__table__).on_conflict_do_nothing(
             index_elements=["account", "time"]),
         position_snapshots=position_snapshots,
-        position_snapshots_returning=position_snapshots.returning(positions.c.ticket),
     )

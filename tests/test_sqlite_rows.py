@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db import Repository, SignalRecord, init_db, repository, signal_counts
+from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord, init_db, repository, signal_counts
 from db.repository import _values
 from db.statements import statements
 
@@ -71,3 +71,34 @@ def test_a_driver_error_is_the_sqlalchemy_error_it_would_have_been(tmp_path):
             repository._SIGNAL_ROWS.insert(conn, [row], returning=True)
     finally:
         database.dispose()
+
+
+def test_snapshot_rows_are_the_rows_sqlalchemy_stores(tmp_path):
+    at = datetime(2026, 3, 2, 9, 30, 15, 500000, tzinfo=UTC)
+    account = AccountSnapshot(account="5001234", time=at, balance=Decimal("10000.00"), equity=Decimal("10012.345"),
+                              profit=Decimal("12.35"), margin=Decimal("110.00"), free_margin=Decimal("9902.35"),
+                              margin_level=None, open_positions=2)
+    positions = [PositionSnapshot(ticket=t, symbol="EURUSD", direction="BUY", volume=Decimal("0.10"),
+                                  price_open=Decimal("1.10001"), price_current=Decimal("1.10111"), sl=None,
+                                  tp=Decimal("1.2"), profit=Decimal("11.00"), swap=Decimal("-0.07")) for t in (7, 8)]
+    fast = init_db(f"sqlite:///{tmp_path}/fast.db")
+    reference = init_db(f"sqlite:///{tmp_path}/reference.db")
+    try:
+        repo = Repository(fast)
+        for _ in range(2):  # the repeat is ignored
+            repo.record_account_snapshot(account)
+            repo.record_position_snapshots("5001234", at, positions)
+        sql = statements("sqlite")
+        with reference.engine.begin() as conn:
+            conn.execute(sql.account_snapshot, _values(account))
+            conn.execute(sql.position_snapshots,
+                         [{"account": "5001234", "time": at, **_values(p)} for p in positions])
+        dump = "select * from account_snapshots order by id", "select * from position_snapshots order by id"
+        rows = []
+        for database in (fast, reference):
+            with database.engine.connect() as conn:
+                rows.append([conn.exec_driver_sql(q).all() for q in dump])
+        assert rows[0] == rows[1] and len(rows[0][0]) == 1 and len(rows[0][1]) == 2
+    finally:
+        fast.dispose()
+        reference.dispose()
