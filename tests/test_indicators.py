@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.strategies.indicators import rsi
+from bot.strategies.indicators import rsi, sma
 
 
 def reference_rsi(close: np.ndarray, period: int) -> np.ndarray:
@@ -46,3 +46,15 @@ def test_rsi_is_bit_identical_to_the_reference_and_last_is_its_tail(kind):
         for last in (1, 2, 7, len(expected), len(expected) + 5):
             assert rsi(close, period, last=last).tobytes() == expected[-last:].tobytes()
     assert kind != "rising" or (rsi(close, period) == 100.0).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sma_last_is_the_tail_of_the_full_series_to_the_last_bit(seed):
+    rng = np.random.default_rng(seed)
+    close = 1.1 + rng.normal(0, 0.002, 121).cumsum()
+    for period in (1, 2, 8, 21, 50):
+        full = sma(close, period)
+        assert len(full) == len(close) - period + 1
+        assert abs(full[0] - close[:period].mean()) < 1e-12  # the textbook value
+        for last in (1, 2, 5):
+            assert sma(close, period, last=last).tobytes() == full[-last:].tobytes()

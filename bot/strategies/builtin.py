@@ -31,8 +31,8 @@ class MovingAverageCrossover(Strategy):
         close = bars.close
         if len(close) < self.slow + 2:
             return Signal(HOLD, 0.0, "not enough bars")
-        fast = sma(close, self.fast)[-2:]
-        slow = sma(close, self.slow)[-2:]
+        fast = sma(close, self.fast, last=2)
+        slow = sma(close, self.slow, last=2)
         before, now = fast[0] - slow[0], fast[1] - slow[1]
         spread = float(abs(now) / max(np.std(close[-self.slow :]), 1e-12))
         confidence = round(min(1.0, 0.5 + spread / 2), 4)

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def sma(values: np.ndarray, period: int) -> np.ndarray:
+def sma(values: np.ndarray, period: int, last: int | None = None) -> np.ndarray:
+    """Simple moving average, one value per bar from index `period - 1` on (only the newest `last` if given).
+
+    `last`: each value is the same kernel over its own `period` bars, so convolving only the bars
+    the newest `last` values cover gives those values to the last bit, without the older ones."""
     kernel = np.ones(period) / period
+    if last is not None:
+        values = values[-(period + last - 1):]
     return np.convolve(values, kernel, mode="valid")
 
 
