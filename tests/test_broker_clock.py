@@ -3,6 +3,7 @@
 import logging
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from bot.gateway.clock import BrokerClock, ClockUnknown
@@ -56,6 +57,10 @@ def test_a_dst_step_needs_a_later_tick_to_confirm_and_is_logged_at_warning(caplo
     # A deal stamped before the switch converts with the offset it was made under.
     assert clock.to_utc(NOW + 2 * H + 60) == datetime.fromtimestamp(NOW + 60, UTC)
     assert clock.to_utc(switch + 3 * H + 60) == datetime.fromtimestamp(switch + 60, UTC)
+    # Bar times across the switch: each with its own offset, as one offset_at_server each gives it.
+    bars = np.arange(NOW, switch + 4 * H, 600, dtype=np.int64)
+    assert list(clock.offsets_at_server(bars)) == [clock.offset_at_server(t) for t in bars]
+    assert set(clock.offsets_at_server(bars).tolist()) == {2 * H, 3 * H}
 
 
 def test_measured_again_hourly_and_at_the_server_midnight():

@@ -451,7 +451,7 @@ class Mt5ApiGateway(Gateway):
         times = np.asarray(server_times).astype(np.int64)
         if len(times) == 0:
             return times
-        return times - np.fromiter((self.clock.offset_at_server(t) for t in times), dtype=np.int64, count=len(times))
+        return times - self.clock.offsets_at_server(times)
 
     def positions(self, symbol: str | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
