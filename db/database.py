@@ -180,7 +180,7 @@ class Database:
         """Close pooled connections (at shutdown, or in tests before dropping a database), every commit on disk."""
         sync = getattr(self.engine, "wal_sync", None)
         if sync is not None:
-            sync.flush()
+            sync.close()  # flushed, its thread stopped
         self.engine.dispose()
 
     def __enter__(self) -> "Database":

@@ -28,7 +28,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -63,6 +62,7 @@ class WalSync:
         self._pending = False  # a deferred commit not fsynced yet: set without a lock (see after_commit)
         self._busy = False
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self._failing = False
 
     def after_commit(self) -> None:
@@ -75,8 +75,25 @@ class WalSync:
         # returned, so a commit is either covered by the fsync under way or seen next round.
         self._pending = True
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sqlite-wal-sync", daemon=True)
+            self._start()
+
+    def _start(self) -> None:
+        with self._done:
+            if self._thread is not None:
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="sqlite-wal-sync", daemon=True)
             self._thread.start()
+
+    def close(self) -> None:
+        """Every deferred commit on disk, then the thread stops (Database.dispose); a later deferred
+        commit starts it again."""
+        with self._done:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join(10)
+        self.flush()
 
     def sync(self) -> None:
         """fsync the WAL now; raises what fsync raises."""
@@ -101,9 +118,8 @@ class WalSync:
         with self._done:
             return self._done.wait_for(lambda: not (self._pending or self._busy), timeout)
 
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
             if not self._pending:
                 continue
             self._busy, self._pending = True, False

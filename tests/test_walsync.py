@@ -145,3 +145,18 @@ def test_a_bot_cycle_fsyncs_on_its_thread_only_before_an_order_leaves(tmp_path, 
         assert background >= 1  # the cycles' ends were fsynced, off the loop thread
     finally:
         app.close()
+
+
+def test_dispose_stops_the_sync_thread_and_a_later_deferred_commit_starts_one_again(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/t.db")
+    with database.engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+    _insert(database, 1, durable=False)
+    threads = [t for t in threading.enumerate() if t.name == "sqlite-wal-sync"]
+    mine = database.engine.wal_sync._thread
+    assert mine in threads and mine.is_alive()
+    database.dispose()
+    assert not mine.is_alive()
+    _insert(database, 2, durable=False)  # the engine is usable after dispose, as SQLAlchemy's is
+    assert database.engine.wal_sync.wait_idle(30) and database.engine.wal_sync._thread.is_alive()
+    database.dispose()
