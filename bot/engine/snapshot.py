@@ -75,14 +75,17 @@ class SnapshotStep:
             return sized
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
-            self._snapshot(self._seen_broker_now(), account, positions, report)
+            self._snapshot(self._broker_now(), account, positions, report)  # after sends: the time now
         return account
 
     def _seen_broker_now(self) -> datetime:
         """The broker's time as the gateway last saw it in this cycle's quotes (no call), else read now.
 
-        Why: a snapshot is stamped at the cycle's end, after the loop's quotes; asking the terminal
-        again for a quote only to read its time was a round trip a cycle over the bridge (issue 16).
+        Only for a quiet cycle's snapshot (nothing sent: its figures are the sizing read's, from before
+        the loop's quotes). Why: asking the terminal again for a quote only to read its time was a
+        round trip a cycle over the bridge (issue 16). A cycle that sent orders reads the time after
+        them: a broker takes time to execute, and the snapshot holds the account after the deals
+        (tests/test_snapshot_time.py).
         """
         seen = getattr(self.gateway, "broker_time", None)
         return seen if isinstance(seen, datetime) else self._broker_now()
