@@ -30,27 +30,23 @@ Definitions and edge cases:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-import numpy
 from sqlalchemy import (
     ColumnElement,
-    Integer,
-    LargeBinary,
     String,
     Subquery,
     cast,
     func,
-    literal,
     select,
-    type_coerce,
     union_all,
 )
 
 from db import brokerday
+from db.correlation import CORRELATE_BY, Correlation, correlation, pearson_matrix  # noqa: F401 - db.analytics' API
 from db.database import Database
 from db.ledger import ALL_TIME, CENT, cents, drawdown_ratio, from_cents, month_start
 from db.models import (
@@ -68,7 +64,6 @@ from db.records import DailyPerformance
 from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
 
 BUCKETS = ("hour", "weekday", "day", "week", "month")
-CORRELATE_BY = ("symbol", "strategy")
 
 _R = trade_rollups.c  # the rollup columns, used in nearly every expression here
 
@@ -150,14 +145,6 @@ class TimeBucket:
 
 
 @dataclass(frozen=True, slots=True)
-class Correlation:
-    by: str
-    names: list[str]
-    days: int
-    matrix: list[list[float | None]]
-
-
-@dataclass(frozen=True, slots=True)
 class Drawdown:
     trades: int
     initial_balance: Decimal
@@ -220,13 +207,6 @@ def _days(selection: Selection) -> tuple[ColumnElement[bool], ...]:
 def _day_text() -> ColumnElement[str]:
     """period_start as 'YYYY-MM-DD' text (what both backends give for a DATE cast to text)."""
     return cast(_R.period_start, String).label("day")
-
-
-def _day_number(backend: str) -> ColumnElement[int]:
-    """period_start as days since 1970-01-01 (integers parse faster than dates, and sort the same)."""
-    if backend == "postgresql":
-        return type_coerce(_R.period_start - literal(date(1970, 1, 1)), Integer)  # date - date: integer days
-    return cast(func.julianday(_R.period_start) - 2440587.5, Integer)  # SQLite: 1970-01-01 is JD 2440587.5
 
 
 def _next_month(day: date) -> date:
@@ -382,100 +362,6 @@ def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
     with reading(database) as connection:
         sums = [int(value or 0) for value in connection.execute(query).one()]
     return [TimeBucket(h, sums[h], from_cents(sums[24 + h])) for h in HOURS]
-
-
-# -- correlation -------------------------------------------------------------------------------
-
-
-def correlation(database: Database, selection: Selection, by: str) -> Correlation:
-    """Pearson correlation matrix of daily net P&L between the selection's symbols or strategies."""
-    if by not in CORRELATE_BY:
-        raise ValueError(f"by must be one of {', '.join(CORRELATE_BY)}, got {by!r}")
-    strategy, symbol = selection.grain
-    if by == "symbol":
-        name, fixed = _R.symbol, _R.strategy == strategy
-        chosen = None if selection.symbol is None else [selection.symbol]
-    else:
-        name, fixed = _R.strategy, _R.symbol == symbol
-        chosen = None if selection.strategy is None else [selection.strategy]
-    # One row per series with its day numbers and amounts packed into two values (both aggregates see
-    # the group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
-    if chosen is None:  # the names, from the all-time rows, in the same statement: then an index range each
-        names = select(name).where(_R.account == selection.account, fixed, name != ANY, _R.span == "all",
-                                   _R.period_start == ALL_TIME).scalar_subquery()
-    else:
-        names = chosen
-    packed = _packed_series(database.backend)
-    query = (
-        select(name, *packed.columns)
-        .where(_R.account == selection.account, fixed, name.in_(names), *_days(selection))
-        .group_by(name)
-        .order_by(name)
-    )
-    with reading(database) as connection:
-        rows = plain_rows(connection, query)
-    names = [row[0] for row in rows]
-    series_days = [packed.parse(row[1], numpy.int32) for row in rows]
-    series_cents = [packed.parse(row[2], numpy.int64) for row in rows]
-    days = numpy.unique(numpy.concatenate(series_days)) if rows else numpy.array([], dtype=numpy.int32)
-    dense = numpy.zeros((len(names), len(days)), dtype=numpy.int64)
-    for i, (when, amounts) in enumerate(zip(series_days, series_cents, strict=True)):
-        dense[i, numpy.searchsorted(days, when)] = amounts
-    series = dense / 100
-    return Correlation(by=by, names=names, days=len(days), matrix=pearson_matrix(series))
-
-
-@dataclass(frozen=True, slots=True)
-class _Packing:
-    """How one backend packs a series' day numbers and cents into one value each, and how numpy reads them."""
-
-    columns: tuple[ColumnElement, ColumnElement]
-    parse: Callable[[object, type], numpy.ndarray]
-
-
-def _packed_series(backend: str) -> _Packing:
-    """PostgreSQL: the integers' binary forms (int4send/int8send: big-endian) concatenated into a bytea,
-    which numpy takes as it is; the text forms cost the server a number-to-text conversion per row and
-    the client a text parse per value (a tenth of a 10 000-day correlation).  SQLite: comma-separated
-    text (it has no binary form of an integer), read by numpy's text parser, five times faster than a
-    Python split then a parse per value."""
-    if backend == "postgresql":
-        nothing = literal(b"", LargeBinary)
-        return _Packing(
-            (func.string_agg(func.int4send(_day_number(backend)), nothing),
-             func.string_agg(func.int8send(_R.profit_cents), nothing)),
-            lambda packed, kind: numpy.frombuffer(packed, dtype=numpy.dtype(kind).newbyteorder(">")).astype(kind),
-        )
-    return _Packing(
-        (func.aggregate_strings(cast(_day_number(backend), String), ","),
-         func.aggregate_strings(cast(_R.profit_cents, String), ",")),
-        lambda packed, kind: numpy.fromstring(packed, dtype=kind, sep=","),
-    )
-
-
-def pearson_matrix(series) -> list[list[float | None]]:
-    """Pairwise Pearson correlation of equally long series (rows); None where one does not vary."""
-    data = numpy.asarray(series, dtype=float)
-    if data.size == 0:
-        return [[None] * len(series) for _ in range(len(series))]
-    if data.shape[1] < 2:
-        return [[None] * len(series) for _ in series]
-    centered = data - data.mean(axis=1, keepdims=True)
-    covariance = centered @ centered.T
-    spread = numpy.sqrt(numpy.diag(covariance))
-    matrix: list[list[float | None]] = []
-    for i in range(len(series)):
-        line: list[float | None] = []
-        for j in range(len(series)):
-            denominator = spread[i] * spread[j]
-            if denominator == 0 or not math.isfinite(denominator):
-                line.append(None)
-            elif i == j:
-                line.append(1.0)
-            else:
-                line.append(max(-1.0, min(1.0, float(covariance[i, j] / denominator))))
-        matrix.append(line)
-    return matrix
 
 
 # -- drawdown ----------------------------------------------------------------------------------
