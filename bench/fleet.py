@@ -20,7 +20,9 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
    as when bots write between scrapes (every account's one-line figures; the per-pair totals only of
    accounts whose rollups changed: db/scoreboard.py), and with one trade closed before each (that
    account's totals read and rendered again, the others' reused); each with the
-   scrape's own CPU time (process time: what the load of a shared machine does not stretch).
+   scrape's own CPU time (process time: what the load of a shared machine does not stretch);
+6. the reads that keep their answer while the account's rollups are unchanged (db.correlation) again
+   with a trade of the account closed before each (untimed): their cost when computed afresh.
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
 close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
@@ -46,6 +48,7 @@ from sqlalchemy import String, column, func, insert, select, true, values
 
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
 from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db
+from db.analytics import Selection, correlation
 from db.models import AccountSnapshotModel, Base, TradeModel
 from db.pgcluster import PgCluster
 from db.seed import demo_accounts, seed_demo
@@ -62,6 +65,8 @@ CLOSE_RATIO = 1.5  # "unchanged": within the noise of a shared 2-core machine
 SCRAPE = "exporter scrape /metrics (HTTP)"  # bench/analytics.py's: the store unchanged between scrapes
 SCRAPE_CHANGED = "exporter scrape /metrics (HTTP), store changed"
 SCRAPE_CLOSED = "exporter scrape /metrics (HTTP), a trade closed"
+CORRELATION = "correlation by symbol, all time"  # bench/analytics.py's
+CLOSED_BEFORE = "a trade closed before each"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +197,28 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
             profit=Decimal(0), margin=Decimal("1000.00"), free_margin=Decimal("99000.00"),
             margin_level=Decimal("10000.00"), open_positions=3))
 
-    tickets = itertools.count(900_200_000)
+    close = trade_closer(database, account, 900_200_000)
 
-    def close() -> None:  # a bot's closed trade (its rollups change: that account's totals are read again)
+    def get() -> None:
+        if client.get("/metrics").status_code != 200:
+            raise AssertionError("/metrics did not answer 200")
+
+    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write),
+            SCRAPE_CLOSED: measure_cpu(get, before=close)}
+
+
+def trade_closer(database: Database, account: str, first_ticket: int) -> Callable[[], None]:
+    """A bot's closed trade of `account` per call, after the newest snapshot and each after the last (its
+    rollups change in order: that account's totals, and whatever is kept of its analytics, go stale)."""
+    repo = Repository(database)
+    snapshots = AccountSnapshotModel.__table__
+    with database.engine.connect() as connection:
+        newest = connection.execute(select(func.max(snapshots.c.time)).where(snapshots.c.account == account)).scalar()
+    tickets = itertools.count(first_ticket)
+
+    def close() -> None:
         ticket = next(tickets)
-        moment = (newest or NOW) + timedelta(days=2, minutes=ticket - 900_200_000)
+        moment = (newest or NOW) + timedelta(days=2, minutes=ticket - first_ticket)
         repo.open_trade(TradeOpen(account=account, ticket=ticket, symbol="EURUSD", direction="BUY",
                                   volume=Decimal("0.10"), entry_price=Decimal("1.1"), entry_time=moment,
                                   stop_loss=None, take_profit=None, strategy_name="carry", ml_confidence=None,
@@ -205,12 +227,25 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
                                     exit_time=moment + timedelta(seconds=30), gross_profit=Decimal("10.00"),
                                     commission=Decimal("-0.70"), swap=Decimal(0), profit_pips=Decimal("10.0")))
 
-    def get() -> None:
-        if client.get("/metrics").status_code != 200:
-            raise AssertionError("/metrics did not answer 200")
+    return close
 
-    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write),
-            SCRAPE_CLOSED: measure_cpu(get, before=close)}
+
+def changed_reads(database: Database, account: str) -> dict[str, tuple[float, float]]:
+    """(p50, p95) ms of the reads that keep their answer while an account's rollups are unchanged
+    (db.correlation), with a trade of the account closed (untimed) before each: what they cost when
+    computed afresh, as after a bot's close."""
+    everything = Selection(account)
+    year = f"account={account}&from=2024-03-17&to=2025-03-16"
+    client = create_app(database, clock=lambda: NOW).test_client()
+
+    def api() -> None:
+        if client.get(f"/api/v1/correlation?{year}&by=symbol").status_code != 200:
+            raise AssertionError("/api/v1/correlation did not answer 200")
+
+    close = trade_closer(database, account, 900_300_000)
+    reads = {f"{CORRELATION}, {CLOSED_BEFORE}": lambda: correlation(database, everything, "symbol"),
+             f"API correlation by symbol, 1 year, {CLOSED_BEFORE}": api}
+    return {name: measure_cpu(call, before=close)[:2] for name, call in reads.items()}
 
 
 def measure_cpu(call: Callable[[], object], before: Callable[[], object] | None = None) -> tuple[float, float, float]:
@@ -270,6 +305,7 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
     reads = all_reads(database, accounts[len(accounts) // 2])
     reads.pop(SCRAPE)
     results = timed(reads)
+    results.update(changed_reads(database, accounts[len(accounts) // 2]))
     scrapes = scrape_costs(database, accounts[-1])
     results.update({name: (p50, p95) for name, (p50, p95, _) in scrapes.items()})
     measured = scrape(database)

@@ -18,11 +18,13 @@ from sqlalchemy import func, select
 import bench.fleet
 from bench.analytics import NOW
 from bench.fleet import (
+    CLOSED_BEFORE,
     SCRAPE,
     SCRAPE_CHANGED,
     SCRAPE_CLOSED,
     account_tables,
     all_reads,
+    changed_reads,
     copy_account,
     fleet_shape,
     misses,
@@ -99,6 +101,20 @@ def test_the_changed_store_scrape_writes_before_every_scrape(fleet, monkeypatch)
     assert rows_per_account(database, trades)[accounts[2]] == closed + 5  # a trade closed before each
     for p50, p95, cpu in costs.values():
         assert 0 < p50 <= p95 and cpu >= 0
+
+
+def test_the_changed_reads_follow_a_close_each(fleet, monkeypatch):
+    """The correlation figures 'a trade closed before each' are only honest if each follows a close (untimed)."""
+    database, accounts, _ = fleet
+    monkeypatch.setattr(bench.fleet, "REPEAT", 3)
+    monkeypatch.setattr(bench.fleet, "WARMUP", 1)
+    trades = TradeModel.__table__
+    closed = rows_per_account(database, trades)[accounts[1]]
+    costs = changed_reads(database, accounts[1])
+    assert len(costs) == 2 and all(name.endswith(CLOSED_BEFORE) for name in costs)
+    assert rows_per_account(database, trades)[accounts[1]] == closed + 2 * 4
+    for p50, p95 in costs.values():
+        assert 0 < p50 <= p95
 
 
 def test_series_count_formulas_match_the_scrape(fleet):
