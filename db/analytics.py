@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     Subquery,
+    bindparam,
     cast,
     func,
     select,
@@ -59,7 +60,7 @@ from db.models import (
     EquityBaseModel,
     trade_rollups,
 )
-from db.reading import plain_rows, reading, stored_record
+from db.reading import Prebuilt, plain_rows, reading, stored_record
 from db.records import DailyPerformance
 from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
 
@@ -356,12 +357,39 @@ def _monday(day: str) -> str:
 
 
 def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
-    names = HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS
-    rows = _covering(selection, [_R[name] for name in names], _grain_is(selection))
-    query = select(*(func.sum(rows.c[name]) for name in names))
+    periods = _periods(selection)
+    shape = tuple((span, lo is None, hi is None) for span, lo, hi in periods)
+    statement = _HOUR_SUMS.get(shape) or _HOUR_SUMS.setdefault(shape, _hour_sums(shape))
+    strategy, symbol = selection.grain
+    values: dict[str, object] = {"account": selection.account, "strategy": strategy, "symbol": symbol}
+    for k, (_, lo, hi) in enumerate(periods):
+        values[f"lo{k}"], values[f"hi{k}"] = lo, hi
     with reading(database) as connection:
-        sums = [int(value or 0) for value in connection.execute(query).one()]
+        (row,) = statement.rows(connection, **values)
+    sums = [int(value or 0) for value in row]
     return [TimeBucket(h, sums[h], from_cents(sums[24 + h])) for h in HOURS]
+
+
+_HOUR_SUMS: dict[tuple, Prebuilt] = {}  # the by-hour statement per _periods shape ((span, no lo, no hi), ...)
+
+
+def _hour_sums(shape: tuple) -> Prebuilt:
+    """_covering's rows of a selection's grain, each of its 48 hour columns summed, with the account, grain
+    and period bounds bound (account, strategy, symbol, lo<k>, hi<k>): built once per shape of periods.
+    Why: building 48 sums over a UNION ALL cost 4 ms a request, forty times what the server takes."""
+    parts = []
+    for k, (span, no_lo, no_hi) in enumerate(shape):
+        conditions = [_R.account == bindparam("account"), _R.strategy == bindparam("strategy"),
+                      _R.symbol == bindparam("symbol"), _R.span == span]
+        if span == "all":
+            conditions.append(_R.period_start == ALL_TIME)
+        if not no_lo and span != "all":
+            conditions.append(_R.period_start >= bindparam(f"lo{k}"))
+        if not no_hi:
+            conditions.append(_R.period_start < bindparam(f"hi{k}"))
+        parts.append(select(*(_R[name] for name in HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS)).where(*conditions))
+    rows = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("covering")
+    return Prebuilt(select(*(func.sum(rows.c[name]) for name in HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS)))
 
 
 # -- drawdown ----------------------------------------------------------------------------------
