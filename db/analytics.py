@@ -30,13 +30,14 @@ Definitions and edge cases:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     Subquery,
     bindparam,
@@ -180,29 +181,54 @@ def _periods(selection: Selection, all_time_ok: bool = True) -> list[tuple[str, 
     return periods
 
 
-def _covering(selection: Selection, columns: list, where: tuple, all_time_ok: bool = True) -> Subquery:
-    """The rollup rows of `_periods`, as one UNION ALL of index range scans (an OR of the ranges
-    would make SQLite scan every row of the account)."""
+def _covering(shape: tuple, columns: list, where: tuple) -> Subquery:
+    """The rollup rows of `_periods` of that shape (_period_values), as one UNION ALL of index range scans
+    (an OR of the ranges would make SQLite scan every row of the account).  Bound: account, lo<k> and
+    hi<k> for the k-th period, and whatever `where` binds."""
     parts = []
-    for span, lo, hi in _periods(selection, all_time_ok):
-        conditions = [_R.account == selection.account, *where, _R.span == span]
+    for k, (span, no_lo, no_hi) in enumerate(shape):
+        conditions = [_R.account == bindparam("account"), *where, _R.span == span]
         if span == "all":
             conditions.append(_R.period_start == ALL_TIME)
-        if lo is not None and span != "all":
-            conditions.append(_R.period_start >= lo)
-        if hi is not None:
-            conditions.append(_R.period_start < hi)
+        if not no_lo and span != "all":
+            conditions.append(_R.period_start >= bindparam(f"lo{k}"))
+        if not no_hi:
+            conditions.append(_R.period_start < bindparam(f"hi{k}"))
         parts.append(select(*columns).where(*conditions))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("covering")
 
 
-def _days(selection: Selection) -> tuple[ColumnElement[bool], ...]:
-    conditions = [_R.span == "day"]
-    if selection.start is not None:
-        conditions.append(_R.period_start >= selection.start)
-    if selection.end is not None:
-        conditions.append(_R.period_start < selection.end + timedelta(days=1))
-    return tuple(conditions)
+def _period_values(selection: Selection, all_time_ok: bool = True) -> tuple[tuple, dict[str, object]]:
+    """The shape of a selection's _periods ((span, no first, no end) each: what _covering is built for)
+    and the values of its bound parameters (the account's and the periods')."""
+    periods = _periods(selection, all_time_ok)
+    values: dict[str, object] = {"account": selection.account}
+    for k, (_, lo, hi) in enumerate(periods):
+        values[f"lo{k}"], values[f"hi{k}"] = lo, hi
+    return tuple((span, lo is None, hi is None) for span, lo, hi in periods), values
+
+
+# Every statement here is built once per shape (of periods, of filters) with its values bound, and run
+# as its compiled text (db.reading.Prebuilt).  Why: building a statement over a UNION ALL and its cache
+# key cost 1 to 4 ms a request (48 sums for "by hour"), up to forty times what the server takes.
+_STATEMENTS: dict[tuple, Prebuilt] = {}
+
+
+def _prebuilt(key: tuple, build: Callable[[], Select]) -> Prebuilt:
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS.setdefault(key, Prebuilt(build()))
+    return found
+
+
+def _grain_bound() -> tuple[ColumnElement[bool], ...]:
+    """The rollup grain of the selection, bound as `strategy` and `symbol` (values: _grain_values)."""
+    return (_R.strategy == bindparam("strategy"), _R.symbol == bindparam("symbol"))
+
+
+def _grain_values(selection: Selection) -> dict[str, str]:
+    strategy, symbol = selection.grain
+    return {"strategy": strategy, "symbol": symbol}
 
 
 def _day_text() -> ColumnElement[str]:
@@ -214,24 +240,29 @@ def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def _grain_is(selection: Selection) -> tuple[ColumnElement[bool], ...]:
-    strategy, symbol = selection.grain
-    return (_R.strategy == strategy, _R.symbol == symbol)
-
-
 # -- performance by strategy and by symbol ---------------------------------------------------
 
 
 def strategy_performance(database: Database, selection: Selection) -> list[StrategyPerformance]:
     """One line per strategy (only the selected one when the selection names it), by name."""
-    strategy_filter = _R.strategy != ANY if selection.strategy is None else _R.strategy == selection.strategy
+    shape, values = _period_values(selection)
+    values.update(strategy=selection.strategy, symbol=selection.symbol or ANY)
+    every = selection.strategy is None
+    statement = _prebuilt(("strategies", shape, every), lambda: _strategies_statement(shape, every))
+    with reading(database) as connection:
+        rows = statement.rows(connection, **values)
+    return [_strategy_line(*row) for row in rows]
+
+
+def _strategies_statement(shape: tuple, every_strategy: bool) -> Select:
+    strategy_filter = _R.strategy != ANY if every_strategy else _R.strategy == bindparam("strategy")
     rows = _covering(
-        selection,
+        shape,
         [_R.strategy, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents, _R.loss_cents,
          _R.largest_win_cents, _R.largest_loss_cents],
-        (strategy_filter, _R.symbol == (selection.symbol or ANY)),
+        (strategy_filter, _R.symbol == bindparam("symbol")),
     )
-    query = (
+    return (
         select(
             rows.c.strategy,
             func.sum(rows.c.trades),
@@ -246,9 +277,6 @@ def strategy_performance(database: Database, selection: Selection) -> list[Strat
         .group_by(rows.c.strategy)
         .order_by(rows.c.strategy)
     )
-    with reading(database) as connection:
-        rows = connection.execute(query).all()
-    return [_strategy_line(*row) for row in rows]
 
 
 def _strategy_line(strategy, trades, winners, losers, profit, wins, losses, largest_win, largest_loss):
@@ -278,27 +306,12 @@ def _average(total_cents: int, count: int) -> Decimal:
 
 def symbol_performance(database: Database, selection: Selection) -> list[SymbolPerformance]:
     """One line per symbol (only the selected one when the selection names it), by name."""
-    symbol_filter = _R.symbol != ANY if selection.symbol is None else _R.symbol == selection.symbol
-    strategy = ANY if selection.strategy is None else selection.strategy
-    rows = _covering(
-        selection,
-        [_R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.pips_hundredths],
-        (_R.strategy == strategy, symbol_filter),
-    )
-    query = (
-        select(
-            rows.c.symbol,
-            func.sum(rows.c.trades),
-            func.sum(rows.c.winners),
-            func.sum(rows.c.losers),
-            func.sum(rows.c.profit_cents),
-            func.sum(rows.c.pips_hundredths),
-        )
-        .group_by(rows.c.symbol)
-        .order_by(rows.c.symbol)
-    )
+    shape, values = _period_values(selection)
+    values.update(strategy=ANY if selection.strategy is None else selection.strategy, symbol=selection.symbol)
+    every = selection.symbol is None
+    statement = _prebuilt(("symbols", shape, every), lambda: _symbols_statement(shape, every))
     with reading(database) as connection:
-        rows = connection.execute(query).all()
+        rows = statement.rows(connection, **values)
     lines = []
     for symbol, trades, winners, losers, profit, pips in rows:
         trades, winners, losers = int(trades), int(winners), int(losers)
@@ -317,6 +330,27 @@ def symbol_performance(database: Database, selection: Selection) -> list[SymbolP
     return lines
 
 
+def _symbols_statement(shape: tuple, every_symbol: bool) -> Select:
+    symbol_filter = _R.symbol != ANY if every_symbol else _R.symbol == bindparam("symbol")
+    rows = _covering(
+        shape,
+        [_R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.pips_hundredths],
+        (_R.strategy == bindparam("strategy"), symbol_filter),
+    )
+    return (
+        select(
+            rows.c.symbol,
+            func.sum(rows.c.trades),
+            func.sum(rows.c.winners),
+            func.sum(rows.c.losers),
+            func.sum(rows.c.profit_cents),
+            func.sum(rows.c.pips_hundredths),
+        )
+        .group_by(rows.c.symbol)
+        .order_by(rows.c.symbol)
+    )
+
+
 # -- time buckets ------------------------------------------------------------------------------
 
 
@@ -326,14 +360,17 @@ def time_performance(database: Database, selection: Selection, bucket: str) -> l
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
     if bucket == "hour":
         return _by_hour(database, selection)
-    columns = [_day_text(), _R.trades, _R.profit_cents]
     if bucket == "month":
-        rows = _covering(selection, columns, _grain_is(selection), all_time_ok=False)
-        query = select(rows.c.day, rows.c.trades, rows.c.profit_cents)
+        shape, values = _period_values(selection, all_time_ok=False)
+        statement = _prebuilt(("months", shape), lambda: _months_statement(shape))
     else:
-        query = select(*columns).where(_R.account == selection.account, *_grain_is(selection), *_days(selection))
+        values = {"account": selection.account, "start": selection.start,
+                  "end": None if selection.end is None else selection.end + timedelta(days=1)}
+        shape = (selection.start is None, selection.end is None)
+        statement = _prebuilt(("days", shape), lambda: _days_statement(*shape))
+    values.update(_grain_values(selection))
     with reading(database) as connection:
-        rows = plain_rows(connection, query)
+        rows = statement.rows(connection, **values)
     totals: dict[int | str, list[int]] = {}
     if bucket == "weekday":
         totals = {weekday: [0, 0] for weekday in range(7)}
@@ -350,6 +387,21 @@ def time_performance(database: Database, selection: Selection, bucket: str) -> l
     return [TimeBucket(key, trades, from_cents(profit)) for key, (trades, profit) in sorted(totals.items())]
 
 
+def _months_statement(shape: tuple) -> Select:
+    rows = _covering(shape, [_day_text(), _R.trades, _R.profit_cents], _grain_bound())
+    return select(rows.c.day, rows.c.trades, rows.c.profit_cents)
+
+
+def _days_statement(no_start: bool, no_end: bool) -> Select:
+    """The day rows of the grain, bound: account, strategy, symbol, start, end (exclusive)."""
+    conditions = [_R.account == bindparam("account"), *_grain_bound(), _R.span == "day"]
+    if not no_start:
+        conditions.append(_R.period_start >= bindparam("start"))
+    if not no_end:
+        conditions.append(_R.period_start < bindparam("end"))
+    return select(_day_text(), _R.trades, _R.profit_cents).where(*conditions)
+
+
 def _monday(day: str) -> str:
     """The Monday starting the ISO week of a 'YYYY-MM-DD' day."""
     moment = date.fromisoformat(day)
@@ -357,39 +409,19 @@ def _monday(day: str) -> str:
 
 
 def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
-    periods = _periods(selection)
-    shape = tuple((span, lo is None, hi is None) for span, lo, hi in periods)
-    statement = _HOUR_SUMS.get(shape) or _HOUR_SUMS.setdefault(shape, _hour_sums(shape))
-    strategy, symbol = selection.grain
-    values: dict[str, object] = {"account": selection.account, "strategy": strategy, "symbol": symbol}
-    for k, (_, lo, hi) in enumerate(periods):
-        values[f"lo{k}"], values[f"hi{k}"] = lo, hi
+    shape, values = _period_values(selection)
+    values.update(_grain_values(selection))
+    statement = _prebuilt(("hours", shape), lambda: _hours_statement(shape))
     with reading(database) as connection:
         (row,) = statement.rows(connection, **values)
     sums = [int(value or 0) for value in row]
     return [TimeBucket(h, sums[h], from_cents(sums[24 + h])) for h in HOURS]
 
 
-_HOUR_SUMS: dict[tuple, Prebuilt] = {}  # the by-hour statement per _periods shape ((span, no lo, no hi), ...)
-
-
-def _hour_sums(shape: tuple) -> Prebuilt:
-    """_covering's rows of a selection's grain, each of its 48 hour columns summed, with the account, grain
-    and period bounds bound (account, strategy, symbol, lo<k>, hi<k>): built once per shape of periods.
-    Why: building 48 sums over a UNION ALL cost 4 ms a request, forty times what the server takes."""
-    parts = []
-    for k, (span, no_lo, no_hi) in enumerate(shape):
-        conditions = [_R.account == bindparam("account"), _R.strategy == bindparam("strategy"),
-                      _R.symbol == bindparam("symbol"), _R.span == span]
-        if span == "all":
-            conditions.append(_R.period_start == ALL_TIME)
-        if not no_lo and span != "all":
-            conditions.append(_R.period_start >= bindparam(f"lo{k}"))
-        if not no_hi:
-            conditions.append(_R.period_start < bindparam(f"hi{k}"))
-        parts.append(select(*(_R[name] for name in HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS)).where(*conditions))
-    rows = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("covering")
-    return Prebuilt(select(*(func.sum(rows.c[name]) for name in HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS)))
+def _hours_statement(shape: tuple) -> Select:
+    names = HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS
+    rows = _covering(shape, [_R[name] for name in names], _grain_bound())
+    return select(*(func.sum(rows.c[name]) for name in names))
 
 
 # -- drawdown ----------------------------------------------------------------------------------
@@ -397,13 +429,23 @@ def _hour_sums(shape: tuple) -> Prebuilt:
 
 def drawdown(database: Database, selection: Selection) -> Drawdown:
     """Current and maximum drawdown of the selection's closed-trade equity curve, exact per trade."""
+    shape, values = _period_values(selection)
+    values.update(_grain_values(selection))
+    statement = _prebuilt(("drawdown", shape), lambda: _drawdown_statement(shape)).statement
+    with reading(database) as connection:  # through SQLAlchemy: last_exit_time needs its UTC type's processing
+        rows = connection.execute(statement, values).all()
+        base = initial_balance_cents(connection, selection.account)
+    return drawdown_from_rows(base, rows)
+
+
+def _drawdown_statement(shape: tuple) -> Select:
     rows = _covering(
-        selection,
+        shape,
         [_R.period_start, _R.trades, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_cents,
          _R.max_drawdown_ratio, _R.last_exit_time],
-        _grain_is(selection),
+        _grain_bound(),
     )
-    query = select(
+    return select(
         rows.c.trades,
         rows.c.end_cum_cents,
         rows.c.end_peak_cents,
@@ -411,10 +453,6 @@ def drawdown(database: Database, selection: Selection) -> Drawdown:
         rows.c.max_drawdown_ratio,
         rows.c.last_exit_time,
     ).order_by(rows.c.period_start)
-    with reading(database) as connection:
-        rows = connection.execute(query).all()
-        base = initial_balance_cents(connection, selection.account)
-    return drawdown_from_rows(base, rows)
 
 
 def drawdown_from_rows(base: int, rows: Iterable) -> Drawdown:
