@@ -23,6 +23,8 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
    scrape's own CPU time (process time: what the load of a shared machine does not stretch);
 6. the reads that keep their answer while the account's rollups are unchanged (db.correlation) again
    with a trade of the account closed before each (untimed): their cost when computed afresh.
+7. with BENCH_FLEET_DEALS=1, adds two broker deals per trade (20 M at the defaults, minutes) and times what
+   db/mt5board.py does on a scrape after a change: every account's deal marks, one account's figures.
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
 close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
@@ -49,8 +51,10 @@ from sqlalchemy import String, column, func, insert, select, true, values
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
 from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db
 from db.analytics import Selection, correlation
-from db.models import AccountSnapshotModel, Base, TradeModel
+from db.models import AccountSnapshotModel, Base, DealModel, TradeModel
+from db.mt5report import account_deals, mt5_figures
 from db.pgcluster import PgCluster
+from db.reading import reading
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
 from exporter.cardinality import FAMILIES, FleetShape, expected_series, family_of
@@ -65,6 +69,10 @@ CLOSE_RATIO = 1.5  # "unchanged": within the noise of a shared 2-core machine
 SCRAPE = "exporter scrape /metrics (HTTP)"  # bench/analytics.py's: the store unchanged between scrapes
 SCRAPE_CHANGED = "exporter scrape /metrics (HTTP), store changed"
 SCRAPE_CLOSED = "exporter scrape /metrics (HTTP), a trade closed"
+DEALS = os.environ.get("BENCH_FLEET_DEALS", "0") == "1"  # adds 2 deals per trade: minutes more at 10 M
+DEAL_REPEAT = 5
+MT5_MARKS = "MT5 board marks: deal count and newest deal of every account"
+MT5_ACCOUNT = "MT5 figures of one changed account, whole history"
 CORRELATION = "correlation by symbol, all time"  # bench/analytics.py's
 CLOSED_BEFORE = "a trade closed before each"
 
@@ -248,6 +256,62 @@ def changed_reads(database: Database, account: str) -> dict[str, tuple[float, fl
     return {name: measure_cpu(call, before=close)[:2] for name, call in reads.items()}
 
 
+def add_deals(database: Database) -> int:
+    """Broker deals for every closed trade (its entry and exit deal, as MT5 reports them) and a deposit per
+    account, in the server; deals stored.  The seed has none: this is what a fleet that syncs its deals
+    (or imported its history) holds, for what the scrape's MT5 figures cost at that size."""
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(_DEPOSITS)
+        connection.exec_driver_sql(_TRADE_DEALS)
+    _vacuum(database)
+    with database.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(DealModel.__table__)).scalar_one()
+
+
+_DEAL_COLUMNS = ("account, ticket, order_ticket, position_id, symbol, type, entry, volume, price, profit, commission, "
+                 "swap, magic, comment, reason, time")
+_DEPOSITS = (f"INSERT INTO deals ({_DEAL_COLUMNS}) SELECT account, -1, 0, 0, '', 2, 0, 0, 0, 100000.00, 0, 0, 0, "
+             "'deposit', 0, min(entry_time) - interval '1 day' FROM trades GROUP BY account")
+_TRADE_DEALS = f"""INSERT INTO deals ({_DEAL_COLUMNS})
+SELECT t.account, t.ticket * 2 + e.entry, t.ticket * 2 + e.entry, t.ticket, t.symbol,
+       CASE WHEN (t.direction = 'BUY') = (e.entry = 0) THEN 0 ELSE 1 END, e.entry, t.volume,
+       CASE WHEN e.entry = 0 THEN t.entry_price ELSE t.exit_price END,
+       CASE WHEN e.entry = 0 THEN 0 ELSE t.gross_profit END, CASE WHEN e.entry = 0 THEN 0 ELSE t.commission END,
+       CASE WHEN e.entry = 0 THEN 0 ELSE t.swap END, t.magic, '', 3,
+       CASE WHEN e.entry = 0 THEN t.entry_time ELSE t.exit_time END
+FROM trades t CROSS JOIN (VALUES (0), (1)) AS e(entry) WHERE t.is_closed"""
+
+
+def mt5_costs(database: Database, account: str, repeat: int = DEAL_REPEAT) -> dict[str, tuple[float, float]]:
+    """(p50, max) ms of what db/mt5board.py does on a scrape after a store change: its marks (every
+    account's deal count and newest deal: a scan of the whole deals table), and one changed account's
+    figures from its whole history."""
+    deals = DealModel.__table__
+
+    def marks() -> None:  # db/mt5board.py's statement
+        with reading(database) as connection:
+            connection.execute(select(deals.c.account, func.count(), func.max(deals.c.time))
+                               .group_by(deals.c.account)).all()
+
+    def one_account() -> None:
+        with reading(database) as connection:
+            mt5_figures(account_deals(connection, account))
+
+    results = {}
+    for name, call in ((MT5_MARKS, marks), (MT5_ACCOUNT, one_account)):
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - started) * 1000)
+        results[name] = (statistics.median(samples), max(samples))
+    with database.engine.connect() as connection:
+        per_account = connection.execute(select(func.count()).select_from(deals)
+                                         .where(deals.c.account == account)).scalar_one()
+    _say(f"MT5 figures with {per_account:,} deals per account:")
+    return results
+
+
 def measure_cpu(call: Callable[[], object], before: Callable[[], object] | None = None) -> tuple[float, float, float]:
     """bench.analytics.measure's (p50, p95) with the CPU time p50, `before` run (untimed) before each call."""
     wall, cpu = [], []
@@ -326,6 +390,12 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
         failed.append("close_trade ratio")
     if measured.series != {name: n for name, n in expected_series(shape).items() if n}:
         failed.append("series count differs from exporter/cardinality.py")
+    if DEALS:  # after the scrapes above: they stay those of a fleet without deals (the seed's)
+        started = time.perf_counter()
+        added = add_deals(database)
+        _say(f"deals: {added:,} added in {time.perf_counter() - started:.0f} s")
+        for name, (p50, worst) in mt5_costs(database, accounts[-1]).items():
+            _say(f"  {name}: p50 {p50:.0f} ms, max {worst:.0f} ms over {DEAL_REPEAT} runs")
     _say("targets met" if not failed else "MISSED: " + "; ".join(failed))
     return 1 if failed else 0
 

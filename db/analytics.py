@@ -598,17 +598,11 @@ def daily_summaries_plain(
     if database.backend != "postgresql":
         return [_plain_daily(record) for record in daily_summaries(database, account, start, end)]
     Selection(account, start, end)  # validates the arguments
-    table = DailyPerformanceModel.__table__
-    names = [name for name in DailyPerformance.__dataclass_fields__]
-    query = select(*(cast(table.c[name], String) if name in _DAILY_MONEY or name == "date" else table.c[name]
-                     for name in names)).where(table.c.account == account)
-    if start is not None:
-        query = query.where(table.c.date >= start)
-    if end is not None:
-        query = query.where(table.c.date <= end)
-    query = query.order_by(table.c.date)
+    shape = (start is None, end is None)
+    statement = _prebuilt(("daily plain", shape), lambda: _daily_plain_statement(*shape))
     with reading(database) as connection:
-        rows = plain_rows(connection, query)
+        rows = statement.rows(connection, account=account, start=start, end=end)
+    names = _DAILY_NAMES
     at, ratio = names.index("day_start"), names.index("win_rate")
     items = []
     for row in rows:
@@ -619,6 +613,21 @@ def daily_summaries_plain(
             values["win_rate"] = None
         items.append(values)
     return items
+
+
+_DAILY_NAMES = list(DailyPerformance.__dataclass_fields__)
+
+
+def _daily_plain_statement(no_start: bool, no_end: bool) -> Select:
+    """daily_performance rows of an account by date, money and dates as text; bound: account, start, end."""
+    table = DailyPerformanceModel.__table__
+    query = select(*(cast(table.c[name], String) if name in _DAILY_MONEY or name == "date" else table.c[name]
+                     for name in _DAILY_NAMES)).where(table.c.account == bindparam("account"))
+    if not no_start:
+        query = query.where(table.c.date >= bindparam("start"))
+    if not no_end:
+        query = query.where(table.c.date <= bindparam("end"))
+    return query.order_by(table.c.date)
 
 
 def _plain_daily(record: DailyPerformance) -> dict[str, object]:

@@ -136,12 +136,17 @@ _STATEMENTS: dict[tuple, Prebuilt] = {}  # per (backend, by, one name, start, en
 def _statement(backend: str, by: str, one_name: bool, has_start: bool, has_end: bool) -> Prebuilt:
     """One row per series with its day numbers and amounts packed into two values (both aggregates see
     the group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
-    Without a chosen name, the names come from the all-time rows in the same statement: then an index
-    range each.  Bound: account, fixed (the strategy or symbol held fixed), name, start, end (exclusive)."""
+    Without a chosen name: by symbol, the strategy's day rows of every symbol but ANY (one index range,
+    the symbols following the strategy in ix_trade_rollups_selection); by strategy, the names from the
+    all-time rows in the same statement, then an index range each (the strategies precede the symbol:
+    one range would cross every symbol's rows).  Every grain with day rows has its all-time row
+    (db.rollups writes and deletes them together), so both give the same names.  Bound: account, fixed (the strategy or symbol held fixed), name, start, end (exclusive)."""
     name, other = (_R.symbol, _R.strategy) if by == "symbol" else (_R.strategy, _R.symbol)
     account, fixed = _R.account == bindparam("account"), other == bindparam("fixed")
     if one_name:
         named = name == bindparam("name")
+    elif by == "symbol":  # the symbols follow the strategy in the index: one range of the strategy's day rows
+        named = name != ANY
     else:
         named = name.in_(select(name).where(account, fixed, name != ANY, _R.span == "all",
                                             _R.period_start == ALL_TIME).scalar_subquery())
