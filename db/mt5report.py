@@ -26,6 +26,7 @@ The MT5 convention, as its report defines it:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -183,61 +184,79 @@ def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO, step: Decimal 
     are rounded to `step` (the report prints two places; verify-report asks for more and
     rounds to whatever the report printed, so that nothing is rounded twice).
     """
-    balance, credit = Decimal(opening_balance), ZERO
-    initial = balance if balance > 0 else None
-    lowest = balance
-    drawdowns = _Drawdowns(balance)
-    wins, losses = _Runs(+1), _Runs(-1)
-    gross_profit = gross_loss = deposits = withdrawals = ZERO
-    results: list[Decimal] = []
-    short = [0, 0]  # trades, won
-    long = [0, 0]
-    count = 0
+    fold = Mt5Fold(opening_balance)
     for deal in deals:
-        count += 1
+        fold.add(deal)
+    return fold.figures(step)
+
+
+class Mt5Fold:
+    """mt5_figures' walk through the deals, kept between calls: deals later in the terminal's order can be
+    added to it and the figures asked again (db.mt5board: a changed account's new deals only, not its
+    whole history again).  figures() leaves the walk as it was."""
+
+    def __init__(self, opening_balance: Decimal = ZERO) -> None:
+        self.balance, self.credit = Decimal(opening_balance), ZERO
+        self.initial = self.balance if self.balance > 0 else None
+        self.lowest = self.balance
+        self.drawdowns = _Drawdowns(self.balance)
+        self.wins, self.losses = _Runs(+1), _Runs(-1)
+        self.gross_profit = self.gross_loss = self.deposits = self.withdrawals = ZERO
+        self.results: list[Decimal] = []
+        self.short = [0, 0]  # trades, won
+        self.long = [0, 0]
+        self.count = 0
+
+    def add(self, deal) -> None:
+        self.count += 1
         kind, amount = kind_of(deal.type), _amount(deal)
         if kind == CREDIT:
-            credit += amount
-            continue
-        balance += amount
-        if initial is None and kind == FUNDING and amount > 0:
-            initial = lowest = balance
-        if initial is not None:
-            lowest = min(lowest, balance)
+            self.credit += amount
+            return
+        self.balance += amount
+        if self.initial is None and kind == FUNDING and amount > 0:
+            self.initial = self.lowest = self.balance
+        if self.initial is not None:
+            self.lowest = min(self.lowest, self.balance)
         if kind == FUNDING:
             if amount > 0:
-                deposits += amount
+                self.deposits += amount
             else:
-                withdrawals += amount
-            drawdowns.restart(balance)
-            continue
-        drawdowns.after_trade(balance)
+                self.withdrawals += amount
+            self.drawdowns.restart(self.balance)
+            return
+        self.drawdowns.after_trade(self.balance)
         if kind != TRADE or deal.entry not in EXITS:  # an entry deal's costs, or another balance operation
             if amount > 0:
-                gross_profit += amount
+                self.gross_profit += amount
             else:
-                gross_loss += amount
-            continue
-        results.append(amount)
-        side = short if deal.type == BUY else long  # a buy exit closes a short position
+                self.gross_loss += amount
+            return
+        self.results.append(amount)
+        side = self.short if deal.type == BUY else self.long  # a buy exit closes a short position
         side[0] += 1
         if amount > 0:
             side[1] += 1
-            gross_profit += amount
-            losses.end()
-            wins.add(amount)
+            self.gross_profit += amount
+            self.losses.end()
+            self.wins.add(amount)
         elif amount < 0:
-            gross_loss += amount
-            wins.end()
-            losses.add(amount)
+            self.gross_loss += amount
+            self.wins.end()
+            self.losses.add(amount)
         else:
-            wins.end()
-            losses.end()
-    wins.end()
-    losses.end()
-    drawdowns.restart(balance)
-    return _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
-                    gross_profit, gross_loss, drawdowns, wins, losses, short, long, step)
+            self.wins.end()
+            self.losses.end()
+
+    def figures(self, step: Decimal = CENT) -> Mt5Figures:
+        """The figures as if the deals ended here (the open runs and the drawdown episode closed on copies)."""
+        wins, losses, drawdowns = copy.copy(self.wins), copy.copy(self.losses), copy.copy(self.drawdowns)
+        wins.end()
+        losses.end()
+        drawdowns.restart(self.balance)
+        return _summary(self.count, self.results, self.initial, self.lowest, self.balance, self.credit,
+                        self.deposits, self.withdrawals, self.gross_profit, self.gross_loss, drawdowns, wins,
+                        losses, list(self.short), list(self.long), step)
 
 
 def _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
