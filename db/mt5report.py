@@ -202,7 +202,11 @@ class Mt5Fold:
         self.drawdowns = _Drawdowns(self.balance)
         self.wins, self.losses = _Runs(+1), _Runs(-1)
         self.gross_profit = self.gross_loss = self.deposits = self.withdrawals = ZERO
-        self.results: list[Decimal] = []
+        # The exit deals' results: how many, and of the won and the lost ones count, sum and the largest
+        # (what the summary needs of them: kept as running figures, not a list to go through on every ask).
+        self.trades = 0
+        self.won = [0, ZERO, None]  # count, sum (from ZERO, in order), largest
+        self.lost = [0, ZERO, None]
         self.short = [0, 0]  # trades, won
         self.long = [0, 0]
         self.count = 0
@@ -232,7 +236,15 @@ class Mt5Fold:
             else:
                 self.gross_loss += amount
             return
-        self.results.append(amount)
+        self.trades += 1
+        if amount > 0:
+            self.won[0] += 1
+            self.won[1] += amount
+            self.won[2] = amount if self.won[2] is None else max(self.won[2], amount)
+        elif amount < 0:
+            self.lost[0] += 1
+            self.lost[1] += amount
+            self.lost[2] = amount if self.lost[2] is None else min(self.lost[2], amount)
         side = self.short if deal.type == BUY else self.long  # a buy exit closes a short position
         side[0] += 1
         if amount > 0:
@@ -254,18 +266,15 @@ class Mt5Fold:
         wins.end()
         losses.end()
         drawdowns.restart(self.balance)
-        return _summary(self.count, self.results, self.initial, self.lowest, self.balance, self.credit,
+        return _summary(self.count, self.trades, self.won, self.lost, self.initial, self.lowest, self.balance, self.credit,
                         self.deposits, self.withdrawals, self.gross_profit, self.gross_loss, drawdowns, wins,
                         losses, list(self.short), list(self.long), step)
 
 
-def _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
+def _summary(count, trades, won, lost, initial, lowest, balance, credit, deposits, withdrawals,
              gross_profit, gross_loss, drawdowns, wins, losses, short, long, step) -> Mt5Figures:
-    won = [r for r in results if r > 0]
-    lost = [r for r in results if r < 0]
     net = gross_profit + gross_loss
     initial = ZERO if initial is None else initial
-    trades = len(results)
     return Mt5Figures(
         deals=count,
         initial_deposit=initial,
@@ -289,14 +298,14 @@ def _summary(count, results, initial, lowest, balance, credit, deposits, withdra
         short_won_percent=_percent(short[1], short[0], step),
         long_trades=long[0],
         long_won_percent=_percent(long[1], long[0], step),
-        profit_trades=len(won),
-        profit_trades_percent=_percent(len(won), trades, step),
-        loss_trades=len(lost),
-        loss_trades_percent=_percent(len(lost), trades, step),
-        largest_profit_trade=max(won, default=ZERO),
-        largest_loss_trade=min(lost, default=ZERO),
-        average_profit_trade=_ratio(sum(won, ZERO), len(won), step),
-        average_loss_trade=_ratio(sum(lost, ZERO), len(lost), step),
+        profit_trades=won[0],
+        profit_trades_percent=_percent(won[0], trades, step),
+        loss_trades=lost[0],
+        loss_trades_percent=_percent(lost[0], trades, step),
+        largest_profit_trade=ZERO if won[2] is None else won[2],
+        largest_loss_trade=ZERO if lost[2] is None else lost[2],
+        average_profit_trade=_ratio(won[1], won[0], step),
+        average_loss_trade=_ratio(lost[1], lost[0], step),
         max_consecutive_wins=wins.longest,
         max_consecutive_wins_money=wins.longest_money,
         max_consecutive_losses=losses.longest,
