@@ -19,8 +19,9 @@ import bench.fleet
 from bench.analytics import NOW
 from bench.fleet import (
     CLOSED_BEFORE,
-    MT5_ACCOUNT,
+    MT5_EXTENDED,
     MT5_MARKS,
+    MT5_WHOLE,
     SCRAPE,
     SCRAPE_CHANGED,
     SCRAPE_CLOSED,
@@ -39,6 +40,7 @@ from bench.fleet import (
 from db import init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
+from db.history_store import deal_count
 from db.models import AccountSnapshotModel, TradeModel
 from db.mt5report import account_deals, mt5_figures
 from db.seed import demo_accounts, seed_demo
@@ -183,6 +185,8 @@ def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
         assert (figures.deals, figures.total_trades, figures.deposits) == (2 * closed + 1, closed, Decimal("100000.00"))
         assert figures.total_net_profit == net and figures.balance == Decimal("100000.00") + net
         costs = mt5_costs(database, accounts[1], repeat=2)
-        assert set(costs) == {MT5_MARKS, MT5_ACCOUNT} and all(0 < p50 <= worst for p50, worst in costs.values())
+        assert set(costs) == {MT5_MARKS, MT5_WHOLE, MT5_EXTENDED}
+        assert all(0 < p50 <= worst for p50, worst in costs.values())
+        assert deal_count(database, accounts[1]) == 2 * closed + 1 + 2  # a new deal before each extension
     finally:
         database.dispose()
