@@ -38,7 +38,7 @@ def store(request, tmp_path_factory):
         url = request.getfixturevalue("pg_cluster").create_database(name)
     database = init_db(url)
     repo = Repository(database)
-    load(repo, random_book(seed=16, accounts=ACCOUNTS, trades=50, days=40))
+    load(repo, random_book(seed=16, accounts=ACCOUNTS, trades=30, days=30))
     yield database, repo
     database.dispose()
     if request.param == "postgresql":
