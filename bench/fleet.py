@@ -20,7 +20,11 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
    as when bots write between scrapes (every account's one-line figures; the per-pair totals only of
    accounts whose rollups changed: db/scoreboard.py), and with one trade closed before each (that
    account's totals read and rendered again, the others' reused); each with the
-   scrape's own CPU time (process time: what the load of a shared machine does not stretch).
+   scrape's own CPU time (process time: what the load of a shared machine does not stretch);
+6. the reads that keep their answer while the account's rollups are unchanged (db.correlation) again
+   with a trade of the account closed before each (untimed): their cost when computed afresh.
+7. with BENCH_FLEET_DEALS=1, adds two broker deals per trade (20 M at the defaults, minutes) and times what
+   db/mt5board.py does on a scrape after a change: every account's deal marks, one account's figures.
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
 close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
@@ -45,9 +49,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import String, column, func, insert, select, true, values
 
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
-from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db
-from db.models import AccountSnapshotModel, Base, TradeModel
+from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db, mt5board
+from db.analytics import Selection, correlation
+from db.models import AccountSnapshotModel, Base, DealModel, TradeModel
 from db.pgcluster import PgCluster
+from db.reading import reading
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
 from exporter.cardinality import FAMILIES, FleetShape, expected_series, family_of
@@ -62,6 +68,13 @@ CLOSE_RATIO = 1.5  # "unchanged": within the noise of a shared 2-core machine
 SCRAPE = "exporter scrape /metrics (HTTP)"  # bench/analytics.py's: the store unchanged between scrapes
 SCRAPE_CHANGED = "exporter scrape /metrics (HTTP), store changed"
 SCRAPE_CLOSED = "exporter scrape /metrics (HTTP), a trade closed"
+DEALS = os.environ.get("BENCH_FLEET_DEALS", "0") == "1"  # adds 2 deals per trade: minutes more at 10 M
+DEAL_REPEAT = 5
+MT5_MARKS = "MT5 board marks: deal count and newest deal of every account"
+MT5_WHOLE = "MT5 figures of one account, whole history (its first read)"
+MT5_EXTENDED = "MT5 figures of that account after a new deal (kept walk extended, its count read)"
+CORRELATION = "correlation by symbol, all time"  # bench/analytics.py's
+CLOSED_BEFORE = "a trade closed before each"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +205,28 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
             profit=Decimal(0), margin=Decimal("1000.00"), free_margin=Decimal("99000.00"),
             margin_level=Decimal("10000.00"), open_positions=3))
 
-    tickets = itertools.count(900_200_000)
+    close = trade_closer(database, account, 900_200_000)
 
-    def close() -> None:  # a bot's closed trade (its rollups change: that account's totals are read again)
+    def get() -> None:
+        if client.get("/metrics").status_code != 200:
+            raise AssertionError("/metrics did not answer 200")
+
+    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write),
+            SCRAPE_CLOSED: measure_cpu(get, before=close)}
+
+
+def trade_closer(database: Database, account: str, first_ticket: int) -> Callable[[], None]:
+    """A bot's closed trade of `account` per call, after the newest snapshot and each after the last (its
+    rollups change in order: that account's totals, and whatever is kept of its analytics, go stale)."""
+    repo = Repository(database)
+    snapshots = AccountSnapshotModel.__table__
+    with database.engine.connect() as connection:
+        newest = connection.execute(select(func.max(snapshots.c.time)).where(snapshots.c.account == account)).scalar()
+    tickets = itertools.count(first_ticket)
+
+    def close() -> None:
         ticket = next(tickets)
-        moment = (newest or NOW) + timedelta(days=2, minutes=ticket - 900_200_000)
+        moment = (newest or NOW) + timedelta(days=2, minutes=ticket - first_ticket)
         repo.open_trade(TradeOpen(account=account, ticket=ticket, symbol="EURUSD", direction="BUY",
                                   volume=Decimal("0.10"), entry_price=Decimal("1.1"), entry_time=moment,
                                   stop_loss=None, take_profit=None, strategy_name="carry", ml_confidence=None,
@@ -205,12 +235,104 @@ def scrape_costs(database: Database, account: str) -> dict[str, tuple[float, flo
                                     exit_time=moment + timedelta(seconds=30), gross_profit=Decimal("10.00"),
                                     commission=Decimal("-0.70"), swap=Decimal(0), profit_pips=Decimal("10.0")))
 
-    def get() -> None:
-        if client.get("/metrics").status_code != 200:
-            raise AssertionError("/metrics did not answer 200")
+    return close
 
-    return {SCRAPE: measure_cpu(get), SCRAPE_CHANGED: measure_cpu(get, before=write),
-            SCRAPE_CLOSED: measure_cpu(get, before=close)}
+
+def changed_reads(database: Database, account: str) -> dict[str, tuple[float, float]]:
+    """(p50, p95) ms of the reads that keep their answer while an account's rollups are unchanged
+    (db.correlation), with a trade of the account closed (untimed) before each: what they cost when
+    computed afresh, as after a bot's close."""
+    everything = Selection(account)
+    year = f"account={account}&from=2024-03-17&to=2025-03-16"
+    client = create_app(database, clock=lambda: NOW).test_client()
+
+    def api() -> None:
+        if client.get(f"/api/v1/correlation?{year}&by=symbol").status_code != 200:
+            raise AssertionError("/api/v1/correlation did not answer 200")
+
+    close = trade_closer(database, account, 900_300_000)
+    reads = {f"{CORRELATION}, {CLOSED_BEFORE}": lambda: correlation(database, everything, "symbol"),
+             f"API correlation by symbol, 1 year, {CLOSED_BEFORE}": api}
+    return {name: measure_cpu(call, before=close)[:2] for name, call in reads.items()}
+
+
+def add_deals(database: Database) -> int:
+    """Broker deals for every closed trade (its entry and exit deal, as MT5 reports them) and a deposit per
+    account, in the server; deals stored.  The seed has none: this is what a fleet that syncs its deals
+    (or imported its history) holds, for what the scrape's MT5 figures cost at that size."""
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(_DEPOSITS)
+        connection.exec_driver_sql(_TRADE_DEALS)
+    _vacuum(database)
+    with database.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(DealModel.__table__)).scalar_one()
+
+
+_DEAL_COLUMNS = ("account, ticket, order_ticket, position_id, symbol, type, entry, volume, price, profit, commission, "
+                 "swap, magic, comment, reason, time")
+_DEPOSITS = (f"INSERT INTO deals ({_DEAL_COLUMNS}) SELECT account, -1, 0, 0, '', 2, 0, 0, 0, 100000.00, 0, 0, 0, "
+             "'deposit', 0, min(entry_time) - interval '1 day' FROM trades GROUP BY account")
+_TRADE_DEALS = f"""INSERT INTO deals ({_DEAL_COLUMNS})
+SELECT t.account, t.ticket * 2 + e.entry, t.ticket * 2 + e.entry, t.ticket, t.symbol,
+       CASE WHEN (t.direction = 'BUY') = (e.entry = 0) THEN 0 ELSE 1 END, e.entry, t.volume,
+       CASE WHEN e.entry = 0 THEN t.entry_price ELSE t.exit_price END,
+       CASE WHEN e.entry = 0 THEN 0 ELSE t.gross_profit END, CASE WHEN e.entry = 0 THEN 0 ELSE t.commission END,
+       CASE WHEN e.entry = 0 THEN 0 ELSE t.swap END, t.magic, '', 3,
+       CASE WHEN e.entry = 0 THEN t.entry_time ELSE t.exit_time END
+FROM trades t CROSS JOIN (VALUES (0), (1)) AS e(entry) WHERE t.is_closed"""
+
+
+def mt5_costs(database: Database, account: str, repeat: int = DEAL_REPEAT) -> dict[str, tuple[float, float]]:
+    """(p50, max) ms of what db/mt5board.py does on a scrape after a store change: its marks (every
+    account's deal count and newest deal: a scan of the whole deals table), one account's figures from
+    its whole history (its first read), and the same account's after a new deal (its kept walk extended)."""
+    deals = DealModel.__table__
+    with database.engine.connect() as connection:
+        newest = connection.execute(select(func.max(deals.c.time)).where(deals.c.account == account)).scalar_one()
+        per_account = connection.execute(select(func.count()).select_from(deals)
+                                         .where(deals.c.account == account)).scalar_one()
+    kept = []
+    tickets = itertools.count(10**12)
+
+    def marks() -> None:  # db/mt5board.py's statement
+        with reading(database) as connection:
+            connection.execute(select(deals.c.account, func.count(), func.max(deals.c.time))
+                               .group_by(deals.c.account)).all()
+
+    def whole() -> None:
+        with reading(database) as connection:
+            kept[:] = [mt5board._whole(connection, account, (per_account, newest))]
+
+    def deal() -> None:  # untimed: an exit deal after the newest
+        ticket = next(tickets)
+        with database.engine.begin() as connection:
+            connection.execute(insert(deals).values(
+                account=account, ticket=ticket, order_ticket=ticket, position_id=ticket, symbol="EURUSD", type=1,
+                entry=1, volume=Decimal("0.10"), price=Decimal("1.1"), profit=Decimal("5.00"),
+                commission=Decimal("-0.70"), swap=Decimal(0), magic=1, comment="", reason=3,
+                time=newest + timedelta(minutes=ticket - 10**12 + 1)))
+
+    def extended() -> None:
+        with reading(database) as connection:
+            count = connection.execute(select(func.count()).select_from(deals)
+                                       .where(deals.c.account == account)).scalar_one()
+            found = mt5board._extended(connection, account, kept[0], (count, None))
+            if found is None:
+                raise AssertionError("the new deal did not extend the kept walk")
+
+    results = {}
+    for name, call, before, runs in ((MT5_MARKS, marks, None, repeat), (MT5_WHOLE, whole, None, 1),
+                                     (MT5_EXTENDED, extended, deal, repeat)):
+        samples = []
+        for _ in range(runs):
+            if before is not None:
+                before()
+            started = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - started) * 1000)
+        results[name] = (statistics.median(samples), max(samples))
+    _say(f"MT5 figures with {per_account:,} deals per account:")
+    return results
 
 
 def measure_cpu(call: Callable[[], object], before: Callable[[], object] | None = None) -> tuple[float, float, float]:
@@ -270,6 +392,7 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
     reads = all_reads(database, accounts[len(accounts) // 2])
     reads.pop(SCRAPE)
     results = timed(reads)
+    results.update(changed_reads(database, accounts[len(accounts) // 2]))
     scrapes = scrape_costs(database, accounts[-1])
     results.update({name: (p50, p95) for name, (p50, p95, _) in scrapes.items()})
     measured = scrape(database)
@@ -290,6 +413,12 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
         failed.append("close_trade ratio")
     if measured.series != {name: n for name, n in expected_series(shape).items() if n}:
         failed.append("series count differs from exporter/cardinality.py")
+    if DEALS:  # after the scrapes above: they stay those of a fleet without deals (the seed's)
+        started = time.perf_counter()
+        added = add_deals(database)
+        _say(f"deals: {added:,} added in {time.perf_counter() - started:.0f} s")
+        for name, (p50, worst) in mt5_costs(database, accounts[-1]).items():
+            _say(f"  {name}: p50 {p50:.1f} ms, max {worst:.1f} ms")
     _say("targets met" if not failed else "MISSED: " + "; ".join(failed))
     return 1 if failed else 0
 

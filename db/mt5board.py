@@ -1,28 +1,45 @@
 """The MT5-report figures of every account for /metrics, recomputed only when its deals change.
 
 Why a cache: the figures need every deal of an account in order (a balance curve has no
-shortcut), and a scrape comes every 15 seconds.  Each scrape reads only one row per account
-from the (account, time) index of the deals table: how many deals and the newest deal's time.
-When neither moved, the account's figures are those computed before.  (A deal corrected in
-place, same count and newest time, is picked up at the account's next deal or a restart.)
+shortcut), and a scrape comes every 15 seconds.  Each scrape asks, per account, how many deals it
+has and the newest deal's time.
+When neither moved, the account's figures are those computed before; when they did, only the deals
+after the last one walked are read and added to the kept walk (db.mt5report.Mt5Fold), unless the
+count says an older deal arrived too: then the whole history again.  (A deal corrected in place, same
+count and newest time, is picked up at a restart.)  The marks themselves still count every deal of
+every account: with 20 M deals that scan is seconds (bench/fleet.py BENCH_FLEET_DEALS=1).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from threading import Lock
 
 from sqlalchemy import func, select
 
 from db.database import Database
 from db.models import DealModel
-from db.mt5report import Mt5Figures, account_deals, mt5_figures
+from db.mt5deals import kind_of
+from db.mt5report import Mt5Figures, Mt5Fold, account_deals
 from db.reading import reading
+
+
+@dataclass(slots=True)
+class _Kept:
+    """An account's figures, the walk they came from, and where it stands: (deals, newest time) as the
+    marks said, the last folded deal's (time, ticket)."""
+
+    mark: tuple
+    fold: Mt5Fold
+    last: tuple[datetime, int] | None
+    figures: Mt5Figures
 
 
 class Mt5Board:
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._cache: dict[str, tuple[tuple, Mt5Figures]] = {}
+        self._cache: dict[str, _Kept] = {}
         self._lock = Lock()  # two scrapes at once compute an account once
 
     def figures(self) -> dict[str, Mt5Figures]:
@@ -35,9 +52,39 @@ class Mt5Board:
             fresh = {}
             for account, count, newest in marks:
                 mark = (count, newest)
-                cached = self._cache.get(account)
-                if cached is None or cached[0] != mark:
-                    cached = (mark, mt5_figures(account_deals(connection, account)))
-                fresh[account] = cached
+                kept = self._cache.get(account)
+                if kept is None or kept.mark != mark:
+                    kept = _extended(connection, account, kept, mark) or _whole(connection, account, mark)
+                fresh[account] = kept
             self._cache = fresh
-        return {account: figures for account, (_, figures) in sorted(fresh.items())}
+        return {account: kept.figures for account, kept in sorted(fresh.items())}
+
+
+def _whole(connection, account: str, mark: tuple) -> _Kept:
+    fold, last = Mt5Fold(), None
+    for deal in account_deals(connection, account):
+        fold.add(deal)
+        last = (deal.time, deal.ticket)
+    return _Kept(mark, fold, last, fold.figures())
+
+
+def _extended(connection, account: str, kept: _Kept | None, mark: tuple) -> _Kept | None:
+    """The kept walk with the deals after its last one added, when those are all that is new: the count
+    of the marks is the kept count plus theirs (deals are only ever inserted, never changed or deleted:
+    db.repository.record_deal, db.history_store, db.report_import).  None otherwise (a deal older than
+    the last folded one arrived, or nothing was kept): then the whole history is walked again."""
+    if kept is None or kept.last is None:
+        return None
+    newer = [deal for deal in account_deals(connection, account, since=kept.last[0])
+             if (deal.time, deal.ticket) > kept.last]
+    if kept.mark[0] + len(newer) != mark[0]:
+        return None
+    for deal in newer:  # a deal the walk would refuse fails here, before the kept walk is touched
+        kind_of(deal.type)
+    for deal in newer:
+        kept.fold.add(deal)
+    if newer:
+        kept.last = (newer[-1].time, newer[-1].ticket)
+    kept.mark = mark
+    kept.figures = kept.fold.figures()
+    return kept

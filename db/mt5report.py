@@ -26,6 +26,7 @@ The MT5 convention, as its report defines it:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -183,70 +184,97 @@ def mt5_figures(deals: Iterable, opening_balance: Decimal = ZERO, step: Decimal 
     are rounded to `step` (the report prints two places; verify-report asks for more and
     rounds to whatever the report printed, so that nothing is rounded twice).
     """
-    balance, credit = Decimal(opening_balance), ZERO
-    initial = balance if balance > 0 else None
-    lowest = balance
-    drawdowns = _Drawdowns(balance)
-    wins, losses = _Runs(+1), _Runs(-1)
-    gross_profit = gross_loss = deposits = withdrawals = ZERO
-    results: list[Decimal] = []
-    short = [0, 0]  # trades, won
-    long = [0, 0]
-    count = 0
+    fold = Mt5Fold(opening_balance)
     for deal in deals:
-        count += 1
+        fold.add(deal)
+    return fold.figures(step)
+
+
+class Mt5Fold:
+    """mt5_figures' walk through the deals, kept between calls: deals later in the terminal's order can be
+    added to it and the figures asked again (db.mt5board: a changed account's new deals only, not its
+    whole history again).  figures() leaves the walk as it was."""
+
+    def __init__(self, opening_balance: Decimal = ZERO) -> None:
+        self.balance, self.credit = Decimal(opening_balance), ZERO
+        self.initial = self.balance if self.balance > 0 else None
+        self.lowest = self.balance
+        self.drawdowns = _Drawdowns(self.balance)
+        self.wins, self.losses = _Runs(+1), _Runs(-1)
+        self.gross_profit = self.gross_loss = self.deposits = self.withdrawals = ZERO
+        # The exit deals' results: how many, and of the won and the lost ones count, sum and the largest
+        # (what the summary needs of them: kept as running figures, not a list to go through on every ask).
+        self.trades = 0
+        self.won = [0, ZERO, None]  # count, sum (from ZERO, in order), largest
+        self.lost = [0, ZERO, None]
+        self.short = [0, 0]  # trades, won
+        self.long = [0, 0]
+        self.count = 0
+
+    def add(self, deal) -> None:
+        self.count += 1
         kind, amount = kind_of(deal.type), _amount(deal)
         if kind == CREDIT:
-            credit += amount
-            continue
-        balance += amount
-        if initial is None and kind == FUNDING and amount > 0:
-            initial = lowest = balance
-        if initial is not None:
-            lowest = min(lowest, balance)
+            self.credit += amount
+            return
+        self.balance += amount
+        if self.initial is None and kind == FUNDING and amount > 0:
+            self.initial = self.lowest = self.balance
+        if self.initial is not None:
+            self.lowest = min(self.lowest, self.balance)
         if kind == FUNDING:
             if amount > 0:
-                deposits += amount
+                self.deposits += amount
             else:
-                withdrawals += amount
-            drawdowns.restart(balance)
-            continue
-        drawdowns.after_trade(balance)
+                self.withdrawals += amount
+            self.drawdowns.restart(self.balance)
+            return
+        self.drawdowns.after_trade(self.balance)
         if kind != TRADE or deal.entry not in EXITS:  # an entry deal's costs, or another balance operation
             if amount > 0:
-                gross_profit += amount
+                self.gross_profit += amount
             else:
-                gross_loss += amount
-            continue
-        results.append(amount)
-        side = short if deal.type == BUY else long  # a buy exit closes a short position
+                self.gross_loss += amount
+            return
+        self.trades += 1
+        if amount > 0:
+            self.won[0] += 1
+            self.won[1] += amount
+            self.won[2] = amount if self.won[2] is None else max(self.won[2], amount)
+        elif amount < 0:
+            self.lost[0] += 1
+            self.lost[1] += amount
+            self.lost[2] = amount if self.lost[2] is None else min(self.lost[2], amount)
+        side = self.short if deal.type == BUY else self.long  # a buy exit closes a short position
         side[0] += 1
         if amount > 0:
             side[1] += 1
-            gross_profit += amount
-            losses.end()
-            wins.add(amount)
+            self.gross_profit += amount
+            self.losses.end()
+            self.wins.add(amount)
         elif amount < 0:
-            gross_loss += amount
-            wins.end()
-            losses.add(amount)
+            self.gross_loss += amount
+            self.wins.end()
+            self.losses.add(amount)
         else:
-            wins.end()
-            losses.end()
-    wins.end()
-    losses.end()
-    drawdowns.restart(balance)
-    return _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
-                    gross_profit, gross_loss, drawdowns, wins, losses, short, long, step)
+            self.wins.end()
+            self.losses.end()
+
+    def figures(self, step: Decimal = CENT) -> Mt5Figures:
+        """The figures as if the deals ended here (the open runs and the drawdown episode closed on copies)."""
+        wins, losses, drawdowns = copy.copy(self.wins), copy.copy(self.losses), copy.copy(self.drawdowns)
+        wins.end()
+        losses.end()
+        drawdowns.restart(self.balance)
+        return _summary(self.count, self.trades, self.won, self.lost, self.initial, self.lowest, self.balance, self.credit,
+                        self.deposits, self.withdrawals, self.gross_profit, self.gross_loss, drawdowns, wins,
+                        losses, list(self.short), list(self.long), step)
 
 
-def _summary(count, results, initial, lowest, balance, credit, deposits, withdrawals,
+def _summary(count, trades, won, lost, initial, lowest, balance, credit, deposits, withdrawals,
              gross_profit, gross_loss, drawdowns, wins, losses, short, long, step) -> Mt5Figures:
-    won = [r for r in results if r > 0]
-    lost = [r for r in results if r < 0]
     net = gross_profit + gross_loss
     initial = ZERO if initial is None else initial
-    trades = len(results)
     return Mt5Figures(
         deals=count,
         initial_deposit=initial,
@@ -270,14 +298,14 @@ def _summary(count, results, initial, lowest, balance, credit, deposits, withdra
         short_won_percent=_percent(short[1], short[0], step),
         long_trades=long[0],
         long_won_percent=_percent(long[1], long[0], step),
-        profit_trades=len(won),
-        profit_trades_percent=_percent(len(won), trades, step),
-        loss_trades=len(lost),
-        loss_trades_percent=_percent(len(lost), trades, step),
-        largest_profit_trade=max(won, default=ZERO),
-        largest_loss_trade=min(lost, default=ZERO),
-        average_profit_trade=_ratio(sum(won, ZERO), len(won), step),
-        average_loss_trade=_ratio(sum(lost, ZERO), len(lost), step),
+        profit_trades=won[0],
+        profit_trades_percent=_percent(won[0], trades, step),
+        loss_trades=lost[0],
+        loss_trades_percent=_percent(lost[0], trades, step),
+        largest_profit_trade=ZERO if won[2] is None else won[2],
+        largest_loss_trade=ZERO if lost[2] is None else lost[2],
+        average_profit_trade=_ratio(won[1], won[0], step),
+        average_loss_trade=_ratio(lost[1], lost[0], step),
         max_consecutive_wins=wins.longest,
         max_consecutive_wins_money=wins.longest_money,
         max_consecutive_losses=losses.longest,

@@ -34,7 +34,14 @@ from db.reading import reading
 from db.records import DailyPerformance, TradeRow
 from db.scoreboard import known_accounts
 from exporter.params import Params
-from exporter.render import csv_response, json_response, plain, record_response, records_response
+from exporter.render import (
+    csv_response,
+    json_response,
+    plain,
+    ready_json_response,
+    record_response,
+    records_response,
+)
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 SELECTION = {"account", "from", "to", "symbol", "strategy"}
@@ -114,8 +121,11 @@ def report():
 def daily_summaries():
     params = Params(request.args, {"account", "from", "to"})
     start, end = params.days()
-    rows = analytics.daily_summaries(_database(), params.account(), start, end)
-    return records_response(rows, DailyPerformance, params.format())
+    account, fmt = params.account(), params.format()
+    if fmt != "csv":  # the rows as JSON-ready values: what rendering the records gives, without the records
+        return ready_json_response({"items": analytics.daily_summaries_plain(_database(), account, start, end)})
+    rows = analytics.daily_summaries(_database(), account, start, end)
+    return records_response(rows, DailyPerformance, fmt)
 
 
 @api.get("/trades")

@@ -18,14 +18,21 @@ from sqlalchemy import func, select
 import bench.fleet
 from bench.analytics import NOW
 from bench.fleet import (
+    CLOSED_BEFORE,
+    MT5_EXTENDED,
+    MT5_MARKS,
+    MT5_WHOLE,
     SCRAPE,
     SCRAPE_CHANGED,
     SCRAPE_CLOSED,
     account_tables,
+    add_deals,
     all_reads,
+    changed_reads,
     copy_account,
     fleet_shape,
     misses,
+    mt5_costs,
     scrape,
     scrape_costs,
     series_table,
@@ -33,7 +40,9 @@ from bench.fleet import (
 from db import init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
+from db.history_store import deal_count
 from db.models import AccountSnapshotModel, TradeModel
+from db.mt5report import account_deals, mt5_figures
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
 from exporter.cardinality import FAMILIES, FleetShape, expected_series
@@ -101,6 +110,20 @@ def test_the_changed_store_scrape_writes_before_every_scrape(fleet, monkeypatch)
         assert 0 < p50 <= p95 and cpu >= 0
 
 
+def test_the_changed_reads_follow_a_close_each(fleet, monkeypatch):
+    """The correlation figures 'a trade closed before each' are only honest if each follows a close (untimed)."""
+    database, accounts, _ = fleet
+    monkeypatch.setattr(bench.fleet, "REPEAT", 3)
+    monkeypatch.setattr(bench.fleet, "WARMUP", 1)
+    trades = TradeModel.__table__
+    closed = rows_per_account(database, trades)[accounts[1]]
+    costs = changed_reads(database, accounts[1])
+    assert len(costs) == 2 and all(name.endswith(CLOSED_BEFORE) for name in costs)
+    assert rows_per_account(database, trades)[accounts[1]] == closed + 2 * 4
+    for p50, p95 in costs.values():
+        assert 0 < p50 <= p95
+
+
 def test_series_count_formulas_match_the_scrape(fleet):
     database, accounts, _ = fleet
     measured = scrape(database)
@@ -140,5 +163,30 @@ def test_the_newest_snapshot_of_each_account_is_scraped(pg_cluster):
                 select(table.c.balance).where(table.c.account == accounts[0]).order_by(table.c.time.desc()).limit(1)
             ).scalar_one()
         assert balances == {accounts[0]: float(seeded), accounts[1]: 123456.78, accounts[2]: float(seeded)}
+    finally:
+        database.dispose()
+
+
+def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
+    """BENCH_FLEET_DEALS' deals must be an account's real history: a deposit, then per closed trade an
+    entry and an exit deal whose balance change is the trade's net profit (MT5 figures = ours)."""
+    database = init_db(pg_cluster.create_database("bench_fleet_deals"))
+    try:
+        accounts = demo_accounts(2)
+        seed_demo(database, 200, 1, 1.0, now=NOW)
+        copy_account(database, accounts[0], accounts[1:])
+        trades = TradeModel.__table__
+        with database.engine.connect() as connection:
+            closed, net = connection.execute(select(func.count(), func.sum(trades.c.profit))
+                                             .where(trades.c.account == accounts[1], trades.c.is_closed)).one()
+        assert add_deals(database) == 2 * (2 * closed + 1)
+        with database.engine.connect() as connection:
+            figures = mt5_figures(account_deals(connection, accounts[1]))
+        assert (figures.deals, figures.total_trades, figures.deposits) == (2 * closed + 1, closed, Decimal("100000.00"))
+        assert figures.total_net_profit == net and figures.balance == Decimal("100000.00") + net
+        costs = mt5_costs(database, accounts[1], repeat=2)
+        assert set(costs) == {MT5_MARKS, MT5_WHOLE, MT5_EXTENDED}
+        assert all(0 < p50 <= worst for p50, worst in costs.values())
+        assert deal_count(database, accounts[1]) == 2 * closed + 1 + 2  # a new deal before each extension
     finally:
         database.dispose()
