@@ -229,7 +229,7 @@ class BotApp:
                                     offset_of=lambda: m() if callable(m := getattr(self.gateway, "server_offset_seconds", None)) else None)
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
-        self.gateway.set_observer(self.instrumentation.on_broker_call)
+        self.instrumentation.watch(self.gateway)
         clock = getattr(self.gateway, "clock", None)  # the broker's server clock (bot.gateway.clock)
         if clock is not None:
             clock.on_change = self.instrumentation.broker_clock

@@ -3,14 +3,23 @@
 The engine reports through `EngineObserver` and the gateway through its call observer; this
 module turns those reports into Prometheus series (`BotMetrics`), the per-minute metrics history
 and Alertmanager alerts, so neither the engine nor telemetry needs to know the other.
+
+The gateway's quick lane (issue 16): once a call name has succeeded while the terminal is known to
+be reachable, its later successes need nothing but their histogram observation, so the gateway
+appends them as (call, seconds) to `BotMetrics.broker_calls` (`quick_calls` names them) instead of
+calling the observer - no Python frame per call. A failure empties `quick_calls`: every call comes
+through the observer again until one succeeds, which restores the connection state, resolves the
+terminal alert and opens the lane again. order_send never takes it (its observation carries the
+correlation id as an exemplar).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
+from functools import reduce
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 import psutil
@@ -18,9 +27,11 @@ import psutil
 from .engine import CycleReport, EngineObserver
 from .gateway import AccountState, GatewayError
 from .telemetry.alerts import AlertmanagerClient
-from .telemetry.metrics import BotMetrics
+from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
 
 log = logging.getLogger("bot.instrumentation")
+
+_seconds = itemgetter(1)  # of a (call, seconds) quick-lane entry
 
 
 class CycleFigures(NamedTuple):
@@ -67,20 +78,25 @@ class Instrumentation(EngineObserver):
         self._connected: bool | None = None
         self._process_sample = (0.0, 0, 0.0)  # (monotonic time, rss, cpu percent)
         self.last_positions: dict[str, int] = {}
-        self._record_ok: dict[str, Callable[[float], None]] = {}  # call -> records one successful call
+        #: Call names whose successes the gateway appends to metrics.broker_calls (see the module doc).
+        self.quick_calls: set[str] = set()
+        self._quick_known: set[str] = set()  # every name that was in quick_calls (restored after a failure)
+        if history_sink is not None:  # the minute history counts each cycle's calls, the quick ones too
+            metrics.broker_calls.count_cycles()
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
         self.strategy_metrics: Any = None
 
     # -- gateway ---------------------------------------------------------------------------
 
+    def watch(self, gateway: Any) -> None:
+        """Become `gateway`'s call observer, its quick lane (see the module doc) included."""
+        gateway.set_observer(self.on_broker_call, self.quick_calls, self.metrics.broker_calls.append)
+
     def on_broker_call(self, call: str, seconds: float, error: GatewayError | None) -> None:
         self._calls += 1
         self._latency += seconds
-        if error is None:  # the path of nearly every call (~17 a cycle): no more work than it needs
-            record = self._record_ok.get(call)
-            if record is None:
-                record = self._record_ok[call] = self.metrics.broker_call_recorder(call)
-            record(seconds)
+        if error is None:
+            self.metrics.observe_broker_call(call, seconds)
             if self._connected is not True:
                 self._set_connected(True)
             self._unreachable_since = None
@@ -88,7 +104,11 @@ class Instrumentation(EngineObserver):
                 self._terminal_alerting = False
                 if self.alerts:
                     self.alerts.resolve(self.ALERT_TERMINAL)
+            if call not in EXEMPLAR_CALLS:  # nothing left to do for its later successes but observe them
+                self._quick_known.add(call)
+            self.quick_calls.update(self._quick_known)
             return
+        self.quick_calls.clear()  # every call through here until one succeeds (it restores the state)
         self.metrics.observe_broker_call(call, seconds, error.kind)
         if error.kind not in ("connection_lost", "unavailable"):
             self._set_connected(error.kind != "outcome_unknown")
@@ -203,17 +223,20 @@ class Instrumentation(EngineObserver):
 
     def cycle_finished(self, report: CycleReport) -> None:
         now = time.time()
-        self.metrics.observe_cycle(report.duration_seconds, now)
+        metrics = self.metrics
+        metrics.observe_cycle(report.duration_seconds, now)
         if self.history_sink is not None:
+            quick = metrics.broker_calls.take()  # this cycle's quick-lane calls (besides the observed ones)
             rss, cpu = self._sample_process()
             orders = report.orders
             self.history_sink.add(CycleFigures(
                 now, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
-                orders.get("filled", 0) if orders else 0, self._calls, self._latency, rss, cpu, report.error is None,
-                report.started_at))
+                orders.get("filled", 0) if orders else 0, self._calls + len(quick),
+                reduce(add, map(_seconds, quick), self._latency), rss, cpu, report.error is None, report.started_at))
         self._calls, self._latency = 0, 0.0
         if self.alerts is not None:
             self._check_alerts(report)
+        metrics.keep_bounded()
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:
