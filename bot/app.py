@@ -226,7 +226,7 @@ class BotApp:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
         self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report,
                                     # the measured server offset, read as broker_day_of reads it
-                                    offset_of=lambda: m() if callable(m := getattr(self.gateway, "server_offset_seconds", None)) else None)
+                                    offset_of=self.gateway.server_offset_seconds)
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
         self.instrumentation.watch(self.gateway)

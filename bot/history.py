@@ -48,6 +48,9 @@ class MinuteRollup:
         # building the day (a cycle-rate cost, issue 16). Same result as BrokerDay.of(moment, offset).
         self.offset_of = offset_of
         self._day: tuple[int | None, datetime, datetime, BrokerDay] | None = None  # offset, start, end, day
+        # (offset, start, end) of that day once its offset is stored and it is the trading day: until
+        # the offset changes or a moment leaves it, a cycle has nothing to do about days (issue 16).
+        self._settled: tuple[int | None, datetime, datetime] | None = None
         self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
         self._minute_no = 0  # unix minute of _minute
@@ -77,9 +80,18 @@ class MinuteRollup:
         s["cpu_percent"] = figures.cpu_percent
         broker_time = getattr(figures, "broker_time", None)
         if broker_time is not None:
+            settled = self._settled
+            if (settled is not None and broker_time.tzinfo is not None and settled[1] <= broker_time < settled[2]
+                    and settled[0] == self.offset_of()):
+                return
             day = self._day_of(broker_time)
             self._store_offset(day.offset_seconds, broker_time)  # before a rollover's report reads it
             self._roll_day(day.date)
+            cached = self._day
+            self._settled = None
+            if (self.offset_of is not None and cached is not None and cached[3] is day and self._trading_day == day.date
+                    and (day.offset_seconds is None or day.offset_seconds == self._stored_offset)):
+                self._settled = (cached[0], cached[1], cached[2])
 
     def _day_of(self, moment: datetime) -> BrokerDay:
         if self.offset_of is None or moment.tzinfo is None:
