@@ -426,6 +426,7 @@ class BotApp:
         so a scrape still sees the final drop counter."""
         deadline = time.monotonic() + self.settings.shutdown_flush_seconds
         if self.history is not None:
+            self.instrumentation.flush_history()  # the cycles it feeds the history in batches
             self.history.flush()
         self.gateway.close()
         if self.alerts is not None:

@@ -11,14 +11,24 @@ calling the observer - no Python frame per call. A failure empties `quick_calls`
 through the observer again until one succeeds, which restores the connection state, resolves the
 terminal alert and opens the lane again. order_send never takes it (its observation carries the
 correlation id as an exemplar).
+
+The minute history (bot.history.MinuteRollup, a sink with `add_many` and `day_ends`) is fed in
+batches: a cycle only appends (time, report, where the quick lane stood, the observed calls) and the
+batch is turned into CycleFigures and added - the same code hot for every cycle of it - once
+HISTORY_EVERY cycles wait, at the first cycle of a new wall-clock minute or of a broker day that is
+not the settled one, and at shutdown (flush_history): minute rows and daily reports are written when
+they were before. A batch is judged with the server offset of when it is fed: an offset change is
+dated up to HISTORY_EVERY cycles early, inside the hour the clock may take to notice one
+(bot.gateway.clock). A sink without those two attributes gets every cycle at once, as it comes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime
-from functools import reduce
+from functools import partial, reduce
 from operator import add, itemgetter
 from typing import Any, NamedTuple
 
@@ -32,6 +42,7 @@ from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
 log = logging.getLogger("bot.instrumentation")
 
 _seconds = itemgetter(1)  # of a (call, seconds) quick-lane entry
+HISTORY_EVERY = 32  # cycles the minute history is fed at once (see the module doc)
 
 
 class CycleFigures(NamedTuple):
@@ -49,6 +60,10 @@ class CycleFigures(NamedTuple):
     cpu_percent: float
     ok: bool
     broker_time: datetime | None = None
+
+
+# CycleFigures from a tuple of all its fields: what namedtuple's _make does, without its Python frame.
+_figures = partial(tuple.__new__, CycleFigures)
 
 
 class Instrumentation(EngineObserver):
@@ -76,13 +91,17 @@ class Instrumentation(EngineObserver):
         self._terminal_alerting = False
         self._cycle_alerting = False
         self._connected: bool | None = None
-        self._process_sample = (0.0, 0, 0.0)  # (monotonic time, rss, cpu percent)
+        self._process_sample = (-math.inf, 0, 0.0)  # (time.time() of the sample, rss, cpu percent)
         self.last_positions: dict[str, int] = {}
         #: Call names whose successes the gateway appends to metrics.broker_calls (see the module doc).
         self.quick_calls: set[str] = set()
         self._quick_known: set[str] = set()  # every name that was in quick_calls (restored after a failure)
         if history_sink is not None:  # the minute history counts each cycle's calls, the quick ones too
             metrics.broker_calls.count_cycles()
+        self._batched = hasattr(history_sink, "add_many") and hasattr(history_sink, "day_ends")
+        # (time.time(), report, quick-lane index at its end, observed calls, their seconds) per cycle
+        self._history_pending: list[tuple[float, CycleReport, int, int, float]] = []
+        self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
         self.strategy_metrics: Any = None
 
@@ -125,15 +144,13 @@ class Instrumentation(EngineObserver):
 
     PROCESS_SAMPLE_SECONDS = 10.0
 
-    def _sample_process(self) -> tuple[int, float]:
-        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS: each
-        sample reads /proc twice, and the loop may run thousands of cycles a second. The minute history
-        keeps the last sample of a minute; /metrics and /status read the process at their own time."""
-        taken, rss, cpu = self._process_sample
-        now = time.monotonic()
-        if now - taken >= self.PROCESS_SAMPLE_SECONDS:
-            rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
-            self._process_sample = (now, rss, cpu)
+    def _sample_process(self, now: float) -> tuple[int, float]:
+        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS (of
+        `now`, time.time(); a clock stepped back samples at once): each sample reads /proc twice, and the
+        loop may run thousands of cycles a second. The minute history keeps the last sample of a minute;
+        /metrics and /status read the process at their own time."""
+        rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
+        self._process_sample = (now, rss, cpu)
         return rss, cpu
 
     # -- engine ----------------------------------------------------------------------------
@@ -222,21 +239,53 @@ class Instrumentation(EngineObserver):
         self.metrics.set_prop_rules(statuses)
 
     def cycle_finished(self, report: CycleReport) -> None:
+        """Once a cycle, on the loop thread: kept to what cannot wait (issue 16) - the cycle is appended
+        for the metrics and the minute history, which fold it later (bot.telemetry.deferred, module doc)."""
         now = time.time()
         metrics = self.metrics
         metrics.observe_cycle(report.duration_seconds, now)
-        if self.history_sink is not None:
-            quick = metrics.broker_calls.take()  # this cycle's quick-lane calls (besides the observed ones)
-            rss, cpu = self._sample_process()
-            orders = report.orders
-            self.history_sink.add(CycleFigures(
-                now, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
-                orders.get("filled", 0) if orders else 0, self._calls + len(quick),
-                reduce(add, map(_seconds, quick), self._latency), rss, cpu, report.error is None, report.started_at))
+        sink = self.history_sink
+        if sink is not None:
+            calls = metrics.broker_calls
+            pending = self._history_pending
+            pending.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))
+            if not self._batched or len(pending) >= HISTORY_EVERY or now >= self._minute_ends:
+                self.flush_history()
+            elif (started := report.started_at) is not None:
+                day_ends = sink.day_ends
+                if day_ends is None or started.tzinfo is None or started >= day_ends:
+                    self.flush_history()
         self._calls, self._latency = 0, 0.0
         if self.alerts is not None:
             self._check_alerts(report)
         metrics.keep_bounded()
+
+    def flush_history(self) -> None:
+        """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
+        pending = self._history_pending
+        if not pending:
+            return
+        self._history_pending = []
+        start, quick = self.metrics.broker_calls.take(pending[-1][2])  # their quick-lane calls
+        now = pending[-1][0]
+        taken, rss, cpu = self._process_sample
+        if now - taken >= self.PROCESS_SAMPLE_SECONDS or now < taken:
+            rss, cpu = self._sample_process(now)
+        figures, begin = [], 0
+        for finished, report, end, calls, latency in pending:
+            mine = quick[begin:end - start]
+            begin = end - start
+            orders = report.orders
+            figures.append(_figures((
+                finished, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
+                orders.get("filled", 0) if orders else 0, calls + len(mine), reduce(add, map(_seconds, mine), latency),
+                rss, cpu, report.error is None, report.started_at)))
+        self._minute_ends = (now // 60 + 1) * 60
+        if self._batched:
+            self.history_sink.add_many(figures)
+        else:
+            for one in figures:
+                self.history_sink.add(one)
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:

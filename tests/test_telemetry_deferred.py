@@ -6,15 +6,18 @@ the registry folds them first, the loop folds once FOLD_EVERY wait. Each test co
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bot.engine import CycleReport
 from bot.gateway import ConnectionLost
-from bot.instrumentation import Instrumentation
+from bot.history import MinuteRollup
+from bot.instrumentation import HISTORY_EVERY, Instrumentation
 from bot.telemetry.deferred import Deferred
 from bot.telemetry.lean import LeanHistogram
 from bot.telemetry.metrics import BROKER_BUCKETS, BotMetrics
@@ -154,3 +157,65 @@ def test_cycle_figures_count_quick_calls_even_when_a_scrape_folded_them_first() 
     instrumentation.cycle_finished(CycleReport("c2", 2, duration_seconds=0.5))
     assert [(f.broker_calls, f.broker_latency_seconds) for f in added] == [(3, 0.875), (0, 0.0)]
     assert value(metrics, CALL + "_sum", call="positions_get") == 0.875
+
+
+def batch_bot(day_ends=None):
+    batches: list[list] = []
+    sink = SimpleNamespace(add_many=batches.append, day_ends=day_ends)
+    metrics, instrumentation, gateway = quick_bot(history=sink)
+    return metrics, instrumentation, gateway, sink, batches
+
+
+def test_the_minute_history_is_fed_in_batches_with_each_cycles_own_calls(monkeypatch) -> None:
+    clock = {"now": 1_767_607_200.0}  # the start of a minute
+    monkeypatch.setattr("bot.instrumentation.time", SimpleNamespace(time=lambda: clock["now"], monotonic=lambda: 0.0))
+    metrics, instrumentation, gateway, sink, batches = batch_bot()
+    gateway.call("positions_get", 0.5)  # observed (the first of its name)
+    instrumentation.cycle_finished(CycleReport("c0", 0, duration_seconds=0.1))  # the first cycle is fed at once
+    assert [len(b) for b in batches] == [1] and batches[0][0].broker_calls == 1
+    for n in range(1, HISTORY_EVERY + 1):
+        for _ in range(n % 3):
+            gateway.call("positions_get", 0.25)  # quick
+        clock["now"] += 0.1
+        instrumentation.cycle_finished(CycleReport(f"c{n}", n, duration_seconds=0.1))
+    assert [len(b) for b in batches] == [1, HISTORY_EVERY]  # fed once HISTORY_EVERY waited
+    assert [f.broker_calls for f in batches[1]] == [n % 3 for n in range(1, HISTORY_EVERY + 1)]
+    assert [f.broker_latency_seconds for f in batches[1]] == [0.25 * (n % 3) for n in range(1, HISTORY_EVERY + 1)]
+    instrumentation.cycle_finished(CycleReport("w", 99, duration_seconds=0.1))
+    assert len(batches) == 2
+    clock["now"] += 60  # the first cycle of the next minute: fed at once (its minute row is written then)
+    instrumentation.cycle_finished(CycleReport("m", 100, duration_seconds=0.1))
+    assert [len(b) for b in batches] == [1, HISTORY_EVERY, 2]
+    instrumentation.cycle_finished(CycleReport("x", 101, duration_seconds=0.1))
+    instrumentation.flush_history()  # at shutdown (BotApp.close): what waits is fed
+    assert [len(b) for b in batches] == [1, HISTORY_EVERY, 2, 1]
+    assert len(metrics.broker_calls) < 40  # the quick lane's items were handed out, then let go
+
+
+def test_a_cycle_past_the_settled_broker_day_is_fed_at_once_and_rolls_the_day_then() -> None:
+    closed, rows = [], []
+    repo = SimpleNamespace(record_metrics_minute=rows.append, prune_metrics_history=lambda *a: None,
+                           record_broker_offset=lambda *a: None)
+    rollup = MinuteRollup(repo, "1", on_day_closed=closed.append, offset_of=lambda: 7200)
+    metrics = BotMetrics(ACCOUNT)
+    instrumentation = Instrumentation(metrics, history_sink=rollup)
+    moment = datetime(2026, 3, 27, 18, 0, tzinfo=UTC)  # broker midnight at GMT+2 is 22:00 UTC
+    for hour in range(6):
+        instrumentation.cycle_finished(CycleReport("c", hour, started_at=moment + timedelta(hours=hour)))
+        assert closed == ([] if hour < 4 else [date(2026, 3, 27)])  # rolled at the cycle that crossed it
+
+
+def test_bot_close_feeds_the_waiting_cycles_before_the_last_minute_row(tmp_path) -> None:
+    from bench import _rig
+
+    app = _rig.bot(f"{tmp_path}/b.db", symbols=("EURUSD",), strategies=("ma_crossover",))
+    try:
+        app.start_telemetry(serve=False)
+        for _ in range(3):
+            app.engine.run_cycle()
+    finally:
+        _rig.close_bot(app)
+    assert app.instrumentation._history_pending == []
+    with sqlite3.connect(f"{tmp_path}/b.db") as db:
+        (stored,) = db.execute("SELECT sum(cycles) FROM metrics_history").fetchone()
+    assert stored == 3

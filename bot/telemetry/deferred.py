@@ -43,57 +43,63 @@ class Deferred:
     def __init__(self, fold: Callable[[list[Any]], None], fold_every: int = FOLD_EVERY) -> None:
         if fold_every < 1:
             raise ValueError(f"fold_every must be a positive integer, got {fold_every!r}")
-        self._items: list[Any] = []
+        #: The pending list itself: producers append, folds and takes remove from the front.
+        self.items: list[Any] = []
         #: What producers call, from any thread: the list's own append (no Python frame).
-        self.append: Callable[[Any], None] = self._items.append
+        self.append: Callable[[Any], None] = self.items.append
+        #: Items removed from the front so far: `removed + len(items)` counts every item ever appended.
+        #: With count_cycles only `take` removes, so its thread reads that sum without the lock.
+        self.removed = 0
         self._fold = fold
         self.fold_every = fold_every
         self._lock = threading.Lock()
-        self._base = 0  # items removed from the front of _items so far (the index of _items[0])
         self._folded = 0  # items before this index (counted from the first ever) are in the metrics
         self._counted: int | None = None  # with count_cycles: items before this index were taken
 
     def __len__(self) -> int:
         """Items held: not yet folded, or folded but not yet taken."""
-        return len(self._items)
+        return len(self.items)
 
     def fold_pending(self) -> None:
         """Fold every item appended so far (any thread; what a reader calls before it reads)."""
         with self._lock:
-            items = self._items
+            items = self.items
             end = len(items)
-            start = self._folded - self._base
+            start = self._folded - self.removed
             if end > start:
                 self._fold(items[start:end])
-                self._folded = self._base + end
-            self._trim()
+                self._folded = self.removed + end
+            if self._counted is None:
+                self._drop(self._folded)
 
     def keep_bounded(self) -> None:
         """Fold once `fold_every` items are held (the loop calls this once a cycle)."""
-        if len(self._items) >= self.fold_every:
+        if len(self.items) >= self.fold_every:
             self.fold_pending()
 
     def count_cycles(self) -> None:
-        """From now on, keep every item until `take` has handed it out too."""
+        """From now on, keep every item until `take` has handed it out too (the caller takes regularly)."""
         with self._lock:
             if self._counted is None:
-                self._counted = self._base + len(self._items)
+                self._counted = self.removed + len(self.items)
 
-    def take(self) -> list[Any]:
-        """The items appended since the previous `take` (folded or not), oldest first; see count_cycles."""
+    def take(self, end: int | None = None) -> tuple[int, list[Any]]:
+        """(index of the first, items) appended since the previous `take` and before index `end` (all so
+        far without it), folded or not, oldest first; indexes count from the first item ever appended."""
         with self._lock:
-            if self._counted is None:
+            first = self._counted
+            if first is None:
                 raise RuntimeError("take() needs count_cycles() first")
-            items = self._items
-            end = len(items)
-            taken = items[self._counted - self._base:end]
-            self._counted = self._base + end
-            self._trim()
-        return taken
+            items = self.items
+            removed = self.removed
+            stop = len(items) if end is None else end - removed
+            taken = items[first - removed:stop]
+            self._counted = removed + stop
+            self._drop(min(self._folded, self._counted))
+        return first, taken
 
-    def _trim(self) -> None:
-        done = self._folded if self._counted is None else min(self._folded, self._counted)
-        drop = done - self._base
+    def _drop(self, done: int) -> None:
+        drop = done - self.removed
         if drop > 0:
-            del self._items[:drop]  # atomic: an append racing with it lands after the kept items
-            self._base = done
+            del self.items[:drop]  # atomic: an append racing with it lands after the kept items
+            self.removed = done

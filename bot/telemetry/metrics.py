@@ -199,6 +199,7 @@ class BotMetrics:
         self.cycles.fold_first(self._cycle_durations)
         self._signal_keys = Deferred(self._fold_signals)  # (symbol, strategy, signal) of each signal
         self.signals.fold_first(self._signal_keys)
+        self._deferred = tuple((d.items, d) for d in (self.broker_calls, self._cycle_durations, self._signal_keys))
         # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
         # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
         self._account_figures = (0.0, 0.0, math.nan)
@@ -232,9 +233,9 @@ class BotMetrics:
     def keep_bounded(self) -> None:
         """Fold what waits once there is enough of it: the loop calls this once a cycle, so memory
         stays bounded when nobody scrapes (bot.telemetry.deferred)."""
-        self.broker_calls.keep_bounded()
-        self._cycle_durations.keep_bounded()
-        self._signal_keys.keep_bounded()
+        for items, pending in self._deferred:
+            if len(items) >= pending.fold_every:
+                pending.fold_pending()
 
     # -- broker --------------------------------------------------------------------------
 
