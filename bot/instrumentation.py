@@ -168,8 +168,9 @@ class Instrumentation(EngineObserver):
         self.metrics.set_account(state.balance, state.equity, state.margin_level)
 
     def positions(self, counts: dict[str, int]) -> None:
-        self.last_positions = dict(counts)
-        self.metrics.set_positions(counts)
+        if counts != self.last_positions:  # every cycle reports; the counts seldom change
+            self.metrics.set_positions(counts)
+            self.last_positions = dict(counts)
 
     # -- resilience (supervisor, order queue, breakers, reconciliation) --------------------
 

@@ -330,12 +330,15 @@ class BotMetrics:
         inputs = (balance, equity, margin_level_percent)
         if inputs == self._last_account:  # every cycle reports; a flat account's figures seldom move
             return
-        balance_f = _number("balance", balance)
-        equity_f = _number("equity", equity)
+        if type(balance) is Decimal and type(equity) is Decimal and balance.is_finite() and equity.is_finite():
+            balance_f, equity_f = float(balance), float(equity)  # what the gateway reports: no frame per figure
+        else:
+            balance_f, equity_f = _number("balance", balance), _number("equity", equity)
         if margin_level_percent is None:
             ratio = math.nan
         else:
-            percent = _number("margin level", margin_level_percent)
+            percent = float(margin_level_percent) if type(margin_level_percent) is Decimal and \
+                margin_level_percent.is_finite() else _number("margin level", margin_level_percent)
             ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
         self._account_figures = (balance_f, equity_f, ratio)
         self._last_account = inputs
