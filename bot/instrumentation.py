@@ -246,12 +246,14 @@ class Instrumentation(EngineObserver):
         metrics = self.metrics
         metrics.observe_cycle(report.duration_seconds, now)
         sink = self.history_sink
-        if sink is not None:
+        if sink is None:
+            metrics.keep_bounded()
+        else:
             calls = metrics.broker_calls
             pending = self._history_pending
             pending.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))
             if not self._batched or len(pending) >= HISTORY_EVERY or now >= self._minute_ends:
-                self.flush_history()
+                self.flush_history()  # which keeps the metrics' pending lists bounded too
             elif (started := report.started_at) is not None:
                 day_ends = sink.day_ends
                 if day_ends is None or started.tzinfo is None or started >= day_ends:
@@ -259,7 +261,6 @@ class Instrumentation(EngineObserver):
         self._calls, self._latency = 0, 0.0
         if self.alerts is not None:
             self._check_alerts(report)
-        metrics.keep_bounded()
 
     def flush_history(self) -> None:
         """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
@@ -287,6 +288,7 @@ class Instrumentation(EngineObserver):
         else:
             for one in figures:
                 self.history_sink.add(one)
+        self.metrics.keep_bounded()  # every HISTORY_EVERY cycles at least: held items stay under fold_every plus that
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:
