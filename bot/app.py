@@ -224,7 +224,7 @@ class BotApp:
             self.loki.start_pushing(account)
         if self.settings.alertmanager_url:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
-        self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report,
+        self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report, defer_writes=True,
                                     # the measured server offset, read as broker_day_of reads it
                                     offset_of=self.gateway.server_offset_seconds)
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,

@@ -21,6 +21,7 @@ from db.metrics_history import MetricsMinute
 log = logging.getLogger("bot.history")
 
 PRUNE_EVERY_SECONDS = 3600.0
+MAX_DEFERRED_MINUTES = 5  # closed minutes kept for the cycle's unit; more: nobody is writing them, write now
 
 
 class MinuteRollup:
@@ -35,6 +36,7 @@ class MinuteRollup:
         clock: Callable[[], float] = time.time,
         day_of: Callable[[datetime], BrokerDay] | None = None,
         offset_of: Callable[[], int | None] | None = None,
+        defer_writes: bool = False,
     ):
         self.repo = repo
         self.account = account
@@ -47,6 +49,11 @@ class MinuteRollup:
         # kept while the offset holds and the moment stays inside it - one check a cycle instead of
         # building the day (a cycle-rate cost, issue 16). Same result as BrokerDay.of(moment, offset).
         self.offset_of = offset_of
+        # Deferred (the app): a closed minute is written by `write_closed`, which the engine calls
+        # inside its next cycle's store unit, so the row shares that cycle's one commit instead of
+        # adding a commit (and an fsync) to every cycle that crosses a wall-clock minute (issue 16).
+        self.defer_writes = defer_writes
+        self._closed: list[MetricsMinute] = []
         self._day: tuple[int | None, datetime, datetime, BrokerDay] | None = None  # offset, start, end, day
         # (offset, start, end) of that day once its offset is stored and it is the trading day: until
         # the offset changes or a moment leaves it, a cycle has nothing to do about days (issue 16).
@@ -69,7 +76,9 @@ class MinuteRollup:
     def add(self, figures: Any) -> None:
         minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
         if self._minute is not None and minute_no != self._minute_no:
-            self.flush()
+            self._close_minute()
+            if not self.defer_writes or len(self._closed) >= MAX_DEFERRED_MINUTES:
+                self.write_closed()
         if self._minute is None:
             self._minute_no = minute_no
             self._minute = datetime.fromtimestamp(minute_no * 60, tz=UTC)
@@ -114,19 +123,30 @@ class MinuteRollup:
         return day
 
     def flush(self) -> None:
-        """Write the current minute (also called at shutdown). A store failure is logged, not raised."""
+        """Write the current minute and any closed one (also called at shutdown). A store failure is logged, not raised."""
+        self._close_minute()
+        self.write_closed()
+
+    def _close_minute(self) -> None:
         if self._minute is None:
             return
-        minute, sums = self._minute, self._sums
+        self._closed.append(MetricsMinute(account=self.account, minute=self._minute, **self._sums))
         self._minute, self._sums = None, {}
+
+    def write_closed(self) -> None:
+        """Store the closed minutes, and prune when it is due. A store failure is logged, not raised."""
+        if not self._closed:
+            return
+        closed, self._closed = self._closed, []
         try:
-            self.repo.record_metrics_minute(MetricsMinute(account=self.account, minute=minute, **sums))
+            for minute in closed:
+                self.repo.record_metrics_minute(minute)
             now = self.clock()
             if now - self._last_prune >= PRUNE_EVERY_SECONDS:
                 self._last_prune = now
-                self.repo.prune_metrics_history(self.account, minute - self.retention)
+                self.repo.prune_metrics_history(self.account, closed[-1].minute - self.retention)
         except Exception as exc:  # noqa: BLE001 - history must never stop trading
-            log.warning("metrics history not stored: %s", exc, extra={"minute": minute.isoformat()})
+            log.warning("metrics history not stored: %s", exc, extra={"minute": closed[-1].minute.isoformat()})
 
     def _store_offset(self, offset: int | None, broker_time: datetime) -> None:
         """Record the server offset in the store when it is new or changed (db.brokerday), so the

@@ -102,6 +102,7 @@ class Instrumentation(EngineObserver):
         # (time.time(), report, quick-lane index at its end, observed calls, their seconds) per cycle
         self._history_pending: list[tuple[float, CycleReport, int, int, float]] = []
         self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
+        self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
         self.strategy_metrics: Any = None
 
@@ -289,6 +290,11 @@ class Instrumentation(EngineObserver):
             for one in figures:
                 self.history_sink.add(one)
         self.metrics.keep_bounded()  # every HISTORY_EVERY cycles at least: held items stay under fold_every plus that
+
+    def store_unit_opened(self) -> None:
+        write_closed = self._write_closed
+        if write_closed is not None:
+            write_closed()  # a minute closed by the last cycle: in this cycle's commit
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:

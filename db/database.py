@@ -19,14 +19,14 @@ tests see "one commit per cycle".
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import migrate
+from db import migrate, walsync
 from db.engine import create_store_engine
 from db.url import redact_url, resolve_url
 
@@ -128,18 +128,21 @@ class Database:
         """True while this thread is inside `unit()`."""
         return bool(getattr(self._local, "active", False))
 
-    def commit(self) -> None:
+    def commit(self, durable: bool = True) -> None:
         """Commit this thread's unit now (a no-op outside a unit or when nothing ran in it).
 
         The unit goes on: the next session starts a new transaction. A failed commit is rolled
         back and raised; the caller decides what happens to the writes it held (bot.store.spool).
+        `durable=False` (the end of a cycle, nothing about to leave the process): on SQLite the
+        fsync runs right after, off this thread (db.walsync); PostgreSQL commits as always.
         """
         session = getattr(self._local, "session", None)
         if session is None:
             return
         self._local.session = None
         try:
-            session.commit()
+            with nullcontext() if durable else walsync.deferred():
+                session.commit()
         except BaseException:
             with suppress(Exception):
                 session.rollback()
@@ -174,7 +177,10 @@ class Database:
         return True
 
     def dispose(self) -> None:
-        """Close pooled connections (at shutdown, or in tests before dropping a database)."""
+        """Close pooled connections (at shutdown, or in tests before dropping a database), every commit on disk."""
+        sync = getattr(self.engine, "wal_sync", None)
+        if sync is not None:
+            sync.flush()
         self.engine.dispose()
 
     def __enter__(self) -> "Database":

@@ -99,9 +99,10 @@ class Repository:
         """`with repo.unit():` every call of this thread in the block shares one transaction."""
         return self._db.unit()
 
-    def commit(self) -> None:
-        """Make the open unit's writes durable now (no-op outside a unit)."""
-        self._db.commit()
+    def commit(self, durable: bool = True) -> None:
+        """Commit the open unit's writes now (no-op outside a unit); durable before it returns unless
+        `durable=False` (the end of a cycle: see db.database.Database.commit)."""
+        self._db.commit(durable)
 
     def rollback(self) -> None:
         """Drop the open unit's transaction (its connection failed)."""

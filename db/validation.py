@@ -33,12 +33,16 @@ def _field_types(cls: type) -> tuple[tuple[str, type, bool], ...]:
     return tuple(result)
 
 
+@cache
+def _checks(cls: type) -> tuple[tuple[str, str, type, bool], ...]:
+    """(name, "Owner.name", base type, None allowed) per field: the error text's prefix made once per class."""
+    return tuple((name, f"{cls.__name__}.{name}", kind, optional) for name, kind, optional in _field_types(cls))
+
+
 def check_record(record: Any, choices: dict[str, tuple[str, ...]] | None = None) -> None:
     """Raise TypeError/ValueError naming the first field of `record` that the store would refuse."""
-    owner = type(record).__name__
-    for name, kind, optional in _field_types(type(record)):
+    for name, where, kind, optional in _checks(type(record)):
         value = getattr(record, name)
-        where = f"{owner}.{name}"
         if value is None:
             if not optional:
                 raise ValueError(f"{where} is required")
@@ -49,6 +53,13 @@ def check_record(record: Any, choices: dict[str, tuple[str, ...]] | None = None)
 
 
 def _check_value(where: str, name: str, kind: type, value: Any) -> None:
+    if type(value) is kind and (kind is str or kind is float or kind is Decimal):  # the usual case, first
+        if kind is str:
+            if name in TEXT_LIMITS and len(value) > TEXT_LIMITS[name]:
+                raise ValueError(f"{where} is longer than {TEXT_LIMITS[name]} characters: {value[:80]!r}")
+        elif not value.is_finite() if kind is Decimal else not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value}")
+        return
     if kind is Decimal:
         if isinstance(value, bool) or not isinstance(value, Decimal | int):
             raise TypeError(f"{where} must be a Decimal, got {type(value).__name__} {value!r}")

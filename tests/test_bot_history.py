@@ -7,13 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
+from bot import history as bot_history
+from bot import instrumentation
 from bot.app import BotApp
 from bot.config import Settings
 from bot.history import MinuteRollup
@@ -115,3 +118,51 @@ def test_daily_report_written_at_rollover_and_on_demand(tmp_path):
     assert lines["trades"].strip() == str(len(profits))
     assert Decimal(lines["profit"].strip()) == sum(profits)
     assert _cli(tmp_path, "report", "daily", "--date", "2026-13-01").returncode == 2
+
+
+def test_deferred_rollup_writes_a_closed_minute_only_when_asked_and_never_holds_many():
+    repo = FakeRepo()
+    rollup = MinuteRollup(repo, "42", clock=lambda: 10_000.0, defer_writes=True)
+    start = datetime(2026, 1, 5, 10, 0, 5, tzinfo=UTC).timestamp()
+    rollup.add(_figures(start))
+    rollup.add(_figures(start + 60))  # minute 10:00 closed, not written yet
+    assert repo.minutes == []
+    rollup.write_closed()
+    assert [(m.minute.minute, m.cycles) for m in repo.minutes] == [(0, 1)]
+    rollup.write_closed()  # nothing closed since
+    assert len(repo.minutes) == 1
+    for i in range(2, 2 + bot_history.MAX_DEFERRED_MINUTES):  # nobody calls write_closed: the bound writes
+        rollup.add(_figures(start + 60 * i))
+    assert len(repo.minutes) == 1 + bot_history.MAX_DEFERRED_MINUTES
+    rollup.flush()  # shutdown: the closed and the current minute
+    assert sum(m.cycles for m in repo.minutes) == 2 + bot_history.MAX_DEFERRED_MINUTES
+
+
+def test_a_cycle_crossing_a_wall_clock_minute_still_commits_once(tmp_path, monkeypatch):
+    """The minute's history row goes in the next cycle's one commit (issue 16: 1 commit a cycle)."""
+    wall = [datetime(2026, 1, 5, 10, 0, 1, tzinfo=UTC).timestamp()]
+    monkeypatch.setattr(instrumentation, "time", SimpleNamespace(time=lambda: wall[0], monotonic=time.monotonic))
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/h.db", "METRICS_PORT": "0",
+                                  "METRICS_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "CYCLE_SECONDS": "5"},
+                                 dotenv_path=None)
+    app = BotApp(settings, sim=SimTerminal(seed=21, stepped=True), stepped=True)
+    app.connect()
+    app.start_telemetry(serve=False)
+    commits = []
+    event.listen(app.database.engine, "commit", lambda _conn: commits.append(1))
+    try:
+        app.engine.run_cycle()  # the first cycle: start-up writes
+        per_cycle = []
+        for _ in range(7):  # 10:00:11 ... 10:01:11: minute 10:00 closes at the 6th
+            wall[0] += 10
+            before = len(commits)
+            report = app.engine.run_cycle()
+            assert report.error is None, report.error
+            per_cycle.append(len(commits) - before - report.orders.get("filled", 0))
+            app.pacer.wait()
+        assert max(per_cycle) == 1, per_cycle
+        with app.database.engine.connect() as conn:
+            rows = conn.execute(text("select minute, cycles from metrics_history")).all()
+        assert [r.cycles for r in rows] == [6]  # 10:00 (the first cycle and five more); 10:01 still open
+    finally:
+        app.close()

@@ -430,3 +430,48 @@ def test_a_record_with_one_bad_field_gets_the_same_problem_as_before():
                                  ("ticket", True, "type"), ("magic", np.int64(7), "type"), ("ticket", None, "missing")]:
         problem = check("position", {**good, field: value}, context)
         assert (problem.reason, problem.field) == (reason, field), (field, value, problem)
+
+
+def _bar_batch(rng, n, clock):
+    t0 = int(clock.timestamp()) // 60 * 60 - 60 * n
+    close = 1.1 + rng.normal(0, 0.001, n).cumsum()
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    high = np.maximum(open_, close) + rng.uniform(0, 0.0005, n)
+    low = np.minimum(open_, close) - rng.uniform(0, 0.0005, n)
+    return {"time": np.arange(t0, t0 + 60 * n, 60, dtype=np.int64), "open": open_, "high": high, "low": low,
+            "close": close}
+
+
+def _spoil(rng, bars):
+    """One of the faults a broker's bars can have (or none), in a random column and row."""
+    bars = {k: v.copy() for k, v in bars.items()}
+    n, row = len(bars["time"]), int(rng.integers(len(bars["time"])))
+    price = ("open", "high", "low", "close")[int(rng.integers(4))]
+    faults = {
+        0: lambda: bars[price].__setitem__(row, math.nan),
+        1: lambda: bars[price].__setitem__(row, math.inf),
+        2: lambda: bars[price].__setitem__(row, -1.0),
+        3: lambda: bars["high"].__setitem__(row, bars["low"][row] - 0.001),  # crossed
+        4: lambda: bars["time"].__setitem__(row, bars["time"][max(0, row - 1)]),  # not monotonic (or the first)
+        5: lambda: bars["time"].__setitem__(row, bars["time"][row] + 400 * 86400),  # out of the time window
+        6: lambda: bars.update({k: np.full(n, 1.1) for k in ("open", "high", "low", "close")}),  # flat
+        7: lambda: bars[price].__setitem__(row, 1e30),  # beyond the price limit
+    }
+    faults.get(int(rng.integers(9)), lambda: None)()
+    return bars
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 32])
+def test_a_short_bar_batch_is_judged_as_the_numpy_path_judges_it(n, monkeypatch):
+    """The short-batch path (Python lists, schema.SMALL_BARS) finds the same first problem or none."""
+    from bot.gateway import schema
+
+    rng = np.random.default_rng(n)
+    clock = datetime(2026, 1, 6, 12, tzinfo=UTC)
+    context = Context(clock, lambda name: name in KNOWN)
+    batches = [_spoil(rng, _bar_batch(rng, n, clock)) for _ in range(400)]
+    fast = [check("bars", b, context) for b in batches]
+    monkeypatch.setattr(schema, "SMALL_BARS", 0)  # every batch the numpy way
+    slow = [check("bars", b, context) for b in batches]
+    assert fast == slow
+    assert sum(p is None for p in fast) > 20 and len({p.reason for p in fast if p is not None}) >= 5

@@ -67,8 +67,9 @@ def test_sqlite_is_durable_and_strict(tmp_path):
             pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
             assert pragma("journal_mode") == "wal"
             assert pragma("foreign_keys") == 1
-            assert pragma("synchronous") == 2  # FULL
+            assert pragma("synchronous") == 1  # NORMAL: db.walsync fsyncs the WAL after each commit that wrote
             assert pragma("busy_timeout") == 15000
+            assert connection.connection.dbapi_connection.wal_sync is database.engine.wal_sync
     assert (tmp_path / "nested" / "dir" / "store.db").is_file()
 
 

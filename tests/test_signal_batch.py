@@ -132,15 +132,15 @@ class LostCommitRepository(Repository):
         super().__init__(database)
         self.landed, self.fail_next_commit = landed, False
 
-    def commit(self):
+    def commit(self, durable=True):
         if self.fail_next_commit:
             self.fail_next_commit = False
             if self.landed:
-                super().commit()
+                super().commit(durable)
             else:
                 self.rollback()
             raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset by peer"))
-        super().commit()
+        super().commit(durable)
 
 
 @pytest.mark.parametrize("landed", [False, True])

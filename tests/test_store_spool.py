@@ -531,15 +531,15 @@ class LostCommitRepository(Repository):
         self.landed = landed
         self.fail_next_commit = False
 
-    def commit(self):
+    def commit(self, durable=True):
         if self.fail_next_commit:
             self.fail_next_commit = False
             if self.landed:
-                super().commit()  # the commit landed; only its answer was lost
+                super().commit(durable)  # the commit landed; only its answer was lost
             else:
                 self.rollback()
             raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset by peer"))
-        super().commit()
+        super().commit(durable)
 
 
 def _counts(database):

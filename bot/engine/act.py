@@ -56,15 +56,11 @@ class ActStep:
             signal_id = self.signal_log.record(record) if signal.action != HOLD else self.signal_log.hold(record)
             report.signals[signal.action] += 1
             self.observer.signal(spec.name, strategy.name, signal.action)
-            log.log(
-                logging.INFO if signal.action != HOLD else logging.DEBUG,
-                "signal %s %s %s",
-                signal.action,
-                spec.name,
-                strategy.name,
-                extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
-                       "confidence": float(signal.confidence), "reason": signal.reason},
-            )
+            level = logging.INFO if signal.action != HOLD else logging.DEBUG
+            if log.isEnabledFor(level):  # a HOLD is DEBUG: its extra is not built at INFO (each pair, each bar)
+                log.log(level, "signal %s %s %s", signal.action, spec.name, strategy.name,
+                        extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
+                               "confidence": float(signal.confidence), "reason": signal.reason})
             if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
                 return positions  # on a netting account another strategy owns this symbol (netting.py)
             acted = False

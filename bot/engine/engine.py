@@ -199,6 +199,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         try:
             with unit() if unit is not None else nullcontext():
                 try:
+                    self._telemetry_writes()
                     self._guarded_cycle(report)
                 finally:
                     self._flush_signals()  # a failed cycle's signals decided before the failure (signal_log.py)
@@ -209,8 +210,20 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                 report.error, report.error_expected = f"{type(exc).__name__}: {exc}", _is_expected(exc)
             log.warning("cycle's store writes not committed: %s", exc)
 
+    def _telemetry_writes(self) -> None:
+        """Telemetry's due store writes (a closed minute of history), in the cycle's one commit; never raises."""
+        try:
+            self.observer.store_unit_opened()
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a cycle
+            log.warning("telemetry's store writes failed: %s", exc)
+
     def _guarded_cycle(self, report: CycleReport) -> None:
         """One cycle; whatever it raises fails the cycle (reported), never the loop (but for two)."""
+        reads = getattr(self.gateway, "cycle_reads", None)  # terminal/account read once (a test's fake: not)
+        with reads() if reads is not None else nullcontext():
+            self._guarded_steps(report)
+
+    def _guarded_steps(self, report: CycleReport) -> None:
         try:
             self._flush_store()
             if not self.supervisor.check():

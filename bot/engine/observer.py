@@ -20,6 +20,9 @@ class EngineObserver:
 
     def cycle_finished(self, report: CycleReport) -> None: ...
 
+    def store_unit_opened(self) -> None:
+        """The cycle's store unit is open: telemetry's due store writes join its one commit."""
+
     def signal(self, symbol: str, strategy: str, action: str) -> None: ...
 
     def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None: ...

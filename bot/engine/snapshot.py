@@ -70,13 +70,22 @@ class SnapshotStep:
         if quiet and sized is not None:
             key = snapshot_key(sized, positions)
             if self._snapshot_due(now, key):  # the broker time is read only for a snapshot stored
-                self._store_snapshot(self._broker_now(), sized, positions, key)
+                self._store_snapshot(self._seen_broker_now(), sized, positions, key)
             self._tell(sized, positions, report)
             return sized
         account = self.equity_guard.snapshot_account(self.gateway)
         if account is not None:  # a refused or implausible account state is never snapshotted
-            self._snapshot(self._broker_now(), account, positions, report)
+            self._snapshot(self._seen_broker_now(), account, positions, report)
         return account
+
+    def _seen_broker_now(self) -> datetime:
+        """The broker's time as the gateway last saw it in this cycle's quotes (no call), else read now.
+
+        Why: a snapshot is stamped at the cycle's end, after the loop's quotes; asking the terminal
+        again for a quote only to read its time was a round trip a cycle over the bridge (issue 16).
+        """
+        seen = getattr(self.gateway, "broker_time", None)
+        return seen if isinstance(seen, datetime) else self._broker_now()
 
     def _snapshot(self, now: datetime, account: AccountState, positions: list[Position], report: CycleReport) -> None:
         key = snapshot_key(account, positions)

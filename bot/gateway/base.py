@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -110,6 +111,11 @@ class Gateway(ABC):
     def server_offset_seconds(self) -> int | None:
         """The trade server's UTC offset as measured (None: not yet, or a gateway without a server clock)."""
         return None
+
+    def cycle_reads(self) -> AbstractContextManager[None]:
+        """A block (the engine's cycle) in which repeated terminal/account reads may share one answer
+        until an order is sent (bot.gateway.cycle_reads); by default every read is made."""
+        return nullcontext()
 
     def read_info(self, call: str, *args: Any) -> dict[str, Any] | None:
         """terminal_info / account_info / symbol_info(name) as a plain dict: the fields preflight needs

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Container
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,7 @@ from . import clock as broker_clock
 from . import convert, margin
 from .base import CallObserver, Gateway
 from .clock import BrokerClock
+from .cycle_reads import CycleReads
 from .dealcache import DealCache
 from .enums import NON_TRADE_DEAL_TYPES
 from .errors import (
@@ -117,6 +119,7 @@ class Mt5ApiGateway(Gateway):
         self.sessions = 0
         self._newest_quote: datetime | None = None  # this session's newest accepted quote time
         self._deal_cache = DealCache()  # deal rows already judged and converted (bot.gateway.dealcache)
+        self._reads = CycleReads()  # terminal_info / account_info once per cycle (bot.gateway.cycle_reads)
 
     def set_observer(self, observer: CallObserver | None, quick_calls: Container[str] = frozenset(),
                      call_sink: Callable[[tuple[str, float]], None] | None = None) -> None:
@@ -191,6 +194,7 @@ class Mt5ApiGateway(Gateway):
             self._selected.clear()
             self.clock.reset()
             self._deal_cache.clear()
+            self._reads.forget()
             log.info("terminal connected", extra={"gateway": self.name})
         except GatewayError as exc:
             error = exc
@@ -345,13 +349,16 @@ class Mt5ApiGateway(Gateway):
             self._unknown_symbols.add(name)
             return False
 
+    def cycle_reads(self) -> AbstractContextManager[None]:
+        return self._reads.cycle()
+
     def terminal(self) -> TerminalState:
-        info = self._call("terminal_info")
+        info = self._reads.read("terminal_info", lambda: self._call("terminal_info"))
         return TerminalState(connected=bool(info.get("connected")), trade_allowed=bool(info.get("trade_allowed")),
                              tradeapi_disabled=bool(info.get("tradeapi_disabled")))
 
     def account(self) -> AccountState:
-        info = self._call("account_info")
+        info = self._reads.read("account_info", lambda: self._call("account_info"))
         self._require("account", info, f"login {info.get('login') if isinstance(info, dict) else '?'}")
         return convert.account(info)
 
@@ -367,7 +374,7 @@ class Mt5ApiGateway(Gateway):
         """A raw info read for preflight; symbol_info of an unknown symbol raises GatewayError."""
         if call not in ("terminal_info", "account_info", "symbol_info"):
             raise ValueError(f"read_info reads terminal_info, account_info or symbol_info, not {call!r}")
-        return self._call(call, *args)
+        return self._reads.read(call, lambda: self._call(call, *args)) if not args else self._call(call, *args)
 
     def symbol_names(self) -> list[str]:
         """Asked only when a symbol is refused (a broker may list thousands, each with ~100 fields)."""
@@ -561,6 +568,7 @@ class Mt5ApiGateway(Gateway):
             self._observe("order_send", 0.0, error)
             log.error("order refused at the gateway: %s", error, extra={"gateway": self.name, "symbol": request.symbol})
             raise error
+        self._reads.forget()  # the account changes with the order
         spec = self._order_spec(request.symbol)
         payload = market_request(request, spec)
         result = self._call("order_send", payload)

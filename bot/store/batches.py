@@ -47,22 +47,23 @@ class Batches:
                 yield
             finally:
                 try:
-                    self.commit()
+                    self.commit(durable=False)  # the cycle's end: its fsync runs beside the pacer's wait
                 finally:
                     self._unit_owner = None
 
-    def commit(self) -> None:
+    def commit(self, durable: bool = True) -> None:
         """Make the open unit's writes durable now (right before an order leaves the process).
 
         Outside a unit a no-op. A commit that fails spools the unit's calls (durable in the spool
-        file when this returns), so the caller may go on either way.
+        file when this returns), so the caller may go on either way. `durable=False` is the end of
+        the unit: on SQLite durable right after, off this thread (db.walsync).
         """
         if self._unit_owner != threading.get_ident():
             return
         calls, self._unit_calls = self._unit_calls, []
         trial, self._unit_trial = self._unit_trial, False
         try:
-            self.repository.commit()
+            self.repository.commit(durable)
         except Exception as exc:  # noqa: BLE001 - landed or not, the spool replays it idempotently
             self._unit_lost(calls, exc, trial)
             return

@@ -1,0 +1,147 @@
+"""SQLite durability through db.walsync: every commit that wrote is fsynced, the cycle's end off its thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from bot.app import BotApp
+from bot.config import Settings
+from db import Database, walsync
+from mt5bridge.sim import SimTerminal
+
+CYCLES = 7  # seed 5 on two symbols sends orders in some of them (tests/test_group_commit.py)
+
+
+@pytest.fixture
+def database(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/w.db")
+    with database.engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def fsyncs(monkeypatch):
+    """The fds fsynced and the thread that did it (os.fsync as db.walsync calls it)."""
+    seen: list[tuple[str, str]] = []
+    real = os.fsync
+
+    def recording(fd):
+        seen.append((os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread().name))
+        real(fd)
+
+    monkeypatch.setattr(walsync.os, "fsync", recording)
+    return seen
+
+
+def _insert(database, value, durable=True):
+    with database.unit():
+        with database.session() as session:
+            session.execute(text("insert into t values (:x)"), {"x": value})
+        database.commit(durable)
+
+
+def test_the_connection_syncs_normal_and_a_durable_commit_fsyncs_the_wal_on_its_thread(database, fsyncs):
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: the fsync is ours
+    _insert(database, 1)
+    wal = str(database.engine.wal_sync.wal_path)
+    assert fsyncs == [(wal, threading.current_thread().name)]
+
+
+def test_a_commit_that_changed_no_row_fsyncs_nothing(database, fsyncs):
+    with database.session() as session:  # a read: BEGIN IMMEDIATE ... COMMIT
+        assert session.execute(text("select count(*) from t")).scalar() == 0
+    with database.engine.begin() as conn:
+        conn.execute(text("update t set x = 2 where x = 99"))  # no row matched
+    assert fsyncs == []
+
+
+def test_a_deferred_commit_is_fsynced_by_the_background_thread_before_the_next_durable_one_returns(database, fsyncs):
+    sync = database.engine.wal_sync
+    _insert(database, 1, durable=False)
+    assert sync.wait_idle(30)
+    assert [thread for _, thread in fsyncs] == ["sqlite-wal-sync"]
+    before = sync.syncs
+    _insert(database, 2)  # durable: fsynced on this thread, whatever the background thread does
+    assert sync.syncs >= before + 1 and fsyncs[-1][1] == threading.current_thread().name
+
+
+def test_dispose_flushes_a_pending_deferred_fsync(tmp_path, monkeypatch):
+    database = Database(f"sqlite:///{tmp_path}/d.db")
+    with database.engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+    sync = database.engine.wal_sync
+    release = threading.Event()
+    started = threading.Event()
+    real = os.fsync
+
+    def slow(fd):  # the background fsync is held until the test says so
+        if threading.current_thread().name == "sqlite-wal-sync":
+            started.set()
+            release.wait(30)
+        real(fd)
+
+    monkeypatch.setattr(walsync.os, "fsync", slow)
+    before = sync.syncs
+    _insert(database, 1, durable=False)
+    assert started.wait(30)
+    threading.Timer(0.2, release.set).start()
+    database.dispose()  # waits for the fsync under way, then syncs once more
+    assert sync.syncs >= before + 2
+
+
+def test_a_failed_background_fsync_is_said_once_per_streak(database, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, "db.walsync")
+    sync = database.engine.wal_sync
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(walsync.os, "fsync", failing)
+    sync.flush()
+    sync.flush()
+    assert sync.failures == 2
+    assert [r.message for r in caplog.records if "fsync failed" in r.message] == [
+        "store WAL fsync failed: [Errno 5] Input/output error: the last cycle's writes may not be on disk"]
+    monkeypatch.setattr(walsync.os, "fsync", lambda fd: None)
+    sync.flush()
+    assert any(r.message == "store WAL fsync works again" for r in caplog.records)
+    with pytest.raises(OSError):  # a durable commit raises it itself
+        monkeypatch.setattr(walsync.os, "fsync", failing)
+        _insert(database, 3)
+
+
+def test_a_bot_cycle_fsyncs_on_its_thread_only_before_an_order_leaves(tmp_path, fsyncs):
+    """The bot on its spooled store: the loop thread waits for an fsync only at a pre-send commit."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD,GBPUSD", "STRATEGIES": "ma_crossover,rsi_reversion",
+           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
+    app.connect()
+    wal = app.database.engine.wal_sync.wal_path
+    loop = threading.current_thread().name
+    try:
+        app.engine.run_cycle()  # start-up: reconciliation, history import
+        app.database.engine.wal_sync.flush()
+        fsyncs.clear()
+        sent, on_loop, background = [], [], 0
+        for _ in range(CYCLES):
+            report = app.engine.run_cycle()
+            assert report.error is None, report.error
+            sent.append(sum(n for status, n in report.orders.items() if status not in ("queued", "duplicate", "expired")))
+            on_loop.append(sum(1 for path, thread in fsyncs if path == wal and thread == loop))
+            assert app.database.engine.wal_sync.wait_idle(30)  # this cycle's end is on disk
+            background += sum(1 for path, thread in fsyncs if path == wal and thread == "sqlite-wal-sync")
+            fsyncs.clear()
+            app.pacer.wait()
+        assert sum(sent) >= 1 and on_loop == sent, (sent, on_loop)  # one wait per order, none at a cycle's end
+        assert background >= 1  # the cycles' ends were fsynced, off the loop thread
+    finally:
+        app.close()
