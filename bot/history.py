@@ -53,7 +53,8 @@ class MinuteRollup:
         # inside its next cycle's store unit, so the row shares that cycle's one commit instead of
         # adding a commit (and an fsync) to every cycle that crosses a wall-clock minute (issue 16).
         self.defer_writes = defer_writes
-        self._closed: list[MetricsMinute] = []
+        #: Closed minutes not yet written (the same list object throughout: a caller may test it cheaply).
+        self.closed: list[MetricsMinute] = []
         self._day: tuple[int | None, datetime, datetime, BrokerDay] | None = None  # offset, start, end, day
         # (offset, start, end) of that day once its offset is stored and it is the trading day: until
         # the offset changes or a moment leaves it, a cycle has nothing to do about days (issue 16).
@@ -77,7 +78,7 @@ class MinuteRollup:
         minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
         if self._minute is not None and minute_no != self._minute_no:
             self._close_minute()
-            if not self.defer_writes or len(self._closed) >= MAX_DEFERRED_MINUTES:
+            if not self.defer_writes or len(self.closed) >= MAX_DEFERRED_MINUTES:
                 self.write_closed()
         if self._minute is None:
             self._minute_no = minute_no
@@ -130,14 +131,15 @@ class MinuteRollup:
     def _close_minute(self) -> None:
         if self._minute is None:
             return
-        self._closed.append(MetricsMinute(account=self.account, minute=self._minute, **self._sums))
+        self.closed.append(MetricsMinute(account=self.account, minute=self._minute, **self._sums))
         self._minute, self._sums = None, {}
 
     def write_closed(self) -> None:
         """Store the closed minutes, and prune when it is due. A store failure is logged, not raised."""
-        if not self._closed:
+        if not self.closed:
             return
-        closed, self._closed = self._closed, []
+        closed = self.closed[:]
+        self.closed.clear()
         try:
             for minute in closed:
                 self.repo.record_metrics_minute(minute)

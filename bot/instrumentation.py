@@ -103,6 +103,7 @@ class Instrumentation(EngineObserver):
         self._history_pending: list[tuple[float, CycleReport, int, int, float]] = []
         self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
+        self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
         self.strategy_metrics: Any = None
 
@@ -292,9 +293,8 @@ class Instrumentation(EngineObserver):
         self.metrics.keep_bounded()  # every HISTORY_EVERY cycles at least: held items stay under fold_every plus that
 
     def store_unit_opened(self) -> None:
-        write_closed = self._write_closed
-        if write_closed is not None:
-            write_closed()  # a minute closed by the last cycle: in this cycle's commit
+        if self._write_closed is not None and (self._closed_minutes is None or self._closed_minutes):
+            self._write_closed()  # a minute closed by the last cycle: in this cycle's commit
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:
