@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, case, false, func, select, true, update
 from sqlalchemy.orm import Session
 
-from db import brokerday, mt5deals, operator_actions, quarantine, rollups, signal_counts
+from db import brokerday, mt5deals, operator_actions, quarantine, rollups, signal_counts, sqlite_rows
 from db import metrics_history as minutes_store
 from db.database import Database
 from db.errors import (
@@ -68,6 +68,7 @@ from db.vocabulary import ACCOUNT_LEN, OPEN_ORDER_STATUSES, ORDER_STATUSES
 View = TypeVar("View")
 
 _SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
+_SIGNAL_ROWS = sqlite_rows.signal_rows(SignalModel.__table__, _SIGNAL_KEY)  # statements.record_signals on SQLite
 _TRADE_KEY = ("account", "ticket")
 #: Position snapshots written as one statement at most (SQLAlchemy pages an "insertmanyvalues" INSERT
 #: at 1 000 rows and 32 700 parameters on SQLite; a snapshot row has about a dozen columns).
@@ -157,7 +158,9 @@ class Repository:
         try:
             with self._db.session(savepoint=not undo_by_hand) as session:
                 connection = session.connection()
-                new = {tuple(key): id_ for id_, *key in connection.execute(self._sql.record_signals, rows)}
+                inserted = (_SIGNAL_ROWS.insert(connection, rows, returning=True) if undo_by_hand  # db.sqlite_rows
+                            else connection.execute(self._sql.record_signals, rows))
+                new = {tuple(key): id_ for id_, *key in inserted}
                 try:
                     ids = self._batch_ids(session, recs, rows, dict(new))
                 except BaseException:

@@ -12,11 +12,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, func, insert, select
 
+from db import sqlite_rows
 from db.models import SignalCountModel, SignalModel
 from db.statements import statements
 
 _COUNTS = SignalCountModel.__table__
 _SIGNALS = SignalModel.__table__
+_COUNT_ROWS = sqlite_rows.counter_rows(_COUNTS, ("account", "strategy", "signal", "executed"))
 
 
 def bump(connection: Connection, account: str, strategy: str, signal: str, executed: bool, by: int = 1) -> None:
@@ -32,9 +34,12 @@ def bump_many(connection: Connection, keys: Iterable[tuple[str, str, str, bool]]
     refuses it); the counters end where one `bump` per key would leave them."""
     counted = Counter(keys)
     if counted:
-        connection.execute(statements(connection.dialect.name).bump_count,
-                           [{"account": account, "strategy": strategy, "signal": signal, "executed": executed,
-                             "count": by} for (account, strategy, signal, executed), by in counted.items()])
+        rows = [{"account": account, "strategy": strategy, "signal": signal, "executed": executed, "count": by}
+                for (account, strategy, signal, executed), by in counted.items()]
+        if connection.dialect.name == "sqlite":
+            _COUNT_ROWS.insert(connection, rows, returning=False)  # the same upsert, without SQLAlchemy's cost
+        else:
+            connection.execute(statements(connection.dialect.name).bump_count, rows)
 
 
 def recount(connection: Connection) -> None:

@@ -1,0 +1,94 @@
+"""The cycle's signal rows and their counters written straight through the SQLite driver.
+
+Why: a cycle records a signal per (symbol, strategy), HOLD included, and writes them in one
+INSERT plus one counter upsert (db.repository.record_signals). SQLite did that in ~50 us; the
+SQLAlchemy execution around it (statement contexts, per-row parameter processing, results)
+took ~400 us more, a tenth of a whole trading cycle (issue 16). Here the statements are the
+ones SQLAlchemy renders for db.statements (the same ON CONFLICT clauses), their text made once
+per row count, each value bound through its column type's own SQLAlchemy bind processor (a
+datetime, a Decimal, a bool is stored exactly as SQLAlchemy stores it; tests/test_sqlite_rows.py
+compares the rows), run on the unit's own DBAPI connection and transaction. A driver error is
+raised as the SQLAlchemy error it would have been, and the engine's before/after_cursor_execute
+listeners see the statement as they see SQLAlchemy's. PostgreSQL keeps SQLAlchemy's path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+
+ROWS_PER_STATEMENT = 500  # SQLite allows 32 766 variables a statement; a signal row has ten
+
+
+class RawRows:
+    """INSERT of rows (dicts with the same keys) into `table`, with `tail` after the VALUES."""
+
+    def __init__(self, table: Table, tail: str) -> None:
+        self.table = table
+        self.tail = tail
+        self._processors: dict[tuple[str, ...], list[Callable[[Any], Any] | None]] = {}
+        self._sql = lru_cache(maxsize=64)(self._render)
+
+    def insert(self, connection: Connection, rows: Sequence[dict[str, Any]], returning: bool) -> list[tuple]:
+        """One statement per ROWS_PER_STATEMENT rows; the RETURNING rows when `returning`."""
+        if not rows:
+            return []
+        names = tuple(rows[0])
+        processors = self._processors_for(connection, names)
+        cursor = connection.connection.dbapi_connection.cursor()
+        out: list[tuple] = []
+        try:
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[start:start + ROWS_PER_STATEMENT]
+                params = [process(row[name]) if process is not None else row[name]
+                          for row in chunk for name, process in zip(names, processors, strict=True)]
+                sql = self._sql(names, len(chunk))
+                dispatch = connection.dispatch  # the engine's statement listeners still see the statement
+                dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+                try:
+                    cursor.execute(sql, params)
+                    if returning:
+                        out.extend(cursor.fetchall())
+                except sqlite3.Error as exc:
+                    raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+                dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
+        finally:
+            cursor.close()
+        return out
+
+    def _processors_for(self, connection: Connection, names: tuple[str, ...]) -> list[Callable[[Any], Any] | None]:
+        processors = self._processors.get(names)
+        if processors is None:
+            dialect, columns = connection.dialect, self.table.c
+            processors = self._processors[names] = [
+                columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+        return processors
+
+    def _render(self, names: tuple[str, ...], count: int) -> str:
+        row = "(" + ", ".join("?" * len(names)) + ")"
+        return f"INSERT INTO {_quoted([self.table.name])} ({_quoted(names)}) VALUES {', '.join([row] * count)} {self.tail}"
+
+
+_PREPARER = sqlite.dialect().identifier_preparer  # quotes a name only where SQLAlchemy would
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(_PREPARER.quote(name) for name in names)
+
+
+def signal_rows(table: Table, key: Sequence[str]) -> RawRows:
+    """db.statements.record_signals: DO NOTHING on the natural key, RETURNING id and the key."""
+    return RawRows(table, f"ON CONFLICT ({_quoted(key)}) DO NOTHING RETURNING {_quoted(['id', *key])}")
+
+
+def counter_rows(table: Table, key: Sequence[str]) -> RawRows:
+    """db.statements.bump_count: count = count + the excluded row's count."""
+    count = _quoted(["count"])
+    return RawRows(table, f"ON CONFLICT ({_quoted(key)}) DO UPDATE SET {count} = {_quoted([table.name])}.{count}"
+                          f" + excluded.{count}")
