@@ -160,20 +160,18 @@ class LokiHandler(logging.Handler):
         self._wake.set()
 
     def handle(self, record: logging.LogRecord) -> bool:
-        """logging.Handler.handle without the handler lock: emit is thread-safe by itself (an append to
-        a deque), and the lock cost an acquire and a release per line on the trading thread."""
+        """Enqueue the line with what only this thread knows now (its context's ids); never waits on
+        the network (a full queue spills its oldest lines).
+
+        logging.Handler.handle without the handler lock (the queue is a deque, appended atomically),
+        with emit's work inline: logging calls handle() for every line on the trading thread, and the
+        lock and the extra frame were most of its cost there (issue 16)."""
         if self.filters:
             verdict = self.filter(record)
             if not verdict:
                 return False
             if isinstance(verdict, logging.LogRecord):  # Python 3.12+: a filter may return a replacement
                 record = verdict
-        self.emit(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Enqueue the line with what only this thread knows now (its context's ids); never waits on
-        the network (a full queue spills its oldest lines)."""
         try:
             fields = record.__dict__
             cached = fields.get(_LINE_CACHE)
@@ -186,7 +184,7 @@ class LokiHandler(logging.Handler):
             queued = (record.created, record.levelname, self._account, line, metadata)
             if self._closed:
                 self._count_drop(1, "logged after the Loki handler closed")
-                return
+                return True
             queue = self._queue
             if len(queue) >= self._queue_size:
                 self._overflow(queued)
@@ -196,6 +194,11 @@ class LokiHandler(logging.Handler):
                 self._wake.set()
         except Exception:
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """What handle() does (the bot sets no filters on this handler)."""
+        self.handle(record)
 
     def _metadata_of(self, record: logging.LogRecord) -> tuple:
         values = []
