@@ -219,3 +219,17 @@ def test_bot_close_feeds_the_waiting_cycles_before_the_last_minute_row(tmp_path)
     with sqlite3.connect(f"{tmp_path}/b.db") as db:
         (stored,) = db.execute("SELECT sum(cycles) FROM metrics_history").fetchone()
     assert stored == 3
+
+
+def test_memory_stays_bounded_when_the_history_is_fed_in_batches() -> None:
+    metrics, instrumentation, gateway, sink, batches = batch_bot(day_ends=datetime(2100, 1, 1, tzinfo=UTC))
+    fold_every = metrics.broker_calls.fold_every
+    held = []
+    for n in range(3 * fold_every // 17):
+        for _ in range(17):
+            gateway.call("symbol_info_tick", 0.0007)
+        instrumentation.cycle_finished(CycleReport("c", n, duration_seconds=0.002))
+        held.append(len(metrics.broker_calls))
+    assert max(held) < fold_every + HISTORY_EVERY * 17
+    instrumentation.flush_history()
+    assert sum(f.broker_calls for batch in batches for f in batch) == 17 * len(held)

@@ -12,8 +12,9 @@ When they are folded, so that nothing is lost or counted twice:
 - by every reader: the metric families register a `Deferred` with `fold_first` and fold it at the
   start of their `collect()`, so /metrics, `registry.get_sample_value` and tests see every
   observation appended before the read;
-- by the loop, once `fold_every` items are waiting (`keep_bounded`, once a cycle): memory stays
-  bounded when nobody scrapes - at most `fold_every` items plus what one cycle appends.
+- by the loop, once `fold_every` items are waiting (`keep_bounded`, checked at least every 32 cycles,
+  bot.instrumentation): memory stays bounded when nobody scrapes - at most `fold_every` items plus
+  what the cycles between two checks append (~550 broker calls).
 
 One lock orders the folds: a fold takes the items not yet folded and moves a cursor past them,
 whichever thread does it, while producers go on appending. Optionally (`count_cycles`) a second
@@ -73,7 +74,7 @@ class Deferred:
                 self._drop(self._folded)
 
     def keep_bounded(self) -> None:
-        """Fold once `fold_every` items are held (the loop calls this once a cycle)."""
+        """Fold once `fold_every` items are held (the loop calls this regularly)."""
         if len(self.items) >= self.fold_every:
             self.fold_pending()
 

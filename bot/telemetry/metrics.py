@@ -231,8 +231,8 @@ class BotMetrics:
         self._cycles.inc(len(durations))
 
     def keep_bounded(self) -> None:
-        """Fold what waits once there is enough of it: the loop calls this once a cycle, so memory
-        stays bounded when nobody scrapes (bot.telemetry.deferred)."""
+        """Fold what waits once there is enough of it: the loop calls this regularly (bot.instrumentation),
+        so memory stays bounded when nobody scrapes (bot.telemetry.deferred)."""
         for items, pending in self._deferred:
             if len(items) >= pending.fold_every:
                 pending.fold_pending()
