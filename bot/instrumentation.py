@@ -270,6 +270,7 @@ class Instrumentation(EngineObserver):
         if not pending:
             return
         self._history_pending = []
+        self.metrics.keep_bounded()  # before the take, which lets go of what is folded and taken
         start, quick = self.metrics.broker_calls.take(pending[-1][2])  # their quick-lane calls
         now = pending[-1][0]
         taken, rss, cpu = self._process_sample
@@ -290,7 +291,6 @@ class Instrumentation(EngineObserver):
         else:
             for one in figures:
                 self.history_sink.add(one)
-        self.metrics.keep_bounded()  # every HISTORY_EVERY cycles at least: held items stay under fold_every plus that
 
     def store_unit_opened(self) -> None:
         if self._write_closed is not None and (self._closed_minutes is None or self._closed_minutes):
