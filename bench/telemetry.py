@@ -116,7 +116,9 @@ def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
     """Route every telemetry entry point of a started bot through `timer` (public attributes only)."""
     instrumentation = app.instrumentation
     app.engine.observer = TimedProxy(instrumentation, timer)
-    app.gateway.set_observer(timer.wrap(instrumentation.on_broker_call, "gateway call observer"))
+    app.gateway.set_observer(timer.wrap(instrumentation.on_broker_call, "gateway call observer"),
+                             instrumentation.quick_calls,  # the quick lane's append, timed too
+                             timer.wrap(app.metrics.broker_calls.append, "gateway quick lane"))
     app.instrumentation = TimedProxy(instrumentation, timer)  # breakers' and reconnects' reports
     app.metrics = TimedProxy(app.metrics, timer)  # the store spool's and order queue's depth gauges
     for owner, hook in ((app.engine.preflight, "on_result"), (app.engine, "on_stop_out"),

@@ -226,10 +226,10 @@ class BotApp:
             self.alerts = AlertmanagerClient(self.settings.alertmanager_url, {"account": account, "service": "bot"})
         self.history = MinuteRollup(self.repo, account, on_day_closed=self.write_daily_report, defer_writes=True,
                                     # the measured server offset, read as broker_day_of reads it
-                                    offset_of=lambda: m() if callable(m := getattr(self.gateway, "server_offset_seconds", None)) else None)
+                                    offset_of=self.gateway.server_offset_seconds)
         self.instrumentation = Instrumentation(self.metrics, history_sink=self.history, alerts=self.alerts,
                                                terminal_alert_after=self.settings.terminal_alert_seconds)
-        self.gateway.set_observer(self.instrumentation.on_broker_call)
+        self.instrumentation.watch(self.gateway)
         clock = getattr(self.gateway, "clock", None)  # the broker's server clock (bot.gateway.clock)
         if clock is not None:
             clock.on_change = self.instrumentation.broker_clock
@@ -426,6 +426,7 @@ class BotApp:
         so a scrape still sees the final drop counter."""
         deadline = time.monotonic() + self.settings.shutdown_flush_seconds
         if self.history is not None:
+            self.instrumentation.flush_history()  # the cycles it feeds the history in batches
             self.history.flush()
         self.gateway.close()
         if self.alerts is not None:

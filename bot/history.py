@@ -53,8 +53,15 @@ class MinuteRollup:
         # inside its next cycle's store unit, so the row shares that cycle's one commit instead of
         # adding a commit (and an fsync) to every cycle that crosses a wall-clock minute (issue 16).
         self.defer_writes = defer_writes
-        self._closed: list[MetricsMinute] = []
+        #: Closed minutes not yet written (the same list object throughout: a caller may test it cheaply).
+        self.closed: list[MetricsMinute] = []
         self._day: tuple[int | None, datetime, datetime, BrokerDay] | None = None  # offset, start, end, day
+        # (offset, start, end) of that day once its offset is stored and it is the trading day: until
+        # the offset changes or a moment leaves it, a cycle has nothing to do about days (issue 16).
+        self._settled: tuple[int | None, datetime, datetime] | None = None
+        #: The UTC end of that settled day (None: not settled): a caller batching cycles (bot.instrumentation)
+        #: feeds them at once when a cycle reaches it.
+        self.day_ends: datetime | None = None
         self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
         self._minute_no = 0  # unix minute of _minute
@@ -62,11 +69,16 @@ class MinuteRollup:
         self._last_prune = 0.0
         self._trading_day: date | None = None
 
+    def add_many(self, figures: list[Any]) -> None:
+        """`add` each, in order (a batch of cycles, see bot.instrumentation)."""
+        for one in figures:
+            self.add(one)
+
     def add(self, figures: Any) -> None:
         minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
         if self._minute is not None and minute_no != self._minute_no:
             self._close_minute()
-            if not self.defer_writes or len(self._closed) >= MAX_DEFERRED_MINUTES:
+            if not self.defer_writes or len(self.closed) >= MAX_DEFERRED_MINUTES:
                 self.write_closed()
         if self._minute is None:
             self._minute_no = minute_no
@@ -86,9 +98,19 @@ class MinuteRollup:
         s["cpu_percent"] = figures.cpu_percent
         broker_time = getattr(figures, "broker_time", None)
         if broker_time is not None:
+            settled = self._settled
+            if (settled is not None and broker_time.tzinfo is not None and settled[1] <= broker_time < settled[2]
+                    and settled[0] == self.offset_of()):
+                return
             day = self._day_of(broker_time)
             self._store_offset(day.offset_seconds, broker_time)  # before a rollover's report reads it
             self._roll_day(day.date)
+            cached = self._day
+            self._settled = self.day_ends = None
+            if (self.offset_of is not None and cached is not None and cached[3] is day and self._trading_day == day.date
+                    and (day.offset_seconds is None or day.offset_seconds == self._stored_offset)):
+                self._settled = (cached[0], cached[1], cached[2])
+                self.day_ends = cached[2]
 
     def _day_of(self, moment: datetime) -> BrokerDay:
         if self.offset_of is None or moment.tzinfo is None:
@@ -109,14 +131,15 @@ class MinuteRollup:
     def _close_minute(self) -> None:
         if self._minute is None:
             return
-        self._closed.append(MetricsMinute(account=self.account, minute=self._minute, **self._sums))
+        self.closed.append(MetricsMinute(account=self.account, minute=self._minute, **self._sums))
         self._minute, self._sums = None, {}
 
     def write_closed(self) -> None:
         """Store the closed minutes, and prune when it is due. A store failure is logged, not raised."""
-        if not self._closed:
+        if not self.closed:
             return
-        closed, self._closed = self._closed, []
+        closed = self.closed[:]
+        self.closed.clear()
         try:
             for minute in closed:
                 self.repo.record_metrics_minute(minute)

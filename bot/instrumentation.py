@@ -3,14 +3,33 @@
 The engine reports through `EngineObserver` and the gateway through its call observer; this
 module turns those reports into Prometheus series (`BotMetrics`), the per-minute metrics history
 and Alertmanager alerts, so neither the engine nor telemetry needs to know the other.
+
+The gateway's quick lane (issue 16): once a call name has succeeded while the terminal is known to
+be reachable, its later successes need nothing but their histogram observation, so the gateway
+appends them as (call, seconds) to `BotMetrics.broker_calls` (`quick_calls` names them) instead of
+calling the observer - no Python frame per call. A failure empties `quick_calls`: every call comes
+through the observer again until one succeeds, which restores the connection state, resolves the
+terminal alert and opens the lane again. order_send never takes it (its observation carries the
+correlation id as an exemplar).
+
+The minute history (bot.history.MinuteRollup, a sink with `add_many` and `day_ends`) is fed in
+batches: a cycle only appends (time, report, where the quick lane stood, the observed calls) and the
+batch is turned into CycleFigures and added - the same code hot for every cycle of it - once
+HISTORY_EVERY cycles wait, at the first cycle of a new wall-clock minute or of a broker day that is
+not the settled one, and at shutdown (flush_history): minute rows and daily reports are written when
+they were before. A batch is judged with the server offset of when it is fed: an offset change is
+dated up to HISTORY_EVERY cycles early, inside the hour the clock may take to notice one
+(bot.gateway.clock). A sink without those two attributes gets every cycle at once, as it comes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
 from datetime import datetime
+from functools import partial, reduce
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 import psutil
@@ -18,9 +37,12 @@ import psutil
 from .engine import CycleReport, EngineObserver
 from .gateway import AccountState, GatewayError
 from .telemetry.alerts import AlertmanagerClient
-from .telemetry.metrics import BotMetrics
+from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
 
 log = logging.getLogger("bot.instrumentation")
+
+_seconds = itemgetter(1)  # of a (call, seconds) quick-lane entry
+HISTORY_EVERY = 32  # cycles the minute history is fed at once (see the module doc)
 
 
 class CycleFigures(NamedTuple):
@@ -38,6 +60,10 @@ class CycleFigures(NamedTuple):
     cpu_percent: float
     ok: bool
     broker_time: datetime | None = None
+
+
+# CycleFigures from a tuple of all its fields: what namedtuple's _make does, without its Python frame.
+_figures = partial(tuple.__new__, CycleFigures)
 
 
 class Instrumentation(EngineObserver):
@@ -65,22 +91,33 @@ class Instrumentation(EngineObserver):
         self._terminal_alerting = False
         self._cycle_alerting = False
         self._connected: bool | None = None
-        self._process_sample = (0.0, 0, 0.0)  # (monotonic time, rss, cpu percent)
+        self._process_sample = (-math.inf, 0, 0.0)  # (time.time() of the sample, rss, cpu percent)
         self.last_positions: dict[str, int] = {}
-        self._record_ok: dict[str, Callable[[float], None]] = {}  # call -> records one successful call
+        #: Call names whose successes the gateway appends to metrics.broker_calls (see the module doc).
+        self.quick_calls: set[str] = set()
+        self._quick_known: set[str] = set()  # every name that was in quick_calls (restored after a failure)
+        if history_sink is not None:  # the minute history counts each cycle's calls, the quick ones too
+            metrics.broker_calls.count_cycles()
+        self._batched = hasattr(history_sink, "add_many") and hasattr(history_sink, "day_ends")
+        # (time.time(), report, quick-lane index at its end, observed calls, their seconds) per cycle
+        self._history_pending: list[tuple[float, CycleReport, int, int, float]] = []
+        self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
+        self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
+        self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
         self.strategy_metrics: Any = None
 
     # -- gateway ---------------------------------------------------------------------------
 
+    def watch(self, gateway: Any) -> None:
+        """Become `gateway`'s call observer, its quick lane (see the module doc) included."""
+        gateway.set_observer(self.on_broker_call, self.quick_calls, self.metrics.broker_calls.append)
+
     def on_broker_call(self, call: str, seconds: float, error: GatewayError | None) -> None:
         self._calls += 1
         self._latency += seconds
-        if error is None:  # the path of nearly every call (~17 a cycle): no more work than it needs
-            record = self._record_ok.get(call)
-            if record is None:
-                record = self._record_ok[call] = self.metrics.broker_call_recorder(call)
-            record(seconds)
+        if error is None:
+            self.metrics.observe_broker_call(call, seconds)
             if self._connected is not True:
                 self._set_connected(True)
             self._unreachable_since = None
@@ -88,7 +125,11 @@ class Instrumentation(EngineObserver):
                 self._terminal_alerting = False
                 if self.alerts:
                     self.alerts.resolve(self.ALERT_TERMINAL)
+            if call not in EXEMPLAR_CALLS:  # nothing left to do for its later successes but observe them
+                self._quick_known.add(call)
+            self.quick_calls.update(self._quick_known)
             return
+        self.quick_calls.clear()  # every call through here until one succeeds (it restores the state)
         self.metrics.observe_broker_call(call, seconds, error.kind)
         if error.kind not in ("connection_lost", "unavailable"):
             self._set_connected(error.kind != "outcome_unknown")
@@ -105,15 +146,13 @@ class Instrumentation(EngineObserver):
 
     PROCESS_SAMPLE_SECONDS = 10.0
 
-    def _sample_process(self) -> tuple[int, float]:
-        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS: each
-        sample reads /proc twice, and the loop may run thousands of cycles a second. The minute history
-        keeps the last sample of a minute; /metrics and /status read the process at their own time."""
-        taken, rss, cpu = self._process_sample
-        now = time.monotonic()
-        if now - taken >= self.PROCESS_SAMPLE_SECONDS:
-            rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
-            self._process_sample = (now, rss, cpu)
+    def _sample_process(self, now: float) -> tuple[int, float]:
+        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS (of
+        `now`, time.time(); a clock stepped back samples at once): each sample reads /proc twice, and the
+        loop may run thousands of cycles a second. The minute history keeps the last sample of a minute;
+        /metrics and /status read the process at their own time."""
+        rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
+        self._process_sample = (now, rss, cpu)
         return rss, cpu
 
     # -- engine ----------------------------------------------------------------------------
@@ -131,8 +170,9 @@ class Instrumentation(EngineObserver):
         self.metrics.set_account(state.balance, state.equity, state.margin_level)
 
     def positions(self, counts: dict[str, int]) -> None:
-        self.last_positions = dict(counts)
-        self.metrics.set_positions(counts)
+        if counts != self.last_positions:  # every cycle reports; the counts seldom change
+            self.metrics.set_positions(counts)
+            self.last_positions = dict(counts)
 
     # -- resilience (supervisor, order queue, breakers, reconciliation) --------------------
 
@@ -202,23 +242,59 @@ class Instrumentation(EngineObserver):
         self.metrics.set_prop_rules(statuses)
 
     def cycle_finished(self, report: CycleReport) -> None:
+        """Once a cycle, on the loop thread: kept to what cannot wait (issue 16) - the cycle is appended
+        for the metrics and the minute history, which fold it later (bot.telemetry.deferred, module doc)."""
         now = time.time()
-        self.metrics.observe_cycle(report.duration_seconds, now)
-        if self.history_sink is not None:
-            rss, cpu = self._sample_process()
-            orders = report.orders
-            self.history_sink.add(CycleFigures(
-                now, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
-                orders.get("filled", 0) if orders else 0, self._calls, self._latency, rss, cpu, report.error is None,
-                report.started_at))
+        metrics = self.metrics
+        metrics.observe_cycle(report.duration_seconds, now)
+        sink = self.history_sink
+        if sink is None:
+            metrics.keep_bounded()
+        else:
+            calls = metrics.broker_calls
+            pending = self._history_pending
+            pending.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))
+            if not self._batched or len(pending) >= HISTORY_EVERY or now >= self._minute_ends:
+                self.flush_history()  # which keeps the metrics' pending lists bounded too
+            elif (started := report.started_at) is not None:
+                day_ends = sink.day_ends
+                if day_ends is None or started.tzinfo is None or started >= day_ends:
+                    self.flush_history()
         self._calls, self._latency = 0, 0.0
         if self.alerts is not None:
             self._check_alerts(report)
 
+    def flush_history(self) -> None:
+        """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
+        pending = self._history_pending
+        if not pending:
+            return
+        self._history_pending = []
+        self.metrics.keep_bounded()  # before the take, which lets go of what is folded and taken
+        start, quick = self.metrics.broker_calls.take(pending[-1][2])  # their quick-lane calls
+        now = pending[-1][0]
+        taken, rss, cpu = self._process_sample
+        if now - taken >= self.PROCESS_SAMPLE_SECONDS or now < taken:
+            rss, cpu = self._sample_process(now)
+        figures, begin = [], 0
+        for finished, report, end, calls, latency in pending:
+            mine = quick[begin:end - start]
+            begin = end - start
+            orders = report.orders
+            figures.append(_figures((
+                finished, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
+                orders.get("filled", 0) if orders else 0, calls + len(mine), reduce(add, map(_seconds, mine), latency),
+                rss, cpu, report.error is None, report.started_at)))
+        self._minute_ends = (now // 60 + 1) * 60
+        if self._batched:
+            self.history_sink.add_many(figures)
+        else:
+            for one in figures:
+                self.history_sink.add(one)
+
     def store_unit_opened(self) -> None:
-        write_closed = getattr(self.history_sink, "write_closed", None)  # a test's sink may only add
-        if write_closed is not None:
-            write_closed()  # a minute closed by the last cycle: in this cycle's commit
+        if self._write_closed is not None and (self._closed_minutes is None or self._closed_minutes):
+            self._write_closed()  # a minute closed by the last cycle: in this cycle's commit
 
     def _check_alerts(self, report: CycleReport) -> None:
         if self.alerts is None:

@@ -141,3 +141,30 @@ def test_minute_history_keeps_its_broker_day_exactly_as_computing_it_every_cycle
     assert runs["offset_of"] == runs["day_of"]
     closed, recorded = runs["offset_of"]
     assert len(closed) == 3 and [offset for _, offset in recorded] == [7200, 10800, 7200]
+
+
+def test_a_failed_offset_write_is_retried_next_cycle_inside_the_same_day() -> None:
+    """The per-cycle shortcut (nothing to do while the day and offset hold) starts only once the
+    offset is stored: a store failure is retried on the next cycle, not at the next day."""
+    attempts = []
+
+    def record_broker_offset(account, since, offset):
+        attempts.append(offset)
+        if len(attempts) == 1:
+            raise OSError("database away")
+
+    repo = SimpleNamespace(record_metrics_minute=lambda minute: None, prune_metrics_history=lambda *a: None,
+                           record_broker_offset=record_broker_offset)
+    offset = {"now": 7200}
+    rollup = MinuteRollup(repo, "1", offset_of=lambda: offset["now"])
+    moment = datetime(2026, 3, 27, 10, 0, tzinfo=UTC)
+    for step in range(4):
+        rollup.add(SimpleNamespace(finished_at=1_700_000_000.0 + step, duration_seconds=0.1, signals=0, orders=0,
+                                   trades_executed=0, broker_latency_seconds=0.0, broker_calls=0, memory_rss_bytes=0,
+                                   cpu_percent=0.0, broker_time=moment + timedelta(minutes=step)))
+    assert attempts == [7200, 7200]  # failed, retried once, then settled
+    offset["now"] = 10800  # a new offset inside the same day is stored at once
+    rollup.add(SimpleNamespace(finished_at=1_700_000_010.0, duration_seconds=0.1, signals=0, orders=0,
+                               trades_executed=0, broker_latency_seconds=0.0, broker_calls=0, memory_rss_bytes=0,
+                               cpu_percent=0.0, broker_time=moment + timedelta(minutes=10)))
+    assert attempts == [7200, 7200, 10800]

@@ -29,6 +29,8 @@ class BrokerSafetyMetrics:
     def set_check(self, check: str, ok: bool) -> None:
         """Called for every check on every preflight run (each cycle): the gauge is set when its value changes."""
         value = 1 if ok else 0
+        if self._checks.get(check) == value:  # unchanged (nearly always): no lock (a dict read is atomic)
+            return
         with self._lock:  # the check and the set together: a racing caller cannot leave the cache wrong
             if self._checks.get(check) == value:
                 return

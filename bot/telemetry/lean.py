@@ -10,7 +10,9 @@ the metric families (CounterMetricFamily, HistogramMetricFamily) these collector
 same samples a prometheus_client metric of the same name yields (`_total` / `_bucket` `_count`
 `_sum`, `_created`, exemplars): tests/test_telemetry_lean.py compares the two expositions.
 
-Only what the bot uses is here: labelled metrics, `labels(*values)` (positional), `inc`, `observe`.
+Only what the bot uses is here: labelled metrics, `labels(*values)` (positional), `inc`, `observe`,
+`observe_many` (a batch, as many `observe` calls), and `fold_first`: observations the loop left pending
+(bot.telemetry.deferred) are folded in before every collect, so a reader sees all of them.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial, reduce
+from operator import add
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from bot.telemetry.deferred import Deferred
 
 EXEMPLAR_MAX_RUNES = 128  # OpenMetrics: label names and values of an exemplar together
 
@@ -49,6 +57,7 @@ class _Family(Collector):
         self.labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], object] = {}
         self._lock = threading.Lock()
+        self._pending: list[Deferred] = []
         if registry is not None:
             registry.register(self)
 
@@ -65,7 +74,13 @@ class _Family(Collector):
     def _child(self):
         raise NotImplementedError
 
+    def fold_first(self, pending: Deferred) -> None:
+        """Fold `pending` into this family's children before every collect (bot.telemetry.deferred)."""
+        self._pending.append(pending)
+
     def _snapshot(self) -> list[tuple[tuple[str, ...], object]]:
+        for pending in self._pending:
+            pending.fold_pending()
         with self._lock:
             return list(self._children.items())
 
@@ -116,10 +131,11 @@ class LeanCounter(_Family):
 
 
 class LeanHistogramChild:
-    __slots__ = ("_bounds", "_counts", "_exemplars", "_lock", "_sum", "created")
+    __slots__ = ("_bounds", "_bucket_of", "_counts", "_exemplars", "_lock", "_sum", "created")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self._bounds = bounds
+        self._bucket_of = partial(bisect_left, bounds)  # C-level: no Python frame per value in observe_many
         self._counts = [0.0] * len(bounds)
         self._exemplars: list[Exemplar | None] = [None] * len(bounds)
         self._sum = 0.0
@@ -139,6 +155,26 @@ class LeanHistogramChild:
             self._counts[index] += 1
             if exemplar:
                 self._exemplars[index] = exemplar
+
+    def observe_many(self, amounts: Iterable[float]) -> None:
+        """`observe(a)` for each of `amounts` in order (no exemplars), under one lock: the same counts and
+        the same sum, added in the same order. A NaN among them takes the one-by-one path."""
+        amounts = list(amounts)
+        buckets = list(map(self._bucket_of, amounts))
+        with self._lock:
+            total = reduce(add, amounts, self._sum)
+            # A NaN among them (bisect would put it in the first bucket): one by one, as observe() does.
+            if total != total and (self._sum == self._sum or any(map(math.isnan, amounts))):
+                nan = True
+            else:
+                nan = False
+                counts = self._counts
+                for index in buckets:
+                    counts[index] += 1
+                self._sum = total
+        if nan:
+            for amount in amounts:
+                self.observe(amount)
 
     def snapshot(self) -> tuple[list[float], list[Exemplar | None], float]:
         with self._lock:

@@ -82,7 +82,8 @@ class TradewatchJsonFormatter(JsonFormatter):
         return self.redactor.redact_record(log_data)
 
     def format(self, record: logging.LogRecord) -> str:
-        # Several handlers (stdout, Loki) share this formatter: serialise once per record.
+        # Several handlers (stdout, Loki) share this formatter: serialise once per record (the Loki
+        # handler reads this attribute itself, bot.telemetry.loki._LINE_CACHE).
         cached = record.__dict__.get("_tradewatch_line")
         if cached is not None and cached[0] is self:
             return cached[1]

@@ -1,8 +1,10 @@
 """Push log lines to Loki from a background thread, never blocking the trading loop.
 
 Why this shape: Loki being slow, rate-limiting or down must cost the trading thread
-nothing but a format and an append. ``emit`` puts the formatted line into a bounded
-in-memory queue. A daemon thread batches by size and time and POSTs gzip JSON to
+nothing but an append. ``emit`` puts the line (the JSON line the stdout handler already made,
+see bot.telemetry.logging; formatted here only if it was not), the record's time and level and
+the ids of the logging thread's context into a bounded in-memory queue, without the handler
+lock: the Loki entry (nanoseconds, structured metadata) is built on the sender thread. A daemon thread batches by size and time and POSTs gzip JSON to
 ``/loki/api/v1/push``, retrying 429/5xx/transport errors with capped exponential
 backoff (honouring Retry-After) while the batch stays in hand and new lines keep
 queueing, so a Loki restart loses nothing.
@@ -35,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from bot.telemetry.context import current_ids
+from bot.telemetry.context import correlation_id, cycle_id
 from bot.telemetry.http_push import Pusher, backoff_delay, retry_after_seconds
 from bot.telemetry.log_backlog import LogBacklog
 
@@ -46,6 +48,10 @@ _NOTE_INTERVAL_S = 60.0
 
 # (unix ns, level, account (None: not known yet), line, structured metadata)
 _Entry = tuple[int, str, str | None, str, dict[str, str]]
+# What emit queues: (record.created, level, account, line, the metadata fields' values in order)
+_Queued = tuple[float, str, str | None, str, tuple]
+_LINE_CACHE = "_tradewatch_line"  # (formatter, line) a TradewatchJsonFormatter leaves on the record
+_CONTEXT = {"correlation_id": correlation_id, "cycle_id": cycle_id}
 SENT, REJECTED, GAVE_UP = "sent", "rejected", "gave_up"
 
 
@@ -100,6 +106,7 @@ class LokiHandler(logging.Handler):
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._metadata_fields = tuple(metadata_fields)
+        self._default_metadata = self._metadata_fields == ("correlation_id", "cycle_id")
         self._on_drop = on_drop
         self.on_push_failure = on_push_failure
         self.backlog = backlog
@@ -107,7 +114,7 @@ class LokiHandler(logging.Handler):
         self.sent = 0  # lines Loki accepted
         self.kept = 0  # lines put into the backlog file for a later push
 
-        self._queue: collections.deque[_Entry] = collections.deque()
+        self._queue: collections.deque[_Queued] = collections.deque()  # appended without the lock
         self._queue_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
@@ -152,34 +159,67 @@ class LokiHandler(logging.Handler):
         self._released.set()
         self._wake.set()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        """Format and enqueue; never waits on the network (a full queue spills its oldest lines)."""
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Enqueue the line with what only this thread knows now (its context's ids); never waits on
+        the network (a full queue spills its oldest lines).
+
+        logging.Handler.handle without the handler lock (the queue is a deque, appended atomically),
+        with emit's work inline: logging calls handle() for every line on the trading thread, and the
+        lock and the extra frame were most of its cost there (issue 16)."""
+        if self.filters:
+            verdict = self.filter(record)
+            if not verdict:
+                return False
+            if isinstance(verdict, logging.LogRecord):  # Python 3.12+: a filter may return a replacement
+                record = verdict
         try:
-            line = self.format(record)
-            ids = current_ids()
-            metadata = {}
-            for field in self._metadata_fields:
-                value = ids.get(field) or getattr(record, field, None)
-                if value:
-                    metadata[field] = str(value)
-            entry = (int(record.created * 1_000_000_000), record.levelname, self._account, line, metadata)
+            fields = record.__dict__
+            cached = fields.get(_LINE_CACHE)
+            line = cached[1] if cached is not None and cached[0] is self.formatter else self.format(record)
+            if self._default_metadata:  # the contextvars win; a record attribute fills in outside a context
+                metadata = (correlation_id.get() or fields.get("correlation_id"),
+                            cycle_id.get() or fields.get("cycle_id"))
+            else:
+                metadata = self._metadata_of(record)
+            queued = (record.created, record.levelname, self._account, line, metadata)
             if self._closed:
                 self._count_drop(1, "logged after the Loki handler closed")
-                return
-            spill: list[_Entry] = []
-            with self._queue_lock:
-                overflow = len(self._queue) >= self._queue_size
-                if overflow:
-                    count = min(self._batch_size, len(self._queue)) if self.backlog is not None else 1
-                    spill = [self._queue.popleft() for _ in range(count)]
-                self._queue.append(entry)
-                depth = len(self._queue)
-            if spill:
-                self._keep(spill, "queue full")
-            if depth >= self._batch_size and not self._wake.is_set():
+                return True
+            queue = self._queue
+            if len(queue) >= self._queue_size:
+                self._overflow(queued)
+            else:
+                queue.append(queued)
+            if len(queue) >= self._batch_size and not self._wake.is_set():
                 self._wake.set()
         except Exception:
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """What handle() does (the bot sets no filters on this handler)."""
+        self.handle(record)
+
+    def _metadata_of(self, record: logging.LogRecord) -> tuple:
+        values = []
+        for field in self._metadata_fields:
+            var = _CONTEXT.get(field)
+            values.append((var.get() if var is not None else None) or getattr(record, field, None))
+        return tuple(values)
+
+    def _entry(self, queued: _Queued) -> _Entry:
+        """The Loki entry of a queued line (on the sender thread, or wherever lines are kept)."""
+        created, level, account, line, values = queued
+        metadata = {field: str(value) for field, value in zip(self._metadata_fields, values, strict=True) if value}
+        return int(created * 1_000_000_000), level, account, line, metadata
+
+    def _overflow(self, queued: _Queued) -> None:
+        with self._queue_lock:
+            count = min(self._batch_size, len(self._queue)) if self.backlog is not None else 1
+            spill = [self._queue.popleft() for _ in range(count) if self._queue]
+            self._queue.append(queued)
+        if spill:
+            self._keep([self._entry(q) for q in spill], "queue full")
 
     def flush(self) -> None:
         """Ask the sender to push now, without waiting (logging.shutdown() calls this before close())."""
@@ -209,9 +249,8 @@ class LokiHandler(logging.Handler):
             if self._thread.is_alive():
                 self._pusher.abort()
                 self._thread.join(0.2)
-            with self._queue_lock:
-                left = list(self._queue)
-                self._queue.clear()
+            with self._queue_lock:  # one by one: an emit racing with close appends without the lock
+                left = [self._entry(self._queue.popleft()) for _ in range(len(self._queue))]
             if left:
                 self._keep(left, "Loki not reachable before the shutdown deadline")
             if self.backlog is not None:
@@ -250,9 +289,10 @@ class LokiHandler(logging.Handler):
     def _push_queue(self) -> None:
         with self._queue_lock:
             count = min(self._batch_size, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(count)]
-        if not batch:
+            queued = [self._queue.popleft() for _ in range(count)]
+        if not queued:
             return
+        batch = [self._entry(q) for q in queued]
         result = self._deliver(batch)
         if result == REJECTED:
             self._count_drop(len(batch), "refused by Loki")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections import Counter as Tally
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -20,11 +21,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 
 from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
+from bot.telemetry.deferred import Deferred
 from bot.telemetry.execution_metrics import ExecutionMetrics
 from bot.telemetry.lean import LeanCounter, LeanHistogram
 
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Broker calls whose observation carries an exemplar (the correlation id at the call): never deferred.
+EXEMPLAR_CALLS = frozenset({"order_send"})
 
 # tradewatch_circuit_state values; the `to` label of transitions uses the same names.
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -184,6 +189,17 @@ class BotMetrics:
         self._last_cycle_at = 0.0
         self.last_cycle_timestamp.labels(self.account).set_function(lambda: self._last_cycle_at)
         self._cycles = self.cycles.labels(self.account)
+        # What the loop reports many times a cycle waits in these (one C-level append each) and is
+        # folded into its series before every read and once FOLD_EVERY wait (bot.telemetry.deferred).
+        #: Successful broker calls as (call, seconds): the gateway appends to it directly.
+        self.broker_calls = Deferred(self._fold_broker_calls)
+        self.broker_request_duration.fold_first(self.broker_calls)
+        self._cycle_durations = Deferred(self._fold_cycles)  # seconds of each finished cycle
+        self.cycle_duration.fold_first(self._cycle_durations)
+        self.cycles.fold_first(self._cycle_durations)
+        self._signal_keys = Deferred(self._fold_signals)  # (symbol, strategy, signal) of each signal
+        self.signals.fold_first(self._signal_keys)
+        self._deferred = tuple((d.items, d) for d in (self.broker_calls, self._cycle_durations, self._signal_keys))
         # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
         # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
         self._account_figures = (0.0, 0.0, math.nan)
@@ -201,14 +217,25 @@ class BotMetrics:
     # -- cycle ---------------------------------------------------------------------------
 
     def observe_cycle(self, duration_s: float, finished_at_epoch: float) -> None:
-        """Record one finished cycle: its duration, its end time, and the count."""
+        """Record one finished cycle: its duration, its end time, and the count (the first two folded
+        into their series when read, bot.telemetry.deferred)."""
         duration = duration_s if type(duration_s) is float and math.isfinite(duration_s) else \
             _number("cycle duration", duration_s)
         finished = finished_at_epoch if type(finished_at_epoch) is float and math.isfinite(finished_at_epoch) else \
             _number("cycle finish time", finished_at_epoch)
-        self._cycle_duration.observe(duration)
+        self._cycle_durations.append(duration)
         self._last_cycle_at = finished  # read by the gauge at scrape time (set_function in __init__)
-        self._cycles.inc()
+
+    def _fold_cycles(self, durations: list[float]) -> None:
+        self._cycle_duration.observe_many(durations)
+        self._cycles.inc(len(durations))
+
+    def keep_bounded(self) -> None:
+        """Fold what waits once there is enough of it: the loop calls this regularly (bot.instrumentation),
+        so memory stays bounded when nobody scrapes (bot.telemetry.deferred)."""
+        for items, pending in self._deferred:
+            if len(items) >= pending.fold_every:
+                pending.fold_pending()
 
     # -- broker --------------------------------------------------------------------------
 
@@ -221,8 +248,7 @@ class BotMetrics:
         """
         child = self._broker_children.get(call)
         if child is None:  # first call of this name: validate once, then reuse the labelled child
-            child = self.broker_request_duration.labels(self.account, _label("call", call))
-            self._broker_children[call] = child
+            child = self._broker_child(call)
         # A finite float (what perf_counter differences are) needs no more checking than this.
         duration = duration_s if type(duration_s) is float and math.isfinite(duration_s) else \
             _number("broker call duration", duration_s)
@@ -242,26 +268,38 @@ class BotMetrics:
     def count_reconnect(self) -> None:
         self.broker_reconnects.labels(self.account).inc()
 
-    def broker_call_recorder(self, call: str) -> Callable[[float], None]:
-        """What records one successful `call` taking (float) seconds, for the gateway's call observer
-        to keep per call name: the labelled child's own observe (order_send keeps its exemplar)."""
-        if call == "order_send":
-            return lambda seconds: self.observe_broker_call(call, seconds)
+    def _broker_child(self, call: str) -> Any:
         child = self._broker_children.get(call)
         if child is None:
             child = self._broker_children[call] = self.broker_request_duration.labels(self.account, _label("call", call))
-        return child.observe
+        return child
+
+    def _fold_broker_calls(self, calls: list[tuple[str, float]]) -> None:
+        """Successful calls appended to `broker_calls` (by the gateway: a float of seconds each, and a
+        call name that was observed through observe_broker_call first, so already validated)."""
+        by_call: dict[str, list[float]] = {}
+        for call, seconds in calls:
+            seen = by_call.get(call)
+            if seen is None:
+                by_call[call] = [seconds]
+            else:
+                seen.append(seconds)
+        for call, seconds in by_call.items():
+            self._broker_child(call).observe_many(seconds)
 
     # -- trading -------------------------------------------------------------------------
 
     def count_signal(self, symbol: str, strategy: str, signal: str) -> None:
+        """Count one signal (folded into its series when read; a new label set is checked here, at once)."""
         key = (symbol, strategy, signal)
-        child = self._signal_children.get(key)
-        if child is None:
-            child = self.signals.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
-                                        _label("signal", signal))
-            self._signal_children[key] = child
-        child.inc()
+        if key not in self._signal_children:
+            self._signal_children[key] = self.signals.labels(
+                self.account, _label("symbol", symbol), _label("strategy", strategy), _label("signal", signal))
+        self._signal_keys.append(key)
+
+    def _fold_signals(self, keys: list[tuple[str, str, str]]) -> None:
+        for key, count in Tally(keys).items():
+            self._signal_children[key].inc(count)
 
     def count_order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
         self.orders.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
@@ -292,12 +330,15 @@ class BotMetrics:
         inputs = (balance, equity, margin_level_percent)
         if inputs == self._last_account:  # every cycle reports; a flat account's figures seldom move
             return
-        balance_f = _number("balance", balance)
-        equity_f = _number("equity", equity)
+        if type(balance) is Decimal and type(equity) is Decimal and balance.is_finite() and equity.is_finite():
+            balance_f, equity_f = float(balance), float(equity)  # what the gateway reports: no frame per figure
+        else:
+            balance_f, equity_f = _number("balance", balance), _number("equity", equity)
         if margin_level_percent is None:
             ratio = math.nan
         else:
-            percent = _number("margin level", margin_level_percent)
+            percent = float(margin_level_percent) if type(margin_level_percent) is Decimal and \
+                margin_level_percent.is_finite() else _number("margin level", margin_level_percent)
             ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
         self._account_figures = (balance_f, equity_f, ratio)
         self._last_account = inputs
