@@ -201,3 +201,30 @@ def test_symbol_facts_are_read_every_symbol_recheck_while_they_pass_and_every_re
     preflight.symbols = lambda: names[:1]  # so does a change of the symbol list
     assert preflight.check(start + timedelta(minutes=7)) and preflight.symbol_reads == 5
     assert preflight.check(start + timedelta(minutes=8)) and preflight.symbol_reads == 5
+
+
+def test_the_metric_is_told_each_check_once_then_only_its_changes():
+    sim = SimTerminal(seed=3, stepped=True, profile="retail-hedging", start=datetime(2026, 1, 6, 10, tzinfo=UTC))
+    gateway = Mt5ApiGateway(lambda: Mt5Module(sim), name="sim")
+    gateway.connect()
+    names = [n for n in (s.name for s in sim.symbols_get()) if sim.symbol_info(n).visible][:2]
+    told = []
+    preflight = Preflight(gateway, lambda: names, on_result=lambda check, ok: told.append((check, ok)))
+    now = sim.now()
+    assert preflight.check(now)
+    assert sorted(told) == sorted((check.name, True) for check in preflight.checks)
+    told.clear()
+    for _ in range(3):
+        preflight.recheck_now()
+        assert preflight.check(now)
+    assert told == []  # nothing changed: nothing told
+    sim.set_trading_state(algo_trading=False)
+    preflight.recheck_now()
+    assert not preflight.check(now) and told == [("algo_trading", False)]
+    sim.set_trading_state(algo_trading=True)
+    preflight.recheck_now()
+    assert preflight.check(now) and told == [("algo_trading", False), ("algo_trading", True)]
+    later = []
+    preflight.on_result = lambda check, ok: later.append((check, ok))  # a new listener hears every check
+    preflight.recheck_now()
+    assert preflight.check(now) and len(later) == len(preflight.checks)

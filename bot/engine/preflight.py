@@ -149,7 +149,8 @@ class Preflight:
         self.symbols = symbols
         self.recheck = recheck
         self.symbol_recheck = max(symbol_recheck, recheck)
-        self.on_result = on_result  # told (check, ok) after every run: the metric
+        self._told: dict[str, bool] = {}  # check -> what on_result was last told
+        self.on_result = on_result  # told (check, ok) when it changes: the metric
         self.on_margin_mode = on_margin_mode  # told the margin mode's name when first known or changed
         self.results: dict[str, str | None] = {}  # check -> None (passes) or its sentence
         self.margin_mode: str | None = None
@@ -160,6 +161,15 @@ class Preflight:
         self._symbol_facts: dict[str, dict[str, Any] | None] = {}
         self._symbols_read_at: datetime | None = None
         self._symbols_due = True
+
+    @property
+    def on_result(self) -> Callable[[str, bool], None] | None:
+        return self._on_result
+
+    @on_result.setter
+    def on_result(self, callback: Callable[[str, bool], None] | None) -> None:
+        """A new listener is told every check at the next run, then each change."""
+        self._on_result, self._told = callback, {}
 
     @property
     def ok(self) -> bool:
@@ -192,8 +202,9 @@ class Preflight:
                           extra={"check": name, "preflight": "failed"})
             elif sentence is None and before not in (None, "never checked"):
                 log.info("preflight check %s passes again", name, extra={"check": name, "preflight": "ok"})
-            if self.on_result is not None:
-                self.on_result(name, sentence is None)
+            if self.on_result is not None and self._told.get(name) is not (sentence is None):
+                self.on_result(name, sentence is None)  # a gauge: told once per change, not every run
+                self._told[name] = sentence is None
         was_ok, self.results = self.ok, results
         if self.ok and not was_ok and self._checked_before:
             log.info("preflight: every check passes: trading resumes")
