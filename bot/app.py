@@ -209,6 +209,9 @@ class BotApp:
         self.metrics = BotMetrics(account, version=__version__)
         self.durability = DurabilityMetrics(self.metrics.registry, self.metrics.account)
         self.durability.watch_waiting_for_database(lambda: self.waiting_for_database)
+        wal_sync = getattr(self.database.engine, "wal_sync", None)
+        if wal_sync is not None:  # a SQLite store: a failed background fsync is counted (StoreFsyncFailing)
+            wal_sync.on_failure = self.durability.count_fsync_failure
         self.metrics.registry.register(RiskGuardCollector(self.metrics.account, lambda: self.engine.risk_guard,
                                                           HALT_REASONS))
         self.safety = BrokerSafetyMetrics(self.metrics.registry, self.metrics.account)

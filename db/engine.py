@@ -9,6 +9,7 @@ PostgreSQL: a small pool that tests connections before use (the server may
 have restarted), recycles them, and detects dead peers with TCP keepalives.
 """
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -55,7 +56,8 @@ def _sqlite_engine(url: URL) -> Engine:
         if not url.query.get("uri"):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"factory": SyncingConnection})
-    syncs: dict[str, WalSync] = {}  # one per database file, shared by the pool's connections
+        if not url.query.get("uri"):  # known before any connection, so its owner can watch it (bot.app)
+            engine.wal_sync = WalSync(os.path.abspath(url.database))
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:
@@ -67,9 +69,9 @@ def _sqlite_engine(url: URL) -> Engine:
             path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
             if wal and path and isinstance(dbapi_connection, SyncingConnection):
                 # db.walsync fsyncs the WAL after each commit that wrote: FULL's guarantee, its timing ours
-                sync = syncs.get(path)
+                sync = getattr(engine, "wal_sync", None)  # one per engine: its one database file
                 if sync is None:
-                    sync = syncs[path] = engine.wal_sync = WalSync(path)  # Database.dispose flushes it
+                    sync = engine.wal_sync = WalSync(path)  # Database.dispose flushes it
                 dbapi_connection.wal_sync = sync
                 cursor.execute("PRAGMA synchronous=NORMAL")
             else:

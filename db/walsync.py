@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class WalSync:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._failing = False
+        self.on_failure: Callable[[], None] | None = None  # told of each failed fsync (the bot's metric)
 
     def after_commit(self) -> None:
         if not getattr(_local, "deferred", False):
@@ -135,6 +136,8 @@ class WalSync:
             self.sync()
         except OSError as exc:
             self.failures += 1
+            if self.on_failure is not None:
+                self.on_failure()
             if not self._failing:  # said once per streak; the next durable commit raises it itself
                 self._failing = True
                 log.error("store WAL fsync failed: %s: the last cycle's writes may not be on disk", exc)

@@ -82,6 +82,7 @@ def test_the_promtool_unit_tests_catch_a_wrong_threshold(tmp_path):
 EXPECTED_ALERTS |= {"LokiDown", "LokiRejectingLines", "Watchdog"}  # prometheus/rules/loki.yml, watchdog.yml
 EXPECTED_ALERTS |= {"StrategyDisabled"}  # issue 14: prometheus/rules/strategies.yml
 EXPECTED_ALERTS |= {"PropRuleHeadroomHalfUsed", "PropRuleHeadroomNearlyUsed", "PropRuleBreached"}  # prop-rules.yml
+EXPECTED_ALERTS |= {"StoreFsyncFailing"}  # issue 16: prometheus/rules/store.yml (db/walsync.py)
 ALWAYS_FIRING = {"Watchdog"}  # the dead man's switch: a quiet case would be the failure it detects
 
 

@@ -160,3 +160,33 @@ def test_dispose_stops_the_sync_thread_and_a_later_deferred_commit_starts_one_ag
     _insert(database, 2, durable=False)  # the engine is usable after dispose, as SQLAlchemy's is
     assert database.engine.wal_sync.wait_idle(30) and database.engine.wal_sync._thread.is_alive()
     database.dispose()
+
+
+def test_the_bot_counts_a_failed_background_fsync_on_its_metrics(tmp_path, monkeypatch):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD", "STRATEGIES": "ma_crossover",
+           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
+    app.connect()
+    app.start_telemetry(serve=False)
+    sync = app.database.engine.wal_sync
+    real = os.fsync
+
+    def failing_in_the_background(fd):
+        if threading.current_thread().name == "sqlite-wal-sync":
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(walsync.os, "fsync", failing_in_the_background)
+    sample = lambda: app.metrics.registry.get_sample_value(  # noqa: E731
+        "tradewatch_store_fsync_failures_total", {"account": app.metrics.account})
+    try:
+        assert sample() == 0
+        for _ in range(3):
+            assert app.engine.run_cycle().error is None
+            assert sync.wait_idle(30)
+            app.pacer.wait()
+        assert sample() == sync.failures >= 1
+    finally:
+        monkeypatch.setattr(walsync.os, "fsync", real)
+        app.close()

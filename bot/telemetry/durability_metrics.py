@@ -31,7 +31,12 @@ class DurabilityMetrics:
         self.log_backlog_lines = Gauge(
             "tradewatch_log_backlog_lines", "Log lines kept in the local backlog file for a later push.", acct,
             registry=registry)
+        self.store_fsync_failures = Counter(
+            "tradewatch_store_fsync_failures_total",
+            "Failed fsyncs of the SQLite store's WAL after a cycle's commit (db.walsync): those writes may not be on disk.",
+            acct, registry=registry)
         self.waiting_for_database.labels(account).set(0)
+        self.store_fsync_failures.labels(account)
         self.log_push_failures.labels(account)
         self.log_queue_depth.labels(account).set(0)
         self.log_backlog_lines.labels(account).set(0)
@@ -39,6 +44,9 @@ class DurabilityMetrics:
     def watch_waiting_for_database(self, waiting: Callable[[], bool]) -> None:
         """Read at each scrape whether the bot waits for its database."""
         self.waiting_for_database.labels(self.account).set_function(lambda: 1 if waiting() else 0)
+
+    def count_fsync_failure(self) -> None:
+        self.store_fsync_failures.labels(self.account).inc()
 
     def count_push_failure(self) -> None:
         self.log_push_failures.labels(self.account).inc()
