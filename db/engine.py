@@ -53,10 +53,11 @@ def _sqlite_engine(url: URL) -> Engine:
         # One shared connection, or every checkout would see a different empty database.
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
+        engine = create_engine(url, connect_args={"factory": SyncingConnection})
         if not url.query.get("uri"):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"factory": SyncingConnection})
-        if not url.query.get("uri"):  # known before any connection, so its owner can watch it (bot.app)
+            # Known before any connection, so its owner can watch it (bot.app); the path SQLite reports
+            # at the first connection is the one used (a symlinked directory may resolve differently).
             engine.wal_sync = WalSync(os.path.abspath(url.database))
 
     @event.listens_for(engine, "connect")
@@ -72,6 +73,7 @@ def _sqlite_engine(url: URL) -> Engine:
                 sync = getattr(engine, "wal_sync", None)  # one per engine: its one database file
                 if sync is None:
                     sync = engine.wal_sync = WalSync(path)  # Database.dispose flushes it
+                sync.wal_path = path + "-wal"
                 dbapi_connection.wal_sync = sync
                 cursor.execute("PRAGMA synchronous=NORMAL")
             else:
