@@ -59,15 +59,18 @@ class MinuteRollup:
         # (offset, start, end) of that day once its offset is stored and it is the trading day: until
         # the offset changes or a moment leaves it, a cycle has nothing to do about days (issue 16).
         self._settled: tuple[int | None, datetime, datetime] | None = None
-        #: The UTC end of that settled day (None: not settled): a caller batching cycles (bot.instrumentation)
-        #: feeds them at once when a cycle reaches it.
-        self.day_ends: datetime | None = None
         self._stored_offset: int | None = None  # the server offset last written to the store
         self._minute: datetime | None = None
         self._minute_no = 0  # unix minute of _minute
         self._sums: dict[str, Any] = {}
         self._last_prune = 0.0
         self._trading_day: date | None = None
+
+    @property
+    def day_ends(self) -> datetime | None:
+        """The UTC end of the settled day (None: not settled): a caller batching cycles
+        (bot.instrumentation) feeds them at once when a cycle reaches it."""
+        return self._settled[2] if self._settled is not None else None
 
     def add_many(self, figures: list[Any]) -> None:
         """`add` each, in order (a batch of cycles, see bot.instrumentation)."""
@@ -106,11 +109,10 @@ class MinuteRollup:
             self._store_offset(day.offset_seconds, broker_time)  # before a rollover's report reads it
             self._roll_day(day.date)
             cached = self._day
-            self._settled = self.day_ends = None
+            self._settled = None
             if (self.offset_of is not None and cached is not None and cached[3] is day and self._trading_day == day.date
                     and (day.offset_seconds is None or day.offset_seconds == self._stored_offset)):
                 self._settled = (cached[0], cached[1], cached[2])
-                self.day_ends = cached[2]
 
     def _day_of(self, moment: datetime) -> BrokerDay:
         if self.offset_of is None or moment.tzinfo is None:
