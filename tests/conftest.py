@@ -53,3 +53,22 @@ def url(request, tmp_path):
 # ---------------------------------------------------------------------------------------
 # end of the PostgreSQL section
 # ---------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# A scratch SQLite store (owner: db/): a file database with one table `t (x integer)`, for tests
+# of the store's own mechanics (commit counting, WAL fsyncs). Disposed after the test.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_sqlite(tmp_path):
+    from sqlalchemy import text
+
+    from db import Database
+
+    database = Database(f"sqlite:///{tmp_path}/scratch.db")
+    with database.engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+    yield database
+    database.dispose()

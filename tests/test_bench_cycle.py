@@ -18,16 +18,11 @@ from bench import _rig
 from bench._measure import CommitCounter, ThreadCPUTimer, TimedProxy, fit_line, median_ci
 from bench.cycle import BAR_STEP, NO_BAR_STEP, Bot, verdicts
 from bench.telemetry import instrument, paired_round
-from db import Database
 
 
 @pytest.fixture
-def database(tmp_path):
-    database = Database(f"sqlite:///{tmp_path}/count.db")
-    with database.engine.begin() as conn:
-        conn.execute(text("create table t (x integer)"))
-    yield database
-    database.dispose()
+def database(scratch_sqlite):
+    return scratch_sqlite  # tests/conftest.py
 
 
 def test_commit_counter_counts_committed_transactions_only(database):

@@ -11,19 +11,15 @@ from sqlalchemy import text
 
 from bot.app import BotApp
 from bot.config import Settings
-from db import Database, walsync
+from db import walsync
 from mt5bridge.sim import SimTerminal
 
 CYCLES = 7  # seed 5 on two symbols sends orders in some of them (tests/test_group_commit.py)
 
 
 @pytest.fixture
-def database(tmp_path):
-    database = Database(f"sqlite:///{tmp_path}/w.db")
-    with database.engine.begin() as conn:
-        conn.execute(text("create table t (x integer)"))
-    yield database
-    database.dispose()
+def database(scratch_sqlite):
+    return scratch_sqlite  # tests/conftest.py
 
 
 @pytest.fixture
@@ -38,6 +34,16 @@ def fsyncs(monkeypatch):
 
     monkeypatch.setattr(walsync.os, "fsync", recording)
     return seen
+
+
+def _bot(tmp_path, symbols, strategies):
+    """The bot on a SQLite store in `tmp_path`, stepped simulator seed 5, connected."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "CYCLE_SECONDS": "60", "SYMBOLS": symbols, "STRATEGIES": strategies,
+           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
+    app.connect()
+    return app
 
 
 def _insert(database, value, durable=True):
@@ -73,10 +79,7 @@ def test_a_deferred_commit_is_fsynced_by_the_background_thread_before_the_next_d
     assert sync.syncs >= before + 1 and fsyncs[-1][1] == threading.current_thread().name
 
 
-def test_dispose_flushes_a_pending_deferred_fsync(tmp_path, monkeypatch):
-    database = Database(f"sqlite:///{tmp_path}/d.db")
-    with database.engine.begin() as conn:
-        conn.execute(text("create table t (x integer)"))
+def test_dispose_flushes_a_pending_deferred_fsync(database, monkeypatch):
     sync = database.engine.wal_sync
     release = threading.Event()
     started = threading.Event()
@@ -120,11 +123,7 @@ def test_a_failed_background_fsync_is_said_once_per_streak(database, monkeypatch
 
 def test_a_bot_cycle_fsyncs_on_its_thread_only_before_an_order_leaves(tmp_path, fsyncs):
     """The bot on its spooled store: the loop thread waits for an fsync only at a pre-send commit."""
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
-           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD,GBPUSD", "STRATEGIES": "ma_crossover,rsi_reversion",
-           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
-    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
-    app.connect()
+    app = _bot(tmp_path, "EURUSD,GBPUSD", "ma_crossover,rsi_reversion")
     wal = app.database.engine.wal_sync.wal_path
     loop = threading.current_thread().name
     try:
@@ -147,10 +146,7 @@ def test_a_bot_cycle_fsyncs_on_its_thread_only_before_an_order_leaves(tmp_path, 
         app.close()
 
 
-def test_dispose_stops_the_sync_thread_and_a_later_deferred_commit_starts_one_again(tmp_path):
-    database = Database(f"sqlite:///{tmp_path}/t.db")
-    with database.engine.begin() as conn:
-        conn.execute(text("create table t (x integer)"))
+def test_dispose_stops_the_sync_thread_and_a_later_deferred_commit_starts_one_again(database):
     _insert(database, 1, durable=False)
     threads = [t for t in threading.enumerate() if t.name == "sqlite-wal-sync"]
     mine = database.engine.wal_sync._thread
@@ -163,11 +159,7 @@ def test_dispose_stops_the_sync_thread_and_a_later_deferred_commit_starts_one_ag
 
 
 def test_the_bot_counts_a_failed_background_fsync_on_its_metrics(tmp_path, monkeypatch):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
-           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD", "STRATEGIES": "ma_crossover",
-           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
-    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
-    app.connect()
+    app = _bot(tmp_path, "EURUSD", "ma_crossover")
     app.start_telemetry(serve=False)
     sync = app.database.engine.wal_sync
     real = os.fsync
