@@ -91,7 +91,8 @@ class Repository:
         # SAVEPOINT on SQLite: a failed statement undoes itself there and leaves the transaction
         # going, so a refused call leaves nothing behind (two statements less per call). PostgreSQL
         # aborts the whole transaction on a failed statement: there every call keeps its SAVEPOINT.
-        self._savepoint_one_statement = database.backend != "sqlite"
+        self._sqlite = database.backend == "sqlite"  # also: the hot writes go through db.sqlite_rows
+        self._savepoint_one_statement = not self._sqlite
 
     def _single(self):
         """The session of a call that writes with one statement or only reads (see `__init__`)."""
@@ -157,7 +158,7 @@ class Repository:
         # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
         # of its four): should anything after the INSERT fail, its rows are deleted here instead
         # (and with them their ids: SQLite hands out max(id) + 1 again, as if never inserted).
-        undo_by_hand = self._db.backend == "sqlite"
+        undo_by_hand = self._sqlite
         try:
             with self._db.session(savepoint=not undo_by_hand) as session:
                 connection = session.connection()
@@ -435,7 +436,7 @@ class Repository:
         rows = [{"account": account, "time": time, **_values(position)} for position in positions]
         # On SQLite the rows go as one multi-row INSERT through the driver (db.sqlite_rows, up to
         # _ONE_STATEMENT_ROWS), so a refused row undoes the lot by itself and no SAVEPOINT is needed.
-        one = not self._savepoint_one_statement and len(rows) <= _ONE_STATEMENT_ROWS
+        one = self._sqlite and len(rows) <= _ONE_STATEMENT_ROWS
         with self._db.session(savepoint=not one) as session:
             if one:
                 _POSITION_ROWS.insert(session.connection(), rows, returning=False)
@@ -446,7 +447,7 @@ class Repository:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
         with self._single() as session:
             connection = session.connection()
-            if connection.dialect.name == "sqlite":
+            if self._sqlite:
                 _ACCOUNT_SNAPSHOT_ROWS.insert(connection, [_values(s)], returning=False)  # each cycle: db.sqlite_rows
             else:
                 connection.execute(self._sql.account_snapshot, _values(s))
