@@ -1,7 +1,7 @@
 """Store a window of account history in one transaction: deals, trades opened, trades closed.
 
 Why not the Repository's one-call-one-commit methods: a year of account history is 100 000 deals
-and ~50 000 trades; on SQLite (synchronous=FULL) a commit is an fsync, and the per-close rollup
+and ~50 000 trades; on SQLite a commit is an fsync (db.walsync), and the per-close rollup
 update re-reads twelve rollup rows. Call by call that is half an hour; here a broker-day window
 is three executemany statements, and the rollups are rebuilt once at the end (`finish`, the
 path db.rollups documents for bulk loads). The rows are the same records (`DealRecord`,

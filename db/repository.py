@@ -73,8 +73,8 @@ _SIGNAL_ROWS = sqlite_rows.signal_rows(SignalModel.__table__, _SIGNAL_KEY)  # st
 _ACCOUNT_SNAPSHOT_ROWS = sqlite_rows.ignoring_rows(AccountSnapshotModel.__table__, ("account", "time"))
 _POSITION_ROWS = sqlite_rows.ignoring_rows(PositionSnapshotModel.__table__, ("account", "time", "ticket"))
 _TRADE_KEY = ("account", "ticket")
-#: Position snapshots written as one statement at most (SQLAlchemy pages an "insertmanyvalues" INSERT
-#: at 1 000 rows and 32 700 parameters on SQLite; a snapshot row has about a dozen columns).
+#: Position snapshots written as one statement at most on SQLite (db.sqlite_rows: its rows per
+#: statement, within SQLite's 32 766 parameters; a snapshot row has about a dozen columns).
 _ONE_STATEMENT_ROWS = sqlite_rows.ROWS_PER_STATEMENT
 # What identifies an outcome.  message and resolved_at only describe when and how we learned it,
 # and retcode is compared only when both sides have one (history reconciliation may not know it).
