@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from mt5bridge.constants import PACKAGE_CONSTANTS
@@ -45,6 +46,10 @@ _ENCODE = json.JSONEncoder(allow_nan=False).encode
 _DECODE = json.JSONDecoder().decode
 #: The request body of each call made without arguments (``account_info()``): built once.
 _EMPTY_BODIES = {name: request_body(name, _ENCODE({"args": []})) for name in SIGNATURES}
+#: A pipeline's bounds: its requests are written before any reply is read, so they must fit the
+#: socket buffers (a few hundred KiB on any OS) whatever the peer does meanwhile.
+MAX_PIPELINE = 32
+MAX_PIPELINE_BYTES = 64 * 1024
 
 
 def connect(
@@ -115,6 +120,7 @@ class BridgeClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._dead_reason: str | None = None
+        self._owed: deque[_Slot] = deque()  # pipelined calls whose replies are still on the wire
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -181,18 +187,7 @@ class BridgeClient:
         A call shape Python refuses for the real package comes back as kind ``type_error`` and is
         raised here as TypeError, as the package raises it.
         """
-        try:
-            payload = _ENCODE(given)
-        except (TypeError, ValueError) as exc:
-            raise BridgeCallError(
-                f"{name}: arguments are not plain finite data ({exc})", kind="bad_request"
-            ) from None
-        if len(payload) > MAX_PAYLOAD_CHARS:  # the server would refuse it: say so without sending it
-            raise BridgeCallError(
-                f"{name}: arguments of {len(payload)} characters are over the bridge's {MAX_PAYLOAD_CHARS}",
-                kind="bad_request",
-            )
-        return self._exchange_body(name, request_body(name, payload))
+        return self._exchange_body(name, _encoded(name, given))
 
     def _exchange_body(self, name: str, request: bytes) -> Any:
         """Send a request body, return the plain result of its reply (or raise its error)."""
@@ -201,6 +196,8 @@ class BridgeClient:
         with self._lock:
             if self._dead_reason is not None:
                 raise BridgeConnectionLost(f"mt5bridge client is dead ({self._dead_reason}); connect again")
+            if self._owed:
+                self._settle(name)
             try:  # inline, not through _transport's closure: this is every call's path
                 self._stream.send(request)
                 reply = self._stream.recv()
@@ -226,12 +223,67 @@ class BridgeClient:
 
     def _api(self, name: str, args: tuple, kwargs: dict) -> Any:
         """One MetaTrader5 function, sent as the call was made; the server applies the package's rules."""
+        return self._exchange_body(name, self._body(name, args, kwargs))
+
+    def pipeline(self, calls: list[tuple[str, tuple, dict]]) -> "Pipelined":
+        """Several MetaTrader5 calls in one round trip: every request frame is written now, and each
+        reply is read when it is asked for (`Pipelined.result`), or before this client's next call.
+
+        Why (issue 16): a cycle makes ~13 reads, and on a loaded box each round trip costs more than
+        the call (both processes have to be woken, each time). The server needs nothing new: it
+        answers the frames of a connection in turn, and frames may arrive together. Replies read
+        late overlap the terminal's work with the caller's. Only MetaTrader5 calls, each sent as
+        one call would send it; a call that cannot be sent (arguments not plain data, too long) is an
+        error item. A transport failure raises as any call's does (the client is then dead). At most
+        ``MAX_PIPELINE`` calls and ``MAX_PIPELINE_BYTES``: the requests always fit the socket
+        buffers, so neither side can block the other.
+        """
+        if len(calls) > MAX_PIPELINE:
+            raise ValueError(f"mt5bridge pipeline: {len(calls)} calls, at most {MAX_PIPELINE}")
+        slots = [_Slot(name) for name, _args, _kwargs in calls]
+        bodies = []
+        for slot, (name, args, kwargs) in zip(slots, calls, strict=True):
+            try:
+                if name not in SIGNATURES:
+                    raise BridgeCallError(f"{name!r} is not a MetaTrader5 call", kind="bad_request")
+                bodies.append(self._body(name, args, kwargs))
+            except BridgeCallError as exc:
+                slot.error = exc  # never sent: no reply is owed for it
+        if sum(len(body) for body in bodies) > MAX_PIPELINE_BYTES:
+            raise ValueError(f"mt5bridge pipeline: requests over {MAX_PIPELINE_BYTES} bytes; send them one by one")
+        with self._lock:
+            if self._dead_reason is not None:
+                raise BridgeConnectionLost(f"mt5bridge client is dead ({self._dead_reason}); connect again")
+            self._settle("pipeline")
+            self._transport("pipeline", lambda: self._stream.send_many(bodies))
+            self._owed.extend(slot for slot in slots if slot.error is None)
+        return Pipelined(self, slots)
+
+    def _settle(self, name: str, until: "_Slot | None" = None) -> None:
+        """Read the replies owed to pipelines (up to `until`'s) before anything else is read; the lock is held.
+        A transport failure fails every owed slot and raises as `name`'s failure."""
+        owed = self._owed
+        while owed:
+            slot = owed.popleft()
+            try:
+                slot.reply = self._transport(name, self._stream.recv)
+            except (BridgeConnectionLost, BridgeTimeout) as exc:
+                slot.error = exc
+                while owed:
+                    owed.popleft().error = exc
+                raise
+            if slot is until:
+                return
+
+    @staticmethod
+    def _body(name: str, args: tuple, kwargs: dict) -> bytes:
+        """The request body of a MetaTrader5 call made with these arguments (BridgeCallError if it cannot be sent)."""
         if not args and not kwargs:
-            return self._exchange_body(name, _EMPTY_BODIES[name])
+            return _EMPTY_BODIES[name]
         payload = {"args": [_wire_value(value) for value in args]}
         if kwargs:
             payload["kwargs"] = {key: _wire_value(value) for key, value in kwargs.items()}
-        return self._send(name, payload)
+        return _encoded(name, payload)
 
     def sim_control(self, command: str, /, **params: Any) -> dict[str, Any]:
         """Drive the simulated terminal (faults, time); the server refuses it for a real terminal."""
@@ -240,6 +292,70 @@ class BridgeClient:
     def sim_clock(self) -> dict[str, Any]:
         """The simulated terminal's UTC now and speed (the server refuses it for a real terminal)."""
         return self._call("sim_clock")
+
+
+class _Slot:
+    """One pipelined call: its reply's bytes once read, or the error that took its place."""
+
+    __slots__ = ("name", "reply", "error")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reply: bytes | None = None
+        self.error: BaseException | None = None
+
+
+class Pipelined:
+    """The replies of one `BridgeClient.pipeline`, in the order of its calls."""
+
+    def __init__(self, client: BridgeClient, slots: list[_Slot]) -> None:
+        self._client = client
+        self._slots = slots
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def settle(self) -> None:
+        """Read every reply still owed (before an order is sent: nothing of a pipeline is left on the
+        wire); a transport failure is left for the next call to meet (the client is then dead)."""
+        for index in range(len(self._slots) - 1, -1, -1):  # replies come in order: the last owed one settles all
+            slot = self._slots[index]
+            if slot.reply is None and slot.error is None:
+                self.result(index)
+                return
+
+    def result(self, index: int) -> tuple[Any, BaseException | None]:
+        """(result, None) or (None, the error the call raised: BridgeError, TypeError); waits for its reply."""
+        slot, client = self._slots[index], self._client
+        if slot.reply is None and slot.error is None:
+            with client._lock:
+                if slot.reply is None and slot.error is None:
+                    try:
+                        client._settle("pipeline", until=slot)
+                    except (BridgeConnectionLost, BridgeTimeout):
+                        pass  # slot.error is set
+        if slot.error is not None:
+            return None, slot.error
+        try:
+            result = client._result(slot.name, slot.reply)
+        except (BridgeCallError, TypeError) as exc:
+            return None, exc
+        convert = _RESULT_CONVERSIONS.get(slot.name)
+        return (convert(result) if convert is not None and result is not None else result), None
+
+
+def _encoded(name: str, payload: dict[str, Any]) -> bytes:
+    """A request body, or BridgeCallError when the arguments cannot cross (the server would refuse them)."""
+    try:
+        text = _ENCODE(payload)
+    except (TypeError, ValueError) as exc:
+        raise BridgeCallError(f"{name}: arguments are not plain finite data ({exc})", kind="bad_request") from None
+    if len(text) > MAX_PAYLOAD_CHARS:  # the server would refuse it: say so without sending it
+        raise BridgeCallError(
+            f"{name}: arguments of {len(text)} characters are over the bridge's {MAX_PAYLOAD_CHARS}",
+            kind="bad_request",
+        )
+    return request_body(name, text)
 
 
 def _reraise() -> Any:

@@ -49,6 +49,10 @@ class FrameStream:
     def send(self, body: bytes) -> None:
         self.sock.sendall(FRAME_HEADER.pack(len(body), 0) + body + FLUSHER)
 
+    def send_many(self, bodies: list[bytes]) -> None:
+        """Several frames in one write (a pipeline: the peer reads them one after the other)."""
+        self.sock.sendall(b"".join(FRAME_HEADER.pack(len(body), 0) + body + FLUSHER for body in bodies))
+
     def recv(self) -> bytes:
         """The next frame's body; EOFError when the peer closed, FrameRefused (after closing) when refused."""
         header = FRAME_HEADER.size

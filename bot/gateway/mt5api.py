@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Container
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -55,6 +55,7 @@ from .filling import NAMES as FILLING_NAMES
 from .filling import next_filling
 from .guard import BrokerDataGuard
 from .ordersend import market_request
+from .readahead import ReadAhead
 from .types import (
     AccountState,
     Bars,
@@ -120,6 +121,7 @@ class Mt5ApiGateway(Gateway):
         self._newest_quote: datetime | None = None  # this session's newest accepted quote time
         self._deal_cache = DealCache()  # deal rows already judged and converted (bot.gateway.dealcache)
         self._reads = CycleReads()  # terminal_info / account_info once per cycle (bot.gateway.cycle_reads)
+        self.read_ahead = ReadAhead()  # the cycle's reads in one round trip (bot.gateway.readahead)
 
     def set_observer(self, observer: CallObserver | None, quick_calls: Container[str] = frozenset(),
                      call_sink: Callable[[tuple[str, float]], None] | None = None) -> None:
@@ -195,6 +197,7 @@ class Mt5ApiGateway(Gateway):
             self.clock.reset()
             self._deal_cache.clear()
             self._reads.forget()
+            self.read_ahead.forget()
             log.info("terminal connected", extra={"gateway": self.name})
         except GatewayError as exc:
             error = exc
@@ -268,10 +271,21 @@ class Mt5ApiGateway(Gateway):
         error: GatewayError | None = None
         result: Any = None
         try:
-            # Never splat an empty mapping: the real package then refuses positional arguments
-            # ('Unnamed arguments not allowed' from order_send(request, **{})).
-            method = getattr(self._api, call)
-            raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
+            ahead = self.read_ahead
+            if ahead.recording:
+                ahead.note(call, args, kwargs)
+                hit = ahead.take(call, args, kwargs)
+            else:
+                hit = None
+            if hit is not None:
+                raw = hit  # answered in this cycle's pipeline (bot.gateway.readahead)
+            else:
+                # Never splat an empty mapping: the real package then refuses positional arguments
+                # ('Unnamed arguments not allowed' from order_send(request, **{})).
+                method = getattr(self._api, call)
+                raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
+                if ahead.recording:
+                    ahead.made(call)
             if raw is None:
                 code, message = self._last_error()
                 if code == mt5.RES_E_AUTO_TRADING_DISABLED and call == "order_send":
@@ -349,8 +363,15 @@ class Mt5ApiGateway(Gateway):
             self._unknown_symbols.add(name)
             return False
 
-    def cycle_reads(self) -> AbstractContextManager[None]:
-        return self._reads.cycle()
+    @contextmanager
+    def cycle_reads(self) -> Iterator[None]:
+        with self._reads.cycle():
+            if self._api is not None:
+                self.read_ahead.start(self._api)
+            try:
+                yield
+            finally:
+                self.read_ahead.end()
 
     def terminal(self) -> TerminalState:
         info = self._reads.read("terminal_info", lambda: self._call("terminal_info"))
@@ -569,6 +590,7 @@ class Mt5ApiGateway(Gateway):
             log.error("order refused at the gateway: %s", error, extra={"gateway": self.name, "symbol": request.symbol})
             raise error
         self._reads.forget()  # the account changes with the order
+        self.read_ahead.forget()
         spec = self._order_spec(request.symbol)
         payload = market_request(request, spec)
         result = self._call("order_send", payload)
