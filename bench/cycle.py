@@ -19,6 +19,8 @@ How:
   on the machine hits every figure alike; medians over all the rounds' cycles.
 - Commits: a SQLAlchemy "commit" listener on the store's engine, per cycle; "orders sent" are the
   cycle's orders that reached order_send (not those left queued, duplicate or expired) plus replays.
+- Over the bridge the gateway reads a cycle's reads ahead, in pipelines (bot.gateway.readahead): how
+  many were served from them is printed.
 - Bridge call: `last_error` over the bridge (plain TCP on loopback) against a 64-byte echo to a tiny
   server in another process, in alternating batches; the ratio of the medians, judged with every
   process of the comparison on one CPU (unpinned, the 2-core scheduler's placement decides: see
@@ -241,6 +243,12 @@ def figures(slope_bots: list[Bot], no_bar: Bot, bridged: Bot, call_us: float, tc
         placed = "as the scheduler places them: CPUs cannot be pinned here)"
     out.write(f"bridge last_error {call_us:.1f} us, bare TCP round trip {tcp_us:.1f} us "
               f"(medians of {CALL_BATCHES * CALLS_PER_BATCH}, {placed}\n")
+    ahead = getattr(bridged.app.engine.gateway, "read_ahead", None)
+    if ahead is not None:
+        stats = ahead.stats
+        out.write(f"over the bridge, reads read ahead (bot.gateway.readahead): {stats['served']} served from "
+                  f"{stats['pipelines']} pipelines ({stats['missed']} missed, {stats['unused']} unused, "
+                  f"{stats['failed']} pipelines failed)\n")
     errors = sum(c.error is not None for b in (*slope_bots, no_bar, bridged) for c in b.cycles)
     if errors:
         out.write(f"{errors} cycles failed and are left out of the figures\n")
