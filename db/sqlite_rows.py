@@ -46,8 +46,7 @@ class RawRows:
         try:
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[start:start + ROWS_PER_STATEMENT]
-                params = [process(row[name]) if process is not None else row[name]
-                          for row in chunk for name, process in zip(names, processors, strict=True)]
+                params = _bound(chunk, names, processors)
                 sql = self._sql(names, len(chunk))
                 dispatch = connection.dispatch  # the engine's statement listeners still see the statement
                 dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
@@ -75,6 +74,31 @@ class RawRows:
         return f"INSERT INTO {_quoted([self.table.name])} ({_quoted(names)}) VALUES {', '.join([row] * count)} {self.tail}"
 
 
+def _bound(rows: Sequence[dict[str, Any]], names: tuple[str, ...],
+           processors: list[Callable[[Any], Any] | None]) -> list[Any]:
+    """Every row's values in `names` order, each through its column's bind processor.
+
+    A value that is the very object the row before had in that column (a cycle's signals share
+    their time, their account) is bound once: a processor is a pure function of its value, and a
+    datetime's costs ~4 us."""
+    params: list[Any] = []
+    previous: list[Any] = [_NOTHING] * len(names)
+    bound: list[Any] = [None] * len(names)
+    columns = list(enumerate(zip(names, processors, strict=True)))
+    for row in rows:
+        for index, (name, process) in columns:
+            value = row[name]
+            if process is None:
+                params.append(value)
+            elif value is previous[index]:
+                params.append(bound[index])
+            else:
+                previous[index], bound[index] = value, process(value)
+                params.append(bound[index])
+    return params
+
+
+_NOTHING = object()
 _PREPARER = sqlite.dialect().identifier_preparer  # quotes a name only where SQLAlchemy would
 
 
