@@ -1,14 +1,17 @@
-"""bench.telemetry's bottom-up correction: the timer's own cost is measured by a timed no-op per cycle."""
+"""bench.telemetry: the timer's own cost is measured by timed no-ops per cycle; the on bot is scraped
+between cycles, on a thread of its own, as its metrics server is."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
+from bench import telemetry
 from bench._measure import ThreadCPUTimer
 from bench.telemetry import cpu_per_cycle
 
 
-def test_cpu_per_cycle_probes_once_before_each_cycle_and_time_only_the_cycle():
+def test_cpu_per_cycle_probes_before_each_cycle_and_time_only_the_cycle():
     events = []
 
     def busy_cycle():
@@ -20,6 +23,39 @@ def test_cpu_per_cycle_probes_once_before_each_cycle_and_time_only_the_cycle():
     probe_timer = ThreadCPUTimer()
     probe = probe_timer.wrap(lambda: events.append("probe"), "timed no-op")
     us = cpu_per_cycle(app, 4, probe)
-    assert events == ["probe", "cycle"] * 4
-    assert probe_timer.calls == 4 and probe_timer.ns > 0
+    assert events == ["probe", "probe", "probe", "cycle"] * 4
+    assert probe_timer.calls == 12 and probe_timer.ns > 0
     assert us > 0
+
+
+def test_a_bot_with_metrics_is_scraped_after_each_cycle_on_a_thread_of_its_own_outside_the_timing():
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
+
+    events = []
+
+    class Seen:
+        def collect(self):
+            events.append(("scrape", threading.current_thread().name))
+            yield GaugeMetricFamily("bench_seen", "a scrape ran", value=1)
+
+    registry = CollectorRegistry()
+    registry.register(Seen())
+    events.clear()  # registering may collect once
+
+    def cycle():
+        events.append(("cycle", threading.current_thread().name))
+
+    app = SimpleNamespace(engine=SimpleNamespace(run_cycle=cycle), liveness=SimpleNamespace(beat=lambda: None),
+                          pacer=SimpleNamespace(wait=lambda: None), metrics=SimpleNamespace(registry=registry))
+    spent_on_scrapes = []
+    original = telemetry.SCRAPE
+    telemetry.SCRAPE = telemetry.Scraper()
+    try:
+        cpu_per_cycle(app, 3)
+        spent_on_scrapes = telemetry.SCRAPE.seconds
+    finally:
+        telemetry.SCRAPE = original
+    main = threading.current_thread().name
+    assert events == [("cycle", main), ("scrape", "bench-scrape")] * 3
+    assert len(spent_on_scrapes) == 3
