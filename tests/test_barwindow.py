@@ -234,7 +234,7 @@ def test_strategies_are_asked_only_when_their_bar_closed_and_few_bars_are_fetche
             report = app.engine.run_cycle()
             assert report.ok, report.error
             per_cycle.append(history.served - before)
-            closed = {symbol: int(w.bars.time[-1]) for (symbol, _), w in runner.windows._windows.items()}
+            closed = {symbol: int(w.block.time[-1]) for (symbol, _), w in runner.windows._windows.items()}
             new_bar = {s for s, t in closed.items() if newest.get(s) != t}
             newest = closed
             asked_now = {symbol for symbol, _ in asked[asked_before:]}
