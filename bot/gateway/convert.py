@@ -30,7 +30,7 @@ BAR_COLUMNS = ("time", "open", "high", "low", "close")
 #: (1 == 1.0 == True, whose texts differ). Bounded: emptied when full.
 _MONEY: dict[float, Decimal] = {}
 _PRICES: dict[tuple[float, int], Decimal] = {}
-CACHE_SIZE = 4096
+CACHE_SIZE = 1024
 
 
 def money(value: Any) -> Decimal:
