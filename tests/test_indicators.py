@@ -9,6 +9,7 @@ written (np.std, np.convolve, numpy-scalar confidences) the same way.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -75,6 +76,17 @@ def test_std_is_numpys_to_the_last_bit_and_anything_else_goes_to_numpy():
         assert np.float64(std(values)).tobytes() == np.std(values).tobytes()
     for other in ([1.0, 2.0, 4.0], np.arange(7), np.arange(5, dtype=np.float32), np.array([1.0, np.nan])):
         assert np.float64(std(other)).tobytes() == np.float64(np.std(other)).tobytes()
+
+
+def test_rsi_of_a_series_no_longer_than_its_period_matches_the_reference():
+    rng = np.random.default_rng(9)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of no changes at all (one close) is NaN
+        for n in range(1, 20):
+            close = 1.08 + np.cumsum(rng.normal(0, 2e-4, n))
+            for period in (n - 1, n, n + 3):
+                if period >= 1:
+                    assert rsi(close, period).tobytes() == reference_rsi(close, period).tobytes(), (n, period)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int64])

@@ -59,7 +59,7 @@ def rsi(close: np.ndarray, period: int, last: int | None = None) -> np.ndarray:
 def rsi_values(close: np.ndarray, period: int, last: int | None = None) -> list[float]:
     """`rsi` as a list of Python floats (the same doubles), for a caller that compares them one by one."""
     delta = np.diff(close)
-    if delta.dtype != np.float64:  # ints, float32, ...: numpy's own clip and mean, as ever
+    if delta.dtype != np.float64 or len(delta) < period:  # ints, float32, a short series: numpy's clip and mean
         gains, losses = np.clip(delta, 0, None), np.clip(-delta, 0, None)
         avg_gain, avg_loss = float(gains[:period].mean()), float(losses[:period].mean())
     else:
