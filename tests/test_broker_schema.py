@@ -472,6 +472,74 @@ def test_a_short_bar_batch_is_judged_as_the_numpy_path_judges_it(n, monkeypatch)
     batches = [_spoil(rng, _bar_batch(rng, n, clock)) for _ in range(400)]
     fast = [check("bars", b, context) for b in batches]
     monkeypatch.setattr(schema, "SMALL_BARS", 0)  # every batch the numpy way
+    monkeypatch.setattr(schema, "_bars_plainly_good", lambda record, context: False)
     slow = [check("bars", b, context) for b in batches]
     assert fast == slow
     assert sum(p is None for p in fast) > 20 and len({p.reason for p in fast if p is not None}) >= 5
+
+
+def _odd(bars, n):
+    """Batches of another shape or dtype than the terminal's (each must be judged as ever)."""
+    as_ = lambda dtype: {k: v.astype(dtype) for k, v in bars.items()}  # noqa: E731
+    return [
+        as_(np.float32), as_(np.int64), as_(np.uint32), as_(np.float16), as_(bool), as_(object),
+        {**bars, "time": bars["time"].astype(float)}, {**bars, "time": bars["time"].astype(np.uint64)},
+        {**bars, "time": bars["time"][::-1].astype(np.uint64)}, {**bars, "open": bars["open"].astype(np.int16)},
+        {**bars, "high": bars["high"].reshape(1, n)},
+        {**bars, "low": bars["low"].tolist()}, {**bars, "open": None}, {k: v for k, v in bars.items() if k != "close"},
+        {**bars, "time": bars["time"].view(np.ma.MaskedArray)}, {**bars, "close": np.array([], dtype=float)},
+        {k: v[::-1].copy() for k, v in bars.items()}, {k: np.ascontiguousarray(v[::2]) for k, v in bars.items()},
+        {**bars, "high": bars["high"].astype(">f8")},
+    ]
+
+
+#: A fault in one row of one column: (column, what the row becomes given the batch and the row).
+BAR_FAULTS = [
+    (price, fault) for price in ("open", "high", "low", "close") for fault in (
+        lambda b, r: math.nan, lambda b, r: math.inf, lambda b, r: -math.inf, lambda b, r: 0.0,
+        lambda b, r: -0.0, lambda b, r: -1.0, lambda b, r: 1e9, lambda b, r: 1e9 - 1, lambda b, r: 5e-324,
+        lambda b, r: b["high"][r] + 1e-9, lambda b, r: b["low"][r] - 1e-9, lambda b, r: b["high"][r],
+        lambda b, r: b["low"][r],
+    )] + [
+    ("time", lambda b, r: b["time"][max(0, r - 1)]), ("time", lambda b, r: b["time"][r] + 59),
+    ("time", lambda b, r: b["time"][r] - 61), ("time", lambda b, r: b["time"][r] + 400 * 86400),
+    ("time", lambda b, r: b["time"][r] - 4000 * 86400), ("time", lambda b, r: 0), ("time", lambda b, r: -1),
+    ("time", lambda b, r: 2**62),
+]
+
+
+@pytest.mark.parametrize("n", [1, 2, 13, 121])
+def test_the_bars_quick_yes_changes_no_judgement(n, monkeypatch):
+    """Every batch with one fault (first, middle and last row of every column, table above) or of an
+    odd shape or dtype gets the same first problem (reason, field, detail) from `check` as from the
+    checks without the quick yes (the short-batch lists, the numpy columns), and the quick yes says
+    yes only to batches those find no problem in."""
+    from bot.gateway import schema
+
+    rng = np.random.default_rng(40 + n)
+    clock = datetime(2026, 1, 6, 12, tzinfo=UTC)
+    context = Context(clock, lambda name: name in KNOWN)
+    good = _bar_batch(rng, n, clock)
+    with np.errstate(all="ignore"):  # times as float16 overflow, as a broker's could
+        batches = [good, {k: np.full(n, 1.1) if k != "time" else v for k, v in good.items()}, *_odd(good, n)]
+    for column, fault in BAR_FAULTS:
+        for row in sorted({0, n // 2, n - 1}):
+            bad = {k: v.copy() for k, v in good.items()}
+            bad[column] = bad[column].astype(float) if column != "time" else bad[column]
+            bad[column][row] = fault(good, row)
+            batches.append(bad)
+    with np.errstate(all="ignore"):
+        fast = [check("bars", b, context) for b in batches]
+        said_yes = [schema._bars_plainly_good(b, context) for b in batches]
+        monkeypatch.setattr(schema, "_bars_plainly_good", lambda record, context: False)
+        slow = [check("bars", b, context) for b in batches]  # the checks as they were before the quick yes
+    assert fast == slow
+    assert said_yes[0] and all(p is None for p, yes in zip(slow, said_yes, strict=True) if yes)
+    reasons = {p.reason for p in slow if p is not None}
+    assert reasons >= {"not_finite", "sign", "range", "crossed", "time_window", "type", "missing", "flat"}, reasons
+    assert n == 1 or "not_monotonic" in reasons
+    # Columns of other lengths are never a quick yes (the general path judges them; see the report on
+    # issue 16: it broadcasts, or raises, on such a batch).
+    for column in ("time", "close"):
+        assert not schema._bars_plainly_good({**good, column: good[column][:-1]}, context)
+        assert not schema._bars_plainly_good({**good, column: good[column][:1]}, context) or n == 1

@@ -22,8 +22,27 @@ CENT = Decimal("0.01")
 BAR_COLUMNS = ("time", "open", "high", "low", "close")
 
 
+#: Recent conversions, float -> Decimal (prices by digits). Why: a cycle converts ~40 prices and
+#: amounts, most of them the same as last cycle's (a position's open price, SL, TP, the balance),
+#: and the text round trip costs ~1 us each. A Decimal is immutable, so one object may be handed
+#: out many times; the result depends only on the key (the float, or the float and the digits).
+#: Zeros are not kept (-0.0 == 0.0, but their Decimals differ in sign), nor anything but a float
+#: (1 == 1.0 == True, whose texts differ). Bounded: emptied when full.
+_MONEY: dict[float, Decimal] = {}
+_PRICES: dict[tuple[float, int], Decimal] = {}
+CACHE_SIZE = 1024
+
+
 def money(value: Any) -> Decimal:
-    return Decimal(str(value)).quantize(CENT)
+    if type(value) is not float or not value:
+        return Decimal(str(value)).quantize(CENT)
+    amount = _MONEY.get(value)
+    if amount is None:
+        amount = Decimal(str(value)).quantize(CENT)
+        if len(_MONEY) >= CACHE_SIZE:
+            _MONEY.clear()
+        _MONEY[value] = amount
+    return amount
 
 
 #: 10**-digits for the digits a symbol can have (schema: at most 11), built once.
@@ -31,8 +50,17 @@ _PLACES = {digits: Decimal(1).scaleb(-digits) for digits in range(12)}
 
 
 def price(value: Any, digits: int) -> Decimal:
-    places = _PLACES.get(digits) or Decimal(1).scaleb(-digits)
-    return Decimal(str(round(float(value), digits))).quantize(places)
+    number = float(value)
+    key = (number, digits)
+    quantized = _PRICES.get(key) if number else None
+    if quantized is None:
+        places = _PLACES.get(digits) or Decimal(1).scaleb(-digits)
+        quantized = Decimal(str(round(number, digits))).quantize(places)
+        if number:
+            if len(_PRICES) >= CACHE_SIZE:
+                _PRICES.clear()
+            _PRICES[key] = quantized
+    return quantized
 
 
 def optional_price(value: Any, digits: int) -> Decimal | None:

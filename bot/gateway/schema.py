@@ -19,9 +19,11 @@ columns exactly on SQLite (15 significant digits) and PostgreSQL; text fits its 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,11 @@ class Context:
     def window(self, relative: bool) -> tuple[float, float]:
         if not relative or self.clock is None:
             return EPOCH_MIN, EPOCH_MAX
+        return self._relative_window
+
+    @cached_property
+    def _relative_window(self) -> tuple[float, float]:
+        """Worked out once per context (the guard makes one per broker clock), not once per time field."""
         now = self.clock.timestamp()
         return max(EPOCH_MIN, now - TIME_PAST.total_seconds()), min(EPOCH_MAX, now + TIME_FUTURE.total_seconds())
 
@@ -183,6 +190,8 @@ def check(kind: str, record: Any, context: Context) -> Problem | None:
     if not isinstance(record, Mapping):
         return Problem("type", None, f"{kind} is a {type(record).__name__}, not a record")
     if kind == "bars":
+        if _bars_plainly_good(record, context):
+            return None
         small = _small_bars(record)
         if small is not None:
             return _check_small_bars(fields, small, record, context)
@@ -287,6 +296,42 @@ def _column(rule: Field, values: Any, context: Context) -> Problem | None:
     if not (math.isfinite(low) and math.isfinite(high)):
         return Problem("not_finite", name, f"{name} holds {int(np.sum(~np.isfinite(values)))} non-finite values")
     return _bounds(rule, low, high, context)
+
+
+_le, _lt = operator.le, operator.lt
+
+
+def _bars_plainly_good(record: Mapping[str, Any], context: Context) -> bool:
+    """A fast yes for a plainly good bar batch: True only where the checks below find no problem.
+
+    Why: every cycle judges each symbol's fetch whole (the window's overlap and the new bars), and
+    the column-by-column checks cost ~25 us a batch of 13 bars. For plain 1-d numeric columns of
+    one length this asks the same questions in a few C-level passes over Python lists
+    (`all(map(operator.le, ...))`; numpy's per-call cost made a vectorised version slower at this
+    size): times strictly increasing (so their extremes are the first and the last) and inside
+    the window; for every bar `0 < low <= open, close <= high`, which with `max(high) < PRICE_LIMIT`
+    bounds all four prices (positive, below the limit, finite: NaN fails every comparison, an
+    infinity the bounds) and is the `crossed` rule; and `max(high) > min(low)`, the `flat` rule.
+    Anything else (False) is judged by the full checks, which name the problem as before.
+    """
+    get = record.get
+    columns = get("time"), get("open"), get("high"), get("low"), get("close")
+    length = None
+    for values in columns:
+        if type(values) is not np.ndarray or values.ndim != 1 or values.dtype.kind not in "iuf":
+            return False
+        if length is None:
+            length = len(values)
+        elif len(values) != length:
+            return False
+    if not length:
+        return False
+    times, opens, highs, lows, closes = (values.tolist() for values in columns)
+    first, last = context.window(True)
+    return (first <= times[0] and times[-1] <= last and all(map(_lt, times, times[1:]))
+            and all(map(_le, lows, opens)) and all(map(_le, lows, closes))
+            and all(map(_le, opens, highs)) and all(map(_le, closes, highs))
+            and min(lows) > 0 and max(highs) < PRICE_LIMIT and max(highs) > min(lows))
 
 
 SMALL_BARS = 32  # a batch this short is judged on Python lists: numpy's per-call cost is most of the work

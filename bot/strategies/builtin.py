@@ -1,4 +1,9 @@
-"""The two strategies shipped with the bot, written against the public interface like any plugin."""
+"""The two strategies shipped with the bot, written against the public interface like any plugin.
+
+Each `evaluate` runs once per symbol and closed bar, on ~20-120 bars: the values it compares are
+taken out of numpy as Python floats once (the same doubles) so the comparisons and the arithmetic
+on them do not pay numpy-scalar overhead; `indicators.std` is np.std to the last bit.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import numpy as np
 
 from ..gateway.types import Bars
 from .api import BUY, HOLD, SELL, Param, Signal, Strategy
-from .indicators import rsi, sma
+from .indicators import rsi_values, sma, std
 
 
 class MovingAverageCrossover(Strategy):
@@ -31,10 +36,10 @@ class MovingAverageCrossover(Strategy):
         close = bars.close
         if len(close) < self.slow + 2:
             return Signal(HOLD, 0.0, "not enough bars")
-        fast = sma(close, self.fast, last=2)
-        slow = sma(close, self.slow, last=2)
-        before, now = fast[0] - slow[0], fast[1] - slow[1]
-        spread = float(abs(now) / max(np.std(close[-self.slow :]), 1e-12))
+        fast_before, fast_now = sma(close, self.fast, last=2).tolist()
+        slow_before, slow_now = sma(close, self.slow, last=2).tolist()
+        before, now = fast_before - slow_before, fast_now - slow_now
+        spread = abs(now) / max(std(close[-self.slow :]), 1e-12)
         confidence = round(min(1.0, 0.5 + spread / 2), 4)
         if before <= 0 < now:
             return Signal(BUY, confidence, f"SMA{self.fast} crossed above SMA{self.slow}")
@@ -66,12 +71,14 @@ class RsiMeanReversion(Strategy):
         close = bars.close
         if len(close) < self.period + 3:
             return Signal(HOLD, 0.0, "not enough bars")
-        values = rsi(close, self.period, last=2)  # the two newest values are all it reads
-        before, now = values[-2], values[-1]
+        before, now = rsi_values(close, self.period, last=2)  # the two newest values are all it reads
         if before < self.oversold <= now:
-            return Signal(BUY, round(min(1.0, 0.5 + (self.oversold - before) / 60), 4), f"RSI back above {self.oversold:g} ({now:.1f})")
+            # The confidence as it has always been computed: on a numpy float64 (numpy's own round()).
+            return Signal(BUY, round(min(1.0, 0.5 + (self.oversold - np.float64(before)) / 60), 4),
+                          f"RSI back above {self.oversold:g} ({now:.1f})")
         if before > self.overbought >= now:
-            return Signal(SELL, round(min(1.0, 0.5 + (before - self.overbought) / 60), 4), f"RSI back below {self.overbought:g} ({now:.1f})")
+            return Signal(SELL, round(min(1.0, 0.5 + (np.float64(before) - self.overbought) / 60), 4),
+                          f"RSI back below {self.overbought:g} ({now:.1f})")
         return Signal(HOLD, 0.0, f"RSI {now:.1f}")
 
 
