@@ -158,6 +158,10 @@ def test_record_level_rules(real):
     (lambda c: c["time"].__setitem__(slice(None), c["time"][::-1].copy()), "not_monotonic"),
     (lambda c: c["high"].__setitem__(4, c["low"][4] - 0.01), "crossed"),
     (lambda c: c.__setitem__("close", np.array([], dtype=float)), "missing"),
+    # columns of different lengths (a hostile or broken bridge reply): never built into bars
+    (lambda c: c.__setitem__("time", c["time"][1:]), "length"),
+    (lambda c: c.__setitem__("low", c["low"][:-1]), "length"),
+    (lambda c: c.__setitem__("close", c["close"][:2]), "length"),
 ])
 def test_bad_bars_are_refused(real, change, reason):
     records, clock = real

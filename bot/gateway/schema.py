@@ -149,6 +149,8 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
     "bars": ((
         Field("time", TIME), _price("open"), _price("high"), _price("low"), _price("close"),
     ), (
+        # first: every other check compares the columns element by element
+        ("length", "time", lambda c: len({len(c[name]) for name in ("time", "open", "high", "low", "close")}) == 1),
         ("crossed", "high", lambda c: (c["high"] - np.maximum(c["open"], c["close"])).min() >= 0
                                       and (np.minimum(c["open"], c["close"]) - c["low"]).min() >= 0),
         ("not_monotonic", "time", lambda c: len(c["time"]) < 2 or np.diff(c["time"]).min() > 0),
