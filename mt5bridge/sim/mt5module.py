@@ -43,6 +43,14 @@ class _Route:
         self.names = tuple(p.name for p in sig.params)  # every parameter, in the package's order
         self.unnamed = tuple(p.name for p in sig.params if p.how != _signatures.KW)
         self.market = sig.name in _MARKET_CALLS
+        # Bound values in order are the terminal method's positional arguments: no keywords, no
+        # dates to convert, no special routing.
+        self.direct = (
+            sig.form != _signatures.POSITIONAL_AND_KEYWORD
+            and not self.dates
+            and not self.market
+            and sig.name not in ("initialize", "order_send", "order_check")
+        )
 
 
 _ROUTES = {name: _Route(sig) for name, sig in _signatures.SIGNATURES.items()}
@@ -61,6 +69,8 @@ class Mt5Module:
         except _signatures.Refused as refused:
             self.terminal.set_last_error(refused.error)
             return route.sig.failure
+        if route.direct:  # bind() kept the arguments' order; none is a keyword
+            return getattr(self.terminal, name)(*bound.values())
         for date in route.dates:
             if date in bound:
                 bound[date] = _epoch(bound[date])

@@ -53,16 +53,22 @@ class PricePath:
         self._key = zlib.crc32(spec.feed.encode())  # stable: adding symbols changes no path
         self._levels = HourlyLevels(seed, self._key, spec.annual_vol)
         self._days = _Lru(DAY_CACHE_SIZE)
+        self._recent: tuple[int | None, DayTicks | None] = (None, None)  # the last day() asked for
         self._bars: dict[int, _Lru] = {}
         self._forming: dict[int, tuple[int, tuple]] = {}
         self._lock = threading.RLock()
 
     def day(self, day: int) -> DayTicks:
+        recent = self._recent  # one read: another thread may replace it
+        if recent[0] == day:  # the LRU's most recent entry, or was a moment ago: it only decides what
+            # is kept, never a value (days are pure functions of the seed)
+            return recent[1]
         with self._lock:
             ticks = self._days.get(day)
             if ticks is None:
                 ticks = generate_day(self._levels, self.spec, self._seed, self._key, day)
                 self._days.put(day, ticks)
+            self._recent = (day, ticks)
             return ticks
 
     def tick(self, k: int) -> tuple[int, int]:
