@@ -9,7 +9,8 @@ duck-typed so this module imports nothing: the bridge server runs on a bare Wind
 
 from typing import Any
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_STR = frozenset((str,))
 
 
 def to_plain(obj: Any) -> Any:
@@ -26,7 +27,12 @@ def to_plain(obj: Any) -> Any:
     if getattr(obj, "dtype", None) is not None:
         return _numpy_to_plain(obj)
     if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
-        return {str(key): to_plain(value) for key, value in obj._asdict().items()}
+        fields = obj._asdict()
+        if _SCALARS.issuperset(map(type, fields.values())) and _STR.issuperset(map(type, fields)):
+            # Flat (every record but OrderSendResult/OrderCheckResult): what the walk below would
+            # build, without a call per field; a symbol_info has 96 of them.
+            return dict(fields)
+        return {str(key): to_plain(value) for key, value in fields.items()}
     if isinstance(obj, (tuple, list)):
         return [to_plain(item) for item in obj]
     if isinstance(obj, dict):

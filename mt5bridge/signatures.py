@@ -20,6 +20,7 @@ conformance test pins both. This module is stdlib-only: the bridge server on a b
 Python applies the same table to decide how named arguments from the wire become a call.
 """
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ class Signature:
     form: str
     params: tuple[Param, ...] = ()
     failure: Any = None  # what the call returns when it fails: None, or False for bool calls
+    #: bind()'s memo of the call shapes it accepted: (len(args), *keyword names) -> _Shape.
+    shapes: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -229,21 +232,27 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: The check of each value kind (no coercion: 1 is not a float, True is not an int).
+_KIND_CHECKS = {
+    STR: lambda value: isinstance(value, str),
+    INT: _is_int,
+    FLOAT: lambda value: isinstance(value, float),
+    BOOL: lambda value: isinstance(value, bool),
+    DATE: lambda value: isinstance(value, dt.datetime) or _is_int(value),
+    REQUEST: lambda value: isinstance(value, dict),
+}
+
+
 def is_kind(kind: str, value: Any) -> bool:
     """Whether ``value`` is what the package accepts for ``kind`` (no coercion: 1 is not a float)."""
-    if kind == STR:
-        return isinstance(value, str)
-    if kind == INT:
-        return _is_int(value)
-    if kind == FLOAT:
-        return isinstance(value, float)
-    if kind == BOOL:
-        return isinstance(value, bool)
-    if kind == DATE:
-        return isinstance(value, dt.datetime) or _is_int(value)
-    if kind == REQUEST:
-        return isinstance(value, dict)
-    raise ValueError(f"unknown kind {kind!r}")
+    return _kind_check(kind)(value)
+
+
+def _kind_check(kind: str):
+    check = _KIND_CHECKS.get(kind)
+    if check is None:
+        raise ValueError(f"unknown kind {kind!r}")
+    return check
 
 
 def check_request(request: dict) -> None:
@@ -266,45 +275,71 @@ def _count_error(sig: Signature, given: int) -> TypeError:
     return TypeError(f"{sig.name}() takes {bound} {amount} argument{plural} ({given} given)")
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What bind() learnt from one accepted call shape: the names of the positional arguments and,
+    in the order of the bound mapping, each bound argument's name, value check and kind."""
+
+    positional: tuple[str, ...]
+    checks: tuple[tuple[str, Any, str], ...]
+
+
+def _shape(sig: Signature, given: int, names: tuple[str, ...]) -> _Shape:
+    """The argument rules that depend only on the call's shape (how many positional arguments,
+    which keywords in which order), never on the values: raises as the package does, or says
+    where each argument goes. A pure function of its arguments, so bind() memoises it."""
+    if sig.form == NO_ARGUMENTS:
+        if names:
+            raise TypeError(f"{sig.name}() takes no keyword arguments")
+        if given:
+            raise TypeError(f"{sig.name}() takes no arguments ({given} given)")
+        return _Shape((), ())
+    if sig.form == POSITIONAL_ONLY:
+        if names:
+            raise TypeError(f"{sig.name}() takes no keyword arguments")
+        required = sum(p.required for p in sig.params)
+        if not required <= given <= len(sig.params):
+            raise _count_error(sig, given)
+        order = sig.names[:given]
+    else:
+        positional = [p for p in sig.params if p.how in (POS, ANY)]
+        if given > len(positional):
+            raise Refused(UNNAMED)
+        order = tuple(p.name for p in positional[:given])
+        for name in names:
+            param = sig.param(name)
+            if param is None or param.how == POS:
+                raise TypeError(f"'{name}' is an invalid keyword argument for {sig.name}()")
+            if name in order:
+                raise TypeError(f"argument for {sig.name}() given by name ('{name}') and position")
+            order += (name,)
+        for param in sig.params:
+            if param.required and param.name not in order:
+                raise Refused(invalid(param.name))
+    kinds = [(name, sig.param(name).kind) for name in order]
+    return _Shape(order[:given], tuple((name, _kind_check(kind), kind) for name, kind in kinds))
+
+
 def bind(sig: Signature, args: tuple, kwargs: dict) -> dict[str, Any]:
     """Map a call onto ``sig``'s parameters, as the package does.
 
     Returns {name: value} for the arguments given; raises TypeError for Python-level misuse
-    and Refused for what the package reports through last_error().
+    and Refused for what the package reports through last_error(). Shape rules (``_shape``) are
+    memoised per signature, only for shapes they accepted; every value is checked on every call.
+    Why: the bot's every broker call passes here, and re-deriving the same shape from the table
+    was most of the simulator's per-call cost.
     """
-    if sig.form == NO_ARGUMENTS:
-        if kwargs:
-            raise TypeError(f"{sig.name}() takes no keyword arguments")
-        if args:
-            raise TypeError(f"{sig.name}() takes no arguments ({len(args)} given)")
-        return {}
-    if sig.form == POSITIONAL_ONLY:
-        if kwargs:
-            raise TypeError(f"{sig.name}() takes no keyword arguments")
-        required = sum(p.required for p in sig.params)
-        if not required <= len(args) <= len(sig.params):
-            raise _count_error(sig, len(args))
-        bound = dict(zip(sig.names, args, strict=False))
-    else:
-        positional = [p for p in sig.params if p.how in (POS, ANY)]
-        if len(args) > len(positional):
-            raise Refused(UNNAMED)
-        bound = {p.name: value for p, value in zip(positional, args, strict=False)}
-        for name, value in kwargs.items():
-            param = sig.param(name)
-            if param is None or param.how == POS:
-                raise TypeError(f"'{name}' is an invalid keyword argument for {sig.name}()")
-            if name in bound:
-                raise TypeError(f"argument for {sig.name}() given by name ('{name}') and position")
-            bound[name] = value
-        for param in sig.params:
-            if param.required and param.name not in bound:
-                raise Refused(invalid(param.name))
-    for name, value in bound.items():
-        param = sig.param(name)
-        if not is_kind(param.kind, value):
+    key = (len(args), *kwargs)
+    shape = sig.shapes.get(key)
+    if shape is None:
+        shape = sig.shapes[key] = _shape(sig, len(args), key[1:])
+    bound = dict(zip(shape.positional, args, strict=True))
+    if kwargs:
+        bound.update(kwargs)
+    for (name, check, kind), value in zip(shape.checks, bound.values(), strict=True):
+        if not check(value):
             raise Refused(invalid(name))
-        if param.kind == REQUEST:
+        if kind == REQUEST:
             check_request(value)
     return bound
 

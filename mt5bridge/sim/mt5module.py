@@ -33,6 +33,29 @@ def _epoch(value: Any) -> Any:
     return value.timestamp() if isinstance(value, dt.datetime) else value
 
 
+class _Route:
+    """How ``Mt5Module._invoke`` hands one function's bound arguments to the terminal, worked out
+    once per function from its signature instead of on every call."""
+
+    def __init__(self, sig: _signatures.Signature):
+        self.sig = sig
+        self.dates = tuple(p.name for p in sig.params if p.kind == _signatures.DATE)
+        self.names = tuple(p.name for p in sig.params)  # every parameter, in the package's order
+        self.unnamed = tuple(p.name for p in sig.params if p.how != _signatures.KW)
+        self.market = sig.name in _MARKET_CALLS
+        # Bound values in order are the terminal method's positional arguments: no keywords, no
+        # dates to convert, no special routing.
+        self.direct = (
+            sig.form != _signatures.POSITIONAL_AND_KEYWORD
+            and not self.dates
+            and not self.market
+            and sig.name not in ("initialize", "order_send", "order_check")
+        )
+
+
+_ROUTES = {name: _Route(sig) for name, sig in _signatures.SIGNATURES.items()}
+
+
 class Mt5Module:
     """The MetaTrader5 functions over one simulated terminal."""
 
@@ -40,25 +63,27 @@ class Mt5Module:
         self.terminal = terminal
 
     def _invoke(self, name: str, args: tuple, kwargs: dict) -> Any:
-        sig = _signatures.SIGNATURES[name]
+        route = _ROUTES[name]
         try:
-            bound = _signatures.bind(sig, args, kwargs)
+            bound = _signatures.bind(route.sig, args, kwargs)
         except _signatures.Refused as refused:
             self.terminal.set_last_error(refused.error)
-            return sig.failure
-        for param in sig.params:
-            if param.kind == _signatures.DATE and param.name in bound:
-                bound[param.name] = _epoch(bound[param.name])
-        if name in _MARKET_CALLS:  # added by the stand-in: one hook into the terminal
-            positional = [bound[p.name] for p in sig.params if p.name in bound]
+            return route.sig.failure
+        if route.direct:  # bind() kept the arguments' order; none is a keyword
+            return getattr(self.terminal, name)(*bound.values())
+        for date in route.dates:
+            if date in bound:
+                bound[date] = _epoch(bound[date])
+        if route.market:  # added by the stand-in: one hook into the terminal
+            positional = [bound[n] for n in route.names if n in bound]
             result = self.terminal.market_call(name, *positional)
-            return sig.failure if result is None else result
+            return route.sig.failure if result is None else result
         method = getattr(self.terminal, name)
         if name == "initialize":
             return method(bound.pop("path", None), **bound)
         if name in ("order_send", "order_check"):
             return method(bound["request"])
-        positional = [bound.pop(p.name) for p in sig.params if p.name in bound and p.how != _signatures.KW]
+        positional = [bound.pop(n) for n in route.unnamed if n in bound]
         return method(*positional, **bound)
 
     def sim_clock(self) -> dict:

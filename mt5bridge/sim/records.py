@@ -31,6 +31,11 @@ class ResultTuple(tuple):
         if values and fields:
             raise TypeError(f"{cls.__name__}: give all fields by position or all by name")
         if fields:
+            if len(fields) == len(cls.FIELDS):
+                try:  # every field given (the views always do): no merge, no set arithmetic
+                    return tuple.__new__(cls, cls._GET(fields))
+                except KeyError:
+                    pass  # an unknown name in place of a real one: the full check says which
             # Types with DEFAULTS (SymbolInfo, AccountInfo, TerminalInfo) fill what is not given.
             fields = {**cls.DEFAULTS, **fields}
             missing = [name for name in cls.FIELDS if name not in fields]
@@ -61,9 +66,24 @@ class ResultTuple(tuple):
         return tuple(self)
 
 
+def _getter(names: tuple[str, ...]):
+    """A function of a mapping returning the values of ``names`` as a tuple (KeyError if one is missing)."""
+    if len(names) == 1:  # itemgetter of one key returns the bare value, not a 1-tuple
+        only = names[0]
+        return lambda fields: (fields[only],)
+    if not names:
+        return lambda fields: ()
+    return itemgetter(*names)
+
+
 def _result_type(name: str, fields: str, defaults: Mapping[str, Any] | None = None) -> type:
     names = tuple(fields.split())
-    namespace: dict[str, Any] = {"__slots__": (), "FIELDS": names, "DEFAULTS": dict(defaults or {})}
+    namespace: dict[str, Any] = {
+        "__slots__": (),
+        "FIELDS": names,
+        "DEFAULTS": dict(defaults or {}),
+        "_GET": staticmethod(_getter(names)),  # the fields in order out of a {name: value} mapping
+    }
     for index, field in enumerate(names):
         namespace[field] = property(itemgetter(index), doc=f"Alias for field number {index}")
     if defaults is not None:

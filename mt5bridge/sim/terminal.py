@@ -127,6 +127,7 @@ class SimTerminal(SimHooks):
         self._market_watch = {name for name in watched if name in self._symbols}
         self._clock = SimClock(start_at, speed, stepped)
         self._now = start_at
+        self._synced_now: float | None = None  # the clock reading _server_now and _k are of
         self._broker = Broker(books, self._quotes, account, seed, synced_k, rolled_day, leverage)
         with self._lock:
             self._sync()
@@ -144,9 +145,11 @@ class SimTerminal(SimHooks):
         ``_now`` is true UTC (faults, the clock); ``_server_now`` the trade server's wall clock,
         which every time the API reports and the whole market (sessions, rollovers) runs on.
         """
-        self._now = self._clock.now()
-        self._server_now = self._server_time.to_server(self._now)
-        self._k = tick_index(self._server_now)
+        now = self._now = self._clock.now()
+        if now != self._synced_now:  # a stepped clock stands still between steps: same server time, same k
+            self._server_now = self._server_time.to_server(now)
+            self._k = tick_index(self._server_now)
+            self._synced_now = now
         self._broker.advance_to(self._server_now, self._k)
 
     def _persist(self, force: bool = False) -> None:
