@@ -107,6 +107,7 @@ def test_ownership_is_read_once_per_cycle_and_knows_positions_opened_in_it():
 
     ownership = Ownership(load)
     held = [_position(1, "manual"), _position(2, "")]
+    assert ownership.of(held, "GBPUSD", "ma_crossover") == [] and loads == []  # none on it: the store is not asked
     assert ownership.of(held, "EURUSD", "ma_crossover") == held[:1] and len(loads) == 1
     # Opened this cycle, before the books store its trade: by its comment's client order id ...
     by_comment = new_client_order_id()

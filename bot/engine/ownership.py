@@ -37,10 +37,13 @@ class Ownership:
         return self._owners
 
     def of(self, positions: list[Position], symbol: str, strategy: str) -> list[Position]:
-        """The positions on `symbol` that `strategy` owns."""
+        """The positions on `symbol` that `strategy` owns (the store is not asked when none is on it)."""
+        on_symbol = [p for p in positions if p.symbol == symbol]
+        if not on_symbol:
+            return []
         owners = self.owners()
-        self._adopt(positions)
-        return [p for p in positions if p.symbol == symbol and owners.get(p.ticket) == strategy]
+        self._adopt(on_symbol)
+        return [p for p in on_symbol if owners.get(p.ticket) == strategy]
 
     def opened(self, client_order_id: str, strategy: str, ticket: int | None) -> None:
         """An opening order of this cycle was sent: its position belongs to `strategy` once seen."""
