@@ -41,6 +41,8 @@ def _checks(cls: type) -> tuple[tuple[str, str, type, bool], ...]:
 
 def check_record(record: Any, choices: dict[str, tuple[str, ...]] | None = None) -> None:
     """Raise TypeError/ValueError naming the first field of `record` that the store would refuse."""
+    if _plainly_good(record, choices):
+        return
     for name, where, kind, optional in _checks(type(record)):
         value = getattr(record, name)
         if value is None:
@@ -50,6 +52,49 @@ def check_record(record: Any, choices: dict[str, tuple[str, ...]] | None = None)
         _check_value(where, name, kind, value)
         if choices and name in choices and value not in choices[name]:
             raise ValueError(f"{where} must be one of {', '.join(choices[name])}, got {value!r}")
+
+
+def _plainly_good(record: Any, choices: dict[str, tuple[str, ...]] | None) -> bool:
+    """A fast yes for a record whose every field is plainly good; anything else (False) is judged by
+    the field-by-field checks, which name the problem. Why: the engine builds a record per signal,
+    order and snapshot, and the checks cost a frame or two a field (issue 16)."""
+    for name, good in _quick_checks(type(record)):
+        value = getattr(record, name)
+        if not good(value) or (choices and name in choices and value not in choices[name]):
+            return False
+    return True
+
+
+@cache
+def _quick_checks(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, a predicate that only says True where `_check_value` finds nothing) per field."""
+    out = []
+    for name, kind, optional in _field_types(cls):
+        limit = TEXT_LIMITS.get(name)
+        if kind is str:
+            def good(v, optional=optional, limit=limit):
+                return (type(v) is str and (limit is None or len(v) <= limit)) or (v is None and optional)
+        elif kind is float:
+            def good(v, optional=optional):
+                return (type(v) is float and math.isfinite(v)) or (v is None and optional)
+        elif kind is Decimal:
+            def good(v, optional=optional):
+                return (type(v) is Decimal and v.is_finite()) or (v is None and optional)
+        elif kind is datetime:
+            def good(v, optional=optional):
+                return (type(v) is datetime and v.tzinfo is not None and v.utcoffset() is not None) or (
+                    v is None and optional)
+        elif kind is int:
+            def good(v, optional=optional):
+                return type(v) is int or (v is None and optional)
+        elif kind is bool:
+            def good(v, optional=optional):
+                return type(v) is bool or (v is None and optional)
+        else:  # date and anything rarer: always the full check
+            def good(v):
+                return False
+        out.append((name, good))
+    return tuple(out)
 
 
 def _check_value(where: str, name: str, kind: type, value: Any) -> None:
