@@ -28,7 +28,7 @@ def test_cpu_per_cycle_probes_before_each_cycle_and_time_only_the_cycle():
     assert us > 0
 
 
-def test_a_bot_with_metrics_is_scraped_after_each_cycle_on_a_thread_of_its_own_outside_the_timing():
+def test_a_bot_with_metrics_is_scraped_every_n_cycles_on_a_thread_of_its_own_outside_the_timing(monkeypatch):
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import GaugeMetricFamily
 
@@ -48,14 +48,10 @@ def test_a_bot_with_metrics_is_scraped_after_each_cycle_on_a_thread_of_its_own_o
 
     app = SimpleNamespace(engine=SimpleNamespace(run_cycle=cycle), liveness=SimpleNamespace(beat=lambda: None),
                           pacer=SimpleNamespace(wait=lambda: None), metrics=SimpleNamespace(registry=registry))
-    spent_on_scrapes = []
-    original = telemetry.SCRAPE
-    telemetry.SCRAPE = telemetry.Scraper()
-    try:
-        cpu_per_cycle(app, 3)
-        spent_on_scrapes = telemetry.SCRAPE.seconds
-    finally:
-        telemetry.SCRAPE = original
+    monkeypatch.setattr(telemetry, "SCRAPE", telemetry.Scraper())
+    monkeypatch.setattr(telemetry, "SCRAPE_EVERY", 2)
+    monkeypatch.setattr(telemetry, "_cycles_since_scrape", [0])
+    cpu_per_cycle(app, 6)
     main = threading.current_thread().name
-    assert events == [("cycle", main), ("scrape", "bench-scrape")] * 3
-    assert len(spent_on_scrapes) == 3
+    assert events == [("cycle", main), ("cycle", main), ("scrape", "bench-scrape")] * 3
+    assert len(telemetry.SCRAPE.seconds) == 3
