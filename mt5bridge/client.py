@@ -337,11 +337,9 @@ class Pipelined:
         if slot.error is not None:
             return None, slot.error
         try:
-            result = client._result(slot.name, slot.reply)
+            return _converted(slot.name, client._result(slot.name, slot.reply)), None
         except (BridgeCallError, TypeError) as exc:
             return None, exc
-        convert = _RESULT_CONVERSIONS.get(slot.name)
-        return (convert(result) if convert is not None and result is not None else result), None
 
 
 def _encoded(name: str, payload: dict[str, Any]) -> bytes:
@@ -363,12 +361,15 @@ def _reraise() -> Any:
     raise  # noqa: PLE0704 - only ever called inside an except block
 
 
-def _api_method(name: str) -> Any:
+def _converted(name: str, result: Any) -> Any:
+    """A decoded result as the package returns it (tuples where JSON has lists: version, last_error)."""
     convert = _RESULT_CONVERSIONS.get(name)
+    return convert(result) if convert is not None and result is not None else result
 
+
+def _api_method(name: str) -> Any:
     def call(self: BridgeClient, *args: Any, **kwargs: Any) -> Any:
-        result = self._api(name, args, kwargs)
-        return convert(result) if convert is not None and result is not None else result
+        return _converted(name, self._api(name, args, kwargs))
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = _DOCS.get(name, f"MetaTrader5.{name} through the bridge; returns plain data.")
