@@ -272,11 +272,7 @@ class Mt5ApiGateway(Gateway):
         result: Any = None
         try:
             ahead = self.read_ahead
-            if ahead.recording:
-                ahead.note(call, args, kwargs)
-                hit = ahead.take(call, args, kwargs)
-            else:
-                hit = None
+            hit = ahead.see(call, args, kwargs) if ahead.recording else None
             if hit is not None:
                 raw = hit  # answered in this cycle's pipeline (bot.gateway.readahead)
             else:

@@ -49,9 +49,9 @@ class ReadAhead:
     or an error: the call was made), `unused` (answers no read took) and `failed` (pipelines not sent)."""
 
     def __init__(self) -> None:
-        self._plan: list[tuple[str, tuple, dict]] = []  # this cycle's calls, in order
-        self._last: list[tuple[str, tuple, dict]] = []  # the last cycle's
-        self._segments: deque[tuple[str | None, list[tuple[str, tuple, dict]]]] = deque()  # (barrier, reads after it)
+        self._plan: list[tuple[str, tuple, dict, tuple | None]] = []  # this cycle's calls (and keys), in order
+        self._last: list[tuple[str, tuple, dict, tuple | None]] = []  # the last cycle's
+        self._segments: deque[tuple[str | None, list[tuple[str, tuple, dict, tuple]]]] = deque()  # (barrier, reads after it)
         self._ready: dict[tuple, deque[tuple[Any, int]]] = {}  # key -> (pipeline, index) not yet taken
         self._pipeline: Any = None  # the transport's pipeline method this cycle
         self._sent: list[Any] = []  # this cycle's mt5bridge.client.Pipelined
@@ -80,15 +80,21 @@ class ReadAhead:
         if self._segments and self._segments[0][0] == call:
             self._send_next()
 
-    def take(self, call: str, args: tuple, kwargs: dict) -> Any:
-        """The answer read ahead for this call, or None: make the call (None and errors are never served)."""
-        ready = self._ready
-        if not ready:
+    def see(self, call: str, args: tuple, kwargs: dict) -> Any:
+        """A call of this cycle, while `recording`: recorded (a read is read ahead at the next cycle, any
+        other call splits the plan), and the answer read ahead for it returned, or None: make the call
+        (None and errors are never served). Its key is worked out once, here, for both."""
+        if call not in CALLS:
+            if len(self._plan) < MAX_CALLS and (not self._plan or self._plan[-1][0] != call):
+                self._plan.append((call, (), {}, None))
             return None
         try:
-            waiting = ready.get(_key(call, args, kwargs))
-        except TypeError:  # an argument that cannot be a key was never read ahead
+            key = _key(call, args, kwargs)
+        except TypeError:  # an argument that cannot be a key: never read ahead
             return None
+        if len(self._plan) < MAX_CALLS:
+            self._plan.append((call, args, dict(kwargs), key))
+        waiting = self._ready.get(key)
         if not waiting:
             return None
         pipelined, index = waiting.popleft()
@@ -98,19 +104,6 @@ class ReadAhead:
             return None
         self.stats["served"] += 1
         return result
-
-    def note(self, call: str, args: tuple, kwargs: dict) -> None:
-        """A call of this cycle: its reads are read ahead at the next cycle, the others split the plan."""
-        if not self.recording or len(self._plan) >= MAX_CALLS:
-            return
-        if call in CALLS:
-            try:
-                _key(call, args, kwargs)
-            except TypeError:
-                return
-            self._plan.append((call, args, dict(kwargs)))
-        elif not self._plan or self._plan[-1][0] != call:
-            self._plan.append((call, (), {}))
 
     def forget(self) -> None:
         """An order is about to be sent, or a session opened: nothing read before it is served, and the
@@ -128,15 +121,15 @@ class ReadAhead:
         if not reads:
             return
         try:
-            pipelined = self._pipeline(reads)
+            pipelined = self._pipeline([(call, args, kwargs) for call, args, kwargs, _ in reads])
         except Exception:  # noqa: BLE001 - the cycle's own calls meet (and report) a dead link
             self.stats["failed"] += 1
             self._segments.clear()
             return
         self.stats["pipelines"] += 1
         self._sent.append(pipelined)
-        for index, (call, args, kwargs) in enumerate(reads):
-            self._ready.setdefault(_key(call, args, kwargs), deque()).append((pipelined, index))
+        for index, (_call, _args, _kwargs, key) in enumerate(reads):
+            self._ready.setdefault(key, deque()).append((pipelined, index))
 
     def _drop(self) -> None:
         self.stats["unused"] += sum(len(waiting) for waiting in self._ready.values())
