@@ -9,6 +9,7 @@ same clear error on SQLite (which would store anything) and PostgreSQL.
 import dataclasses
 import math
 import types
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -58,53 +59,45 @@ def _plainly_good(record: Any, choices: dict[str, tuple[str, ...]] | None) -> bo
     """A fast yes for a record whose every field is plainly good; anything else (False) is judged by
     the field-by-field checks, which name the problem. Why: the engine builds a record per signal,
     order and snapshot, and the checks cost a frame or two a field (issue 16)."""
-    for name, good in _quick_checks(type(record)):
+    for name, good, optional in _quick_checks(type(record)):
         value = getattr(record, name)
-        if not good(value) or (choices and name in choices and value not in choices[name]):
+        if value is None:
+            if not optional:
+                return False
+        elif not good(value) or (choices and name in choices and value not in choices[name]):
             return False
     return True
 
 
+#: Per field type, a test that only says True where `_check_value` finds nothing (str: see _quick_checks).
+_PLAIN = {
+    float: lambda v: type(v) is float and math.isfinite(v),
+    Decimal: lambda v: type(v) is Decimal and v.is_finite(),
+    datetime: lambda v: type(v) is datetime and v.tzinfo is not None and v.utcoffset() is not None,
+    int: lambda v: type(v) is int,
+    bool: lambda v: type(v) is bool,
+}
+
+
+def _text_test(limit: float) -> Callable[[Any], bool]:
+    return lambda v: type(v) is str and len(v) <= limit
+
+
+def _never(_value: Any) -> bool:
+    return False  # date and anything rarer: always the full check
+
+
 @cache
-def _quick_checks(cls: type) -> tuple[tuple[str, Any], ...]:
-    """(name, a predicate that only says True where `_check_value` finds nothing) per field."""
+def _quick_checks(cls: type) -> tuple[tuple[str, Callable[[Any], bool], bool], ...]:
+    """(name, its plain test, None allowed) per field."""
     out = []
     for name, kind, optional in _field_types(cls):
-        limit = TEXT_LIMITS.get(name)
-        if kind is str:
-            def good(v, optional=optional, limit=limit):
-                return (type(v) is str and (limit is None or len(v) <= limit)) or (v is None and optional)
-        elif kind is float:
-            def good(v, optional=optional):
-                return (type(v) is float and math.isfinite(v)) or (v is None and optional)
-        elif kind is Decimal:
-            def good(v, optional=optional):
-                return (type(v) is Decimal and v.is_finite()) or (v is None and optional)
-        elif kind is datetime:
-            def good(v, optional=optional):
-                return (type(v) is datetime and v.tzinfo is not None and v.utcoffset() is not None) or (
-                    v is None and optional)
-        elif kind is int:
-            def good(v, optional=optional):
-                return type(v) is int or (v is None and optional)
-        elif kind is bool:
-            def good(v, optional=optional):
-                return type(v) is bool or (v is None and optional)
-        else:  # date and anything rarer: always the full check
-            def good(v):
-                return False
-        out.append((name, good))
+        good = _text_test(TEXT_LIMITS.get(name, math.inf)) if kind is str else _PLAIN.get(kind, _never)
+        out.append((name, good, optional))
     return tuple(out)
 
 
 def _check_value(where: str, name: str, kind: type, value: Any) -> None:
-    if type(value) is kind and (kind is str or kind is float or kind is Decimal):  # the usual case, first
-        if kind is str:
-            if name in TEXT_LIMITS and len(value) > TEXT_LIMITS[name]:
-                raise ValueError(f"{where} is longer than {TEXT_LIMITS[name]} characters: {value[:80]!r}")
-        elif not value.is_finite() if kind is Decimal else not math.isfinite(value):
-            raise ValueError(f"{where} must be finite, got {value}")
-        return
     if kind is Decimal:
         if isinstance(value, bool) or not isinstance(value, Decimal | int):
             raise TypeError(f"{where} must be a Decimal, got {type(value).__name__} {value!r}")
