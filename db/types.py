@@ -64,6 +64,7 @@ class Money(TypeDecorator[Decimal]):
         super().__init__(precision=precision, scale=scale, asdecimal=True)
         self.quantum = Decimal(1).scaleb(-scale)
         self.limit = Decimal(10) ** (precision - scale)
+        self._bound: dict[tuple[Decimal, str], Decimal] = {}  # see BOUND_KEPT
 
     def quantize(self, value: Decimal | int) -> Decimal:
         """The value as the column stores it: rounded half away from zero to the scale, like NUMERIC."""
@@ -87,7 +88,7 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         if type(value) is Decimal and value.is_finite() and value:
-            kept = self.__dict__.setdefault("_bound", {})
+            kept = self._bound
             key = (value, dialect.name)
             amount = kept.get(key)
             if amount is None:
