@@ -77,7 +77,12 @@ def rsi_values(close: np.ndarray, period: int, last: int | None = None) -> list[
     keep = period - 1
     after = delta[period:].tolist()
     skip = 0 if last is None else max(0, len(after) + 1 - last)  # steps whose value is not returned
-    for change in after[:skip] if skip else ():
+    out = []
+    for change in after:
+        if skip:
+            skip -= 1
+        else:
+            out.append(100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
         if change > 0:
             avg_gain = (avg_gain * keep + change) / period
             avg_loss = avg_loss * keep / period
@@ -90,15 +95,6 @@ def rsi_values(close: np.ndarray, period: int, last: int | None = None) -> list[
         else:  # NaN: np.clip keeps it, as the gain and (negated) as the loss
             avg_gain = (avg_gain * keep + change) / period
             avg_loss = (avg_loss * keep + -change) / period
-    out = []
-    for change in after[skip:]:
-        out.append(100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
-        gain = change if change > 0 else 0.0
-        loss = -change if change < 0 else 0.0
-        if change != change:  # NaN: np.clip keeps it in the gain and (negated) in the loss
-            gain, loss = change, -change
-        avg_gain = (avg_gain * keep + gain) / period
-        avg_loss = (avg_loss * keep + loss) / period
     out.append(100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
     return out
 
