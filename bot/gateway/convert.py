@@ -37,12 +37,7 @@ def money(value: Any) -> Decimal:
     if type(value) is not float or not value:
         return Decimal(str(value)).quantize(CENT)
     amount = _MONEY.get(value)
-    if amount is None:
-        amount = Decimal(str(value)).quantize(CENT)
-        if len(_MONEY) >= CACHE_SIZE:
-            _MONEY.clear()
-        _MONEY[value] = amount
-    return amount
+    return amount if amount is not None else _kept(_MONEY, value, Decimal(str(value)).quantize(CENT))
 
 
 #: 10**-digits for the digits a symbol can have (schema: at most 11), built once.
@@ -51,16 +46,23 @@ _PLACES = {digits: Decimal(1).scaleb(-digits) for digits in range(12)}
 
 def price(value: Any, digits: int) -> Decimal:
     number = float(value)
+    if not number:
+        return _price(number, digits)
     key = (number, digits)
-    quantized = _PRICES.get(key) if number else None
-    if quantized is None:
-        places = _PLACES.get(digits) or Decimal(1).scaleb(-digits)
-        quantized = Decimal(str(round(number, digits))).quantize(places)
-        if number:
-            if len(_PRICES) >= CACHE_SIZE:
-                _PRICES.clear()
-            _PRICES[key] = quantized
-    return quantized
+    quantized = _PRICES.get(key)
+    return quantized if quantized is not None else _kept(_PRICES, key, _price(number, digits))
+
+
+def _price(number: float, digits: int) -> Decimal:
+    return Decimal(str(round(number, digits))).quantize(_PLACES.get(digits) or Decimal(1).scaleb(-digits))
+
+
+def _kept(cache: dict, key: Any, value: Decimal) -> Decimal:
+    """`value`, kept under `key` in one of the bounded caches above (emptied when full)."""
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def optional_price(value: Any, digits: int) -> Decimal | None:
