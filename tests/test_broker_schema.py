@@ -542,8 +542,7 @@ def test_the_bars_quick_yes_changes_no_judgement(n, monkeypatch):
     reasons = {p.reason for p in slow if p is not None}
     assert reasons >= {"not_finite", "sign", "range", "crossed", "time_window", "type", "missing", "flat"}, reasons
     assert n == 1 or "not_monotonic" in reasons
-    # Columns of other lengths are never a quick yes (the general path judges them; see the report on
-    # issue 16: it broadcasts, or raises, on such a batch).
+    # Columns of other lengths are never a quick yes (the general path refuses them: reason "length").
     for column in ("time", "close"):
         assert not schema._bars_plainly_good({**good, column: good[column][:-1]}, context)
         assert not schema._bars_plainly_good({**good, column: good[column][:1]}, context) or n == 1
