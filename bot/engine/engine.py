@@ -253,6 +253,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         assert self.books is not None and self.sender is not None
         self.ownership.reset()
         now = self._broker_now()
+        opening = self._now_quote  # the quote the broker time came from: its symbol's quote this cycle
         report.started_at = now
         if self.orders_halted_reason is not None:
             self._check_trading_enabled(now)
@@ -288,7 +289,10 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
                     closed = self.runner.closed_bars(self.gateway, symbol, timeframe, group)
                     last_closed = int(closed.time[-1])
                     due = [s for s in group if self._last_bar.get((symbol, s.name)) != last_closed]
-                    quote: Quote | None = self.gateway.quote(symbol) if due else None
+                    quote: Quote | None = None
+                    if due:
+                        quote = (opening if opening is not None and opening.symbol == symbol
+                                 and not report.orders and not report.replayed else self.gateway.quote(symbol))
                 except BadBrokerData as exc:
                     self.observer.symbol_skipped(symbol, exc.reason)  # said once per streak by the quarantine
                     break
@@ -346,12 +350,19 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
 
     # -- helpers -----------------------------------------------------------------------------
 
+    #: The quote `_broker_now` last read the time from. Why kept: the cycle's loop needs that symbol's
+    #: quote too, a moment later; while nothing was sent in between, it is the answer a second read
+    #: gives (the read-ahead over the bridge serves the cycle-start tick as well), one read a cycle less.
+    _now_quote: Quote | None = None
+
     def _broker_now(self) -> datetime:
         """The broker's time from the first symbol whose quote the gateway accepts."""
         refused: BadBrokerData | None = None
+        self._now_quote = None
         for symbol in self.specs or self.settings.symbols:  # the broker's names
             try:
-                return self.gateway.quote(symbol).time
+                self._now_quote = self.gateway.quote(symbol)
+                return self._now_quote.time
             except BadBrokerData as exc:
                 refused = refused or exc
         raise refused or BadBrokerData("quote", "any", "missing", "no symbol to read the broker time from")

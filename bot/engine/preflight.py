@@ -161,6 +161,7 @@ class Preflight:
         self._symbol_facts: dict[str, dict[str, Any] | None] = {}
         self._symbols_read_at: datetime | None = None
         self._symbols_due = True
+        self._judged_symbols: dict[str, dict[str, Any] | None] | None = None  # the facts `results` judged
 
     @property
     def on_result(self) -> Callable[[str, bool], None] | None:
@@ -192,7 +193,12 @@ class Preflight:
 
     def _run(self, now: datetime) -> None:
         facts = self._read(now)
-        results = {check.name: check.judge(facts) for check in self.checks}
+        # The symbol checks of facts judged before (reused while they pass: SYMBOL_RECHECK) say
+        # what they said then: judged again only when the facts were read again.
+        same = facts.symbols is self._judged_symbols
+        results = {check.name: self.results[check.name] if same and check.name in _SYMBOL_CHECKS
+                   and check.name in self.results else check.judge(facts) for check in self.checks}
+        self._judged_symbols = facts.symbols
         self._due, self._checked_at = False, now
         self.runs += 1
         for name, sentence in results.items():
@@ -229,7 +235,7 @@ class Preflight:
             self._symbol_facts = self._read_symbols(names)
             self._symbols_due, self._symbols_read_at = False, now
             self.symbol_reads += 1
-        return Facts(terminal, account, dict(self._symbol_facts))
+        return Facts(terminal, account, self._symbol_facts)  # replaced, never changed, when read again
 
     def _symbols_due_at(self, now: datetime, names: list[str]) -> bool:
         return (self._symbols_due or self._symbols_read_at is None or list(self._symbol_facts) != names
