@@ -546,3 +546,21 @@ def test_the_bars_quick_yes_changes_no_judgement(n, monkeypatch):
     for column in ("time", "close"):
         assert not schema._bars_plainly_good({**good, column: good[column][:-1]}, context)
         assert not schema._bars_plainly_good({**good, column: good[column][:1]}, context) or n == 1
+
+
+@pytest.mark.parametrize("n", [5, 40, 121])
+def test_falling_unsigned_bar_times_are_refused_at_any_length(n):
+    """Times in falling order are refused whatever their integer type and however many bars (np.diff
+    of unsigned times wraps: a check on it passed falling uint64 times in long batches)."""
+    from bot.gateway import schema
+
+    rng = np.random.default_rng(n)
+    clock = datetime(2026, 1, 6, 12, tzinfo=UTC)
+    context = Context(clock, lambda name: name in KNOWN)
+    bars = _bar_batch(rng, n, clock)
+    for dtype in (np.int64, np.uint64, np.uint32):
+        falling = {k: v[::-1].copy() for k, v in bars.items()}
+        falling["time"] = falling["time"].astype(dtype)
+        problem = check("bars", falling, context)
+        assert problem is not None and problem.reason == "not_monotonic", (dtype, problem)
+        assert schema.check("bars", {**bars, "time": bars["time"].astype(dtype)}, context) is None, dtype

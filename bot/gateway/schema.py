@@ -153,7 +153,8 @@ SCHEMAS: dict[str, tuple[tuple[Field, ...], tuple[tuple[str, str, Callable[[Mapp
         ("length", "time", lambda c: len({len(c[name]) for name in ("time", "open", "high", "low", "close")}) == 1),
         ("crossed", "high", lambda c: (c["high"] - np.maximum(c["open"], c["close"])).min() >= 0
                                       and (np.minimum(c["open"], c["close"]) - c["low"]).min() >= 0),
-        ("not_monotonic", "time", lambda c: len(c["time"]) < 2 or np.diff(c["time"]).min() > 0),
+        # Compared, not differenced: np.diff of unsigned times wraps (a falling pair looks rising).
+        ("not_monotonic", "time", lambda c: len(c["time"]) < 2 or bool((c["time"][1:] > c["time"][:-1]).all())),
         ("flat", "close", lambda c: c["high"].max() > c["low"].min()),
     )),
     "account": ((
