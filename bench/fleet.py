@@ -59,7 +59,8 @@ from exporter.app import create_app
 from exporter.cardinality import FAMILIES, FleetShape, expected_series, family_of
 
 ACCOUNTS = int(os.environ.get("BENCH_FLEET_ACCOUNTS", "100"))
-TRADES = int(os.environ.get("BENCH_FLEET_TRADES", "100000"))  # per account
+FULL_TRADES = 100_000  # per account: the 10 M-trade fleet of issue 16
+TRADES = int(os.environ.get("BENCH_FLEET_TRADES", str(FULL_TRADES)))  # per account
 YEARS = 5.0  # the span bench/analytics.py's date ranges are chosen for
 COPY_BATCH = 10  # accounts per INSERT ... SELECT (one progress line each)
 QUERY_TARGET_MS = 10.0
@@ -178,6 +179,19 @@ def series_table(measured: Scrape, shape: FleetShape) -> list[str]:
     lines.append(f"total: {sum(expected.values())} expected, {sum(measured.series.values())} scraped, "
                  f"{measured.size_bytes:,} bytes")
     return lines
+
+
+def series_misses(measured: Scrape, shape: FleetShape, exact: bool) -> list[str]:
+    """The verdict on the series counts: the documented bound is never exceeded, and is reached exactly
+    when `exact` (the full-size fleet, whose seeded trades and signals cover every strategy x symbol and
+    every executed kind; a quicker look with a few hundred trades an account leaves some unseen)."""
+    expected = {name: n for name, n in expected_series(shape).items() if n}
+    got = measured.series
+    if any(got.get(name, 0) > expected.get(name, 0) for name in set(got) | set(expected)):
+        return ["series count above exporter/cardinality.py"]
+    if exact and got != expected:
+        return ["series count differs from exporter/cardinality.py"]
+    return []
 
 
 def timed(reads: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
@@ -357,9 +371,16 @@ def misses(results: dict[str, tuple[float, float]]) -> list[str]:
             if p95 > (SCRAPE_TARGET_MS if is_scrape(name) else QUERY_TARGET_MS)]
 
 
+def first_stage_of(accounts: int) -> int:
+    """Accounts in the fleet when close_trade is first timed: a tenth, and at least the template and the
+    probe (the second account, on which close_trade is timed: a copy by then, never written before its
+    copy is made, whose rows would collide with it)."""
+    return min(accounts, max(2, accounts // 10))
+
+
 def main() -> int:
     accounts = demo_accounts(ACCOUNTS)
-    first_stage = max(1, ACCOUNTS // 10)
+    first_stage = first_stage_of(ACCOUNTS)
     template, probe = accounts[0], accounts[min(1, ACCOUNTS - 1)]
     _say(f"fleet: {ACCOUNTS} accounts x {TRADES:,} trades = {ACCOUNTS * TRADES:,} trades on PostgreSQL; "
          f"close_trade at {first_stage * TRADES:,} and at {ACCOUNTS * TRADES:,}")
@@ -411,8 +432,7 @@ def _run(database: Database, accounts: list[str], first_stage: int, template: st
     failed = misses(results)
     if ratio > CLOSE_RATIO:
         failed.append("close_trade ratio")
-    if measured.series != {name: n for name, n in expected_series(shape).items() if n}:
-        failed.append("series count differs from exporter/cardinality.py")
+    failed += series_misses(measured, shape, exact=TRADES >= FULL_TRADES)
     if DEALS:  # after the scrapes above: they stay those of a fleet without deals (the seed's)
         started = time.perf_counter()
         added = add_deals(database)

@@ -25,16 +25,19 @@ from bench.fleet import (
     SCRAPE,
     SCRAPE_CHANGED,
     SCRAPE_CLOSED,
+    Scrape,
     account_tables,
     add_deals,
     all_reads,
     changed_reads,
     copy_account,
+    first_stage_of,
     fleet_shape,
     misses,
     mt5_costs,
     scrape,
     scrape_costs,
+    series_misses,
     series_table,
 )
 from db import init_db
@@ -190,3 +193,26 @@ def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
         assert deal_count(database, accounts[1]) == 2 * closed + 1 + 2  # a new deal before each extension
     finally:
         database.dispose()
+
+
+def test_the_first_stage_holds_the_probe_at_any_fleet_size():
+    """close_trade is first timed on the second account: it must be a copy by then (with 5 accounts the
+    first stage was the template alone, and the later copy collided with the rows the timing wrote)."""
+    assert first_stage_of(1) == 1 and first_stage_of(100) == 10
+    for accounts in range(2, 130):
+        assert 2 <= first_stage_of(accounts) <= accounts
+
+
+def test_series_verdict_is_a_bound_below_full_size_and_exact_at_it():
+    shape = FleetShape(accounts=3, strategies=4, symbols=8, open_symbols=3, signal_kinds=3, executed_kinds=2)
+    expected = {name: n for name, n in expected_series(shape).items() if n}
+    sparse = dict(expected, tradewatch_realized_profit=expected["tradewatch_realized_profit"] - 5)
+    above = dict(expected, tradewatch_realized_profit=expected["tradewatch_realized_profit"] + 1)
+    unknown = dict(expected, tradewatch_something_new=1)
+    scraped = lambda series: Scrape(size_bytes=1, series=series)  # noqa: E731
+    assert series_misses(scraped(expected), shape, exact=True) == []
+    assert series_misses(scraped(sparse), shape, exact=False) == []
+    assert series_misses(scraped(sparse), shape, exact=True) == ["series count differs from exporter/cardinality.py"]
+    for wrong in (above, unknown):
+        for exact in (True, False):
+            assert series_misses(scraped(wrong), shape, exact=exact) == ["series count above exporter/cardinality.py"]
