@@ -465,9 +465,9 @@ def _spoil(rng, bars):
     return bars
 
 
-@pytest.mark.parametrize("n", [1, 2, 6, 32])
-def test_a_short_bar_batch_is_judged_as_the_numpy_path_judges_it(n, monkeypatch):
-    """The short-batch path (Python lists, schema.SMALL_BARS) finds the same first problem or none."""
+@pytest.mark.parametrize("n", [1, 2, 6, 32, 121])
+def test_a_bar_batch_is_judged_as_the_full_checks_judge_it(n, monkeypatch):
+    """With the fast yes (schema._bars_plainly_good) a spoiled batch gets the same first problem, or none."""
     from bot.gateway import schema
 
     rng = np.random.default_rng(n)
@@ -475,7 +475,6 @@ def test_a_short_bar_batch_is_judged_as_the_numpy_path_judges_it(n, monkeypatch)
     context = Context(clock, lambda name: name in KNOWN)
     batches = [_spoil(rng, _bar_batch(rng, n, clock)) for _ in range(400)]
     fast = [check("bars", b, context) for b in batches]
-    monkeypatch.setattr(schema, "SMALL_BARS", 0)  # every batch the numpy way
     monkeypatch.setattr(schema, "_bars_plainly_good", lambda record, context: False)
     slow = [check("bars", b, context) for b in batches]
     assert fast == slow

@@ -195,9 +195,6 @@ def check(kind: str, record: Any, context: Context) -> Problem | None:
     if kind == "bars":
         if _bars_plainly_good(record, context):
             return None
-        small = _small_bars(record)
-        if small is not None:
-            return _check_small_bars(fields, small, record, context)
     quick = _QUICK.get(kind)
     if quick is None or not _all_plainly_good(quick, record, context):
         judge = _column if kind == "bars" else _scalar
@@ -335,53 +332,6 @@ def _bars_plainly_good(record: Mapping[str, Any], context: Context) -> bool:
             and all(map(_le, lows, opens)) and all(map(_le, lows, closes))
             and all(map(_le, opens, highs)) and all(map(_le, closes, highs))
             and min(lows) > 0 and max(highs) < PRICE_LIMIT and max(highs) > min(lows))
-
-
-SMALL_BARS = 32  # a batch this short is judged on Python lists: numpy's per-call cost is most of the work
-
-
-def _small_bars(record: Mapping[str, Any]) -> dict[str, list] | None:
-    """The columns as lists when every one is a short 1-d numeric array of one length; else None.
-
-    Why: an incremental bar read brings a handful of bars per symbol every cycle (the window's
-    overlap and the new ones), and judging them took ~25 numpy calls (24 us a batch, most of it
-    per-call overhead). Anything unusual (a missing or odd column) goes the general way, which
-    names the problem.
-    """
-    columns, length = {}, None
-    for name in _BAR_COLUMNS:
-        values = record.get(name)
-        if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in "iuf":
-            return None
-        if length is None:
-            length = len(values)
-            if not 0 < length <= SMALL_BARS:
-                return None
-        elif len(values) != length:
-            return None
-        columns[name] = values.tolist()
-    return columns
-
-
-def _check_small_bars(fields: tuple[Field, ...], columns: dict[str, list], record: Mapping[str, Any],
-                      context: Context) -> Problem | None:
-    """`check` of a short bar batch: the same problems in the same order as the numpy path."""
-    for rule in fields:
-        values = columns[rule.name]
-        if not all(map(math.isfinite, values)):
-            return _column(rule, record[rule.name], context)  # names the non-finite values as ever
-        problem = _bounds(rule, float(min(values)), float(max(values)), context)
-        if problem is not None:
-            return problem
-    highs, lows, times = columns["high"], columns["low"], columns["time"]
-    if not all(hi >= max(op, cl) and min(op, cl) >= lo
-               for op, hi, lo, cl in zip(columns["open"], highs, lows, columns["close"], strict=True)):
-        return Problem("crossed", "high", "bars fails the crossed check on high")
-    if not all(later > earlier for earlier, later in zip(times, times[1:], strict=False)):
-        return Problem("not_monotonic", "time", "bars fails the not_monotonic check on time")
-    if not max(highs) > min(lows):
-        return Problem("flat", "close", "bars fails the flat check on close")
-    return None
 
 
 def _bounds(rule: Field, low: float, high: float, context: Context) -> Problem | None:
