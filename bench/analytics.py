@@ -28,13 +28,13 @@ from db import Database, Repository, TradeClose, TradeOpen, init_db
 from db.analytics import (
     Selection,
     correlation,
-    daily_performance,
     drawdown,
     strategy_performance,
     symbol_performance,
     time_performance,
 )
 from db.browse import SignalQuery, TradeQuery, signals, trades
+from db.daily_results import daily_performance
 from db.pgcluster import PgCluster
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app

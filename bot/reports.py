@@ -25,7 +25,7 @@ def daily_report(database: Any, repo: Repository, account: str, day: date) -> Da
     A day without a closed trade and without an account snapshot is not stored: nothing happened
     on it that the store knows, and a row of zeros would be a day we invented.
     """
-    from db.analytics import daily_performance
+    from db.daily_results import daily_performance
 
     result = daily_performance(database, account, day)
     if has_data(result):

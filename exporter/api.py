@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from db import analytics, browse, conventions
+from db import analytics, browse, conventions, daily_results
 from db.analytics import BUCKETS, CORRELATE_BY, Selection
 from db.database import Database
 from db.execution import ExecutionLine, execution_quality
@@ -123,8 +123,8 @@ def daily_summaries():
     start, end = params.days()
     account, fmt = params.account(), params.format()
     if fmt != "csv":  # the rows as JSON-ready values: what rendering the records gives, without the records
-        return ready_json_response({"items": analytics.daily_summaries_plain(_database(), account, start, end)})
-    rows = analytics.daily_summaries(_database(), account, start, end)
+        return ready_json_response({"items": daily_results.daily_summaries_plain(_database(), account, start, end)})
+    rows = daily_results.daily_summaries(_database(), account, start, end)
     return records_response(rows, DailyPerformance, fmt)
 
 

@@ -34,14 +34,13 @@ from db.analytics import (
     BUCKETS,
     Selection,
     correlation,
-    daily_performance,
-    daily_summaries,
     drawdown,
     pearson_matrix,
     strategy_performance,
     symbol_performance,
     time_performance,
 )
+from db.daily_results import daily_performance, daily_summaries
 from db.ledger import Tally
 from db.models import trade_rollups
 

@@ -4,7 +4,7 @@
   on PostgreSQL an answer kept while the account's rollup marker stays: every answer equals the plain
   recomputation from the raw trades (tests/test_analytics_reference.py) before and after closes in order
   and out of order, and a kept answer is reused only while nothing of that account changed.
-- db.analytics.daily_summaries_plain and /api/v1/daily-summaries: exactly the records rendered.
+- db.daily_results.daily_summaries_plain and /api/v1/daily-summaries: exactly the records rendered.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from test_analytics_reference import closed_rows, expected_correlation, in_selec
 
 import db.correlation
 from db import Repository, TradeClose, TradeOpen, init_db
-from db.analytics import Selection, correlation, daily_summaries, daily_summaries_plain
+from db.analytics import Selection, correlation
+from db.daily_results import daily_summaries, daily_summaries_plain
 from db.records import DailyPerformance
 from exporter.app import create_app
 from exporter.render import json_response, plain

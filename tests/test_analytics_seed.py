@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from db import Database, Repository, rollups
-from db.analytics import Selection, daily_performance, daily_summaries, strategy_performance
+from db.analytics import Selection, strategy_performance
+from db.daily_results import daily_performance, daily_summaries
 from db.models import SignalCountModel
 from db.seed import demo_accounts, seed_demo
 

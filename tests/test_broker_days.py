@@ -19,8 +19,8 @@ from bot.gateway import broker_day_of
 from bot.gateway.factory import make_gateway
 from bot.reports import daily_report, format_daily, last_day_with_data
 from db import AccountSnapshot, DealRecord, Repository, TradeClose, TradeOpen, init_db, rollups
-from db.analytics import daily_performance, daily_summaries
 from db.brokerday import BrokerDay, OffsetHistory, broker_date, day_start
+from db.daily_results import daily_performance, daily_summaries
 from db.models import ANY, trade_rollups
 from db.mt5report import account_figures
 from db.scoreboard import scoreboard

@@ -35,7 +35,8 @@ from test_analytics_reference import (
 )
 
 from db import Database, Repository, SignalRecord, init_db
-from db.analytics import Selection, daily_performance, drawdown
+from db.analytics import Selection, drawdown
+from db.daily_results import daily_performance
 from db.models import AlertModel
 from exporter.app import create_app
 
