@@ -14,48 +14,40 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import numpy as np
 
 from mt5bridge.constants import (
-    ORDER_TYPE_BUY,
-    ORDER_TYPE_SELL,
     TIMEFRAME_SECONDS,
-    TRADE_RETCODE_DONE,
 )
 
-from . import marketcalls, money
+from . import marketcalls
 from .accountsetup import check_account_arguments, restore, start_epoch
 from .apicall import AUTH_FAILED as _AUTH_FAILED
 from .apicall import INVALID_PARAMS as _INVALID_PARAMS
 from .apicall import NOT_FOUND as _NOT_FOUND
 from .apicall import SUCCESS as _SUCCESS
-from .apicall import TRADEAPI_DISABLED as _TRADEAPI_DISABLED
 from .apicall import ApiError as _ApiError
-from .apicall import ReplyAfter as _ReplyAfter
-from .apicall import amount as _amount
 from .apicall import api as _api
-from .apicall import epoch_arg as _epoch_arg
 from .apicall import is_plain_int as _is_plain_int
 from .apicall import positive_int as _positive_int
 from .apicall import symbol_filter as _symbol_filter
 from .book import Books
+from .books_calls import BooksCalls
 from .broker import Broker
 from .clock import SimClock
 from .faults import Faults
 from .hooks import CONTROL_COMMANDS, SimHooks, TradingState
 from .marketbook import BookSubscriptions
-from .orderrequest import Rejected, echo, parse
 from .persistence import load_state, save_state
 from .profiles import DEFAULT as DEFAULT_PROFILE
 from .profiles import load as load_profile
 from .quotes import Quotes
-from .records import AccountInfo, OrderCheckResult, OrderSendResult, TerminalInfo
+from .records import AccountInfo, TerminalInfo
+from .trading_calls import TradingCalls
 from .tradingtime import tick_epoch, tick_index, trading_day
-from .views import deal_view, order_view, position_view, symbol_view, tick_view
+from .views import symbol_view, tick_view
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +58,7 @@ MAXBARS = 100_000
 CLOCK_SAVE_INTERVAL = 1.0  # wall seconds between saves of a clock that merely moved
 
 
-class SimTerminal(SimHooks):
+class SimTerminal(TradingCalls, BooksCalls, SimHooks):
     """A simulated MetaTrader 5 terminal on an account of the broker ``profile`` (default: demo).
 
     ``leverage``, ``server`` and ``currency`` default to the profile's; test hooks live in ``SimHooks``.
@@ -364,207 +356,3 @@ class SimTerminal(SimHooks):
             return marketcalls.run(name, market, args)
         except marketcalls.Unavailable as exc:
             raise _ApiError(exc.error) from None
-
-    # ================================================================ trading
-    @_api()
-    def order_calc_margin(self, action, symbol, volume, price):
-        spec = self._symbols[self._known_symbol(symbol)]
-        if action not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL):
-            raise _ApiError(_INVALID_PARAMS)
-        at = _amount(price)
-        rate = self._broker.converter.margin_rate(spec, self._k, at)
-        required = money.margin(spec, _amount(volume), at, self._leverage, rate)
-        return float(money.cents(required))
-
-    @_api()
-    def order_calc_profit(self, action, symbol, volume, price_open, price_close):
-        spec = self._symbols[self._known_symbol(symbol)]
-        if action not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL):
-            raise _ApiError(_INVALID_PARAMS)
-        opened, closed = _amount(price_open), _amount(price_close)
-        if closed == 0:
-            raise _ApiError(_INVALID_PARAMS)
-        rate = self._broker.converter.profit_rate(spec, self._k, closed)
-        return float(money.profit(spec, action == ORDER_TYPE_BUY, _amount(volume), opened, closed, rate))
-
-    @_api()
-    def order_check(self, request) -> OrderCheckResult:
-        if not isinstance(request, Mapping):
-            raise _ApiError(_INVALID_PARAMS)
-        request = dict(request)
-        if not self._trading.tradeapi:
-            raise _ApiError(_TRADEAPI_DISABLED)
-        try:
-            refusal = self._trading.refusal()
-            if refusal is not None:
-                raise Rejected(*refusal)
-            parsed = parse(request, self._symbols)
-            after, required = self._broker.check(parsed, self._server_now, self._k)
-            retcode, comment = 0, "Done"
-        except Rejected as rejected:
-            after, required = self._broker.account(self._k), Decimal(0)
-            retcode, comment = rejected.retcode, rejected.comment
-        return OrderCheckResult(
-            retcode=retcode,
-            balance=float(after.balance),
-            equity=float(after.equity),
-            profit=float(after.profit),
-            margin=float(required),
-            margin_free=float(after.margin_free),
-            margin_level=float(after.margin_level),
-            comment=comment,
-            request=echo(request),
-        )
-
-    @_api()
-    def order_send(self, request):
-        if not isinstance(request, Mapping):
-            raise _ApiError(_INVALID_PARAMS)
-        request = dict(request)
-        if not self._trading.tradeapi:
-            raise _ApiError(_TRADEAPI_DISABLED)  # the terminal refuses the Python API: None, -8
-        books = self._broker.books
-        request_id = books.take_request_id()
-        self._broker.dirty = True
-        bid = ask = 0
-        spec = self._symbols.get(request.get("symbol")) if isinstance(request.get("symbol"), str) else None
-        if spec is not None:
-            bid, ask = self._quote(spec.name)
-
-        def result(retcode, comment, deal=0, order=0, volume=0.0, price=0.0):
-            return OrderSendResult(
-                retcode=retcode,
-                deal=deal,
-                order=order,
-                volume=volume,
-                price=price,
-                bid=spec.to_float(bid) if spec else 0.0,
-                ask=spec.to_float(ask) if spec else 0.0,
-                comment=comment,
-                request_id=request_id,
-                retcode_external=0,
-                request=echo(request),
-            )
-
-        forced = self._faults.take_reject()
-        if forced is not None:
-            log.info("order_send rejected by fault injection with %d", forced)
-            return result(forced, "Rejected (injected fault)")
-        refusal = self._trading.refusal()
-        if refusal is not None:
-            log.info("order_send refused: %d %s", *refusal)
-            return result(*refusal)
-        timeout = self._faults.take_timeout()
-        try:
-            fill = self._broker.execute(parse(request, self._symbols), self._server_now, self._k, request_id)
-        except Rejected as rejected:
-            log.info("order_send rejected: %d %s", rejected.retcode, rejected.comment)
-            reply = result(rejected.retcode, rejected.comment)
-        else:
-            if fill.order:
-                log.info(
-                    "order_send filled %s %s at %s (order %d, deal %d)",
-                    request.get("symbol"),
-                    fill.volume,
-                    spec.to_price(fill.price),
-                    fill.order,
-                    fill.deal,
-                )
-            price = spec.to_float(fill.price) if fill.price else 0.0
-            reply = result(
-                TRADE_RETCODE_DONE, "Request executed", fill.deal, fill.order, float(fill.volume), price
-            )
-        return _ReplyAfter(timeout) if timeout is not None else reply
-
-    # ================================================================ books
-    def _position_views(self, positions) -> tuple:
-        views = []
-        for position in positions:
-            profit, current = self._broker.valuation(position, self._k)
-            views.append(position_view(position, self._symbols[position.symbol], profit, current))
-        return tuple(views)
-
-    def _select_open(self, symbol, group, ticket):
-        positions = list(self._broker.books.positions.values())
-        if ticket is not None:
-            positions = [p for p in positions if p.ticket == ticket]
-        if symbol is not None:
-            positions = [p for p in positions if p.symbol == symbol]
-        wanted = _symbol_filter(group)
-        return [p for p in positions if wanted(p.symbol)]
-
-    @_api()
-    def positions_total(self) -> int:
-        return len(self._broker.books.positions)
-
-    @_api()
-    def positions_get(self, symbol=None, group=None, ticket=None) -> tuple:
-        return self._position_views(self._select_open(symbol, group, ticket))
-
-    @_api()
-    def orders_total(self) -> int:
-        return 0  # market orders fill at once; pending orders are not simulated
-
-    @_api()
-    def orders_get(self, symbol=None, group=None, ticket=None) -> tuple:
-        _symbol_filter(group)
-        return ()
-
-    def _history(self, records, time_of, order_of, date_from, date_to, group, ticket, position) -> list:
-        """MT5 selection rules: by ticket, by position, or by a date range (with optional group)."""
-        if ticket is not None:
-            return [r for r in records if order_of(r) == ticket]
-        if position is not None:
-            return [r for r in records if r.position_id == position]
-        if date_from is None or date_to is None:
-            raise _ApiError(_INVALID_PARAMS)
-        first_ms = math.floor(_epoch_arg(date_from) * 1000)
-        last_ms = math.floor(_epoch_arg(date_to) * 1000)
-        wanted = _symbol_filter(group)
-        return [r for r in records if first_ms <= time_of(r) <= last_ms and wanted(r.symbol)]
-
-    def _orders(self, date_from, date_to, group, ticket, position) -> list:
-        return self._history(
-            self._broker.books.orders,
-            lambda o: o.time_setup_msc,
-            lambda o: o.ticket,
-            date_from,
-            date_to,
-            group,
-            ticket,
-            position,
-        )
-
-    def _deals(self, date_from, date_to, group, ticket, position) -> list:
-        return self._history(
-            self._broker.books.deals,
-            lambda d: d.time_msc,
-            lambda d: d.order,
-            date_from,
-            date_to,
-            group,
-            ticket,
-            position,
-        )
-
-    @_api()
-    def history_orders_total(self, date_from, date_to) -> int:
-        return len(self._orders(date_from, date_to, None, None, None))
-
-    @_api()
-    def history_orders_get(
-        self, date_from=None, date_to=None, group=None, ticket=None, position=None
-    ) -> tuple:
-        orders = self._orders(date_from, date_to, group, ticket, position)
-        return tuple(order_view(o, self._symbols[o.symbol]) for o in orders)
-
-    @_api()
-    def history_deals_total(self, date_from, date_to) -> int:
-        return len(self._deals(date_from, date_to, None, None, None))
-
-    @_api()
-    def history_deals_get(
-        self, date_from=None, date_to=None, group=None, ticket=None, position=None
-    ) -> tuple:
-        deals = self._deals(date_from, date_to, group, ticket, position)
-        return tuple(deal_view(d, self._symbols.get(d.symbol)) for d in deals)  # balance deals: no symbol
