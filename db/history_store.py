@@ -63,11 +63,10 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
                     conflicts.append(deal.ticket)
             if fresh:
                 inserted = session.execute(insert_for(session, _DEALS).on_conflict_do_nothing(
-                    index_elements=["account", "ticket"]).returning(_DEALS.c.time), fresh).scalars().all()
-                # What the INSERT really inserted (another writer may have stored a ticket since the
-                # read above): the account's deal mark moves by that, in this transaction.
-                if inserted:
-                    deal_marks.added(session.connection(), account, len(inserted), max(inserted))
+                    index_elements=["account", "ticket"]), fresh).rowcount
+                # Another writer may have stored a ticket since the read above: the mark moves by what
+                # the INSERT really inserted, in this transaction.
+                deal_marks.stored(session.connection(), account, fresh, inserted)
             out.deals, out.conflicts = len(fresh), tuple(conflicts)
         if opens:
             before = _trade_count(session, account)

@@ -329,12 +329,10 @@ def store_report(database: Database, report: ParsedReport) -> ImportResult:
                                         table.c.ticket.in_(tickets[chunk:chunk + STORE_CHUNK]))
             known.update({row.ticket: dict(row._mapping) for row in session.execute(query)})
         new = [row for row in rows if row["ticket"] not in known]
-        inserted = []  # the times of the rows really inserted: the account's deal mark moves by those
+        inserted = 0  # what the INSERTs really inserted: the account's deal mark moves by that
         for chunk in range(0, len(new), STORE_CHUNK):
-            inserted += session.execute(
-                insert_for(session, table).on_conflict_do_nothing(index_elements=["account", "ticket"])
-                .returning(table.c.time), new[chunk:chunk + STORE_CHUNK]).scalars()
-        if inserted:
-            deal_marks.added(session.connection(), account, len(inserted), max(inserted))
+            inserted += session.execute(insert_for(session, table).on_conflict_do_nothing(
+                index_elements=["account", "ticket"]), new[chunk:chunk + STORE_CHUNK]).rowcount
+        deal_marks.stored(session.connection(), account, new, inserted)
     differing = [row["ticket"] for row in rows if row["ticket"] in known and _key(known[row["ticket"]]) != _key(row)]
     return ImportResult(account, len(rows), len(new), len(known) - len(differing), differing)

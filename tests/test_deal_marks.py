@@ -4,23 +4,43 @@ newest deal's time) is what a fresh count of the deals table says, on SQLite and
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from db import DealConflict, Repository, deal_marks, init_db
 from db.history_store import store_window
-from db.models import DealModel
+from db.models import DealMarkModel, DealModel
 from db.report_import import ParsedReport, store_report
 from tests.mt5_history import ACCOUNT, deals
 
 
-@pytest.fixture
-def database(url):
-    handle = init_db(url)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request, tmp_path_factory):
+    """One migrated store per backend for the module (a fresh PostgreSQL database costs a second)."""
+    if request.param == "sqlite":
+        handle = init_db(f"sqlite:///{tmp_path_factory.mktemp('marks')}/store.db")
+        yield handle
+        handle.dispose()
+        return
+    cluster, name = request.getfixturevalue("pg_cluster"), f"deal_marks_{uuid.uuid4().hex[:12]}"
+    handle = init_db(cluster.create_database(name))
     yield handle
     handle.dispose()
+    cluster.drop_database(name)
+
+
+@pytest.fixture
+def database(store):
+    """The module's store, without deals or marks."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(DealModel.__table__))
+        connection.execute(delete(DealMarkModel.__table__))
+    return store
 
 
 def counted(database) -> list[tuple]:
@@ -121,3 +141,42 @@ def test_a_report_import_marks_what_it_inserted(database):
     assert kept(database) == counted(database) == [(ACCOUNT, len(history), history[-1].time)]
     store_report(database, ParsedReport(login=ACCOUNT, deals=history))  # all known: nothing moves
     assert kept(database) == counted(database)
+    twice = dataclasses.replace(history[-1], ticket=1, time=history[-1].time + timedelta(hours=1))
+    store_report(database, ParsedReport(login=ACCOUNT, deals=[twice, dataclasses.replace(twice, comment="again")]))
+    assert kept(database) == counted(database) == [(ACCOUNT, len(history) + 1, twice.time)]
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite: one writer at a time
+def test_remark_counts_a_deal_another_writer_was_adding_meanwhile(database):
+    """PostgreSQL, READ COMMITTED: a writer adds an account's first deal and mark (uncommitted) while a
+    bulk writer remarks the account; the remark waits for it and counts its deal too."""
+    first, second = deals()[:2]
+    table = DealModel.__table__
+    other = database.engine.connect()
+    other.begin()
+    other.execute(table.insert().values(**dataclasses.asdict(first)))
+    deal_marks.added(other, ACCOUNT, 1, first.time)
+    failures: list[BaseException] = []
+
+    def bulk() -> None:
+        try:
+            with database.engine.begin() as connection:
+                connection.execute(table.insert().values(**dataclasses.asdict(second)))
+                deal_marks.remark(connection, ACCOUNT)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=bulk)
+    thread.start()
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+    # Autocommit: pg_stat_activity is read once per transaction.
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        deadline = time.monotonic() + 30
+        while not watcher.execute(waiting).scalar_one() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling a condition (the remark blocked on the mark row), not racing it
+        assert watcher.execute(waiting).scalar_one() == 1, "the remark did not wait for the other writer"
+    other.commit()
+    other.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and failures == []
+    assert kept(database) == counted(database) == [(ACCOUNT, 2, second.time)]
