@@ -24,7 +24,8 @@ What it does, on a throwaway cluster (db/pgcluster.py, the one the tests use):
 6. the reads that keep their answer while the account's rollups are unchanged (db.correlation) again
    with a trade of the account closed before each (untimed): their cost when computed afresh.
 7. with BENCH_FLEET_DEALS=1, adds two broker deals per trade (20 M at the defaults, minutes) and times what
-   db/mt5board.py does on a scrape after a change: every account's deal marks, one account's figures.
+   db/mt5board.py does on a scrape after a change: every account's deal mark (db/deal_marks.py, one row
+   per account), one account's figures.
 
 Targets (issue 16): every analytics query and API read p95 <= 10 ms, the scrape p95 <= 50 ms,
 close_trade at 10 M within CLOSE_RATIO of its cost at 1 M (the same account, the same run).
@@ -49,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import String, column, func, insert, select, true, values
 
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
-from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db, mt5board
+from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, deal_marks, init_db, mt5board
 from db.analytics import Selection, correlation
 from db.models import AccountSnapshotModel, Base, DealModel, TradeModel
 from db.pgcluster import PgCluster
@@ -73,7 +74,7 @@ DEALS = os.environ.get("BENCH_FLEET_DEALS", "0") == "1"  # adds 2 deals per trad
 DEAL_REPEAT = 5
 MT5_MARKS = "MT5 board marks: deal count and newest deal of every account"
 MT5_WHOLE = "MT5 figures of one account, whole history (its first read)"
-MT5_EXTENDED = "MT5 figures of that account after a new deal (kept walk extended, its count read)"
+MT5_EXTENDED = "MT5 figures of that account after a new deal (kept walk extended, the marks read)"
 CORRELATION = "correlation by symbol, all time"  # bench/analytics.py's
 CLOSED_BEFORE = "a trade closed before each"
 
@@ -90,7 +91,9 @@ def account_tables() -> list:
 
 
 def copy_account(database: Database, template: str, targets: list[str]) -> int:
-    """Copy every row of `template` to each of `targets` (which must have none), in the server; trades copied."""
+    """Copy every row of `template` to each of `targets` (which must have none), in the server; trades copied.
+    Its deal mark (deal_marks, a table with an account column) is copied with its deals: the same count
+    and newest deal, so every copy's mark is right."""
     names = values(column("account", String), name="targets").data([(name,) for name in targets])
     with database.engine.begin() as connection:
         for table in account_tables():
@@ -277,6 +280,7 @@ def add_deals(database: Database) -> int:
     with database.engine.begin() as connection:
         connection.exec_driver_sql(_DEPOSITS)
         connection.exec_driver_sql(_TRADE_DEALS)
+        deal_marks.recount(connection)  # what the deal writers keep: the marks of these deals, same transaction
     _vacuum(database)
     with database.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(DealModel.__table__)).scalar_one()
@@ -298,8 +302,9 @@ FROM trades t CROSS JOIN (VALUES (0), (1)) AS e(entry) WHERE t.is_closed"""
 
 def mt5_costs(database: Database, account: str, repeat: int = DEAL_REPEAT) -> dict[str, tuple[float, float]]:
     """(p50, max) ms of what db/mt5board.py does on a scrape after a store change: its marks (every
-    account's deal count and newest deal: a scan of the whole deals table), one account's figures from
-    its whole history (its first read), and the same account's after a new deal (its kept walk extended)."""
+    account's deal count and newest deal: db/deal_marks.py, one row per account), one account's figures
+    from its whole history (its first read), and the same account's after a new deal (the marks read
+    and its kept walk extended)."""
     deals = DealModel.__table__
     with database.engine.connect() as connection:
         newest = connection.execute(select(func.max(deals.c.time)).where(deals.c.account == account)).scalar_one()
@@ -308,29 +313,28 @@ def mt5_costs(database: Database, account: str, repeat: int = DEAL_REPEAT) -> di
     kept = []
     tickets = itertools.count(10**12)
 
-    def marks() -> None:  # db/mt5board.py's statement
+    def marks() -> None:  # db/mt5board.py's read
         with reading(database) as connection:
-            connection.execute(select(deals.c.account, func.count(), func.max(deals.c.time))
-                               .group_by(deals.c.account)).all()
+            deal_marks.marks(connection)
 
     def whole() -> None:
         with reading(database) as connection:
             kept[:] = [mt5board._whole(connection, account, (per_account, newest))]
 
-    def deal() -> None:  # untimed: an exit deal after the newest
+    def deal() -> None:  # untimed: an exit deal after the newest, and its mark (as db.repository.record_deal)
         ticket = next(tickets)
+        moment = newest + timedelta(minutes=ticket - 10**12 + 1)
         with database.engine.begin() as connection:
             connection.execute(insert(deals).values(
                 account=account, ticket=ticket, order_ticket=ticket, position_id=ticket, symbol="EURUSD", type=1,
                 entry=1, volume=Decimal("0.10"), price=Decimal("1.1"), profit=Decimal("5.00"),
-                commission=Decimal("-0.70"), swap=Decimal(0), magic=1, comment="", reason=3,
-                time=newest + timedelta(minutes=ticket - 10**12 + 1)))
+                commission=Decimal("-0.70"), swap=Decimal(0), magic=1, comment="", reason=3, time=moment))
+            deal_marks.added(connection, account, 1, moment)
 
     def extended() -> None:
         with reading(database) as connection:
-            count = connection.execute(select(func.count()).select_from(deals)
-                                       .where(deals.c.account == account)).scalar_one()
-            found = mt5board._extended(connection, account, kept[0], (count, None))
+            mark = next((count, time) for name, count, time in deal_marks.marks(connection) if name == account)
+            found = mt5board._extended(connection, account, kept[0], mark)
             if found is None:
                 raise AssertionError("the new deal did not extend the kept walk")
 

@@ -7,7 +7,8 @@ is three executemany statements, and the rollups are rebuilt once at the end (`f
 path db.rollups documents for bulk loads). The rows are the same records (`DealRecord`,
 `TradeOpen`, `TradeClose`, built by the live books) and the same rules as the Repository's:
 a deal ticket stored with other content is kept and reported, never overwritten; a trade
-already open or closed is left as it is; net profit is the sum of the stored parts.
+already open or closed is left as it is; net profit is the sum of the stored parts; the account's
+deal mark (db.deal_marks) moves with the deals inserted, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, false, func, select, update
 
-from db import rollups
+from db import deal_marks, rollups
 from db.models import DealModel, TradeModel
 from db.records import DealRecord, TradeClose, TradeOpen
 from db.upsert import insert_for
@@ -61,8 +62,11 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
                 elif any(_differs(known, deal, name) for name in _SAME):
                     conflicts.append(deal.ticket)
             if fresh:
-                session.execute(insert_for(session, _DEALS).on_conflict_do_nothing(
-                    index_elements=["account", "ticket"]), fresh)
+                inserted = session.execute(insert_for(session, _DEALS).on_conflict_do_nothing(
+                    index_elements=["account", "ticket"]), fresh).rowcount
+                # Another writer may have stored a ticket since the read above: the mark moves by what
+                # the INSERT really inserted, in this transaction.
+                deal_marks.stored(session.connection(), account, fresh, inserted)
             out.deals, out.conflicts = len(fresh), tuple(conflicts)
         if opens:
             before = _trade_count(session, account)

@@ -396,6 +396,23 @@ class SignalCountModel(Base):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
+class DealMarkModel(Base):
+    """How many deals of an account are stored and the newest one's time, kept by every deal write
+    in its own transaction (db.deal_marks).
+
+    Why: the exporter's MT5 board (db.mt5board) must tell on every scrape which accounts got deals
+    since the last one; counting the deals table for that (GROUP BY account) took seconds at 20 M
+    deals against a 50 ms scrape. Deals are only ever inserted, so a count and a newest time say
+    exactly what changed.
+    """
+
+    __tablename__ = "deal_marks"
+
+    account: Mapped[str] = mapped_column(String(ACCOUNT_LEN), primary_key=True)
+    deals: Mapped[int] = mapped_column(BigInteger)
+    newest: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # -- the alert sink (exporter POST /api/v1/alerts) ---------------------------------------------
 
 ALERT_STATUSES = ("firing", "resolved")

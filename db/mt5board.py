@@ -1,13 +1,13 @@
 """The MT5-report figures of every account for /metrics, recomputed only when its deals change.
 
 Why a cache: the figures need every deal of an account in order (a balance curve has no
-shortcut), and a scrape comes every 15 seconds.  Each scrape asks, per account, how many deals it
-has and the newest deal's time.
+shortcut), and a scrape comes every 15 seconds.  Each scrape reads, per account, how many deals it
+has and the newest deal's time: its mark, kept by every deal write (db.deal_marks).
 When neither moved, the account's figures are those computed before; when they did, only the deals
 after the last one walked are read and added to the kept walk (db.mt5report.Mt5Fold), unless the
 count says an older deal arrived too: then the whole history again.  (A deal corrected in place, same
-count and newest time, is picked up at a restart.)  The marks themselves still count every deal of
-every account: with 20 M deals that scan is seconds (bench/fleet.py BENCH_FLEET_DEALS=1).
+count and newest time, is picked up at a restart.)  The marks are one row per account, not a count of
+the deals table (with 20 M deals that scan was seconds: bench/fleet.py BENCH_FLEET_DEALS=1).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
 
-from sqlalchemy import func, select
-
+from db import deal_marks
 from db.database import Database
-from db.models import DealModel
 from db.mt5deals import kind_of
 from db.mt5report import Mt5Figures, Mt5Fold, account_deals
 from db.reading import reading
@@ -44,13 +42,9 @@ class Mt5Board:
 
     def figures(self) -> dict[str, Mt5Figures]:
         """Account -> figures of its whole history, for the accounts that have deals."""
-        table = DealModel.__table__
         with self._lock, reading(self._database) as connection:
-            marks = connection.execute(
-                select(table.c.account, func.count(), func.max(table.c.time)).group_by(table.c.account)
-            ).all()
             fresh = {}
-            for account, count, newest in marks:
+            for account, count, newest in deal_marks.marks(connection):
                 mark = (count, newest)
                 kept = self._cache.get(account)
                 if kept is None or kept.mark != mark:
@@ -71,8 +65,9 @@ def _whole(connection, account: str, mark: tuple) -> _Kept:
 def _extended(connection, account: str, kept: _Kept | None, mark: tuple) -> _Kept | None:
     """The kept walk with the deals after its last one added, when those are all that is new: the count
     of the marks is the kept count plus theirs (deals are only ever inserted, never changed or deleted:
-    db.repository.record_deal, db.history_store, db.report_import).  None otherwise (a deal older than
-    the last folded one arrived, or nothing was kept): then the whole history is walked again."""
+    db.repository.record_deal, db.history_store, db.report_import, each moving the marks: db.deal_marks).
+    None otherwise (a deal older than the last folded one arrived, or nothing was kept): then the whole
+    history is walked again."""
     if kept is None or kept.last is None:
         return None
     newer = [deal for deal in account_deals(connection, account, since=kept.last[0])

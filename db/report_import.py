@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 
 import confcheck
+from db import deal_marks
 from db.database import Database
 from db.models import DealModel
 from db.mt5deals import BUY, BY_WORD, CREDIT_TYPE, ENTRIES, ENTRY_IN, ENTRY_INOUT
@@ -315,7 +316,8 @@ def _key(values: dict) -> tuple:
 
 
 def store_report(database: Database, report: ParsedReport) -> ImportResult:
-    """Insert the report's deals that the store does not have, in one transaction; never overwrite."""
+    """Insert the report's deals that the store does not have, in one transaction; never overwrite.
+    The account's deal mark (db.deal_marks) moves with the deals inserted, in that transaction."""
     table = DealModel.__table__
     account = report.deals[0].account if report.deals else ""
     rows = [{name: getattr(deal, name) for name in DealRecord.__dataclass_fields__} for deal in report.deals]
@@ -327,8 +329,10 @@ def store_report(database: Database, report: ParsedReport) -> ImportResult:
                                         table.c.ticket.in_(tickets[chunk:chunk + STORE_CHUNK]))
             known.update({row.ticket: dict(row._mapping) for row in session.execute(query)})
         new = [row for row in rows if row["ticket"] not in known]
+        inserted = 0  # what the INSERTs really inserted: the account's deal mark moves by that
         for chunk in range(0, len(new), STORE_CHUNK):
-            session.execute(insert_for(session, table).on_conflict_do_nothing(index_elements=["account", "ticket"]),
-                            new[chunk:chunk + STORE_CHUNK])
+            inserted += session.execute(insert_for(session, table).on_conflict_do_nothing(
+                index_elements=["account", "ticket"]), new[chunk:chunk + STORE_CHUNK]).rowcount
+        deal_marks.stored(session.connection(), account, new, inserted)
     differing = [row["ticket"] for row in rows if row["ticket"] in known and _key(known[row["ticket"]]) != _key(row)]
     return ImportResult(account, len(rows), len(new), len(known) - len(differing), differing)

@@ -21,7 +21,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, case, false, func, select, true, update
 from sqlalchemy.orm import Session
 
-from db import brokerday, mt5deals, operator_actions, quarantine, rollups, signal_counts, sqlite_rows
+from db import (
+    brokerday,
+    deal_marks,
+    mt5deals,
+    operator_actions,
+    quarantine,
+    rollups,
+    signal_counts,
+    sqlite_rows,
+)
 from db import metrics_history as minutes_store
 from db.database import Database
 from db.errors import (
@@ -277,8 +286,9 @@ class Repository:
         """
         values = _values(rec)
         with self._single() as session:
-            result = session.connection().execute(self._sql.deal, values)
-            if result.rowcount == 1:
+            connection = session.connection()
+            if connection.execute(self._sql.deal, values).rowcount == 1:
+                self._mark_deal(connection, rec)
                 return True
             row = session.scalars(
                 select(DealModel).where(DealModel.account == rec.account, DealModel.ticket == rec.ticket)
@@ -290,6 +300,21 @@ class Repository:
                     f"{', '.join(differing)}"
                 )
             return False
+
+    def _mark_deal(self, connection: Any, rec: DealRecord) -> None:
+        """Move the account's deal mark with the deal just inserted (db.deal_marks), in its transaction.
+
+        Without a SAVEPOINT (SQLite in a unit: see `__init__`) a failed mark would leave the deal stored
+        unmarked in the unit: the deal is taken out again here, so the call leaves nothing behind."""
+        try:
+            deal_marks.added(connection, rec.account, 1, rec.time)
+        except BaseException:
+            if not self._savepoint_one_statement:
+                with suppress(Exception):  # a connection gone: the unit is rolled back as a whole
+                    table = _table(DealModel)
+                    connection.execute(table.delete().where(table.c.account == rec.account,
+                                                            table.c.ticket == rec.ticket))
+            raise
 
     def known_deal_tickets(self, account: str, since: datetime | None = None) -> set[int]:
         """Tickets of the account's stored deals, optionally only those at or after `since`."""

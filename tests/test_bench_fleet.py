@@ -40,11 +40,11 @@ from bench.fleet import (
     series_misses,
     series_table,
 )
-from db import init_db
+from db import deal_marks, init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
 from db.history_store import deal_count
-from db.models import AccountSnapshotModel, TradeModel
+from db.models import AccountSnapshotModel, DealModel, TradeModel
 from db.mt5report import account_deals, mt5_figures
 from db.seed import demo_accounts, seed_demo
 from exporter.app import create_app
@@ -170,6 +170,20 @@ def test_the_newest_snapshot_of_each_account_is_scraped(pg_cluster):
         database.dispose()
 
 
+def marks_of(database) -> list[tuple]:
+    with database.engine.connect() as connection:
+        return deal_marks.marks(connection)
+
+
+def fresh_marks(database) -> list[tuple]:
+    """Every account's (account, deals, newest) counted from the deals table."""
+    deals = DealModel.__table__
+    with database.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(deals.c.account, func.count(), func.max(deals.c.time)).group_by(deals.c.account)
+            .order_by(deals.c.account))]
+
+
 def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
     """BENCH_FLEET_DEALS' deals must be an account's real history: a deposit, then per closed trade an
     entry and an exit deal whose balance change is the trade's net profit (MT5 figures = ours)."""
@@ -183,6 +197,7 @@ def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
             closed, net = connection.execute(select(func.count(), func.sum(trades.c.profit))
                                              .where(trades.c.account == accounts[1], trades.c.is_closed)).one()
         assert add_deals(database) == 2 * (2 * closed + 1)
+        assert marks_of(database) == fresh_marks(database)  # the board's marks kept with the bulk load
         with database.engine.connect() as connection:
             figures = mt5_figures(account_deals(connection, accounts[1]))
         assert (figures.deals, figures.total_trades, figures.deposits) == (2 * closed + 1, closed, Decimal("100000.00"))
@@ -191,6 +206,9 @@ def test_the_added_deals_are_the_closed_trades_as_mt5_reports_them(pg_cluster):
         assert set(costs) == {MT5_MARKS, MT5_WHOLE, MT5_EXTENDED}
         assert all(0 < p50 <= worst for p50, worst in costs.values())
         assert deal_count(database, accounts[1]) == 2 * closed + 1 + 2  # a new deal before each extension
+        copy_account(database, accounts[1], demo_accounts(3)[2:])  # an account with deals copied: its mark too
+        assert marks_of(database) == fresh_marks(database)
+        assert len(marks_of(database)) == 3
     finally:
         database.dispose()
 

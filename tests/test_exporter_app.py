@@ -403,7 +403,7 @@ def test_nothing_answers_500(client):
 
 
 def test_healthz_reflects_the_database(client, tmp_path):
-    assert client.get("/healthz").get_json() == {"status": "ok", "database": "reachable", "schema": "0008"}
+    assert client.get("/healthz").get_json() == {"status": "ok", "database": "reachable", "schema": "0009"}
     unreachable = Database("postgresql://nobody:secret@127.0.0.1:9/none")
     try:
         broken = create_app(unreachable).test_client()

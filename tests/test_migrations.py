@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db import Database, init_db, migrate
+from db import Database, deal_marks, init_db, migrate
 from db.models import Base
 from db.types import Money
 
@@ -35,8 +35,9 @@ TABLES = {
     "quarantine",
     "operator_actions",
     "broker_offsets",
+    "deal_marks",
 }
-HEAD = "0008"
+HEAD = "0009"
 UNIQUE = {
     "signals": {("account", "cycle_id", "symbol", "strategy")},
     "orders": {("client_order_id",)},
@@ -203,6 +204,26 @@ def test_0008_keeps_stored_volumes_and_stores_fine_volume_steps_exactly(empty_db
         assert connection.execute(narrow).scalar_one() == Decimal("0.58")
     migrate.upgrade(engine)
     assert drift(empty_db) == []
+
+
+def test_0009_marks_the_deals_already_stored_and_downgrades(empty_db):
+    """Deals stored under 0008 get their accounts' marks at the upgrade (count and newest deal, as a
+    fresh count says); 0009 goes down to 0008 (the marks dropped, the deals kept)."""
+    engine = empty_db.engine
+    migrate.upgrade(engine, "0008")
+    with engine.begin() as connection:
+        for ticket, account, time in ((1, "1", "2025-01-01 00:00:00"), (2, "1", "2025-03-01 12:30:00"),
+                                      (3, "1", "2025-02-01 00:00:00"), (1, "2", "2024-12-31 23:59:59")):
+            connection.execute(text(DEAL.replace("VALUES ('1'", "VALUES (:account").replace(
+                "'2025-01-01 00:00:00')", ":time)")), {"ticket": ticket, "account": account, "time": time})
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert deal_marks.marks(connection) == [("1", 3, datetime(2025, 3, 1, 12, 30, tzinfo=UTC)),
+                                                ("2", 1, datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC))]
+    migrate.downgrade(engine, "0008")
+    assert "deal_marks" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM deals")).scalar_one() == 4
 
 
 def test_downgrade_to_base_and_back(empty_db):

@@ -62,7 +62,7 @@ def test_refused_calls_in_a_unit_leave_nothing_and_the_unit_goes_on(database):
     assert count(database, "position_snapshots") == 2  # the refused snapshot's good row undone with it
     assert count(database, "account_snapshots") == 1
     if database.backend == "sqlite":
-        assert savepoints == []  # every call above writes with one statement or only reads
+        assert savepoints == []  # every call above writes with one statement, only reads, or undoes its own writes
     else:
         assert savepoints  # a failed statement aborts a PostgreSQL transaction: each call in its own
 
