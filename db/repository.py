@@ -8,17 +8,17 @@ Every write is idempotent, so a caller that is unsure whether a call landed
   `StoreError` instead of silently keeping either version.
 Conditional UPDATEs (`... WHERE status IN ('pending', 'unknown')`) make state
 transitions atomic, so two writers racing on one order cannot both win.
+
+Signals (db.repo_signals) and trades (db.repo_trades) are mixins of their own; the helpers every
+part uses to turn records into rows and back are db.rows.
 """
 
 from contextlib import suppress
-from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
-from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, case, false, func, select, true, update
+from sqlalchemy import case, false, func, select, update
 from sqlalchemy.orm import Session
 
 from db import (
@@ -27,8 +27,6 @@ from db import (
     mt5deals,
     operator_actions,
     quarantine,
-    rollups,
-    signal_counts,
     sqlite_rows,
 )
 from db import metrics_history as minutes_store
@@ -36,23 +34,16 @@ from db.database import Database
 from db.errors import (
     DealConflict,
     DuplicateClientOrderId,
-    DuplicateSignal,
     OutcomeConflict,
-    TradeConflict,
     UnknownOrder,
-    UnknownSignal,
-    UnknownTrade,
 )
-from db.ledger import ClosedTrade
 from db.metrics_history import MetricsMinute
 from db.models import (
     AccountSnapshotModel,
-    Base,
     DailyPerformanceModel,
     DealModel,
     OrderModel,
     PositionSnapshotModel,
-    SignalModel,
     TradeModel,
 )
 from db.operator_actions import OperatorAction
@@ -66,21 +57,20 @@ from db.records import (
     OrderOutcome,
     OrderRow,
     PositionSnapshot,
-    SignalRecord,
-    TradeClose,
-    TradeOpen,
-    TradeRow,
 )
+from db.repo_signals import SignalWrites
+from db.repo_trades import TradeBook
+from db.rows import differences as _differences
+from db.rows import table_of as _table
+from db.rows import values_of as _values
+from db.rows import view_of as _view
 from db.statements import statements
-from db.types import Money
 from db.upsert import insert_for
 from db.validation import require_aware
 from db.vocabulary import ACCOUNT_LEN, OPEN_ORDER_STATUSES, ORDER_STATUSES
 
 View = TypeVar("View")
 
-_SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
-_SIGNAL_ROWS = sqlite_rows.signal_rows(SignalModel.__table__, _SIGNAL_KEY)  # statements.record_signals on SQLite
 _ACCOUNT_SNAPSHOT_ROWS = sqlite_rows.ignoring_rows(AccountSnapshotModel.__table__, ("account", "time"))
 _POSITION_ROWS = sqlite_rows.ignoring_rows(PositionSnapshotModel.__table__, ("account", "time", "ticket"))
 _TRADE_KEY = ("account", "ticket")
@@ -92,7 +82,7 @@ _ONE_STATEMENT_ROWS = sqlite_rows.ROWS_PER_STATEMENT
 _OUTCOME_FACTS = ("status", "broker_order", "broker_deal", "fill_price", "fill_volume")
 
 
-class Repository:
+class Repository(SignalWrites, TradeBook):
     """Signals, orders, deals, trades, snapshots and daily results of the trading engine."""
 
     def __init__(self, database: Database) -> None:
@@ -132,88 +122,6 @@ class Repository:
     def commits(self) -> int:
         """Transactions committed on the database so far (see db.database.Database.commits)."""
         return self._db.commits
-
-    # -- signals -------------------------------------------------------------------------
-
-    def record_signal(self, rec: SignalRecord, assign_id: int | None = None) -> int:
-        """Store a signal, returning its id (the existing id when repeated).
-
-        `assign_id`: the id it must get, when replaying a signal whose id was already handed out
-        in a transaction that did not commit (bot.store.spool keeps such a cycle's writes).
-        """
-        values = _values(rec)
-        with self._db.session() as session:
-            connection = session.connection()  # Core: the statement needs none of the ORM's execute path
-            inserted = connection.execute(
-                self._sql.record_signal, values if assign_id is None else {**values, "id": assign_id}
-            ).scalar_one_or_none()
-            if inserted is not None:
-                signal_counts.bump(connection, rec.account, rec.strategy, rec.signal, executed=False)
-                return inserted
-            return _stored_signal_id(session, rec, values)
-
-    def record_signals(self, recs: list[SignalRecord]) -> list[int]:
-        """Store a cycle's signals, returning their ids in order: what `record_signal` on each would store.
-
-        Why: a cycle records one signal per (symbol, strategy), HOLD included, and one statement
-        (plus one savepoint) per signal was most of a cycle's store cost; here it is one multi-row
-        INSERT and one counter upsert for the lot.  The rows are inserted in the given order, so
-        they get the ids one call each would give (on PostgreSQL every row takes its sequence
-        value, a repeat's too, as one call each does).  A repeat (a replay) gets the stored id.
-        A repeat with other content is refused where one call each would refuse it: the batch is
-        undone and the signals go one by one, those before it stored, it raising DuplicateSignal.
-        """
-        if not recs:
-            return []
-        rows = [_values(rec) for rec in recs]
-        # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
-        # of its four): should anything after the INSERT fail, its rows are deleted here instead
-        # (and with them their ids: SQLite hands out max(id) + 1 again, as if never inserted).
-        undo_by_hand = self._sqlite
-        try:
-            with self._db.session(savepoint=not undo_by_hand) as session:
-                connection = session.connection()
-                inserted = (_SIGNAL_ROWS.insert(connection, rows, returning=True) if undo_by_hand  # db.sqlite_rows
-                            else connection.execute(self._sql.record_signals, rows))
-                new = {tuple(key): id_ for id_, *key in inserted}
-                try:
-                    ids = self._batch_ids(session, recs, rows, dict(new))
-                except BaseException:
-                    if undo_by_hand and new:
-                        with suppress(Exception):  # a connection gone: the unit is rolled back as a whole
-                            connection.execute(_table(SignalModel).delete().where(
-                                _table(SignalModel).c.id.in_(list(new.values()))))
-                    raise
-                return ids
-        except DuplicateSignal:
-            return [self.record_signal(rec) for rec in recs]
-
-    def _batch_ids(self, session: Session, recs: list[SignalRecord], rows: list[dict[str, Any]],
-                   new: dict[tuple, int]) -> list[int]:
-        """The ids of a batch just inserted (`new`: natural key -> id of each row it inserted); counters moved."""
-        ids, inserted = [], []
-        for rec, values in zip(recs, rows, strict=True):
-            id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
-            if id_ is None:
-                ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: the batch is undone
-            else:
-                ids.append(id_)
-                inserted.append((rec.account, rec.strategy, rec.signal, False))
-        signal_counts.bump_many(session.connection(), inserted)
-        return ids
-
-    def mark_signal_executed(self, signal_id: int) -> None:
-        """Flag a signal as acted upon (a repeat is a no-op)."""
-        table = _table(SignalModel)
-        with self._db.session() as session:
-            flagged = session.execute(self._sql.mark_signal, {"signal_id": signal_id}).first()
-            if flagged is not None:
-                connection = session.connection()
-                signal_counts.bump(connection, *flagged, executed=False, by=-1)
-                signal_counts.bump(connection, *flagged, executed=True)
-                return
-            if session.scalar(select(table.c.id).where(table.c.id == signal_id)) is None:
-                raise UnknownSignal(f"no signal with id {signal_id}")
 
     # -- orders --------------------------------------------------------------------------
 
@@ -358,97 +266,6 @@ class Repository:
                  .order_by(DealModel.time, DealModel.ticket))
         return self._views(DealRecord, query)
 
-    # -- trades --------------------------------------------------------------------------
-
-    def open_trade(self, t: TradeOpen) -> bool:
-        """Store a newly opened position; True if it was not already stored."""
-        with self._single() as session:
-            result = session.connection().execute(self._sql.open_trade, _values(t))
-            return result.rowcount == 1
-
-    def close_trade(self, c: TradeClose) -> bool:
-        """Mark a trade closed with its exit and net profit; True if this call closed it, False on a repeat.
-
-        The same transaction counts the trade in the analytics rollups (db.rollups).
-        """
-        cash = _column_type(TradeModel, "profit")
-        gross, commission, swap = (
-            cash.quantize(c.gross_profit),
-            cash.quantize(c.commission),
-            cash.quantize(c.swap),
-        )
-        values = {
-            "exit_price": c.exit_price,
-            "exit_time": c.exit_time,
-            "gross_profit": gross,
-            "commission": commission,
-            "swap": swap,
-            "profit": gross + commission + swap,  # net, from the stored parts so they always add up
-            "profit_pips": c.profit_pips,
-        }
-        if c.close_reason is not None:  # a repeat without a reason (an old spooled close) is still a repeat
-            values["close_reason"] = c.close_reason
-        table = _table(TradeModel)
-        with self._db.session() as session:
-            closed = session.execute(
-                update(table)
-                .where(table.c.account == c.account, table.c.ticket == c.ticket, table.c.is_closed == false())
-                .values(is_closed=True, **values)
-                .returning(*rollups.closed_trade_columns())
-            ).first()
-            if closed is not None:
-                rollups.record_close(session.connection(), ClosedTrade(**closed._mapping))
-                return True
-            row = _trade(session, c.account, c.ticket)
-            if row is None:
-                raise UnknownTrade(
-                    f"no trade for account {c.account} ticket {c.ticket}: open_trade must come first"
-                )
-            differing = _differences(row, values)
-            if differing:
-                raise TradeConflict(
-                    f"trade {c.ticket} of account {c.account} is already closed with different {', '.join(differing)}"
-                )
-            return False
-
-    def get_trade(self, account: str, ticket: int) -> TradeRow | None:
-        with self._single() as session:
-            row = _trade(session, account, ticket)
-            return None if row is None else _view(TradeRow, row)
-
-    def open_trades(self, account: str) -> list[TradeRow]:
-        """The account's trades not yet closed, oldest first."""
-        query = (
-            select(TradeModel)
-            .where(TradeModel.account == account, TradeModel.is_closed == false())
-            .order_by(TradeModel.entry_time, TradeModel.id)
-        )
-        return self._views(TradeRow, query)
-
-    def trades_by_correlation(self, correlation_id: str) -> list[TradeRow]:
-        query = (
-            select(TradeModel)
-            .where(TradeModel.correlation_id == correlation_id)
-            .order_by(TradeModel.entry_time, TradeModel.id)
-        )
-        return self._views(TradeRow, query)
-
-    def closed_trades_between(self, account: str, start: datetime, end: datetime) -> list[TradeRow]:
-        """Trades closed in [start, end), in closing order."""
-        require_aware("start", start)
-        require_aware("end", end)
-        query = (
-            select(TradeModel)
-            .where(
-                TradeModel.account == account,
-                TradeModel.is_closed == true(),
-                TradeModel.exit_time >= start,
-                TradeModel.exit_time < end,
-            )
-            .order_by(TradeModel.exit_time, TradeModel.id)
-        )
-        return self._views(TradeRow, query)
-
     # -- snapshots and daily results -----------------------------------------------------
 
     def record_position_snapshots(
@@ -574,72 +391,13 @@ class Repository:
             return [_view(cls, row) for row in session.scalars(query)]
 
 
-def _stored_signal_id(session: Session, rec: SignalRecord, values: dict[str, Any]) -> int:
-    """The id of the signal stored under `rec`'s key, or DuplicateSignal if it was stored with other content."""
-    row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
-    differing = _differences(row, values)
-    if differing:
-        raise DuplicateSignal(
-            f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
-            f"already recorded with different {', '.join(differing)}"
-        )
-    return row.id
-
-
-def _table(model: type[Base]) -> Table:
-    return model.__table__  # type: ignore[return-value]
-
-
-def _values(record: Any) -> dict[str, Any]:
-    """A record's fields as column values (not dataclasses.asdict: no deep copies needed)."""
-    names, read = _fields_of(type(record))
-    return dict(zip(names, read(record), strict=True))
-
-
-@cache
-def _fields_of(cls: type) -> tuple[tuple[str, ...], Any]:
-    """A record class's field names and one getter of them all (dataclasses.fields on every call
-    was a tenth of writing a cycle's signals)."""
-    names = tuple(field.name for field in fields(cls))
-    getter = attrgetter(*names)
-    return names, (getter if len(names) > 1 else lambda record: (getter(record),))
-
-
 def _measured(values: dict[str, Any]) -> dict[str, Any]:
     """Outcome values without the execution figures it did not measure: a later outcome (an unknown
     order resolved at the broker) must not erase what the send measured."""
     return {name: value for name, value in values.items() if value is not None or name not in EXECUTION_FIELDS}
 
 
-def _view(cls: type[View], row: Base) -> View:
-    names, _read = _fields_of(cls)
-    return cls(**{name: getattr(row, name) for name in names})
-
-
-def _column_type(model: type[Base], name: str) -> Money:
-    return _table(model).c[name].type  # type: ignore[return-value]
-
-
-def _differences(row: Base, wanted: dict[str, Any]) -> list[str]:
-    """Names of the fields whose stored value differs from what the column would store for `wanted`."""
-    table = row.__table__
-    differing = []
-    for name, value in wanted.items():
-        column_type = table.c[name].type
-        if isinstance(column_type, Money) and value is not None:
-            value = column_type.quantize(value)
-        if getattr(row, name) != value:
-            differing.append(name)
-    return differing
-
-
 def _order(session: Session, client_order_id: str) -> OrderModel | None:
     return session.scalars(
         select(OrderModel).where(OrderModel.client_order_id == client_order_id)
-    ).one_or_none()
-
-
-def _trade(session: Session, account: str, ticket: int) -> TradeModel | None:
-    return session.scalars(
-        select(TradeModel).where(TradeModel.account == account, TradeModel.ticket == ticket)
     ).one_or_none()

@@ -11,8 +11,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db import AccountSnapshot, PositionSnapshot, Repository, SignalRecord, init_db, repository, signal_counts
-from db.repository import _values
+from db import (
+    AccountSnapshot,
+    PositionSnapshot,
+    Repository,
+    SignalRecord,
+    init_db,
+    repo_signals,
+    signal_counts,
+)
+from db.rows import values_of as _values
 from db.statements import statements
 
 
@@ -68,7 +76,7 @@ def test_a_driver_error_is_the_sqlalchemy_error_it_would_have_been(tmp_path):
     try:
         row = _values(_signals()[0]) | {"signal": "WAIT"}  # past the record's own check: the CHECK constraint
         with pytest.raises(IntegrityError, match="CHECK constraint failed"), database.engine.begin() as conn:
-            repository._SIGNAL_ROWS.insert(conn, [row], returning=True)
+            repo_signals._SIGNAL_ROWS.insert(conn, [row], returning=True)
     finally:
         database.dispose()
 

@@ -1,0 +1,118 @@
+"""Signals in the store: one per (account, cycle, symbol, strategy), their ids, and the counters
+(db.signal_counts) moved in the same transaction. A mixin of db.repository.Repository.
+"""
+
+from contextlib import suppress
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import signal_counts, sqlite_rows
+from db.errors import DuplicateSignal, UnknownSignal
+from db.models import SignalModel
+from db.records import SignalRecord
+from db.rows import differences as _differences
+from db.rows import table_of as _table
+from db.rows import values_of as _values
+
+_SIGNAL_KEY = ("account", "cycle_id", "symbol", "strategy")
+_SIGNAL_ROWS = sqlite_rows.signal_rows(SignalModel.__table__, _SIGNAL_KEY)  # statements.record_signals on SQLite
+
+
+class SignalWrites:
+    """Repository methods for signals (mixed into Repository, whose database and statements they use)."""
+
+    # -- signals -------------------------------------------------------------------------
+
+    def record_signal(self, rec: SignalRecord, assign_id: int | None = None) -> int:
+        """Store a signal, returning its id (the existing id when repeated).
+
+        `assign_id`: the id it must get, when replaying a signal whose id was already handed out
+        in a transaction that did not commit (bot.store.spool keeps such a cycle's writes).
+        """
+        values = _values(rec)
+        with self._db.session() as session:
+            connection = session.connection()  # Core: the statement needs none of the ORM's execute path
+            inserted = connection.execute(
+                self._sql.record_signal, values if assign_id is None else {**values, "id": assign_id}
+            ).scalar_one_or_none()
+            if inserted is not None:
+                signal_counts.bump(connection, rec.account, rec.strategy, rec.signal, executed=False)
+                return inserted
+            return _stored_signal_id(session, rec, values)
+
+    def record_signals(self, recs: list[SignalRecord]) -> list[int]:
+        """Store a cycle's signals, returning their ids in order: what `record_signal` on each would store.
+
+        Why: a cycle records one signal per (symbol, strategy), HOLD included, and one statement
+        (plus one savepoint) per signal was most of a cycle's store cost; here it is one multi-row
+        INSERT and one counter upsert for the lot.  The rows are inserted in the given order, so
+        they get the ids one call each would give (on PostgreSQL every row takes its sequence
+        value, a repeat's too, as one call each does).  A repeat (a replay) gets the stored id.
+        A repeat with other content is refused where one call each would refuse it: the batch is
+        undone and the signals go one by one, those before it stored, it raising DuplicateSignal.
+        """
+        if not recs:
+            return []
+        rows = [_values(rec) for rec in recs]
+        # SQLite undoes a failed statement by itself, so the batch needs no SAVEPOINT (two statements
+        # of its four): should anything after the INSERT fail, its rows are deleted here instead
+        # (and with them their ids: SQLite hands out max(id) + 1 again, as if never inserted).
+        undo_by_hand = self._sqlite
+        try:
+            with self._db.session(savepoint=not undo_by_hand) as session:
+                connection = session.connection()
+                inserted = (_SIGNAL_ROWS.insert(connection, rows, returning=True) if undo_by_hand  # db.sqlite_rows
+                            else connection.execute(self._sql.record_signals, rows))
+                new = {tuple(key): id_ for id_, *key in inserted}
+                try:
+                    ids = self._batch_ids(session, recs, rows, dict(new))
+                except BaseException:
+                    if undo_by_hand and new:
+                        with suppress(Exception):  # a connection gone: the unit is rolled back as a whole
+                            connection.execute(_table(SignalModel).delete().where(
+                                _table(SignalModel).c.id.in_(list(new.values()))))
+                    raise
+                return ids
+        except DuplicateSignal:
+            return [self.record_signal(rec) for rec in recs]
+
+    def _batch_ids(self, session: Session, recs: list[SignalRecord], rows: list[dict[str, Any]],
+                   new: dict[tuple, int]) -> list[int]:
+        """The ids of a batch just inserted (`new`: natural key -> id of each row it inserted); counters moved."""
+        ids, inserted = [], []
+        for rec, values in zip(recs, rows, strict=True):
+            id_ = new.pop(tuple(values[k] for k in _SIGNAL_KEY), None)  # popped: a key twice is a repeat
+            if id_ is None:
+                ids.append(_stored_signal_id(session, rec, values))  # DuplicateSignal: the batch is undone
+            else:
+                ids.append(id_)
+                inserted.append((rec.account, rec.strategy, rec.signal, False))
+        signal_counts.bump_many(session.connection(), inserted)
+        return ids
+
+    def mark_signal_executed(self, signal_id: int) -> None:
+        """Flag a signal as acted upon (a repeat is a no-op)."""
+        table = _table(SignalModel)
+        with self._db.session() as session:
+            flagged = session.execute(self._sql.mark_signal, {"signal_id": signal_id}).first()
+            if flagged is not None:
+                connection = session.connection()
+                signal_counts.bump(connection, *flagged, executed=False, by=-1)
+                signal_counts.bump(connection, *flagged, executed=True)
+                return
+            if session.scalar(select(table.c.id).where(table.c.id == signal_id)) is None:
+                raise UnknownSignal(f"no signal with id {signal_id}")
+
+
+def _stored_signal_id(session: Session, rec: SignalRecord, values: dict[str, Any]) -> int:
+    """The id of the signal stored under `rec`'s key, or DuplicateSignal if it was stored with other content."""
+    row = session.scalars(select(SignalModel).filter_by(**{k: values[k] for k in _SIGNAL_KEY})).one()
+    differing = _differences(row, values)
+    if differing:
+        raise DuplicateSignal(
+            f"signal for account {rec.account} cycle {rec.cycle_id!r} {rec.symbol} {rec.strategy!r} "
+            f"already recorded with different {', '.join(differing)}"
+        )
+    return row.id
