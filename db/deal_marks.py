@@ -33,13 +33,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import DealMarkModel, DealModel
+from db.upsert import insert_for_dialect
 
 _MARKS = DealMarkModel.__table__
 _DEALS = DealModel.__table__
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 # A mark's time before `remark` sets it (never committed: the same transaction sets or deletes it).
@@ -57,9 +56,7 @@ class _Statements:
 @cache
 def _statements(dialect: str) -> _Statements:
     """Built once per backend (db.statements says why)."""
-    if dialect not in _INSERTS:
-        raise ValueError(f"no upsert support for database backend {dialect!r}")
-    upsert = _INSERTS[dialect](_MARKS)
+    upsert = insert_for_dialect(dialect, _MARKS)
     later = upsert.excluded.newest
     account = bindparam("of")  # not "account": an UPDATE reserves its columns' names
     own = _DEALS.c.account == account

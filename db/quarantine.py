@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from db.conflict import insert_for_connection
 from db.models import QuarantineModel
+from db.upsert import insert_for_connection
 from db.validation import check_record, require_aware
 
 _TABLE = QuarantineModel.__table__

@@ -53,7 +53,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from db import brokerday
 from db.bulk import bulk_insert
-from db.conflict import insert_for_connection
 from db.ledger import (
     ALL_TIME,
     ClosedTrade,
@@ -68,6 +67,7 @@ from db.ledger import (
     row_keys,
 )
 from db.models import ANY, AccountSnapshotModel, EquityBaseModel, TradeModel, trade_rollups
+from db.upsert import insert_for_connection, insert_for_dialect
 
 _KEY = ("account", "span", "period_start", "strategy", "symbol")
 _TRADES = TradeModel.__table__
@@ -217,7 +217,7 @@ def _upsert(connection: Connection, account: str, tallies: dict[tuple, Tally]) -
 @cache
 def _upsert_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
     """INSERT ... ON CONFLICT (key) DO UPDATE of every rollup column, built once (executemany, cached SQL)."""
-    statement = (sqlite if dialect == "sqlite" else postgresql).insert(trade_rollups)
+    statement = insert_for_dialect(dialect, trade_rollups)
     statement = statement.on_conflict_do_update(
         index_elements=list(_KEY),
         set_={column.name: statement.excluded[column.name] for column in trade_rollups.columns if column.name not in _KEY},

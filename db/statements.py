@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import Insert, Update, bindparam, false, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import (
     AccountSnapshotModel,
@@ -23,10 +22,10 @@ from db.models import (
     SignalModel,
     TradeModel,
 )
+from db.upsert import insert_for_dialect
 
 _SIGNALS = SignalModel.__table__
 _COUNTS = SignalCountModel.__table__
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,9 @@ class Statements:
 @cache
 def statements(dialect: str) -> Statements:
     """The statements for a backend ('sqlite' or 'postgresql')."""
-    if dialect not in _INSERTS:
-        raise ValueError(f"no upsert support for database backend {dialect!r}")
-    insert = _INSERTS[dialect]
+    def insert(table):
+        return insert_for_dialect(dialect, table)
+
     bump = insert(_COUNTS)
     positions = PositionSnapshotModel.__table__
     position_snapshots = insert(positions).on_conflict_do_nothing(index_elements=["account", "time", "ticket"])
