@@ -120,6 +120,27 @@ def test_new_ids_are_unique():
     assert len(ids) == 4000
 
 
+def test_ids_do_not_repeat_when_a_strategy_seeds_random_or_the_process_forks():
+    """The ids come from a generator of their own: random.seed (a strategy's reproducible backtest)
+    does not make two runs' ids the same, and a forked child does not repeat its parent's."""
+    import os
+    import random
+
+    random.seed(42)
+    first = [context.new_cycle_id(), context.new_correlation_id()[8:]]
+    random.seed(42)
+    assert [context.new_cycle_id(), context.new_correlation_id()[8:]] != first
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only writes its next id
+        os.write(write, context.new_cycle_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    assert os.read(read, 64).decode() != context.new_cycle_id()
+    os.close(read)
+
+
 def test_ids_follow_threads_started_with_copy_context(capture):
     capture()
     log = logging.getLogger("bot.worker")
