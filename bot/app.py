@@ -21,7 +21,7 @@ from .config import Settings
 from .control.server import ControlServer
 from .control.strategies import build_strategies
 from .engine import Engine
-from .engine.riskguard import HALT_REASONS
+from .engine.risk_tables import HALT_REASONS
 from .engine.riskstate import default_path as risk_state_path
 from .gateway import GatewayError, broker_day_of
 from .gateway.factory import make_gateway, make_sim, sim_state_file
