@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, func, select
 
-from db.conflict import insert_for_connection
+from db.upsert import insert_for_connection
 from db.models import MetricsMinuteModel
 from db.validation import check_record, require_aware
 
