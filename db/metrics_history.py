@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, func, select
 
-from db.upsert import insert_for_connection
 from db.models import MetricsMinuteModel
+from db.upsert import insert_for_connection
 from db.validation import check_record, require_aware
 
 _TABLE = MetricsMinuteModel.__table__
