@@ -16,7 +16,7 @@ part uses to turn records into rows and back are db.rows.
 from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import case, false, func, select, update
 from sqlalchemy.orm import Session
@@ -60,6 +60,7 @@ from db.records import (
 )
 from db.repo_signals import SignalWrites
 from db.repo_trades import TradeBook
+from db.rows import View
 from db.rows import differences as _differences
 from db.rows import table_of as _table
 from db.rows import values_of as _values
@@ -68,8 +69,6 @@ from db.statements import statements
 from db.upsert import insert_for
 from db.validation import require_aware
 from db.vocabulary import ACCOUNT_LEN, OPEN_ORDER_STATUSES, ORDER_STATUSES
-
-View = TypeVar("View")
 
 _ACCOUNT_SNAPSHOT_ROWS = sqlite_rows.ignoring_rows(AccountSnapshotModel.__table__, ("account", "time"))
 _POSITION_ROWS = sqlite_rows.ignoring_rows(PositionSnapshotModel.__table__, ("account", "time", "ticket"))
