@@ -72,30 +72,32 @@ def rsi_values(close: np.ndarray, period: int, last: int | None = None) -> list[
     # same values to the last bit) at a fraction of the cost per bar. The gain and loss of a step
     # come from its change (max(d, 0), max(-d, 0)); where one is zero, `avg * keep + 0.0` is
     # `avg * keep` (but for the sign of a zero, which no RSI value shows), so that add is skipped.
+    # Every operand is a float (`keep`, `divisor`, the 0.0s: exact conversions, the same values),
+    # which is what CPython 3.11's specialised float operations and comparisons need: a quarter
+    # less work per bar than with int operands (issue 16).
     # `last`: a strategy that reads the newest values only skips turning the older averages into
-    # RSI values; the recurrence, and so every value, stays the same.
-    keep = period - 1
+    # RSI values (the first slice of steps emits none); the recurrence, and so every value, stays the same.
+    keep, divisor = float(period - 1), float(period)
     after = delta[period:].tolist()
     skip = 0 if last is None else max(0, len(after) + 1 - last)  # steps whose value is not returned
     out = []
-    for change in after:
-        if skip:
-            skip -= 1
-        else:
-            out.append(100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
-        if change > 0:
-            avg_gain = (avg_gain * keep + change) / period
-            avg_loss = avg_loss * keep / period
-        elif change < 0:
-            avg_gain = avg_gain * keep / period
-            avg_loss = (avg_loss * keep - change) / period
-        elif change == 0:
-            avg_gain = avg_gain * keep / period
-            avg_loss = avg_loss * keep / period
-        else:  # NaN: np.clip keeps it, as the gain and (negated) as the loss
-            avg_gain = (avg_gain * keep + change) / period
-            avg_loss = (avg_loss * keep + -change) / period
-    out.append(100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
+    for changes, emit in ((after[:skip], False), (after[skip:], True)):
+        for change in changes:
+            if emit:
+                out.append(100.0 if avg_loss == 0.0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
+            if change > 0.0:
+                avg_gain = (avg_gain * keep + change) / divisor
+                avg_loss = avg_loss * keep / divisor
+            elif change < 0.0:
+                avg_gain = avg_gain * keep / divisor
+                avg_loss = (avg_loss * keep - change) / divisor
+            elif change == 0.0:
+                avg_gain = avg_gain * keep / divisor
+                avg_loss = avg_loss * keep / divisor
+            else:  # NaN: np.clip keeps it, as the gain and (negated) as the loss
+                avg_gain = (avg_gain * keep + change) / divisor
+                avg_loss = (avg_loss * keep + -change) / divisor
+    out.append(100.0 if avg_loss == 0.0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss))
     return out
 
 
