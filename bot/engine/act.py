@@ -34,9 +34,11 @@ class ActStep:
     """Engine methods of the act step (mixed into bot.engine.engine.Engine, whose state they use)."""
 
     def _act(self, report, now, spec, strategy, signal: Signal, bars, quote, account, positions) -> list[Position]:
+        if signal.action == HOLD:
+            self._hold(report, now, spec.name, strategy.name, signal, quote.bid)
+            return positions
         correlation_id = new_correlation_id()
-        # Execution quality starts here; a HOLD sends nothing, so it is not stamped.
-        decided = decision_stamp(quote.bid, quote.ask, spec.point) if signal.action != HOLD else None
+        decided = decision_stamp(quote.bid, quote.ask, spec.point)  # execution quality starts here
         with correlation_context(correlation_id):
             price = quote.ask if signal.action == BUY else quote.bid
             record = SignalRecord(
@@ -49,19 +51,14 @@ class ActStep:
                 signal=signal.action,
                 confidence=float(signal.confidence),
                 reason=signal.reason,
-                price=price if signal.action != HOLD else quote.bid,
+                price=price,
             )
-            # A HOLD waits for the next signal that needs its id, or the end of the cycle's strategies:
-            # one store write for them all (signal_log.py). A BUY or SELL is stored now, before its orders.
-            signal_id = self.signal_log.record(record) if signal.action != HOLD else self.signal_log.hold(record)
+            # Stored now, before its orders, with the HOLDs waiting before it (signal_log.py).
+            signal_id = self.signal_log.record(record)
             report.signals[signal.action] += 1
             self.observer.signal(spec.name, strategy.name, signal.action)
-            level = logging.INFO if signal.action != HOLD else logging.DEBUG
-            if log.isEnabledFor(level):  # a HOLD is DEBUG: its extra is not built at INFO (each pair, each bar)
-                log.log(level, "signal %s %s %s", signal.action, spec.name, strategy.name,
-                        extra={"symbol": spec.name, "strategy": strategy.name, "signal": signal.action,
-                               "confidence": float(signal.confidence), "reason": signal.reason})
-            if signal.action == HOLD or not self.attribution.allows(spec.name, strategy.name):
+            self._log_signal(logging.INFO, spec.name, strategy.name, signal)
+            if not self.attribution.allows(spec.name, strategy.name):
                 return positions  # on a netting account another strategy owns this symbol (netting.py)
             acted = False
             for position in self.ownership.of(positions, spec.name, strategy.name):
@@ -97,6 +94,32 @@ class ActStep:
                           purpose="open", volume=volume, price=price, sl=stops.sl, tp=stops.tp, decision=decided):
                 positions = self._our_positions()
             return positions
+
+    def _hold(self, report, now, symbol: str, strategy: str, signal: Signal, bid: Decimal) -> None:
+        """A HOLD: recorded (the bid as its price), counted, logged at DEBUG; nothing else happens.
+
+        Why apart from `_act`: every (symbol, strategy) pair holds on most bars, and a HOLD needs
+        none of the order path. It waits for the next signal that needs its id, or the end of the
+        cycle's strategies: one store write for them all (signal_log.py). Its correlation id is only
+        put in context for its DEBUG line: nothing else a HOLD does reads it (issue 16).
+        """
+        correlation_id = new_correlation_id()
+        self.signal_log.hold(SignalRecord(
+            account=self.account_id, time=now, cycle_id=report.cycle_id, correlation_id=correlation_id,
+            symbol=symbol, strategy=strategy, signal=HOLD, confidence=float(signal.confidence),
+            reason=signal.reason, price=bid,
+        ))
+        report.signals[HOLD] += 1
+        self.observer.signal(symbol, strategy, HOLD)
+        if log.isEnabledFor(logging.DEBUG):  # its extra is not built at INFO (each pair, each bar)
+            with correlation_context(correlation_id):
+                self._log_signal(logging.DEBUG, symbol, strategy, signal)
+
+    @staticmethod
+    def _log_signal(level: int, symbol: str, strategy: str, signal: Signal) -> None:
+        log.log(level, "signal %s %s %s", signal.action, symbol, strategy,
+                extra={"symbol": symbol, "strategy": strategy, "signal": signal.action,
+                       "confidence": float(signal.confidence), "reason": signal.reason})
 
     def _send(self, report, now, correlation_id, signal_id, symbol, strategy, *, side, purpose, volume, price,
               sl=None, tp=None, position_ticket=None, decision=None) -> bool:
