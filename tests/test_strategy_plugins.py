@@ -222,3 +222,27 @@ def test_per_strategy_symbols_and_timeframe_read_bars_per_symbol_and_timeframe(t
     with app.database.session() as session:
         per = dict(session.execute(text("SELECT strategy, count(*) FROM signals WHERE symbol='EURUSD' GROUP BY strategy")).all())
     assert per["ma_crossover"] == cycles and cycles // 5 <= per["rsi_reversion"] <= cycles // 5 + 1
+
+
+def test_the_cycle_plan_is_each_symbols_groups_in_the_same_order():
+    """StrategyRunner.plan (made once a cycle) gives every symbol what groups(symbol) gives."""
+    from types import SimpleNamespace
+
+    from bot.engine.strategy_runner import StrategyRunner
+
+    def strategy(name, symbols=None, timeframe=None):
+        return SimpleNamespace(name=name, symbols=symbols, timeframe=timeframe)
+
+    strategies = [strategy("a"), strategy("b", ("EURUSD",), "M5"), strategy("c", ("GBPUSD", "XAUUSD"), "M1"),
+                  strategy("d", None, "M5"), strategy("e", ("EURUSD",))]
+    runner = StrategyRunner(strategies, ("EURUSD", "GBPUSD"), "M1", 120, lambda: None,
+                            broker_name=lambda name: {"XAUUSD": "XAUUSD.m"}.get(name, name))
+    for disabled in ({}, {"a": "RuntimeError: boom"}, {"b": "x", "d": "y"}):
+        runner.disabled = dict(disabled)
+        plan = runner.plan()
+        symbols = ("EURUSD", "GBPUSD", "XAUUSD", "XAUUSD.m")
+        assert {s: runner.groups(s) for s in symbols if runner.groups(s)} == plan
+        assert all(plan[s] == runner.groups(s) for s in plan)  # the order too (lists compare in order)
+    runner.disabled = {}
+    assert [(tf, [s.name for s in group]) for tf, group in runner.plan()["EURUSD"]] == \
+        [("M1", ["a", "e"]), ("M5", ["b", "d"])]

@@ -280,11 +280,14 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
         self.risk_guard.observe(now, account)
         # Watch-only: nothing is sized and no strategy is asked (the prop rules are judged in watch()).
         account = self.policy.gate(account, self, now) if self.policy.trading else None
+        plan = self.runner.plan() if trading else {}  # each symbol's strategies by timeframe
         for symbol, spec in self.specs.items() if trading else ():
             if symbol in self.gateway.refused_position_symbols:
                 self.observer.symbol_skipped(symbol, "bad_position")  # its books are unsure this cycle
                 continue
-            for timeframe, group in self.runner.groups(symbol):  # one bars read per (symbol, timeframe)
+            # A strategy that raised this cycle is disabled: the plan, made before, does not know.
+            groups = self.runner.groups(symbol) if self.runner.disabled else plan.get(symbol, ())
+            for timeframe, group in groups:  # one bars read per (symbol, timeframe)
                 try:
                     closed = self.runner.closed_bars(self.gateway, symbol, timeframe, group)
                     last_closed = int(closed.time[-1])

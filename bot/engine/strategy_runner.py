@@ -66,6 +66,22 @@ class StrategyRunner:
             by_tf.setdefault(self.timeframe_of(strategy), []).append(strategy)
         return list(by_tf.items())
 
+    def plan(self) -> dict[str, list[tuple[str, list[Strategy]]]]:
+        """`groups` of every symbol an enabled strategy trades, worked out at once (a cycle's start).
+
+        Why: `groups(symbol)` maps every strategy's symbols to the broker's spelling again for each
+        symbol it is asked about; a cycle asks about every symbol (issue 16). The same lists in the
+        same order: strategies in their order, timeframes in the order their first strategy has.
+        """
+        by_symbol: dict[str, dict[str, list[Strategy]]] = {}
+        for strategy in self.strategies:
+            if strategy.name in self.disabled:
+                continue
+            timeframe = self.timeframe_of(strategy)
+            for symbol in {self.broker_name(n) for n in (strategy.symbols or self.default_symbols)}:
+                by_symbol.setdefault(symbol, {}).setdefault(timeframe, []).append(strategy)
+        return {symbol: list(by_tf.items()) for symbol, by_tf in by_symbol.items()}
+
     def find(self, name: str) -> Strategy | None:
         return next((s for s in self.strategies if s.name == name and name not in self.disabled), None)
 
