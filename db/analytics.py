@@ -29,7 +29,7 @@ Definitions and edge cases:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -57,7 +57,7 @@ from db.models import (
     EquityBaseModel,
     trade_rollups,
 )
-from db.reading import Prebuilt, reading
+from db.reading import prebuilt, reading
 from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
 
 BUCKETS = ("hour", "weekday", "day", "week", "month")
@@ -203,17 +203,7 @@ def _period_values(selection: Selection, all_time_ok: bool = True) -> tuple[tupl
     return tuple((span, lo is None, hi is None) for span, lo, hi in periods), values
 
 
-# Every statement here is built once per shape (of periods, of filters) with its values bound, and run
-# as its compiled text (db.reading.Prebuilt).  Why: building a statement over a UNION ALL and its cache
-# key cost 1 to 4 ms a request (48 sums for "by hour"), up to forty times what the server takes.
-_STATEMENTS: dict[tuple, Prebuilt] = {}
-
-
-def _prebuilt(key: tuple, build: Callable[[], Select]) -> Prebuilt:
-    found = _STATEMENTS.get(key)
-    if found is None:
-        found = _STATEMENTS.setdefault(key, Prebuilt(build()))
-    return found
+# Every statement here is built once per shape and run as its compiled text (db.reading.prebuilt).
 
 
 def _grain_bound() -> tuple[ColumnElement[bool], ...]:
@@ -243,7 +233,7 @@ def strategy_performance(database: Database, selection: Selection) -> list[Strat
     shape, values = _period_values(selection)
     values.update(strategy=selection.strategy, symbol=selection.symbol or ANY)
     every = selection.strategy is None
-    statement = _prebuilt(("strategies", shape, every), lambda: _strategies_statement(shape, every))
+    statement = prebuilt(("strategies", shape, every), lambda: _strategies_statement(shape, every))
     with reading(database) as connection:
         rows = statement.rows(connection, **values)
     return [_strategy_line(*row) for row in rows]
@@ -304,7 +294,7 @@ def symbol_performance(database: Database, selection: Selection) -> list[SymbolP
     shape, values = _period_values(selection)
     values.update(strategy=ANY if selection.strategy is None else selection.strategy, symbol=selection.symbol)
     every = selection.symbol is None
-    statement = _prebuilt(("symbols", shape, every), lambda: _symbols_statement(shape, every))
+    statement = prebuilt(("symbols", shape, every), lambda: _symbols_statement(shape, every))
     with reading(database) as connection:
         rows = statement.rows(connection, **values)
     lines = []
@@ -357,12 +347,12 @@ def time_performance(database: Database, selection: Selection, bucket: str) -> l
         return _by_hour(database, selection)
     if bucket == "month":
         shape, values = _period_values(selection, all_time_ok=False)
-        statement = _prebuilt(("months", shape), lambda: _months_statement(shape))
+        statement = prebuilt(("months", shape), lambda: _months_statement(shape))
     else:
         values = {"account": selection.account, "start": selection.start,
                   "end": None if selection.end is None else selection.end + timedelta(days=1)}
         shape = (selection.start is None, selection.end is None)
-        statement = _prebuilt(("days", shape), lambda: _days_statement(*shape))
+        statement = prebuilt(("days", shape), lambda: _days_statement(*shape))
     values.update(_grain_values(selection))
     with reading(database) as connection:
         rows = statement.rows(connection, **values)
@@ -406,7 +396,7 @@ def _monday(day: str) -> str:
 def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
     shape, values = _period_values(selection)
     values.update(_grain_values(selection))
-    statement = _prebuilt(("hours", shape), lambda: _hours_statement(shape))
+    statement = prebuilt(("hours", shape), lambda: _hours_statement(shape))
     with reading(database) as connection:
         (row,) = statement.rows(connection, **values)
     sums = [int(value or 0) for value in row]
@@ -426,7 +416,7 @@ def drawdown(database: Database, selection: Selection) -> Drawdown:
     """Current and maximum drawdown of the selection's closed-trade equity curve, exact per trade."""
     shape, values = _period_values(selection)
     values.update(_grain_values(selection))
-    statement = _prebuilt(("drawdown", shape), lambda: _drawdown_statement(shape)).statement
+    statement = prebuilt(("drawdown", shape), lambda: _drawdown_statement(shape)).statement
     with reading(database) as connection:  # through SQLAlchemy: last_exit_time needs its UTC type's processing
         rows = connection.execute(statement, values).all()
         base = initial_balance_cents(connection, selection.account)

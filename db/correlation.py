@@ -30,6 +30,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     LargeBinary,
+    Select,
     String,
     bindparam,
     cast,
@@ -43,7 +44,7 @@ from sqlalchemy import (
 from db.database import Database
 from db.ledger import ALL_TIME
 from db.models import ANY, trade_rollups
-from db.reading import Prebuilt, reading
+from db.reading import Prebuilt, prebuilt, reading
 
 if TYPE_CHECKING:
     from db.analytics import Selection
@@ -69,7 +70,7 @@ def correlation(database: Database, selection: Selection, by: str) -> Correlatio
     strategy, symbol = selection.grain
     fixed, chosen = (strategy, selection.symbol) if by == "symbol" else (symbol, selection.strategy)
     shape = (database.backend, by, chosen is not None, selection.start is not None, selection.end is not None)
-    statement = _STATEMENTS.get(shape) or _STATEMENTS.setdefault(shape, _statement(*shape))
+    statement = prebuilt(("correlation", *shape), lambda: _statement(*shape))
     values = {"account": selection.account, "fixed": fixed, "name": chosen, "start": selection.start,
               "end": None if selection.end is None else selection.end + timedelta(days=1)}
     key = (by, selection.account, fixed, chosen, selection.start, selection.end)
@@ -130,10 +131,7 @@ def pearson_matrix(series) -> list[list[float | None]]:
 
 # -- the statement ---------------------------------------------------------------------------------
 
-_STATEMENTS: dict[tuple, Prebuilt] = {}  # per (backend, by, one name, start, end)
-
-
-def _statement(backend: str, by: str, one_name: bool, has_start: bool, has_end: bool) -> Prebuilt:
+def _statement(backend: str, by: str, one_name: bool, has_start: bool, has_end: bool) -> Select:
     """One row per series with its day numbers and amounts packed into two values (both aggregates see
     the group's rows in the same order): a few rows to ship instead of thousands, parsed by numpy.
     Without a chosen name: by symbol, the strategy's day rows of every symbol but ANY (one index range,
@@ -156,7 +154,7 @@ def _statement(backend: str, by: str, one_name: bool, has_start: bool, has_end: 
     if has_end:
         days.append(_R.period_start < bindparam("end"))
     packed = _packed_series(backend)
-    return Prebuilt(select(name, *packed.columns).where(account, fixed, named, *days).group_by(name).order_by(name))
+    return select(name, *packed.columns).where(account, fixed, named, *days).group_by(name).order_by(name)
 
 
 def _day_number(backend: str) -> ColumnElement[int]:

@@ -14,11 +14,11 @@ from decimal import Decimal
 from sqlalchemy import Select, String, bindparam, cast, select
 
 from db import brokerday
-from db.analytics import Selection, _prebuilt
+from db.analytics import Selection
 from db.database import Database
 from db.ledger import from_cents
 from db.models import ANY, AccountSnapshotModel, DailyPerformanceModel, trade_rollups
-from db.reading import plain_rows, reading, stored_record
+from db.reading import plain_rows, prebuilt, reading, stored_record
 from db.records import DailyPerformance
 
 _R = trade_rollups.c
@@ -132,7 +132,7 @@ def daily_summaries_plain(
         return [_plain_daily(record) for record in daily_summaries(database, account, start, end)]
     Selection(account, start, end)  # validates the arguments
     shape = (start is None, end is None)
-    statement = _prebuilt(("daily plain", shape), lambda: _daily_plain_statement(*shape))
+    statement = prebuilt(("daily plain", shape), lambda: _daily_plain_statement(*shape))
     with reading(database) as connection:
         rows = statement.rows(connection, account=account, start=start, end=end)
     names = _DAILY_NAMES
