@@ -37,6 +37,7 @@ from test_analytics_reference import (
 from db import Database, Repository, SignalRecord, init_db
 from db.analytics import Selection, drawdown
 from db.daily_results import daily_performance
+from db.migrate import head_revision
 from db.models import AlertModel
 from exporter.app import create_app
 
@@ -403,7 +404,7 @@ def test_nothing_answers_500(client):
 
 
 def test_healthz_reflects_the_database(client, tmp_path):
-    assert client.get("/healthz").get_json() == {"status": "ok", "database": "reachable", "schema": "0009"}
+    assert client.get("/healthz").get_json() == {"status": "ok", "database": "reachable", "schema": head_revision()}
     unreachable = Database("postgresql://nobody:secret@127.0.0.1:9/none")
     try:
         broken = create_app(unreachable).test_client()
