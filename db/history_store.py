@@ -54,7 +54,7 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
             tickets = [d.ticket for d in deals]
             stored = {row.ticket: row for row in session.execute(
                 select(_DEALS).where(_DEALS.c.account == account, _DEALS.c.ticket.in_(tickets)))}
-            fresh, conflicts = [], []
+            fresh, conflicts, inserted = [], [], 0
             for deal in deals:
                 known = stored.get(deal.ticket)
                 if known is None:
@@ -67,7 +67,7 @@ def store_window(database: Any, account: str, deals: list[DealRecord], opens: li
                 # Another writer may have stored a ticket since the read above: the mark moves by what
                 # the INSERT really inserted, in this transaction.
                 deal_marks.stored(session.connection(), account, fresh, inserted)
-            out.deals, out.conflicts = len(fresh), tuple(conflicts)
+            out.deals, out.conflicts = inserted, tuple(conflicts)  # what went in: not a ticket stored meanwhile
         if opens:
             before = _trade_count(session, account)
             session.execute(insert_for(session, _TRADES).on_conflict_do_nothing(

@@ -126,6 +126,7 @@ def test_a_history_window_marks_what_it_inserted(database):
     window = history[:10] + [history[7]]  # a ticket twice in one window: inserted once
     stored = store_window(database, ACCOUNT, window, [], [])
     assert stored.conflicts == (history[4].ticket,)
+    assert stored.deals == 8  # ten, less the one stored before and the conflict; the repeat went in once
     assert kept(database) == counted(database) == [(ACCOUNT, 10, history[9].time)]
     store_window(database, ACCOUNT, history[5:], [], [])
     assert kept(database) == counted(database) == [(ACCOUNT, len(history), history[-1].time)]
