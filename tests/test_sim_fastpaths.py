@@ -2,9 +2,10 @@
 
 The simulator is the project's measuring instrument, so its per-call shortcuts must not change a
 single answer: bind()'s memo of accepted call shapes (a call with a memoised shape must still be
-refused for each bad value, and a refused shape is never memoised), the forming bar summarised in
-Python for short bars against numpy for long ones, and bars of a one-day window (one copy)
-against the same rows read through a window that spans two days (the general loop).
+refused for each bad value, and a refused shape is never memoised), the stand-in's way past bind()
+for plainly good arguments, the forming bar summarised in Python for short bars against numpy for
+long ones, and bars of a one-day window (one copy) against the same rows read through a window
+that spans two days (the general loop).
 """
 
 import datetime as dt
@@ -16,7 +17,16 @@ import pytest
 
 from mt5bridge.constants import TIMEFRAME_H1, TIMEFRAME_M1, TIMEFRAME_M5, TIMEFRAME_M30, TIMEFRAME_SECONDS
 from mt5bridge.plain import to_plain
-from mt5bridge.signatures import SIGNATURES, Refused, Signature, _shape, bind
+from mt5bridge.signatures import (
+    KW,
+    NO_ARGUMENTS,
+    SIGNATURES,
+    Refused,
+    Signature,
+    _shape,
+    bind,
+    plain_positional_types,
+)
 from mt5bridge.sim import pricepath
 from mt5bridge.sim.pricepath import _long_bar, _short_bar
 from mt5bridge.sim.records import RATES_DTYPE, OrderSendResult, TerminalInfo, Tick, TradeRequest
@@ -165,3 +175,75 @@ def test_records_and_plain_fast_paths():
     sent = OrderSendResult(*([np.float64(1.5)] + [0] * 9 + [request]))
     plain = to_plain(sent)
     assert type(plain["retcode"]) is float and plain["request"] == dict(zip(TradeRequest.FIELDS, range(17), strict=True))
+
+
+@pytest.mark.parametrize("name", list(SIGNATURES))
+def test_plain_positional_types_only_name_calls_bind_accepts_in_order(name):
+    """The stand-in's fast way in (mt5module._method) skips bind() for these type tuples: each must
+    bind every argument, positionally and in order, whatever the values; and the common calls are in."""
+    sig = SIGNATURES[name]
+    plain = plain_positional_types(sig)
+    samples = VALUES + (dt.datetime(2030, 1, 1), -5, 10**30, -0.0, float("nan"), "", "x" * 300, False)
+    met = set()
+    for given in range(len(sig.params) + 2):
+        for args in itertools.product(samples, repeat=given) if given <= 3 else (
+                tuple(random.Random(i).choice(samples) for _ in range(given)) for i in range(3000)):
+            if tuple(map(type, args)) not in plain:
+                continue
+            met.add(tuple(map(type, args)))
+            bound = bind(Signature(sig.name, sig.form, sig.params, sig.failure), args, {})
+            assert list(bound.values()) == list(args) and len(bound) == len(args), args
+            assert list(bound) == [p.name for p in sig.params if p.how != KW][:len(args)]
+    assert met == plain or len(sig.params) > 3  # every tuple of the set was tried
+    if sig.form == NO_ARGUMENTS:
+        assert plain == {()}
+    assert (name in ("order_send", "order_check")) == (not plain)
+
+
+READS = (
+    ("terminal_info", ()), ("account_info", ()), ("version", ()), ("symbols_total", ()), ("positions_total", ()),
+    ("orders_total", ()), ("positions_get", ()), ("orders_get", ()), ("symbols_get", ()), ("last_error", ()),
+    ("symbol_info", ("EURUSD",)), ("symbol_info", ("NOPE",)), ("symbol_info_tick", ("XAUUSD",)),
+    ("copy_rates_from_pos", ("EURUSD", TIMEFRAME_M1, 0, 13)), ("copy_rates_from_pos", ("EURUSD", 12345, 0, 13)),
+    ("copy_rates_from_pos", ("EURUSD", TIMEFRAME_M5, -1, 13)),
+    ("history_deals_total", (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 9, tzinfo=dt.UTC))),
+    ("history_deals_get", (dt.datetime(2026, 1, 1), 1_800_000_000)),
+    ("history_orders_total", (1_700_000_000, dt.datetime(2026, 1, 9, tzinfo=dt.UTC))),
+    ("history_orders_get", (1_700_000_000,)), ("history_deals_get", ()),
+    ("symbol_select", ("EURUSD",)), ("symbol_select", ("EURUSD", True)),
+)
+
+
+def _answer(value):
+    return value.tobytes() if isinstance(value, np.ndarray) else value
+
+
+def test_fast_way_in_answers_as_the_full_binder(monkeypatch):
+    """Every read the bot makes, with plain and with refused values: the fast way (the module's
+    method) and the full way (_invoke: bind, then route) give the same answer and last_error.
+    Off UTC, so that a naive datetime converted otherwise than the package does (local time) shows."""
+    import time
+
+    from mt5bridge.sim.mt5module import Mt5Module
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+
+    terminal = SimTerminal(seed=3, stepped=True)
+    module = Mt5Module(terminal)
+    assert module.initialize()
+    request = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "deviation": 10,
+               "type_filling": 1, "type_time": 0, "magic": 7, "comment": "t"}
+    assert module.order_send(request).retcode == 10009  # a position and a deal for the reads to show
+    terminal.advance(90)
+    deal_time = module.history_deals_get(0, 2_000_000_000)[-1].time
+    local = dt.datetime.fromtimestamp(deal_time)  # naive: local time, as the package reads it
+    around = (local - dt.timedelta(minutes=30), local + dt.timedelta(minutes=30))
+    assert module.history_deals_total(*around) == 1
+    for name, args in READS + (("history_deals_total", around), ("history_orders_get", around)):
+        fast = _answer(getattr(module, name)(*args))
+        fast_error = module.last_error()
+        full = _answer(module._invoke(name, args, {}))
+        assert (fast, fast_error) == (full, module.last_error()), name
+    monkeypatch.undo()
+    time.tzset()
