@@ -168,6 +168,13 @@ def test_records_and_plain_fast_paths():
         Tick(**swapped)
     info = TerminalInfo(connected=False)  # a type with DEFAULTS: the rest filled in
     assert info.connected is False and info.maxbars == 100_000
+    known = TerminalInfo.from_known({"connected": False, "build": 7})  # the merge, against the long way
+    assert known == TerminalInfo(**{**TerminalInfo.DEFAULTS, "connected": False, "build": 7}) and type(known) is TerminalInfo
+    for bad in ({"connected": False, "bogus": 1}, {"bogus": 1}):
+        with pytest.raises(TypeError, match=r"has no fields \['bogus'\]"):
+            TerminalInfo.from_known(bad)
+    with pytest.raises(KeyError):
+        Tick.from_known({"bid": 1.0})  # no DEFAULTS: every field must be known
     flat = to_plain(tick)
     assert flat == fields and list(flat) == list(Tick.FIELDS)
     assert flat is not to_plain(tick)
