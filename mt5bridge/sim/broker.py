@@ -101,16 +101,21 @@ class Broker(MarketTime):
         at = spec.to_price(price)
         return money.margin(spec, volume, at, self.leverage, self.converter.margin_rate(spec, k, at))
 
+    def margin(self, k: int, extra_margin: Decimal = Decimal(0)) -> Decimal:
+        """The account's margin at tick ``k`` (cents), ``extra_margin`` included: ``account(k).margin``
+        without valuing the positions (the stop-out scan needs only this)."""
+        margin = extra_margin
+        for position in self.books.positions.values():
+            margin += self.margin_for(self.quotes.spec(position.symbol), position.volume, position.price_open, k)
+        return money.cents(margin)
+
     def account(
         self, k: int, extra_margin: Decimal = Decimal(0), extra_balance: Decimal = Decimal(0)
     ) -> AccountState:
         floating = Decimal(0)
-        margin = extra_margin
         for position in self.books.positions.values():
-            spec = self.quotes.spec(position.symbol)
             floating += self.valuation(position, k)[0] + position.swap
-            margin += self.margin_for(spec, position.volume, position.price_open, k)
-        margin = money.cents(margin)
+        margin = self.margin(k, extra_margin)
         balance = self.books.balance + extra_balance
         equity = balance + floating
         level = money.cents(equity / margin * 100) if margin else Decimal(0)
