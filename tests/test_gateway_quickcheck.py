@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from bot.gateway.schema import _QUICK, _RECORD_QUICK, SCHEMAS, Context, check
@@ -84,3 +85,28 @@ def test_the_terminals_records_get_the_compiled_yes():
     for kind, record in GOOD.items():
         assert _RECORD_QUICK[kind](record, context), kind
         assert check(kind, record, context) is None, kind
+
+
+def test_the_bars_fast_yes_says_no_to_every_odd_column(monkeypatch):
+    """Columns that are not 1-d numeric arrays of one length never get the fast yes, and the full
+    checks judge them as before (schema._bars_plainly_good asks these of all five columns at once)."""
+    from bot.gateway import schema
+
+    n, t0 = 5, int(CLOCK.timestamp()) // 60 * 60 - 600
+    good = {"time": np.arange(t0, t0 + 60 * n, 60), "open": np.full(n, 1.1), "high": np.full(n, 1.2),
+            "low": np.full(n, 1.0), "close": np.full(n, 1.15)}
+    context = Context(CLOCK, lambda name: name in KNOWN)
+    assert schema._bars_plainly_good(good, context)
+    for dtype in (np.int32, np.uint64, np.float64):
+        assert schema._bars_plainly_good({**good, "time": good["time"].astype(dtype)}, context), dtype
+    odd = [("high", list(good["high"])), ("high", good["high"].reshape(1, n)), ("high", good["high"].astype(object)),
+           ("high", good["high"].astype(str)), ("high", good["high"] > 0), ("time", None), ("low", good["low"][:-1]),
+           ("close", np.float64(1.15))]
+    judged = []
+    for column, values in odd:
+        record = {**good, column: values}
+        assert not schema._bars_plainly_good(record, context), (column, values)
+        judged.append(check("bars", record, context))
+    assert not schema._bars_plainly_good({name: values[:0] for name, values in good.items()}, context)
+    monkeypatch.setattr(schema, "_bars_plainly_good", lambda record, context: False)
+    assert judged == [check("bars", {**good, column: values}, context) for column, values in odd]
