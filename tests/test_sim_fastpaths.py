@@ -254,3 +254,60 @@ def test_fast_way_in_answers_as_the_full_binder(monkeypatch):
         assert (fast, fast_error) == (full, module.last_error()), name
     monkeypatch.undo()
     time.tzset()
+
+
+def test_the_kept_account_state_is_a_fresh_one_after_every_change():
+    """Broker.account keeps its last state for the inputs it was worked out from: after each thing
+    that moves the account (ticks, fills, partial closes, SL/TP edits, pins, swaps, deposits) it
+    answers what a fresh computation (explicit zero extras, never kept) answers."""
+    from decimal import Decimal
+
+    terminal = SimTerminal(seed=11, stepped=True)
+    broker = terminal._broker
+    assert terminal.initialize()
+
+    def same():
+        with terminal._lock:
+            terminal._sync()
+            k = terminal._k
+            kept = broker.account(k)
+            assert broker.account(k) is kept  # asked again: kept
+            assert kept == broker.account(k, Decimal(0), Decimal(0)), k  # a fresh computation agrees
+
+    def send(**fields):
+        request = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "deviation": 20, "type_filling": 1,
+                   "type_time": 0, "magic": 7, "comment": "t", **fields}
+        result = terminal.order_send(request)
+        assert result.retcode == 10009, result
+
+    same()
+    send()
+    same()
+    send(symbol="USDJPY", type=1, volume=0.3)  # a short, converted at its own price
+    same()
+    terminal.advance(30)
+    same()
+    eur = next(p for p in terminal.positions_get() if p.symbol == "EURUSD")
+    send(type=1, volume=0.04, position=eur.ticket)  # a partial close: volume and balance move
+    same()
+    send(action=6, position=eur.ticket, sl=round(eur.price_open - 0.01, 5), tp=0.0, volume=0.06)  # SL only
+    same()
+    terminal.set_price("USDJPY", 150.5)
+    same()
+    terminal.set_price("USDJPY", 151.5)  # the same symbol pinned elsewhere
+    same()
+    terminal.clear_price("USDJPY")
+    same()
+    # Half a second before Friday's close, then past the rollover into the weekend: the tick
+    # stands still (the weekend maps to Friday's last tick) while the swap is charged.
+    server = terminal.server_now()
+    friday_close = dt.datetime(server.year, server.month, server.day) + dt.timedelta(days=4 - server.weekday(), hours=24)
+    terminal.advance((friday_close - server).total_seconds() - 0.5)
+    same()
+    swaps = [p.swap for p in terminal.positions_get()]
+    k = terminal._k
+    terminal.advance(1)
+    assert terminal._k == k and [p.swap for p in terminal.positions_get()] != swaps
+    same()
+    terminal.deposit(250.0)
+    same()

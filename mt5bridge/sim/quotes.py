@@ -52,6 +52,10 @@ class Quotes:
             return pinned
         return self._paths[symbol].tick(k if symbol in self._always else self.quote_k(symbol, k))
 
+    def pinned(self) -> tuple[tuple[str, tuple[int, int]], ...]:
+        """Every pinned quote, (symbol, (bid, ask)) in pinning order: what a valuation depends on besides k."""
+        return tuple(self._pins.items())
+
     def is_pinned(self, symbol: str) -> bool:
         return symbol in self._pins
 
