@@ -272,7 +272,8 @@ def test_the_kept_account_state_is_a_fresh_one_after_every_change():
             k = terminal._k
             kept = broker.account(k)
             assert broker.account(k) is kept  # asked again: kept
-            assert kept == broker.account(k, Decimal(0), Decimal(0)), k  # a fresh computation agrees
+            fresh = broker.account(k, Decimal(0), Decimal(0))  # a fresh computation: the same, written alike
+            assert repr(kept) == repr(fresh), (k, kept, fresh)
 
     def send(**fields):
         request = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "deviation": 20, "type_filling": 1,
@@ -311,3 +312,6 @@ def test_the_kept_account_state_is_a_fresh_one_after_every_change():
     same()
     terminal.deposit(250.0)
     same()
+    broker.books.balance = broker.books.balance.quantize(Decimal("0.001"))  # the same amount, written otherwise
+    same()
+    assert broker.account(terminal._k).balance.as_tuple().exponent == -3

@@ -34,6 +34,8 @@ class BooksCalls:
         if symbol is not None:
             positions = [p for p in positions if p.symbol == symbol]
         wanted = _symbol_filter(group)
+        if group is None:  # every symbol: no call per position to say so (issue 16)
+            return positions
         return [p for p in positions if wanted(p.symbol)]
 
     @_api()

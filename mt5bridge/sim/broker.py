@@ -128,7 +128,10 @@ class Broker(MarketTime):
         if extra_margin is not _ZERO or extra_balance is not _ZERO:
             return self._account(k, extra_margin, extra_balance)
         books = self.books
-        inputs = (k, books.balance, self.quotes.pinned(), tuple(map(_POSITION_INPUTS, books.positions.values())))
+        # The balance by its digits and exponent: it is the one input the state shows as it is
+        # (10000 and 10000.00 are equal, but not the same balance to report).
+        balance = books.balance.as_tuple()
+        inputs = (k, balance, self.quotes.pinned(), tuple(map(_POSITION_INPUTS, books.positions.values())))
         if inputs != self._account_inputs:
             self._account_state, self._account_inputs = self._account(k, _ZERO, _ZERO), inputs
         return self._account_state
