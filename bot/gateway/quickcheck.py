@@ -3,7 +3,7 @@
 `bot.gateway.schema` judges every position, quote, account and symbol record every cycle. Its fast
 yes (`schema._quick`) is one small function per field, called in a loop: ~50 calls a cycle whose
 frames cost more than the comparisons they make. `compile_record` writes the same tests out as
-the source of one function per kind, with each rule's constants filled in and the branches that
+the source of one function per kind, with each rule's limits bound by name and the branches that
 cannot apply to the rule left out, and compiles it once at import. It says True exactly where
 every field's `schema._quick` function says True, asking in the same order and stopping at the
 same field (`context.symbol_known` may ask the terminal, so even that is the same); anything else
