@@ -22,6 +22,7 @@ Python applies the same table to decide how named arguments from the wire become
 
 import dataclasses
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,6 +343,40 @@ def bind(sig: Signature, args: tuple, kwargs: dict) -> dict[str, Any]:
         if kind == REQUEST:
             check_request(value)
     return bound
+
+
+#: The exact types of each value kind's plainest values: a value of one of these types always
+#: passes its kind's check (subclasses, e.g. of str, are left to the check itself).
+_PLAIN_TYPES = {
+    STR: (str,),
+    INT: (int,),
+    FLOAT: (float,),
+    BOOL: (bool,),
+    DATE: (dt.datetime, int),
+}
+
+
+def plain_positional_types(sig: Signature) -> frozenset[tuple[type, ...]]:
+    """The exact argument types of the positional calls (no keywords) that ``bind`` accepts
+    whatever the values: ``tuple(map(type, args)) in`` this set means bind(sig, args, {}) binds
+    every argument, in order, and refuses nothing. Empty for the calls that take a request.
+
+    Why (issue 16): the in-process stand-in (``mt5bridge.sim.mt5module``) answers the bot's every
+    broker call; one C-level set lookup replaces the binder's Python checks for the calls whose
+    arguments are plainly good, and everything else still goes through ``bind``.
+    """
+    if sig.form == NO_ARGUMENTS:
+        return frozenset({()})
+    if any(p.kind == REQUEST for p in sig.params):
+        return frozenset()
+    # As _shape: positional arguments fill the parameters that may be positional, in order.
+    usable = tuple(p for p in sig.params if sig.form == POSITIONAL_ONLY or p.how in (POS, ANY))
+    shapes = set()
+    for given in range(len(usable) + 1):
+        named = {p.name for p in usable[:given]}
+        if all(p.name in named for p in sig.params if p.required):
+            shapes.update(itertools.product(*(_PLAIN_TYPES[p.kind] for p in usable[:given])))
+    return frozenset(shapes)
 
 
 def call_shape(sig: Signature, bound: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:

@@ -91,8 +91,10 @@ def ticket_key(record: Any) -> str:
 def bar_columns(rows: Any) -> dict[str, Any]:
     """Bars as numpy columns, from a structured array (terminal), a dict of columns (bridge) or a list of
     dicts (an older bridge); None for a column that is missing or unreadable."""
-    if getattr(rows, "dtype", None) is not None and rows.dtype.names:
-        return {name: np.asarray(rows[name]) if name in rows.dtype.names else None for name in BAR_COLUMNS}
+    dtype = getattr(rows, "dtype", None)
+    if dtype is not None and dtype.names:
+        names = dtype.names
+        return {name: np.asarray(rows[name]) if name in names else None for name in BAR_COLUMNS}
     if isinstance(rows, dict):
         return {name: _column(rows.get(name), np.int64 if name == "time" else float) for name in BAR_COLUMNS}
     try:

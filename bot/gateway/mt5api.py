@@ -330,7 +330,7 @@ class Mt5ApiGateway(CallingConvention, HistoryReads, OrderCalls, Gateway):
             now, speed = self._utc_now()
             self.clock.observe(tick_time, now, speed)
         digits = self._digits_of(name)
-        quote = Quote(symbol=name, time=self._to_utc(tick["time"]), bid=convert.price(tick["bid"], digits),
+        quote = Quote(symbol=name, time=self.clock.to_utc(tick["time"]), bid=convert.price(tick["bid"], digits),
                       ask=convert.price(tick["ask"], digits))
         self.guard.clock = quote.time
         if self._newest_quote is None or quote.time > self._newest_quote:
@@ -358,11 +358,12 @@ class Mt5ApiGateway(CallingConvention, HistoryReads, OrderCalls, Gateway):
     def positions(self, symbol: str | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
         out, refused = [], set()
+        to_utc = self.clock.to_utc  # what self._to_utc calls, without a frame of its own per row
         for r in rows:
             if self.guard.judge("position", r, convert.ticket_key(r)) is not None:
                 refused.add(str(r.get("symbol", ""))[:32] if isinstance(r, dict) else "")
                 continue
-            out.append(convert.position(r, self._digits_of(r["symbol"]), self._to_utc))
+            out.append(convert.position(r, self._digits_of(r["symbol"]), to_utc))
         if symbol is None:
             self.refused_position_symbols = frozenset(refused)
         return out

@@ -58,10 +58,13 @@ class CallingConvention:
         except Exception:  # noqa: BLE001 - last_error over a dead bridge
             return mt5.RES_E_INTERNAL_FAIL_CONNECT, "no IPC connection"
 
-    def _invoke(self, call: str, fn: Callable[[], Any]) -> Any:
-        """Run one API call, turning transport exceptions into typed gateway errors."""
+    def _invoke(self, call: str, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None) -> Any:
+        """Run one API call, `fn(*args, **kwargs)`, turning transport exceptions into typed gateway errors.
+
+        Never splats an empty mapping: the real package then refuses positional arguments
+        ('Unnamed arguments not allowed' from order_send(request, **{}))."""
         try:
-            return fn()
+            return fn(*args, **kwargs) if kwargs else fn(*args)
         except BridgeTimeout as exc:
             self._connected = False
             if call == "order_send":
@@ -94,10 +97,7 @@ class CallingConvention:
             if hit is not None:
                 raw = hit  # answered in this cycle's pipeline (bot.gateway.readahead)
             else:
-                # Never splat an empty mapping: the real package then refuses positional arguments
-                # ('Unnamed arguments not allowed' from order_send(request, **{})).
-                method = getattr(self._api, call)
-                raw = self._invoke(call, lambda: method(*args, **kwargs) if kwargs else method(*args))
+                raw = self._invoke(call, getattr(self._api, call), args, kwargs)
                 if ahead.recording:
                     ahead.made(call)
             if raw is None:

@@ -10,6 +10,7 @@ All times here are *server* time (the profile's clock), as MT5 reports them.
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
 from mt5bridge.constants import (
     DEAL_REASON_EXPERT,
@@ -54,6 +55,11 @@ class AccountState:
     margin_level: Decimal  # percent; 0 when there is no margin
 
 
+_ZERO = Decimal(0)
+#: What an open position adds to the account state (its floating profit, swap and margin) depends on.
+_POSITION_INPUTS = attrgetter("symbol", "type", "volume", "price_open", "swap")
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A request that passed every check, with the price it would fill at."""
@@ -87,6 +93,8 @@ class Broker(MarketTime):
         self.dirty = False  # books changed since the owner last saved them
         self.margin_call = False  # margin level below the profile's margin-call level
         self._margin_checked: tuple[int, int, int] | None = None
+        self._account_inputs: tuple | None = None  # what _account_state was worked out from (see account)
+        self._account_state: AccountState | None = None
         self._seed = seed
 
     # ----------------------------------------------------------------- valuation
@@ -101,16 +109,38 @@ class Broker(MarketTime):
         at = spec.to_price(price)
         return money.margin(spec, volume, at, self.leverage, self.converter.margin_rate(spec, k, at))
 
-    def account(
-        self, k: int, extra_margin: Decimal = Decimal(0), extra_balance: Decimal = Decimal(0)
-    ) -> AccountState:
-        floating = Decimal(0)
+    def margin(self, k: int, extra_margin: Decimal = Decimal(0)) -> Decimal:
+        """The account's margin at tick ``k`` (cents), ``extra_margin`` included: ``account(k).margin``
+        without valuing the positions (the stop-out scan needs only this)."""
         margin = extra_margin
         for position in self.books.positions.values():
-            spec = self.quotes.spec(position.symbol)
+            margin += self.margin_for(self.quotes.spec(position.symbol), position.volume, position.price_open, k)
+        return money.cents(margin)
+
+    def account(self, k: int, extra_margin: Decimal = _ZERO, extra_balance: Decimal = _ZERO) -> AccountState:
+        """The account at tick ``k``, with ``extra_margin`` and ``extra_balance`` (an order's, to check it).
+
+        Without extras the state is kept for the inputs it was worked out from (the tick, the
+        balance, the pinned quotes, each open position's symbol, side, volume, price and swap):
+        the margin-call check of a step and the account_info after it ask for the same state
+        (issue 16). Anything else it reads is fixed for the broker's life (specs, price paths,
+        leverage), so the state kept is the one a fresh computation gives."""
+        if extra_margin is not _ZERO or extra_balance is not _ZERO:
+            return self._account(k, extra_margin, extra_balance)
+        books = self.books
+        # The balance by its digits and exponent: it is the one input the state shows as it is
+        # (10000 and 10000.00 are equal, but not the same balance to report).
+        balance = books.balance.as_tuple()
+        inputs = (k, balance, self.quotes.pinned(), tuple(map(_POSITION_INPUTS, books.positions.values())))
+        if inputs != self._account_inputs:
+            self._account_state, self._account_inputs = self._account(k, _ZERO, _ZERO), inputs
+        return self._account_state
+
+    def _account(self, k: int, extra_margin: Decimal, extra_balance: Decimal) -> AccountState:
+        floating = Decimal(0)
+        for position in self.books.positions.values():
             floating += self.valuation(position, k)[0] + position.swap
-            margin += self.margin_for(spec, position.volume, position.price_open, k)
-        margin = money.cents(margin)
+        margin = self.margin(k, extra_margin)
         balance = self.books.balance + extra_balance
         equity = balance + floating
         level = money.cents(equity / margin * 100) if margin else Decimal(0)

@@ -63,7 +63,7 @@ class MarketTime:
             last = min(now_k, next_day * DAY_SECONDS + DAY_SECONDS - 1)
             self._scan(self.synced_k + 1, last)
             self.synced_k = last
-        self._update_margin_call(now_k)
+        self.update_margin_call(now_k)
 
     def recheck(self, symbol: str, k: int) -> None:
         """Check SL/TP of ``symbol`` and the stop-out at tick ``k`` after its quote jumped (a pin)."""
@@ -71,7 +71,7 @@ class MarketTime:
         if stopout.below(self, k):
             self._stop_out(k)
         self._margin_checked = None  # the price moved without the clock
-        self._update_margin_call(k)
+        self.update_margin_call(k)
 
     def _scan(self, first: int, last: int) -> None:
         """SL/TP triggers and stop-outs within ticks ``first..last`` (one trading day), in time order."""
@@ -117,7 +117,8 @@ class MarketTime:
             self.ledger.close(position, position.volume, price, origin)
             self.dirty = True
 
-    def _update_margin_call(self, k: int) -> None:
+    def update_margin_call(self, k: int) -> None:
+        """Raise or clear the margin call for the account at tick ``k``, once per (tick, books) state."""
         key = (k, len(self.books.deals), len(self.books.positions))  # margin moves with prices or deals
         if key == self._margin_checked:
             return

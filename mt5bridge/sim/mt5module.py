@@ -51,6 +51,12 @@ class _Route:
             and not self.market
             and sig.name not in ("initialize", "order_send", "order_check")
         )
+        # The fast way in (see _method): argument types that bind() accepts whatever the values,
+        # for the calls whose bound arguments go to the terminal method positionally, in order.
+        routed_positionally = not self.market and sig.name != "initialize"
+        self.plain = _signatures.plain_positional_types(sig) if routed_positionally else frozenset()
+        positional = [p for p in sig.params if p.how != _signatures.KW]  # as self.unnamed
+        self.date_positions = frozenset(i for i, p in enumerate(positional) if p.kind == _signatures.DATE)
 
 
 _ROUTES = {name: _Route(sig) for name, sig in _signatures.SIGNATURES.items()}
@@ -99,7 +105,18 @@ class Mt5Module:
 
 
 def _method(name: str):
+    route = _ROUTES[name]
+    plain, dates = route.plain, route.date_positions
+
     def call(self, *args, **kwargs):
+        # Plainly good positional arguments (exact types bind() accepts whatever their values)
+        # bind to the parameters in order: the terminal method gets them as they are, dates as
+        # epochs, exactly as _invoke would pass them. Anything else goes the full way, which
+        # refuses as the package does. Why: the bot's every broker call passes here (issue 16).
+        if not kwargs and tuple(map(type, args)) in plain:
+            if dates:
+                args = tuple(_epoch(value) if i in dates else value for i, value in enumerate(args))
+            return getattr(self.terminal, name)(*args)
         return self._invoke(name, args, kwargs)
 
     call.__name__ = call.__qualname__ = name

@@ -75,8 +75,8 @@ class PricePath:
         """(bid, ask) in points at tick ``k``."""
         day, offset = divmod(k, DAY_SECONDS)
         ticks = self.day(day)
-        bid = int(ticks.bid[offset])
-        return bid, bid + int(ticks.spread[offset])
+        bid = ticks.bid.item(offset)  # a Python int, without a numpy scalar on the way
+        return bid, bid + ticks.spread.item(offset)
 
     def window(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         """(bid, ask) arrays in points for ticks ``first..last`` of one trading day."""

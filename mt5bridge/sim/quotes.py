@@ -20,6 +20,10 @@ class Quotes:
         self.specs = symbols
         self._paths: dict[str, PricePath] = {name: price_path(seed, spec) for name, spec in symbols.items()}
         self._pins: dict[str, tuple[int, int]] = {}
+        #: Symbols quoted on every tick (no quote break), whose current tick is always ``k`` itself.
+        self._always = frozenset(
+            name for name, spec in symbols.items() if not spec.quote_sessions or spec.quote_sessions == FULL_SESSIONS
+        )
 
     def spec(self, symbol: str) -> SymbolSpec:
         return self.specs[symbol]
@@ -30,9 +34,9 @@ class Quotes:
     def quote_k(self, symbol: str, k: int) -> int:
         """The tick that is the current quote at ``k``: outside the symbol's quote sessions (a
         metal's daily break) the last quote before the break stands, as on a real server."""
-        sessions = self.specs[symbol].quote_sessions
-        if not sessions or sessions == FULL_SESSIONS:
+        if symbol in self._always:
             return k
+        sessions = self.specs[symbol].quote_sessions
         epoch = tick_epoch(k)
         last = last_open(sessions, epoch)
         return k if last is None or last == epoch else tick_index(last)
@@ -44,7 +48,13 @@ class Quotes:
     def quote(self, symbol: str, k: int) -> tuple[int, int]:
         """(bid, ask) in points at tick ``k``."""
         pinned = self._pins.get(symbol)
-        return pinned if pinned is not None else self._paths[symbol].tick(self.quote_k(symbol, k))
+        if pinned is not None:
+            return pinned
+        return self._paths[symbol].tick(k if symbol in self._always else self.quote_k(symbol, k))
+
+    def pinned(self) -> tuple[tuple[str, tuple[int, int]], ...]:
+        """Every pinned quote, (symbol, (bid, ask)) in pinning order: what a valuation depends on besides k."""
+        return tuple(self._pins.items())
 
     def is_pinned(self, symbol: str) -> bool:
         return symbol in self._pins
@@ -54,9 +64,9 @@ class Quotes:
         pinned = self._pins.get(symbol)
         if pinned is None:
             bid, ask = self._paths[symbol].window(first, last)
-            sessions = self.specs[symbol].quote_sessions
-            if not sessions or sessions == FULL_SESSIONS:
+            if symbol in self._always:
                 return bid, ask
+            sessions = self.specs[symbol].quote_sessions
             index = np.where(open_mask(sessions, tick_epoch(first), last - first + 1), np.arange(bid.size), -1)
             index = np.maximum.accumulate(index)
             if index.min() >= 0:

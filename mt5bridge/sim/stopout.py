@@ -19,13 +19,13 @@ from .booking import is_long
 def level_path(broker, first: int, last: int) -> np.ndarray | None:
     """Approximate margin level (percent) per tick ``first..last`` with the open positions."""
     positions = list(broker.books.positions.values())
-    state = broker.account(first)
-    if not positions or state.margin <= 0:
+    margin = broker.margin(first)
+    if not positions or margin <= 0:
         return None
     equity = np.full(last - first + 1, float(broker.books.balance))
     for position in positions:
         equity += float(position.swap) + _profit_path(broker, position, first, last)
-    return equity / float(state.margin) * 100.0
+    return equity / float(margin) * 100.0
 
 
 def _profit_path(broker, position: Position, first: int, last: int) -> np.ndarray:

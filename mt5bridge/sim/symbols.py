@@ -9,6 +9,7 @@ Specs are frozen and hashable: the price path cache is keyed by them.
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from mt5bridge.constants import (
     SYMBOL_CALC_MODE_FOREX,
@@ -58,20 +59,22 @@ class SymbolSpec:
     requote_share: float = 0.0  # Request execution: share of requests the dealer requotes anyway
     trade_mode: int = 4  # SYMBOL_TRADE_MODE_FULL
 
-    @property
+    # Derived once per (frozen) spec, not on each of the ~100 reads a cycle (issue 16);
+    # cached_property stores beside the fields, so equality, hashing and replace() are unchanged.
+    @cached_property
     def point(self) -> Decimal:
         return Decimal(1).scaleb(-self.digits)
 
-    @property
+    @cached_property
     def tick_size_price(self) -> Decimal:
         return self.tick_size * self.point
 
-    @property
+    @cached_property
     def scale(self) -> int:
         """Points per unit of price (10 ** digits)."""
         return 10**self.digits
 
-    @property
+    @cached_property
     def margin_currency(self) -> str:
         forex = self.calc_mode in (SYMBOL_CALC_MODE_FOREX, SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE)
         return self.base if forex else self.quote

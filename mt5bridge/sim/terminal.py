@@ -119,7 +119,7 @@ class SimTerminal(TradingCalls, BooksCalls, SimHooks):
         self._market_watch = {name for name in watched if name in self._symbols}
         self._clock = SimClock(start_at, speed, stepped)
         self._now = start_at
-        self._synced_now: float | None = None  # the clock reading _server_now and _k are of
+        self._synced_now: float | None = None  # the clock reading the broker has been brought up to
         self._broker = Broker(books, self._quotes, account, seed, synced_k, rolled_day, leverage)
         with self._lock:
             self._sync()
@@ -138,11 +138,17 @@ class SimTerminal(TradingCalls, BooksCalls, SimHooks):
         which every time the API reports and the whole market (sessions, rollovers) runs on.
         """
         now = self._now = self._clock.now()
-        if now != self._synced_now:  # a stepped clock stands still between steps: same server time, same k
-            self._server_now = self._server_time.to_server(now)
-            self._k = tick_index(self._server_now)
-            self._synced_now = now
+        if now == self._synced_now:
+            # A stepped clock stands still between steps: same server time, same k, and market time
+            # has acted on the books up to it already (only advance_to moves the broker's synced_k
+            # and rolled_day). What calls since may have changed is the books: the margin call.
+            self._broker.update_margin_call(self._k)
+            return
+        self._server_now = self._server_time.to_server(now)
+        self._k = tick_index(self._server_now)
+        self._synced_now = None  # until market time has caught up: a failure midway is retried
         self._broker.advance_to(self._server_now, self._k)
+        self._synced_now = now
 
     def _persist(self, force: bool = False) -> None:
         if not self._state_file:
