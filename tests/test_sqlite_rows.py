@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Boolean, Float, event, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 
 from db import (
@@ -19,9 +20,12 @@ from db import (
     init_db,
     repo_signals,
     signal_counts,
+    sqlite_rows,
 )
+from db.models import AccountSnapshotModel, PositionSnapshotModel, SignalCountModel, SignalModel
 from db.rows import values_of as _values
 from db.statements import statements
+from db.types import Money, UTCDateTime
 
 
 def _signals():
@@ -110,3 +114,89 @@ def test_snapshot_rows_are_the_rows_sqlalchemy_stores(tmp_path):
     finally:
         fast.dispose()
         reference.dispose()
+
+
+def test_a_column_bound_at_once_is_what_each_value_bound_alone_gives():
+    """db.sqlite_rows._bound (a value object bound once per column, compiled processors mapped) against
+    each cell through its column's processor: repeats near and far, equal Decimals of other exponents,
+    zero and minus zero, None, and times in other zones."""
+    dialect = sqlite_dialect.dialect()
+    price, east = Decimal("1.1000005"), timezone(timedelta(hours=-5))
+    at = datetime(2026, 3, 2, 9, 30, 15, 999999, tzinfo=UTC)
+    samples = {
+        "time": [at, at.astimezone(east), at, None, at + timedelta(microseconds=1), at],
+        "decimal": [price, Decimal("1.10"), Decimal("1.1"), price, None, Decimal("0"), Decimal("-0"), price,
+                    Decimal("-2.5"), 7],
+        "float": [0.5, 0.5, 1e-9, None, 3.0, 0.5],
+        "bool": [True, False, None, True, False],
+    }
+    checked = 0
+    for model in (SignalModel, AccountSnapshotModel, PositionSnapshotModel, SignalCountModel):
+        for column in model.__table__.c:
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            kind = next((name for name, kinds in (("time", UTCDateTime), ("decimal", Money), ("float", Float),
+                                                  ("bool", Boolean)) if isinstance(column.type, kinds)), None)
+            if kind is None:
+                assert process is None, column  # strings and integers go to the driver as they are
+                continue
+            values = samples[kind]
+            for count in (1, 2, len(values)):
+                expected = [process(value) for value in values[:count]]
+                got = list(sqlite_rows._bound(process, values[:count]))
+                assert got == expected and [type(v) for v in got] == [type(v) for v in expected], column
+                checked += 1
+    assert checked >= 3 * 15
+
+
+def test_more_rows_than_one_statement_takes_are_the_rows_sqlalchemy_stores(tmp_path):
+    """Over ROWS_PER_STATEMENT rows: several statements, their RETURNING rows together."""
+    base = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    shared_price = Decimal("1.0845")
+    rows = [_values(SignalRecord(account="5001234", time=base, cycle_id=f"c{i // 7}", correlation_id=f"k{i}",
+                                 symbol=f"S{i % 7}", strategy="ma", signal="HOLD", confidence=i / 1000,
+                                 reason="r", price=None if i % 11 == 0 else shared_price + i % 3))
+            for i in range(2 * sqlite_rows.ROWS_PER_STATEMENT + 3)]
+    fast = init_db(f"sqlite:///{tmp_path}/fast.db")
+    reference = init_db(f"sqlite:///{tmp_path}/reference.db")
+    try:
+        executed = []
+        event.listen(fast.engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_a: executed.append(sql) if "INSERT INTO signals" in sql else None)
+        with fast.engine.begin() as conn:
+            returned = repo_signals._SIGNAL_ROWS.insert(conn, rows, returning=True)
+        with reference.engine.begin() as conn:
+            expected = conn.execute(statements("sqlite").record_signals, rows).all()
+        assert len(executed) == 3
+        assert sorted(returned) == sorted(tuple(row) for row in expected) and len(returned) == len(rows)
+        assert _dump(fast) == _dump(reference)
+    finally:
+        fast.dispose()
+        reference.dispose()
+
+
+def test_a_unit_asks_its_session_for_the_connection_once_per_transaction(tmp_path):
+    """db.database.Database.connection: in a unit without a SAVEPOINT, the unit session's own
+    connection (one BEGIN per unit transaction); with one, or outside a unit, a session block's."""
+    database = init_db(f"sqlite:///{tmp_path}/c.db")
+    try:
+        begins = []
+        event.listen(database.engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_a: begins.append(sql) if sql.startswith(("BEGIN", "SAVEPOINT")) else None)
+        with database.unit():
+            with database.connection(savepoint=False) as first:
+                pass
+            with database.session() as session:
+                assert session.connection() is first
+            with database.connection(savepoint=False) as again:
+                assert again is first
+            with database.connection(savepoint=True) as nested:
+                assert nested is first
+            database.commit()
+            with database.connection(savepoint=False) as after:
+                after.exec_driver_sql("select 1")
+            assert database._local.unit_connection[1] is after
+        assert begins == ["BEGIN IMMEDIATE", "SAVEPOINT sa_savepoint_1", "SAVEPOINT sa_savepoint_2", "BEGIN IMMEDIATE"]
+        with database.connection(savepoint=False) as outside:
+            assert outside.in_transaction()
+    finally:
+        database.dispose()
