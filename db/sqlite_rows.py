@@ -83,13 +83,20 @@ class RawRows:
         processors = self._processors.get(names)
         if processors is None:
             dialect, columns = connection.dialect, self.table.c
-            processors = self._processors[names] = [
-                columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+            processors = self._processors[names] = [_processor(columns[name].type.dialect_impl(dialect), dialect)
+                                                    for name in names]
         return processors
 
     def _render(self, names: tuple[str, ...], count: int) -> str:
         row = "(" + ", ".join("?" * len(names)) + ")"
         return f"INSERT INTO {_quoted([self.table.name])} ({_quoted(names)}) VALUES {', '.join([row] * count)} {self.tail}"
+
+
+def _processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor: its `driver_bind_processor` where it has one (db.types.Money:
+    the same values, kept per Decimal), else SQLAlchemy's."""
+    driver = getattr(column_type, "driver_bind_processor", None)
+    return driver(dialect) if driver is not None else column_type.bind_processor(dialect)
 
 
 def _bound(process: Callable[[Any], Any] | None, values: Sequence[Any]) -> Sequence[Any]:

@@ -117,8 +117,8 @@ def test_snapshot_rows_are_the_rows_sqlalchemy_stores(tmp_path):
 
 
 def test_a_column_bound_at_once_is_what_each_value_bound_alone_gives():
-    """db.sqlite_rows._bound (a value object bound once per column, compiled processors mapped) against
-    each cell through its column's processor: repeats near and far, equal Decimals of other exponents,
+    """db.sqlite_rows._bound (a value object bound once per column, compiled processors mapped) with
+    db.sqlite_rows' processors against each cell through its column's SQLAlchemy processor: repeats near and far, equal Decimals of other exponents,
     zero and minus zero, None, and times in other zones."""
     dialect = sqlite_dialect.dialect()
     price, east = Decimal("1.1000005"), timezone(timedelta(hours=-5))
@@ -133,7 +133,8 @@ def test_a_column_bound_at_once_is_what_each_value_bound_alone_gives():
     checked = 0
     for model in (SignalModel, AccountSnapshotModel, PositionSnapshotModel, SignalCountModel):
         for column in model.__table__.c:
-            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            impl = column.type.dialect_impl(dialect)
+            process, ours = impl.bind_processor(dialect), sqlite_rows._processor(impl, dialect)
             kind = next((name for name, kinds in (("time", UTCDateTime), ("decimal", Money), ("float", Float),
                                                   ("bool", Boolean)) if isinstance(column.type, kinds)), None)
             if kind is None:
@@ -142,7 +143,7 @@ def test_a_column_bound_at_once_is_what_each_value_bound_alone_gives():
             values = samples[kind]
             for count in (1, 2, len(values)):
                 expected = [process(value) for value in values[:count]]
-                got = list(sqlite_rows._bound(process, values[:count]))
+                got = list(sqlite_rows._bound(ours, values[:count]))
                 assert got == expected and [type(v) for v in got] == [type(v) for v in expected], column
                 checked += 1
     assert checked >= 3 * 15
@@ -200,3 +201,33 @@ def test_a_unit_asks_its_session_for_the_connection_once_per_transaction(tmp_pat
             assert outside.in_transaction()
     finally:
         database.dispose()
+
+
+def test_every_column_binds_through_the_driver_path_what_sqlalchemy_binds():
+    """db.sqlite_rows._processor (db.types.Money.driver_bind_processor: kept per Decimal) against
+    SQLAlchemy's bind processor, value by value, twice (the second time from what was kept), and
+    the same refusal for what the column refuses."""
+    dialect = sqlite_dialect.dialect()
+    values = [Decimal("1.1000005"), Decimal("1.10"), Decimal("1.1"), Decimal("-0"), Decimal("0"), Decimal("0.000"),
+              Decimal("-2.5"), Decimal("12345678901.123456"), Decimal("1E+3"), Decimal("0.0000000049"), 3, None,
+              Decimal("NaN"), Decimal("Infinity"), Decimal("1E+20"), Decimal("1.23456789012345678"), True, 1.5, "1"]
+    compared = 0
+    for model in (SignalModel, AccountSnapshotModel, PositionSnapshotModel):
+        for column in model.__table__.c:
+            if not isinstance(column.type, Money):
+                continue
+            impl = column.type.dialect_impl(dialect)
+            ours, theirs = sqlite_rows._processor(impl, dialect), impl.bind_processor(dialect)
+            assert ours is not theirs
+            for _ in range(2):
+                for value in values:
+                    outcomes = []
+                    for process in (ours, theirs):
+                        try:
+                            bound = process(value)
+                            outcomes.append((type(bound), bound))
+                        except (TypeError, ValueError, ArithmeticError) as exc:
+                            outcomes.append((type(exc), str(exc)))
+                    assert outcomes[0] == outcomes[1], (column, value)
+                    compared += 1
+    assert compared > 10 * 2 * len(values)
