@@ -3,6 +3,7 @@ SQLAlchemy's own statements (db.statements) store them, conflicts and all."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -180,9 +181,11 @@ def test_a_unit_asks_its_session_for_the_connection_once_per_transaction(tmp_pat
     connection (one BEGIN per unit transaction); with one, or outside a unit, a session block's."""
     database = init_db(f"sqlite:///{tmp_path}/c.db")
     try:
-        begins = []
+        begins, dialect = [], database.engine.dialect
         event.listen(database.engine, "before_cursor_execute",
                      lambda _c, _cur, sql, *_a: begins.append(sql) if sql.startswith(("BEGIN", "SAVEPOINT")) else None)
+        do_begin = dialect.do_begin  # BEGIN IMMEDIATE (db.engine): not a cursor execution of SQLAlchemy's
+        dialect.do_begin = lambda dbapi_connection: (begins.append("BEGIN"), do_begin(dbapi_connection))
         with database.unit():
             with database.connection(savepoint=False) as first:
                 pass
@@ -195,10 +198,15 @@ def test_a_unit_asks_its_session_for_the_connection_once_per_transaction(tmp_pat
             database.commit()
             with database.connection(savepoint=False) as after:
                 after.exec_driver_sql("select 1")
-            assert database._local.unit_connection[1] is after
-        assert begins == ["BEGIN IMMEDIATE", "SAVEPOINT sa_savepoint_1", "SAVEPOINT sa_savepoint_2", "BEGIN IMMEDIATE"]
+            assert database._local.unit_connection.connection is after
+        assert begins == ["BEGIN", "SAVEPOINT sa_savepoint_1", "SAVEPOINT sa_savepoint_2", "BEGIN"]
         with database.connection(savepoint=False) as outside:
             assert outside.in_transaction()
+            # ... BEGIN IMMEDIATE: the write lock is held from the start, before anything was written
+            other = sqlite3.connect(str(tmp_path / "c.db"), timeout=0, isolation_level=None)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            other.close()
     finally:
         database.dispose()
 
