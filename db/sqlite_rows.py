@@ -5,9 +5,10 @@ INSERT plus one counter upsert (db.repository.record_signals). SQLite did that i
 SQLAlchemy execution around it (statement contexts, per-row parameter processing, results)
 took ~400 us more, a tenth of a whole trading cycle (issue 16). Here the statements are the
 ones SQLAlchemy renders for db.statements (the same ON CONFLICT clauses), their text made once
-per row count, each value bound through its column type's own SQLAlchemy bind processor (a
-datetime, a Decimal, a bool is stored exactly as SQLAlchemy stores it; tests/test_sqlite_rows.py
-compares the rows), run on the unit's own DBAPI connection and transaction. A driver error is
+per row count, each value bound through its column type's own SQLAlchemy bind processor, or
+for money the type's `driver_bind_processor` that gives the same values (a datetime, a Decimal,
+a bool is stored exactly as SQLAlchemy stores it; tests/test_sqlite_rows.py compares the rows and
+the bound values), column by column, run on the unit's own DBAPI connection and transaction. A driver error is
 raised as the SQLAlchemy error it would have been, and the engine's before/after_cursor_execute
 listeners see the statement as they see SQLAlchemy's. PostgreSQL keeps SQLAlchemy's path.
 """
