@@ -54,31 +54,38 @@ class RawRows:
         into the statement's parameters by zip, cost a quarter of binding row by row, cell by cell
         (issue 16); and a caller whose rows share a value (a snapshot's account and time) passes
         that column as one value repeated, without a dict per row."""
+        return self._insert(connection, names, columns, returning)[0]
+
+    def insert_counted(self, connection: Connection, names: tuple[str, ...], columns: Sequence[Sequence[Any]]) -> int:
+        """`insert_columns` without RETURNING: how many rows it inserted (SQLite's changes())."""
+        return self._insert(connection, names, columns, False)[1]
+
+    def _insert(self, connection: Connection, names: tuple[str, ...], columns: Sequence[Sequence[Any]],
+                returning: bool) -> tuple[list[tuple], int]:
         count = len(columns[0]) if columns else 0
         if not count:
-            return []
+            return [], 0
         processors = self._processors_for(connection, names)
         bound = [_bound(process, column) for process, column in zip(processors, columns, strict=True)]
         cursor = connection.connection.dbapi_connection.cursor()
         out: list[tuple] = []
+        changed = 0
         try:
             for start in range(0, count, ROWS_PER_STATEMENT):
                 chunk = bound if count <= ROWS_PER_STATEMENT else [
                     column[start:start + ROWS_PER_STATEMENT] for column in bound]
                 params = list(chain.from_iterable(zip(*chunk, strict=True)))
                 sql = self._sql(names, len(chunk[0]))
-                dispatch = connection.dispatch  # the engine's statement listeners still see the statement
-                dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
-                try:
-                    cursor.execute(sql, params)
-                    if returning:
+                _execute(connection, cursor, sql, params)
+                if returning:
+                    try:
                         out.extend(cursor.fetchall())
-                except sqlite3.Error as exc:
-                    raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-                dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
+                    except sqlite3.Error as exc:
+                        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+                changed += cursor.rowcount
         finally:
             cursor.close()
-        return out
+        return out, changed
 
     def _processors_for(self, connection: Connection, names: tuple[str, ...]) -> list[Callable[[Any], Any] | None]:
         processors = self._processors.get(names)
@@ -117,6 +124,31 @@ def _bound(process: Callable[[Any], Any] | None, values: Sequence[Any]) -> Seque
     once = {key: process(value) for key, value in dict(zip(keys, values, strict=True)).items()}
     return list(map(once.__getitem__, keys))
 
+
+def _execute(connection: Connection, cursor: Any, sql: str, params: Sequence[Any]) -> None:
+    """One statement on the driver's cursor, as SQLAlchemy would run it: the engine's statement
+    listeners see it, and a driver error is raised as the SQLAlchemy error it would have been."""
+    dispatch = connection.dispatch
+    dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+    try:
+        cursor.execute(sql, params)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+    dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
+
+
+def max_id(connection: Connection, table: Table) -> int:
+    """The largest `id` of `table` (0 when empty): the rowid SQLite gives the next row it inserts
+    without one is this + 1 (below MAX_ROWID: see db.repo_signals.record_signals)."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        _execute(connection, cursor, f"SELECT max(id) FROM {_quoted([table.name])}", ())
+        return cursor.fetchone()[0] or 0
+    finally:
+        cursor.close()
+
+
+MAX_ROWID = 2**63 - 1  # past it SQLite picks new rowids at random
 
 _PREPARER = sqlite.dialect().identifier_preparer  # quotes a name only where SQLAlchemy would
 

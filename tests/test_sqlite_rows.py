@@ -239,3 +239,35 @@ def test_every_column_binds_through_the_driver_path_what_sqlalchemy_binds():
                     assert outcomes[0] == outcomes[1], (column, value)
                     compared += 1
     assert compared > 10 * 2 * len(values)
+
+
+def test_batch_ids_given_by_the_store_are_the_ids_sqlite_would_give_and_repeats_and_the_top_fall_back(tmp_path):
+    """db.repo_signals._sqlite_insert: the ids given explicitly (largest + 1, ...) are the rows' ids
+    as SQLite would have made them; a batch with a repeat, or one reaching the largest rowid (where
+    SQLite picks at random), goes with RETURNING instead and still gets each row's own id."""
+    recs = _signals()
+    database = init_db(f"sqlite:///{tmp_path}/ids.db")
+    try:
+        repo = Repository(database)
+        statements_seen = []
+        event.listen(database.engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_a: statements_seen.append(sql))
+        assert repo.record_signals(recs[:4]) == [1, 2, 3, 4]
+        assert "RETURNING" not in " ".join(statements_seen)
+        with database.engine.begin() as conn:  # a gap: SQLite goes on from the largest id, not the count
+            conn.exec_driver_sql("DELETE FROM signals WHERE id = 2")
+        assert repo.record_signals(recs[4:6]) == [5, 6]
+        statements_seen.clear()
+        assert repo.record_signals([recs[5], recs[6], recs[6], recs[7]]) == [6, 7, 7, 8]  # repeats
+        assert [sql.split(" ")[0] + (" RETURNING" if "RETURNING" in sql else "") for sql in statements_seen
+                if "signals " in sql and not sql.startswith("SELECT")] == ["INSERT", "DELETE", "INSERT RETURNING"]
+        with database.engine.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE signals SET id = {sqlite_rows.MAX_ROWID - 1} WHERE id = 8")
+        top = repo.record_signals(recs[8:12])
+        with database.engine.connect() as conn:
+            stored = dict(conn.exec_driver_sql("SELECT correlation_id, id FROM signals").all())
+        assert top == [stored[rec.correlation_id] for rec in recs[8:12]] and len(set(top)) == 4
+        assert sqlite_rows.MAX_ROWID in top  # the first took largest + 1; the rest were picked at random
+        assert len(stored) == 11
+    finally:
+        database.dispose()
