@@ -280,14 +280,11 @@ class Repository(SignalWrites, TradeBook):
         # On SQLite the rows go as one multi-row INSERT through the driver (db.sqlite_rows, up to
         # _ONE_STATEMENT_ROWS), so a refused row undoes the lot by itself and no SAVEPOINT is needed;
         # given by column, account and time as one value repeated (no dict per row).
-        count = len(positions)
-        one = self._sqlite and count <= _ONE_STATEMENT_ROWS
-        with self._db.connection(savepoint=not one) as connection:
+        count, (names, read) = len(positions), _fields(PositionSnapshot)
+        with self._db.connection(savepoint=not (one := self._sqlite and count <= _ONE_STATEMENT_ROWS)) as connection:
             if one:
-                names, read = _fields(PositionSnapshot)
-                _POSITION_ROWS.insert_columns(connection, ("account", "time", *names),
-                                              [(account,) * count, (time,) * count, *zip(*map(read, positions), strict=True)],
-                                              returning=False)
+                columns = [(account,) * count, (time,) * count, *zip(*map(read, positions), strict=True)]
+                _POSITION_ROWS.insert_columns(connection, ("account", "time", *names), columns, returning=False)
             else:
                 rows = [{"account": account, "time": time, **_values(position)} for position in positions]
                 connection.execute(self._sql.position_snapshots, rows)  # one executemany
