@@ -83,8 +83,14 @@ def _sqlite_engine(url: URL) -> Engine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    # Every transaction opens with BEGIN IMMEDIATE, as the dialect's own begin on the DBAPI connection
+    # (where pysqlite's does nothing). Why not the "begin" event's exec_driver_sql: a whole statement
+    # execution (context, result) for it cost ~600 bytecodes a transaction, one per cycle (issue 16).
+    # A failed BEGIN is handled as SQLAlchemy handles a failed begin: wrapped (OperationalError for a
+    # busy database), a disconnect invalidated. Cursor listeners no longer see the BEGIN.
+    engine.dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
     return engine
+
+
+def _begin_immediate(dbapi_connection) -> None:
+    dbapi_connection.execute("BEGIN IMMEDIATE")

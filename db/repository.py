@@ -62,6 +62,7 @@ from db.repo_signals import SignalWrites
 from db.repo_trades import TradeBook
 from db.rows import View
 from db.rows import differences as _differences
+from db.rows import fields_of as _fields
 from db.rows import table_of as _table
 from db.rows import values_of as _values
 from db.rows import view_of as _view
@@ -276,22 +277,24 @@ class Repository(SignalWrites, TradeBook):
         require_aware("time", time)
         if not positions:
             return
-        rows = [{"account": account, "time": time, **_values(position)} for position in positions]
         # On SQLite the rows go as one multi-row INSERT through the driver (db.sqlite_rows, up to
-        # _ONE_STATEMENT_ROWS), so a refused row undoes the lot by itself and no SAVEPOINT is needed.
-        one = self._sqlite and len(rows) <= _ONE_STATEMENT_ROWS
-        with self._db.session(savepoint=not one) as session:
+        # _ONE_STATEMENT_ROWS), so a refused row undoes the lot by itself and no SAVEPOINT is needed;
+        # given by column, account and time as one value repeated (no dict per row).
+        count, (names, read) = len(positions), _fields(PositionSnapshot)
+        with self._db.connection(savepoint=not (one := self._sqlite and count <= _ONE_STATEMENT_ROWS)) as connection:
             if one:
-                _POSITION_ROWS.insert(session.connection(), rows, returning=False)
+                columns = [(account,) * count, (time,) * count, *zip(*map(read, positions), strict=True)]
+                _POSITION_ROWS.insert_columns(connection, ("account", "time", *names), columns, returning=False)
             else:
-                session.connection().execute(self._sql.position_snapshots, rows)  # one executemany
+                rows = [{"account": account, "time": time, **_values(position)} for position in positions]
+                connection.execute(self._sql.position_snapshots, rows)  # one executemany
 
     def record_account_snapshot(self, s: AccountSnapshot) -> None:
         """Store balance and equity at a moment; a repeat for the same (account, time) is ignored."""
-        with self._single() as session:
-            connection = session.connection()
-            if self._sqlite:
-                _ACCOUNT_SNAPSHOT_ROWS.insert(connection, [_values(s)], returning=False)  # each cycle: db.sqlite_rows
+        with self._db.connection(savepoint=self._savepoint_one_statement) as connection:
+            if self._sqlite:  # each cycle: db.sqlite_rows, the one row as columns of one value
+                names, read = _fields(AccountSnapshot)
+                _ACCOUNT_SNAPSHOT_ROWS.insert_columns(connection, names, list(zip(read(s))), returning=False)
             else:
                 connection.execute(self._sql.account_snapshot, _values(s))
 

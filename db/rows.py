@@ -45,9 +45,10 @@ def column_type(model: type[Base], name: str) -> Money:
     return table_of(model).c[name].type  # type: ignore[return-value]
 
 
-def differences(row: Base, wanted: dict[str, Any]) -> list[str]:
-    """Names of the fields whose stored value differs from what the column would store for `wanted`."""
-    table = row.__table__
+def differences(row: Any, wanted: dict[str, Any], table: Table | None = None) -> list[str]:
+    """Names of the fields whose stored value differs from what the column would store for `wanted`
+    (`row`: a model instance, or a Core row of `table`)."""
+    table = row.__table__ if table is None else table
     differing = []
     for name, value in wanted.items():
         column_type = table.c[name].type

@@ -19,6 +19,7 @@ from db.statements import statements
 _COUNTS = SignalCountModel.__table__
 _SIGNALS = SignalModel.__table__
 _COUNT_ROWS = sqlite_rows.counter_rows(_COUNTS, ("account", "strategy", "signal", "executed"))
+_COUNT_NAMES = ("account", "strategy", "signal", "executed", "count")
 
 
 def bump(connection: Connection, account: str, strategy: str, signal: str, executed: bool, by: int = 1) -> None:
@@ -33,13 +34,14 @@ def bump_many(connection: Connection, keys: Iterable[tuple[str, str, str, bool]]
     Summed first because one upsert statement may not touch the same counter row twice (PostgreSQL
     refuses it); the counters end where one `bump` per key would leave them."""
     counted = Counter(keys)
-    if counted:
-        rows = [{"account": account, "strategy": strategy, "signal": signal, "executed": executed, "count": by}
-                for (account, strategy, signal, executed), by in counted.items()]
-        if connection.dialect.name == "sqlite":
-            _COUNT_ROWS.insert(connection, rows, returning=False)  # the same upsert, without SQLAlchemy's cost
-        else:
-            connection.execute(statements(connection.dialect.name).bump_count, rows)
+    if not counted:
+        return
+    if connection.dialect.name == "sqlite":  # the same upsert, without SQLAlchemy's cost: the keys as columns
+        _COUNT_ROWS.insert_columns(connection, _COUNT_NAMES, [*zip(*counted, strict=True), tuple(counted.values())],
+                                   returning=False)
+    else:
+        connection.execute(statements(connection.dialect.name).bump_count,
+                           [dict(zip(_COUNT_NAMES, (*key, by), strict=True)) for key, by in counted.items()])
 
 
 def recount(connection: Connection) -> None:

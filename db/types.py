@@ -7,8 +7,10 @@ behave like PostgreSQL: values are rounded to the column's scale as NUMERIC
 does, and datetimes go in as UTC and come back as aware UTC.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Numeric
 from sqlalchemy.engine import Dialect
@@ -99,6 +101,33 @@ class Money(TypeDecorator[Decimal]):
             return amount
         return self._bind(value, dialect)
 
+    def driver_bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        """What `bind_processor(dialect)` gives, the driver's value (a float on SQLite) kept per Decimal.
+
+        For db.sqlite_rows, which binds the cycle's rows itself: SQLAlchemy's processor is a wrapper
+        calling process_bind_param (a key tuple, its cache) and then Numeric's to_float, three calls a
+        value. Here a finite non-zero Decimal is looked up by itself, and a new one is quantized by
+        `_bind`, what process_bind_param does with it (equal Decimals bind alike: see BOUND_KEPT);
+        anything else goes through process_bind_param as it is. Same values, a call or two less (issue 16).
+        """
+        to_driver = self.impl_instance.bind_processor(dialect) or _unchanged
+        bind_param, bind = self.process_bind_param, self._bind
+        kept: dict[Decimal, Any] = {}
+        limit = self.BOUND_KEPT
+
+        def process(value: Any) -> Any:
+            if type(value) is Decimal and value.is_finite() and value:
+                bound = kept.get(value)
+                if bound is None:
+                    bound = to_driver(bind(value, dialect))
+                    if len(kept) >= limit:
+                        kept.clear()
+                    kept[value] = bound
+                return bound
+            return to_driver(bind_param(value, dialect))
+
+        return process
+
     def _bind(self, value: Decimal | int, dialect: Dialect) -> Decimal:
         amount = self.quantize(value)
         # Significant digits only: trailing zeros of the scale cost a float nothing (1E+8 is exact).
@@ -111,6 +140,10 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Decimal | None, dialect: Dialect) -> Decimal | None:
         # SQLite hands back a float that Numeric already formatted to the scale; normalise both backends.
         return None if value is None else Decimal(value).quantize(self.quantum)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 def price_type() -> Money:

@@ -59,7 +59,7 @@ def _plainly_good(record: Any, choices: dict[str, tuple[str, ...]] | None) -> bo
     """A fast yes for a record whose every field is plainly good; anything else (False) is judged by
     the field-by-field checks, which name the problem. Why: the engine builds a record per signal,
     order and snapshot, and the checks cost a frame or two a field (issue 16)."""
-    return _fast_yes(type(record))(record, choices)
+    return _fast_yes(type(record), tuple(choices) if choices else ())(record, choices)
 
 
 #: Per field type, an expression in `v` that is only True where `_check_value` finds nothing
@@ -74,26 +74,30 @@ _PLAIN = {
 
 
 @cache
-def _fast_yes(cls: type) -> Callable[[Any, dict[str, tuple[str, ...]] | None], bool]:
-    """The fast yes of one record class, as one function with a line or two per field.
+def _fast_yes(cls: type, chosen: tuple[str, ...]) -> Callable[[Any, dict[str, tuple[str, ...]] | None], bool]:
+    """The fast yes of one record class (with choices for the fields `chosen`), as one expression.
 
     Why generated (as `dataclasses` makes a class's __init__): a loop over the fields calling a test
     per field was ~60 % of a record's cost, and a signal, an order and a snapshot each build one
-    per cycle. The source is made from the class's annotations only (names, types, text limits)."""
-    lines = ["def fast_yes(r, choices):"]
+    per cycle; one `and` chain with the choices tested only for the fields that have them costs a
+    third less than a statement or two per field (issue 16). A required field needs no None test of
+    its own: None is no field type's type. The source is made from the class's annotations only
+    (names, types, text limits) and the names of the fields with choices."""
+    tests = []
     for name, kind, optional in _field_types(cls):
         if kind is str:
             limit = TEXT_LIMITS.get(name)
             test = "type(v) is str" + (f" and len(v) <= {int(limit)}" if limit is not None else "")
         else:
             test = _PLAIN.get(kind, "False")  # date and anything rarer: always the full check
-        lines.append(f"    v = r.{name}")
-        lines.append(f"    if v is None: {'pass' if optional else 'return False'}")
-        lines.append(f"    elif not ({test}) or (choices and {name!r} in choices and v not in choices[{name!r}]):")
-        lines.append("        return False")
-    lines.append("    return True")
+        if name in chosen:
+            test += f" and v in choices[{name!r}]"
+        if optional:
+            tests.append(f"((v := r.{name}) is None or {test})")
+        else:  # every test but False begins with type(v): the field is read there
+            tests.append("(" + test.replace("type(v)", f"type(v := r.{name})", 1) + ")")
     scope = {"Decimal": Decimal, "datetime": datetime, "isfinite": math.isfinite}
-    exec("\n".join(lines), scope)  # noqa: S102 - our own annotations, no outside input
+    exec("def fast_yes(r, choices):\n    return " + " and ".join(tests), scope)  # noqa: S102 - our own annotations
     return scope["fast_yes"]
 
 
