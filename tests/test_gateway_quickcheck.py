@@ -1,6 +1,6 @@
 """The schema's compiled fast yes (bot.gateway.quickcheck) answers exactly as the per-field one.
 
-`schema._QUICK` (a function per field, itself checked against the full rules in
+`tests/quick_reference.py` (a function per field, itself checked against the full rules in
 test_broker_schema) is the reference: on records of hostile values, missing fields and good ones,
 the compiled function of each kind says the same, and asks `symbol_known` about the same names
 in the same order (it may ask the terminal).
@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from bot.gateway.schema import _QUICK, _RECORD_QUICK, SCHEMAS, Context, check
+from bot.gateway.schema import _RECORD_QUICK, SCHEMAS, Context, check
 from mt5bridge.plain import to_plain
 from mt5bridge.sim import SimTerminal
+from tests.quick_reference import QUICK as _QUICK
 from tests.test_broker_schema import KNOWN, NASTY
 
 MISSING = object()

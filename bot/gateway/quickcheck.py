@@ -1,11 +1,11 @@
 """The schema's fast yes for a whole record, compiled once per record kind (issue 16).
 
 `bot.gateway.schema` judges every position, quote, account and symbol record every cycle. Its fast
-yes (`schema._quick`) is one small function per field, called in a loop: ~50 calls a cycle whose
+yes was one small function per field (as tests/quick_reference.py still writes it), called in a loop: ~50 calls a cycle whose
 frames cost more than the comparisons they make. `compile_record` writes the same tests out as
 the source of one function per kind, with each rule's limits bound by name and the branches that
 cannot apply to the rule left out, and compiles it once at import. It says True exactly where
-every field's `schema._quick` function says True, asking in the same order and stopping at the
+every field's per-field fast yes says True, asking in the same order and stopping at the
 same field (`context.symbol_known` may ask the terminal, so even that is the same); anything else
 is judged field by field by the full rules, which name the problem. The tests check the two
 against each other on hostile values.
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 
 class QuickRule(NamedTuple):
-    """What the fast yes of one field depends on (see `schema._quick`, which reads the same)."""
+    """What the fast yes of one field depends on (see schema._quick_rule)."""
 
     name: str
     text: bool  # a text field; else a number (int, float or time)

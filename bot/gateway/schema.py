@@ -209,54 +209,6 @@ def check(kind: str, record: Any, context: Context) -> Problem | None:
     return None
 
 
-def _quick(rule: Field) -> Callable[[Any, Context], bool]:
-    """A fast yes for a plainly good scalar (a str, an int or a finite float well inside the rule).
-
-    Why: every position, quote and account record is judged every cycle, and `_scalar` spent a few
-    microseconds a field building the answer for the rare bad value.  This only ever says True where
-    `_scalar` finds no problem; for anything else (False) `_scalar` judges the record and names
-    the problem, so the reasons and their order are unchanged.
-    """
-    optional = rule.optional
-    if rule.type == TEXT:
-        max_len = rule.max_len if rule.max_len is not None else math.inf
-        symbol = rule.symbol
-
-        def text_ok(value: Any, context: Context) -> bool:
-            if value is None:
-                return optional
-            return type(value) is str and len(value) <= max_len and (
-                not symbol or (value != "" and context.symbol_known(value)))
-
-        return text_ok
-    whole, is_time, relative = rule.type == INT, rule.type == TIME, rule.relative
-    positive, non_negative = rule.sign == POSITIVE, rule.sign == NON_NEGATIVE
-    limit = rule.limit if rule.limit is not None else math.inf
-    choices = rule.choices
-
-    def number_ok(value: Any, context: Context) -> bool:
-        if value is None:
-            return optional
-        kind = type(value)
-        if kind is float:
-            if not -math.inf < value < math.inf or (whole and not value.is_integer()):
-                return False  # NaN fails the comparison too
-        elif kind is not int:
-            return False  # bools, numpy scalars, text: `_scalar` decides
-        if is_time and optional and value == 0:
-            return True
-        if (positive and value <= 0) or (non_negative and value < 0) or not -limit < value < limit:
-            return False
-        if choices is not None and value not in choices:
-            return False
-        if is_time:
-            first, last = context.window(relative)
-            return first <= value <= last
-        return True
-
-    return number_ok
-
-
 def _scalar(rule: Field, value: Any, context: Context) -> Problem | None:
     name = rule.name
     if value is None or (rule.type == TIME and rule.optional and value == 0):
@@ -347,13 +299,13 @@ def _bounds(rule: Field, low: float, high: float, context: Context) -> Problem |
 
 _BAR_COLUMNS = tuple(rule.name for rule in SCHEMAS["bars"][0])
 
-#: The fast yes of each field of each record kind judged value by value (not "bars": columns).
-_QUICK = {kind: tuple((rule.name, _quick(rule)) for rule in fields)
-          for kind, (fields, _across) in SCHEMAS.items() if kind != "bars"}
-
-
 def _quick_rule(rule: Field) -> QuickRule:
-    """What `_quick(rule)` tests, for `bot.gateway.quickcheck` to write out."""
+    """What a field's fast yes depends on, for `bot.gateway.quickcheck` to write out.
+
+    A fast yes only ever says True where `_scalar` finds no problem; for anything else (False)
+    `_scalar` judges the record and names the problem, so the reasons and their order are those of
+    the full rules. Why: every position, quote and account record is judged every cycle, and
+    `_scalar` spent a few microseconds a field building the answer for the rare bad value."""
     return QuickRule(
         rule.name, rule.type == TEXT, rule.optional, whole=rule.type == INT, is_time=rule.type == TIME,
         relative=rule.relative, positive=rule.sign == POSITIVE, non_negative=rule.sign == NON_NEGATIVE,
@@ -362,9 +314,10 @@ def _quick_rule(rule: Field) -> QuickRule:
     )
 
 
-#: The same fast yes, one compiled function per record kind: True exactly where every `_QUICK`
-#: function of the kind says True, without a call per field (bot.gateway.quickcheck).
-_RECORD_QUICK = {kind: compile_record(kind, [_quick_rule(rule) for rule in SCHEMAS[kind][0]]) for kind in _QUICK}
+#: The fast yes of every record kind judged value by value (not "bars": columns), one compiled
+#: function per kind (bot.gateway.quickcheck; tests/quick_reference.py is the per-field reference).
+_RECORD_QUICK = {kind: compile_record(kind, [_quick_rule(rule) for rule in fields])
+                 for kind, (fields, _across) in SCHEMAS.items() if kind != "bars"}
 
 
 def _when(epoch: float) -> str:
