@@ -105,6 +105,8 @@ class Instrumentation(EngineObserver):
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
         self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
+        self.account = metrics.hold_account  # the cycle's AccountState, exported when read (account_figures)
+        self._day_ends = None  # the history sink's day_ends, as of the last feed (only a feed changes it)
         self.strategy_metrics: Any = None
 
     # -- gateway ---------------------------------------------------------------------------
@@ -167,7 +169,7 @@ class Instrumentation(EngineObserver):
         self.metrics.execution.observe(symbol, outcome, quality)
 
     def account(self, state: AccountState) -> None:
-        self.metrics.set_account(state.balance, state.equity, state.margin_level)
+        self.metrics.hold_account(state)  # (per instance: hold_account itself, see __init__)
 
     def positions(self, counts: dict[str, int]) -> None:
         if counts != self.last_positions:  # every cycle reports; the counts seldom change
@@ -247,8 +249,7 @@ class Instrumentation(EngineObserver):
         now = time.time()
         metrics = self.metrics
         metrics.observe_cycle(report.duration_seconds, now)
-        sink = self.history_sink
-        if sink is None:
+        if self.history_sink is None:
             metrics.keep_bounded()
         else:
             calls = metrics.broker_calls
@@ -257,12 +258,13 @@ class Instrumentation(EngineObserver):
             if not self._batched or len(pending) >= HISTORY_EVERY or now >= self._minute_ends:
                 self.flush_history()  # which keeps the metrics' pending lists bounded too
             elif (started := report.started_at) is not None:
-                day_ends = sink.day_ends
+                day_ends = self._day_ends
                 if day_ends is None or started.tzinfo is None or started >= day_ends:
                     self.flush_history()
         self._calls, self._latency = 0, 0.0
-        if self.alerts is not None:
-            self._check_alerts(report)
+        if self.alerts is not None and (report.error is not None or self._cycle_alerting
+                                        or self._unreachable_since is not None):
+            self._check_alerts(report)  # (a good cycle with nothing alerting or unreachable changes nothing)
 
     def flush_history(self) -> None:
         """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
@@ -288,6 +290,7 @@ class Instrumentation(EngineObserver):
         self._minute_ends = (now // 60 + 1) * 60
         if self._batched:
             self.history_sink.add_many(figures)
+            self._day_ends = self.history_sink.day_ends
         else:
             for one in figures:
                 self.history_sink.add(one)

@@ -354,3 +354,84 @@ def test_two_sources_halting_new_orders_are_kept_apart():
     metrics.set_new_orders_halted(None, "prop_rules")
     metrics.set_new_orders_halted(None, "equity")
     assert (halted("equity_implausible"), halted("equity_unconfirmed"), halted("prop_rule")) == (0, 0, 0)
+
+
+def _state(balance, equity, margin_level):
+    return type("AccountState", (), {"balance": balance, "equity": equity, "margin_level": margin_level})()
+
+
+def test_a_held_account_is_exported_when_read_and_the_newest_way_in_wins():
+    metrics = BotMetrics(ACCOUNT)
+    metrics.hold_account(_state(Decimal("1000.50"), Decimal("990.25"), Decimal("250")))
+    assert value(metrics, "tradewatch_account_balance") == 1000.5
+    assert value(metrics, "tradewatch_account_equity") == 990.25
+    assert value(metrics, "tradewatch_account_margin_level_ratio") == 2.5
+    metrics.set_account(Decimal("5"), Decimal("6"), None)  # set after a hold: the set figures stand
+    assert (value(metrics, "tradewatch_account_balance"), value(metrics, "tradewatch_account_equity")) == (5, 6)
+    metrics.hold_account(_state(Decimal("7"), Decimal("8"), Decimal("0")))  # and a hold after a set
+    assert (value(metrics, "tradewatch_account_balance"), value(metrics, "tradewatch_account_equity")) == (7, 8)
+    assert math.isnan(value(metrics, "tradewatch_account_margin_level_ratio"))
+
+
+def test_a_held_account_that_cannot_be_exported_keeps_the_last_figures_and_says_so_once(caplog):
+    metrics = BotMetrics(ACCOUNT)
+    metrics.hold_account(_state(Decimal("100"), Decimal("90"), None))
+    assert value(metrics, "tradewatch_account_balance") == 100
+    with caplog.at_level("WARNING", logger="bot.telemetry.metrics"):
+        for _ in range(3):
+            metrics.hold_account(_state(Decimal("NaN"), Decimal("90"), None))
+            assert value(metrics, "tradewatch_account_balance") == 100
+        assert [r.getMessage() for r in caplog.records] == [
+            "account figures not exported, the gauges keep the last ones: balance must be finite, got Decimal('NaN')"]
+        metrics.hold_account(_state(Decimal("101"), Decimal("90"), None))
+        assert value(metrics, "tradewatch_account_balance") == 101
+        metrics.hold_account(_state(Decimal("sNaN"), Decimal("90"), None))
+        assert value(metrics, "tradewatch_account_balance") == 101
+    assert len(caplog.records) == 2  # said again once it had recovered in between
+
+
+def test_orders_are_counted_per_label_set_and_a_bad_label_is_refused_every_time():
+    metrics = BotMetrics(ACCOUNT)
+    for _ in range(3):
+        metrics.count_order("EURUSD", "ma", "buy", "filled")
+    metrics.count_order("EURUSD", "ma", "sell", "rejected")
+    labels = {"symbol": "EURUSD", "strategy": "ma"}
+    assert value(metrics, "tradewatch_orders_total", side="buy", outcome="filled", **labels) == 3
+    assert value(metrics, "tradewatch_orders_total", side="sell", outcome="rejected", **labels) == 1
+    for _ in range(2):
+        with pytest.raises(ValueError, match="outcome"):
+            metrics.count_order("EURUSD", "ma", "buy", "")
+
+
+def test_execution_series_appear_with_their_first_fill_and_add_up_per_symbol():
+    from datetime import UTC, datetime
+
+    from bot.engine.execution import ExecutionQuality
+    from bot.telemetry import execution_metrics
+
+    metrics = BotMetrics(ACCOUNT)
+    sent = datetime(2026, 1, 5, tzinfo=UTC)
+    metrics.execution.observe("EURUSD", "rejected", ExecutionQuality(sent, requotes=2))
+    text = text_exposition(metrics)
+    assert 'tradewatch_order_requotes_total{account="5550123",symbol="EURUSD"} 2.0' in text
+    assert "tradewatch_order_slippage_points_bucket" not in text  # no fill yet: no fill series
+    fill = ExecutionQuality(sent, requotes=0, spread_points=Decimal("12"), slippage_decision_points=Decimal("-3"),
+                            slippage_send_points=Decimal("1"), decision_to_send_seconds=Decimal("0.002"),
+                            send_to_fill_seconds=None)
+    for _ in range(3):
+        metrics.execution.observe("EURUSD", "filled", fill)
+    sample = metrics.registry.get_sample_value
+    eur = {"account": ACCOUNT, "symbol": "EURUSD"}
+    assert sample("tradewatch_order_slippage_points_count", {**eur, "reference": "decision"}) == 3
+    assert sample("tradewatch_order_slippage_points_bucket", {**eur, "reference": "decision", "le": "-2.0"}) == 3
+    assert sample("tradewatch_order_slippage_points_bucket", {**eur, "reference": "send", "le": "0.0"}) == 0
+    assert sample("tradewatch_order_fill_latency_seconds_sum", {**eur, "stage": "decision_to_send"}) == \
+        pytest.approx(0.006)
+    assert sample("tradewatch_order_fill_latency_seconds_count", {**eur, "stage": "send_to_fill"}) == 0
+    assert sample("tradewatch_order_spread_points_count", eur) == 3
+    assert sample("tradewatch_order_requotes_total", eur) == 2
+    for n in range(execution_metrics.MAX_SYMBOLS + 5):  # past the bound: one "other" series
+        metrics.execution.observe(f"S{n}", "filled", fill)
+    assert sample("tradewatch_order_spread_points_count", {"account": ACCOUNT, "symbol": "other"}) == 6
+    metrics.execution.observe(f"S{execution_metrics.MAX_SYMBOLS + 4}", "filled", fill)
+    assert sample("tradewatch_order_spread_points_count", {"account": ACCOUNT, "symbol": "other"}) == 7

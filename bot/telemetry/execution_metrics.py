@@ -56,6 +56,10 @@ class ExecutionMetrics:
             acct, registry=registry)
         self._lock = threading.Lock()
         self._symbols: set[str] = set()
+        # Per symbol: its requotes child, and its five (child, ExecutionQuality field) of a fill, labelled
+        # once - prometheus_client's labels() takes a lock and several frames each time (issue 16).
+        self._requotes: dict[str, Any] = {}
+        self._fills: dict[str, tuple[tuple[Any, str], ...]] = {}
 
     def _symbol(self, symbol: str) -> str:
         with self._lock:
@@ -68,19 +72,30 @@ class ExecutionMetrics:
 
     def observe(self, symbol: str, outcome: str, quality: ExecutionQuality) -> None:
         """One sent order: requotes always; slippage, latencies and spread when it filled."""
-        name = self._symbol(symbol)
-        requotes = self.requotes.labels(self.account, name)
+        requotes = self._requotes.get(symbol)
+        if requotes is None:
+            requotes = self._keep(self._requotes, symbol, self.requotes.labels(self.account, self._symbol(symbol)))
         if quality.requotes:
             requotes.inc(quality.requotes)
         if outcome != "filled":
             return
-        figures: list[tuple[Any, Any]] = [
-            (self.slippage.labels(self.account, name, "decision"), quality.slippage_decision_points),
-            (self.slippage.labels(self.account, name, "send"), quality.slippage_send_points),
-            (self.latency.labels(self.account, name, "decision_to_send"), quality.decision_to_send_seconds),
-            (self.latency.labels(self.account, name, "send_to_fill"), quality.send_to_fill_seconds),
-            (self.spread.labels(self.account, name), quality.spread_points),
-        ]
-        for child, value in figures:
+        fill = self._fills.get(symbol)
+        if fill is None:  # labelled at its first fill: no fill series before one
+            name, account = self._symbol(symbol), self.account
+            fill = self._keep(self._fills, symbol, (
+                (self.slippage.labels(account, name, "decision"), "slippage_decision_points"),
+                (self.slippage.labels(account, name, "send"), "slippage_send_points"),
+                (self.latency.labels(account, name, "decision_to_send"), "decision_to_send_seconds"),
+                (self.latency.labels(account, name, "send_to_fill"), "send_to_fill_seconds"),
+                (self.spread.labels(account, name), "spread_points"),
+            ))
+        for child, figure in fill:
+            value = getattr(quality, figure)
             if value is not None:
                 child.observe(float(value))
+
+    @staticmethod
+    def _keep(kept: dict[str, Any], symbol: str, children: Any) -> Any:
+        if len(kept) < MAX_SYMBOLS:  # bounded like the names (past it a symbol is labelled "other" each time)
+            kept[symbol] = children
+        return children

@@ -19,11 +19,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
+from bot.telemetry.account_figures import AccountFigures
 from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
 from bot.telemetry.deferred import Deferred
 from bot.telemetry.execution_metrics import ExecutionMetrics
 from bot.telemetry.lean import LeanCounter, LeanHistogram
+from bot.telemetry.values import label as _label
+from bot.telemetry.values import number as _number
 
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -33,22 +36,6 @@ EXEMPLAR_CALLS = frozenset({"order_send"})
 
 # tradewatch_circuit_state values; the `to` label of transitions uses the same names.
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
-
-
-def _number(what: str, value: object) -> float:
-    """A finite float from int/float/Decimal, or a one-line error naming the bad input."""
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise TypeError(f"{what} must be a number (int, float or Decimal), got {type(value).__name__}: {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    return result
-
-
-def _label(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"metric label {what} must be a non-empty string, got {value!r}")
-    return value
 
 
 def _circuit_state(state: str) -> str:
@@ -184,6 +171,7 @@ class BotMetrics:
         # on each call, which adds up at thousands of cycles a second.
         self._broker_children: dict[str, Any] = {}
         self._signal_children: dict[tuple[str, str, str], Any] = {}
+        self._order_children: dict[tuple[str, str, str, str], Any] = {}  # (symbol, strategy, side, outcome)
         self._position_children: dict[str, Any] = {}
         self._cycle_duration = self.cycle_duration.labels(self.account)
         self._last_cycle_at = 0.0
@@ -202,15 +190,18 @@ class BotMetrics:
         self._deferred = tuple((d.items, d) for d in (self.broker_calls, self._cycle_durations, self._signal_keys))
         # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
         # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
-        self._account_figures = (0.0, 0.0, math.nan)
+        # Balance, equity, margin level: read by their gauges at scrape time. The loop holds the cycle's
+        # AccountState (hold_account: one attribute store a cycle), converted when read (account_figures).
+        self._account_figures = AccountFigures()
+        #: The loop's way in: the cycle's AccountState, exported when read (bot.telemetry.account_figures).
+        self.hold_account = self._account_figures.hold
         for index, gauge in enumerate((self.account_balance, self.account_equity, self.account_margin_level)):
-            gauge.labels(self.account).set_function(lambda index=index: self._account_figures[index])
+            gauge.labels(self.account).set_function(lambda index=index: self._account_figures.now()[index])
         self._connected = self.broker_connected.labels(self.account)
         self._queue_depth = self.order_queue_depth.labels(self.account)  # set on every queue change
         self._spool_depth = self.store_spool_depth.labels(self.account)  # set on every spool change
         self._circuit_states: dict[str, str] = {}
         self._last_positions: dict[str, int] | None = None  # what set_positions last set (None: nothing yet)
-        self._last_account: tuple | None = None  # the (balance, equity, margin level) set_account last set
         self._halt_reasons: set[str] = set()
         self._halts: dict[str, str] = {}  # source -> the reason it halts new orders for now
 
@@ -302,8 +293,13 @@ class BotMetrics:
             self._signal_children[key].inc(count)
 
     def count_order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
-        self.orders.labels(self.account, _label("symbol", symbol), _label("strategy", strategy),
-                           _label("side", side), _label("outcome", outcome)).inc()
+        key = (symbol, strategy, side, outcome)
+        child = self._order_children.get(key)
+        if child is None:  # a new label set: checked once, its child kept (as the signals' are)
+            child = self._order_children[key] = self.orders.labels(
+                self.account, _label("symbol", symbol), _label("strategy", strategy), _label("side", side),
+                _label("outcome", outcome))
+        child.inc()
 
     def set_positions(self, counts: Mapping[str, int]) -> None:
         """Open positions per symbol; a symbol seen before but absent now is set to 0 (not removed).
@@ -322,26 +318,8 @@ class BotMetrics:
 
     def set_account(self, balance: float | Decimal, equity: float | Decimal,
                     margin_level_percent: float | Decimal | None) -> None:
-        """Balance, equity and margin level (MT5 percent; exported as a ratio).
-
-        MT5 reports margin level 0 (or the gateway None) when no margin is used: that is
-        exported as NaN, so "margin level below X" alerts don't fire on a flat account.
-        """
-        inputs = (balance, equity, margin_level_percent)
-        if inputs == self._last_account:  # every cycle reports; a flat account's figures seldom move
-            return
-        if type(balance) is Decimal and type(equity) is Decimal and balance.is_finite() and equity.is_finite():
-            balance_f, equity_f = float(balance), float(equity)  # what the gateway reports: no frame per figure
-        else:
-            balance_f, equity_f = _number("balance", balance), _number("equity", equity)
-        if margin_level_percent is None:
-            ratio = math.nan
-        else:
-            percent = float(margin_level_percent) if type(margin_level_percent) is Decimal and \
-                margin_level_percent.is_finite() else _number("margin level", margin_level_percent)
-            ratio = math.nan if percent == 0 and equity_f > 0 else percent / 100
-        self._account_figures = (balance_f, equity_f, ratio)
-        self._last_account = inputs
+        """Balance, equity and margin level (MT5 percent; exported as a ratio; see AccountFigures.set)."""
+        self._account_figures.set(balance, equity, margin_level_percent)
 
     # -- plumbing health -----------------------------------------------------------------
 
