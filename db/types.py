@@ -75,8 +75,10 @@ class Money(TypeDecorator[Decimal]):
         amount = Decimal(value)
         if not amount.is_finite():
             raise ValueError(f"{amount} is not a finite amount")
+        if abs(amount) >= self.limit:  # before quantize, which cannot hold more digits than the context has
+            raise ValueError(f"{amount} does not fit NUMERIC({self.impl.precision}, {self.impl.scale})")
         amount = amount.quantize(self.quantum, rounding=ROUND_HALF_UP)
-        if abs(amount) >= self.limit:
+        if abs(amount) >= self.limit:  # rounded up to the limit
             raise ValueError(f"{amount} does not fit NUMERIC({self.impl.precision}, {self.impl.scale})")
         return amount
 

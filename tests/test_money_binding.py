@@ -42,7 +42,8 @@ def test_zero_keeps_its_sign_and_refusals_stay_refusals():
         column.process_bind_param(True, dialect)  # True == 1, and must still be refused
     with pytest.raises(TypeError):
         column.process_bind_param(1.0, dialect)
-    for bad in (Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("1E+20")):
+    for bad in (Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("1E+20"), Decimal("-1E+30"),
+                Decimal("9" * 40), 10**40, Decimal("9999999999999999.995")):  # the last rounds up to the limit
         for _ in range(2):
             with pytest.raises(ValueError):
                 column.process_bind_param(bad, dialect)
