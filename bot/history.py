@@ -112,13 +112,7 @@ class MinuteRollup:
         if settled[0] != self.offset_of():
             return False
         minute_no = int(finished[0] // 60)
-        if self._minute is not None and minute_no != self._minute_no:
-            self._close_minute()
-            if not self.defer_writes or len(self.closed) >= MAX_DEFERRED_MINUTES:
-                self.write_closed()
-        if self._minute is None:
-            self._start_minute(minute_no)
-        s = self._sums
+        s = self._enter_minute(minute_no)
         s["cycles"] += len(figures)
         s["cycle_seconds_sum"] = reduce(add, columns[1], s["cycle_seconds_sum"])
         s["cycle_seconds_max"] = max(s["cycle_seconds_max"], *columns[1])
@@ -131,6 +125,16 @@ class MinuteRollup:
         s["cpu_percent"] = columns[8][-1]
         return True
 
+    def _enter_minute(self, minute_no: int) -> dict[str, Any]:
+        """The sums of unix minute `minute_no`, the current minute closed (and written, unless deferred) first."""
+        if self._minute is not None and minute_no != self._minute_no:
+            self._close_minute()
+            if not self.defer_writes or len(self.closed) >= MAX_DEFERRED_MINUTES:
+                self.write_closed()
+        if self._minute is None:
+            self._start_minute(minute_no)
+        return self._sums
+
     def _start_minute(self, minute_no: int) -> None:
         self._minute_no = minute_no
         self._minute = datetime.fromtimestamp(minute_no * 60, tz=UTC)
@@ -139,13 +143,7 @@ class MinuteRollup:
 
     def add(self, figures: Any) -> None:
         minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
-        if self._minute is not None and minute_no != self._minute_no:
-            self._close_minute()
-            if not self.defer_writes or len(self.closed) >= MAX_DEFERRED_MINUTES:
-                self.write_closed()
-        if self._minute is None:
-            self._start_minute(minute_no)
-        s = self._sums
+        s = self._enter_minute(minute_no)
         s["cycles"] += 1
         s["cycle_seconds_sum"] += figures.duration_seconds
         s["cycle_seconds_max"] = max(s["cycle_seconds_max"], figures.duration_seconds)
