@@ -13,9 +13,9 @@ terminal alert and opens the lane again. order_send never takes it (its observat
 correlation id as an exemplar).
 
 The minute history (bot.history.MinuteRollup, a sink with `add_many` and `day_ends`) is fed in
-batches: a cycle appends its CycleFigures (made at once, while its report and quick-lane calls are in
-the cache) and the batch is added - folded at once where it lies in one minute and the settled day
-(MinuteRollup.add_many) - once HISTORY_EVERY cycles wait, at the first cycle of a new wall-clock minute or of a broker day that is
+batches: a cycle only appends (time, report, where the quick lane stood, the observed calls) and the
+batch is turned into CycleFigures and added - the same code hot for every cycle of it - once
+HISTORY_EVERY cycles wait, at the first cycle of a new wall-clock minute or of a broker day that is
 not the settled one, and at shutdown (flush_history): minute rows and daily reports are written when
 they were before. A batch is judged with the server offset of when it is fed: an offset change is
 dated up to HISTORY_EVERY cycles early, inside the hour the clock may take to notice one
@@ -99,7 +99,8 @@ class Instrumentation(EngineObserver):
         if history_sink is not None:  # the minute history counts each cycle's calls, the quick ones too
             metrics.broker_calls.count_cycles()
         self._batched = hasattr(history_sink, "add_many") and hasattr(history_sink, "day_ends")
-        self._history_pending: list[CycleFigures] = []  # the cycles not yet fed to the minute history
+        # (time.time(), report, quick-lane index at its end, observed calls, their seconds) per cycle
+        self._history_pending: list[tuple[float, CycleReport, int, int, float]] = []
         self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
@@ -244,26 +245,16 @@ class Instrumentation(EngineObserver):
 
     def cycle_finished(self, report: CycleReport) -> None:
         """Once a cycle, on the loop thread: kept to what cannot wait (issue 16) - the cycle is appended
-        for the metrics and the minute history, which fold it later (bot.telemetry.deferred, module doc).
-
-        The cycle's CycleFigures are made here, while its report and its quick-lane calls are still in
-        the cache: made at the feed, 32 cycles later, the same work took several times as long."""
+        for the metrics and the minute history, which fold it later (bot.telemetry.deferred, module doc)."""
         now = time.time()
         metrics = self.metrics
         metrics.observe_cycle(report.duration_seconds, now)
         if self.history_sink is None:
             metrics.keep_bounded()
         else:
-            _, quick = metrics.broker_calls.take()  # this cycle's quick-lane calls
-            taken, rss, cpu = self._process_sample
-            if now - taken >= self.PROCESS_SAMPLE_SECONDS or now < taken:
-                rss, cpu = self._sample_process(now)
-            orders = report.orders
+            calls = metrics.broker_calls
             pending = self._history_pending
-            pending.append(_figures((
-                now, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
-                orders.get("filled", 0) if orders else 0, self._calls + len(quick),
-                reduce(add, map(_seconds, quick), self._latency), rss, cpu, report.error is None, report.started_at)))
+            pending.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))
             if not self._batched or len(pending) >= HISTORY_EVERY or now >= self._minute_ends:
                 self.flush_history()  # which keeps the metrics' pending lists bounded too
             elif (started := report.started_at) is not None:
@@ -277,12 +268,26 @@ class Instrumentation(EngineObserver):
 
     def flush_history(self) -> None:
         """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
-        figures = self._history_pending
-        if not figures:
+        pending = self._history_pending
+        if not pending:
             return
         self._history_pending = []
-        self.metrics.keep_bounded()
-        self._minute_ends = (figures[-1].finished_at // 60 + 1) * 60
+        self.metrics.keep_bounded()  # before the take, which lets go of what is folded and taken
+        start, quick = self.metrics.broker_calls.take(pending[-1][2])  # their quick-lane calls
+        now = pending[-1][0]
+        taken, rss, cpu = self._process_sample
+        if now - taken >= self.PROCESS_SAMPLE_SECONDS or now < taken:
+            rss, cpu = self._sample_process(now)
+        figures, begin = [], 0
+        for finished, report, end, calls, latency in pending:
+            mine = quick[begin:end - start]
+            begin = end - start
+            orders = report.orders
+            figures.append(_figures((
+                finished, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
+                orders.get("filled", 0) if orders else 0, calls + len(mine), reduce(add, map(_seconds, mine), latency),
+                rss, cpu, report.error is None, report.started_at)))
+        self._minute_ends = (now // 60 + 1) * 60
         if self._batched:
             self.history_sink.add_many(figures)
             self._day_ends = self.history_sink.day_ends
