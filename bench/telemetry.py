@@ -37,6 +37,18 @@ instead. Every 10 cycles and not every cycle: the cycles here run back to back, 
 production a cycle follows 30 s of waiting either way). The scrapes' own time is printed beside the figures;
 BENCH_TELEMETRY_SCRAPE_EVERY=0 turns them off.
 
+Cold caches, on purpose: in production a cycle follows 30 s of waiting in which the machine's other
+processes (PostgreSQL, Prometheus, Loki) and the bot's own threads run, so a cycle starts with little
+of its working set in the CPU caches. Between two timed cycles the bench therefore reads a buffer
+larger than the last-level cache (COLD_MB, 48 MiB; BENCH_TELEMETRY_COLD_MB=0 turns it off), for both
+bots alike. This replaced a full garbage collection of the whole heap doing the same incidentally:
+that took ~60 ms a cycle and left a different, random part of the heap cached each time, which
+made single rounds swing by several percent. The heap is frozen after the warm-up (gc.freeze) so the
+collection after each cycle walks only what the rounds allocated.
+
+The noise floor: two more bots without telemetry, paired with each other exactly as on and off are,
+give the figure the bench reads when there is nothing to find. It is printed beside the result.
+
 The RSS run measures the bot process alone, with the simulated terminal behind the bridge in a
 process of its own (as a real terminal always is): an in-process simulator would add the broker's
 growing deal history and its price caches to the bot's figure.
@@ -70,6 +82,8 @@ WARM_UP = int(os.environ.get("BENCH_RSS_WARM_UP", "1000"))
 TARGET_PERCENT = 1.0
 RSS_TARGET_MIB = 5
 RAM_DIR = "/dev/shm"
+COLD_MB = int(os.environ.get("BENCH_TELEMETRY_COLD_MB", "48"))  # > the last-level cache (see the module doc)
+_COLD = bytearray()  # filled by overhead(): written bytes, real pages (a zeroed buffer would read one zero page)
 
 
 class Scraper:
@@ -149,23 +163,37 @@ def _between_cycles(app: BotApp) -> None:
             SCRAPE(app)
     if COLLECT:
         gc.collect()
+    if _COLD:
+        _COLD.find(b"\x01")  # reads all of it: the next cycle starts with cold caches (see the module doc)
 
 
 def paired_round(on_app: BotApp, off_app: BotApp, cycles: int, on_first: bool) -> tuple[float, float]:
     """Mean loop-thread CPU microseconds per cycle of each bot over one round, the two alternating cycle
     by cycle (who goes first alternates too): a slow phase of the machine hits both bots alike.
 
-    The on bot's Loki handler is on the root logger only while the on bot cycles.
+    The on bot's Loki handler is on the root logger only while the on bot cycles (a bot without
+    telemetry has none: two such bots give the noise floor).
     """
     spent = {True: 0, False: 0}
+    loki = getattr(on_app, "loki", None)
     for k in range(cycles):
         for is_on in ((True, False) if (k % 2 == 0) == on_first else (False, True)):
-            if on_app.loki is not None:
-                (attach_loki if is_on else detach_loki)(on_app.loki)
+            if loki is not None:
+                (attach_loki if is_on else detach_loki)(loki)
             spent[is_on] += _cycle_ns(on_app if is_on else off_app)
+    if loki is not None:
+        attach_loki(loki)
+    return spent[True] / cycles / 1000, spent[False] / cycles / 1000
+
+
+def floor_round(on_app: BotApp, off_a: BotApp, off_b: BotApp, cycles: int, a_first: bool) -> float:
+    """One round of two bots without telemetry, paired as on and off are: their relative difference (%)."""
+    if on_app.loki is not None:
+        detach_loki(on_app.loki)  # neither of these bots logs to Loki
+    a, b = paired_round(off_a, off_b, cycles, a_first)
     if on_app.loki is not None:
         attach_loki(on_app.loki)
-    return spent[True] / cycles / 1000, spent[False] / cycles / 1000
+    return (a - b) / b * 100
 
 
 def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
@@ -193,27 +221,33 @@ def overhead() -> int:
     """Print the top-down and bottom-up telemetry cost; 1 if it misses its target."""
     setup_logging("INFO", service="bot", stream=_rig.Sink())
     loki = _rig.LokiSink()
+    _COLD[:] = b"\x02" * (COLD_MB << 20)
     # The stores live in memory-backed files where there are some: the figure is about telemetry.
     with tempfile.TemporaryDirectory(dir=RAM_DIR if os.path.isdir(RAM_DIR) else None) as tmp:
         on_app = _rig.bot(f"{tmp}/on.db", LOKI_URL=loki.url)
         on_app.start_telemetry(serve=True)
         off_app = _rig.bot(f"{tmp}/off.db")
+        floor_a, floor_b = _rig.bot(f"{tmp}/floor_a.db"), _rig.bot(f"{tmp}/floor_b.db")  # the noise floor
         try:
-            for app in (on_app, off_app):  # reconciliation, the first-start history import, caches
+            for app in (on_app, off_app, floor_a, floor_b):  # reconciliation, the first-start history import, caches
                 cpu_per_cycle(app, WARM_UP_CYCLES)
-            on_us, off_us = [], []
+            gc.collect()
+            gc.freeze()  # the collection after each cycle walks only what the rounds allocate (module doc)
+            on_us, off_us, floor = [], [], []
             for round_no in range(ROUNDS):
                 on, off = paired_round(on_app, off_app, CYCLES_PER_ROUND, on_first=round_no % 2 == 0)
                 on_us.append(on)
                 off_us.append(off)
+                floor.append(floor_round(on_app, floor_a, floor_b, CYCLES_PER_ROUND, a_first=round_no % 2 == 0))
             timer, probe_timer = ThreadCPUTimer(), ThreadCPUTimer()
             instrument(on_app, timer)
             probe = probe_timer.wrap(lambda: None, "timed no-op")
             bottom_cycle_us = [cpu_per_cycle(on_app, CYCLES_PER_ROUND, probe) for _ in range(BOTTOM_UP_ROUNDS)]
             bottom_cycles = BOTTOM_UP_ROUNDS * CYCLES_PER_ROUND
         finally:
-            on_app.close()
-            off_app.close()
+            gc.unfreeze()
+            for app in (on_app, off_app, floor_a, floor_b):
+                app.close()
             loki.shutdown()
     base = statistics.median(off_us)
     paired = median_ci([a - b for a, b in zip(on_us, off_us, strict=True)])
@@ -232,6 +266,9 @@ def overhead() -> int:
     out.write(f"  per-round relative cost: median {relative.median:+.2f} %, 95 % CI {relative.low:+.2f} .. "
               f"{relative.high:+.2f} % (order-statistic interval of {relative.n} paired rounds, coverage "
               f"{relative.coverage:.3f})  target <= {TARGET_PERCENT:g} %  {'PASS' if ok else 'MISS'}\n")
+    noise = median_ci(floor)
+    out.write(f"  noise floor (two bots without telemetry, paired the same way): median {noise.median:+.2f} %, "
+              f"95 % CI {noise.low:+.2f} .. {noise.high:+.2f} %\n")
     if relative.low <= TARGET_PERCENT < relative.high:
         out.write(f"  the interval straddles {TARGET_PERCENT:g} %: undecided, more rounds (BENCH_TELEMETRY_ROUNDS) "
                   "or a quieter machine resolve it\n")

@@ -55,3 +55,53 @@ def test_a_bot_with_metrics_is_scraped_every_n_cycles_on_a_thread_of_its_own_out
     main = threading.current_thread().name
     assert events == [("cycle", main), ("cycle", main), ("scrape", "bench-scrape")] * 3
     assert len(telemetry.SCRAPE.seconds) == 3
+
+
+def test_the_noise_floor_pairs_two_bots_without_the_on_bots_loki_handler(monkeypatch):
+    """Two bots without telemetry are paired as on and off are; the on bot's Loki handler is off the root
+    logger while they cycle and back on after; the figure is their relative difference."""
+    import logging
+
+    monkeypatch.setattr(telemetry, "COLLECT", False)
+    monkeypatch.setattr(telemetry, "SCRAPE_EVERY", 0)
+    handler = logging.NullHandler()
+    root = logging.getLogger()
+    attached_while_cycling = []
+    order = []
+
+    def bot(name, work):
+        def run_cycle():
+            order.append(name)
+            attached_while_cycling.append(handler in root.handlers)
+            sum(range(work))
+        return SimpleNamespace(engine=SimpleNamespace(run_cycle=run_cycle), liveness=SimpleNamespace(beat=lambda: None),
+                               pacer=SimpleNamespace(wait=lambda: None))
+
+    monkeypatch.setattr(telemetry, "attach_loki", lambda h: root.addHandler(h))
+    monkeypatch.setattr(telemetry, "detach_loki", lambda h: root.removeHandler(h))
+    on_app = SimpleNamespace(loki=handler)
+    root.addHandler(handler)
+    try:
+        figure = telemetry.floor_round(on_app, bot("a", 400_000), bot("b", 40_000), 4, a_first=True)
+        assert handler in root.handlers  # back on for the on bot's next round
+    finally:
+        root.removeHandler(handler)
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]  # cycle by cycle, who goes first alternating
+    assert not any(attached_while_cycling)
+    assert figure > 100  # a's cycles cost several times b's: (a - b) / b in percent
+
+
+def test_the_cold_buffer_is_read_between_cycles(monkeypatch):
+    reads = []
+
+    class Buffer(bytearray):
+        def find(self, *args):
+            reads.append(args)
+            return -1
+
+    monkeypatch.setattr(telemetry, "_COLD", Buffer(b"\x02" * 64))
+    monkeypatch.setattr(telemetry, "COLLECT", False)
+    app = SimpleNamespace(engine=SimpleNamespace(run_cycle=lambda: None), liveness=SimpleNamespace(beat=lambda: None),
+                          pacer=SimpleNamespace(wait=lambda: None))
+    cpu_per_cycle(app, 3)
+    assert len(reads) == 3
