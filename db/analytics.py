@@ -35,20 +35,15 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import (
-    ColumnElement,
     Select,
-    String,
-    Subquery,
     bindparam,
-    cast,
     func,
     select,
-    union_all,
 )
 
 from db.correlation import CORRELATE_BY, Correlation, correlation, pearson_matrix  # noqa: F401 - db.analytics' API
 from db.database import Database
-from db.ledger import ALL_TIME, CENT, cents, drawdown_ratio, from_cents, month_start
+from db.ledger import CENT, cents, drawdown_ratio, from_cents
 from db.models import (
     ANY,
     HOUR_CENTS_COLUMNS,
@@ -58,45 +53,18 @@ from db.models import (
     trade_rollups,
 )
 from db.reading import prebuilt, reading
-from db.vocabulary import ACCOUNT_LEN, NAME_LEN, SYMBOL_LEN
+from db.rollup_cover import (  # noqa: F401 - Selection: db.analytics' API
+    Selection,
+    covering,
+    day_text,
+    grain_bound,
+    grain_values,
+    period_values,
+)
 
 BUCKETS = ("hour", "weekday", "day", "week", "month")
 
 _R = trade_rollups.c  # the rollup columns, used in nearly every expression here
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which closed trades a figure covers: one account, optionally a symbol, a strategy and UTC days."""
-
-    account: str
-    start: date | None = None  # first UTC day included
-    end: date | None = None  # last UTC day included
-    symbol: str | None = None
-    strategy: str | None = None
-
-    def __post_init__(self) -> None:
-        _text("account", self.account, ACCOUNT_LEN, required=True)
-        _text("symbol", self.symbol, SYMBOL_LEN)
-        _text("strategy", self.strategy, NAME_LEN)
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-                raise TypeError(f"Selection.{name} must be a date, got {type(value).__name__}")
-        if self.start is not None and self.end is not None and self.start > self.end:
-            raise ValueError(f"Selection.start {self.start} is after end {self.end}")
-
-    @property
-    def grain(self) -> tuple[str, str]:
-        """The rollup (strategy, symbol) of the whole selection."""
-        return (ANY if self.strategy is None else self.strategy, self.symbol or ANY)
-
-
-def _text(name: str, value: object, limit: int, required: bool = False) -> None:
-    if value is None and not required:
-        return
-    if not isinstance(value, str) or not value or len(value) > limit or value == ANY:
-        raise ValueError(f"Selection.{name} must be a non-empty name of at most {limit} characters")
 
 
 # -- records returned ------------------------------------------------------------------------
@@ -154,83 +122,12 @@ class Drawdown:
     as_of: datetime | None  # exit time of that last trade
 
 
-# -- which rollup rows cover a selection -------------------------------------------------------
-
-
-def _periods(selection: Selection, all_time_ok: bool = True) -> list[tuple[str, date | None, date | None]]:
-    """(span, first, end) row ranges covering the selected days exactly: whole months from month rows,
-    the partial months at either end from day rows, or the all-time row when no days are chosen."""
-    lo = selection.start
-    hi = None if selection.end is None else selection.end + timedelta(days=1)  # exclusive
-    if lo is None and hi is None and all_time_ok:
-        return [("all", ALL_TIME, None)]
-    first_month = None if lo is None else (lo if lo.day == 1 else _next_month(lo))
-    end_month = None if hi is None else month_start(hi)
-    if first_month is not None and end_month is not None and first_month >= end_month:
-        return [("day", lo, hi)]
-    periods: list[tuple[str, date | None, date | None]] = [("month", first_month, end_month)]
-    if lo is not None and lo < first_month:
-        periods.append(("day", lo, first_month))
-    if hi is not None and end_month < hi:
-        periods.append(("day", end_month, hi))
-    return periods
-
-
-def _covering(shape: tuple, columns: list, where: tuple) -> Subquery:
-    """The rollup rows of `_periods` of that shape (_period_values), as one UNION ALL of index range scans
-    (an OR of the ranges would make SQLite scan every row of the account).  Bound: account, lo<k> and
-    hi<k> for the k-th period, and whatever `where` binds."""
-    parts = []
-    for k, (span, no_lo, no_hi) in enumerate(shape):
-        conditions = [_R.account == bindparam("account"), *where, _R.span == span]
-        if span == "all":
-            conditions.append(_R.period_start == ALL_TIME)
-        if not no_lo and span != "all":
-            conditions.append(_R.period_start >= bindparam(f"lo{k}"))
-        if not no_hi:
-            conditions.append(_R.period_start < bindparam(f"hi{k}"))
-        parts.append(select(*columns).where(*conditions))
-    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("covering")
-
-
-def _period_values(selection: Selection, all_time_ok: bool = True) -> tuple[tuple, dict[str, object]]:
-    """The shape of a selection's _periods ((span, no first, no end) each: what _covering is built for)
-    and the values of its bound parameters (the account's and the periods')."""
-    periods = _periods(selection, all_time_ok)
-    values: dict[str, object] = {"account": selection.account}
-    for k, (_, lo, hi) in enumerate(periods):
-        values[f"lo{k}"], values[f"hi{k}"] = lo, hi
-    return tuple((span, lo is None, hi is None) for span, lo, hi in periods), values
-
-
-# Every statement here is built once per shape and run as its compiled text (db.reading.prebuilt).
-
-
-def _grain_bound() -> tuple[ColumnElement[bool], ...]:
-    """The rollup grain of the selection, bound as `strategy` and `symbol` (values: _grain_values)."""
-    return (_R.strategy == bindparam("strategy"), _R.symbol == bindparam("symbol"))
-
-
-def _grain_values(selection: Selection) -> dict[str, str]:
-    strategy, symbol = selection.grain
-    return {"strategy": strategy, "symbol": symbol}
-
-
-def _day_text() -> ColumnElement[str]:
-    """period_start as 'YYYY-MM-DD' text (what both backends give for a DATE cast to text)."""
-    return cast(_R.period_start, String).label("day")
-
-
-def _next_month(day: date) -> date:
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
 # -- performance by strategy and by symbol ---------------------------------------------------
 
 
 def strategy_performance(database: Database, selection: Selection) -> list[StrategyPerformance]:
     """One line per strategy (only the selected one when the selection names it), by name."""
-    shape, values = _period_values(selection)
+    shape, values = period_values(selection)
     values.update(strategy=selection.strategy, symbol=selection.symbol or ANY)
     every = selection.strategy is None
     statement = prebuilt(("strategies", shape, every), lambda: _strategies_statement(shape, every))
@@ -241,7 +138,7 @@ def strategy_performance(database: Database, selection: Selection) -> list[Strat
 
 def _strategies_statement(shape: tuple, every_strategy: bool) -> Select:
     strategy_filter = _R.strategy != ANY if every_strategy else _R.strategy == bindparam("strategy")
-    rows = _covering(
+    rows = covering(
         shape,
         [_R.strategy, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.win_cents, _R.loss_cents,
          _R.largest_win_cents, _R.largest_loss_cents],
@@ -291,7 +188,7 @@ def _average(total_cents: int, count: int) -> Decimal:
 
 def symbol_performance(database: Database, selection: Selection) -> list[SymbolPerformance]:
     """One line per symbol (only the selected one when the selection names it), by name."""
-    shape, values = _period_values(selection)
+    shape, values = period_values(selection)
     values.update(strategy=ANY if selection.strategy is None else selection.strategy, symbol=selection.symbol)
     every = selection.symbol is None
     statement = prebuilt(("symbols", shape, every), lambda: _symbols_statement(shape, every))
@@ -317,7 +214,7 @@ def symbol_performance(database: Database, selection: Selection) -> list[SymbolP
 
 def _symbols_statement(shape: tuple, every_symbol: bool) -> Select:
     symbol_filter = _R.symbol != ANY if every_symbol else _R.symbol == bindparam("symbol")
-    rows = _covering(
+    rows = covering(
         shape,
         [_R.symbol, _R.trades, _R.winners, _R.losers, _R.profit_cents, _R.pips_hundredths],
         (_R.strategy == bindparam("strategy"), symbol_filter),
@@ -346,14 +243,14 @@ def time_performance(database: Database, selection: Selection, bucket: str) -> l
     if bucket == "hour":
         return _by_hour(database, selection)
     if bucket == "month":
-        shape, values = _period_values(selection, all_time_ok=False)
+        shape, values = period_values(selection, all_time_ok=False)
         statement = prebuilt(("months", shape), lambda: _months_statement(shape))
     else:
         values = {"account": selection.account, "start": selection.start,
                   "end": None if selection.end is None else selection.end + timedelta(days=1)}
         shape = (selection.start is None, selection.end is None)
         statement = prebuilt(("days", shape), lambda: _days_statement(*shape))
-    values.update(_grain_values(selection))
+    values.update(grain_values(selection))
     with reading(database) as connection:
         rows = statement.rows(connection, **values)
     totals: dict[int | str, list[int]] = {}
@@ -373,18 +270,18 @@ def time_performance(database: Database, selection: Selection, bucket: str) -> l
 
 
 def _months_statement(shape: tuple) -> Select:
-    rows = _covering(shape, [_day_text(), _R.trades, _R.profit_cents], _grain_bound())
+    rows = covering(shape, [day_text(), _R.trades, _R.profit_cents], grain_bound())
     return select(rows.c.day, rows.c.trades, rows.c.profit_cents)
 
 
 def _days_statement(no_start: bool, no_end: bool) -> Select:
     """The day rows of the grain, bound: account, strategy, symbol, start, end (exclusive)."""
-    conditions = [_R.account == bindparam("account"), *_grain_bound(), _R.span == "day"]
+    conditions = [_R.account == bindparam("account"), *grain_bound(), _R.span == "day"]
     if not no_start:
         conditions.append(_R.period_start >= bindparam("start"))
     if not no_end:
         conditions.append(_R.period_start < bindparam("end"))
-    return select(_day_text(), _R.trades, _R.profit_cents).where(*conditions)
+    return select(day_text(), _R.trades, _R.profit_cents).where(*conditions)
 
 
 def _monday(day: str) -> str:
@@ -394,8 +291,8 @@ def _monday(day: str) -> str:
 
 
 def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
-    shape, values = _period_values(selection)
-    values.update(_grain_values(selection))
+    shape, values = period_values(selection)
+    values.update(grain_values(selection))
     statement = prebuilt(("hours", shape), lambda: _hours_statement(shape))
     with reading(database) as connection:
         (row,) = statement.rows(connection, **values)
@@ -405,7 +302,7 @@ def _by_hour(database: Database, selection: Selection) -> list[TimeBucket]:
 
 def _hours_statement(shape: tuple) -> Select:
     names = HOUR_TRADES_COLUMNS + HOUR_CENTS_COLUMNS
-    rows = _covering(shape, [_R[name] for name in names], _grain_bound())
+    rows = covering(shape, [_R[name] for name in names], grain_bound())
     return select(*(func.sum(rows.c[name]) for name in names))
 
 
@@ -414,8 +311,8 @@ def _hours_statement(shape: tuple) -> Select:
 
 def drawdown(database: Database, selection: Selection) -> Drawdown:
     """Current and maximum drawdown of the selection's closed-trade equity curve, exact per trade."""
-    shape, values = _period_values(selection)
-    values.update(_grain_values(selection))
+    shape, values = period_values(selection)
+    values.update(grain_values(selection))
     statement = prebuilt(("drawdown", shape), lambda: _drawdown_statement(shape)).statement
     with reading(database) as connection:  # through SQLAlchemy: last_exit_time needs its UTC type's processing
         rows = connection.execute(statement, values).all()
@@ -424,11 +321,11 @@ def drawdown(database: Database, selection: Selection) -> Drawdown:
 
 
 def _drawdown_statement(shape: tuple) -> Select:
-    rows = _covering(
+    rows = covering(
         shape,
         [_R.period_start, _R.trades, _R.end_cum_cents, _R.end_peak_cents, _R.max_drawdown_cents,
          _R.max_drawdown_ratio, _R.last_exit_time],
-        _grain_bound(),
+        grain_bound(),
     )
     return select(
         rows.c.trades,
