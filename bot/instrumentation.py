@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import psutil
 
 from .engine import CycleReport, EngineObserver
-from .gateway import AccountState, GatewayError
+from .gateway import GatewayError
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
 
@@ -104,10 +104,9 @@ class Instrumentation(EngineObserver):
         self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
-        self.signal = metrics.count_signal  # one frame less on a per-signal path (same arguments)
-        self.account = metrics.hold_account  # the cycle's AccountState, exported when read (account_figures)
         self._day_ends = None  # the history sink's day_ends, as of the last feed (only a feed changes it)
         self.strategy_metrics: Any = None
+        self._refused_keys: set[tuple[str, str, str]] = set()  # signal label sets metrics refused (said once)
 
     # -- gateway ---------------------------------------------------------------------------
 
@@ -159,22 +158,11 @@ class Instrumentation(EngineObserver):
 
     # -- engine ----------------------------------------------------------------------------
 
-    def signal(self, symbol: str, strategy: str, action: str) -> None:
-        self.metrics.count_signal(symbol, strategy, action)  # (per instance: count_signal itself, see __init__)
-
     def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None:
         self.metrics.count_order(symbol, strategy, side, outcome)
 
     def execution(self, symbol: str, outcome: str, quality) -> None:
         self.metrics.execution.observe(symbol, outcome, quality)
-
-    def account(self, state: AccountState) -> None:
-        self.metrics.hold_account(state)  # (per instance: hold_account itself, see __init__)
-
-    def positions(self, counts: dict[str, int]) -> None:
-        if counts != self.last_positions:  # every cycle reports; the counts seldom change
-            self.metrics.set_positions(counts)
-            self.last_positions = dict(counts)
 
     # -- resilience (supervisor, order queue, breakers, reconciliation) --------------------
 
@@ -249,6 +237,17 @@ class Instrumentation(EngineObserver):
         now = time.time()
         metrics = self.metrics
         metrics.observe_cycle(report.duration_seconds, now)
+        # The cycle's signals, account state and position counts come in its report (EngineObserver's doc).
+        if report.signal_keys:
+            try:
+                metrics.count_signals(report.signal_keys)
+            except ValueError as exc:  # a label metrics refuse: never out of the cycle (see _count_one_by_one)
+                self._count_one_by_one(report.signal_keys, exc)
+        if (account := report.account) is not None:
+            metrics.hold_account(account)  # exported when read (bot.telemetry.account_figures)
+            if (counts := report.position_counts) is not None and counts != self.last_positions:
+                metrics.set_positions(counts)  # (the counts seldom change)
+                self.last_positions = dict(counts)
         if self.history_sink is None:
             metrics.keep_bounded()
         else:
@@ -265,6 +264,17 @@ class Instrumentation(EngineObserver):
         if self.alerts is not None and (report.error is not None or self._cycle_alerting
                                         or self._unreachable_since is not None):
             self._check_alerts(report)  # (a good cycle with nothing alerting or unreachable changes nothing)
+
+    def _count_one_by_one(self, keys: list[tuple[str, str, str]], refusal: ValueError) -> None:
+        """A cycle's signals one at a time: those with labels metrics take are counted, each refused key
+        is said once (a WARNING) and not counted. cycle_finished runs outside the cycle's own guard."""
+        for key in keys:
+            try:
+                self.metrics.count_signal(*key)
+            except ValueError as exc:
+                if key not in self._refused_keys:
+                    self._refused_keys.add(key)
+                    log.warning("signal not counted in metrics: %s", exc, extra={"signal_key": list(key)})
 
     def flush_history(self) -> None:
         """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""

@@ -189,8 +189,8 @@ def test_a_breached_rule_keeps_a_trading_bot_from_opening(tmp_path):
         def prop_rules(self, statuses):
             self.rules = statuses
 
-        def signal(self, symbol, strategy, action):
-            self.signals += action != "HOLD"
+        def cycle_finished(self, report):
+            self.signals += sum(action != "HOLD" for _, _, action in report.signal_keys)
 
     sim = SimTerminal(seed=4, stepped=True)
     database = init_db(settings.database_url)

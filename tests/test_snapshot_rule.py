@@ -66,19 +66,13 @@ class Recorded:
     """The store and observer a SnapshotStep needs, keeping what was written."""
 
     def __init__(self):
-        self.accounts, self.held, self.told = [], [], 0
+        self.accounts, self.held = [], []
 
     def record_account_snapshot(self, snapshot):
         self.accounts.append(snapshot)
 
     def record_position_snapshots(self, account, time, positions):
         self.held.append((time, [p.ticket for p in positions]))
-
-    def account(self, account):
-        self.told += 1
-
-    def positions(self, counts):
-        pass
 
 
 def _step():
@@ -128,5 +122,5 @@ def test_the_rule_stores_changes_at_once_and_floating_figures_once_an_interval()
         step._snapshot(t0 + timedelta(seconds=seconds), account, positions, report)
         assert len(step.repo.accounts) - before == int(stored), (seconds, account, positions)
         assert report.equity == account.equity and report.open_positions == len(positions)  # told every cycle
-    assert step.repo.told == len(moments)
+        assert report.account is account and report.position_counts == {"EURUSD": len(positions)}
     assert [t for t, _ in step.repo.held] == [s.time for s in step.repo.accounts if s.open_positions]

@@ -110,12 +110,14 @@ def test_a_scrape_racing_with_the_loop_loses_and_doubles_nothing() -> None:
     scraper = threading.Thread(target=scrape)
     scraper.start()
     try:
+        keys = []
         for n in range(calls):
             gateway.call("positions_get", 0.0007)
             if n % 5 == 0:
-                instrumentation.signal("EURUSD", "sma", "HOLD")
-            if n % 10 == 0:
-                instrumentation.cycle_finished(CycleReport("c", n, duration_seconds=0.002))
+                keys.append(("EURUSD", "sma", "HOLD"))  # a signal of the cycle, counted at its end
+            if n % 10 == 9:
+                instrumentation.cycle_finished(CycleReport("c", n, duration_seconds=0.002, signal_keys=keys))
+                keys = []
     finally:
         done.set()
         scraper.join(30)
@@ -135,8 +137,8 @@ def test_memory_stays_bounded_without_scrapes_and_nothing_is_lost() -> None:
     for n in range(cycles):
         for _ in range(17):
             gateway.call("symbol_info_tick", 0.0007)
-        instrumentation.signal("EURUSD", "sma", "HOLD")
-        instrumentation.cycle_finished(CycleReport("c", n, duration_seconds=0.002))
+        instrumentation.cycle_finished(CycleReport("c", n, duration_seconds=0.002,
+                                                   signal_keys=[("EURUSD", "sma", "HOLD")]))
         held.append(len(metrics.broker_calls))
     assert max(held) < fold_every + 17  # folded by the loop, not kept until a scrape
     assert sum(f.broker_calls for f in added) == 17 * cycles  # every call in its cycle's figures, once

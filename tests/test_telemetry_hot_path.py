@@ -102,11 +102,10 @@ def test_signals_and_cycle_figures_reach_metrics_and_the_minute_history() -> Non
     metrics = BotMetrics(ACCOUNT)
     added = []
     instrumentation = Instrumentation(metrics, history_sink=SimpleNamespace(add=added.append))
-    instrumentation.signal("EURUSD", "sma", "HOLD")
-    instrumentation.signal("EURUSD", "sma", "HOLD")
     instrumentation.on_broker_call("symbol_info_tick", 0.25, None)
     instrumentation.cycle_finished(CycleReport("c1", 1, duration_seconds=0.5, signals=Counter(HOLD=2),
-                                               orders=Counter(filled=1, rejected=1)))
+                                               orders=Counter(filled=1, rejected=1),
+                                               signal_keys=[("EURUSD", "sma", "HOLD")] * 2))
     assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="sma", signal="HOLD") == 2
     (figures,) = added
     assert (figures.duration_seconds, figures.signals, figures.orders, figures.trades_executed, figures.broker_calls,
@@ -168,3 +167,36 @@ def test_a_failed_offset_write_is_retried_next_cycle_inside_the_same_day() -> No
                                trades_executed=0, broker_latency_seconds=0.0, broker_calls=0, memory_rss_bytes=0,
                                cpu_percent=0.0, broker_time=moment + timedelta(minutes=10)))
     assert attempts == [7200, 7200, 10800]
+
+
+def test_the_reports_account_and_positions_reach_metrics_only_when_the_cycle_read_them() -> None:
+    from bot.gateway import AccountState
+
+    metrics = BotMetrics(ACCOUNT)
+    instrumentation = Instrumentation(metrics)
+    state = AccountState(login=42, currency="USD", balance=Decimal("1000.00"), equity=Decimal("990.50"),
+                         profit=Decimal(0), margin=Decimal(0), free_margin=Decimal("990.50"), margin_level=None,
+                         leverage=100)
+    instrumentation.cycle_finished(CycleReport("c1", 1, account=state, position_counts={"EURUSD": 2, "GBPUSD": 0}))
+    assert value(metrics, "tradewatch_account_equity") == 990.5
+    assert value(metrics, "tradewatch_open_positions", symbol="EURUSD") == 2
+    # A cycle that failed before its snapshot (no account read): the last figures stay.
+    instrumentation.cycle_finished(CycleReport("c2", 2, error="boom"))
+    assert value(metrics, "tradewatch_account_equity") == 990.5
+    assert value(metrics, "tradewatch_open_positions", symbol="EURUSD") == 2
+    instrumentation.cycle_finished(CycleReport("c3", 3, account=state, position_counts={"EURUSD": 0, "GBPUSD": 1}))
+    assert value(metrics, "tradewatch_open_positions", symbol="EURUSD") == 0
+    assert value(metrics, "tradewatch_open_positions", symbol="GBPUSD") == 1
+
+
+def test_a_signal_with_a_label_metrics_refuse_is_said_once_and_the_others_are_counted(caplog) -> None:
+    metrics = BotMetrics(ACCOUNT)
+    instrumentation = Instrumentation(metrics)
+    keys = [("EURUSD", "sma", "HOLD"), ("", "sma", "BUY"), ("EURUSD", "sma", "BUY")]
+    with caplog.at_level("WARNING", logger="bot.instrumentation"):
+        instrumentation.cycle_finished(CycleReport("c1", 1, signal_keys=keys))
+        instrumentation.cycle_finished(CycleReport("c2", 2, signal_keys=keys))
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="sma", signal="HOLD") == 2
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="sma", signal="BUY") == 2
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert len(caplog.records) == 1 and "not counted" in caplog.records[0].getMessage()

@@ -56,7 +56,7 @@ class ActStep:
             # Stored now, before its orders, with the HOLDs waiting before it (signal_log.py).
             signal_id = self.signal_log.record(record)
             report.signals[signal.action] += 1
-            self.observer.signal(spec.name, strategy.name, signal.action)
+            report.signal_keys.append((spec.name, strategy.name, signal.action))
             self._log_signal(logging.INFO, spec.name, strategy.name, signal)
             if not self.attribution.allows(spec.name, strategy.name):
                 return positions  # on a netting account another strategy owns this symbol (netting.py)
@@ -110,7 +110,7 @@ class ActStep:
             reason=signal.reason, price=bid,
         ))
         report.signals[HOLD] += 1
-        self.observer.signal(symbol, strategy, HOLD)
+        report.signal_keys.append((symbol, strategy, HOLD))
         if log.isEnabledFor(logging.DEBUG):  # its extra is not built at INFO (each pair, each bar)
             with correlation_context(correlation_id):
                 self._log_signal(logging.DEBUG, symbol, strategy, signal)

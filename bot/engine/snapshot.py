@@ -97,14 +97,13 @@ class SnapshotStep:
         self._tell(account, positions, report)
 
     def _tell(self, account: AccountState, positions: list[Position], report: CycleReport) -> None:
-        """The cycle's figures to its report and the observer (every cycle, stored or not)."""
+        """The cycle's figures to its report (every cycle, stored or not), which the observer gets at its end."""
         counts = {symbol: 0 for symbol in self.specs}
         for p in positions:
             counts[p.symbol] = counts.get(p.symbol, 0) + 1
         report.open_positions = len(positions)
         report.equity, report.balance = account.equity, account.balance
-        self.observer.account(account)
-        self.observer.positions(counts)
+        report.account, report.position_counts = account, counts
 
     def _store_snapshot(self, now: datetime, account: AccountState, positions: list[Position], key: tuple) -> None:
         """Store the snapshot and remember it (`key`: its snapshot_key) for `_snapshot_due`."""

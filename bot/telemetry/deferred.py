@@ -48,6 +48,8 @@ class Deferred:
         self.items: list[Any] = []
         #: What producers call, from any thread: the list's own append (no Python frame).
         self.append: Callable[[Any], None] = self.items.append
+        #: Several at once, from a list (a cycle's signals): list.extend of a list, one C call, as atomic.
+        self.extend: Callable[[list[Any]], None] = self.items.extend
         #: Items removed from the front so far: `removed + len(items)` counts every item ever appended.
         #: With count_cycles only `take` removes, so its thread reads that sum without the lock.
         self.removed = 0

@@ -188,8 +188,6 @@ class BotMetrics:
         self._signal_keys = Deferred(self._fold_signals)  # (symbol, strategy, signal) of each signal
         self.signals.fold_first(self._signal_keys)
         self._deferred = tuple((d.items, d) for d in (self.broker_calls, self._cycle_durations, self._signal_keys))
-        # Balance, equity, margin level: set each cycle, read by their gauges at scrape time (one tuple
-        # assignment per cycle instead of three locked sets; a scrape sees the three of one cycle).
         # Balance, equity, margin level: read by their gauges at scrape time. The loop holds the cycle's
         # AccountState (hold_account: one attribute store a cycle), converted when read (account_figures).
         self._account_figures = AccountFigures()
@@ -282,11 +280,17 @@ class BotMetrics:
 
     def count_signal(self, symbol: str, strategy: str, signal: str) -> None:
         """Count one signal (folded into its series when read; a new label set is checked here, at once)."""
-        key = (symbol, strategy, signal)
-        if key not in self._signal_children:
-            self._signal_children[key] = self.signals.labels(
-                self.account, _label("symbol", symbol), _label("strategy", strategy), _label("signal", signal))
-        self._signal_keys.append(key)
+        self.count_signals([(symbol, strategy, signal)])
+
+    def count_signals(self, keys: list[tuple[str, str, str]]) -> None:
+        """Count a cycle's signals, (symbol, strategy, signal) each (see count_signal)."""
+        children = self._signal_children
+        for key in keys:
+            if key not in children:
+                symbol, strategy, signal = key
+                children[key] = self.signals.labels(
+                    self.account, _label("symbol", symbol), _label("strategy", strategy), _label("signal", signal))
+        self._signal_keys.extend(keys)
 
     def _fold_signals(self, keys: list[tuple[str, str, str]]) -> None:
         for key, count in Tally(keys).items():
