@@ -95,6 +95,7 @@ class ThreadCPUTimer:
         self.ns = 0
         self.calls = 0
         self.by_name: dict[str, int] = {}  # nanoseconds per wrapped callable (outermost calls)
+        self.calls_by_name: dict[str, int] = {}  # outermost calls per wrapped callable
         self._depth = 0
 
     def wrap(self, function: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
@@ -115,6 +116,7 @@ class ThreadCPUTimer:
                     self.ns += spent
                     self.calls += 1
                     self.by_name[name] = self.by_name.get(name, 0) + spent
+                    self.calls_by_name[name] = self.calls_by_name.get(name, 0) + 1
 
         timed.__wrapped__ = function  # type: ignore[attr-defined]
         return timed

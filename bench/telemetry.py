@@ -281,8 +281,10 @@ def overhead() -> int:
         out.write(f"  the on bot scraped after each of its cycles ({len(SCRAPE.seconds)} scrapes, on their own thread, "
                   f"not in these figures): median {statistics.median(SCRAPE.seconds) * 1000:.2f} ms a scrape\n")
     top = sorted(timer.by_name.items(), key=lambda item: -item[1])[:6]
-    out.write("  largest (timer included): " + ", ".join(
-        f"{name} {ns / 1000 / bottom_cycles:.1f} us" for name, ns in top) + "\n")
+    out.write("  largest, per cycle (timer included / less the timer, calls): " + ", ".join(
+        f"{name} {ns / 1000 / bottom_cycles:.1f} / "
+        f"{(ns / 1000 - probe_us * timer.calls_by_name[name]) / bottom_cycles:.1f} us "
+        f"({timer.calls_by_name[name] / bottom_cycles:.1f})" for name, ns in top) + "\n")
     return 0 if ok else 1
 
 

@@ -180,3 +180,4 @@ def test_cpu_timer_splits_its_total_by_entry_point():
     first, second = timer.wrap(lambda: None, "first"), timer.wrap(lambda: None, "second")
     first(), first(), second()
     assert timer.by_name == {"first": 10, "second": 5} and timer.ns == 15
+    assert timer.calls_by_name == {"first": 2, "second": 1} and timer.calls == 3
