@@ -241,8 +241,8 @@ class Instrumentation(EngineObserver):
         if report.signal_keys:
             try:
                 metrics.count_signals(report.signal_keys)
-            except ValueError as exc:  # a label metrics refuse: never out of the cycle (see _count_one_by_one)
-                self._count_one_by_one(report.signal_keys, exc)
+            except ValueError:  # a label metrics refuse: never out of the cycle (see _count_one_by_one)
+                self._count_one_by_one(report.signal_keys)
         if (account := report.account) is not None:
             metrics.hold_account(account)  # exported when read (bot.telemetry.account_figures)
             if (counts := report.position_counts) is not None and counts != self.last_positions:
@@ -265,7 +265,7 @@ class Instrumentation(EngineObserver):
                                         or self._unreachable_since is not None):
             self._check_alerts(report)  # (a good cycle with nothing alerting or unreachable changes nothing)
 
-    def _count_one_by_one(self, keys: list[tuple[str, str, str]], refusal: ValueError) -> None:
+    def _count_one_by_one(self, keys: list[tuple[str, str, str]]) -> None:
         """A cycle's signals one at a time: those with labels metrics take are counted, each refused key
         is said once (a WARNING) and not counted. cycle_finished runs outside the cycle's own guard."""
         for key in keys:
