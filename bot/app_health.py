@@ -73,7 +73,7 @@ class HealthViews:
                 "ok": report.ok,
                 "error": report.error,
             },
-            "open_positions": dict(self.instrumentation.last_positions) if self.instrumentation else {},
+            "open_positions": self.instrumentation.open_positions() if self.instrumentation else {},
             "equity": str(report.equity) if report and report.equity is not None else None,
             "preflight": self.engine.preflight.as_status(),
             "margin_mode": self.engine.preflight.margin_mode,

@@ -217,7 +217,7 @@ def test_bot_close_feeds_the_waiting_cycles_before_the_last_minute_row(tmp_path)
             app.engine.run_cycle()
     finally:
         _rig.close_bot(app)
-    assert app.instrumentation._history_pending == []
+    assert app.instrumentation._ended.items == []
     with sqlite3.connect(f"{tmp_path}/b.db") as db:
         (stored,) = db.execute("SELECT sum(cycles) FROM metrics_history").fetchone()
     assert stored == 3
@@ -235,3 +235,84 @@ def test_memory_stays_bounded_when_the_history_is_fed_in_batches() -> None:
     assert max(held) < fold_every + HISTORY_EVERY * 17
     instrumentation.flush_history()
     assert sum(f.broker_calls for batch in batches for f in batch) == 17 * len(held)
+
+
+def _account(equity: str):
+    from decimal import Decimal
+
+    return SimpleNamespace(balance=Decimal("1000"), equity=Decimal(equity), margin_level=None)
+
+
+def _cycle(n: int, keys=(), account=None, positions=None, duration=0.25) -> CycleReport:
+    return CycleReport(f"c{n}", n, duration_seconds=duration, signal_keys=list(keys), account=account,
+                       position_counts=positions)
+
+
+BUY = ("EURUSD", "ma", "BUY")
+HOLD = ("EURUSD", "ma", "HOLD")
+
+
+def test_a_finished_cycle_is_seen_by_every_reader_before_the_history_is_fed() -> None:
+    """cycle_finished only appends; a read of any series the cycle feeds folds it first (no history feed yet)."""
+    metrics, instrumentation, gateway, sink, batches = batch_bot(day_ends=datetime(2100, 1, 1, tzinfo=UTC))
+    instrumentation.cycle_finished(_cycle(0))  # the first cycle feeds the history at once (a new minute)
+    instrumentation.cycle_finished(_cycle(1, [BUY, HOLD], _account("990.5"), {"EURUSD": 1}, duration=0.5))
+    assert len(batches) == 1 and len(instrumentation._ended.items) == 1  # waiting, not folded
+    assert value(metrics, "tradewatch_open_positions", symbol="EURUSD") == 1
+    assert value(metrics, "tradewatch_account_equity") == 990.5
+    assert value(metrics, "tradewatch_cycles_total") == 2
+    assert value(metrics, "tradewatch_cycle_duration_seconds_sum") == 0.75
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="ma", signal="BUY") == 1
+    assert metrics.registry.get_sample_value("tradewatch_last_cycle_timestamp_seconds", {"account": ACCOUNT}) > 0
+    instrumentation.cycle_finished(_cycle(2, [BUY], _account("980"), {"EURUSD": 0}))
+    assert instrumentation.open_positions() == {"EURUSD": 0}  # /status folds first too
+    instrumentation.flush_history()  # the history gets both waiting cycles; the metrics count nothing twice
+    assert [len(b) for b in batches] == [1, 2]
+    assert value(metrics, "tradewatch_cycles_total") == 3
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="ma", signal="BUY") == 2
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="ma", signal="HOLD") == 1
+    assert value(metrics, "tradewatch_account_equity") == 980
+    assert instrumentation._ended.items == []
+
+
+def test_the_latest_account_of_a_batch_wins_and_a_cycle_without_one_keeps_it() -> None:
+    metrics, instrumentation, _ = quick_bot()
+    instrumentation.cycle_finished(_cycle(1, account=_account("900"), positions={"EURUSD": 2}))
+    instrumentation.cycle_finished(_cycle(2, account=_account("950"), positions={"EURUSD": 3}))
+    instrumentation.cycle_finished(_cycle(3))  # a cycle that read no account (a failed one)
+    assert value(metrics, "tradewatch_account_equity") == 950
+    assert value(metrics, "tradewatch_open_positions", symbol="EURUSD") == 3
+
+
+def test_a_scrape_on_another_thread_while_the_loop_appends_loses_and_doubles_nothing() -> None:
+    metrics, instrumentation, _ = quick_bot()
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            generate_latest(metrics.registry)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        for n in range(3000):
+            instrumentation.cycle_finished(_cycle(n, [BUY, HOLD, HOLD], duration=0.001))
+    finally:
+        stop.set()
+        scraper.join()
+    assert value(metrics, "tradewatch_cycles_total") == 3000
+    assert value(metrics, "tradewatch_signals_total", symbol="EURUSD", strategy="ma", signal="HOLD") == 6000
+    assert len(instrumentation._ended.items) < HISTORY_EVERY  # unscraped, the loop folds every HISTORY_EVERY
+
+
+def test_a_bad_duration_is_said_once_and_the_rest_of_its_batch_is_still_counted(caplog) -> None:
+    metrics, instrumentation, _ = quick_bot()
+    instrumentation.cycle_finished(_cycle(1, duration=0.5))
+    instrumentation.cycle_finished(_cycle(2, duration=float("nan")))
+    instrumentation.cycle_finished(_cycle(3, duration=0.25))
+    instrumentation.cycle_finished(_cycle(4, duration=float("inf")))
+    assert value(metrics, "tradewatch_cycles_total") == 2  # read: folded, nothing raised
+    assert value(metrics, "tradewatch_cycle_duration_seconds_sum") == 0.75
+    assert [r.message for r in caplog.records].count(
+        "cycle duration not observed in metrics: cycle duration must be finite, got nan") == 1
+    assert len([r for r in caplog.records if "cycle duration not observed" in r.message]) == 1

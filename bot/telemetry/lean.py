@@ -13,6 +13,7 @@ same samples a prometheus_client metric of the same name yields (`_total` / `_bu
 Only what the bot uses is here: labelled metrics, `labels(*values)` (positional), `inc`, `observe`,
 `observe_many` (a batch, as many `observe` calls), and `fold_first`: observations the loop left pending
 (bot.telemetry.deferred) are folded in before every collect, so a reader sees all of them.
+`FoldingGauge` is prometheus_client's own Gauge with that `fold_first`, for gauges a fold sets.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from functools import partial, reduce
 from operator import add
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
@@ -74,9 +75,13 @@ class _Family(Collector):
     def _child(self):
         raise NotImplementedError
 
-    def fold_first(self, pending: Deferred) -> None:
-        """Fold `pending` into this family's children before every collect (bot.telemetry.deferred)."""
-        self._pending.append(pending)
+    def fold_first(self, pending: Deferred, ahead: bool = False) -> None:
+        """Fold `pending` into this family's children before every collect (bot.telemetry.deferred);
+        `ahead`: before the pending lists registered so far (a fold of `pending` appends to them)."""
+        if ahead:
+            self._pending.insert(0, pending)
+        else:
+            self._pending.append(pending)
 
     def _snapshot(self) -> list[tuple[tuple[str, ...], object]]:
         for pending in self._pending:
@@ -215,3 +220,17 @@ class LeanHistogram(_Family):
             family.samples.append(Sample(self.name + "_created", dict(zip(self.labelnames, values, strict=True)),
                                          child.created))
         yield family
+
+
+class FoldingGauge(Gauge):
+    """prometheus_client's Gauge that folds pending observations (bot.telemetry.deferred) before every
+    collect: for gauges set from what the loop left pending (the last cycle's end, account, positions)."""
+
+    def fold_first(self, pending: Deferred) -> None:
+        """Fold `pending` before every collect of this gauge (its labelled children are read then)."""
+        self.__dict__.setdefault("_fold_before", []).append(pending)
+
+    def collect(self) -> Iterable[Metric]:
+        for pending in self.__dict__.get("_fold_before", ()):
+            pending.fold_pending()
+        return super().collect()

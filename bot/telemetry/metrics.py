@@ -24,7 +24,7 @@ from bot.telemetry.collectors import AccountLabelled, PsutilProcessCollector
 from bot.telemetry.context import correlation_id
 from bot.telemetry.deferred import Deferred
 from bot.telemetry.execution_metrics import ExecutionMetrics
-from bot.telemetry.lean import LeanCounter, LeanHistogram
+from bot.telemetry.lean import FoldingGauge, LeanCounter, LeanHistogram
 from bot.telemetry.values import label as _label
 from bot.telemetry.values import number as _number
 
@@ -69,7 +69,7 @@ class BotMetrics:
         # The loop's per-cycle and per-call series are lean (bot.telemetry.lean): same exposition, less CPU.
         self.cycle_duration = LeanHistogram("tradewatch_cycle_duration_seconds", "Wall time of one engine cycle.",
                                             acct, registry=r, buckets=CYCLE_BUCKETS)
-        self.last_cycle_timestamp = Gauge("tradewatch_last_cycle_timestamp_seconds",
+        self.last_cycle_timestamp = FoldingGauge("tradewatch_last_cycle_timestamp_seconds",
                                           "Unix time at which the last cycle finished.", acct, registry=r)
         self.cycles = LeanCounter("tradewatch_cycles_total", "Engine cycles completed.", acct, registry=r)
 
@@ -88,13 +88,13 @@ class BotMetrics:
         self.orders = Counter("tradewatch_orders_total", "Orders by outcome.",
                               acct + ["symbol", "strategy", "side", "outcome"], registry=r)
 
-        self.open_positions = Gauge("tradewatch_open_positions", "Open positions per symbol.", acct + ["symbol"],
+        self.open_positions = FoldingGauge("tradewatch_open_positions", "Open positions per symbol.", acct + ["symbol"],
                                     registry=r)
-        self.account_balance = Gauge("tradewatch_account_balance", "Account balance in deposit currency.", acct,
+        self.account_balance = FoldingGauge("tradewatch_account_balance", "Account balance in deposit currency.", acct,
                                      registry=r)
-        self.account_equity = Gauge("tradewatch_account_equity", "Account equity in deposit currency.", acct,
+        self.account_equity = FoldingGauge("tradewatch_account_equity", "Account equity in deposit currency.", acct,
                                     registry=r)
-        self.account_margin_level = Gauge(
+        self.account_margin_level = FoldingGauge(
             "tradewatch_account_margin_level_ratio", "Equity / used margin (MT5 margin level / 100); "
             "NaN while no margin is in use.", acct, registry=r)
 
@@ -214,6 +214,26 @@ class BotMetrics:
             _number("cycle finish time", finished_at_epoch)
         self._cycle_durations.append(duration)
         self._last_cycle_at = finished  # read by the gauge at scrape time (set_function in __init__)
+
+    def observe_cycles(self, durations: list[float], finished_at_epoch: float) -> None:
+        """`observe_cycle` for several finished cycles at once: their durations in order, the last one's
+        end time. A value that is not a finite number raises (as observe_cycle) and nothing is recorded."""
+        if not all(type(d) is float for d in durations) or not math.isfinite(sum(durations)):
+            # Checked one by one: raises on the first bad one (finite ones whose sum overflows all pass).
+            durations = [_number("cycle duration", d) for d in durations]
+        finished = finished_at_epoch if type(finished_at_epoch) is float and math.isfinite(finished_at_epoch) else \
+            _number("cycle finish time", finished_at_epoch)
+        self._cycle_durations.extend(durations)
+        self._last_cycle_at = finished
+
+    def fold_before_reads(self, pending: Deferred) -> None:
+        """Fold `pending` (the loop's finished cycles, bot.instrumentation) before every read of a series
+        it feeds, ahead of their own pending lists (its fold appends to them)."""
+        for family in (self.cycle_duration, self.cycles, self.signals):
+            family.fold_first(pending, ahead=True)
+        for gauge in (self.last_cycle_timestamp, self.open_positions, self.account_balance, self.account_equity,
+                      self.account_margin_level):
+            gauge.fold_first(pending)
 
     def _fold_cycles(self, durations: list[float]) -> None:
         self._cycle_duration.observe_many(durations)
