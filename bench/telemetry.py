@@ -8,22 +8,27 @@ every other process on a shared machine, fsync waits and scheduler luck) and cou
 2 % it was meant to test. The CPU time the loop thread itself spends in `run_cycle`
 (time.thread_time_ns) leaves out time spent waiting and time other processes took.
 
-Top-down: two bots on identical simulated markets, "on" and "off", run >= 50 rounds of cycles,
-alternating cycle by cycle (which one goes first alternates too), so that a slow phase of the
-machine (another process, a frequency change) falls on both. Each round gives one paired difference of CPU
-time per cycle (on minus off); the figure is the median of those differences relative to the off
-cycle, with the distribution-free 95 % interval for a median (order statistics of the paired
-differences, i.e. the sign test's interval: bench._measure.median_ci).
+Top-down: bots on identical simulated markets, BOTS_PER_SIDE (2) "on" and as many "off", run >= 50
+rounds of cycles, all of them cycle by cycle in turn (who goes first rotates), so that a slow phase of
+the machine (another process, a frequency change) falls on all. Each round gives one paired difference of
+CPU time per cycle (the on bots' mean minus the off bots'); the figure is the median of those differences
+relative to the off cycle, with the distribution-free 95 % interval for a median (order statistics of
+the paired differences, i.e. the sign test's interval: bench._measure.median_ci).
 
-Bottom-up: the same "on" bot with every telemetry entry point the loop thread calls (the engine
+Why several bots a side: each bot built in the process has a memory layout of its own, and two identical
+bots without telemetry were measured 0.5-1.2 % apart over 40-60 rounds, one way in one run and the other
+way in the next (not by the order they were built in): more rounds cannot average that out, more bots
+can. They are built in turns whose order flips (on off floor, floor off on).
+
+Bottom-up: the first "on" bot with every telemetry entry point the loop thread calls (the engine
 observer, the gateway's call observer, the preflight/stop-out/broker-clock hooks, the metrics and
 instrumentation the store and breakers report to, the Loki log handler) wrapped in a CPU timer that
 counts outermost calls on the loop thread only: microseconds per cycle spent inside telemetry code.
 
 "Off" is the bot as it always runs without telemetry: no `start_telemetry` (the engine keeps its
-no-op observer, the gateway no call observer), JSON logs on (they are never switched off) and the
-"on" bot's Loki handler taken off the root logger during the off rounds (the handler is process-wide:
-left on it would charge the off bot's log lines to Loki too). "On" adds everything telemetry adds:
+no-op observer, the gateway no call observer), JSON logs on (they are never switched off) and no Loki
+handler on the root logger while it cycles (the handler is process-wide: each on bot's is on only while
+that bot cycles, group_round). "On" adds everything telemetry adds:
 Prometheus metrics on every broker call and cycle, the health and control servers, the per-cycle
 history window and minute rollups, and the Loki push to a local endpoint answering 204.
 
@@ -46,8 +51,9 @@ that took ~60 ms a cycle and left a different, random part of the heap cached ea
 made single rounds swing by several percent. The heap is frozen after the warm-up (gc.freeze) so the
 collection after each cycle walks only what the rounds allocated.
 
-The noise floor: two more bots without telemetry, paired with each other exactly as on and off are,
-give the figure the bench reads when there is nothing to find. It is printed beside the result.
+The noise floor: BOTS_PER_SIDE more bots without telemetry ("floor"), in the same rounds, compared with
+the off bots exactly as the on bots are: the figure the bench reads when there is nothing to find. It is
+printed beside the result.
 
 The RSS run measures the bot process alone, with the simulated terminal behind the bridge in a
 process of its own (as a real terminal always is): an in-process simulator would add the broker's
@@ -73,7 +79,8 @@ from bench._measure import MedianCI, ThreadCPUTimer, TimedProxy, median_ci
 from bot.app import BotApp
 from bot.telemetry.logging import attach_loki, detach_loki, setup_logging
 
-ROUNDS = int(os.environ.get("BENCH_TELEMETRY_ROUNDS", "60"))
+ROUNDS = int(os.environ.get("BENCH_TELEMETRY_ROUNDS", "80"))
+BOTS_PER_SIDE = int(os.environ.get("BENCH_TELEMETRY_BOTS", "2"))  # bots of each kind: on, off, floor (module doc)
 CYCLES_PER_ROUND = int(os.environ.get("BENCH_TELEMETRY_CYCLES", "30"))
 WARM_UP_CYCLES = int(os.environ.get("BENCH_TELEMETRY_WARM_UP", "20"))
 BOTTOM_UP_ROUNDS = int(os.environ.get("BENCH_TELEMETRY_BOTTOM_UP_ROUNDS", "10"))
@@ -106,7 +113,7 @@ class Scraper:
 SCRAPE = Scraper()
 SCRAPE_EVERY = int(os.environ.get("BENCH_TELEMETRY_SCRAPE_EVERY", "10"))  # on-bot cycles per scrape; 0: never
 COLLECT = os.environ.get("BENCH_TELEMETRY_COLLECT", "1") == "1"
-_cycles_since_scrape = [0]
+_cycles_since_scrape: dict[int, int] = {}  # id(app) -> its cycles since its last scrape
 
 
 def _rate(app: BotApp, cycles: int) -> float:
@@ -157,9 +164,9 @@ def _between_cycles(app: BotApp) -> None:
     makes each timed cycle start alike, and a cycle's own allocations (telemetry's included) still
     trigger whatever collections they trigger inside it."""
     if SCRAPE_EVERY and getattr(app, "metrics", None) is not None:
-        _cycles_since_scrape[0] += 1
-        if _cycles_since_scrape[0] >= SCRAPE_EVERY:
-            _cycles_since_scrape[0] = 0
+        done = _cycles_since_scrape[id(app)] = _cycles_since_scrape.get(id(app), 0) + 1
+        if done >= SCRAPE_EVERY:
+            _cycles_since_scrape[id(app)] = 0
             SCRAPE(app)
     if COLLECT:
         gc.collect()
@@ -167,33 +174,45 @@ def _between_cycles(app: BotApp) -> None:
         _COLD.find(b"\x01")  # reads all of it: the next cycle starts with cold caches (see the module doc)
 
 
-def paired_round(on_app: BotApp, off_app: BotApp, cycles: int, on_first: bool) -> tuple[float, float]:
-    """Mean loop-thread CPU microseconds per cycle of each bot over one round, the two alternating cycle
-    by cycle (who goes first alternates too): a slow phase of the machine hits both bots alike.
+def group_round(bots: list[BotApp], cycles: int, shift: int) -> list[float]:
+    """Mean loop-thread CPU microseconds per cycle of each of `bots` over one round: every bot runs one
+    cycle in turn, cycle by cycle, the turn starting one bot later each cycle (and `shift` later each
+    round), so that a slow phase of the machine hits all of them alike.
 
-    The on bot's Loki handler is on the root logger only while the on bot cycles (a bot without
-    telemetry has none: two such bots give the noise floor).
+    A bot's own Loki handler (the on bots') is on the root logger only while that bot cycles: the
+    handler is process-wide, and left on it would charge one bot's log lines to another's.
     """
-    spent = {True: 0, False: 0}
-    loki = getattr(on_app, "loki", None)
+    spent = [0] * len(bots)
+    attached = None
     for k in range(cycles):
-        for is_on in ((True, False) if (k % 2 == 0) == on_first else (False, True)):
-            if loki is not None:
-                (attach_loki if is_on else detach_loki)(loki)
-            spent[is_on] += _cycle_ns(on_app if is_on else off_app)
-    if loki is not None:
-        attach_loki(loki)
-    return spent[True] / cycles / 1000, spent[False] / cycles / 1000
+        for j in range(len(bots)):
+            i = (j + k + shift) % len(bots)
+            loki = getattr(bots[i], "loki", None)
+            if loki is not attached:
+                if attached is not None:
+                    detach_loki(attached)
+                if loki is not None:
+                    attach_loki(loki)
+                attached = loki
+            spent[i] += _cycle_ns(bots[i])
+    if attached is not None:
+        detach_loki(attached)
+    return [ns / cycles / 1000 for ns in spent]
 
 
-def floor_round(on_app: BotApp, off_a: BotApp, off_b: BotApp, cycles: int, a_first: bool) -> float:
-    """One round of two bots without telemetry, paired as on and off are: their relative difference (%)."""
-    if on_app.loki is not None:
-        detach_loki(on_app.loki)  # neither of these bots logs to Loki
-    a, b = paired_round(off_a, off_b, cycles, a_first)
-    if on_app.loki is not None:
-        attach_loki(on_app.loki)
-    return (a - b) / b * 100
+def _build(tmp: str, loki_url: str) -> dict[str, list[BotApp]]:
+    """BOTS_PER_SIDE bots of each kind (on, off, floor), built in turns whose order flips each time
+    (on off floor, floor off on, ...): no kind is always built first, among the imports' leftovers."""
+    bots: dict[str, list[BotApp]] = {"on": [], "off": [], "floor": []}
+    for i in range(BOTS_PER_SIDE):
+        for kind in ("on", "off", "floor") if i % 2 == 0 else ("floor", "off", "on"):
+            if kind == "on":
+                app = _rig.bot(f"{tmp}/{kind}{i}.db", LOKI_URL=loki_url)
+                app.start_telemetry(serve=True)
+            else:
+                app = _rig.bot(f"{tmp}/{kind}{i}.db")
+            bots[kind].append(app)
+    return bots
 
 
 def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
@@ -224,21 +243,25 @@ def overhead() -> int:
     _COLD[:] = b"\x02" * (COLD_MB << 20)
     # The stores live in memory-backed files where there are some: the figure is about telemetry.
     with tempfile.TemporaryDirectory(dir=RAM_DIR if os.path.isdir(RAM_DIR) else None) as tmp:
-        on_app = _rig.bot(f"{tmp}/on.db", LOKI_URL=loki.url)
-        on_app.start_telemetry(serve=True)
-        off_app = _rig.bot(f"{tmp}/off.db")
-        floor_a, floor_b = _rig.bot(f"{tmp}/floor_a.db"), _rig.bot(f"{tmp}/floor_b.db")  # the noise floor
+        bots = _build(tmp, loki.url)
+        everyone = bots["on"] + bots["off"] + bots["floor"]
+        on_app = bots["on"][0]
         try:
-            for app in (on_app, off_app, floor_a, floor_b):  # reconciliation, the first-start history import, caches
+            for app in everyone:  # reconciliation, the first-start history import, caches
                 cpu_per_cycle(app, WARM_UP_CYCLES)
             gc.collect()
             gc.freeze()  # the collection after each cycle walks only what the rounds allocate (module doc)
+            kinds = [kind for kind in ("on", "off", "floor") for _ in bots[kind]]
             on_us, off_us, floor = [], [], []
             for round_no in range(ROUNDS):
-                on, off = paired_round(on_app, off_app, CYCLES_PER_ROUND, on_first=round_no % 2 == 0)
-                on_us.append(on)
-                off_us.append(off)
-                floor.append(floor_round(on_app, floor_a, floor_b, CYCLES_PER_ROUND, a_first=round_no % 2 == 0))
+                spent = dict.fromkeys(bots, 0.0)
+                for kind, us in zip(kinds, group_round(everyone, CYCLES_PER_ROUND, round_no), strict=True):
+                    spent[kind] += us / BOTS_PER_SIDE
+                on_us.append(spent["on"])
+                off_us.append(spent["off"])
+                floor.append((spent["off"] - spent["floor"]) / spent["floor"] * 100)
+            if on_app.loki is not None:
+                attach_loki(on_app.loki)  # the instrumented bot below logs to Loki as it always does
             timer, probe_timer = ThreadCPUTimer(), ThreadCPUTimer()
             instrument(on_app, timer)
             probe = probe_timer.wrap(lambda: None, "timed no-op")
@@ -246,7 +269,7 @@ def overhead() -> int:
             bottom_cycles = BOTTOM_UP_ROUNDS * CYCLES_PER_ROUND
         finally:
             gc.unfreeze()
-            for app in (on_app, off_app, floor_a, floor_b):
+            for app in everyone:
                 app.close()
             loki.shutdown()
     base = statistics.median(off_us)
@@ -261,14 +284,15 @@ def overhead() -> int:
     ok = relative.median <= TARGET_PERCENT
     out = sys.stdout
     out.write(f"loop-thread CPU per cycle, telemetry off: {base:9.1f} us  on: {statistics.median(on_us):9.1f} us  "
-              f"(medians of {ROUNDS} rounds of {CYCLES_PER_ROUND} cycles each, alternating cycle by cycle)\n")
+              f"(medians of {ROUNDS} rounds of {CYCLES_PER_ROUND} cycles each, {BOTS_PER_SIDE} bots a side, "
+              "all in turn cycle by cycle)\n")
     out.write(f"telemetry cost, top-down : {paired.median:+8.1f} us per cycle = {_percent(paired, base)}\n")
     out.write(f"  per-round relative cost: median {relative.median:+.2f} %, 95 % CI {relative.low:+.2f} .. "
               f"{relative.high:+.2f} % (order-statistic interval of {relative.n} paired rounds, coverage "
               f"{relative.coverage:.3f})  target <= {TARGET_PERCENT:g} %  {'PASS' if ok else 'MISS'}\n")
     noise = median_ci(floor)
-    out.write(f"  noise floor (two bots without telemetry, paired the same way): median {noise.median:+.2f} %, "
-              f"95 % CI {noise.low:+.2f} .. {noise.high:+.2f} %\n")
+    out.write(f"  noise floor ({BOTS_PER_SIDE} more bots without telemetry against the off ones, the same way): "
+              f"median {noise.median:+.2f} %, 95 % CI {noise.low:+.2f} .. {noise.high:+.2f} %\n")
     if relative.low <= TARGET_PERCENT < relative.high:
         out.write(f"  the interval straddles {TARGET_PERCENT:g} %: undecided, more rounds (BENCH_TELEMETRY_ROUNDS) "
                   "or a quieter machine resolve it\n")

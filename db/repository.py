@@ -367,8 +367,8 @@ class Repository(SignalWrites, TradeBook):
 
     def record_metrics_minute(self, m: MetricsMinute) -> None:
         """Add a flush of the bot's counters to its minute: counts and sums add, max and last replace."""
-        with self._db.session() as session:
-            minutes_store.record_minute(session.connection(), m)
+        with self._db.connection(savepoint=self._savepoint_one_statement) as connection:  # one statement
+            minutes_store.record_minute(connection, m)
 
     def metrics_history(
         self, account: str, since: datetime | None = None, until: datetime | None = None

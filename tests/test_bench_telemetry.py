@@ -50,45 +50,54 @@ def test_a_bot_with_metrics_is_scraped_every_n_cycles_on_a_thread_of_its_own_out
                           pacer=SimpleNamespace(wait=lambda: None), metrics=SimpleNamespace(registry=registry))
     monkeypatch.setattr(telemetry, "SCRAPE", telemetry.Scraper())
     monkeypatch.setattr(telemetry, "SCRAPE_EVERY", 2)
-    monkeypatch.setattr(telemetry, "_cycles_since_scrape", [0])
+    monkeypatch.setattr(telemetry, "_cycles_since_scrape", {})
     cpu_per_cycle(app, 6)
     main = threading.current_thread().name
     assert events == [("cycle", main), ("cycle", main), ("scrape", "bench-scrape")] * 3
     assert len(telemetry.SCRAPE.seconds) == 3
 
 
-def test_the_noise_floor_pairs_two_bots_without_the_on_bots_loki_handler(monkeypatch):
-    """Two bots without telemetry are paired as on and off are; the on bot's Loki handler is off the root
-    logger while they cycle and back on after; the figure is their relative difference."""
+def test_a_round_runs_every_bot_in_turn_with_only_its_own_loki_handler_on(monkeypatch):
+    """All bots cycle in turn, the turn starting one later each cycle (and `shift` later each round); a
+    bot's Loki handler is on the root logger only while that bot cycles, and off after the round."""
     import logging
 
     monkeypatch.setattr(telemetry, "COLLECT", False)
     monkeypatch.setattr(telemetry, "SCRAPE_EVERY", 0)
-    handler = logging.NullHandler()
     root = logging.getLogger()
-    attached_while_cycling = []
-    order = []
-
-    def bot(name, work):
-        def run_cycle():
-            order.append(name)
-            attached_while_cycling.append(handler in root.handlers)
-            sum(range(work))
-        return SimpleNamespace(engine=SimpleNamespace(run_cycle=run_cycle), liveness=SimpleNamespace(beat=lambda: None),
-                               pacer=SimpleNamespace(wait=lambda: None))
-
     monkeypatch.setattr(telemetry, "attach_loki", lambda h: root.addHandler(h))
     monkeypatch.setattr(telemetry, "detach_loki", lambda h: root.removeHandler(h))
-    on_app = SimpleNamespace(loki=handler)
-    root.addHandler(handler)
-    try:
-        figure = telemetry.floor_round(on_app, bot("a", 400_000), bot("b", 40_000), 4, a_first=True)
-        assert handler in root.handlers  # back on for the on bot's next round
-    finally:
-        root.removeHandler(handler)
-    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]  # cycle by cycle, who goes first alternating
-    assert not any(attached_while_cycling)
-    assert figure > 100  # a's cycles cost several times b's: (a - b) / b in percent
+    seen = []
+
+    def bot(name, work, loki=None):
+        def run_cycle():
+            seen.append((name, [h for h in root.handlers if h is loki_a or h is loki_b]))
+            sum(range(work))
+        return SimpleNamespace(engine=SimpleNamespace(run_cycle=run_cycle), liveness=SimpleNamespace(beat=lambda: None),
+                               pacer=SimpleNamespace(wait=lambda: None), loki=loki)
+
+    loki_a, loki_b = logging.NullHandler(), logging.NullHandler()
+    bots = [bot("on_a", 400_000, loki_a), bot("off", 40_000), bot("on_b", 40_000, loki_b)]
+    us = telemetry.group_round(bots, 3, shift=1)
+    assert [name for name, _ in seen] == ["off", "on_b", "on_a", "on_b", "on_a", "off", "on_a", "off", "on_b"]
+    own = {"on_a": [loki_a], "on_b": [loki_b], "off": []}
+    assert [(name, handlers) for name, handlers in seen if handlers != own[name]] == []
+    assert loki_a not in root.handlers and loki_b not in root.handlers  # off after the round
+    assert len(us) == 3 and us[0] > 3 * us[1]  # per bot, in the order given: on_a's cycles cost the most
+
+
+def test_each_kind_is_built_in_turns_whose_order_flips(monkeypatch):
+    built = []
+
+    def fake_bot(path, **extra):
+        built.append(path.rsplit("/", 1)[1])
+        return SimpleNamespace(start_telemetry=lambda serve: built.append("telemetry"))
+
+    monkeypatch.setattr(telemetry._rig, "bot", fake_bot)
+    monkeypatch.setattr(telemetry, "BOTS_PER_SIDE", 2)
+    bots = telemetry._build("/tmp/x", "http://127.0.0.1:1")
+    assert built == ["on0.db", "telemetry", "off0.db", "floor0.db", "floor1.db", "off1.db", "on1.db", "telemetry"]
+    assert [len(bots[kind]) for kind in ("on", "off", "floor")] == [2, 2, 2]
 
 
 def test_the_cold_buffer_is_read_between_cycles(monkeypatch):

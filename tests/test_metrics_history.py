@@ -94,3 +94,18 @@ def test_listing_refuses_naive_bounds(repo):
         repo.metrics_history(ACCOUNT, since=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="older_than must be timezone-aware"):
         repo.prune_metrics_history(ACCOUNT, datetime(2026, 1, 1))
+
+
+def test_minute_rows_in_a_unit_share_its_commit_and_one_statement_per_backend(repo):
+    """The engine writes a closed minute inside its cycle's unit (no SAVEPOINT on SQLite): the pieces add
+    up once it commits; the upsert is built once per backend, not per row (issue 16)."""
+    from db import metrics_history
+
+    metrics_history._record_statement.cache_clear()
+    with repo.unit():
+        for k in range(3):
+            repo.record_metrics_minute(piece(T0 + timedelta(seconds=k), cycles=2, broker_calls=k))
+    (stored,) = repo.metrics_history(ACCOUNT)
+    assert (stored.cycles, stored.broker_calls) == (6, 3)
+    info = metrics_history._record_statement.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
