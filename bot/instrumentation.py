@@ -44,6 +44,7 @@ from .gateway import GatewayError
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.deferred import Deferred
 from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
+from .telemetry.process_sample import ProcessSampler
 
 log = logging.getLogger("bot.instrumentation")
 
@@ -89,8 +90,9 @@ class Instrumentation(EngineObserver):
         self.history_sink = history_sink
         self.alerts = alerts
         self.terminal_alert_after = terminal_alert_after
-        self._process = psutil.Process()
+        self._process = psutil.Process()  # /status
         self._process.cpu_percent(None)
+        self._sampler = ProcessSampler()  # the minute history's samples
         self._calls = 0
         self._latency = 0.0
         self._unreachable_since: float | None = None
@@ -160,10 +162,10 @@ class Instrumentation(EngineObserver):
 
     def _sample_process(self, now: float) -> tuple[int, float]:
         """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS (of
-        `now`, time.time(); a clock stepped back samples at once): each sample reads /proc twice, and the
-        loop may run thousands of cycles a second. The minute history keeps the last sample of a minute;
-        /metrics and /status read the process at their own time."""
-        rss, cpu = self._process.memory_info().rss, self._process.cpu_percent(None)
+        `now`, time.time(); a clock stepped back samples at once): the loop may run thousands of cycles a
+        second. The minute history keeps the last sample of a minute; /metrics and /status read the
+        process at their own time, through psutil (bot.telemetry.process_sample: why not here)."""
+        rss, cpu = self._sampler.sample()
         self._process_sample = (now, rss, cpu)
         return rss, cpu
 

@@ -172,3 +172,13 @@ def counter_rows(table: Table, key: Sequence[str]) -> RawRows:
 def ignoring_rows(table: Table, key: Sequence[str]) -> RawRows:
     """An ON CONFLICT (key) DO NOTHING insert (db.statements.account_snapshot, position_snapshots)."""
     return RawRows(table, f"ON CONFLICT ({_quoted(key)}) DO NOTHING")
+
+
+def upsert_rows(table: Table, statement: Any) -> RawRows:
+    """An INSERT ... ON CONFLICT built with SQLAlchemy (db.metrics_history's additive upsert), its
+    conflict clause exactly as SQLAlchemy renders it for SQLite; a clause that binds no values."""
+    text = statement.compile(dialect=sqlite.dialect()).string
+    tail = text[text.index(" ON CONFLICT ") + 1:]
+    if "?" in tail:
+        raise ValueError(f"the conflict clause binds values, which RawRows does not: {tail}")
+    return RawRows(table, tail)

@@ -102,10 +102,42 @@ def test_minute_rows_in_a_unit_share_its_commit_and_one_statement_per_backend(re
     from db import metrics_history
 
     metrics_history._record_statement.cache_clear()
+    metrics_history._sqlite_rows.cache_clear()
     with repo.unit():
         for k in range(3):
             repo.record_metrics_minute(piece(T0 + timedelta(seconds=k), cycles=2, broker_calls=k))
     (stored,) = repo.metrics_history(ACCOUNT)
     assert (stored.cycles, stored.broker_calls) == (6, 3)
-    info = metrics_history._record_statement.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
+    built = metrics_history._sqlite_rows if repo._sqlite else metrics_history._record_statement
+    assert (built.cache_info().misses, built.cache_info().hits) == (1, 2)
+
+
+def test_on_sqlite_the_driver_path_stores_what_sqlalchemys_statement_stores(tmp_path):
+    """The minute upsert through db.sqlite_rows and the same statement through SQLAlchemy: the same rows,
+    value for value and type for type, pieces adding up, None samples keeping the stored one."""
+    import sqlite3
+
+    from db import metrics_history
+
+    pieces = [piece(T0 + timedelta(seconds=s), cycles=1 + s % 3, cycle_seconds_sum=s / 8, cycle_seconds_max=(s % 4) / 4,
+                    signals=s, orders=s % 2, trades_executed=s % 2, broker_latency_seconds_sum=s / 16, broker_calls=s,
+                    memory_rss_bytes=None if s % 3 == 0 else 10**8 + s, cpu_percent=None if s % 2 else s / 3)
+              for s in range(0, 150, 7)]  # three minutes
+    rows = []
+    for driver in (True, False):
+        database = init_db(f"sqlite:///{tmp_path}/{driver}.db")
+        try:
+            with database.engine.begin() as connection:
+                for p in pieces:
+                    if driver:
+                        metrics_history.record_minute(connection, p)
+                    else:
+                        values = {name: getattr(p, name) for name in MetricsMinute.__dataclass_fields__}
+                        values["minute"] = metrics_history.truncate_to_minute(p.minute)
+                        connection.execute(metrics_history._record_statement("sqlite"), values)
+        finally:
+            database.dispose()
+        with sqlite3.connect(f"{tmp_path}/{driver}.db") as db:
+            rows.append(db.execute("SELECT *, typeof(minute), typeof(cpu_percent) FROM metrics_history "
+                                   "ORDER BY minute").fetchall())
+    assert len(rows[0]) == 3 and rows[0] == rows[1]
