@@ -55,6 +55,13 @@ The noise floor: BOTS_PER_SIDE more bots without telemetry ("floor"), in the sam
 the off bots exactly as the on bots are: the figure the bench reads when there is nothing to find. It is
 printed beside the result.
 
+At production pacing: the bench's cycles run back to back, so what telemetry does once a wall-clock
+minute (close the minute and write its row in the next cycle's store unit, sample the process, feed
+the history) falls on one cycle in thousands; at the default 30 s cycle it falls on every other one. A
+further bot with telemetry runs PACED_CYCLES (240) cycles with its telemetry's wall clock advanced
+PACED_SECONDS (30) a cycle, timed bottom-up: the figure a trader's bot pays, printed beside the
+target's (which it is not).
+
 The RSS run measures the bot process alone, with the simulated terminal behind the bridge in a
 process of its own (as a real terminal always is): an in-process simulator would add the broker's
 growing deal history and its price caches to the bot's figure.
@@ -80,6 +87,8 @@ from bot.app import BotApp
 from bot.telemetry.logging import attach_loki, detach_loki, setup_logging
 
 ROUNDS = int(os.environ.get("BENCH_TELEMETRY_ROUNDS", "80"))
+PACED_SECONDS = float(os.environ.get("BENCH_TELEMETRY_PACED_SECONDS", "30"))  # the default CYCLE_SECONDS
+PACED_CYCLES = int(os.environ.get("BENCH_TELEMETRY_PACED_CYCLES", "240"))
 BOTS_PER_SIDE = int(os.environ.get("BENCH_TELEMETRY_BOTS", "2"))  # bots of each kind: on, off, floor (module doc)
 CYCLES_PER_ROUND = int(os.environ.get("BENCH_TELEMETRY_CYCLES", "30"))
 WARM_UP_CYCLES = int(os.environ.get("BENCH_TELEMETRY_WARM_UP", "20"))
@@ -232,6 +241,30 @@ def instrument(app: BotApp, timer: ThreadCPUTimer) -> None:
         app.loki.handle = timer.wrap(app.loki.handle, "LokiHandler.handle")  # logging calls handler.handle(record)
 
 
+def paced(app: BotApp) -> tuple[float, float, ThreadCPUTimer]:
+    """Bottom-up at production pacing: `app`'s telemetry (instrumented, started) sees its wall clock
+    advance PACED_SECONDS a cycle while the cycles run back to back, so the minute history closes a
+    minute every other cycle at 30 s - its row, its process sample, its feed - as in production.
+    (loop-thread CPU us per cycle, net us inside telemetry per cycle, the timer)."""
+    ahead = [0.0]
+
+    def clock() -> float:
+        return time.time() + ahead[0]
+
+    app.instrumentation.clock = clock
+    app.history.clock = clock
+    timer, probe_timer = ThreadCPUTimer(), ThreadCPUTimer()
+    instrument(app, timer)
+    probe = probe_timer.wrap(lambda: None, "timed no-op")
+    spent = 0.0
+    for _ in range(PACED_CYCLES):
+        ahead[0] += PACED_SECONDS
+        spent += cpu_per_cycle(app, 1, probe)
+    probe_us = probe_timer.ns / 1000 / probe_timer.calls
+    net = max(0.0, timer.ns / 1000 - probe_us * timer.calls) / PACED_CYCLES
+    return spent / PACED_CYCLES, net, timer
+
+
 def _percent(ci: MedianCI, base: float) -> str:
     return f"{ci.median / base * 100:+.2f} % (95 % CI {ci.low / base * 100:+.2f} .. {ci.high / base * 100:+.2f} %)"
 
@@ -245,9 +278,12 @@ def overhead() -> int:
     with tempfile.TemporaryDirectory(dir=RAM_DIR if os.path.isdir(RAM_DIR) else None) as tmp:
         bots = _build(tmp, loki.url)
         everyone = bots["on"] + bots["off"] + bots["floor"]
+        paced_app = _rig.bot(f"{tmp}/paced.db", LOKI_URL=loki.url)
+        paced_app.start_telemetry(serve=True)
+        detach_loki(paced_app.loki)
         on_app = bots["on"][0]
         try:
-            for app in everyone:  # reconciliation, the first-start history import, caches
+            for app in (*everyone, paced_app):  # reconciliation, the first-start history import, caches
                 cpu_per_cycle(app, WARM_UP_CYCLES)
             gc.collect()
             gc.freeze()  # the collection after each cycle walks only what the rounds allocate (module doc)
@@ -267,9 +303,11 @@ def overhead() -> int:
             probe = probe_timer.wrap(lambda: None, "timed no-op")
             bottom_cycle_us = [cpu_per_cycle(on_app, CYCLES_PER_ROUND, probe) for _ in range(BOTTOM_UP_ROUNDS)]
             bottom_cycles = BOTTOM_UP_ROUNDS * CYCLES_PER_ROUND
+            attach_loki(paced_app.loki)
+            paced_cycle_us, paced_us, paced_timer = paced(paced_app) if PACED_CYCLES else (0.0, 0.0, None)
         finally:
             gc.unfreeze()
-            for app in everyone:
+            for app in (*everyone, paced_app):
                 app.close()
             loki.shutdown()
     base = statistics.median(off_us)
@@ -309,6 +347,15 @@ def overhead() -> int:
         f"{name} {ns / 1000 / bottom_cycles:.1f} / "
         f"{(ns / 1000 - probe_us * timer.calls_by_name[name]) / bottom_cycles:.1f} us "
         f"({timer.calls_by_name[name] / bottom_cycles:.1f})" for name, ns in top) + "\n")
+    if paced_timer is not None:
+        top = sorted(paced_timer.by_name.items(), key=lambda item: -item[1])[:3]
+        out.write(f"at production pacing (telemetry's wall clock {PACED_SECONDS:g} s a cycle, {PACED_CYCLES} cycles: "
+                  f"a minute row, a process sample and a history feed every {60 / PACED_SECONDS:g} cycles): "
+                  f"{paced_us:.1f} us per cycle inside telemetry less the timer = "
+                  f"{paced_us / (paced_cycle_us - paced_us) * 100:.2f} % of a cycle, not the target's figure "
+                  "(the store unit's BEGIN is in it when a minute row opens the unit, which the cycle's "
+                  "first write pays otherwise); largest: " + ", ".join(
+                      f"{name} {ns / 1000 / PACED_CYCLES:.1f} us" for name, ns in top) + "\n")
     return 0 if ok else 1
 
 

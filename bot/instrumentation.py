@@ -99,12 +99,15 @@ class Instrumentation(EngineObserver):
         self._terminal_alerting = False
         self._cycle_alerting = False
         self._connected: bool | None = None
-        self._process_sample = (-math.inf, 0, 0.0)  # (time.time() of the sample, rss, cpu percent)
+        self._process_sample = (-math.inf, 0, 0.0)  # (clock() of the sample, rss, cpu percent)
+        #: The wall clock (time.time) the cycles are stamped with; bench.telemetry gives its own to run the
+        #: minute history at production pacing (a minute every other cycle) with cycles back to back.
+        self.clock = time.time
         self.last_positions: dict[str, int] = {}
         #: Call names whose successes the gateway appends to metrics.broker_calls (see the module doc).
         self.quick_calls: set[str] = set()
         self._quick_known: set[str] = set()  # every name that was in quick_calls (restored after a failure)
-        #: Finished cycles as (time.time(), report, quick-lane index at its end, observed calls, their
+        #: Finished cycles as (clock(), report, quick-lane index at its end, observed calls, their
         #: seconds): appended by cycle_finished, folded into metrics before every read of the series they
         #: feed and at each history feed, taken by the minute history (see the module doc).
         self._ended = Deferred(self._fold_ended, fold_every=HISTORY_EVERY)
@@ -113,7 +116,7 @@ class Instrumentation(EngineObserver):
             metrics.broker_calls.count_cycles()
             self._ended.count_cycles()
         self._batched = hasattr(history_sink, "add_many") and hasattr(history_sink, "day_ends")
-        self._minute_ends = -math.inf  # time.time() at which the last fed cycle's minute ends
+        self._minute_ends = -math.inf  # clock() at which the last fed cycle's minute ends
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
         self._day_ends = None  # the history sink's day_ends, as of the last feed (only a feed changes it)
@@ -162,7 +165,7 @@ class Instrumentation(EngineObserver):
 
     def _sample_process(self, now: float) -> tuple[int, float]:
         """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS (of
-        `now`, time.time(); a clock stepped back samples at once): the loop may run thousands of cycles a
+        `now`, clock(); a clock stepped back samples at once): the loop may run thousands of cycles a
         second. The minute history keeps the last sample of a minute; /metrics and /status read the
         process at their own time, through psutil (bot.telemetry.process_sample: why not here)."""
         rss, cpu = self._sampler.sample()
@@ -248,7 +251,7 @@ class Instrumentation(EngineObserver):
         """Once a cycle, on the loop thread: kept to what cannot wait (issue 16). The cycle is appended
         (one C-level append); its duration, signals, account state and position counts reach metrics
         when they are read or the minute history is fed (`_fold_ended`, bot.telemetry.deferred)."""
-        now = time.time()
+        now = self.clock()
         calls = self.metrics.broker_calls
         ended = self._ended
         ended.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bench import _rig
 from bench._measure import CommitCounter, ThreadCPUTimer, TimedProxy, fit_line, median_ci
 from bench.cycle import BAR_STEP, NO_BAR_STEP, Bot, verdicts
-from bench.telemetry import instrument, paired_round
+from bench.telemetry import group_round, instrument
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_bottom_up_instrumentation_times_telemetry_without_breaking_cycles(tmp_p
         _rig.close_bot(app)
 
 
-def test_paired_round_alternates_the_bots_cycle_by_cycle(tmp_path):
+def test_group_round_runs_real_bots_in_turn_through_the_same_market_time(tmp_path):
     on = _rig.bot(f"{tmp_path}/on.db", symbols=("EURUSD",), strategies=("ma_crossover",), cycle_seconds=BAR_STEP)
     off = _rig.bot(f"{tmp_path}/off.db", symbols=("EURUSD",), strategies=("ma_crossover",), cycle_seconds=BAR_STEP)
     try:
@@ -164,7 +164,7 @@ def test_paired_round_alternates_the_bots_cycle_by_cycle(tmp_path):
         for app, name in ((on, "on"), (off, "off")):
             run = app.engine.run_cycle
             app.engine.run_cycle = lambda run=run, name=name: order.append(name) or run()
-        on_us, off_us = paired_round(on, off, 3, on_first=False)
+        on_us, off_us = group_round([on, off], 3, shift=1)
         assert order == ["off", "on", "on", "off", "off", "on"]
         assert on_us > 0 and off_us > 0
         assert on.engine.cycles == off.engine.cycles == 3

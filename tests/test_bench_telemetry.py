@@ -114,3 +114,25 @@ def test_the_cold_buffer_is_read_between_cycles(monkeypatch):
                           pacer=SimpleNamespace(wait=lambda: None))
     cpu_per_cycle(app, 3)
     assert len(reads) == 3
+
+
+def test_paced_runs_the_minute_history_at_production_pacing_and_times_it(tmp_path, monkeypatch):
+    """The paced bot's telemetry sees its wall clock advance PACED_SECONDS a cycle: 8 cycles at 30 s close
+    a minute every other cycle (rows in its store), and the timed entry points include the unit's opener."""
+    import sqlite3
+
+    from bench import _rig
+
+    monkeypatch.setattr(telemetry, "PACED_CYCLES", 8)
+    monkeypatch.setattr(telemetry, "PACED_SECONDS", 30.0)
+    app = _rig.bot(f"{tmp_path}/p.db", symbols=("EURUSD",), strategies=("ma_crossover",))
+    try:
+        app.start_telemetry(serve=False)
+        cycle_us, net_us, timer = telemetry.paced(app)
+    finally:
+        _rig.close_bot(app)
+    with sqlite3.connect(f"{tmp_path}/p.db") as db:
+        (rows,) = db.execute("SELECT count(*) FROM metrics_history").fetchone()
+    assert 4 <= rows <= 6  # 240 s of telemetry's clock: four or five minutes touched
+    assert cycle_us > net_us >= 0
+    assert timer.calls_by_name["Instrumentation.store_unit_opened"] == 8
