@@ -25,6 +25,7 @@ from bot.telemetry.context import correlation_id
 from bot.telemetry.deferred import Deferred
 from bot.telemetry.execution_metrics import ExecutionMetrics
 from bot.telemetry.lean import FoldingGauge, LeanCounter, LeanHistogram
+from bot.telemetry.prop_rule_metrics import PropRuleMetrics
 from bot.telemetry.values import label as _label
 from bot.telemetry.values import number as _number
 
@@ -141,16 +142,7 @@ class BotMetrics:
             "account state); exits still go out.", acct + ["reason"], registry=r)
 
         self.execution = ExecutionMetrics(r, self.account)  # slippage, fill latency, spread, requotes
-        # Prop-firm challenge rules (bot.engine.proprules), judged every cycle on equity.
-        self.rule_headroom = Gauge("tradewatch_rule_headroom", "Money left before the prop-firm rule is breached "
-                                   "(account currency).", acct + ["rule"], registry=r)
-        self.rule_limit = Gauge("tradewatch_rule_limit", "Money the prop-firm rule allows (loss limit, profit "
-                                "target or consistency allowance; trading days for min_trading_days).",
-                                acct + ["rule"], registry=r)
-        self.rule_breached = Gauge("tradewatch_rule_breached", "1 while the prop-firm rule is breached.",
-                                   acct + ["rule"], registry=r)
-        self.rule_target_progress = Gauge("tradewatch_rule_target_progress", "Share of a prop-firm target reached "
-                                          "(profit_target, min_trading_days; 1 = reached).", acct + ["rule"], registry=r)
+        self.prop_rules = PropRuleMetrics(r, self.account)  # prop-firm challenge rules
 
         r.register(AccountLabelled(ProcessCollector(registry=None), self.account))
         r.register(PsutilProcessCollector(self.account))
@@ -387,15 +379,7 @@ class BotMetrics:
 
     def set_prop_rules(self, statuses: list) -> None:
         """One series per rule of the rules file (bot.engine.proprules.RuleStatus)."""
-        for st in statuses:
-            rule = _label("rule", st.rule)
-            if st.headroom is not None:
-                self.rule_headroom.labels(self.account, rule).set(float(st.headroom))
-            if st.limit is not None:
-                self.rule_limit.labels(self.account, rule).set(float(st.limit))
-            self.rule_breached.labels(self.account, rule).set(1 if st.breached else 0)
-            if st.progress is not None:
-                self.rule_target_progress.labels(self.account, rule).set(float(st.progress))
+        self.prop_rules.set(statuses)
 
     def set_new_orders_halted(self, reason: str | None, source: str = "equity") -> None:
         """1 for every reason a source halts new orders for now, 0 for every reason seen before.
