@@ -228,6 +228,8 @@ class FoldingGauge(Gauge):
 
     def fold_first(self, pending: Deferred) -> None:
         """Fold `pending` before every collect of this gauge (its labelled children are read then)."""
+        # Set here, not in __init__: prometheus_client builds each labelled child with the class's own
+        # constructor and its keyword arguments; the parent is what the registry collects.
         self.__dict__.setdefault("_fold_before", []).append(pending)
 
     def collect(self) -> Iterable[Metric]:

@@ -71,7 +71,7 @@ class BotMetrics:
         self.cycle_duration = LeanHistogram("tradewatch_cycle_duration_seconds", "Wall time of one engine cycle.",
                                             acct, registry=r, buckets=CYCLE_BUCKETS)
         self.last_cycle_timestamp = FoldingGauge("tradewatch_last_cycle_timestamp_seconds",
-                                          "Unix time at which the last cycle finished.", acct, registry=r)
+                                                 "Unix time at which the last cycle finished.", acct, registry=r)
         self.cycles = LeanCounter("tradewatch_cycles_total", "Engine cycles completed.", acct, registry=r)
 
         self.broker_request_duration = LeanHistogram(
@@ -89,12 +89,12 @@ class BotMetrics:
         self.orders = Counter("tradewatch_orders_total", "Orders by outcome.",
                               acct + ["symbol", "strategy", "side", "outcome"], registry=r)
 
-        self.open_positions = FoldingGauge("tradewatch_open_positions", "Open positions per symbol.", acct + ["symbol"],
-                                    registry=r)
-        self.account_balance = FoldingGauge("tradewatch_account_balance", "Account balance in deposit currency.", acct,
-                                     registry=r)
-        self.account_equity = FoldingGauge("tradewatch_account_equity", "Account equity in deposit currency.", acct,
-                                    registry=r)
+        self.open_positions = FoldingGauge("tradewatch_open_positions", "Open positions per symbol.",
+                                           acct + ["symbol"], registry=r)
+        self.account_balance = FoldingGauge("tradewatch_account_balance", "Account balance in deposit currency.",
+                                            acct, registry=r)
+        self.account_equity = FoldingGauge("tradewatch_account_equity", "Account equity in deposit currency.",
+                                           acct, registry=r)
         self.account_margin_level = FoldingGauge(
             "tradewatch_account_margin_level_ratio", "Equity / used margin (MT5 margin level / 100); "
             "NaN while no margin is in use.", acct, registry=r)
