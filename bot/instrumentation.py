@@ -348,7 +348,8 @@ class Instrumentation(EngineObserver):
             for one in figures:
                 self.history_sink.add(one)
 
-    def store_unit_opened(self) -> None:
+    def store_unit_closing(self) -> None:
+        """The cycle's store unit is about to commit: the minutes closed since the last one join it."""
         if self._write_closed is not None and (self._closed_minutes is None or self._closed_minutes):
             self._write_closed()  # a minute closed by the last cycle: in this cycle's commit
 

@@ -118,7 +118,7 @@ def test_the_cold_buffer_is_read_between_cycles(monkeypatch):
 
 def test_paced_runs_the_minute_history_at_production_pacing_and_times_it(tmp_path, monkeypatch):
     """The paced bot's telemetry sees its wall clock advance PACED_SECONDS a cycle: 8 cycles at 30 s close
-    a minute every other cycle (rows in its store), and the timed entry points include the unit's opener."""
+    a minute every other cycle (rows in its store), and the timed entry points include the unit's closing hook."""
     import sqlite3
 
     from bench import _rig
@@ -135,4 +135,4 @@ def test_paced_runs_the_minute_history_at_production_pacing_and_times_it(tmp_pat
         (rows,) = db.execute("SELECT count(*) FROM metrics_history").fetchone()
     assert 4 <= rows <= 6  # 240 s of telemetry's clock: four or five minutes touched
     assert cycle_us > net_us >= 0
-    assert timer.calls_by_name["Instrumentation.store_unit_opened"] == 8
+    assert timer.calls_by_name["Instrumentation.store_unit_closing"] == 8

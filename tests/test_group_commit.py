@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select
 
 from bot.app import BotApp
 from bot.config import Settings
-from db.models import OrderModel, SignalModel
+from db.models import MetricsMinuteModel, OrderModel, SignalModel
 from mt5bridge.sim import SimTerminal
 
 CYCLES = 7  # seed 5 on two symbols: one order at cycle 1 and one at cycle 4 (the one made "unknown")
@@ -121,3 +121,41 @@ def test_ownership_is_read_once_per_cycle_and_knows_positions_opened_in_it():
     assert ownership.of(now, "GBPUSD", "rsi_reversion") == [] and len(loads) == 1  # one read for the cycle
     ownership.reset()  # the next cycle reads the store again (the books have stored the trades by then)
     assert ownership.owners() == {1: "ma_crossover", 2: None} and len(loads) == 2
+
+
+def test_a_closed_minute_is_the_last_write_of_the_next_cycles_commit(tmp_path):
+    """Telemetry's minute row joins the cycle's one commit as its last write: after the cycle's signals
+    (the transaction is open by then), before the commit - so a cycle with a minute row still commits once."""
+    import time
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/store.db", "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "CYCLE_SECONDS": "60", "SYMBOLS": "EURUSD", "STRATEGIES": "ma_crossover",
+           "STORE_SPOOL_PATH": str(tmp_path / "spool.db"), "ORDER_QUEUE_PATH": str(tmp_path / "queue.db")}
+    app = BotApp(Settings.from_env(env, dotenv_path=None), sim=SimTerminal(seed=5, stepped=True), stepped=True)
+    app.connect()
+    app.start_telemetry(serve=False)
+    ahead = [0.0]
+    app.instrumentation.clock = app.history.clock = lambda: time.time() + ahead[0]
+    order: list[tuple[str, int]] = []
+    signal_log, closing = app.engine.signal_log, app.instrumentation.store_unit_closing
+    flush = signal_log.flush
+    signal_log.flush = lambda: (order.append(("signals", app.database.commits)), flush())[1]
+    app.instrumentation.store_unit_closing = lambda: (order.append(("minute", app.database.commits)), closing())[1]
+    reports = []
+    try:
+        for _ in range(6):
+            ahead[0] += 30.0  # a minute closes every other cycle
+            before, start = app.database.commits, len(order)
+            report = app.engine.run_cycle()
+            reports.append((report, before, order[start:]))
+            app.pacer.wait()
+        with app.database.session() as session:
+            rows = session.scalar(select(func.count()).select_from(MetricsMinuteModel))
+    finally:
+        app.close()
+    assert rows >= 2  # minutes closed by the run, written in later cycles
+    for report, before, seen in reports:
+        assert report.ok and report.store_commits == 1 + sum(report.orders.values()), report
+        kinds = [kind for kind, _ in seen]
+        assert kinds[-1] == "minute" and kinds.count("minute") == 1 and "signals" in kinds, kinds  # the hook last
+        assert {at for _, at in seen} == {before}  # all inside the cycle's transaction, before its commit

@@ -26,8 +26,8 @@ class EngineObserver:
 
     def cycle_finished(self, report: CycleReport) -> None: ...
 
-    def store_unit_opened(self) -> None:
-        """The cycle's store unit is open: telemetry's due store writes join its one commit."""
+    def store_unit_closing(self) -> None:
+        """The cycle's store unit is about to commit: telemetry's due store writes join its one commit."""
 
     def order(self, symbol: str, strategy: str, side: str, outcome: str) -> None: ...
 
