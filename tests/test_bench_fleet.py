@@ -19,27 +19,23 @@ import bench.fleet
 from bench.analytics import NOW
 from bench.fleet import (
     CLOSED_BEFORE,
-    MT5_EXTENDED,
-    MT5_MARKS,
-    MT5_WHOLE,
     SCRAPE,
     SCRAPE_CHANGED,
     SCRAPE_CLOSED,
     Scrape,
     account_tables,
-    add_deals,
     all_reads,
     changed_reads,
     copy_account,
     first_stage_of,
     fleet_shape,
     misses,
-    mt5_costs,
     scrape,
     scrape_costs,
     series_misses,
     series_table,
 )
+from bench.fleet_deals import MT5_EXTENDED, MT5_MARKS, MT5_WHOLE, add_deals, mt5_costs
 from db import deal_marks, init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
