@@ -49,8 +49,8 @@ from decimal import Decimal
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import String, column, func, insert, select, true, values
 
+from bench._fleet_deals import add_deals, mt5_costs
 from bench.analytics import NOW, REPEAT, WARMUP, _say, _vacuum, close_cost, measure, queries
-from bench.fleet_deals import add_deals, mt5_costs
 from db import AccountSnapshot, Database, Repository, TradeClose, TradeOpen, init_db
 from db.analytics import Selection, correlation
 from db.models import AccountSnapshotModel, Base, TradeModel

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 import bench.fleet
+from bench._fleet_deals import MT5_EXTENDED, MT5_MARKS, MT5_WHOLE, add_deals, mt5_costs
 from bench.analytics import NOW
 from bench.fleet import (
     CLOSED_BEFORE,
@@ -35,7 +36,6 @@ from bench.fleet import (
     series_misses,
     series_table,
 )
-from bench.fleet_deals import MT5_EXTENDED, MT5_MARKS, MT5_WHOLE, add_deals, mt5_costs
 from db import deal_marks, init_db
 from db.analytics import Selection, drawdown, strategy_performance, symbol_performance, time_performance
 from db.bulk import bulk_insert
