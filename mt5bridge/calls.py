@@ -23,7 +23,17 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mt5bridge.signatures import DATE, KW, REQUEST_FIELDS, SIGNATURES, Refused, Signature, bind, call_shape
+from mt5bridge.signatures import (
+    DATE,
+    KW,
+    NO_ARGUMENTS,
+    REQUEST_FIELDS,
+    SIGNATURES,
+    Refused,
+    Signature,
+    bind,
+    call_shape,
+)
 
 MAX_TEXT_CHARS = 256
 MAX_PATH_CHARS = 1024
@@ -150,12 +160,19 @@ def _to_datetime(call: str, name: str, value: Any) -> Any:
         raise CallRefused(f"{call}: {name} is out of range") from None
 
 
+#: A call made without arguments, as the client sends it: for a call that takes none (terminal_info,
+#: account_info, last_error, version - read every cycle) it needs no decoding, checks or binding.
+_EMPTY_CALL = {"args": []}
+
+
 def backend_call(sig: Signature, raw: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """(args, kwargs) for the backend, after the safety checks and Python's own call-shape rules.
 
     Dates cross the wire as epoch seconds and reach the backend as UTC-aware datetimes, which
     MetaTrader5 documents as its input and which leave no doubt about the time zone.
     """
+    if raw == _EMPTY_CALL and sig.form == NO_ARGUMENTS:
+        return (), {}  # what the path below makes of it (nothing to check, bind, or convert), without it
     args, kwargs = _decode(sig, raw)
     call = sig.name
     for index, value in enumerate(args):
@@ -203,7 +220,8 @@ def _sim_control(backend: Any, raw: dict[str, Any]) -> Any:
 
 def _sim_clock(backend: Any, raw: dict[str, Any]) -> Any:
     """Read-only, so not gated like sim_control: a real terminal has no such hook and refuses it."""
-    Arguments("sim_clock", raw).finish()
+    if raw:  # it takes none: any argument is refused (finish)
+        Arguments("sim_clock", raw).finish()
     hook = getattr(backend, "sim_clock", None)
     if hook is None:
         raise CallRefused("sim_clock: not a simulated terminal")

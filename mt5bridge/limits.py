@@ -163,13 +163,20 @@ class TerminalLock:
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
+        # The condition's own lock, held directly where nothing waits: `with` on a Lock runs in C,
+        # `with` on a Condition adds two Python frames (every bridge call takes and releases this).
+        self._mutex = threading.Lock()
+        self._condition = threading.Condition(self._mutex)
         self._queue: deque[object] = deque()
         self._held = False
 
     def acquire(self, timeout: float) -> bool:
-        with self._condition:
+        with self._mutex:
             if not self._held and not self._queue:  # uncontended (the usual case): no ticket, no wait
+                self._held = True
+                return True
+        with self._condition:
+            if not self._held and not self._queue:  # freed meanwhile
                 self._held = True
                 return True
             ticket = object()
@@ -184,7 +191,7 @@ class TerminalLock:
             return granted
 
     def release(self) -> None:
-        with self._condition:
+        with self._mutex:  # the condition's lock: notify_all below is called holding it
             self._held = False
             if self._queue:
                 self._condition.notify_all()

@@ -141,7 +141,7 @@ class Dispatcher:
         if len(payload) > MAX_PAYLOAD_CHARS:
             raise CallRefused(f"{name}: payload larger than {MAX_PAYLOAD_CHARS} characters")
         try:  # the arguments of a call made without any (what the client sends for them), not parsed
-            raw = {"args": []} if payload == _NO_ARGUMENTS else json.loads(payload)
+            raw = {"args": []} if payload == _NO_ARGUMENTS else {} if payload == "{}" else json.loads(payload)
         except ValueError:
             raise CallRefused(f"{name}: payload is not valid JSON") from None
         if type(raw) is not dict:

@@ -488,3 +488,34 @@ def test_a_peer_closing_mid_handshake_is_refused(socket_pair):
 def test_an_empty_server_token_is_rejected():
     with pytest.raises(ValueError, match="an empty token would let anyone in"):
         BridgeServer(object(), host="127.0.0.1", port=0, token="  \n", tls=None, protocol_config={})
+
+
+def test_calls_without_arguments_take_the_short_path_and_match_the_full_one(monkeypatch):
+    """terminal_info, account_info, last_error, version and sim_clock sent without arguments skip the
+    argument checks (nothing to check): the same reply as the full path, and anything given to them is
+    still refused as before."""
+    from mt5bridge import calls
+    from mt5bridge.signatures import NO_ARGUMENTS, SIGNATURES
+
+    empty = [name for name, sig in SIGNATURES.items() if sig.form == NO_ARGUMENTS]
+    assert {"terminal_info", "account_info", "last_error", "version"} <= set(empty)
+    sim = make_backend("sim", stepped=True)
+    fast = Dispatcher(sim, allow_sim_control=False, lock_timeout=1.0)
+    sim.initialize()
+    def decoded(*_args):
+        raise AssertionError("the short path decodes nothing")
+
+    monkeypatch.setattr(calls, "_decode", decoded)
+    short = {name: run(fast, name, '{"args": []}') for name in [*empty, "sim_clock"]}
+    short["sim_clock{}"] = run(fast, "sim_clock", "{}")
+    monkeypatch.undo()
+    monkeypatch.setattr(calls, "_EMPTY_CALL", {"args": ["never equal"]})  # the full path for every call
+    full = {name: run(fast, name, json.dumps({"args": [], "kwargs": {}}) if name != "sim_clock" else '{"args": []}')
+            for name in [*empty, "sim_clock"]}
+    full["sim_clock{}"] = run(fast, "sim_clock", " {}")  # parsed as JSON, checked by Arguments
+    assert short == full and all(reply["ok"] for name, reply in short.items() if name != "sim_clock"), short
+    assert short["sim_clock"]["error"]["message"] == "sim_clock: unexpected argument(s) 'args'"
+    monkeypatch.undo()
+    assert run(fast, "last_error", {"args": [1]})["error"] == {
+        "kind": "type_error", "message": "last_error() takes no arguments (1 given)"}
+    assert run(fast, "sim_clock", {"at": 1})["error"]["message"] == "sim_clock: unexpected argument(s) 'at'"
