@@ -365,3 +365,39 @@ def test_basic_auth_from_url_and_full_endpoint_url(loki_server, make_handler):
     assert path == "/loki/api/v1/push"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"tenant1:s@fe-pass").decode()
     assert "s@fe-pass" not in handler._pusher.target and "tenant1" not in handler._pusher.target
+
+
+def test_metadata_is_the_ids_the_json_line_carries_read_once(closed_port, make_handler, monkeypatch):
+    """Beside the stdout handler (the same JSON formatter), the Loki handler sends as metadata the ids
+    the formatter wrote into the line, without looking them up in the context again: inside a context,
+    outside one with explicit extra= ids, and with none."""
+    import io
+
+    import bot.telemetry.loki as loki_module
+
+    logger, handler, _ = make_handler(f"http://127.0.0.1:{closed_port}", hold=True)
+    console = logging.StreamHandler(io.StringIO())
+    console.setFormatter(handler.formatter)
+    logger.handlers.insert(0, console)  # first, as on the root logger
+
+    class Unread:
+        def get(self):
+            raise AssertionError("the Loki handler looked the id up again")
+
+    monkeypatch.setattr(loki_module, "correlation_id", Unread())
+    monkeypatch.setattr(loki_module, "cycle_id", Unread())
+    try:
+        with cycle_context("cccccccccccc"), correlation_context("aaaaaaaaaaaa"):
+            logger.info("inside", extra={"cycle_id": "ignored-in-a-context"})
+        logger.info("outside", extra={"correlation_id": "bbbbbbbbbbbb"})
+        logger.info("none")
+    finally:
+        logger.removeHandler(console)
+    queued = list(handler._queue)
+    assert [json.loads(line)["message"] for *_, line, _ in queued] == ["inside", "outside", "none"]
+    for *_, line, metadata in queued:
+        written = json.loads(line)
+        assert metadata == (written["correlation_id"], written["cycle_id"])
+    assert [metadata for *_, metadata in queued] == [
+        ("aaaaaaaaaaaa", "cccccccccccc"), ("bbbbbbbbbbbb", None), (None, None)]
+    assert "_tradewatch_ids" not in json.loads(queued[0][3])  # not an extra field of the line

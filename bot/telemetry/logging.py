@@ -27,6 +27,8 @@ __all__ = ["LEVELS", "TradewatchJsonFormatter", "add_secret", "attach_loki", "de
            "set_account", "setup_logging"]
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The record attribute where the JSON formatter leaves (correlation_id, cycle_id) as it wrote them.
+IDS_CACHE = "_tradewatch_ids"
 
 
 def parse_level(level: str) -> int:
@@ -71,8 +73,13 @@ class TradewatchJsonFormatter(JsonFormatter):
         log_data["account"] = self.account
         log_data["env"] = self.env
         # The contextvars win; an explicit extra= id fills in outside a context (e.g. a replay).
-        log_data["correlation_id"] = ids["correlation_id"] or record.__dict__.get("correlation_id")
-        log_data["cycle_id"] = ids["cycle_id"] or record.__dict__.get("cycle_id")
+        fields = record.__dict__
+        log_data["correlation_id"] = correlation = ids["correlation_id"] or fields.get("correlation_id")
+        log_data["cycle_id"] = cycle = ids["cycle_id"] or fields.get("cycle_id")
+        # Kept for the Loki handler, which sends the same two ids as metadata: read here once, not
+        # looked up again in the context for every line on the trading thread (bot.telemetry.loki).
+        # An underscore name: python-json-logger leaves it out of the line's extra fields.
+        fields[IDS_CACHE] = (correlation, cycle)
         extras: dict[str, Any] = {}
         super().add_fields(extras, record, message_dict)
         for key, value in extras.items():
@@ -93,7 +100,8 @@ class TradewatchJsonFormatter(JsonFormatter):
 
 
 # Fields of a LogRecord that are not an event's own `extra=` (the console shows only the latter).
-_RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "_tradewatch_line"}
+_RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "_tradewatch_line",
+                                                             "_tradewatch_ids"}
 _COLOURS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
 
 

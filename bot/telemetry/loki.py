@@ -51,6 +51,7 @@ _Entry = tuple[int, str, str | None, str, dict[str, str]]
 # What emit queues: (record.created, level, account, line, the metadata fields' values in order)
 _Queued = tuple[float, str, str | None, str, tuple]
 _LINE_CACHE = "_tradewatch_line"  # (formatter, line) a TradewatchJsonFormatter leaves on the record
+_IDS_CACHE = "_tradewatch_ids"  # (correlation_id, cycle_id) it wrote in that line (bot.telemetry.logging.IDS_CACHE)
 _CONTEXT = {"correlation_id": correlation_id, "cycle_id": cycle_id}
 SENT, REJECTED, GAVE_UP = "sent", "rejected", "gave_up"
 
@@ -176,11 +177,13 @@ class LokiHandler(logging.Handler):
             fields = record.__dict__
             cached = fields.get(_LINE_CACHE)
             line = cached[1] if cached is not None and cached[0] is self.formatter else self.format(record)
-            if self._default_metadata:  # the contextvars win; a record attribute fills in outside a context
+            if not self._default_metadata:
+                metadata = self._metadata_of(record)
+            elif (ids := fields.get(_IDS_CACHE)) is not None:  # as the JSON formatter wrote them in the line
+                metadata = ids
+            else:  # the contextvars win; a record attribute fills in outside a context
                 metadata = (correlation_id.get() or fields.get("correlation_id"),
                             cycle_id.get() or fields.get("cycle_id"))
-            else:
-                metadata = self._metadata_of(record)
             queued = (record.created, record.levelname, self._account, line, metadata)
             if self._closed:
                 self._count_drop(1, "logged after the Loki handler closed")
