@@ -163,7 +163,7 @@ class TerminalLock:
     """
 
     def __init__(self) -> None:
-        # The condition's own lock, held directly where nothing waits: `with` on a Lock runs in C,
+        # The condition's own lock, taken directly: `with` on a Lock runs in C,
         # `with` on a Condition adds two Python frames (every bridge call takes and releases this).
         self._mutex = threading.Lock()
         self._condition = threading.Condition(self._mutex)
@@ -171,12 +171,8 @@ class TerminalLock:
         self._held = False
 
     def acquire(self, timeout: float) -> bool:
-        with self._mutex:
+        with self._mutex:  # the condition's lock: wait_for below waits on it
             if not self._held and not self._queue:  # uncontended (the usual case): no ticket, no wait
-                self._held = True
-                return True
-        with self._condition:
-            if not self._held and not self._queue:  # freed meanwhile
                 self._held = True
                 return True
             ticket = object()
