@@ -27,7 +27,10 @@ __all__ = ["LEVELS", "TradewatchJsonFormatter", "add_secret", "attach_loki", "de
            "set_account", "setup_logging"]
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-#: The record attribute where the JSON formatter leaves (correlation_id, cycle_id) as it wrote them.
+#: Record attributes the JSON formatter leaves for the Loki handler (bot.telemetry.loki): (formatter,
+#: line) as it formatted the record, and (correlation_id, cycle_id) as it wrote them in that line.
+#: Underscore names: python-json-logger leaves them out of a line's extra fields.
+LINE_CACHE = "_tradewatch_line"
 IDS_CACHE = "_tradewatch_ids"
 
 
@@ -78,7 +81,6 @@ class TradewatchJsonFormatter(JsonFormatter):
         log_data["cycle_id"] = cycle = ids["cycle_id"] or fields.get("cycle_id")
         # Kept for the Loki handler, which sends the same two ids as metadata: read here once, not
         # looked up again in the context for every line on the trading thread (bot.telemetry.loki).
-        # An underscore name: python-json-logger leaves it out of the line's extra fields.
         fields[IDS_CACHE] = (correlation, cycle)
         extras: dict[str, Any] = {}
         super().add_fields(extras, record, message_dict)
@@ -90,18 +92,17 @@ class TradewatchJsonFormatter(JsonFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # Several handlers (stdout, Loki) share this formatter: serialise once per record (the Loki
-        # handler reads this attribute itself, bot.telemetry.loki._LINE_CACHE).
-        cached = record.__dict__.get("_tradewatch_line")
+        # handler reads this attribute itself: LINE_CACHE).
+        cached = record.__dict__.get(LINE_CACHE)
         if cached is not None and cached[0] is self:
             return cached[1]
         line = self.redactor.redact_text(super().format(record))
-        record._tradewatch_line = (self, line)
+        record.__dict__[LINE_CACHE] = (self, line)
         return line
 
 
 # Fields of a LogRecord that are not an event's own `extra=` (the console shows only the latter).
-_RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "_tradewatch_line",
-                                                             "_tradewatch_ids"}
+_RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", LINE_CACHE, IDS_CACHE}
 _COLOURS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
 
 

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from bot.telemetry.context import correlation_id, cycle_id
 from bot.telemetry.http_push import Pusher, backoff_delay, retry_after_seconds
 from bot.telemetry.log_backlog import LogBacklog
+from bot.telemetry.logging import IDS_CACHE, LINE_CACHE
 
 PUSH_PATH = "/loki/api/v1/push"
 ALLOWED_LABELS = frozenset({"service", "account", "env"})  # plus "level", set per record
@@ -50,8 +51,6 @@ _NOTE_INTERVAL_S = 60.0
 _Entry = tuple[int, str, str | None, str, dict[str, str]]
 # What emit queues: (record.created, level, account, line, the metadata fields' values in order)
 _Queued = tuple[float, str, str | None, str, tuple]
-_LINE_CACHE = "_tradewatch_line"  # (formatter, line) a TradewatchJsonFormatter leaves on the record
-_IDS_CACHE = "_tradewatch_ids"  # (correlation_id, cycle_id) it wrote in that line (bot.telemetry.logging.IDS_CACHE)
 _CONTEXT = {"correlation_id": correlation_id, "cycle_id": cycle_id}
 SENT, REJECTED, GAVE_UP = "sent", "rejected", "gave_up"
 
@@ -175,11 +174,11 @@ class LokiHandler(logging.Handler):
                 record = verdict
         try:
             fields = record.__dict__
-            cached = fields.get(_LINE_CACHE)
+            cached = fields.get(LINE_CACHE)
             line = cached[1] if cached is not None and cached[0] is self.formatter else self.format(record)
             if not self._default_metadata:
                 metadata = self._metadata_of(record)
-            elif (ids := fields.get(_IDS_CACHE)) is not None:  # as the JSON formatter wrote them in the line
+            elif (ids := fields.get(IDS_CACHE)) is not None:  # as the JSON formatter wrote them in the line
                 metadata = ids
             else:  # the contextvars win; a record attribute fills in outside a context
                 metadata = (correlation_id.get() or fields.get("correlation_id"),
