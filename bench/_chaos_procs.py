@@ -15,10 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the throwaway Postgres helper lives with the tests
+from db.pgcluster import PgCluster
 
-from pgcluster import PgCluster  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 4242
 SPEED = 600.0  # simulated seconds per wall second
