@@ -141,19 +141,37 @@ class MinuteRollup:
         self._sums = {"cycles": 0, "cycle_seconds_sum": 0.0, "cycle_seconds_max": 0.0, "signals": 0,
                       "orders": 0, "trades_executed": 0, "broker_latency_seconds_sum": 0.0, "broker_calls": 0}
 
+    def add_if_quiet(self, figures: list[Any]) -> bool:
+        """Add the batch if that needs no store write (bot.history_feed: a reader feeds it off the loop,
+        whose the store is); False: nothing done. Quiet: every figure a CycleFigures tuple whose broker
+        time lies in the settled day (or is None), the server offset the one the day was settled with,
+        and the minutes it closes deferred and too few to overflow `closed` (MAX_DEFERRED_MINUTES).
+        Called under the feed's lock; the loop meanwhile only writes (and removes) closed minutes."""
+        settled = self._settled
+        if settled is None or not figures or settled[0] != self.offset_of():
+            return False
+        start, end = settled[1], settled[2]
+        minute = self._minute_no if self._minute is not None else None
+        closes = 0
+        for one in figures:
+            if not isinstance(one, tuple) or len(one) != FIGURE_FIELDS:
+                return False
+            broker_time = one[10]
+            if broker_time is not None and (broker_time.tzinfo is None or not start <= broker_time < end):
+                return False
+            minute_no = int(one[0] // 60)
+            if minute is not None and minute_no != minute:
+                closes += 1
+            minute = minute_no
+        if closes and (not self.defer_writes or len(self.closed) + closes >= MAX_DEFERRED_MINUTES):
+            return False
+        if not self._add_settled(figures):  # a batch across minutes: figure by figure, sums only
+            for one in figures:
+                self._sum(one)
+        return True
+
     def add(self, figures: Any) -> None:
-        minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
-        s = self._enter_minute(minute_no)
-        s["cycles"] += 1
-        s["cycle_seconds_sum"] += figures.duration_seconds
-        s["cycle_seconds_max"] = max(s["cycle_seconds_max"], figures.duration_seconds)
-        s["signals"] += figures.signals
-        s["orders"] += figures.orders
-        s["trades_executed"] += figures.trades_executed
-        s["broker_latency_seconds_sum"] += figures.broker_latency_seconds
-        s["broker_calls"] += figures.broker_calls
-        s["memory_rss_bytes"] = figures.memory_rss_bytes
-        s["cpu_percent"] = figures.cpu_percent
+        self._sum(figures)
         broker_time = getattr(figures, "broker_time", None)
         if broker_time is not None:
             settled = self._settled
@@ -168,6 +186,21 @@ class MinuteRollup:
             if (self.offset_of is not None and cached is not None and cached[3] is day and self._trading_day == day.date
                     and (day.offset_seconds is None or day.offset_seconds == self._stored_offset)):
                 self._settled = (cached[0], cached[1], cached[2])
+
+    def _sum(self, figures: Any) -> None:
+        """One cycle's figures into its minute's sums (the minute before it closed first)."""
+        minute_no = int(figures.finished_at // 60)  # the datetime is built once a minute, not every cycle
+        s = self._enter_minute(minute_no)
+        s["cycles"] += 1
+        s["cycle_seconds_sum"] += figures.duration_seconds
+        s["cycle_seconds_max"] = max(s["cycle_seconds_max"], figures.duration_seconds)
+        s["signals"] += figures.signals
+        s["orders"] += figures.orders
+        s["trades_executed"] += figures.trades_executed
+        s["broker_latency_seconds_sum"] += figures.broker_latency_seconds
+        s["broker_calls"] += figures.broker_calls
+        s["memory_rss_bytes"] = figures.memory_rss_bytes
+        s["cpu_percent"] = figures.cpu_percent
 
     def _day_of(self, moment: datetime) -> BrokerDay:
         if self.offset_of is None or moment.tzinfo is None:
@@ -195,8 +228,11 @@ class MinuteRollup:
         """Store the closed minutes, and prune when it is due. A store failure is logged, not raised."""
         if not self.closed:
             return
-        closed = self.closed[:]
-        self.closed.clear()
+        # A copy, then a delete of as many: a minute a reader's feed closes in between (bot.history_feed)
+        # lands after them and stays for the next write. Each step is atomic under the GIL.
+        count = len(self.closed)
+        closed = self.closed[:count]
+        del self.closed[:count]
         try:
             for minute in closed:
                 self.repo.record_metrics_minute(minute)

@@ -17,60 +17,30 @@ waits in a pending list (bot.telemetry.deferred) that every read of the series i
 its duration, signals, and the latest account state and position counts (measured under cold caches:
 cycle_finished 22.5 us -> 13-18 us a cycle on the loop thread, of a ~2.5 ms cycle).
 
-The minute history (bot.history.MinuteRollup, a sink with `add_many` and `day_ends`) is fed from the
-same list in batches: the metrics are folded first, then the batch is turned into CycleFigures and
-added - the same code hot for every cycle of it - once
-HISTORY_EVERY cycles wait, at the first cycle of a new wall-clock minute or of a broker day that is
-not the settled one, and at shutdown (flush_history): minute rows and daily reports are written when
-they were before. A batch is judged with the server offset of when it is fed: an offset change is
-dated up to HISTORY_EVERY cycles early, inside the hour the clock may take to notice one
-(bot.gateway.clock). A sink without those two attributes gets every cycle at once, as it comes.
+The minute history is fed from the same list in batches (bot.history_feed): by the metrics server's
+scrape thread as it reads, where the history can take a batch without a store write, and otherwise
+by the loop - once HISTORY_EVERY cycles wait, at a new wall-clock minute nobody else will feed, at a
+cycle past the settled broker day, and at shutdown (flush_history).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from datetime import datetime
-from functools import partial, reduce
-from operator import add, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import psutil
 
 from .engine import CycleReport, EngineObserver
 from .gateway import GatewayError
+from .history_feed import HISTORY_EVERY, READER_FRESH_SECONDS, CycleFigures, HistoryFeed
 from .telemetry.alerts import AlertmanagerClient
 from .telemetry.deferred import Deferred
 from .telemetry.metrics import EXEMPLAR_CALLS, BotMetrics
-from .telemetry.process_sample import ProcessSampler
 
 log = logging.getLogger("bot.instrumentation")
 
-_seconds = itemgetter(1)  # of a (call, seconds) quick-lane entry
-HISTORY_EVERY = 32  # cycles the minute history is fed at once (see the module doc)
-
-
-class CycleFigures(NamedTuple):
-    """One cycle's figures, rolled up per minute (bot.history). A named tuple: one is built every
-    cycle, and a tuple is built several times faster than a frozen dataclass."""
-
-    finished_at: float
-    duration_seconds: float
-    signals: int
-    orders: int
-    trades_executed: int
-    broker_calls: int
-    broker_latency_seconds: float
-    memory_rss_bytes: int
-    cpu_percent: float
-    ok: bool
-    broker_time: datetime | None = None
-
-
-# CycleFigures from a tuple of all its fields: what namedtuple's _make does, without its Python frame.
-_figures = partial(tuple.__new__, CycleFigures)
+__all__ = ["HISTORY_EVERY", "CycleFigures", "Instrumentation"]  # the first two: bot.history_feed
 
 
 class Instrumentation(EngineObserver):
@@ -92,14 +62,12 @@ class Instrumentation(EngineObserver):
         self.terminal_alert_after = terminal_alert_after
         self._process = psutil.Process()  # /status
         self._process.cpu_percent(None)
-        self._sampler = ProcessSampler()  # the minute history's samples
         self._calls = 0
         self._latency = 0.0
         self._unreachable_since: float | None = None
         self._terminal_alerting = False
         self._cycle_alerting = False
         self._connected: bool | None = None
-        self._process_sample = (-math.inf, 0, 0.0)  # (clock() of the sample, rss, cpu percent)
         #: The wall clock (time.time) the cycles are stamped with; bench.telemetry gives its own to run the
         #: minute history at production pacing (a minute every other cycle) with cycles back to back.
         self.clock = time.time
@@ -111,15 +79,16 @@ class Instrumentation(EngineObserver):
         #: seconds): appended by cycle_finished, folded into metrics before every read of the series they
         #: feed and at each history feed, taken by the minute history (see the module doc).
         self._ended = Deferred(self._fold_ended, fold_every=HISTORY_EVERY)
-        metrics.fold_before_reads(self._ended)
+        self._feed: HistoryFeed | None = None
         if history_sink is not None:  # the minute history counts each cycle's calls, the quick ones too
             metrics.broker_calls.count_cycles()
             self._ended.count_cycles()
-        self._batched = hasattr(history_sink, "add_many") and hasattr(history_sink, "day_ends")
-        self._minute_ends = -math.inf  # clock() at which the last fed cycle's minute ends
+            self._feed = HistoryFeed(self._ended, metrics, history_sink)
+        # A read folds the cycles into metrics first; with a history a reader can feed, it feeds it too.
+        metrics.fold_before_reads(self._feed if self._feed is not None and self._feed.reads_feed else self._ended)
+        self._batched = self._feed is not None and self._feed.batched
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
-        self._day_ends = None  # the history sink's day_ends, as of the last feed (only a feed changes it)
         self.strategy_metrics: Any = None
         self._refused_keys: set[tuple[str, str, str]] = set()  # signal label sets metrics refused (said once)
         self._bad_duration_said = False
@@ -160,17 +129,6 @@ class Instrumentation(EngineObserver):
         if connected != self._connected:
             self._connected = connected
             self.metrics.set_connected(connected)
-
-    PROCESS_SAMPLE_SECONDS = 10.0
-
-    def _sample_process(self, now: float) -> tuple[int, float]:
-        """RSS and CPU percent (over the interval), sampled at most every PROCESS_SAMPLE_SECONDS (of
-        `now`, clock(); a clock stepped back samples at once): the loop may run thousands of cycles a
-        second. The minute history keeps the last sample of a minute; /metrics and /status read the
-        process at their own time, through psutil (bot.telemetry.process_sample: why not here)."""
-        rss, cpu = self._sampler.sample()
-        self._process_sample = (now, rss, cpu)
-        return rss, cpu
 
     # -- engine ----------------------------------------------------------------------------
 
@@ -254,18 +212,20 @@ class Instrumentation(EngineObserver):
         now = self.clock()
         calls = self.metrics.broker_calls
         ended = self._ended
-        ended.append((now, report, calls.removed + len(calls.items), self._calls, self._latency))
+        ended.append((now, report, calls.appended(), self._calls, self._latency))
         self._calls, self._latency = 0, 0.0
-        if self.history_sink is None:
+        feed = self._feed
+        if feed is None:
             if len(ended.items) >= HISTORY_EVERY:
                 ended.fold_pending()
                 self.metrics.keep_bounded()
-        elif not self._batched or len(ended.items) >= HISTORY_EVERY or now >= self._minute_ends:
-            self.flush_history()  # which keeps the metrics' pending lists bounded too
+        elif (not self._batched or len(ended.items) >= HISTORY_EVERY
+              or (now >= feed.minute_ends and now - feed.reader_fed_at >= READER_FRESH_SECONDS)):
+            feed.feed()  # which keeps the metrics' pending lists bounded too
         elif (started := report.started_at) is not None:
-            day_ends = self._day_ends
+            day_ends = feed.day_ends
             if day_ends is None or started.tzinfo is None or started >= day_ends:
-                self.flush_history()
+                feed.feed()
         if self.alerts is not None and (report.error is not None or self._cycle_alerting
                                         or self._unreachable_since is not None):
             self._check_alerts(report)  # (a good cycle with nothing alerting or unreachable changes nothing)
@@ -318,35 +278,10 @@ class Instrumentation(EngineObserver):
 
     def flush_history(self) -> None:
         """Feed the waiting cycles to the minute history (the app calls this before the history's flush)."""
-        ended = self._ended
-        if not ended.items:
-            return
-        ended.fold_pending()  # the metrics first (a reader may have folded some of them already)
-        if self.history_sink is None:
-            return
-        self.metrics.keep_bounded()  # before the take, which lets go of what is folded and taken
-        _, pending = ended.take()
-        start, quick = self.metrics.broker_calls.take(pending[-1][2])  # their quick-lane calls
-        now = pending[-1][0]
-        taken, rss, cpu = self._process_sample
-        if now - taken >= self.PROCESS_SAMPLE_SECONDS or now < taken:
-            rss, cpu = self._sample_process(now)
-        figures, begin = [], 0
-        for finished, report, end, calls, latency in pending:
-            mine = quick[begin:end - start]
-            begin = end - start
-            orders = report.orders
-            figures.append(_figures((
-                finished, report.duration_seconds, sum(report.signals.values()), sum(orders.values()) if orders else 0,
-                orders.get("filled", 0) if orders else 0, calls + len(mine), reduce(add, map(_seconds, mine), latency),
-                rss, cpu, report.error is None, report.started_at)))
-        self._minute_ends = (now // 60 + 1) * 60
-        if self._batched:
-            self.history_sink.add_many(figures)
-            self._day_ends = self.history_sink.day_ends
-        else:
-            for one in figures:
-                self.history_sink.add(one)
+        if self._feed is not None:
+            self._feed.feed()
+        elif self._ended.items:
+            self._ended.fold_pending()
 
     def store_unit_closing(self) -> None:
         """The cycle's store unit is about to commit: the minutes closed since the last one join it."""

@@ -50,9 +50,10 @@ class Deferred:
         self.append: Callable[[Any], None] = self.items.append
         #: Several at once, from a list (a cycle's signals): list.extend of a list, one C call, as atomic.
         self.extend: Callable[[list[Any]], None] = self.items.extend
-        #: Items removed from the front so far: `removed + len(items)` counts every item ever appended.
-        #: With count_cycles only `take` removes, so its thread reads that sum without the lock.
+        #: Items removed from the front so far: `removed + len(items)` counts every item ever appended
+        #: (read it through `appended`, which no drop on another thread can tear).
         self.removed = 0
+        self._drops = 0  # odd while a drop runs, one more after it (see appended)
         self._fold = fold
         self.fold_every = fold_every
         self._lock = threading.Lock()
@@ -74,6 +75,21 @@ class Deferred:
                 self._folded = self.removed + end
             if self._counted is None:
                 self._drop(self._folded)
+
+    def appended(self) -> int:
+        """How many items were ever appended, from any thread, without waiting for the lock.
+
+        A drop (by a fold or a take, possibly a reader's on another thread) deletes the front of the
+        list and then moves `removed`: a sum read in between would be short. So the sum is read between
+        two reads of a drop counter that a drop makes odd while it runs (a sequence lock): equal and
+        even, no drop ran meanwhile. Else, rarely, the sum is read under the lock. Not the lock every
+        time: a scrape folds a batch under it, and the loop calls this every cycle (bot.instrumentation)."""
+        drops = self._drops
+        count = self.removed + len(self.items)
+        if drops == self._drops and not drops & 1:
+            return count
+        with self._lock:
+            return self.removed + len(self.items)
 
     def keep_bounded(self) -> None:
         """Fold once `fold_every` items are held (the loop calls this regularly)."""
@@ -104,5 +120,7 @@ class Deferred:
     def _drop(self, done: int) -> None:
         drop = done - self.removed
         if drop > 0:
+            self._drops += 1  # odd: a drop runs (see appended)
             del self.items[:drop]  # atomic: an append racing with it lands after the kept items
             self.removed = done
+            self._drops += 1
