@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-guard", action="store_true", help="limits off: the demo as it was before the guard")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)  # None: called by python -m bench
     logging.disable(logging.WARNING)
     result = run(args.cycles, args.seed, not args.no_guard)
     orders = result["orders"]
@@ -101,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

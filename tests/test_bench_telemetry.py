@@ -125,6 +125,14 @@ def test_paced_runs_the_minute_history_at_production_pacing_and_times_it(tmp_pat
 
     monkeypatch.setattr(telemetry, "PACED_CYCLES", 8)
     monkeypatch.setattr(telemetry, "PACED_SECONDS", 30.0)
+    scrapes = []
+
+    class Scraper(telemetry.Scraper):
+        def __call__(self, app) -> None:
+            scrapes.append(app)
+            super().__call__(app)
+
+    monkeypatch.setattr(telemetry, "Scraper", Scraper)
     app = _rig.bot(f"{tmp_path}/p.db", symbols=("EURUSD",), strategies=("ma_crossover",))
     try:
         app.start_telemetry(serve=False)
@@ -136,3 +144,4 @@ def test_paced_runs_the_minute_history_at_production_pacing_and_times_it(tmp_pat
     assert 4 <= rows <= 6  # 240 s of telemetry's clock: four or five minutes touched
     assert cycle_us > net_us >= 0
     assert timer.calls_by_name["Instrumentation.store_unit_closing"] == 8
+    assert scrapes == [app] * 8  # a scrape after every cycle, as Prometheus's 15 s interval sees 30 s cycles
