@@ -156,7 +156,7 @@ class EchoServer:
         self.proc.wait(10)
 
 
-def _timed_ns(call, count: int) -> list[int]:
+def timed_ns(call, count: int) -> list[int]:
     out = []
     for _ in range(count):
         started = time.perf_counter_ns()
@@ -165,7 +165,7 @@ def _timed_ns(call, count: int) -> list[int]:
     return out
 
 
-def _pin(pid: int, cpus: set[int]) -> None:
+def pin(pid: int, cpus: set[int]) -> None:
     """Every thread of process `pid` (0: this one) on `cpus`; threads started later inherit it."""
     for task in os.listdir(f"/proc/{pid or os.getpid()}/task"):
         os.sched_setaffinity(int(task), cpus)
@@ -192,19 +192,19 @@ def bridge_vs_tcp(server: _rig.BridgeServer) -> tuple[float, float, float, float
         for pinned in ((True, False) if pinnable else (False,)):
             if pinned:
                 for pid in (0, server.proc.pid, echo.proc.pid):
-                    _pin(pid, {min(before)})
+                    pin(pid, {min(before)})
             bridge_ns, tcp_ns = [], []
             for batch in range(CALL_BATCHES):  # alternating batches: the same load on both
                 first, second = ((bridge_ns, tick), (tcp_ns, echo.round_trip))[:: 1 if batch % 2 else -1]
-                first[0].extend(_timed_ns(first[1], CALLS_PER_BATCH))
-                second[0].extend(_timed_ns(second[1], CALLS_PER_BATCH))
+                first[0].extend(timed_ns(first[1], CALLS_PER_BATCH))
+                second[0].extend(timed_ns(second[1], CALLS_PER_BATCH))
             figures += [statistics.median(bridge_ns) / 1000, statistics.median(tcp_ns) / 1000]
             if pinned:
                 for pid in (0, server.proc.pid, echo.proc.pid):
-                    _pin(pid, before)
+                    pin(pid, before)
     finally:
         if pinnable:
-            _pin(0, before)
+            pin(0, before)
         client.close()
         echo.close()
     return (figures[0], figures[1], *(figures[2:] or (float("nan"), float("nan"))))

@@ -39,3 +39,17 @@ def test_a_benchmark_called_without_arguments_reads_none_from_the_command_line(m
         except SystemExit:
             pass
         assert parsed == [[]]
+
+
+def test_the_bridge_call_bench_measures_every_kind_against_a_server_process_and_judges_last_error(capsys) -> None:
+    import bench.bridge_call as bridge_call
+
+    code = bridge_call.main(["--calls", "5", "--batches", "2"])
+    out = capsys.readouterr().out
+    figures = {line[:22].strip(): float(line[22:].split()[0]) for line in out.splitlines() if line.startswith(
+        ("bare TCP", "bridge "))}
+    assert list(figures) == ["bare TCP round trip", "bridge sim_clock", "bridge last_error", "bridge 12 bars",
+                             "bridge 121 bars"]
+    assert "medians of 10 calls each" in out
+    assert all(us > 0 for us in figures.values())
+    assert ("target: bridge call <= 3x bare TCP: met" in out) == (code == 0)
