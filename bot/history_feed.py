@@ -29,6 +29,7 @@ every cycle at once, as it comes, from the loop only.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from datetime import datetime
@@ -42,6 +43,8 @@ from .telemetry.process_sample import ProcessSampler
 HISTORY_EVERY = 32  # cycles the loop lets wait before it feeds them itself (see the module doc)
 READER_FRESH_SECONDS = 60.0  # a reader fed this recently: the loop leaves a new minute to it
 PROCESS_SAMPLE_SECONDS = 10.0  # the history's RSS and CPU sample, at most this often
+
+log = logging.getLogger("bot.history_feed")
 
 _seconds = itemgetter(1)  # of a (call, seconds) quick-lane entry
 
@@ -97,8 +100,9 @@ class HistoryFeed:
         """What a reader calls before it reads a series the cycles feed: the cycles into metrics first,
         then, off the loop, into the history if that needs no store write (see the module doc)."""
         self._ended.fold_pending()
-        if not self._ended.items or not self._lock.acquire(blocking=False):
-            return  # nothing waits for the history, or the loop is feeding it now
+        if self._add_quietly is None or not self._ended.items or not self._lock.acquire(blocking=False):
+            return  # no reader feeds, nothing waits for the history, or the loop is feeding it now
+        figures: list[CycleFigures] = []
         try:
             figures = self._take()
             if not figures:
@@ -108,6 +112,12 @@ class HistoryFeed:
                 self.minute_ends = self.reader_fed_at = -math.inf
                 return
             self.reader_fed_at = figures[-1].finished_at
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail for the history's sake
+            # add_if_quiet judges the whole batch before it changes anything: the batch goes to the loop.
+            self._unfed.extend(figures)
+            self._add_quietly = None  # from now on the loop feeds it all, as where no reader can
+            self.minute_ends = self.reader_fed_at = -math.inf
+            log.error("the minute history is fed by the loop from now on: the scrape thread's feed failed: %s", exc)
         finally:
             self._lock.release()
 

@@ -255,3 +255,22 @@ def test_appended_counts_every_item_even_while_a_drop_runs_on_another_thread() -
     pending._drops += 1  # a drop is running (odd): the sum may be torn, so it is read under the lock
     assert pending.appended() == 11 and entered == [1]
 
+
+
+def test_a_failing_reader_feed_never_fails_the_scrape_and_hands_the_history_to_the_loop(caplog) -> None:
+    store, rollup, metrics, instrumentation, gateway, clock = rig()
+    cycle(instrumentation, gateway, clock, 0)  # settles the day
+
+    def broken(figures):
+        raise RuntimeError("a bug")
+
+    instrumentation._feed._add_quietly = broken
+    cycle(instrumentation, gateway, clock, 1)
+    assert b"tradewatch_cycles_total" in generate_latest(metrics.registry)  # the scrape still answers
+    generate_latest(metrics.registry)  # said once, not at every read
+    assert [r.levelname for r in caplog.records if "scrape thread's feed failed" in r.message] == ["ERROR"]
+    for n in range(2, 5):
+        cycle(instrumentation, gateway, clock, n)
+        generate_latest(metrics.registry)
+    instrumentation.flush_history()
+    assert stored(store, rollup, "cycles") == 5  # the failed batch and every later one, fed by the loop
