@@ -40,6 +40,7 @@ TIME_TRUTH = {
     ("trades", "exit_time"): "trade_exit",
     ("equity_bases", "first_exit_time"): "any_deal",
     ("trade_rollups", "last_exit_time"): "any_deal",
+    ("deal_marks", "newest"): "any_deal",  # the newest stored deal's time (db.deal_marks), not a cycle's
     # The bot process's own figures per minute (cycle durations, CPU, memory: bot/history.py) are
     # stamped with the machine's clock by design - true UTC at a real terminal, and in an accelerated
     # run the time the process really spent - so their truth is the wall-clock minute of the cycles.

@@ -142,3 +142,20 @@ def test_a_broker_day_start_is_judged_against_the_servers_midnight():
     assert offsets([("1", datetime(2026, 1, 5, 22, 0, tzinfo=UTC))]) == (0.0, "1")
     assert offsets([("1", datetime(2026, 1, 5, 22, 0, tzinfo=UTC)), ("2", datetime(2026, 1, 6, 0, 0, tzinfo=UTC))]) \
         == (7200.0, "2")  # a UTC midnight is two hours off the broker's day
+
+
+def test_a_deal_marks_newest_time_is_judged_against_the_deals_not_the_cycles():
+    """deal_marks.newest is the newest stored deal's time: a deal made between two cycles is exact there."""
+    from datetime import UTC, datetime
+
+    deal_at = datetime(2026, 1, 5, 10, 0, 14, tzinfo=UTC)
+    deals = [{"ticket": 7, "utc": deal_at, "entry": 0, "position_id": 1, "order": 1, "time_msc": 0, "type": 0,
+              "volume": 0.1}]
+
+    def offset(newest):
+        record = bench.RunRecord("demo", 1, [datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)], [], deals, set(),
+                                 {("deal_marks", "newest"): [("42", newest)]}, [])
+        return bench.time_offsets(record)["deal_marks.newest"]
+
+    assert offset(deal_at) == (0.0, "42")  # 14 s after the cycle: no gap
+    assert offset(datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)) == (14.0, "42")  # a cycle's time is not a deal's
