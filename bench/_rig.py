@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bot.app import BotApp
 from bot.config import Settings
+from db.pgcluster import free_port
 from mt5bridge.client import BridgeClient, connect
 from mt5bridge.sim import SimTerminal
 
@@ -44,11 +45,6 @@ class LokiSink:
         self.proc.kill()
         self.proc.wait(10)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_listening(port: int, proc: subprocess.Popen, what: str, seconds: float = 30) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench._chaos_procs import SEED, SPEED, Bot, Bridge, Postgres, base_env
-from bench._rig import free_port
+from db.pgcluster import free_port
 from mt5bridge import constants as mt5
 
 log = logging.getLogger("bench.chaos")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -26,16 +25,12 @@ from sqlalchemy import select
 from bot.telemetry.http_server import EXPORTER_LIMITS, BackgroundServer
 from db import init_db
 from db.models import AlertModel
+from db.pgcluster import free_port
 from exporter.app import create_app
 
 TOKEN = "live-sink-token-0123456789abcdef"
 WAIT = 40.0
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_render():

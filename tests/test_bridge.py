@@ -19,6 +19,7 @@ import rpyc
 from bridge_tls import bridge_cert, raw_tls
 from rpyc.core.stream import SocketStream
 
+from db.pgcluster import free_port
 from mt5bridge import constants as mt5
 from mt5bridge.client import connect
 from mt5bridge.errors import (
@@ -160,11 +161,6 @@ def market_buy(client, comment: str, volume: float = 0.1) -> dict:
 def with_comment(rows, comment: str) -> list[dict]:
     return [row for row in rows or [] if row["comment"] == comment]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- calls and plain data ---------------------------------------------------------------------

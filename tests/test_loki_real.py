@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from bot.telemetry import logging as bot_logging
 from bot.telemetry.log_backlog import LogBacklog
 from bot.telemetry.logging import setup_logging
 from bot.telemetry.loki import LokiHandler
+from db.pgcluster import free_port
 from mt5bridge.sim import SimTerminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +42,6 @@ def loki_binary() -> str | None:
         return configured if os.access(configured, os.X_OK) else None
     return shutil.which("loki")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RealLoki:

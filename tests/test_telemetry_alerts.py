@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -15,15 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.telemetry.alerts import AlertmanagerClient
+from db.pgcluster import free_port
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 LABELS = {"account": "5550123", "service": "bot"}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition, timeout=10.0, interval=0.05):
