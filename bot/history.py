@@ -111,9 +111,14 @@ class MinuteRollup:
             return False
         if settled[0] != self.offset_of():
             return False
-        minute_no = int(finished[0] // 60)
-        s = self._enter_minute(minute_no)
-        s["cycles"] += len(figures)
+        self._fold_minute(columns)
+        return True
+
+    def _fold_minute(self, columns: list[tuple[Any, ...]]) -> None:
+        """A batch of one minute (`columns`: its figures by field) into that minute's sums, each column by a
+        C-level fold in the order `add` would add it."""
+        s = self._enter_minute(int(columns[0][0] // 60))
+        s["cycles"] += len(columns[0])
         s["cycle_seconds_sum"] = reduce(add, columns[1], s["cycle_seconds_sum"])
         s["cycle_seconds_max"] = max(s["cycle_seconds_max"], *columns[1])
         s["signals"] += sum(columns[2])
@@ -123,7 +128,6 @@ class MinuteRollup:
         s["broker_latency_seconds_sum"] = reduce(add, columns[6], s["broker_latency_seconds_sum"])
         s["memory_rss_bytes"] = columns[7][-1]
         s["cpu_percent"] = columns[8][-1]
-        return True
 
     def _enter_minute(self, minute_no: int) -> dict[str, Any]:
         """The sums of unix minute `minute_no`, the current minute closed (and written, unless deferred) first."""
@@ -165,7 +169,9 @@ class MinuteRollup:
             minute = minute_no
         if closes and (not self.defer_writes or len(self.closed) + closes >= MAX_DEFERRED_MINUTES):
             return False
-        if not self._add_settled(figures):  # a batch across minutes: figure by figure, sums only
+        if closes == 0:  # one minute, judged above: folded at once, without _add_settled's second judgement
+            self._fold_minute(list(zip(*figures, strict=True)))  # every figure of FIGURE_FIELDS, judged above
+        else:  # across minutes: figure by figure, sums only
             for one in figures:
                 self._sum(one)
         return True

@@ -86,7 +86,6 @@ class Instrumentation(EngineObserver):
             self._feed = HistoryFeed(self._ended, metrics, history_sink)
         # A read folds the cycles into metrics first; with a history a reader can feed, it feeds it too.
         metrics.fold_before_reads(self._feed if self._feed is not None and self._feed.reads_feed else self._ended)
-        self._batched = self._feed is not None and self._feed.batched
         self._write_closed = getattr(history_sink, "write_closed", None)  # a test's sink may only add
         self._closed_minutes = getattr(history_sink, "closed", None)  # a list: nothing to write while empty
         self.strategy_metrics: Any = None
@@ -219,7 +218,7 @@ class Instrumentation(EngineObserver):
             if len(ended.items) >= HISTORY_EVERY:
                 ended.fold_pending()
                 self.metrics.keep_bounded()
-        elif (not self._batched or len(ended.items) >= HISTORY_EVERY
+        elif (not feed.batched or len(ended.items) >= HISTORY_EVERY
               or (now >= feed.minute_ends and now - feed.reader_fed_at >= READER_FRESH_SECONDS)):
             feed.feed()  # which keeps the metrics' pending lists bounded too
         elif (started := report.started_at) is not None:

@@ -201,6 +201,12 @@ def test_add_if_quiet_sums_what_add_sums_across_minutes() -> None:
     for one in batch:
         loud.add(one)
     assert snapshot(quiet) == snapshot(loud) and len(quiet.closed) == 2
+    same_minute = [one._replace(finished_at=one.finished_at + 150)  # inside the current minute (START + 120..)
+                   for one in figures_from(BROKER + timedelta(seconds=150), 3, seconds=3)]
+    assert quiet.add_if_quiet(same_minute)
+    for one in same_minute:
+        loud.add(one)
+    assert snapshot(quiet) == snapshot(loud) and quiet._sums["cycles"] == 4
     quiet.flush()
     loud.flush()
     assert quiet_store.minutes == loud_store.minutes
