@@ -18,12 +18,12 @@ and 121 bars shows bars by column.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
+from contextlib import nullcontext
 
 from bench import _rig
-from bench.cycle import CALL_BATCHES, CALLS_PER_BATCH, EchoServer, pin, timed_ns
+from bench.cycle import CALL_BATCHES, CALLS_PER_BATCH, PINNABLE, EchoServer, on_one_cpu, timed_ns
 
 TARGET_RATIO = 3.0
 
@@ -36,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     server = _rig.BridgeServer()
     client = server.client()
     echo = EchoServer()
-    pinnable = hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
-    before = os.sched_getaffinity(0) if pinnable else set()
     cases = {
         "bare TCP round trip": echo.round_trip,
         "bridge sim_clock": client.sim_clock,
@@ -50,21 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         client.initialize()
         for call in cases.values():
             timed_ns(call, 50)  # connections and caches warm
-        if pinnable:
-            for pid in (0, server.proc.pid, echo.proc.pid):
-                pin(pid, {min(before)})
-        for batch in range(options.batches):  # interleaved, the order turning: the same load on every kind
-            names = list(cases)
-            for name in names[batch % len(names):] + names[:batch % len(names)]:
-                figures[name].extend(timed_ns(cases[name], options.calls))
+        with on_one_cpu(server.proc.pid, echo.proc.pid) if PINNABLE else nullcontext():
+            for batch in range(options.batches):  # interleaved, the order turning: the same load on every kind
+                names = list(cases)
+                for name in names[batch % len(names):] + names[:batch % len(names)]:
+                    figures[name].extend(timed_ns(cases[name], options.calls))
     finally:
-        if pinnable:
-            pin(0, before)
         client.close()
         echo.close()
         server.stop()
     bare = statistics.median(figures["bare TCP round trip"]) / 1000
-    placed = "every process on one CPU" if pinnable else "placed by the scheduler (CPUs cannot be pinned here)"
+    placed = "every process on one CPU" if PINNABLE else "placed by the scheduler (CPUs cannot be pinned here)"
     sys.stdout.write(f"medians of {options.batches * options.calls} calls each, {placed}\n")
     for name, values in figures.items():
         median = statistics.median(values) / 1000

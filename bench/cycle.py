@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from bench import _rig
@@ -171,6 +173,25 @@ def pin(pid: int, cpus: set[int]) -> None:
         os.sched_setaffinity(int(task), cpus)
 
 
+#: Processes can be pinned to CPUs here (Linux: sched_setaffinity and a task list per process).
+PINNABLE = hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
+
+
+@contextmanager
+def on_one_cpu(*pids: int) -> Iterator[None]:
+    """This process and processes `pids` on one CPU for the block (only where PINNABLE), then back on
+    the CPUs this process had; this process is put back even if the block fails."""
+    before = os.sched_getaffinity(0)
+    for pid in (0, *pids):
+        pin(pid, {min(before)})
+    try:
+        yield
+        for pid in pids:
+            pin(pid, before)
+    finally:
+        pin(0, before)
+
+
 def bridge_vs_tcp(server: _rig.BridgeServer) -> tuple[float, float, float, float]:
     """Median microseconds of a bridge `last_error` and of a bare loopback TCP round trip: with every
     process of the comparison on one CPU (the figure judged), then as the scheduler places them.
@@ -183,28 +204,19 @@ def bridge_vs_tcp(server: _rig.BridgeServer) -> tuple[float, float, float, float
     """
     client = server.client()
     echo = EchoServer()
-    pinnable = hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
-    before = os.sched_getaffinity(0) if pinnable else set()
     try:
         tick = client.last_error
         tick(), echo.round_trip()  # connections warm
         figures = []
-        for pinned in ((True, False) if pinnable else (False,)):
-            if pinned:
-                for pid in (0, server.proc.pid, echo.proc.pid):
-                    pin(pid, {min(before)})
-            bridge_ns, tcp_ns = [], []
-            for batch in range(CALL_BATCHES):  # alternating batches: the same load on both
-                first, second = ((bridge_ns, tick), (tcp_ns, echo.round_trip))[:: 1 if batch % 2 else -1]
-                first[0].extend(timed_ns(first[1], CALLS_PER_BATCH))
-                second[0].extend(timed_ns(second[1], CALLS_PER_BATCH))
+        for pinned in ((True, False) if PINNABLE else (False,)):
+            with on_one_cpu(server.proc.pid, echo.proc.pid) if pinned else nullcontext():
+                bridge_ns, tcp_ns = [], []
+                for batch in range(CALL_BATCHES):  # alternating batches: the same load on both
+                    first, second = ((bridge_ns, tick), (tcp_ns, echo.round_trip))[:: 1 if batch % 2 else -1]
+                    first[0].extend(timed_ns(first[1], CALLS_PER_BATCH))
+                    second[0].extend(timed_ns(second[1], CALLS_PER_BATCH))
             figures += [statistics.median(bridge_ns) / 1000, statistics.median(tcp_ns) / 1000]
-            if pinned:
-                for pid in (0, server.proc.pid, echo.proc.pid):
-                    pin(pid, before)
     finally:
-        if pinnable:
-            pin(0, before)
         client.close()
         echo.close()
     return (figures[0], figures[1], *(figures[2:] or (float("nan"), float("nan"))))

@@ -181,3 +181,28 @@ def test_cpu_timer_splits_its_total_by_entry_point():
     first(), first(), second()
     assert timer.by_name == {"first": 10, "second": 5} and timer.ns == 15
     assert timer.calls_by_name == {"first": 2, "second": 1} and timer.calls == 3
+
+
+def test_on_one_cpu_pins_this_process_and_the_others_for_the_block_and_puts_them_back() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from bench.cycle import PINNABLE, on_one_cpu
+
+    assert PINNABLE  # the CI machine is Linux: the comparison's judged figure is the pinned one
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        before = os.sched_getaffinity(0)
+        with on_one_cpu(child.pid):
+            assert os.sched_getaffinity(0) == os.sched_getaffinity(child.pid) == {min(before)}
+        assert os.sched_getaffinity(0) == os.sched_getaffinity(child.pid) == before
+        try:
+            with on_one_cpu(child.pid):
+                raise RuntimeError("a failed measurement")
+        except RuntimeError:
+            pass
+        assert os.sched_getaffinity(0) == before  # this process is put back even so
+    finally:
+        child.kill()
+        child.wait()
