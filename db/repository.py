@@ -328,6 +328,11 @@ class Repository(SignalWrites, TradeBook):
         with self._db.session() as session:
             return brokerday.record(session.connection(), account, since, int(offset_seconds))
 
+    def latest_broker_offset(self, account: str) -> int | None:
+        """The newest server offset stored for `account` (None: none yet), to seed a restarted bot's clock."""
+        with self._db.session() as session:
+            return brokerday.load(session.connection(), account).latest
+
     def record_trade_volume(self, account: str, ticket: int, volume: Decimal, entry_price: Decimal) -> bool:
         """An open trade's volume and volume-weighted entry price after a netting add; False if not open."""
         table = _table(TradeModel)

@@ -130,3 +130,66 @@ def test_a_gateway_over_the_lenient_terminal_itself_reads_the_sim_clock_too():
     sim.advance(60)
     assert abs((gateway.quote("EURUSD").time - sim.now()).total_seconds()) <= 1
     assert gateway.clock.offset == 0
+
+
+def test_a_seeded_clock_converts_at_once_and_a_frozen_tick_cannot_change_it(caplog):
+    clock = BrokerClock()
+    with caplog.at_level(logging.INFO, logger="bot.gateway.clock"):
+        assert clock.seed(2 * H)
+    assert "stored by an earlier run" in caplog.text
+    assert clock.offset == 2 * H and clock.due(NOW)  # in force, and measured again at the next tick
+    assert clock.to_utc(NOW + 2 * H) == datetime.fromtimestamp(NOW, UTC)
+    friday_close = NOW + 2 * H  # server time of the last tick before the weekend
+    saturday = NOW + 10 * H + 20  # ten hours later: that tick "looks fresh" at an offset of -8 h
+    assert not clock.observe(friday_close, saturday)
+    assert not clock.observe(friday_close, saturday + 900)  # the same frozen tick: never a confirmation
+    assert clock.offset == 2 * H
+    assert not clock.seed(3 * H), "a measured or seeded clock is not seeded again"
+    monday = NOW + 60 * H
+    assert clock.observe(monday + 2 * H + 1, monday) and clock.offset == 2 * H and not clock.due(monday)
+    assert not BrokerClock().seed(7 * 60), "a stored offset that is no time zone is not used"
+
+
+def test_a_restart_on_the_weekend_keeps_the_offset_an_earlier_run_stored(tmp_path):
+    """Friday's frozen last tick, read on Saturday a whole number of quarter hours later, passes for a
+    fresh tick with an offset hours off: a restarted bot must keep the offset it stored instead."""
+    from bot.app import BotApp
+    from bot.config import Settings
+    from db import brokerday
+    from db.reading import reading
+
+    state, store = tmp_path / "sim.json", tmp_path / "store.db"
+    env = {"DATABASE_URL": f"sqlite:///{store}", "SIM_SEED": "7", "SIM_BROKER": "retail-hedging",
+           "SIM_STATE_PATH": str(state), "SIM_START": "2026-03-06T20:00:00", "SYMBOLS": "EURUSD",
+           "TIMEFRAME": "M1", "CYCLE_SECONDS": "600", "LOG_LEVEL": "WARNING"}
+    first = BotApp(Settings.from_env(env, dotenv_path=None), stepped=True)
+    assert first.run(cycles=3, serve=False) == 0  # Friday evening: the market is open
+    with reading(first.database) as connection:
+        assert brokerday.load(connection, first.engine.account_id).latest == 2 * H
+    first.database.dispose()
+
+    # The broker, kept in its state file, is moved on to Saturday: Friday's close + 10 h + 5 s.
+    sim = SimTerminal(seed=7, stepped=True, state_file=str(state), profile="retail-hedging")
+    terminal = Mt5Module(sim)
+    assert terminal.initialize()
+    frozen = terminal.symbol_info_tick("EURUSD.m").time
+    sim.advance(60 * 30)
+    while True:  # wait for the weekend: the tick stops moving
+        tick = terminal.symbol_info_tick("EURUSD.m").time
+        if tick == frozen:
+            break
+        frozen = tick
+        sim.advance(60 * 30)
+    close_utc = frozen - 2 * H
+    sim.advance(close_utc + 10 * H + 5 - sim.now().timestamp())
+    stale = BrokerClock()
+    assert stale.observe(frozen, sim.now().timestamp()) and stale.offset == -8 * H, "the trap is set"
+
+    again = BotApp(Settings.from_env({**env, "CYCLE_SECONDS": "30"}, dotenv_path=None), stepped=True)
+    try:
+        assert again.run(cycles=2, serve=False) == 0
+        assert again.engine.gateway.clock.offset == 2 * H
+        assert again.engine.last_report.ok and again.engine.halted_reason is None
+        assert again.engine.gateway.broker_time == datetime.fromtimestamp(close_utc, UTC)  # Friday close, in UTC
+    finally:
+        again.database.dispose()

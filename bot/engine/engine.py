@@ -35,7 +35,7 @@ from .act import ActStep
 from .books import Books, open_ids
 from .equity import EquityGuard
 from .halts import HaltStep
-from .history_guard import BrokerHistoryRewound
+from .history_guard import BrokerHistoryRewound, seed_server_clock
 from .netting import Attribution
 from .observer import CycleReport, EngineObserver
 from .orders import OrderSender
@@ -123,6 +123,7 @@ class Engine(ActStep, ReplayStep, SnapshotStep, HaltStep):
             self.gateway.connect()
         account = self.gateway.account()
         self.account_id = str(account.login)
+        seed_server_clock(self.gateway, self.repo, self.account_id)  # before any time is converted
         configured = symbol_specs(self.gateway, self.settings.symbols, self.settings.symbol_suffix)  # ConfigError
         self.symbol_map = {name: spec.name for name, spec in configured.items()}
         self.specs.update({spec.name: spec for spec in configured.values()})

@@ -16,12 +16,15 @@ Two signs, either enough:
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from db import DealRecord, Repository
 from db.types import price_type, volume_type
 
 from ..gateway import Deal, Gateway
+
+log = logging.getLogger("bot.engine")
 
 REWIND_TOLERANCE = timedelta(hours=2)
 #: Deals are compared over the window the books look at, with the books' own overlap.
@@ -88,3 +91,23 @@ def _same_deal(stored: DealRecord, broker: Deal) -> bool:
 def _describe(deal: DealRecord | Deal) -> str:
     return (f"{deal.symbol} type {deal.type} entry {deal.entry} {deal.volume} at {deal.price} "
             f"(position {deal.position_id}, {_aware(deal.time).isoformat()})")
+
+
+def seed_server_clock(gateway: Gateway, repo: Repository, account: str) -> None:
+    """Give the gateway the server offset an earlier run stored (bot.gateway.clock.BrokerClock.seed).
+
+    Why here: restarted on a weekend, the terminal has only Friday's frozen ticks, which cannot
+    measure the offset; one of them may pass for fresh and give a wrong one, and the broker's clock
+    would then look hours behind the store (a rewound history above) - or stay unknown until Monday.
+    A store that cannot answer leaves the clock to be measured from ticks, as on a first start.
+    """
+    latest = getattr(repo, "latest_broker_offset", None)
+    if latest is None:
+        return
+    try:
+        offset = latest(account)
+    except Exception as exc:  # noqa: BLE001 - a missing seed only means measuring from ticks
+        log.info("no stored broker clock offset read (%s): measured from ticks", exc)
+        return
+    if offset is not None:
+        gateway.remember_server_offset(offset)

@@ -112,6 +112,11 @@ class Gateway(ABC):
         """The trade server's UTC offset as measured (None: not yet, or a gateway without a server clock)."""
         return None
 
+    def remember_server_offset(self, offset_seconds: int) -> None:
+        """The offset an earlier run measured (db.brokerday): a gateway with a server clock starts from it
+        until a live tick measures it again (bot.gateway.clock.BrokerClock.seed); others ignore it."""
+        return None  # no server clock here: nothing to seed
+
     def cycle_reads(self) -> AbstractContextManager[None]:
         """A block (the engine's cycle) in which repeated terminal/account reads may share one answer
         until an order is sent (bot.gateway.cycle_reads); by default every read is made."""

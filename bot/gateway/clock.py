@@ -20,6 +20,12 @@ an accelerated run is not mistaken for a server clock hours ahead.
 
 The offsets measured in one session are kept as a history (server time from which each holds), so
 a deal made before a daylight-saving change converts with the offset it was made under.
+
+A restart must not trust one tick more than a running bot does: started on a weekend, every tick is
+Friday's last, and one of them may look fresh by chance (at 600x simulated speed nearly every one
+does: the tolerance saturates). So the engine `seed`s the clock with the offset an earlier run stored
+(db.brokerday): it is in force for conversions at once, and a tick giving another offset must be
+confirmed by a later tick like any change - a frozen weekend quote never is.
 """
 
 from __future__ import annotations
@@ -83,6 +89,24 @@ class BrokerClock:
         if utc_now - self._measured_at >= HOUR:
             return True
         return int((utc_now + self.offset) // DAY) != self._measured_day
+
+    def seed(self, offset: int) -> bool:
+        """Start from an offset an earlier run measured (the store's); False if one is measured already.
+
+        It converts times at once, and is measured again at the next tick (`due`); a tick giving
+        another offset needs a later tick to confirm it, as a daylight-saving change does.
+        """
+        if self._offsets:
+            return False
+        offset = int(offset)
+        if offset % QUARTER_HOUR or abs(offset) > MAX_OFFSET:
+            log.warning("broker clock: stored offset %r s is not a time zone; measuring from ticks", offset)
+            return False
+        self._starts, self._offsets = [float("-inf")], [offset]
+        self._measured_at = self._measured_day = self._pending = None
+        log.info("broker clock: server time is UTC%+.2g h, stored by an earlier run; measured again at the next "
+                 "live tick", offset / HOUR, extra={"offset_seconds": offset})
+        return True
 
     def reset(self) -> None:
         """A new session (reconnect): measure at the next tick; keep the history for conversions."""

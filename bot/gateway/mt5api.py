@@ -320,6 +320,9 @@ class Mt5ApiGateway(CallingConvention, HistoryReads, OrderCalls, Gateway):
     def server_offset_seconds(self) -> int | None:
         return self.clock.offset
 
+    def remember_server_offset(self, offset_seconds: int) -> None:
+        self.clock.seed(offset_seconds)
+
     def quote(self, name: str) -> Quote:
         self._ensure_selected(name)
         tick = self._call("symbol_info_tick", name)
